@@ -1,0 +1,69 @@
+/*
+ * The signing CA and CSR checks: the only place X.509 is built or parsed on the server
+ * side. Certificates are built from our profile alone; nothing from a CSR is copied
+ * into a certificate except its public key.
+ */
+#ifndef CLAIMD_CA_H
+#define CLAIMD_CA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "claimd/errors.h"
+
+#define CSR_MAX_PEM    8192
+#define NODE_ID_MAX    64
+#define SERIAL_HEX_LEN 32
+
+struct ca;
+struct csr;
+
+struct issued {
+	char serial[SERIAL_HEX_LEN + 1]; /* upper-case hex of 16 bytes */
+	char *pem;                       /* leaf, PEM, no trailing newline; free() it */
+	int64_t not_before, not_after;   /* unix seconds */
+};
+
+/**
+ * Loads the issuing CA certificate and key and the optional extra chain. Refuses a key
+ * file that is group- or world-accessible, a key that does not match, a certificate
+ * that is not a CA, and key types other than EC P-256 and RSA 2048-4096.
+ * @p chain may be NULL or "". Returns NULL with a message in @p err on failure.
+ */
+struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz);
+/** Frees @p ca; NULL is a no-op. */
+void ca_free(struct ca *ca);
+/** The issuing CA and chain as PEM joined by single newlines, no trailing newline. */
+const char *ca_chain_pem(const struct ca *ca);
+/** "ec-p256" or "rsa-NNNN": the CA key type, for logs and metrics. */
+const char *ca_key_type(const struct ca *ca);
+/**
+ * The length of the leaf PEM this CA issues for an RSA-2048 device key and a 46-character
+ * node_id: the largest the protocol's devices receive (measured at load time by
+ * signing a fixed public key, so it is exact, not a guess).
+ */
+size_t ca_max_leaf_pem(const struct ca *ca);
+
+/**
+ * Parses and checks a CSR: one PEM block of at most CSR_MAX_PEM bytes, a valid
+ * self-signature, subject exactly one CN of 1-64 characters of [A-Za-z0-9_-], and an EC
+ * P-256 or RSA 2048-4096 (e = 65537) key. Writes the CN to @p cn.
+ * Returns CE_CSR_TOO_LARGE, CE_CSR_PARSE, CE_CSR_SIGNATURE, CE_CSR_SUBJECT, CE_CSR_KEY
+ * or CE_OK with *@p out set.
+ */
+enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1]);
+/** Frees @p c; NULL is a no-op. */
+void csr_free(struct csr *c);
+/** SHA-256 of the CSR's SubjectPublicKeyInfo (DER). */
+void csr_key_fingerprint(const struct csr *c, uint8_t out[32]);
+/**
+ * Signs a certificate for @p node_id with the CSR's public key, valid @p days days.
+ * Returns 0, or -1 after logging OpenSSL's errors.
+ */
+int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
+            struct issued *out);
+/** Frees what ca_sign() put in @p i. */
+void issued_clear(struct issued *i);
+
+#endif

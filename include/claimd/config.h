@@ -1,0 +1,58 @@
+/*
+ * The YAML config file: one key table drives parsing, defaults, validation and the
+ * example file. This module only reads and checks text; it loads no keys or
+ * certificates (runtime.c does) and never logs values, since some name secrets.
+ */
+#ifndef CLAIMD_CONFIG_H
+#define CLAIMD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct claimd_config {
+	char *file; /* as given */
+	char *dir;  /* its folder: relative paths are relative to it */
+
+	char *listen; /* server.listen, "host:port" */
+	char *listen_host;
+	unsigned listen_port;
+	char **trusted_proxies;
+	size_t n_trusted_proxies;
+	unsigned threads;
+	unsigned max_body_bytes;
+	unsigned connection_timeout;
+	char *log_level;
+
+	char *db_url;
+
+	char *ca_certificate;
+	char *ca_key;
+	char *ca_chain;
+	unsigned validity_days;
+
+	char *secrets_key_file;
+
+	unsigned challenge_ttl;
+	unsigned max_attempts;
+	char *mqtt_host;
+	char *mqtt_cred_host;
+
+	char *jwt_jwks_file;
+	char *jwt_issuer;
+	char *jwt_audience;
+	char *jwt_user_claim;
+	unsigned quota;
+};
+
+/**
+ * Loads and validates @p path. On failure returns NULL and writes
+ * "FILE:LINE:COLUMN: message" (or "FILE: message") into @p err.
+ */
+struct claimd_config *config_load(const char *path, char *err, size_t errsz);
+/** Frees @p c; NULL is a no-op. */
+void config_free(struct claimd_config *c);
+/** Writes the documented example file, every key with its default, to @p out. */
+void config_write_example(FILE *out);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * The process-wide context passed to every handler: the current generation of config,
+ * CA and secrets (swapped whole on SIGHUP, ref-counted so in-flight requests keep the
+ * one they started with), per-thread database connections and counters for /metrics.
+ */
+#ifndef CLAIMD_RUNTIME_H
+#define CLAIMD_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "claimd/ca.h"
+#include "claimd/config.h"
+#include "claimd/crypto.h"
+#include "claimd/db.h"
+#include "claimd/errors.h"
+
+#define RESPONSE_MAX 3071 /* the firmware's receive buffer, less its NUL */
+
+struct runtime {
+	struct claimd_config *cfg;
+	struct ca *ca;
+	struct secrets *secrets;
+	atomic_int refs;
+};
+
+struct app {
+	pthread_mutex_t lock;
+	struct runtime *rt; /* current generation */
+	char *db_url;       /* fixed for the process lifetime */
+	pthread_key_t db_key;
+	atomic_long inflight;
+	atomic_long by_code[CE__COUNT]; /* replies by error code (CE_OK = success) */
+	atomic_long self_claims;        /* certificates issued */
+};
+
+/**
+ * Loads a config file and everything it names (secrets key, CA) and checks that the
+ * largest response fits RESPONSE_MAX. Returns NULL with "FILE:LINE:COL: message" or
+ * "PATH: message" in @p err.
+ */
+struct runtime *runtime_load(const char *path, char *err, size_t errsz);
+/** Drops one reference; frees the generation at zero. NULL is a no-op. */
+void runtime_release(struct runtime *rt);
+
+/** Initialises @p app around a first generation (takes its reference). */
+int app_init(struct app *app, struct runtime *rt);
+/** Releases everything app_init() took. */
+void app_destroy(struct app *app);
+/** The current generation, with a reference the caller releases. */
+struct runtime *app_acquire(struct app *app);
+/** Makes @p rt current (takes its reference) and releases the old one. */
+void app_swap(struct app *app, struct runtime *rt);
+/** This thread's database connection, connected on first use; NULL if it cannot be. */
+struct db *app_db(struct app *app);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * A simulated ESP RainMaker device for claimsim and the tests: it builds requests
+ * byte-for-byte as the firmware does and checks replies as strictly as the firmware's
+ * fragile parser would (and then some: it verifies what it receives).
+ */
+#ifndef CLAIMD_SIM_H
+#define CLAIMD_SIM_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "claimd/httpc.h"
+
+#define SIM_RESPONSE_MAX 3071
+
+struct sim_device {
+	char mac[13];
+	char platform[33];
+	uint8_t efuse_key[16];
+	EVP_PKEY *key;
+};
+
+/** A new device key: "ec" (P-256) or "rsa" (2048). NULL on failure. */
+EVP_PKEY *sim_key_new(const char *type);
+/** Loads a PEM private key from @p path, or creates one of @p type and saves it (0600). */
+EVP_PKEY *sim_key_load_or_create(const char *path, const char *type);
+/**
+ * A CSR for @p cn signed by @p key, PEM. @p cli_style adds what the CLI's CSRs carry
+ * (a critical basicConstraints CA:false request and a trailing newline); the firmware's
+ * have no extensions and no trailing newline. The caller frees the result.
+ */
+char *sim_csr_pem(EVP_PKEY *key, const char *cn, bool cli_style);
+/** The firmware's escape of a PEM for JSON: drop one trailing '\n', every '\n' -> "\\n". */
+char *sim_firmware_escape(const char *pem);
+/**
+ * Extracts a string field the way the firmware's parser does (raw bytes between the
+ * quotes, at most @p max - 1 of them) and, when @p unescape, turns "\\n" into newlines
+ * as the firmware does. Fails if the field is missing, too long, or if what the
+ * firmware would read differs from the JSON value (an escape it cannot handle).
+ */
+bool sim_firmware_string(const char *body, const char *key, char *out, size_t max, bool unescape);
+/**
+ * Checks a received chain: leaf key equals @p key, subject is exactly CN=@p cn, leaf is
+ * signed by the next certificate, client-auth profile present, no trailing newline.
+ * With @p root_file, also verifies the whole path to that root. Returns 0 or -1 + @p err.
+ */
+int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const char *root_file,
+                    char *err, size_t errsz);
+/** HMAC-SHA512(efuse_key, challenge) as 128 upper-case hex digits plus NUL. */
+void sim_challenge_response(const uint8_t efuse_key[16], const char *challenge, char out[129]);
+
+struct sim_result {
+	int stage;         /* 1 initiate, 2 verify, 3 checking */
+	int status;        /* the HTTP status of the failing exchange */
+	char *certificate; /* the received chain, PEM (caller frees) */
+	char err[512];
+};
+
+/**
+ * A complete firmware-style self claim against @p u. @p policies adds
+ * "node_policies" as the firmware build option does (NULL: none). Returns 0 on success.
+ */
+int sim_self_claim(const struct http_url *u, const struct sim_device *d, const char *policies,
+                   const char *root_file, struct sim_result *res);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * OpenSSL X.509 for the server: CA loading, CSR checking and certificate signing.
+ * Functions that own OpenSSL objects free them at one 'out:' label and drain the error
+ * queue into the log. It never logs key material and never trusts CSR extensions.
+ */
+#include "claimd/ca.h"
+
+#include <errno.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "claimd/crypto.h"
+#include "claimd/log.h"
+
+struct ca {
+	X509 *cert;
+	EVP_PKEY *key;
+	char *chain_pem;
+	char key_type[16];
+	size_t max_leaf_pem;
+};
+
+struct csr {
+	X509_REQ *req;
+	EVP_PKEY *pub; /* owned reference */
+};
+
+/* PEM of one certificate without its trailing newline. */
+static char *cert_pem(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out = NULL;
+	long n;
+
+	if (!b || !PEM_write_bio_X509(b, x))
+		goto out;
+	n = BIO_get_mem_data(b, &data);
+	while (n > 0 && data[n - 1] == '\n')
+		n--;
+	out = strndup(data, (size_t)n);
+out:
+	BIO_free(b);
+	return out;
+}
+
+/* Appends every certificate of a PEM file, normalised, to *acc joined by '\n'. */
+static int append_certs(const char *path, char **acc, X509 **first, char *err, size_t errsz)
+{
+	BIO *b = BIO_new_file(path, "r");
+	X509 *x = NULL;
+	int count = 0, rc = -1;
+
+	if (!b) {
+		snprintf(err, errsz, "%s: cannot open", path);
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		char *p = cert_pem(x), *joined = NULL;
+		if (!p || asprintf(&joined, "%s%s%s", *acc ? *acc : "", *acc ? "\n" : "", p) < 0) {
+			free(p);
+			snprintf(err, errsz, "%s: out of memory", path);
+			goto out;
+		}
+		free(p);
+		free(*acc);
+		*acc = joined;
+		if (first && !*first) {
+			*first = x;
+			x = NULL;
+		}
+		X509_free(x);
+		x = NULL;
+		count++;
+	}
+	ERR_clear_error(); /* the read that ends the loop always "fails" */
+	if (count == 0) {
+		snprintf(err, errsz, "%s: no PEM certificate found", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
+/* "ec-p256" / "rsa-2048"..., or NULL for a key type we do not accept. */
+static const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz, int min_rsa, int max_rsa)
+{
+	if (EVP_PKEY_is_a(k, "EC")) {
+		char group[64];
+		size_t glen = 0;
+		if (!EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
+		                                    sizeof(group), &glen) ||
+		    strcmp(group, "prime256v1") != 0)
+			return NULL;
+		snprintf(buf, bufsz, "ec-p256");
+		return buf;
+	}
+	if (EVP_PKEY_is_a(k, "RSA")) {
+		BIGNUM *e = NULL;
+		int bits = EVP_PKEY_get_bits(k);
+		bool ok = EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &e) &&
+		          BN_is_word(e, RSA_F4) && bits >= min_rsa && bits <= max_rsa;
+		BN_free(e);
+		if (!ok)
+			return NULL;
+		snprintf(buf, bufsz, "rsa-%d", bits);
+		return buf;
+	}
+	return NULL;
+}
+
+/*
+ * A fixed RSA-2048 public key (public only: nothing can be signed with it). RSA-2048 is
+ * the largest device key the protocol names, so a leaf for it is the largest a device
+ * normally receives; measuring one at load time makes the start-up size check exact.
+ */
+static const char rsa2048_spki_b64[] =
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA0mhh/okpyfG7t96IyXbjKPvvyk81wJNS"
+    "0P6DvBcnJWjQxM1x1rMqK+TjimGpVjLlviyRlQ6oSzpqZogKUF2wRGq4G3nb/KsOQqSlBjpE57B0"
+    "mfzN5fHEHDo4Gm1UULy73RC4VfitGckqSArOq8PYap80j2FItdeGg4iKKqE/tp8hx1TRBmCRxhPL"
+    "kuPWMNPy2h2mXWYScOD26oJi9t5Srcp78EG6dlhdA/wIFuitRy2zaW4by7oCHepz6JEAA4dK0Zjz"
+    "Z1bL41ZJEMQ6zO91uL+FCbAps0D/OMNT/XNcX9GPy9QvACSJe1LzyxTREI8Ss01cJ6bIAh8qmZLf"
+    "6VHG6QIDAQAB";
+
+static int measure_max_leaf(struct ca *ca, char *err, size_t errsz)
+{
+	uint8_t der[400];
+	size_t dlen = 0;
+	const unsigned char *p = der;
+	struct csr c = {0};
+	struct issued is = {0};
+	char cn[NODE_ID_MAX + 1];
+	int rc = -1;
+
+	memset(cn, 'W', 46); /* the longest node_id the protocol allows */
+	cn[46] = '\0';
+	if (!b64_decode(der, sizeof(der), &dlen, rsa2048_spki_b64, strlen(rsa2048_spki_b64)))
+		goto out;
+	c.pub = d2i_PUBKEY(NULL, &p, (long)dlen);
+	if (!c.pub || ca_sign(ca, &c, cn, 36500, &is) < 0)
+		goto out;
+	ca->max_leaf_pem = strlen(is.pem);
+	rc = 0;
+out:
+	if (rc < 0)
+		snprintf(err, errsz, "cannot sign a test certificate with the CA");
+	issued_clear(&is);
+	EVP_PKEY_free(c.pub);
+	return rc;
+}
+
+struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz)
+{
+	struct ca *ca = calloc(1, sizeof(*ca));
+	struct stat st;
+	BIO *kb = NULL;
+
+	if (!ca) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (append_certs(cert, &ca->chain_pem, &ca->cert, err, errsz) < 0)
+		goto fail;
+	if (stat(key, &st) < 0) {
+		snprintf(err, errsz, "%s: %s", key, strerror(errno));
+		goto fail;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errsz, "%s: CA key is group- or world-accessible (chmod 600)", key);
+		goto fail;
+	}
+	kb = BIO_new_file(key, "r");
+	if (!kb || !(ca->key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL))) {
+		snprintf(err, errsz, "%s: not a PEM private key (or encrypted)", key);
+		goto fail;
+	}
+	if (!X509_check_private_key(ca->cert, ca->key)) {
+		snprintf(err, errsz, "%s: key does not match %s", key, cert);
+		goto fail;
+	}
+	if (X509_check_ca(ca->cert) < 1) {
+		snprintf(err, errsz, "%s: not a CA certificate (basicConstraints CA:TRUE needed)",
+		         cert);
+		goto fail;
+	}
+	if (!key_kind(ca->key, ca->key_type, sizeof(ca->key_type), 2048, 4096)) {
+		snprintf(err, errsz, "%s: CA key must be EC P-256 or RSA 2048-4096", key);
+		goto fail;
+	}
+	if (chain && chain[0] && append_certs(chain, &ca->chain_pem, NULL, err, errsz) < 0)
+		goto fail;
+	if (X509_cmp_current_time(X509_get0_notAfter(ca->cert)) < 0)
+		log_warn("%s: the CA certificate has expired", cert);
+	if (measure_max_leaf(ca, err, errsz) < 0)
+		goto fail;
+	BIO_free(kb);
+	return ca;
+fail:
+	log_openssl("ca_load");
+	BIO_free(kb);
+	ca_free(ca);
+	return NULL;
+}
+
+void ca_free(struct ca *ca)
+{
+	if (!ca)
+		return;
+	X509_free(ca->cert);
+	EVP_PKEY_free(ca->key);
+	free(ca->chain_pem);
+	free(ca);
+}
+
+const char *ca_chain_pem(const struct ca *ca)
+{
+	return ca->chain_pem;
+}
+
+const char *ca_key_type(const struct ca *ca)
+{
+	return ca->key_type;
+}
+
+size_t ca_max_leaf_pem(const struct ca *ca)
+{
+	return ca->max_leaf_pem;
+}
+
+static bool valid_cn(const unsigned char *s, int n)
+{
+	if (n < 1 || n > NODE_ID_MAX)
+		return false;
+	for (int i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Only whitespace may follow the PEM block. */
+static bool only_space_left(BIO *b)
+{
+	char buf[64];
+	int n;
+	while ((n = BIO_read(b, buf, sizeof(buf))) > 0)
+		for (int i = 0; i < n; i++)
+			if (buf[i] != '\n' && buf[i] != '\r' && buf[i] != ' ' && buf[i] != '\t')
+				return false;
+	return true;
+}
+
+enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1])
+{
+	enum claimd_err rc = CE_CSR_PARSE;
+	struct csr *c = NULL;
+	BIO *b = NULL;
+	X509_NAME *name;
+	X509_NAME_ENTRY *e;
+	unsigned char *utf8 = NULL;
+	char kind[16];
+	int n;
+
+	*out = NULL;
+	if (len > CSR_MAX_PEM)
+		return CE_CSR_TOO_LARGE;
+	c = calloc(1, sizeof(*c));
+	b = BIO_new_mem_buf(pem, (int)len);
+	if (!c || !b) {
+		rc = CE_INTERNAL;
+		goto out;
+	}
+	c->req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+	if (!c->req || !only_space_left(b))
+		goto out;
+	c->pub = X509_REQ_get_pubkey(c->req);
+	if (!c->pub)
+		goto out;
+	rc = CE_CSR_KEY;
+	if (!key_kind(c->pub, kind, sizeof(kind), 2048, 4096))
+		goto out;
+	rc = CE_CSR_SIGNATURE;
+	if (X509_REQ_verify(c->req, c->pub) != 1)
+		goto out;
+	rc = CE_CSR_SUBJECT;
+	name = X509_REQ_get_subject_name(c->req);
+	if (X509_NAME_entry_count(name) != 1)
+		goto out;
+	e = X509_NAME_get_entry(name, 0);
+	if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)) != NID_commonName)
+		goto out;
+	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+	if (n < 0 || !valid_cn(utf8, n))
+		goto out;
+	memcpy(cn, utf8, (size_t)n);
+	cn[n] = '\0';
+	rc = CE_OK;
+	*out = c;
+	c = NULL;
+out:
+	ERR_clear_error(); /* a refused CSR is the client's problem, not a log line */
+	OPENSSL_free(utf8);
+	BIO_free(b);
+	csr_free(c);
+	return rc;
+}
+
+void csr_free(struct csr *c)
+{
+	if (!c)
+		return;
+	X509_REQ_free(c->req);
+	EVP_PKEY_free(c->pub);
+	free(c);
+}
+
+void csr_key_fingerprint(const struct csr *c, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(c->pub, &der);
+	if (n > 0)
+		crypto_sha256(out, der, (size_t)n);
+	else
+		memset(out, 0, 32);
+	OPENSSL_free(der);
+}
+
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+	int ok = ext && X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok ? 0 : -1;
+}
+
+static int64_t asn1_to_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+	if (!ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
+            struct issued *out)
+{
+	X509 *x = X509_new();
+	X509_NAME *subj = X509_NAME_new();
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509V3_CTX v3;
+	uint8_t sb[16];
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!x || !subj)
+		goto out;
+	/* 16 random bytes, top bit clear so the DER INTEGER stays positive and 16 bytes. */
+	crypto_random(sb, sizeof(sb));
+	sb[0] &= 0x7f;
+	sb[0] |= 0x01;
+	for (int i = 0; i < 16; i++)
+		snprintf(out->serial + 2 * i, 3, "%02X", sb[i]);
+	bn = BN_bin2bn(sb, sizeof(sb), NULL);
+	serial = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	if (!serial || !X509_set_version(x, X509_VERSION_3) || !X509_set_serialNumber(x, serial))
+		goto out;
+	if (!X509_NAME_add_entry_by_NID(subj, NID_commonName, MBSTRING_ASC,
+	                                (const unsigned char *)node_id, -1, -1, 0) ||
+	    !X509_set_subject_name(x, subj) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)))
+		goto out;
+	/* Backdated a little: devices and verifiers have loose clocks. */
+	if (!X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) ||
+	    !X509_set_pubkey(x, c->pub))
+		goto out;
+	X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
+	if (add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    add_ext(x, &v3, NID_key_usage, "critical,digitalSignature") < 0 ||
+	    add_ext(x, &v3, NID_ext_key_usage, "clientAuth") < 0 ||
+	    add_ext(x, &v3, NID_subject_key_identifier, "hash") < 0 ||
+	    add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") < 0)
+		goto out;
+	if (!X509_sign(x, ca->key, EVP_sha256()))
+		goto out;
+	out->not_before = asn1_to_unix(X509_get0_notBefore(x));
+	out->not_after = asn1_to_unix(X509_get0_notAfter(x));
+	out->pem = cert_pem(x);
+	if (!out->pem)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		log_openssl("ca_sign");
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
+	X509_NAME_free(subj);
+	X509_free(x);
+	return rc;
+}
+
+void issued_clear(struct issued *i)
+{
+	free(i->pem);
+	i->pem = NULL;
+}

@@ -1,0 +1,233 @@
+/*
+ * The self-claim protocol (protocol.md section 2). Cheap, stateless checks (auth_id
+ * tag, expiry, CSR) run before the database is touched; the eFuse key is decrypted only
+ * for the moment of the HMAC and wiped; success is one statement that spends the
+ * challenge and records node, certificate and audit together.
+ */
+#include "claimd/claim.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/db_claims.h"
+#include "claimd/log.h"
+
+struct device_q {
+	const char *mac;
+	char platform[33];
+	uint8_t sealed[SEALED_EFUSE_BYTES];
+};
+
+static enum db_status q_device(struct db *db, void *arg)
+{
+	struct device_q *q = arg;
+	return db_device_get(db, q->mac, q->platform, q->sealed);
+}
+
+static enum db_status q_audit(struct db *db, void *arg)
+{
+	return db_audit(db, arg);
+}
+
+static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
+{
+	if (s == DB_SOFT) {
+		log_warn("%s: database busy or unreachable (%s)", cc->request_id, what);
+		return CE_BUSY;
+	}
+	log_error("%s: database error (%s)", cc->request_id, what);
+	return CE_INTERNAL;
+}
+
+/* Records one event; an audit failure is logged but never changes the answer. */
+static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, const char *mac,
+                  const char *node_id, const char *serial)
+{
+	struct audit_rec a = {
+	    .event = event,
+	    .flow = "self",
+	    .outcome = e == CE_OK             ? "ok"
+	               : err_status(e) >= 500 ? "error"
+	                                      : "refused",
+	    .reason = err_name(e),
+	    .mac = mac,
+	    .node_id = node_id,
+	    .remote_addr = cc->remote_addr,
+	    .request_id = cc->request_id,
+	    .serial = serial,
+	};
+	if (db_run(cc->db, false, q_audit, &a) < DB_NO_ROWS)
+		log_error("%s: could not write the audit row (%s %s)", cc->request_id, event,
+		          err_name(e));
+}
+
+enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
+                                    struct initiate_result *out)
+{
+	struct device_q q = {.mac = mac};
+	enum db_status s = db_run(cc->db, false, q_device, &q);
+	enum claimd_err e = CE_OK;
+
+	if (s < DB_NO_ROWS)
+		return from_db(s, cc, "device lookup");
+	if (s == DB_NO_ROWS)
+		e = CE_UNKNOWN_DEVICE;
+	else if (strcmp(q.platform, platform) != 0)
+		e = CE_PLATFORM_MISMATCH;
+	crypto_wipe(q.sealed, sizeof(q.sealed));
+	if (e == CE_OK)
+		authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl,
+		             out->auth_id, out->challenge);
+	audit(cc, "initiate", e, mac, NULL, NULL);
+	return e;
+}
+
+size_t claim_escaped_len(const char *pem)
+{
+	size_t n = 0;
+	for (const char *p = pem; *p; p++)
+		n += *p == '\n' ? 2 : 1;
+	return n;
+}
+
+/* The answer is right iff HMAC-SHA512(eFuse key, challenge) equals the response. */
+static enum claimd_err check_response(struct claim_ctx *cc, const char *mac, const char *challenge,
+                                      const uint8_t response[64])
+{
+	struct device_q q = {.mac = mac};
+	uint8_t key[EFUSE_KEY_BYTES], expect[HMAC_SHA512_BYTES];
+	enum db_status s = db_run(cc->db, false, q_device, &q);
+	enum claimd_err e;
+
+	if (s < DB_NO_ROWS)
+		return from_db(s, cc, "device lookup");
+	if (s == DB_NO_ROWS)
+		return CE_UNKNOWN_DEVICE;
+	if (!efuse_open(cc->rt->secrets, mac, q.sealed, sizeof(q.sealed), key)) {
+		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
+		          cc->request_id, mac);
+		return CE_INTERNAL;
+	}
+	crypto_hmac_sha512(expect, key, sizeof(key), challenge, strlen(challenge));
+	e = crypto_equal(expect, response, sizeof(expect)) ? CE_OK : CE_RESPONSE_WRONG;
+	crypto_wipe(key, sizeof(key));
+	crypto_wipe(expect, sizeof(expect));
+	return e;
+}
+
+struct commit_q {
+	const struct self_claim *c;
+	unsigned attempts;
+	bool used;
+};
+
+static enum db_status q_commit(struct db *db, void *arg)
+{
+	return db_self_claim_commit(db, ((struct commit_q *)arg)->c);
+}
+
+static enum db_status q_wrong(struct db *db, void *arg)
+{
+	struct commit_q *q = arg;
+	return db_session_wrong(db, q->c, &q->attempts);
+}
+
+static enum db_status q_state(struct db *db, void *arg)
+{
+	struct commit_q *q = arg;
+	return db_session_state(db, q->c->auth_id, &q->attempts, &q->used);
+}
+
+enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
+                                  char **leaf_pem)
+{
+	const struct claimd_config *cfg = cc->rt->cfg;
+	char mac[MAC_LEN + 1] = "", challenge[CHALLENGE_LEN + 1], cn[NODE_ID_MAX + 1];
+	uint8_t response[HMAC_SHA512_BYTES], fp[32];
+	int64_t expires = 0;
+	struct csr *csr = NULL;
+	struct issued is = {0};
+	enum claimd_err e;
+	enum db_status s;
+
+	*leaf_pem = NULL;
+	e = authid_check(cc->rt->secrets, rq->auth_id, rq->auth_id_len, now_unix(), mac, &expires,
+	                 challenge);
+	if (e != CE_OK)
+		goto out;
+	if (rq->response_len != 2 * HMAC_SHA512_BYTES ||
+	    !hex_decode(response, sizeof(response), rq->response, rq->response_len, false)) {
+		e = CE_RESPONSE_FORMAT;
+		goto out;
+	}
+	/* A bad CSR is refused before the challenge is spent: the device may retry. */
+	if ((e = csr_check(rq->csr, rq->csr_len, &csr, cn)) != CE_OK)
+		goto out;
+	if (strcmp(cn, mac) != 0) {
+		e = CE_CSR_CN;
+		goto out;
+	}
+	struct self_claim c = {
+	    .auth_id = rq->auth_id,
+	    .mac = mac,
+	    .challenge = challenge,
+	    .expires = expires,
+	    .max_attempts = cfg->max_attempts,
+	    .node_id = mac,
+	    .node_policies = rq->node_policies,
+	    .remote_addr = cc->remote_addr,
+	    .request_id = cc->request_id,
+	};
+	struct commit_q q = {.c = &c};
+	if ((e = check_response(cc, mac, challenge, response)) != CE_OK) {
+		if (e == CE_RESPONSE_WRONG) {
+			/* The statement audits the attempt itself. */
+			s = db_run(cc->db, false, q_wrong, &q);
+			if (s < DB_NO_ROWS)
+				e = from_db(s, cc, "count attempt");
+			else
+				log_info("%s: wrong challenge response for %s (attempt %u)",
+				         cc->request_id, mac, q.attempts);
+			csr_free(csr);
+			return e;
+		}
+		goto out;
+	}
+	if (ca_sign(cc->rt->ca, csr, mac, cfg->validity_days, &is) < 0) {
+		e = CE_INTERNAL;
+		goto out;
+	}
+	if (claim_escaped_len(is.pem) + 2 + claim_escaped_len(ca_chain_pem(cc->rt->ca)) + 64 +
+	        strlen(cfg->mqtt_host) + strlen(cfg->mqtt_cred_host) >
+	    RESPONSE_MAX) {
+		e = CE_CSR_TOO_BIG_FOR_DEVICE;
+		goto out;
+	}
+	csr_key_fingerprint(csr, fp);
+	c.serial = is.serial;
+	c.pem = is.pem;
+	c.not_before = is.not_before;
+	c.not_after = is.not_after;
+	c.key_sha256 = fp;
+	s = db_run(cc->db, false, q_commit, &q);
+	if (s == DB_OK) {
+		log_info("%s: claimed %s, serial %s", cc->request_id, mac, is.serial);
+		*leaf_pem = is.pem;
+		is.pem = NULL;
+		csr_free(csr);
+		return CE_OK;
+	}
+	if (s < DB_NO_ROWS) {
+		e = from_db(s, cc, "commit claim");
+		goto out;
+	}
+	/* Nothing was written: the session was spent already. Say how. */
+	s = db_run(cc->db, false, q_state, &q);
+	e = s == DB_OK && q.attempts >= cfg->max_attempts ? CE_AUTHID_BURNED : CE_AUTHID_USED;
+out:
+	issued_clear(&is);
+	csr_free(csr);
+	crypto_wipe(response, sizeof(response));
+	audit(cc, "verify", e, mac[0] ? mac : NULL, NULL, NULL);
+	return e;
+}

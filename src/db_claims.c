@@ -1,0 +1,159 @@
+/*
+ * Statements for the claim path. Single use is decided by the database, never by
+ * process memory: INSERT ... ON CONFLICT ... DO UPDATE ... WHERE NOT used RETURNING,
+ * so two daemons racing on one auth_id cannot both succeed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/db_claims.h"
+#include "claimd/db_internal.h"
+#include "claimd/util.h"
+
+#define AUDIT_COLS                                                                                 \
+	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial"
+
+const struct db_stmt db_claims_stmts[] = {
+    {"device_get", "SELECT platform, efuse_key_sealed FROM devices WHERE mac = $1"},
+    {"audit_insert", "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
+    /* $1 auth_id $2 mac $3 challenge $4 expires $5 max_attempts $6 node_id $7 policies
+     * $8 serial $9 key_sha256 $10 not_before $11 not_after $12 pem $13 remote $14 request */
+    {"self_claim_commit",
+     "WITH s AS ("
+     "  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"
+     "  VALUES ($1, $2, $3, to_timestamp($4), true)"
+     "  ON CONFLICT (auth_id) DO UPDATE SET used = true"
+     "  WHERE NOT claim_sessions.used AND claim_sessions.attempts < $5::int"
+     "  RETURNING 1),"
+     " n AS ("
+     "  INSERT INTO nodes (node_id, mac, user_id, node_policies)"
+     "  SELECT $6, $2, NULL, $7 WHERE EXISTS (SELECT 1 FROM s)"
+     "  ON CONFLICT (node_id) DO UPDATE SET updated_at = now(),"
+     "   node_policies = coalesce(EXCLUDED.node_policies, nodes.node_policies)"
+     "  RETURNING 1),"
+     " c AS ("
+     "  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem, auth_id)"
+     "  SELECT $8, $6, $9, to_timestamp($10), to_timestamp($11), $12, $1"
+     "  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1),"
+     " a AS ("
+     "  INSERT INTO audit (" AUDIT_COLS ")"
+     "  SELECT 'verify', 'self', 'ok', 'OK', $2, $6, NULL, $13, $14, $8"
+     "  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
+     /* Data-modifying CTEs always run to completion; only s decides the answer. */
+     " SELECT 1 FROM s"},
+    /* $1 auth_id $2 mac $3 challenge $4 expires $5 remote $6 request */
+    {"session_wrong",
+     "WITH s AS ("
+     "  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, attempts)"
+     "  VALUES ($1, $2, $3, to_timestamp($4), 1)"
+     "  ON CONFLICT (auth_id) DO UPDATE SET attempts = claim_sessions.attempts + 1"
+     "  RETURNING attempts),"
+     " a AS ("
+     "  INSERT INTO audit (" AUDIT_COLS ")"
+     "  VALUES ('verify', 'self', 'refused', 'RESPONSE_WRONG', $2, NULL, NULL, $5, $6, NULL))"
+     " SELECT attempts FROM s"},
+    {"session_state", "SELECT attempts, used FROM claim_sessions WHERE auth_id = $1"},
+    {"sessions_gc", "DELETE FROM claim_sessions WHERE expires_at < now() - interval '1 hour'"},
+    {NULL, NULL},
+};
+
+enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
+                             uint8_t sealed[SEALED_EFUSE_BYTES])
+{
+	const char *p[1] = {mac};
+	PGresult *r = NULL;
+	/* Binary results: the sealed key arrives as raw bytes, no hex round trip. */
+	enum db_status s = db_exec_prepared(db, "device_get", 1, p, NULL, NULL, 1, &r);
+
+	if (s == DB_OK) {
+		int plen = PQgetlength(r, 0, 0), klen = PQgetlength(r, 0, 1);
+		if (plen < 1 || plen > 32 || klen != SEALED_EFUSE_BYTES) {
+			s = DB_HARD;
+		} else {
+			memcpy(platform, PQgetvalue(r, 0, 0), (size_t)plen);
+			platform[plen] = '\0';
+			memcpy(sealed, PQgetvalue(r, 0, 1), SEALED_EFUSE_BYTES);
+		}
+	}
+	PQclear(r);
+	return s;
+}
+
+enum db_status db_audit(struct db *db, const struct audit_rec *a)
+{
+	const char *p[10] = {a->event,   a->flow,    a->outcome,     a->reason,     a->mac,
+	                     a->node_id, a->user_id, a->remote_addr, a->request_id, a->serial};
+	return db_exec_prepared(db, "audit_insert", 10, p, NULL, NULL, 0, NULL);
+}
+
+enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c)
+{
+	char expires[24], maxa[16], nb[24], na[24], fp[2 + 64 + 1];
+	const char *p[14];
+	PGresult *r = NULL;
+	enum db_status s;
+
+	snprintf(expires, sizeof(expires), "%lld", (long long)c->expires);
+	snprintf(maxa, sizeof(maxa), "%u", c->max_attempts);
+	snprintf(nb, sizeof(nb), "%lld", (long long)c->not_before);
+	snprintf(na, sizeof(na), "%lld", (long long)c->not_after);
+	fp[0] = '\\';
+	fp[1] = 'x';
+	hex_encode_lower(fp + 2, c->key_sha256, 32);
+	p[0] = c->auth_id;
+	p[1] = c->mac;
+	p[2] = c->challenge;
+	p[3] = expires;
+	p[4] = maxa;
+	p[5] = c->node_id;
+	p[6] = c->node_policies;
+	p[7] = c->serial;
+	p[8] = fp;
+	p[9] = nb;
+	p[10] = na;
+	p[11] = c->pem;
+	p[12] = c->remote_addr;
+	p[13] = c->request_id;
+	s = db_exec_prepared(db, "self_claim_commit", 14, p, NULL, NULL, 0, &r);
+	PQclear(r);
+	return s;
+}
+
+enum db_status db_session_wrong(struct db *db, const struct self_claim *c, unsigned *attempts)
+{
+	char expires[24];
+	const char *p[6] = {c->auth_id, c->mac,         c->challenge,
+	                    expires,    c->remote_addr, c->request_id};
+	PGresult *r = NULL;
+	enum db_status s;
+
+	snprintf(expires, sizeof(expires), "%lld", (long long)c->expires);
+	s = db_exec_prepared(db, "session_wrong", 6, p, NULL, NULL, 0, &r);
+	if (s == DB_OK)
+		*attempts = (unsigned)atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return s;
+}
+
+enum db_status db_session_state(struct db *db, const char *auth_id, unsigned *attempts, bool *used)
+{
+	const char *p[1] = {auth_id};
+	PGresult *r = NULL;
+	enum db_status s = db_exec_prepared(db, "session_state", 1, p, NULL, NULL, 0, &r);
+	if (s == DB_OK) {
+		*attempts = (unsigned)atoi(PQgetvalue(r, 0, 0));
+		*used = PQgetvalue(r, 0, 1)[0] == 't';
+	}
+	PQclear(r);
+	return s;
+}
+
+enum db_status db_sessions_gc(struct db *db, long *n)
+{
+	PGresult *r = NULL;
+	enum db_status s = db_exec_prepared(db, "sessions_gc", 0, NULL, NULL, NULL, 0, &r);
+	*n = s >= DB_NO_ROWS ? atol(PQcmdTuples(r)) : 0;
+	PQclear(r);
+	return s;
+}

@@ -1,0 +1,307 @@
+/*
+ * libmicrohttpd server: a worker thread pool, one request context per request, routing
+ * by table, body size limits (413 before the rest is read) and client-address
+ * resolution through trusted proxies. Handlers run only once the whole body is in.
+ */
+#include "claimd/http.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claimd/crypto.h"
+#include "claimd/log.h"
+#include "claimd/util.h"
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct app *app;
+	unsigned port;
+};
+
+static const struct route routes[] = {
+    {"/claim/initiate", "POST", handle_claim_initiate},
+    {"/claim/verify", "POST", handle_claim_verify},
+    {"/healthz", "GET", handle_healthz},
+    {"/readyz", "GET", handle_readyz},
+    {"/metrics", "GET", handle_metrics},
+};
+
+/* Collapses runs of '/', so clients whose base URL ends in '/' reach the same route. */
+static void normalize_path(char *out, size_t outsz, const char *url)
+{
+	size_t o = 0;
+	for (const char *p = url; *p && o + 1 < outsz; p++) {
+		if (*p == '/' && o > 0 && out[o - 1] == '/')
+			continue;
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+}
+
+static bool in_cidr(const char *addr, const char *cidr)
+{
+	unsigned char a[16], n[16];
+	char net[64];
+	const char *slash = strchr(cidr, '/');
+	size_t len = slash ? (size_t)(slash - cidr) : strlen(cidr);
+	int fam, bits, max;
+
+	if (len >= sizeof(net))
+		return false;
+	memcpy(net, cidr, len);
+	net[len] = '\0';
+	if (inet_pton(AF_INET, net, n) == 1)
+		fam = AF_INET, max = 32;
+	else if (inet_pton(AF_INET6, net, n) == 1)
+		fam = AF_INET6, max = 128;
+	else
+		return false;
+	if (inet_pton(fam, addr, a) != 1)
+		return false;
+	bits = slash ? atoi(slash + 1) : max;
+	for (int i = 0; i < bits / 8; i++)
+		if (a[i] != n[i])
+			return false;
+	if (bits % 8) {
+		unsigned char mask = (unsigned char)(0xff << (8 - bits % 8));
+		if ((a[bits / 8] & mask) != (n[bits / 8] & mask))
+			return false;
+	}
+	return true;
+}
+
+static bool trusted(const struct claimd_config *cfg, const char *addr)
+{
+	for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+		if (in_cidr(addr, cfg->trusted_proxies[i]))
+			return true;
+	return false;
+}
+
+static bool valid_ip(const char *s)
+{
+	unsigned char b[16];
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/*
+ * The client is the peer, unless the peer is a trusted proxy: then the right-most
+ * address of X-Forwarded-For that is not itself a trusted proxy, or X-Real-IP.
+ */
+static void resolve_remote(struct request *rq, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	const char *xff, *xri;
+	char buf[512];
+
+	snprintf(rq->remote, sizeof(rq->remote), "unknown");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->remote,
+		          sizeof(rq->remote));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->remote,
+		          sizeof(rq->remote));
+	if (!trusted(rq->rt->cfg, rq->remote))
+		return;
+	xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+	if (xff && strlen(xff) < sizeof(buf)) {
+		snprintf(buf, sizeof(buf), "%s", xff);
+		for (;;) {
+			char *comma = strrchr(buf, ',');
+			char *item = comma ? comma + 1 : buf;
+			while (*item == ' ')
+				item++;
+			item[strcspn(item, " ")] = '\0';
+			if (strlen(item) >= sizeof(rq->remote) || !valid_ip(item))
+				return; /* garbage: keep what we have */
+			memcpy(rq->remote, item, strlen(item) + 1);
+			if (!trusted(rq->rt->cfg, item) || !comma)
+				return;
+			*comma = '\0';
+		}
+	}
+	xri = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
+	if (xri && strlen(xri) < sizeof(rq->remote) && valid_ip(xri))
+		memcpy(rq->remote, xri, strlen(xri) + 1);
+}
+
+static struct request *request_new(struct app *app, const char *method, const char *path)
+{
+	struct request *rq = calloc(1, sizeof(*rq));
+	uint8_t id[8];
+
+	if (!rq)
+		return NULL;
+	rq->app = app;
+	rq->rt = app_acquire(app);
+	rq->start_ms = now_ms_monotonic();
+	crypto_random(id, sizeof(id));
+	hex_encode_lower(rq->id, id, sizeof(id));
+	log_escape(rq->method, sizeof(rq->method), method, strlen(method));
+	log_escape(rq->path, sizeof(rq->path), path, strlen(path));
+	atomic_fetch_add(&app->inflight, 1);
+	return rq;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+	struct app *app = cls;
+	struct request *rq = *con_cls;
+	(void)version;
+
+	if (!rq) {
+		char path[256];
+		const char *cl;
+
+		normalize_path(path, sizeof(path), url);
+		if (!(rq = request_new(app, method, path)))
+			return MHD_NO;
+		*con_cls = rq;
+		resolve_remote(rq, c);
+		for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+			if (strcmp(routes[i].path, path) == 0)
+				rq->route = &routes[i];
+		if (!rq->route) {
+			static const struct route none = {"", "GET", NULL};
+			rq->route = &none;
+			return reply_error(rq, c, CE_NOT_FOUND);
+		}
+		if (strcmp(method, rq->route->method) != 0 &&
+		    !(strcmp(method, "HEAD") == 0 && strcmp(rq->route->method, "GET") == 0))
+			return reply_error(rq, c, CE_METHOD);
+		cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > rq->rt->cfg->max_body_bytes)
+			return reply_error(rq, c, CE_BODY_TOO_LARGE);
+		return MHD_YES;
+	}
+	if (rq->status)
+		return MHD_YES; /* replied already (413 while a body keeps coming) */
+	if (*upload_size) {
+		size_t n = *upload_size;
+		*upload_size = 0;
+		if (rq->too_large || rq->len + n > rq->rt->cfg->max_body_bytes) {
+			rq->too_large = true;
+			return MHD_YES;
+		}
+		if (rq->len + n + 1 > rq->cap) {
+			size_t cap = rq->cap ? rq->cap : 1024;
+			while (cap < rq->len + n + 1)
+				cap *= 2;
+			char *b = realloc(rq->body, cap);
+			if (!b)
+				return MHD_NO;
+			rq->body = b;
+			rq->cap = cap;
+		}
+		memcpy(rq->body + rq->len, upload, n);
+		rq->len += n;
+		rq->body[rq->len] = '\0';
+		return MHD_YES;
+	}
+	if (rq->too_large)
+		return reply_error(rq, c, CE_BODY_TOO_LARGE);
+	return rq->route->fn(rq, c);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct app *app = cls;
+	struct request *rq = *con_cls;
+	(void)c;
+
+	if (!rq)
+		return;
+	log_info("req=%s remote=%s %s %s -> %u %s %lums%s", rq->id, rq->remote, rq->method,
+	         rq->path, rq->status, err_name(rq->code),
+	         (unsigned long)(now_ms_monotonic() - rq->start_ms),
+	         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+	runtime_release(rq->rt);
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+	atomic_fetch_sub(&app->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char raw[512], safe[1024];
+	(void)cls;
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	raw[strcspn(raw, "\n")] = '\0';
+	log_warn("http: %s", log_escape(safe, sizeof(safe), raw, strlen(raw)));
+}
+
+struct http_server *http_start(struct app *app, char *err, size_t errsz)
+{
+	struct runtime *rt = app_acquire(app);
+	const struct claimd_config *cfg = rt->cfg;
+	struct http_server *s = calloc(1, sizeof(*s));
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *ai = NULL;
+	char port[8];
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ITC |
+	                 MHD_USE_ERROR_LOG;
+
+	if (!s)
+		goto fail;
+	snprintf(port, sizeof(port), "%u", cfg->listen_port);
+	if (getaddrinfo(cfg->listen_host, port, &hints, &ai) != 0 || !ai) {
+		snprintf(err, errsz, "server.listen: cannot resolve '%s'", cfg->listen_host);
+		goto fail;
+	}
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->app = app;
+	s->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, access_cb, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, app, MHD_OPTION_CONNECTION_TIMEOUT,
+	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, 1024,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+	if (!s->d) {
+		snprintf(err, errsz, "server.listen: cannot listen on %s", cfg->listen);
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : cfg->listen_port;
+	freeaddrinfo(ai);
+	runtime_release(rt);
+	return s;
+fail:
+	if (ai)
+		freeaddrinfo(ai);
+	runtime_release(rt);
+	free(s);
+	return NULL;
+}
+
+unsigned http_port(const struct http_server *s)
+{
+	return s->port;
+}
+
+void http_stop(struct http_server *s, unsigned drain_ms)
+{
+	uint64_t until = now_ms_monotonic() + drain_ms;
+	MHD_socket l = MHD_quiesce_daemon(s->d);
+
+	while (atomic_load(&s->app->inflight) > 0 && now_ms_monotonic() < until) {
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	MHD_stop_daemon(s->d);
+	if (l != MHD_INVALID_SOCKET)
+		close(l);
+	free(s);
+}

@@ -1,0 +1,204 @@
+/*
+ * Minimal blocking HTTP client. Parsing is strict about what it needs (status line,
+ * Content-Length, Transfer-Encoding) and bounded (1 MiB); it is test and simulator
+ * code, never used by the daemon.
+ */
+#include "claimd/httpc.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "claimd/util.h"
+
+#define MAX_REPLY (1024 * 1024)
+
+bool http_url_parse(const char *url, struct http_url *u)
+{
+	const char *p, *slash, *colon;
+
+	memset(u, 0, sizeof(*u));
+	if (strncmp(url, "http://", 7) != 0)
+		return false;
+	p = url + 7;
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	colon = memchr(p, ':', (size_t)(slash - p));
+	if (colon) {
+		if ((size_t)(colon - p) >= sizeof(u->host) || (size_t)(slash - colon - 1) >= 8)
+			return false;
+		memcpy(u->host, p, (size_t)(colon - p));
+		memcpy(u->port, colon + 1, (size_t)(slash - colon - 1));
+	} else {
+		if ((size_t)(slash - p) >= sizeof(u->host))
+			return false;
+		memcpy(u->host, p, (size_t)(slash - p));
+		strcpy(u->port, "80");
+	}
+	snprintf(u->base, sizeof(u->base), "%s", slash);
+	return u->host[0] != '\0';
+}
+
+static int dial(const struct http_url *u, char *err, size_t errsz)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	int fd = -1;
+
+	if (getaddrinfo(u->host, u->port, &hints, &ai) != 0 || !ai) {
+		snprintf(err, errsz, "cannot resolve %s", u->host);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		snprintf(err, errsz, "connect %s:%s: %s", u->host, u->port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+bool http_header(const struct http_response *r, const char *name, char *out, size_t outsz)
+{
+	size_t nl = strlen(name);
+	const char *p = r->headers;
+
+	while (p && (p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1, *end = strstr(v, "\r\n");
+			while (*v == ' ')
+				v++;
+			size_t n = end ? (size_t)(end - v) : strlen(v);
+			snprintf(out, outsz, "%.*s", (int)n, v);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int parse_head(struct http_response *out, char *buf, size_t hlen)
+{
+	char v[64];
+
+	out->headers = strndup(buf, hlen);
+	if (!out->headers || sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1)
+		return -1;
+	out->content_length = -1;
+	if (http_header(out, "Content-Length", v, sizeof(v)))
+		out->content_length = atol(v);
+	if (http_header(out, "Transfer-Encoding", v, sizeof(v)) && strcasestr(v, "chunked"))
+		out->chunked = true;
+	return 0;
+}
+
+int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeout_ms,
+                  struct http_response *out, char *err, size_t errsz)
+{
+	char *buf = NULL;
+	size_t len = 0, hlen = 0;
+	uint64_t deadline = now_ms_monotonic() + (uint64_t)timeout_ms;
+	int fd, rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if ((fd = dial(u, err, errsz)) < 0)
+		return -1;
+	for (size_t sent = 0; sent < n;) {
+		ssize_t w = send(fd, raw + sent, n - sent, MSG_NOSIGNAL);
+		if (w < 0) {
+			/* The server may answer early (413) and close: read what it said. */
+			break;
+		}
+		sent += (size_t)w;
+	}
+	if (!(buf = malloc(MAX_REPLY + 1)))
+		goto out;
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = (int64_t)(deadline - now_ms_monotonic());
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
+			snprintf(err, errsz, "timed out after %d ms", timeout_ms);
+			goto out;
+		}
+		ssize_t r = recv(fd, buf + len, MAX_REPLY - len, 0);
+		if (r < 0 && errno == ECONNRESET && len > 0)
+			r = 0;
+		if (r < 0) {
+			snprintf(err, errsz, "recv: %s", strerror(errno));
+			goto out;
+		}
+		len += (size_t)r;
+		buf[len] = '\0';
+		if (!hlen) {
+			char *e = strstr(buf, "\r\n\r\n");
+			if (e) {
+				hlen = (size_t)(e - buf) + 2;
+				if (parse_head(out, buf, hlen) < 0) {
+					snprintf(err, errsz, "malformed reply head");
+					goto out;
+				}
+			}
+		}
+		if (hlen && out->content_length >= 0 &&
+		    len >= hlen + 2 + (size_t)out->content_length)
+			break;
+		if (r == 0 || len == MAX_REPLY)
+			break;
+	}
+	if (!hlen) {
+		snprintf(err, errsz, "connection closed before a reply");
+		goto out;
+	}
+	out->len = len - hlen - 2;
+	if (out->content_length >= 0 && out->len > (size_t)out->content_length)
+		out->len = (size_t)out->content_length;
+	out->body = strndup(buf + hlen + 2, out->len);
+	rc = out->body ? 0 : -1;
+out:
+	free(buf);
+	close(fd);
+	if (rc < 0)
+		http_response_free(out);
+	return rc;
+}
+
+int http_post(const struct http_url *u, const char *path, const char *extra, const char *body,
+              size_t n, int timeout_ms, struct http_response *out, char *err, size_t errsz)
+{
+	char *req = NULL;
+	int len, rc;
+
+	/* esp_http_client: "<base>/<path>", so a base ending in '/' gives '//'. */
+	len = asprintf(&req,
+	               "POST %s/%s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: ESP32 HTTP Client/1.0\r\n"
+	               "%sContent-Length: %zu\r\n\r\n",
+	               u->base, path, u->host, u->port, extra, n);
+	if (len < 0)
+		return -1;
+	char *full = malloc((size_t)len + n);
+	if (!full) {
+		free(req);
+		return -1;
+	}
+	memcpy(full, req, (size_t)len);
+	memcpy(full + len, body, n);
+	free(req);
+	rc = http_exchange(u, full, (size_t)len + n, timeout_ms, out, err, errsz);
+	free(full);
+	return rc;
+}
+
+void http_response_free(struct http_response *r)
+{
+	free(r->headers);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}

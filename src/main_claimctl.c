@@ -1,0 +1,286 @@
+/*
+ * claimctl: the operator's tool. Each command is a small function over the core
+ * library; it reads the same config file as the daemon. Errors go to stderr as
+ * FILE:LINE: reason where there is a line to name; exit status 0 means success.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claimd/config.h"
+#include "claimd/crypto.h"
+#include "claimd/csvimport.h"
+#include "claimd/db.h"
+#include "claimd/db_devices.h"
+#include "claimd/devca.h"
+#include "claimd/log.h"
+#include "claimd/util.h"
+
+static const char *config_path = "/etc/claimd/claimd.yaml";
+
+static void usage(FILE *f)
+{
+	fputs("usage: claimctl [-c FILE] COMMAND [ARGS]\n"
+	      "  migrate                         create or upgrade the database schema\n"
+	      "  devices import [--replace] [--skip-invalid] FILE.csv|-\n"
+	      "                                  register manufactured chips "
+	      "(mac,platform,efuse_key)\n"
+	      "  keygen                          print a new secrets key\n"
+	      "  dev-ca --out DIR [--key ec|rsa2048|rsa3072]\n"
+	      "                                  make a development root + intermediate CA\n"
+	      "  config-example                  print the documented example config\n"
+	      "options: -c, --config FILE (default /etc/claimd/claimd.yaml), -h, -V\n",
+	      f);
+}
+
+static struct claimd_config *load_config(void)
+{
+	char err[1024];
+	struct claimd_config *c = config_load(config_path, err, sizeof(err));
+	if (!c)
+		fprintf(stderr, "%s\n", err);
+	return c;
+}
+
+static int cmd_migrate(void)
+{
+	struct claimd_config *c = load_config();
+	char err[1024];
+	int applied = 0, rc;
+
+	if (!c)
+		return 1;
+	rc = db_migrate(c->db_url, &applied, err, sizeof(err));
+	config_free(c);
+	if (rc < 0) {
+		fprintf(stderr, "migrate: %s\n", err);
+		return 1;
+	}
+	printf("migrate: %d migration(s) applied, schema is current\n", applied);
+	return 0;
+}
+
+struct import_state {
+	const char *file;
+	struct secrets *secrets;
+	struct db *db;
+	bool failed_db;
+	bool progress;
+	long rows;
+	uint64_t started, last;
+};
+
+static void import_error(void *arg, long line, const char *reason)
+{
+	struct import_state *st = arg;
+	if (st->progress)
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "%s:%ld: %s\n", st->file, line, reason);
+}
+
+static void import_conflict(void *arg, long line, const char *mac, const char *what)
+{
+	struct import_state *st = arg;
+	fprintf(stderr, "%s:%ld: %s: %s\n", st->file, line, mac, what);
+}
+
+static int import_row(void *arg, const struct csv_row *row)
+{
+	struct import_state *st = arg;
+	uint8_t sealed[SEALED_EFUSE_BYTES], tag[EFUSE_TAG_BYTES];
+
+	efuse_seal(st->secrets, row->mac, row->efuse_key, sealed);
+	efuse_tag(st->secrets, row->mac, row->efuse_key, tag);
+	if (db_import_row(st->db, row->line, row->mac, row->platform, sealed, tag) < DB_NO_ROWS) {
+		st->failed_db = true;
+		return -1;
+	}
+	st->rows++;
+	if (st->progress && (st->rows & 1023) == 0) {
+		uint64_t now = now_ms_monotonic();
+		if (now - st->last >= 250) {
+			double secs = (double)(now - st->started) / 1000.0;
+			fprintf(stderr, "\r%ld rows read (%.0f rows/s)", st->rows,
+			        secs > 0 ? (double)st->rows / secs : 0.0);
+			st->last = now;
+		}
+	}
+	return 0;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {{"replace", no_argument, NULL, 'r'},
+	                                     {"skip-invalid", no_argument, NULL, 's'},
+	                                     {NULL, 0, NULL, 0}};
+	bool replace = false, skip = false;
+	struct import_state st = {0};
+	struct claimd_config *c = NULL;
+	struct csv_result res;
+	struct import_counts counts;
+	FILE *f = NULL;
+	char err[1024];
+	int opt, rc = 1;
+	enum db_status s;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'r')
+			replace = true;
+		else if (opt == 's')
+			skip = true;
+		else
+			return 2;
+	}
+	if (optind + 1 != argc) {
+		usage(stderr);
+		return 2;
+	}
+	st.file = argv[optind];
+	if (!(c = load_config()))
+		return 1;
+	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	f = strcmp(st.file, "-") == 0 ? stdin : fopen(st.file, "r");
+	if (!f) {
+		perror(st.file);
+		goto out;
+	}
+	if (!(st.db = db_connect(c->db_url, true, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	st.progress = isatty(STDERR_FILENO);
+	st.started = st.last = now_ms_monotonic();
+	if (db_import_begin(st.db) < DB_NO_ROWS) {
+		fprintf(stderr, "%s: cannot start the import\n", st.file);
+		goto out;
+	}
+	if (csv_read_stream(f, import_row, import_error, &st, &res) < 0 || st.failed_db) {
+		db_import_abort(st.db);
+		fprintf(stderr, "%s: nothing stored\n", st.file);
+		goto out;
+	}
+	if (st.progress)
+		fputs("\r\033[K", stderr);
+	if (res.errors && !skip) {
+		db_import_abort(st.db);
+		fprintf(stderr,
+		        "%s: %ld invalid row(s); nothing stored (--skip-invalid to import "
+		        "the valid ones)\n",
+		        st.file, res.errors);
+		goto out;
+	}
+	s = db_import_finish(st.db, replace, skip, import_conflict, &st, &counts);
+	if (s == DB_NO_ROWS) {
+		fprintf(stderr, "%s: %ld conflicting row(s); nothing stored\n", st.file,
+		        counts.conflicts);
+		goto out;
+	}
+	if (s < DB_NO_ROWS) {
+		fprintf(stderr, "%s: database error; nothing stored\n", st.file);
+		goto out;
+	}
+	double secs = (double)(now_ms_monotonic() - st.started) / 1000.0;
+	printf("%s: %ld rows in %.1f s: %ld added, %ld replaced, %ld unchanged, %ld skipped\n",
+	       st.file, res.rows, secs, counts.added, counts.replaced, counts.unchanged,
+	       res.errors + counts.conflicts);
+	rc = 0;
+out:
+	if (f && f != stdin)
+		fclose(f);
+	db_close(st.db);
+	secrets_free(st.secrets);
+	config_free(c);
+	return rc;
+}
+
+static int cmd_devca(int argc, char **argv)
+{
+	static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+	                                     {"key", required_argument, NULL, 'k'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *out = NULL, *key = "ec";
+	char err[512];
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'o')
+			out = optarg;
+		else if (opt == 'k')
+			key = optarg;
+		else
+			return 2;
+	}
+	if (!out) {
+		usage(stderr);
+		return 2;
+	}
+	if (devca_create(out, key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dev-ca: %s\n", err);
+		return 1;
+	}
+	printf("dev-ca: wrote %s/{root,intermediate}.{pem,key} (%s)\n", out, key);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("claimctl %s\n", CLAIMD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (crypto_init() < 0) {
+		fprintf(stderr, "claimctl: cannot initialise libsodium\n");
+		return 1;
+	}
+	argc -= optind;
+	argv += optind;
+	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
+		return cmd_migrate();
+	if (strcmp(argv[0], "devices") == 0 && argc >= 2 && strcmp(argv[1], "import") == 0)
+		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(argv[0], "keygen") == 0 && argc == 1) {
+		char key[64];
+		secrets_keygen(key, sizeof(key));
+		printf("%s\n", key);
+		crypto_wipe(key, sizeof(key));
+		return 0;
+	}
+	if (strcmp(argv[0], "dev-ca") == 0)
+		return cmd_devca(argc, argv);
+	if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
+		config_write_example(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}

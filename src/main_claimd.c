@@ -1,0 +1,139 @@
+/*
+ * claimd: the daemon. Loads the config, CA and secrets, starts the HTTP workers and
+ * then waits for signals on the main thread: SIGHUP reloads (a bad new config is
+ * refused and the old one kept), SIGTERM/SIGINT drain in-flight requests and exit 0.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "claimd/http.h"
+#include "claimd/log.h"
+#include "claimd/runtime.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: claimd -c FILE [-t] [--ready-file FILE]\n"
+	      "  -c, --config FILE   configuration (YAML)\n"
+	      "  -t, --test          check the config, CA, key and secrets key, then exit\n"
+	      "      --ready-file F  once listening, write the bound port to F\n"
+	      "  -h, --help          this text\n"
+	      "  -V, --version       print the version\n"
+	      "Signals: SIGHUP reloads the config and CA; SIGTERM/SIGINT drain and exit.\n",
+	      f);
+}
+
+static int write_ready(const char *path, unsigned port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "w")))
+		return -1;
+	fprintf(f, "%u\n", port);
+	if (fclose(f) != 0)
+		return -1;
+	return rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},     {"test", no_argument, NULL, 't'},
+	    {"ready-file", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
+	const char *config = NULL, *ready = NULL;
+	bool test_only = false;
+	char err[1024];
+	struct runtime *rt;
+	struct app app;
+	struct http_server *srv;
+	sigset_t set;
+	int c, sig;
+
+	while ((c = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'r':
+			ready = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("claimd %s\n", CLAIMD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!config || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (crypto_init() < 0) {
+		fprintf(stderr, "claimd: cannot initialise libsodium\n");
+		return 1;
+	}
+	if (!(rt = runtime_load(config, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (test_only) {
+		printf("%s: OK (CA key %s)\n", config, ca_key_type(rt->ca));
+		runtime_release(rt);
+		return 0;
+	}
+	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
+	/* Workers inherit this mask, so only the main thread's sigwait sees these. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (app_init(&app, rt) < 0) {
+		fprintf(stderr, "claimd: out of memory\n");
+		return 1;
+	}
+	if (!(srv = http_start(&app, err, sizeof(err)))) {
+		log_error("%s", err);
+		app_destroy(&app);
+		return 1;
+	}
+	log_info("claimd %s listening on %s port %u (CA key %s, %u workers)", CLAIMD_VERSION,
+	         rt->cfg->listen_host, http_port(srv), ca_key_type(rt->ca), rt->cfg->threads);
+	if (ready && write_ready(ready, http_port(srv)) < 0)
+		log_warn("cannot write %s", ready);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			struct runtime *next = runtime_load(config, err, sizeof(err));
+			if (!next) {
+				log_error("reload refused, keeping the running config: %s", err);
+				continue;
+			}
+			log_set_level((enum log_level)log_level_parse(next->cfg->log_level));
+			app_swap(&app, next);
+			log_info("reloaded %s (CA key %s)", config, ca_key_type(next->ca));
+			continue;
+		}
+		log_info("signal %d: draining in-flight requests", sig);
+		break;
+	}
+	http_stop(srv, 10000);
+	app_destroy(&app);
+	log_info("stopped");
+	return 0;
+}

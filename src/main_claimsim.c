@@ -1,0 +1,150 @@
+/*
+ * claimsim: a simulated device (and, later, phone app, CLI and load generator). The
+ * 'self' mode behaves exactly like ESP RainMaker firmware doing a self claim and
+ * writes the device key and the certificate it received.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/crypto.h"
+#include "claimd/sim.h"
+#include "claimd/util.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: claimsim self --url URL --mac MAC --efuse-key HEX [--platform P]\n"
+	      "                     [--key ec|rsa] [--key-file F] [--out DIR] [--root CA.pem]\n"
+	      "                     [--node-policies S]\n"
+	      "  Self-claims like ESP RainMaker firmware against URL (the firmware's\n"
+	      "  CONFIG_ESP_RMAKER_CLAIM_SERVICE_BASE_URL). Writes DIR/MAC.key and DIR/MAC.crt;\n"
+	      "  --key-file reuses a key across runs (as the device does after a reboot);\n"
+	      "  --root also verifies the chain up to that root. Exit 0 on success.\n"
+	      "options: -h, --help; -V, --version\n",
+	      f);
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	fputc('\n', f);
+	return fclose(f);
+}
+
+static int cmd_self(int argc, char **argv)
+{
+	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+	                                     {"mac", required_argument, NULL, 'm'},
+	                                     {"efuse-key", required_argument, NULL, 'e'},
+	                                     {"platform", required_argument, NULL, 'p'},
+	                                     {"key", required_argument, NULL, 'k'},
+	                                     {"key-file", required_argument, NULL, 'f'},
+	                                     {"out", required_argument, NULL, 'o'},
+	                                     {"root", required_argument, NULL, 'r'},
+	                                     {"node-policies", required_argument, NULL, 'n'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *url = NULL, *mac = NULL, *efuse = NULL, *keytype = "ec", *keyfile = NULL,
+	           *out = ".", *root = NULL, *policies = NULL;
+	struct sim_device d = {0};
+	struct sim_result res;
+	struct http_url u;
+	char path[4096], keypath[4096];
+	int c;
+
+	strcpy(d.platform, "esp32s3");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			url = optarg;
+			break;
+		case 'm':
+			mac = optarg;
+			break;
+		case 'e':
+			efuse = optarg;
+			break;
+		case 'p':
+			snprintf(d.platform, sizeof(d.platform), "%s", optarg);
+			break;
+		case 'k':
+			keytype = optarg;
+			break;
+		case 'f':
+			keyfile = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 'n':
+			policies = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!url || !mac || !efuse || !http_url_parse(url, &u)) {
+		usage(stderr);
+		return 2;
+	}
+	if (!mac_normalize(d.mac, mac, strlen(mac)) ||
+	    !hex_decode(d.efuse_key, 16, efuse, strlen(efuse), true)) {
+		fprintf(stderr, "claimsim: --mac needs 12 hex digits, --efuse-key 32\n");
+		return 2;
+	}
+	if (!keyfile) {
+		snprintf(keypath, sizeof(keypath), "%s/%s.key", out, d.mac);
+		keyfile = keypath;
+	}
+	if (!(d.key = sim_key_load_or_create(keyfile, keytype))) {
+		fprintf(stderr, "claimsim: cannot load or create %s\n", keyfile);
+		return 1;
+	}
+	if (sim_self_claim(&u, &d, policies, root, &res) < 0) {
+		fprintf(stderr, "claimsim: self claim of %s failed at %s: %s\n", d.mac,
+		        res.stage == 1   ? "initiate"
+		        : res.stage == 2 ? "verify"
+		                         : "checking",
+		        res.err);
+		EVP_PKEY_free(d.key);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s.crt", out, d.mac);
+	if (write_file(path, res.certificate) < 0) {
+		fprintf(stderr, "claimsim: cannot write %s\n", path);
+		free(res.certificate);
+		EVP_PKEY_free(d.key);
+		return 1;
+	}
+	printf("claimsim: %s self-claimed; certificate chain in %s (key %s)\n", d.mac, path,
+	       keyfile);
+	free(res.certificate);
+	EVP_PKEY_free(d.key);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+		printf("claimsim %s\n", CLAIMD_VERSION);
+		return 0;
+	}
+	if (crypto_init() < 0)
+		return 1;
+	if (argc >= 2 && strcmp(argv[1], "self") == 0)
+		return cmd_self(argc - 1, argv + 1);
+	usage(stderr);
+	return 2;
+}

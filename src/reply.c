@@ -1,0 +1,71 @@
+/*
+ * Building and queueing replies. Every reply has a body, so a Content-Length above
+ * zero, and is built in full before it is queued, so it is never chunked. Error bodies
+ * hold string values only (the iOS app treats anything else as success).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/http.h"
+#include "claimd/log.h"
+
+static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsigned status,
+                             char *text, enum claimd_err e)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ok;
+
+	if (!text)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (e == CE_METHOD)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+		                        strcmp(rq->route->method, "GET") == 0 ? "GET, HEAD"
+		                                                              : "POST");
+	if (status == 503)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	ok = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	rq->status = status;
+	rq->code = e;
+	atomic_fetch_add(&rq->app->by_code[e], 1);
+	return ok;
+}
+
+enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigned status,
+                           json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	return queue(rq, c, status, text, CE_OK);
+}
+
+enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e)
+{
+	json_t *body =
+	    json_pack("{s:s, s:s}", "status", "failure", "description", err_description(e));
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	return queue(rq, c, err_status(e), text, e);
+}
+
+json_t *request_json(const struct request *rq)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if (!rq->body || rq->len == 0)
+		return NULL;
+	j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}

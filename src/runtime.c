@@ -1,0 +1,143 @@
+/*
+ * Generations of loaded state and per-thread database connections. A reload builds a
+ * complete new generation before touching the current one, so a bad config or CA is
+ * refused and the old one keeps serving.
+ */
+#include "claimd/runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/log.h"
+
+/* JSON-escaped length of a PEM: each newline becomes the two characters \n. */
+static size_t escaped_len(const char *s, size_t n)
+{
+	size_t out = n;
+	for (size_t i = 0; i < n; i++)
+		out += s[i] == '\n';
+	return out;
+}
+
+static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
+{
+	const struct claimd_config *c = rt->cfg;
+	const char *chain = ca_chain_pem(rt->ca);
+	size_t leaf = ca_max_leaf_pem(rt->ca);
+	/* A leaf PEM has a newline every 64 characters plus the two armour lines. */
+	size_t total = strlen("{\"certificate\":\"\"}") + leaf + leaf / 64 + 2 + 2 +
+	               escaped_len(chain, strlen(chain));
+	if (c->mqtt_host[0])
+		total += strlen(",\"mqtt_host\":\"\"") + strlen(c->mqtt_host);
+	if (c->mqtt_cred_host[0])
+		total += strlen(",\"mqtt_cred_host\":\"\"") + strlen(c->mqtt_cred_host);
+	if (total > RESPONSE_MAX) {
+		snprintf(err, errsz,
+		         "%s: the certificate response would be %zu bytes for an RSA-2048 device "
+		         "key, over the firmware's limit of %d: use a smaller CA key or chain",
+		         c->file, total, RESPONSE_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+struct runtime *runtime_load(const char *path, char *err, size_t errsz)
+{
+	struct runtime *rt = calloc(1, sizeof(*rt));
+
+	if (!rt) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	atomic_init(&rt->refs, 1);
+	if (!(rt->cfg = config_load(path, err, errsz)))
+		goto fail;
+	if (!(rt->secrets = secrets_load(rt->cfg->secrets_key_file, err, errsz)))
+		goto fail;
+	if (!(rt->ca =
+	          ca_load(rt->cfg->ca_certificate, rt->cfg->ca_key, rt->cfg->ca_chain, err, errsz)))
+		goto fail;
+	if (check_response_fits(rt, err, errsz) < 0)
+		goto fail;
+	return rt;
+fail:
+	runtime_release(rt);
+	return NULL;
+}
+
+void runtime_release(struct runtime *rt)
+{
+	if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
+		return;
+	ca_free(rt->ca);
+	secrets_free(rt->secrets);
+	config_free(rt->cfg);
+	free(rt);
+}
+
+static void close_db(void *p)
+{
+	db_close(p);
+}
+
+int app_init(struct app *app, struct runtime *rt)
+{
+	memset(app, 0, sizeof(*app));
+	if (pthread_mutex_init(&app->lock, NULL) != 0)
+		return -1;
+	if (pthread_key_create(&app->db_key, close_db) != 0)
+		return -1;
+	app->db_url = strdup(rt->cfg->db_url);
+	if (!app->db_url)
+		return -1;
+	app->rt = rt;
+	return 0;
+}
+
+void app_destroy(struct app *app)
+{
+	struct db *db = pthread_getspecific(app->db_key);
+	db_close(db);
+	pthread_setspecific(app->db_key, NULL);
+	pthread_key_delete(app->db_key);
+	runtime_release(app->rt);
+	free(app->db_url);
+	pthread_mutex_destroy(&app->lock);
+}
+
+struct runtime *app_acquire(struct app *app)
+{
+	pthread_mutex_lock(&app->lock);
+	struct runtime *rt = app->rt;
+	atomic_fetch_add(&rt->refs, 1);
+	pthread_mutex_unlock(&app->lock);
+	return rt;
+}
+
+void app_swap(struct app *app, struct runtime *rt)
+{
+	pthread_mutex_lock(&app->lock);
+	struct runtime *old = app->rt;
+	app->rt = rt;
+	pthread_mutex_unlock(&app->lock);
+	if (strcmp(rt->cfg->db_url, app->db_url) != 0)
+		log_warn("database.url changed: takes effect at the next restart");
+	runtime_release(old);
+}
+
+struct db *app_db(struct app *app)
+{
+	struct db *db = pthread_getspecific(app->db_key);
+	char err[512];
+
+	if (db)
+		return db;
+	db = db_connect(app->db_url, true, err, sizeof(err));
+	if (!db) {
+		log_error("%s", err);
+		return NULL;
+	}
+	pthread_setspecific(app->db_key, db);
+	return db;
+}

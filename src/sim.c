@@ -1,0 +1,326 @@
+/*
+ * Simulated firmware. Request bodies are printed with the firmware's own formats;
+ * replies are read with the firmware's limits (63-character auth_id, 129-character
+ * challenge, 3071-byte body, status exactly 200 with a Content-Length).
+ */
+#include "claimd/sim.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "claimd/crypto.h"
+#include "claimd/util.h"
+
+EVP_PKEY *sim_key_new(const char *type)
+{
+	if (strcmp(type, "ec") == 0)
+		return EVP_EC_gen("P-256");
+	if (strcmp(type, "rsa") == 0)
+		return EVP_RSA_gen(2048);
+	return NULL;
+}
+
+EVP_PKEY *sim_key_load_or_create(const char *path, const char *type)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+	int fd;
+
+	if (f) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+		return k;
+	}
+	if (!(k = sim_key_new(type)))
+		return NULL;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	if (!PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL)) {
+		fclose(f);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	fclose(f);
+	return k;
+}
+
+char *sim_csr_pem(EVP_PKEY *key, const char *cn, bool cli_style)
+{
+	X509_REQ *r = X509_REQ_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	char *data, *out = NULL;
+	long n;
+
+	if (!r || !b || !X509_REQ_set_version(r, 0) ||
+	    !X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(r), "CN", MBSTRING_ASC,
+	                                (const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_REQ_set_pubkey(r, key))
+		goto out;
+	if (cli_style) {
+		exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *e =
+		    X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:FALSE");
+		if (!exts || !e || !sk_X509_EXTENSION_push(exts, e) ||
+		    !X509_REQ_add_extensions(r, exts)) {
+			X509_EXTENSION_free(e);
+			goto out;
+		}
+	}
+	if (!X509_REQ_sign(r, key, EVP_sha256()) || !PEM_write_bio_X509_REQ(b, r))
+		goto out;
+	n = BIO_get_mem_data(b, &data);
+	/* mbedtls writes no trailing newline after the END line; the CLI keeps one. */
+	if (!cli_style)
+		while (n > 0 && data[n - 1] == '\n')
+			n--;
+	out = strndup(data, (size_t)n);
+out:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	BIO_free(b);
+	X509_REQ_free(r);
+	return out;
+}
+
+char *sim_firmware_escape(const char *pem)
+{
+	size_t n = strlen(pem);
+	char *out = malloc(2 * n + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	if (n > 0 && pem[n - 1] == '\n')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		if (pem[i] == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else {
+			*o++ = pem[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+bool sim_firmware_string(const char *body, const char *key, char *out, size_t max, bool unescape)
+{
+	char pat[64];
+	const char *p, *end;
+	json_t *j, *v;
+	bool same;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	if (!(p = strstr(body, pat)))
+		return false;
+	p += strlen(pat);
+	for (end = p; *end && *end != '"'; end++)
+		if (*end == '\\' && end[1])
+			end++;
+	if (*end != '"' || (size_t)(end - p) >= max)
+		return false;
+	memcpy(out, p, (size_t)(end - p));
+	out[end - p] = '\0';
+	if (unescape) {
+		/* The firmware's unescape: "\n" -> newline, any other "\x" -> "x". */
+		char *s = out, *t = out;
+		while (*s) {
+			if (*s == '\\') {
+				s++;
+				if (*s == 'n') {
+					*t++ = '\n';
+					s++;
+					continue;
+				}
+			}
+			*t++ = *s++;
+		}
+		*t = '\0';
+	}
+	/* What the firmware read must be what the JSON says. */
+	j = json_loads(body, 0, NULL);
+	v = j ? json_object_get(j, key) : NULL;
+	same = v && json_is_string(v) && strcmp(json_string_value(v), out) == 0;
+	json_decref(j);
+	return same;
+}
+
+void sim_challenge_response(const uint8_t efuse_key[16], const char *challenge, char out[129])
+{
+	uint8_t mac[64];
+	crypto_hmac_sha512(mac, efuse_key, 16, challenge, strlen(challenge));
+	hex_encode_upper(out, mac, sizeof(mac));
+}
+
+static STACK_OF(X509) * read_chain(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	X509 *x;
+
+	while (b && sk && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	BIO_free(b);
+	return sk;
+}
+
+int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const char *root_file,
+                    char *err, size_t errsz)
+{
+	STACK_OF(X509) *sk = read_chain(chain_pem);
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	X509 *leaf, *issuer;
+	char got[128];
+	int rc = -1;
+	size_t n = strlen(chain_pem);
+
+	if (n == 0 || chain_pem[n - 1] == '\n' || strstr(chain_pem, "\n\n") ||
+	    strchr(chain_pem, '\r')) {
+		snprintf(err, errsz, "chain has a trailing newline, a blank line or a CR");
+		goto out;
+	}
+	if (!sk || sk_X509_num(sk) < 2) {
+		snprintf(err, errsz, "expected the leaf and the issuing CA certificate");
+		goto out;
+	}
+	leaf = sk_X509_value(sk, 0);
+	issuer = sk_X509_value(sk, 1);
+	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), key) != 1) {
+		snprintf(err, errsz, "certificate key does not match the device key");
+		goto out;
+	}
+	X509_NAME *subj = X509_get_subject_name(leaf);
+	if (X509_NAME_entry_count(subj) != 1 ||
+	    X509_NAME_get_text_by_NID(subj, NID_commonName, got, sizeof(got)) < 0 ||
+	    strcmp(got, cn) != 0) {
+		snprintf(err, errsz, "certificate subject is not CN=%s", cn);
+		goto out;
+	}
+	if (X509_verify(leaf, X509_get0_pubkey(issuer)) != 1) {
+		snprintf(err, errsz, "leaf is not signed by the CA certificate that follows it");
+		goto out;
+	}
+	if (!(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT) || X509_check_ca(leaf) != 0) {
+		snprintf(err, errsz, "leaf lacks clientAuth or claims to be a CA");
+		goto out;
+	}
+	if (root_file) {
+		store = X509_STORE_new();
+		ctx = X509_STORE_CTX_new();
+		if (!store || !ctx || X509_STORE_load_file(store, root_file) != 1 ||
+		    !X509_STORE_CTX_init(ctx, store, leaf, sk)) {
+			snprintf(err, errsz, "cannot load %s", root_file);
+			goto out;
+		}
+		X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+		if (X509_verify_cert(ctx) != 1) {
+			snprintf(err, errsz, "chain does not verify against %s: %s", root_file,
+			         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	sk_X509_pop_free(sk, X509_free);
+	return rc;
+}
+
+/* The firmware accepts only status 200 with a positive Content-Length and a body that
+ * fits its 3072-byte buffer. */
+static int firmware_accepts(const struct http_response *r, struct sim_result *res)
+{
+	res->status = r->status;
+	if (r->status != 200 || r->content_length <= 0 || r->chunked || r->len > SIM_RESPONSE_MAX) {
+		snprintf(
+		    res->err, sizeof(res->err),
+		    "firmware would reject: status %d, Content-Length %ld%s, %zu bytes: %.200s",
+		    r->status, r->content_length, r->chunked ? ", chunked" : "", r->len,
+		    r->body ? r->body : "");
+		return -1;
+	}
+	return 0;
+}
+
+int sim_self_claim(const struct http_url *u, const struct sim_device *d, const char *policies,
+                   const char *root_file, struct sim_result *res)
+{
+	struct http_response r = {0};
+	char body[4096], auth_id[64], challenge[130], response[129];
+	char *csr = NULL, *esc = NULL, *vbody = NULL, *cert = NULL;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	res->stage = 1;
+	snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->mac,
+	         d->platform);
+	if (http_post(u, "claim/initiate", "", body, strlen(body), 5000, &r, res->err,
+	              sizeof(res->err)) < 0 ||
+	    firmware_accepts(&r, res) < 0)
+		goto out;
+	if (!sim_firmware_string(r.body, "auth_id", auth_id, sizeof(auth_id), false) ||
+	    !sim_firmware_string(r.body, "challenge", challenge, sizeof(challenge), false)) {
+		snprintf(res->err, sizeof(res->err), "firmware cannot parse the initiate reply");
+		goto out;
+	}
+	http_response_free(&r);
+	sim_challenge_response(d->efuse_key, challenge, response);
+	res->stage = 2;
+	if (!(csr = sim_csr_pem(d->key, d->mac, false)) || !(esc = sim_firmware_escape(csr)))
+		goto out;
+	if (policies)
+		rc = asprintf(&vbody,
+		              "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\","
+		              "\"node_policies\":\"%s\"}",
+		              auth_id, response, esc, policies);
+	else
+		rc = asprintf(&vbody,
+		              "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\"}",
+		              auth_id, response, esc);
+	if (rc < 0) {
+		vbody = NULL;
+		goto out;
+	}
+	rc = -1;
+	if (http_post(u, "claim/verify", "", vbody, strlen(vbody), 5000, &r, res->err,
+	              sizeof(res->err)) < 0 ||
+	    firmware_accepts(&r, res) < 0)
+		goto out;
+	res->stage = 3;
+	if (!(cert = malloc(r.len + 1)) ||
+	    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true)) {
+		snprintf(
+		    res->err, sizeof(res->err),
+		    "firmware cannot read \"certificate\" (missing or escapes other than \\n)");
+		goto out;
+	}
+	if (sim_check_chain(cert, d->key, d->mac, root_file, res->err, sizeof(res->err)) < 0)
+		goto out;
+	res->certificate = cert;
+	cert = NULL;
+	rc = 0;
+out:
+	http_response_free(&r);
+	free(cert);
+	free(vbody);
+	free(esc);
+	free(csr);
+	return rc;
+}

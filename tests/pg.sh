@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Starts or stops a private PostgreSQL cluster in DIR, listening only on a unix socket
+# in DIR. Used by the CTest fixture, docker/demo.sh and the benchmark.
+#   tests/pg.sh start DIR [fast]   -> prints a libpq connection string for database 'postgres'
+#   tests/pg.sh stop DIR
+# 'fast' turns fsync off (tests only: durability is not under test there).
+# As root, the cluster runs as the unprivileged 'postgres' user (initdb refuses root).
+set -euo pipefail
+
+cmd=${1:?usage: pg.sh start|stop DIR [fast]}
+dir=${2:?usage: pg.sh start|stop DIR [fast]}
+mode=${3:-durable}
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bindir/initdb" ] || { echo "pg.sh: PostgreSQL server binaries not found (install postgresql)" >&2; exit 1; }
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$cmd" in
+start)
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$dir"
+    # The server must be able to reach its directory through every parent.
+    p=$dir; while [ "$p" != / ]; do p=$(dirname "$p"); chmod o+x "$p" 2>/dev/null || true; done
+  fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+  fi
+  opts="-c listen_addresses= -c unix_socket_directories=$dir -c max_connections=200"
+  opts="$opts -c shared_buffers=256MB"
+  if [ "$mode" = fast ]; then opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; fi
+  if ! as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" start >/dev/null \
+      || { tail -n 20 "$dir/server.log" >&2; exit 1; }
+  fi
+  echo "host=$dir user=postgres dbname=postgres"
+  ;;
+stop)
+  [ -d "$dir/data" ] || exit 0
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  ;;
+*)
+  echo "usage: pg.sh start|stop DIR [fast]" >&2; exit 2 ;;
+esac
