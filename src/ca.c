@@ -27,7 +27,7 @@ struct ca {
 	EVP_PKEY *key;
 	char *chain_pem;
 	char key_type[16];
-	size_t max_leaf_pem;
+	size_t max_leaf_pem, max_leaf_escaped;
 };
 
 struct csr {
@@ -144,14 +144,16 @@ static int measure_max_leaf(struct ca *ca, char *err, size_t errsz)
 	char cn[NODE_ID_MAX + 1];
 	int rc = -1;
 
-	memset(cn, 'W', 46); /* the longest node_id the protocol allows */
-	cn[46] = '\0';
+	memset(cn, 'W', NODE_ID_ISSUED_MAX);
+	cn[NODE_ID_ISSUED_MAX] = '\0';
 	if (!b64_decode(der, sizeof(der), &dlen, rsa2048_spki_b64, strlen(rsa2048_spki_b64)))
 		goto out;
 	c.pub = d2i_PUBKEY(NULL, &p, (long)dlen);
 	if (!c.pub || ca_sign(ca, &c, cn, 36500, &is) < 0)
 		goto out;
 	ca->max_leaf_pem = strlen(is.pem);
+	for (const char *q = is.pem; *q; q++)
+		ca->max_leaf_escaped += 1 + (*q == '\n');
 	rc = 0;
 out:
 	if (rc < 0)
@@ -237,6 +239,11 @@ const char *ca_key_type(const struct ca *ca)
 size_t ca_max_leaf_pem(const struct ca *ca)
 {
 	return ca->max_leaf_pem;
+}
+
+size_t ca_max_leaf_escaped(const struct ca *ca)
+{
+	return ca->max_leaf_escaped;
 }
 
 static bool valid_cn(const unsigned char *s, int n)

@@ -197,9 +197,10 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		e = CE_INTERNAL;
 		goto out;
 	}
-	if (claim_escaped_len(is.pem) + 2 + claim_escaped_len(ca_chain_pem(cc->rt->ca)) + 64 +
-	        strlen(cfg->mqtt_host) + strlen(cfg->mqtt_cred_host) >
-	    RESPONSE_MAX) {
+	size_t reply_len = runtime_response_len(cc->rt, claim_escaped_len(is.pem));
+	if (reply_len > RESPONSE_MAX) {
+		log_warn("%s: the reply for %s would be %zu bytes, over %d", cc->request_id, mac,
+		         reply_len, RESPONSE_MAX);
 		e = CE_CSR_TOO_BIG_FOR_DEVICE;
 		goto out;
 	}

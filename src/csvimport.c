@@ -141,7 +141,10 @@ static int feed_line(struct reader *r, const char *s, size_t n)
 	if (csv_parse(&r->p, s, n, on_field, on_record, r) != n ||
 	    csv_fini(&r->p, on_field, on_record, r) != 0) {
 		r->line_error = "malformed CSV (unbalanced quotes?)";
-		csv_fini(&r->p, NULL, NULL, NULL); /* reset for the next line */
+		/* A strict-mode csv_fini() failure leaves the parser mid-field: start over. */
+		csv_free(&r->p);
+		if (csv_init(&r->p, CSV_STRICT | CSV_STRICT_FINI) != 0)
+			return -1;
 	}
 	if (!r->have_header) {
 		if (r->line_error) {

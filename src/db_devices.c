@@ -82,7 +82,7 @@ static enum db_status report_rows(struct db *db, const char *sql, const char *wh
 	PGresult *r = PQexec(db->conn, sql);
 	enum db_status s = db_classify(db, r, what);
 	if (s == DB_OK) {
-		for (int i = 0; i < PQntuples(r); i++)
+		for (int i = 0; report && i < PQntuples(r); i++)
 			report(arg, atol(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
 			       PQgetvalue(r, i, 2));
 		*count += PQntuples(r);

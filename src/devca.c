@@ -111,10 +111,10 @@ int devca_create(const char *dir, const char *keytype, char *err, size_t errsz)
 		goto out;
 	}
 	mkdir(dir, 0755);
-	root = make_cert(rk, "claimd development root CA", NULL, rk, "critical,CA:TRUE");
-	inter = root ? make_cert(ik, "claimd development intermediate CA", root, rk,
-	                         "critical,CA:TRUE,pathlen:0")
-	             : NULL;
+	root = make_cert(rk, "claimd dev root", NULL, rk, "critical,CA:TRUE");
+	inter =
+	    root ? make_cert(ik, "claimd dev intermediate", root, rk, "critical,CA:TRUE,pathlen:0")
+	         : NULL;
 	if (!inter) {
 		snprintf(err, errsz, "cannot build the CA certificates");
 		goto out;

@@ -90,7 +90,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (test_only) {
-		printf("%s: OK (CA key %s)\n", config, ca_key_type(rt->ca));
+		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes)\n", config,
+		       ca_key_type(rt->ca), runtime_response_len(rt, ca_max_leaf_escaped(rt->ca)),
+		       RESPONSE_MAX);
 		runtime_release(rt);
 		return 0;
 	}

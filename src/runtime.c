@@ -20,23 +20,29 @@ static size_t escaped_len(const char *s, size_t n)
 	return out;
 }
 
-static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
+size_t runtime_response_len(const struct runtime *rt, size_t leaf_escaped)
 {
 	const struct claimd_config *c = rt->cfg;
 	const char *chain = ca_chain_pem(rt->ca);
-	size_t leaf = ca_max_leaf_pem(rt->ca);
-	/* A leaf PEM has a newline every 64 characters plus the two armour lines. */
-	size_t total = strlen("{\"certificate\":\"\"}") + leaf + leaf / 64 + 2 + 2 +
-	               escaped_len(chain, strlen(chain));
+	/* {"certificate":"<leaf>\n<chain>"} with every newline escaped, plus the hosts. */
+	size_t total =
+	    strlen("{\"certificate\":\"\"}") + leaf_escaped + 2 + escaped_len(chain, strlen(chain));
 	if (c->mqtt_host[0])
 		total += strlen(",\"mqtt_host\":\"\"") + strlen(c->mqtt_host);
 	if (c->mqtt_cred_host[0])
 		total += strlen(",\"mqtt_cred_host\":\"\"") + strlen(c->mqtt_cred_host);
+	return total;
+}
+
+static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
+{
+	size_t total = runtime_response_len(rt, ca_max_leaf_escaped(rt->ca));
 	if (total > RESPONSE_MAX) {
 		snprintf(err, errsz,
 		         "%s: the certificate response would be %zu bytes for an RSA-2048 device "
-		         "key, over the firmware's limit of %d: use a smaller CA key or chain",
-		         c->file, total, RESPONSE_MAX);
+		         "key, over the firmware's limit of %d: use a smaller CA key or chain, or "
+		         "drop mqtt_cred_host",
+		         rt->cfg->file, total, RESPONSE_MAX);
 		return -1;
 	}
 	return 0;

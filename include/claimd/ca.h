@@ -12,9 +12,10 @@
 
 #include "claimd/errors.h"
 
-#define CSR_MAX_PEM    8192
-#define NODE_ID_MAX    64
-#define SERIAL_HEX_LEN 32
+#define CSR_MAX_PEM        8192
+#define NODE_ID_MAX        64 /* longest CN a CSR may carry */
+#define NODE_ID_ISSUED_MAX 22 /* longest node_id this server issues (self: 12) */
+#define SERIAL_HEX_LEN     32
 
 struct ca;
 struct csr;
@@ -39,11 +40,13 @@ const char *ca_chain_pem(const struct ca *ca);
 /** "ec-p256" or "rsa-NNNN": the CA key type, for logs and metrics. */
 const char *ca_key_type(const struct ca *ca);
 /**
- * The length of the leaf PEM this CA issues for an RSA-2048 device key and a 46-character
- * node_id: the largest the protocol's devices receive (measured at load time by
- * signing a fixed public key, so it is exact, not a guess).
+ * The length of the leaf PEM this CA issues for an RSA-2048 device key (the largest
+ * the protocol's devices use) and the longest node_id we issue, measured at load time
+ * by signing a fixed public key, so it is exact, not a guess.
  */
 size_t ca_max_leaf_pem(const struct ca *ca);
+/** The same leaf's length once JSON-escaped (each newline becomes two characters). */
+size_t ca_max_leaf_escaped(const struct ca *ca);
 
 /**
  * Parses and checks a CSR: one PEM block of at most CSR_MAX_PEM bytes, a valid

@@ -1,0 +1,189 @@
+/*
+ * Database tests against the fixture's real PostgreSQL: migrations (concurrent and
+ * repeated), the schema's own guarantees, and claimctl's CSV import end to end.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "claimd/db.h"
+#include "harness.h"
+
+struct mig {
+	const char *url;
+	int rc, applied;
+	char err[256];
+};
+
+static void *migrate_thread(void *arg)
+{
+	struct mig *m = arg;
+	m->rc = db_migrate(m->url, &m->applied, m->err, sizeof(m->err));
+	return NULL;
+}
+
+static void migrate_concurrent(void)
+{
+	struct tenv t;
+	char *out = NULL;
+	REQUIRE(tenv_setup(&t, "migrate_concurrent", NULL));
+	/* Start from an empty database: drop what the harness migrated. */
+	PQclear(PQexec(t.pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"));
+	struct mig m[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct mig){.url = t.conninfo};
+		pthread_create(&th[i], NULL, migrate_thread, &m[i]);
+	}
+	int total = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECKF(m[i].rc == 0, "migrate %d: %s", i, m[i].err);
+		total += m[i].applied;
+	}
+	CHECK(total == 1); /* exactly one runner applied the one migration */
+	CHECK(sql_long(&t, "SELECT count(*) FROM schema_migrations") == 1);
+	/* And claimctl migrate on a current schema is a no-op that succeeds. */
+	CHECK(t_run(&out, "'%s' -c '%s' migrate", t_bin("claimctl"), t.config) == 0);
+	CHECK(out && strstr(out, "0 migration(s) applied"));
+	free(out);
+	tenv_teardown(&t);
+}
+
+static void schema_guarantees(void)
+{
+	struct tenv t;
+	REQUIRE(tenv_setup(&t, "schema_guarantees", NULL));
+	PGresult *r = PQexec(t.pg, "INSERT INTO audit (event, flow, outcome, reason) VALUES "
+	                           "('verify','self','ok','OK')");
+	CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+	PQclear(r);
+	/* Append-only: no UPDATE, DELETE or TRUNCATE. */
+	r = PQexec(t.pg, "UPDATE audit SET reason = 'X'");
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+	PQclear(r);
+	r = PQexec(t.pg, "DELETE FROM audit");
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+	PQclear(r);
+	r = PQexec(t.pg, "TRUNCATE audit");
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+	PQclear(r);
+	/* CHECK constraints on formats. */
+	r = PQexec(t.pg, "INSERT INTO nodes (node_id, mac) VALUES ('bad id!', '7CDFA1000001')");
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+	PQclear(r);
+	r = PQexec(t.pg, "INSERT INTO nodes (node_id, mac) VALUES ('n1', '7cdfa1000001')");
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+	PQclear(r);
+	/* Every table and column is documented. */
+	CHECK(sql_long(&t, "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = "
+	                   "a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+	                   "n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT "
+	                   "a.attisdropped AND col_description(c.oid, a.attnum) IS NULL") == 0);
+	CHECK(sql_long(&t, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+	                   "relnamespace WHERE nspname = 'public' AND relkind = 'r' AND "
+	                   "obj_description(c.oid, 'pg_class') IS NULL") == 0);
+	tenv_teardown(&t);
+}
+
+static const char *write_csv(struct tenv *t, const char *name, const char *text)
+{
+	static char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", t->dir, name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+#define K1 "000102030405060708090A0B0C0D0E0F"
+#define K2 "0F0E0D0C0B0A09080706050403020100"
+
+static int import(struct tenv *t, char **out, const char *flags, const char *file)
+{
+	return t_run(out, "'%s' -c '%s' devices import %s '%s'", t_bin("claimctl"), t->config,
+	             flags, file);
+}
+
+static void import_rules(void)
+{
+	struct tenv t;
+	char *out = NULL;
+	REQUIRE(tenv_setup(&t, "import_rules", NULL));
+	const char *a = write_csv(&t, "a.csv",
+	                          "mac,platform,efuse_key\n7CDFA1000001,esp32s3," K1
+	                          "\n7cdfa1000002,ESP32C3," K1 "\n");
+	CHECK(import(&t, &out, "", a) == 0 && strstr(out, "2 added"));
+	free(out);
+	/* Idempotent. */
+	CHECK(import(&t, &out, "", a) == 0 && strstr(out, "2 unchanged"));
+	free(out);
+	CHECK(sql_long(&t, "SELECT count(*) FROM devices") == 2);
+	/* The key is stored sealed, not in clear. */
+	CHECK(
+	    sql_long(
+	        &t,
+	        "SELECT count(*) FROM devices WHERE "
+	        "position('\\x000102030405060708090a0b0c0d0e0f'::bytea in efuse_key_sealed) > 0") ==
+	    0);
+	/* A different key for a known MAC is refused, with the line, and nothing is stored. */
+	const char *b = write_csv(&t, "b.csv",
+	                          "mac,platform,efuse_key\n7CDFA1000003,esp32s3," K1
+	                          "\n7CDFA1000001,esp32s3," K2 "\n");
+	CHECK(import(&t, &out, "", b) == 1);
+	CHECKF(out && strstr(out, "b.csv:3: 7CDFA1000001: MAC already registered"), "%s", out);
+	free(out);
+	CHECK(sql_long(&t, "SELECT count(*) FROM devices") == 2);
+	/* --replace takes the new key. */
+	char *before = sql_value(
+	    &t, "SELECT encode(efuse_key_tag, 'hex') FROM devices WHERE mac = '7CDFA1000001'");
+	CHECK(import(&t, &out, "--replace", b) == 0 && strstr(out, "1 added, 1 replaced"));
+	free(out);
+	char *after = sql_value(
+	    &t, "SELECT encode(efuse_key_tag, 'hex') FROM devices WHERE mac = '7CDFA1000001'");
+	CHECK(before && after && strcmp(before, after) != 0);
+	free(before);
+	free(after);
+	/* A bad row: all or nothing, reported as FILE:LINE: reason. */
+	const char *c = write_csv(&t, "c.csv",
+	                          "mac,platform,efuse_key\n7CDFA1000010,esp32s3," K1
+	                          "\n7CDFA10000,esp32s3," K1 "\n");
+	CHECK(import(&t, &out, "", c) == 1);
+	CHECKF(out && strstr(out, "c.csv:3: mac:") && strstr(out, "nothing stored"), "%s", out);
+	free(out);
+	CHECK(sql_long(&t, "SELECT count(*) FROM devices WHERE mac = '7CDFA1000010'") == 0);
+	/* --skip-invalid stores the valid rows. */
+	CHECK(import(&t, &out, "--skip-invalid", c) == 0 && strstr(out, "1 added"));
+	free(out);
+	CHECK(sql_long(&t, "SELECT count(*) FROM devices WHERE mac = '7CDFA1000010'") == 1);
+	/* The same MAC twice in a file with different keys is a conflict. */
+	const char *d = write_csv(&t, "d.csv",
+	                          "mac,platform,efuse_key\n7CDFA1000020,esp32s3," K1
+	                          "\n7CDFA1000020,esp32s3," K2 "\n");
+	CHECK(import(&t, &out, "", d) == 1);
+	CHECKF(out && strstr(out, "d.csv:3: 7CDFA1000020: MAC appears again"), "%s", out);
+	free(out);
+	/* Standard input. */
+	CHECK(t_run(&out,
+	            "printf 'mac,platform,efuse_key\\n7CDFA1000030,esp32c6,%s\\n' | '%s' -c '%s' "
+	            "devices import -",
+	            K1, t_bin("claimctl"), t.config) == 0);
+	free(out);
+	CHECK(sql_long(&t, "SELECT count(*) FROM devices WHERE mac = '7CDFA1000030' AND platform = "
+	                   "'esp32c6'") == 1);
+	tenv_teardown(&t);
+}
+
+static const struct t_case cases[] = {
+    {"migrate_concurrent", migrate_concurrent},
+    {"schema_guarantees", schema_guarantees},
+    {"import_rules", import_rules},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}

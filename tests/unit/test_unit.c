@@ -1,0 +1,548 @@
+/*
+ * Unit tests of the core library: no server, no database. Each case is its own CTest
+ * test (label unit).
+ */
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "claimd/authid.h"
+#include "claimd/ca.h"
+#include "claimd/config.h"
+#include "claimd/crypto.h"
+#include "claimd/csvimport.h"
+#include "claimd/devca.h"
+#include "claimd/sim.h"
+#include "claimd/util.h"
+#include "harness.h"
+
+static void hmac_vector(void)
+{
+	/* protocol.md section 2.2, checked with openssl. */
+	uint8_t key[16];
+	char out[129];
+	REQUIRE(hex_decode(key, 16, "000102030405060708090A0B0C0D0E0F", 32, false));
+	sim_challenge_response(
+	    key, "4f7c1e0a9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6", out);
+	CHECK(strcmp(out, "92E9DAB07E0F5344694FBC2F9D883FC572A1F59EF5BDBA726AC74FA250C7C7312BF7"
+	                  "9187F92458F080B0F509F48B5B3D72EA72A6AB8DB9E46FCB2CEC209BED08") == 0);
+}
+
+static char tmpdir[512];
+
+static const char *write_tmp(const char *name, const char *text)
+{
+	static char path[1024];
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp/unit", getenv("CLAIMD_BUILD_DIR") ?: ".");
+	t_run(NULL, "mkdir -p '%s'", tmpdir);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+#define REQUIRED_KEYS "ca:\n  certificate: ca.pem\n  key: ca.key\nsecrets:\n  key_file: s.key\n"
+
+/* Loads @p text and expects failure with @p want somewhere in the message. */
+static void config_fails(const char *text, const char *want)
+{
+	char err[512];
+	const char *path = write_tmp("c.yaml", text);
+	struct claimd_config *c = config_load(path, err, sizeof(err));
+	CHECKF(c == NULL, "config unexpectedly accepted: %s", text);
+	CHECKF(c || strstr(err, want), "error '%s' lacks '%s'", err, want);
+	config_free(c);
+}
+
+static void config_errors(void)
+{
+	config_fails("server:\n  listen: \"127.0.0.1:80\"\n  bogus: 1\n" REQUIRED_KEYS,
+	             "c.yaml:3:3: unknown key 'server.bogus'");
+	config_fails("server:\n  threads: 010\n" REQUIRED_KEYS,
+	             "c.yaml:2:12: server.threads: expected a whole number");
+	config_fails("server:\n  threads: 0x10\n" REQUIRED_KEYS, "c.yaml:2:12:");
+	config_fails("server:\n  threads: -1\n" REQUIRED_KEYS, "expected a whole number");
+	config_fails("ca:\n  certificate: a\n", "ca.key: required");
+	config_fails("server: [1, 2]\n" REQUIRED_KEYS, "c.yaml:1:9: server: expected a mapping");
+	config_fails("server:\n  listen: [a]\n" REQUIRED_KEYS,
+	             "c.yaml:2:11: server.listen: expected a single value");
+	config_fails("server:\n  listen: \"nohost\"\n" REQUIRED_KEYS, "expected host:port");
+	config_fails("server:\n  listen: \"a:99999\"\n" REQUIRED_KEYS, "port must be");
+	config_fails("server:\n  trusted_proxies: [\"10.0.0.0/33\"]\n" REQUIRED_KEYS,
+	             "is not an address or CIDR");
+	config_fails("claim:\n  mqtt_host: \"mqtts://x:8883\"\n" REQUIRED_KEYS, "bare hostname");
+	config_fails("server:\n  threads: 2\n  threads: 3\n" REQUIRED_KEYS,
+	             "c.yaml:3:3: server.threads: duplicate key");
+	config_fails("server:\n  listen: \"a\n" REQUIRED_KEYS, "c.yaml:");
+	config_fails("", "empty file");
+	config_fails("- a\n", "expected a mapping at the top level");
+	config_fails("users:\n  jwt:\n    jwks_file: j.json\n" REQUIRED_KEYS,
+	             "users.jwt.issuer: required");
+	config_fails("server:\n  log_level: loud\n" REQUIRED_KEYS, "log_level");
+}
+
+static void config_defaults_and_paths(void)
+{
+	char err[512];
+	const char *path = write_tmp("ok.yaml", REQUIRED_KEYS "claim:\n  mqtt_host: mqtt.x.com\n");
+	struct claimd_config *c = config_load(path, err, sizeof(err));
+	REQUIRE(c != NULL);
+	CHECK(strcmp(c->listen_host, "127.0.0.1") == 0 && c->listen_port == 8080);
+	CHECK(c->challenge_ttl == 300 && c->validity_days == 3650 && c->quota == 5);
+	CHECK(c->n_trusted_proxies == 2);
+	CHECK(strcmp(c->mqtt_host, "mqtt.x.com") == 0);
+	/* Relative paths are relative to the config file's folder. */
+	char want[1100];
+	snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
+	CHECKF(strcmp(c->ca_certificate, want) == 0, "%s", c->ca_certificate);
+	config_free(c);
+}
+
+static void config_example_in_step(void)
+{
+	/* The committed example is exactly what the key table generates, and it loads. */
+	char *gen = NULL, *committed = NULL, err[512];
+	CHECK(t_run(&gen, "'%s' config-example", t_bin("claimctl")) == 0);
+	size_t n;
+	committed = file_read_all(CLAIMD_SOURCE_DIR "/config/claimd.example.yaml", 1 << 20, &n);
+	REQUIRE(gen && committed);
+	CHECKF(strcmp(gen, committed) == 0,
+	       "config/claimd.example.yaml is stale: regenerate with claimctl config-example");
+	const char *path = write_tmp("example.yaml", committed);
+	struct claimd_config *c = config_load(path, err, sizeof(err));
+	CHECKF(c != NULL, "%s", err);
+	config_free(c);
+	free(gen);
+	free(committed);
+}
+
+static struct secrets *test_secrets(uint8_t fill)
+{
+	uint8_t k[32];
+	memset(k, fill, sizeof(k));
+	return secrets_from_bytes(k);
+}
+
+static void seal_roundtrip(void)
+{
+	struct secrets *s = test_secrets(7), *other = test_secrets(8);
+	uint8_t key[16], sealed[SEALED_EFUSE_BYTES], sealed2[SEALED_EFUSE_BYTES], out[16];
+	uint8_t t1[16], t2[16], t3[16];
+
+	crypto_random(key, sizeof(key));
+	efuse_seal(s, "7CDFA1000001", key, sealed);
+	CHECK(efuse_open(s, "7CDFA1000001", sealed, sizeof(sealed), out));
+	CHECK(memcmp(out, key, 16) == 0);
+	/* Fresh nonce each time: the same key never seals to the same bytes. */
+	efuse_seal(s, "7CDFA1000001", key, sealed2);
+	CHECK(memcmp(sealed, sealed2, sizeof(sealed)) != 0);
+	/* Bound to the MAC, to the key, and tamper-evident in every byte. */
+	CHECK(!efuse_open(s, "7CDFA1000002", sealed, sizeof(sealed), out));
+	CHECK(!efuse_open(other, "7CDFA1000001", sealed, sizeof(sealed), out));
+	for (size_t i = 0; i < sizeof(sealed); i++) {
+		sealed[i] ^= 0x01;
+		CHECKF(!efuse_open(s, "7CDFA1000001", sealed, sizeof(sealed), out), "byte %zu", i);
+		sealed[i] ^= 0x01;
+	}
+	CHECK(!efuse_open(s, "7CDFA1000001", sealed, sizeof(sealed) - 1, out));
+	/* Tags: equal for equal inputs, different otherwise. */
+	efuse_tag(s, "7CDFA1000001", key, t1);
+	efuse_tag(s, "7CDFA1000001", key, t2);
+	key[0] ^= 1;
+	efuse_tag(s, "7CDFA1000001", key, t3);
+	CHECK(memcmp(t1, t2, 16) == 0 && memcmp(t1, t3, 16) != 0);
+	secrets_free(s);
+	secrets_free(other);
+}
+
+static void secrets_file_rules(void)
+{
+	char err[256];
+	char k[64];
+	secrets_keygen(k, sizeof(k));
+	strcat(k, "\n");
+	const char *p = write_tmp("s.key", k);
+	chmod(p, 0644);
+	struct secrets *s = secrets_load(p, err, sizeof(err));
+	CHECK(s == NULL && strstr(err, "group- or world-accessible"));
+	chmod(p, 0600);
+	s = secrets_load(p, err, sizeof(err));
+	CHECKF(s != NULL, "%s", err);
+	secrets_free(s);
+	p = write_tmp("bad.key", "bm90IDMyIGJ5dGVz\n");
+	chmod(p, 0600);
+	CHECK(secrets_load(p, err, sizeof(err)) == NULL && strstr(err, "32 bytes"));
+}
+
+static bool charset_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+			return false;
+	return true;
+}
+
+static void authid_tokens(void)
+{
+	struct secrets *s = test_secrets(1), *other = test_secrets(2);
+	char id[AUTHID_LEN + 1], ch[CHALLENGE_LEN + 1], id2[AUTHID_LEN + 1], ch2[CHALLENGE_LEN + 1];
+	char mac[13], ch_back[CHALLENGE_LEN + 1];
+	int64_t exp;
+
+	authid_issue(s, "7CDFA1000001", 2000000000, id, ch);
+	authid_issue(s, "7CDFA1000001", 2000000000, id2, ch2);
+	CHECK(strlen(id) <= 63 && charset_ok(id));
+	CHECK(strlen(ch) == 64 && strcspn(ch, "\"\\") == 64);
+	CHECK(strcmp(id, id2) != 0 && strcmp(ch, ch2) != 0);
+	CHECK(authid_check(s, id, strlen(id), 1900000000, mac, &exp, ch_back) == CE_OK);
+	CHECK(strcmp(mac, "7CDFA1000001") == 0 && exp == 2000000000 && strcmp(ch, ch_back) == 0);
+	CHECK(authid_check(s, id, strlen(id), 2000000001, mac, &exp, ch_back) == CE_AUTHID_EXPIRED);
+	CHECK(authid_check(other, id, strlen(id), 1900000000, mac, &exp, ch_back) ==
+	      CE_AUTHID_INVALID);
+	for (size_t i = 0; i < strlen(id); i++) {
+		char t[AUTHID_LEN + 1];
+		strcpy(t, id);
+		t[i] = t[i] == 'A' ? 'B' : 'A';
+		CHECKF(authid_check(s, t, strlen(t), 1900000000, mac, &exp, ch_back) ==
+		           CE_AUTHID_INVALID,
+		       "tampered position %zu accepted", i);
+	}
+	CHECK(authid_check(s, id, strlen(id) - 1, 1900000000, mac, &exp, ch_back) ==
+	      CE_AUTHID_INVALID);
+	CHECK(authid_check(s, "", 0, 1900000000, mac, &exp, ch_back) == CE_AUTHID_INVALID);
+	secrets_free(s);
+	secrets_free(other);
+}
+
+static void mac_and_hex(void)
+{
+	char m[13];
+	uint8_t b[4];
+	CHECK(mac_normalize(m, "7cdfa1000001", 12) && strcmp(m, "7CDFA1000001") == 0);
+	CHECK(mac_normalize(m, "7c:df:a1:00:00:01", 17) && strcmp(m, "7CDFA1000001") == 0);
+	CHECK(mac_normalize(m, "7C-DF-A1-00-00-01", 17));
+	CHECK(!mac_normalize(m, "7C:DF-A1:00:00:01", 17));
+	CHECK(!mac_normalize(m, "7CDFA100000", 11));
+	CHECK(!mac_normalize(m, "7CDFA100000G", 12));
+	CHECK(!mac_normalize(m, "7C:DF:A1:00:00:0", 16));
+	CHECK(hex_decode(b, 4, "00 01 0a FF", 11, true) && b[2] == 10 && b[3] == 255);
+	CHECK(!hex_decode(b, 4, "00 01 0a FF", 11, false));
+	CHECK(!hex_decode(b, 4, "00010aF", 7, false));
+	CHECK(!hex_decode(b, 4, "00010aFF00", 10, false));
+	char p[33];
+	CHECK(platform_normalize(p, "ESP32S3", 7) && strcmp(p, "esp32s3") == 0);
+	CHECK(!platform_normalize(p, "esp 32", 6) && !platform_normalize(p, "", 0));
+}
+
+/* ---- CSR profile ---- */
+
+static struct ca *test_ca(const char *type)
+{
+	char dir[700], cert[800], key[800], err[256];
+	snprintf(dir, sizeof(dir), "%s/tmp/unit/ca-%s", getenv("CLAIMD_BUILD_DIR") ?: ".", type);
+	if (devca_create(dir, type, err, sizeof(err)) < 0)
+		return NULL;
+	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
+	snprintf(key, sizeof(key), "%s/intermediate.key", dir);
+	struct ca *ca = ca_load(cert, key, NULL, err, sizeof(err));
+	if (!ca)
+		fprintf(stderr, "ca_load: %s\n", err);
+	return ca;
+}
+
+static X509 *first_cert(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	return x;
+}
+
+static void check_profile(struct ca *ca, EVP_PKEY *k, bool cli_style)
+{
+	char *pem = sim_csr_pem(k, "7CDFA1000001", cli_style), cn[NODE_ID_MAX + 1];
+	struct csr *c = NULL;
+	struct issued is;
+
+	REQUIRE(pem);
+	CHECK(csr_check(pem, strlen(pem), &c, cn) == CE_OK);
+	REQUIRE(c);
+	CHECK(strcmp(cn, "7CDFA1000001") == 0);
+	REQUIRE(ca_sign(ca, c, "7CDFA1000001", 30, &is) == 0);
+	CHECK(is.pem[strlen(is.pem) - 1] != '\n');
+	X509 *x = first_cert(is.pem);
+	REQUIRE(x);
+	/* Exactly our five extensions, whatever the CSR asked for. */
+	CHECK(X509_get_ext_count(x) == 5);
+	int crit = -1;
+	BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+	CHECK(bc && !bc->ca && crit == 1);
+	BASIC_CONSTRAINTS_free(bc);
+	CHECK(X509_get_key_usage(x) == KU_DIGITAL_SIGNATURE);
+	CHECK(X509_get_extended_key_usage(x) == XKU_SSL_CLIENT);
+	CHECK(X509_get0_subject_key_id(x) != NULL && X509_get0_authority_key_id(x) != NULL);
+	CHECK(X509_NAME_entry_count(X509_get_subject_name(x)) == 1);
+	const ASN1_INTEGER *serial = X509_get0_serialNumber(x);
+	CHECK(serial->length == 16 && !(serial->data[0] & 0x80) && serial->type == V_ASN1_INTEGER);
+	CHECK(strlen(is.serial) == 32);
+	CHECK(is.not_after - is.not_before >= 30 * 86400 &&
+	      is.not_after - is.not_before <= 30 * 86400 + 7200);
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1);
+	X509_free(x);
+	issued_clear(&is);
+	csr_free(c);
+	free(pem);
+}
+
+/* Re-signs a request after changing it, so the signature is valid again. */
+static char *pem_of_req(X509_REQ *r)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	PEM_write_bio_X509_REQ(b, r);
+	long n = BIO_get_mem_data(b, &data);
+	char *out = strndup(data, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+static X509_REQ *req_of_pem(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509_REQ *r = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+	BIO_free(b);
+	return r;
+}
+
+static enum claimd_err check_pem(const char *pem)
+{
+	struct csr *c = NULL;
+	char cn[NODE_ID_MAX + 1];
+	enum claimd_err e = csr_check(pem, strlen(pem), &c, cn);
+	csr_free(c);
+	return e;
+}
+
+static void csr_profile(void)
+{
+	struct ca *ec = test_ca("ec"), *rsa = test_ca("rsa2048");
+	EVP_PKEY *kec = sim_key_new("ec"), *krsa = sim_key_new("rsa");
+	REQUIRE(ec && rsa && kec && krsa);
+	check_profile(ec, kec, false);
+	check_profile(ec, krsa, false);
+	check_profile(rsa, kec, true);
+	check_profile(rsa, krsa, true);
+	ca_free(ec);
+	ca_free(rsa);
+	EVP_PKEY_free(kec);
+	EVP_PKEY_free(krsa);
+}
+
+static void csr_refusals(void)
+{
+	EVP_PKEY *k = sim_key_new("ec"), *p384 = EVP_EC_gen("P-384"), *r1024 = EVP_RSA_gen(1024);
+	char *pem, *bad;
+	X509_REQ *r;
+
+	REQUIRE(k && p384 && r1024);
+	/* A flipped bit in the signed part: the signature no longer verifies. */
+	pem = sim_csr_pem(k, "7CDFA1000001", false);
+	r = req_of_pem(pem);
+	REQUIRE(r);
+	unsigned char *der = NULL;
+	int n = i2d_X509_REQ(r, &der);
+	REQUIRE(n > 100);
+	/* The CN's last character sits inside the signed CertificationRequestInfo. */
+	unsigned char *cnpos = (unsigned char *)memmem(der, (size_t)n, "7CDFA1000001", 12);
+	REQUIRE(cnpos);
+	cnpos[11] = '2';
+	const unsigned char *p = der;
+	X509_REQ *tampered = d2i_X509_REQ(NULL, &p, n);
+	REQUIRE(tampered);
+	bad = pem_of_req(tampered);
+	CHECK(check_pem(bad) == CE_CSR_SIGNATURE);
+	free(bad);
+	X509_REQ_free(tampered);
+	OPENSSL_free(der);
+
+	/* ecdsa-with-SHA256 with explicit NULL parameters is accepted (protocol.md 2.2). */
+	const X509_ALGOR *alg = NULL;
+	X509_REQ_get0_signature(r, NULL, &alg);
+	X509_ALGOR_set0((X509_ALGOR *)alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_NULL, NULL);
+	bad = pem_of_req(r);
+	CHECKF(check_pem(bad) == CE_OK, "explicit-NULL ECDSA CSR refused: %s",
+	       err_name(check_pem(bad)));
+	free(bad);
+	X509_REQ_free(r);
+	free(pem);
+
+	/* Keys we do not accept. */
+	pem = sim_csr_pem(p384, "7CDFA1000001", false);
+	CHECK(check_pem(pem) == CE_CSR_KEY);
+	free(pem);
+	pem = sim_csr_pem(r1024, "7CDFA1000001", false);
+	CHECK(check_pem(pem) == CE_CSR_KEY);
+	free(pem);
+
+	/* Subjects other than exactly one CN of the node_id alphabet. */
+	r = X509_REQ_new();
+	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(r), "O", MBSTRING_ASC,
+	                           (const unsigned char *)"x", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(r), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"7CDFA1000001", -1, -1, 0);
+	X509_REQ_set_pubkey(r, k);
+	X509_REQ_sign(r, k, EVP_sha256());
+	pem = pem_of_req(r);
+	CHECK(check_pem(pem) == CE_CSR_SUBJECT);
+	free(pem);
+	X509_REQ_free(r);
+	pem = sim_csr_pem(k, "bad cn!", false);
+	CHECK(check_pem(pem) == CE_CSR_SUBJECT);
+	free(pem);
+
+	/* Not a CSR at all, garbage after it, too large. */
+	CHECK(check_pem("hello") == CE_CSR_PARSE);
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE "
+	                "REQUEST-----") == CE_CSR_PARSE);
+	pem = sim_csr_pem(k, "7CDFA1000001", false);
+	char *trail = NULL;
+	CHECK(asprintf(&trail, "%s\ngarbage", pem) > 0);
+	CHECK(check_pem(trail) == CE_CSR_PARSE);
+	free(trail);
+	CHECK(asprintf(&trail, "%s\n\n", pem) > 0);
+	CHECK(check_pem(trail) == CE_OK);
+	free(trail);
+	free(pem);
+	char big[CSR_MAX_PEM + 2];
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(check_pem(big) == CE_CSR_TOO_LARGE);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(p384);
+	EVP_PKEY_free(r1024);
+}
+
+static void ca_load_rules(void)
+{
+	char dir[700], cert[800], key[800], err[256];
+	snprintf(dir, sizeof(dir), "%s/tmp/unit/ca-rules", getenv("CLAIMD_BUILD_DIR") ?: ".");
+	REQUIRE(devca_create(dir, "ec", err, sizeof(err)) == 0);
+	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
+	snprintf(key, sizeof(key), "%s/intermediate.key", dir);
+	chmod(key, 0640);
+	CHECK(ca_load(cert, key, NULL, err, sizeof(err)) == NULL &&
+	      strstr(err, "group- or world-accessible"));
+	chmod(key, 0600);
+	/* The root's key does not match the intermediate's certificate. */
+	char rootkey[800];
+	snprintf(rootkey, sizeof(rootkey), "%s/root.key", dir);
+	CHECK(ca_load(cert, rootkey, NULL, err, sizeof(err)) == NULL &&
+	      strstr(err, "does not match"));
+	struct ca *ca = ca_load(cert, key, NULL, err, sizeof(err));
+	REQUIRE(ca);
+	const char *chain = ca_chain_pem(ca);
+	CHECK(chain[strlen(chain) - 1] != '\n' && !strchr(chain, '\r'));
+	CHECK(strcmp(ca_key_type(ca), "ec-p256") == 0);
+	ca_free(ca);
+}
+
+/* ---- CSV ---- */
+
+struct csv_t {
+	int rows;
+	int errors;
+	long lines[16];
+	char reasons[16][128];
+	struct csv_row last;
+};
+
+static int csv_row_cb(void *arg, const struct csv_row *r)
+{
+	struct csv_t *t = arg;
+	t->rows++;
+	t->last = *r;
+	return 0;
+}
+
+static void csv_err_cb(void *arg, long line, const char *reason)
+{
+	struct csv_t *t = arg;
+	if (t->errors < 16) {
+		t->lines[t->errors] = line;
+		snprintf(t->reasons[t->errors], 128, "%s", reason);
+	}
+	t->errors++;
+}
+
+static int csv_run(const char *text, struct csv_t *t)
+{
+	struct csv_result res;
+	memset(t, 0, sizeof(*t));
+	return csv_read_buffer(text, strlen(text), csv_row_cb, csv_err_cb, t, &res);
+}
+
+static void csv_reader(void)
+{
+	struct csv_t t;
+	CHECK(csv_run(
+	          "mac,platform,efuse_key\n7CDFA1000001,esp32s3,000102030405060708090A0B0C0D0E0F\n",
+	          &t) == 0);
+	CHECK(t.rows == 1 && t.errors == 0);
+	CHECK(strcmp(t.last.mac, "7CDFA1000001") == 0 && t.last.efuse_key[15] == 15);
+	/* Any column order, extra columns, quotes, spaces in the key, CRLF, any case. */
+	CHECK(
+	    csv_run("serial,EFUSE_KEY,Platform,MAC\r\nA1,\"00 01 02 03 04 05 06 07 08 09 0a 0b 0c "
+	            "0d 0e 0f\",ESP32C3,7c:df:a1:00:00:02\r\n\r\n",
+	            &t) == 0);
+	CHECK(t.rows == 1 && t.errors == 0 && strcmp(t.last.platform, "esp32c3") == 0 &&
+	      strcmp(t.last.mac, "7CDFA1000002") == 0 && t.last.line == 2);
+	/* Bad rows are reported with their line and the valid ones still come through. */
+	CHECK(csv_run("mac,platform,efuse_key\n"
+	              "7CDFA1000001,esp32s3,000102030405060708090A0B0C0D0E0F\n"
+	              "\n"
+	              "XYZ,esp32s3,000102030405060708090A0B0C0D0E0F\n"
+	              "7CDFA1000003,esp32s3,0001\n"
+	              "7CDFA1000004,esp 32,000102030405060708090A0B0C0D0E0F\n"
+	              "7CDFA1000005,\"esp32s3,000102030405060708090A0B0C0D0E0F\n"
+	              "7CDFA1000006,esp32s3\n",
+	              &t) == 0);
+	CHECK(t.rows == 1 && t.errors == 5);
+	CHECK(t.lines[0] == 4 && strstr(t.reasons[0], "mac:"));
+	CHECK(t.lines[1] == 5 && strstr(t.reasons[1], "efuse_key:"));
+	CHECK(t.lines[2] == 6 && strstr(t.reasons[2], "platform:"));
+	CHECK(t.lines[3] == 7 && strstr(t.reasons[3], "malformed"));
+	CHECK(t.lines[4] == 8 && strstr(t.reasons[4], "missing fields"));
+	/* Unusable headers stop the read. */
+	CHECK(csv_run("mac,platform\n7CDFA1000001,esp32s3\n", &t) < 0 && t.lines[0] == 1);
+	CHECK(csv_run("", &t) < 0 && strstr(t.reasons[0], "empty"));
+	CHECK(csv_run("mac,mac,platform,efuse_key\n", &t) < 0 && strstr(t.reasons[0], "twice"));
+}
+
+static const struct t_case cases[] = {
+    {"hmac_vector", hmac_vector},
+    {"config_errors", config_errors},
+    {"config_defaults_and_paths", config_defaults_and_paths},
+    {"config_example_in_step", config_example_in_step},
+    {"seal_roundtrip", seal_roundtrip},
+    {"secrets_file_rules", secrets_file_rules},
+    {"authid_tokens", authid_tokens},
+    {"mac_and_hex", mac_and_hex},
+    {"csr_profile", csr_profile},
+    {"csr_refusals", csr_refusals},
+    {"ca_load_rules", ca_load_rules},
+    {"csv_reader", csv_reader},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
