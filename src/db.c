@@ -91,12 +91,31 @@ void db_close(struct db *db)
 	free(db);
 }
 
-bool db_ping(struct db *db)
+static bool ping_once(struct db *db)
 {
 	PGresult *r = PQexec(db->conn, "SELECT 1");
 	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
 	PQclear(r);
 	return ok;
+}
+
+bool db_ping(struct db *db)
+{
+	char err[256];
+
+	if (ping_once(db))
+		return true;
+	if (PQstatus(db->conn) == CONNECTION_OK)
+		return false;
+	/* The server went away and may be back: one reconnect before saying no. */
+	PQreset(db->conn);
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return false;
+	if (db->prepared && prepare_all(db, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return false;
+	}
+	return ping_once(db);
 }
 
 enum db_status db_classify(struct db *db, PGresult *r, const char *what)

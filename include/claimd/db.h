@@ -40,7 +40,7 @@ extern const struct db_migration db_migrations[];
 struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz);
 /** Closes @p db; NULL is a no-op. */
 void db_close(struct db *db);
-/** True when a trivial query answers. */
+/** True when a trivial query answers, reconnecting once if the connection was lost. */
 bool db_ping(struct db *db);
 
 /**
