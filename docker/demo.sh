@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Sets everything up and runs claimd on this machine: installs the Debian packages,
+# builds, starts a private PostgreSQL under the state directory, makes a development
+# CA and secrets key, registers three simulated devices, starts claimd and lets each
+# simulated device self-claim a certificate, which openssl then verifies.
+#   docker/demo.sh           keep claimd running in the foreground (Ctrl-C stops all)
+#   docker/demo.sh --once    stop after the demonstration
+# Environment: CLAIMD_STATE (default ./state), PORT (default 8080).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=${CLAIMD_STATE:-$root/state}
+port=${PORT:-8080}
+once=${1:-}
+
+bash "$root/.ci/deps.sh"
+cmake -S "$root" -B "$root/build" >/dev/null
+cmake --build "$root/build" -j"$(nproc)" >/dev/null
+B=$root/build
+mkdir -p "$state"
+
+echo "== private PostgreSQL in $state/pg"
+pg=$("$root/tests/pg.sh" start "$state/pg")
+if ! psql "$pg" -qtAc "SELECT 1 FROM pg_database WHERE datname = 'claimd'" | grep -q 1; then
+  psql "$pg" -qc "CREATE DATABASE claimd"
+fi
+
+echo "== development CA and secrets key"
+[ -f "$state/ca/intermediate.pem" ] || "$B/claimctl" dev-ca --out "$state/ca"
+[ -f "$state/secrets.key" ] || (umask 077 && "$B/claimctl" keygen >"$state/secrets.key")
+cat >"$state/claimd.yaml" <<YAML
+server:
+  listen: "127.0.0.1:$port"
+database:
+  url: "host=$state/pg user=postgres dbname=claimd"
+ca:
+  certificate: ca/intermediate.pem
+  key: ca/intermediate.key
+secrets:
+  key_file: secrets.key
+claim:
+  mqtt_host: mqtt.example.com
+YAML
+"$B/claimd" -t -c "$state/claimd.yaml"
+"$B/claimctl" -c "$state/claimd.yaml" migrate
+
+echo "== registering simulated devices (as a factory would, from its CSV)"
+if [ ! -f "$state/devices.csv" ]; then
+  { echo "mac,platform,efuse_key"
+    for i in 1 2 3; do
+      printf '7CDFA1%06X,esp32s3,%s\n' "$i" "$(openssl rand -hex 16 | tr a-f A-F)"
+    done; } >"$state/devices.csv"
+fi
+"$B/claimctl" -c "$state/claimd.yaml" devices import "$state/devices.csv"
+
+echo "== starting claimd on 127.0.0.1:$port (log: $state/claimd.log)"
+rm -f "$state/ready"
+"$B/claimd" -c "$state/claimd.yaml" --ready-file "$state/ready" 2>"$state/claimd.log" &
+pid=$!
+cleanup() {
+  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  "$root/tests/pg.sh" stop "$state/pg"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do [ -f "$state/ready" ] && break; sleep 0.1; done
+[ -f "$state/ready" ] || { cat "$state/claimd.log"; exit 1; }
+
+echo "== simulated devices self-claim (firmware-exact requests)"
+mkdir -p "$state/devices"
+tail -n +2 "$state/devices.csv" | while IFS=, read -r mac platform key; do
+  "$B/claimsim" self --url "http://127.0.0.1:$port" --mac "$mac" --platform "$platform" \
+    --efuse-key "$key" --key-file "$state/devices/$mac.key" --out "$state/devices" \
+    --root "$state/ca/root.pem"
+  openssl verify -CAfile "$state/ca/root.pem" -untrusted "$state/ca/intermediate.pem" \
+    "$state/devices/$mac.crt"
+  openssl x509 -in "$state/devices/$mac.crt" -noout -subject -serial -enddate | sed 's/^/    /'
+done
+
+if [ "$once" = "--once" ]; then
+  echo "== done; stopping"
+  exit 0
+fi
+echo "== claimd is running on http://127.0.0.1:$port (Ctrl-C stops it and PostgreSQL)"
+wait "$pid"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README says: installs what it needs (Debian packages),
+# builds with warnings as errors and runs every CTest case, then does the same again
+# under AddressSanitizer + UndefinedBehaviorSanitizer. Each build has its own private
+# PostgreSQL, started and stopped by the CTest fixture.
+#   tests/run.sh            both builds
+#   tests/run.sh --quick    the normal build only
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+
+bash "$root/.ci/deps.sh"
+
+run_suite() {
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -DCLAIMD_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  ctest --test-dir "$dir" -j"$jobs" --output-on-failure --timeout 300
+}
+
+echo "== tests: release build"
+run_suite "$root/build"
+if [ "${1:-}" != "--quick" ]; then
+  echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer build"
+  # Leaks are errors too: claimd must exit clean after SIGTERM.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_suite "$root/build-asan" -DCLAIMD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+fi
