@@ -1,0 +1,341 @@
+/*
+ * claimsim bench. Each worker thread is one firmware-like client: a new connection per
+ * request, the firmware's exact bodies and checks. Latencies are kept per request and
+ * sorted at the end; nothing here is on the server's side of the measurement.
+ */
+#include "claimd/bench.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "claimd/csvimport.h"
+#include "claimd/sim.h"
+#include "claimd/util.h"
+
+#define KEY_POOL  16
+#define MAX_KINDS 32
+
+struct bdev {
+	struct sim_device d;
+	char *csr_escaped;
+};
+
+struct lat {
+	uint32_t *us;
+	size_t n, cap;
+};
+
+struct worker {
+	pthread_t th;
+	struct bench *b;
+	struct lat init, verify, claim;
+	long ok;
+};
+
+struct bench {
+	const struct bench_opts *o;
+	struct http_url url;
+	struct bdev *devs;
+	size_t ndevs, capdevs;
+	EVP_PKEY *keys[KEY_POOL];
+	atomic_long next;  /* next claim number */
+	atomic_long done;  /* finished claims */
+	uint64_t deadline; /* monotonic ms, when running for a duration */
+	pthread_mutex_t lock;
+	char kinds[MAX_KINDS][160];
+	long kind_count[MAX_KINDS];
+	long failures;
+};
+
+static int load_row(void *arg, const struct csv_row *r)
+{
+	struct bench *b = arg;
+	if (b->ndevs == b->capdevs) {
+		size_t cap = b->capdevs ? b->capdevs * 2 : 1024;
+		struct bdev *n = realloc(b->devs, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		b->devs = n;
+		b->capdevs = cap;
+	}
+	struct bdev *d = &b->devs[b->ndevs++];
+	memset(d, 0, sizeof(*d));
+	memcpy(d->d.mac, r->mac, sizeof(d->d.mac));
+	memcpy(d->d.platform, r->platform, sizeof(d->d.platform));
+	memcpy(d->d.efuse_key, r->efuse_key, 16);
+	return 0;
+}
+
+static void load_error(void *arg, long line, const char *reason)
+{
+	(void)arg;
+	fprintf(stderr, "devices:%ld: %s\n", line, reason);
+}
+
+static void count_error(struct bench *b, const char *kind)
+{
+	pthread_mutex_lock(&b->lock);
+	b->failures++;
+	int i;
+	for (i = 0; i < MAX_KINDS && b->kinds[i][0]; i++)
+		if (strcmp(b->kinds[i], kind) == 0)
+			break;
+	if (i < MAX_KINDS) {
+		if (!b->kinds[i][0])
+			snprintf(b->kinds[i], sizeof(b->kinds[i]), "%s", kind);
+		b->kind_count[i]++;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void lat_add(struct lat *l, uint64_t us)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 4096;
+		uint32_t *n = realloc(l->us, cap * sizeof(*n));
+		if (!n)
+			return;
+		l->us = n;
+		l->cap = cap;
+	}
+	l->us[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Reduces a failure reply to a short kind: "verify 400 auth_id: already used...". */
+static void fail_kind(struct bench *b, const char *stage, const struct http_response *r,
+                      const char *transport)
+{
+	char kind[160];
+	if (transport) {
+		snprintf(kind, sizeof(kind), "%s transport: %.100s", stage, transport);
+	} else {
+		char desc[100] = "";
+		if (r->body &&
+		    !sim_firmware_string(r->body, "description", desc, sizeof(desc), false))
+			snprintf(desc, sizeof(desc), "(no description)");
+		snprintf(kind, sizeof(kind), "%s %d %s", stage, r->status, desc);
+	}
+	count_error(b, kind);
+}
+
+static bool should_go(struct bench *b, long *ticket)
+{
+	*ticket = atomic_fetch_add(&b->next, 1);
+	if (b->o->count > 0)
+		return *ticket < b->o->count;
+	return now_ms_monotonic() < b->deadline;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct bench *b = w->b;
+	long ticket;
+	char body[4096], err[256], auth_id[64], challenge[130], response[129];
+
+	while (should_go(b, &ticket)) {
+		struct bdev *d = &b->devs[(size_t)ticket % b->ndevs];
+		struct http_response r = {0};
+		uint64_t t0 = now_us(), t1, t2;
+
+		snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->d.mac,
+		         d->d.platform);
+		if (http_post(&b->url, "claim/initiate", "", body, strlen(body), 10000, &r, err,
+		              sizeof(err)) < 0) {
+			fail_kind(b, "initiate", NULL, err);
+			continue;
+		}
+		t1 = now_us();
+		if (r.status != 200 || r.content_length <= 0 ||
+		    !sim_firmware_string(r.body, "auth_id", auth_id, sizeof(auth_id), false) ||
+		    !sim_firmware_string(r.body, "challenge", challenge, sizeof(challenge),
+		                         false)) {
+			fail_kind(b, "initiate", &r, NULL);
+			http_response_free(&r);
+			continue;
+		}
+		http_response_free(&r);
+		lat_add(&w->init, t1 - t0);
+		sim_challenge_response(d->d.efuse_key, challenge, response);
+		char *vb = NULL;
+		if (asprintf(&vb,
+		             "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\"}",
+		             auth_id, response, d->csr_escaped) < 0)
+			continue;
+		t1 = now_us();
+		int rc = http_post(&b->url, "claim/verify", "", vb, strlen(vb), 10000, &r, err,
+		                   sizeof(err));
+		free(vb);
+		t2 = now_us();
+		if (rc < 0) {
+			fail_kind(b, "verify", NULL, err);
+			continue;
+		}
+		if (r.status != 200 || r.content_length <= 0 || r.len > SIM_RESPONSE_MAX) {
+			fail_kind(b, "verify", &r, NULL);
+			http_response_free(&r);
+			continue;
+		}
+		lat_add(&w->verify, t2 - t1);
+		lat_add(&w->claim, t2 - t0);
+		if (b->o->verify) {
+			char *cert = malloc(r.len + 1);
+			if (!cert ||
+			    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true) ||
+			    sim_check_chain(cert, d->d.key, d->d.mac, b->o->root, err,
+			                    sizeof(err)) < 0) {
+				count_error(b, "verify: certificate check failed");
+				free(cert);
+				http_response_free(&r);
+				continue;
+			}
+			free(cert);
+		}
+		http_response_free(&r);
+		w->ok++;
+		atomic_fetch_add(&b->done, 1);
+	}
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void report_lat(FILE *out, const char *name, struct worker *w, unsigned nw, size_t off)
+{
+	size_t n = 0, k = 0;
+	for (unsigned i = 0; i < nw; i++)
+		n += ((struct lat *)((char *)&w[i] + off))->n;
+	if (n == 0) {
+		fprintf(out, "  %-9s no samples\n", name);
+		return;
+	}
+	uint32_t *all = malloc(n * sizeof(*all));
+	if (!all)
+		return;
+	for (unsigned i = 0; i < nw; i++) {
+		struct lat *l = (struct lat *)((char *)&w[i] + off);
+		memcpy(all + k, l->us, l->n * sizeof(*all));
+		k += l->n;
+	}
+	qsort(all, n, sizeof(*all), cmp_u32);
+#define PCT(p) (all[(size_t)((double)(n - 1) * (p))] / 1000.0)
+	fprintf(out, "  %-9s p50 %7.2f ms  p90 %7.2f ms  p99 %7.2f ms  max %7.2f ms  (%zu)\n", name,
+	        PCT(0.50), PCT(0.90), PCT(0.99), all[n - 1] / 1000.0, n);
+#undef PCT
+	free(all);
+}
+
+static long status_kb(int pid, const char *field)
+{
+	char path[64], line[256];
+	long v = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, strlen(field)) == 0)
+			v = atol(line + strlen(field) + 1);
+	fclose(f);
+	return v;
+}
+
+int bench_run(const struct bench_opts *o, FILE *out)
+{
+	struct bench b = {.o = o};
+	struct csv_result res;
+	struct worker *w = NULL;
+	FILE *f = NULL;
+	int rc = 1;
+
+	pthread_mutex_init(&b.lock, NULL);
+	if (!http_url_parse(o->url, &b.url)) {
+		fprintf(stderr, "bench: bad --url\n");
+		goto out;
+	}
+	if (!(f = fopen(o->devices_file, "r"))) {
+		perror(o->devices_file);
+		goto out;
+	}
+	if (csv_read_stream(f, load_row, load_error, &b, &res) < 0 || b.ndevs == 0) {
+		fprintf(stderr, "bench: no usable devices in %s\n", o->devices_file);
+		goto out;
+	}
+	/* Prepared before the clock: a small pool of keys, one CSR per device. */
+	fprintf(out, "preparing %zu devices (%s keys)...\n", b.ndevs, o->key_type);
+	for (int i = 0; i < KEY_POOL; i++)
+		if (!(b.keys[i] = sim_key_new(o->key_type)))
+			goto out;
+	for (size_t i = 0; i < b.ndevs; i++) {
+		b.devs[i].d.key = b.keys[i % KEY_POOL];
+		char *csr = sim_csr_pem(b.devs[i].d.key, b.devs[i].d.mac, false);
+		b.devs[i].csr_escaped = csr ? sim_firmware_escape(csr) : NULL;
+		free(csr);
+		if (!b.devs[i].csr_escaped)
+			goto out;
+	}
+	w = calloc(o->concurrency, sizeof(*w));
+	if (!w)
+		goto out;
+	long rss_before = o->pid ? status_kb(o->pid, "VmRSS") : -1;
+	uint64_t start = now_us();
+	b.deadline = now_ms_monotonic() + (uint64_t)(o->duration * 1000.0);
+	for (unsigned i = 0; i < o->concurrency; i++) {
+		w[i].b = &b;
+		pthread_create(&w[i].th, NULL, worker_main, &w[i]);
+	}
+	for (unsigned i = 0; i < o->concurrency; i++)
+		pthread_join(w[i].th, NULL);
+	double secs = (double)(now_us() - start) / 1e6;
+	long done = atomic_load(&b.done);
+
+	fprintf(out,
+	        "claimd bench: %s, %u concurrent clients, new connection per request, %s device "
+	        "keys%s\n",
+	        o->url, o->concurrency, o->key_type, o->verify ? ", certificates verified" : "");
+	fprintf(out, "  complete claims: %ld in %.2f s = %.1f claims/s (%.1f requests/s)\n", done,
+	        secs, done / secs, 2.0 * done / secs);
+	report_lat(out, "initiate", w, o->concurrency, offsetof(struct worker, init));
+	report_lat(out, "verify", w, o->concurrency, offsetof(struct worker, verify));
+	report_lat(out, "claim", w, o->concurrency, offsetof(struct worker, claim));
+	fprintf(out, "  errors: %ld\n", b.failures);
+	for (int i = 0; i < MAX_KINDS && b.kinds[i][0]; i++)
+		fprintf(out, "    %6ld  %s\n", b.kind_count[i], b.kinds[i]);
+	if (o->pid)
+		fprintf(out, "  claimd RSS: %ld KiB before, %ld KiB after, peak %ld KiB\n",
+		        rss_before, status_kb(o->pid, "VmRSS"), status_kb(o->pid, "VmHWM"));
+	rc = b.failures ? 1 : 0;
+out:
+	if (w)
+		for (unsigned i = 0; i < o->concurrency; i++) {
+			free(w[i].init.us);
+			free(w[i].verify.us);
+			free(w[i].claim.us);
+		}
+	free(w);
+	for (size_t i = 0; i < b.ndevs; i++)
+		free(b.devs[i].csr_escaped);
+	free(b.devs);
+	for (int i = 0; i < KEY_POOL; i++)
+		EVP_PKEY_free(b.keys[i]);
+	if (f)
+		fclose(f);
+	pthread_mutex_destroy(&b.lock);
+	return rc;
+}
