@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claimd/db_claims.h"
 #include "claimd/http.h"
 #include "claimd/log.h"
 #include "claimd/runtime.h"
@@ -24,6 +25,15 @@ static void usage(FILE *f)
 	      "  -V, --version       print the version\n"
 	      "Signals: SIGHUP reloads the config and CA; SIGTERM/SIGINT drain and exit.\n",
 	      f);
+}
+
+/* Deletes claim sessions long expired, so the table holds only recent ones. */
+static void housekeeping(struct app *app)
+{
+	struct db *db = app_db(app);
+	long n = 0;
+	if (db && db_sessions_gc(db, &n) >= DB_NO_ROWS && n > 0)
+		log_info("housekeeping: deleted %ld expired claim sessions", n);
 }
 
 static int write_ready(const char *path, unsigned port)
@@ -118,8 +128,13 @@ int main(int argc, char **argv)
 	if (ready && write_ready(ready, http_port(srv)) < 0)
 		log_warn("cannot write %s", ready);
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		/* Between signals, every five minutes, housekeeping on this thread. */
+		struct timespec every = {300, 0};
+		sig = sigtimedwait(&set, NULL, &every);
+		if (sig < 0) {
+			housekeeping(&app);
 			continue;
+		}
 		if (sig == SIGHUP) {
 			struct runtime *next = runtime_load(config, err, sizeof(err));
 			if (!next) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "claimd/db.h"
+#include "claimd/db_claims.h"
 #include "harness.h"
 
 struct mig {
@@ -176,10 +177,31 @@ static void import_rules(void)
 	tenv_teardown(&t);
 }
 
+static void sessions_gc(void)
+{
+	struct tenv t;
+	char err[256];
+	long n = -1;
+	REQUIRE(tenv_setup(&t, "sessions_gc", NULL));
+	PQclear(PQexec(t.pg,
+	               "INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at) VALUES "
+	               "('old', '7CDFA1000001', 'c', now() - interval '2 hours'),"
+	               "('recent', '7CDFA1000001', 'c', now() - interval '10 minutes'),"
+	               "('live', '7CDFA1000001', 'c', now() + interval '5 minutes')"));
+	struct db *db = db_connect(t.conninfo, true, err, sizeof(err));
+	REQUIRE(db);
+	CHECK(db_sessions_gc(db, &n) == DB_OK && n == 1);
+	CHECK(sql_long(&t, "SELECT count(*) FROM claim_sessions WHERE auth_id = 'old'") == 0);
+	CHECK(sql_long(&t, "SELECT count(*) FROM claim_sessions") == 2);
+	db_close(db);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"migrate_concurrent", migrate_concurrent},
     {"schema_guarantees", schema_guarantees},
     {"import_rules", import_rules},
+    {"sessions_gc", sessions_gc},
     {NULL, NULL},
 };
 
