@@ -9,30 +9,12 @@ n=${1:-1000000}
 work=${BENCH_DIR:-$root/build/bench-import}
 B=$root/build
 
-bash "$root/.ci/deps.sh"
-cmake -S "$root" -B "$B" >/dev/null && cmake --build "$B" -j"$(nproc)" >/dev/null
-rm -rf "$work" && mkdir -p "$work"
-pg=$("$root/tests/pg.sh" start "$work/pg")
+. "$root/tests/bench/lib.sh"
+bench_setup ec
 trap '"$root/tests/pg.sh" stop "$work/pg"' EXIT
-psql "$pg" -qc "CREATE DATABASE claimd"
-"$B/claimctl" dev-ca --out "$work/ca" >/dev/null
-(umask 077 && "$B/claimctl" keygen >"$work/secrets.key")
-cat >"$work/claimd.yaml" <<YAML
-database:
-  url: "host=$work/pg user=postgres dbname=claimd"
-ca:
-  certificate: ca/intermediate.pem
-  key: ca/intermediate.key
-secrets:
-  key_file: secrets.key
-YAML
-"$B/claimctl" -c "$work/claimd.yaml" migrate >/dev/null
 
 echo "generating $n rows..."
-awk -v n="$n" 'BEGIN { srand(42); print "mac,platform,efuse_key";
-  for (i = 1; i <= n; i++) { k = "";
-    for (j = 0; j < 16; j++) k = k sprintf("%02X", int(rand() * 256));
-    printf "7C%010X,esp32s3,%s\n", i, k } }' >"$work/chips.csv"
+gen_devices "$n" 42 "$work/chips.csv"
 ls -l "$work/chips.csv" | awk '{print "csv bytes:", $5}'
 
 for pass in first again; do
