@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "claimd/db_claims.h"
+#include "claimd/db_users.h"
 #include "claimd/log.h"
 
 struct device_q {
@@ -45,7 +46,8 @@ static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, co
 {
 	struct audit_rec a = {
 	    .event = event,
-	    .flow = "self",
+	    .flow = cc->user ? "user" : "self",
+	    .user_id = cc->user,
 	    .outcome = e == CE_OK             ? "ok"
 	               : err_status(e) >= 500 ? "error"
 	                                      : "refused",
@@ -230,5 +232,111 @@ out:
 	csr_free(csr);
 	crypto_wipe(response, sizeof(response));
 	audit(cc, "verify", e, mac[0] ? mac : NULL, NULL, NULL);
+	return e;
+}
+
+void claim_new_node_id(char out[23])
+{
+	static const char digits[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	uint8_t b[64];
+	int n = 0;
+
+	/* Rejection sampling keeps every character uniform over the 62 digits. */
+	while (n < 22) {
+		crypto_random(b, sizeof(b));
+		for (size_t i = 0; i < sizeof(b) && n < 22; i++)
+			if (b[i] < 248)
+				out[n++] = digits[b[i] % 62];
+	}
+	out[22] = '\0';
+}
+
+static enum db_status q_user_initiate(struct db *db, void *arg)
+{
+	struct user_initiate *u = arg;
+	/* A fresh candidate each try, in case a random id ever collides. */
+	claim_new_node_id(u->new_node_id);
+	return db_user_initiate(db, u);
+}
+
+enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
+                                    char node_id[NODE_ID_MAX + 1])
+{
+	char candidate[23];
+	struct user_initiate u = {
+	    .user = cc->user,
+	    .mac = mac,
+	    .platform = platform,
+	    .ttl = cc->rt->cfg->challenge_ttl,
+	    .default_quota = cc->rt->cfg->quota,
+	    .new_node_id = candidate,
+	    .remote_addr = cc->remote_addr,
+	    .request_id = cc->request_id,
+	};
+	enum db_status s = db_run(cc->db, true, q_user_initiate, &u);
+
+	if (s == DB_OK) {
+		snprintf(node_id, NODE_ID_MAX + 1, "%s", u.node_id);
+		return CE_OK;
+	}
+	enum claimd_err e =
+	    s == DB_NO_ROWS && u.over_quota ? CE_QUOTA : from_db(s, cc, "user initiate");
+	audit(cc, "initiate", e, mac, NULL, NULL);
+	return e;
+}
+
+static enum db_status q_user_verify(struct db *db, void *arg)
+{
+	return db_user_verify(db, arg);
+}
+
+enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, size_t csr_len,
+                                  const char *node_policies, char **leaf_pem)
+{
+	char cn[NODE_ID_MAX + 1] = "";
+	struct csr *csr = NULL;
+	struct issued is = {0};
+	uint8_t fp[32];
+	enum claimd_err e;
+
+	*leaf_pem = NULL;
+	if ((e = csr_check(csr_pem, csr_len, &csr, cn)) != CE_OK)
+		goto out;
+	if (ca_sign(cc->rt->ca, csr, cn, cc->rt->cfg->validity_days, &is) < 0) {
+		e = CE_INTERNAL;
+		goto out;
+	}
+	if (runtime_response_len(cc->rt, claim_escaped_len(is.pem)) > RESPONSE_MAX) {
+		e = CE_CSR_TOO_BIG_FOR_DEVICE;
+		goto out;
+	}
+	csr_key_fingerprint(csr, fp);
+	struct user_verify v = {
+	    .user = cc->user,
+	    .node_id = cn,
+	    .node_policies = node_policies,
+	    .serial = is.serial,
+	    .pem = is.pem,
+	    .not_before = is.not_before,
+	    .not_after = is.not_after,
+	    .key_sha256 = fp,
+	    .remote_addr = cc->remote_addr,
+	    .request_id = cc->request_id,
+	};
+	enum db_status s = db_run(cc->db, false, q_user_verify, &v);
+	if (s == DB_OK) {
+		log_info("%s: claimed node %s (%s) for a user, serial %s", cc->request_id, cn,
+		         v.mac, is.serial);
+		*leaf_pem = is.pem;
+		is.pem = NULL;
+		csr_free(csr);
+		return CE_OK;
+	}
+	e = s == DB_NO_ROWS ? CE_CSR_NOT_INITIATED : from_db(s, cc, "user verify");
+out:
+	issued_clear(&is);
+	csr_free(csr);
+	audit(cc, "verify", e, NULL, cn[0] ? cn : NULL, NULL);
 	return e;
 }

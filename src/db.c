@@ -12,7 +12,8 @@
 #include "claimd/crypto.h"
 #include "claimd/log.h"
 
-static const struct db_stmt *const stmt_tables[] = {db_claims_stmts, db_devices_stmts};
+static const struct db_stmt *const stmt_tables[] = {db_claims_stmts, db_devices_stmts,
+                                                    db_users_stmts};
 
 static int latest_migration(void)
 {

@@ -1,7 +1,8 @@
 /*
  * POST /claim/initiate and /claim/verify: JSON in, field checks with messages that name
- * the field, a call into claim.c, JSON out in the exact shape the firmware parses.
- * Requests with an Authorization header are the user flow, which is not built yet.
+ * the field, a call into claim.c, JSON out in the exact shape the clients parse. No
+ * Authorization header: self claiming (the device alone). With one: the user flow
+ * (the phone apps' assisted claiming and the CLI's host-driven claiming).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,26 @@ static enum claimd_err string_field(json_t *j, const char *key, enum claimd_err 
 	return CE_OK;
 }
 
-/* Common prologue: the user flow is refused until it exists; the DB must be there. */
+/*
+ * Common prologue: who is asking (a token makes it the user flow; a bad token is 401
+ * before anything else is looked at), the JSON body, and this worker's database.
+ */
 static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, json_t **j,
-                                struct claim_ctx *cc)
+                                struct claim_ctx *cc, char user[USER_ID_MAX + 1])
 {
-	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))
-		return CE_UNAUTHORIZED;
+	const char *authz =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (authz) {
+		const struct claimd_config *cfg = rq->rt->cfg;
+		struct auth_policy p = {rq->rt->jwks, cfg->jwt_issuer, cfg->jwt_audience,
+		                        cfg->jwt_user_claim, now_unix()};
+		const char *why = "";
+		if (auth_user(&p, authz, user, &why) != CE_OK) {
+			log_info("%s: unauthorized: %s", rq->id, why);
+			return CE_UNAUTHORIZED;
+		}
+		cc->user = user;
+	}
 	if (!(*j = request_json(rq)))
 		return CE_BAD_JSON;
 	cc->rt = rq->rt;
@@ -45,13 +60,13 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 {
 	struct claim_ctx cc = {0};
 	struct initiate_result out;
-	char mac[MAC_LEN + 1], platform[33];
+	char mac[MAC_LEN + 1], platform[33], user[USER_ID_MAX + 1], node_id[NODE_ID_MAX + 1];
 	const char *s;
 	size_t n;
 	json_t *j = NULL;
 	enum claimd_err e;
 
-	if ((e = prologue(rq, c, &j, &cc)) != CE_OK)
+	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK)
 		goto fail;
 	if ((e = string_field(j, "mac_addr", CE_MAC_MISSING, CE_MAC_TYPE, &s, &n)) != CE_OK)
 		goto fail;
@@ -67,6 +82,11 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 		goto fail;
 	}
 	json_decref(j);
+	if (cc.user) {
+		if ((e = claim_user_initiate(&cc, mac, platform, node_id)) != CE_OK)
+			return reply_error(rq, c, e);
+		return reply_json(rq, c, 200, json_pack("{s:s}", "node_id", node_id));
+	}
 	if ((e = claim_self_initiate(&cc, mac, platform, &out)) != CE_OK)
 		return reply_error(rq, c, e);
 	return reply_json(
@@ -84,7 +104,8 @@ static bool matter_requested(struct MHD_Connection *c)
 	return m && strcasecmp(m, "false") != 0;
 }
 
-static json_t *certificate_body(const struct runtime *rt, const char *leaf)
+static json_t *certificate_body(const struct runtime *rt, const char *leaf, bool mqtt_host,
+                                bool mqtt_cred_host)
 {
 	const struct claimd_config *cfg = rt->cfg;
 	char *chain = NULL;
@@ -94,53 +115,93 @@ static json_t *certificate_body(const struct runtime *rt, const char *leaf)
 		return NULL;
 	body = json_pack("{s:s}", "certificate", chain);
 	free(chain);
-	if (body && cfg->mqtt_host[0])
+	if (body && mqtt_host && cfg->mqtt_host[0])
 		json_object_set_new(body, "mqtt_host", json_string(cfg->mqtt_host));
-	if (body && cfg->mqtt_cred_host[0])
+	if (body && mqtt_cred_host && cfg->mqtt_cred_host[0])
 		json_object_set_new(body, "mqtt_cred_host", json_string(cfg->mqtt_cred_host));
 	return body;
+}
+
+/* node_policies: optional, 1-256 characters. */
+static enum claimd_err policies_field(json_t *j, const char **out)
+{
+	json_t *pol = json_object_get(j, "node_policies");
+	*out = NULL;
+	if (!pol)
+		return CE_OK;
+	if (!json_is_string(pol) || json_string_length(pol) == 0 || json_string_length(pol) > 256 ||
+	    strlen(json_string_value(pol)) != json_string_length(pol))
+		return CE_POLICIES_TYPE;
+	*out = json_string_value(pol);
+	return CE_OK;
+}
+
+static enum MHD_Result reply_certificate(struct request *rq, struct MHD_Connection *c, char *leaf,
+                                         bool mqtt_host, bool mqtt_cred_host)
+{
+	atomic_fetch_add(&rq->app->self_claims, 1);
+	json_t *body = certificate_body(rq->rt, leaf, mqtt_host, mqtt_cred_host);
+	free(leaf);
+	if (!body)
+		return reply_error(rq, c, CE_INTERNAL);
+	return reply_json(rq, c, 200, body);
+}
+
+/* The user flow's verify: only the CSR (and options); the user and CN say the rest. */
+static enum MHD_Result user_verify(struct request *rq, struct MHD_Connection *c,
+                                   struct claim_ctx *cc, json_t *j)
+{
+	const char *csr, *policies;
+	size_t csr_len;
+	char *leaf = NULL;
+	enum claimd_err e;
+	json_t *smh = json_object_get(j, "send_mqtt_host");
+
+	if ((e = string_field(j, "csr", CE_CSR_MISSING, CE_CSR_TYPE, &csr, &csr_len)) != CE_OK ||
+	    (e = policies_field(j, &policies)) != CE_OK)
+		goto fail;
+	if (smh && !json_is_boolean(smh)) {
+		e = CE_SEND_MQTT_HOST_TYPE;
+		goto fail;
+	}
+	bool want_host = smh && json_is_true(smh);
+	if ((e = claim_user_verify(cc, csr, csr_len, policies, &leaf)) != CE_OK)
+		goto fail;
+	json_decref(j);
+	return reply_certificate(rq, c, leaf, want_host, false);
+fail:
+	json_decref(j);
+	return reply_error(rq, c, e);
 }
 
 enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c)
 {
 	struct claim_ctx cc = {0};
 	struct verify_request vr = {0};
-	char *leaf = NULL;
-	json_t *j = NULL, *pol, *body;
+	char *leaf = NULL, user[USER_ID_MAX + 1];
+	json_t *j = NULL;
 	enum claimd_err e;
 
 	if (matter_requested(c)) {
 		e = CE_MATTER;
 		goto fail;
 	}
-	if ((e = prologue(rq, c, &j, &cc)) != CE_OK)
+	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK)
 		goto fail;
+	if (cc.user)
+		return user_verify(rq, c, &cc, j);
 	if ((e = string_field(j, "auth_id", CE_AUTHID_MISSING, CE_AUTHID_TYPE, &vr.auth_id,
 	                      &vr.auth_id_len)) != CE_OK ||
 	    (e = string_field(j, "challenge_response", CE_RESPONSE_MISSING, CE_RESPONSE_TYPE,
 	                      &vr.response, &vr.response_len)) != CE_OK ||
 	    (e = string_field(j, "csr", CE_CSR_MISSING, CE_CSR_TYPE, &vr.csr, &vr.csr_len)) !=
-	        CE_OK)
+	        CE_OK ||
+	    (e = policies_field(j, &vr.node_policies)) != CE_OK)
 		goto fail;
-	pol = json_object_get(j, "node_policies");
-	if (pol && !json_is_string(pol)) {
-		e = CE_POLICIES_TYPE;
-		goto fail;
-	}
-	if (pol && (json_string_length(pol) > 256 || json_string_length(pol) == 0)) {
-		e = CE_POLICIES_TYPE;
-		goto fail;
-	}
-	vr.node_policies = pol ? json_string_value(pol) : NULL;
 	if ((e = claim_self_verify(&cc, &vr, &leaf)) != CE_OK)
 		goto fail;
 	json_decref(j);
-	atomic_fetch_add(&rq->app->self_claims, 1);
-	body = certificate_body(rq->rt, leaf);
-	free(leaf);
-	if (!body)
-		return reply_error(rq, c, CE_INTERNAL);
-	return reply_json(rq, c, 200, body);
+	return reply_certificate(rq, c, leaf, true, true);
 fail:
 	json_decref(j);
 	return reply_error(rq, c, e);

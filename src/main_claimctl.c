@@ -15,7 +15,9 @@
 #include "claimd/csvimport.h"
 #include "claimd/db.h"
 #include "claimd/db_devices.h"
+#include "claimd/db_users.h"
 #include "claimd/devca.h"
+#include "claimd/devidp.h"
 #include "claimd/log.h"
 #include "claimd/util.h"
 
@@ -23,17 +25,27 @@ static const char *config_path = "/etc/claimd/claimd.yaml";
 
 static void usage(FILE *f)
 {
-	fputs("usage: claimctl [-c FILE] COMMAND [ARGS]\n"
-	      "  migrate                         create or upgrade the database schema\n"
-	      "  devices import [--replace] [--skip-invalid] FILE.csv|-\n"
-	      "                                  register manufactured chips "
-	      "(mac,platform,efuse_key)\n"
-	      "  keygen                          print a new secrets key\n"
-	      "  dev-ca --out DIR [--key ec|rsa2048|rsa3072]\n"
-	      "                                  make a development root + intermediate CA\n"
-	      "  config-example                  print the documented example config\n"
-	      "options: -c, --config FILE (default /etc/claimd/claimd.yaml), -h, -V\n",
-	      f);
+	fputs(
+	    "usage: claimctl [-c FILE] COMMAND [ARGS]\n"
+	    "  migrate                         create or upgrade the database schema\n"
+	    "  devices import [--replace] [--skip-invalid] FILE.csv|-\n"
+	    "                                  register manufactured chips "
+	    "(mac,platform,efuse_key)\n"
+	    "  users quota USER N              let USER hold N devices (0 = unlimited)\n"
+	    "  nodes list --user USER          the nodes USER holds\n"
+	    "  nodes show NODE_ID|MAC          a node (or every node of a MAC) and its "
+	    "certificates\n"
+	    "  keygen                          print a new secrets key\n"
+	    "  dev-idp --out DIR [--key ec|rsa] [--kid KID]\n"
+	    "                                  make a development identity provider (key + JWKS)\n"
+	    "  dev-token --idp DIR --issuer ISS --user USER [--audience AUD] [--kid KID]\n"
+	    "            [--ttl SECONDS] [--user-claim NAME]\n"
+	    "                                  print an access token from that provider\n"
+	    "  dev-ca --out DIR [--key ec|rsa2048|rsa3072]\n"
+	    "                                  make a development root + intermediate CA\n"
+	    "  config-example                  print the documented example config\n"
+	    "options: -c, --config FILE (default /etc/claimd/claimd.yaml), -h, -V\n",
+	    f);
 }
 
 static struct claimd_config *load_config(void)
@@ -230,6 +242,178 @@ static int cmd_devca(int argc, char **argv)
 	return 0;
 }
 
+static struct db *open_db(void)
+{
+	char err[1024];
+	struct claimd_config *c = load_config();
+	struct db *db = c ? db_connect(c->db_url, true, err, sizeof(err)) : NULL;
+	if (c && !db)
+		fprintf(stderr, "%s\n", err);
+	config_free(c);
+	return db;
+}
+
+static int cmd_quota(int argc, char **argv)
+{
+	char *end;
+	if (argc != 4 || strcmp(argv[1], "quota") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	unsigned long n = strtoul(argv[3], &end, 10);
+	if (*end || !argv[3][0] || n > 1000000 || strlen(argv[2]) > 255 || !argv[2][0]) {
+		fprintf(stderr, "users quota: N must be 0-1000000, USER 1-255 characters\n");
+		return 2;
+	}
+	struct db *db = open_db();
+	if (!db)
+		return 1;
+	enum db_status s = db_user_set_quota(db, argv[2], (unsigned)n);
+	db_close(db);
+	if (s < DB_NO_ROWS)
+		return 1;
+	printf("users quota: %s may hold %lu device(s)%s\n", argv[2], n, n ? "" : " (unlimited)");
+	return 0;
+}
+
+static void print_cert(void *arg, const struct cert_info *c)
+{
+	(void)arg;
+	printf("    certificate %s  issued %s  valid %s .. %s  key sha256 %.16s...\n", c->serial,
+	       c->issued_at, c->not_before, c->not_after, c->key_sha256);
+}
+
+static void print_node(void *arg, const struct node_info *n)
+{
+	struct db *db = arg;
+	printf(
+	    "node %s  mac %s  user %s  platform %s  created %s  claimed %s  certificates %ld%s%s\n",
+	    n->node_id, n->mac, n->user_id[0] ? n->user_id : "(self-claimed)",
+	    n->platform[0] ? n->platform : "-", n->created_at,
+	    n->claimed_at[0] ? n->claimed_at : "never", n->certificates,
+	    n->policies[0] ? "  policies " : "", n->policies);
+	if (db)
+		db_node_certs(db, n->node_id, print_cert, NULL);
+}
+
+static int cmd_nodes(int argc, char **argv)
+{
+	char mac[MAC_LEN + 1];
+	const char *key;
+	bool list;
+
+	if (argc == 4 && strcmp(argv[1], "list") == 0 && strcmp(argv[2], "--user") == 0) {
+		list = true;
+		key = argv[3];
+	} else if (argc == 3 && strcmp(argv[1], "show") == 0) {
+		list = false;
+		key = mac_normalize(mac, argv[2], strlen(argv[2])) ? mac : argv[2];
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	struct db *db = open_db();
+	if (!db)
+		return 1;
+	/* Listing prints the nodes; showing adds each node's certificates. A second
+	 * connection is not needed: rows are fetched whole before the callback runs. */
+	enum db_status s =
+	    db_nodes_find(db, list ? key : NULL, list ? NULL : key, print_node, list ? NULL : db);
+	db_close(db);
+	if (s == DB_NO_ROWS)
+		fprintf(stderr, "nodes: none found\n");
+	return s == DB_OK ? 0 : 1;
+}
+
+static int cmd_devidp(int argc, char **argv)
+{
+	static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+	                                     {"key", required_argument, NULL, 'k'},
+	                                     {"kid", required_argument, NULL, 'i'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *out = NULL, *key = "ec", *kid = "dev-1";
+	char err[512];
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == 'o')
+			out = optarg;
+		else if (opt == 'k')
+			key = optarg;
+		else if (opt == 'i')
+			kid = optarg;
+		else
+			return 2;
+	}
+	if (!out) {
+		usage(stderr);
+		return 2;
+	}
+	if (devidp_create(out, key, kid, err, sizeof(err)) < 0) {
+		fprintf(stderr, "dev-idp: %s\n", err);
+		return 1;
+	}
+	printf("dev-idp: wrote %s/idp.key and %s/jwks.json (kid %s)\n", out, out, kid);
+	return 0;
+}
+
+static int cmd_devtoken(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"idp", required_argument, NULL, 'd'},        {"issuer", required_argument, NULL, 'i'},
+	    {"audience", required_argument, NULL, 'a'},   {"user", required_argument, NULL, 'u'},
+	    {"kid", required_argument, NULL, 'k'},        {"ttl", required_argument, NULL, 't'},
+	    {"user-claim", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+	struct devtoken t = {.kid = "dev-1", .ttl = 3600};
+	const char *dir = NULL;
+	char keyfile[4096], err[256];
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'i':
+			t.issuer = optarg;
+			break;
+		case 'a':
+			t.audience = optarg;
+			break;
+		case 'u':
+			t.user = optarg;
+			break;
+		case 'k':
+			t.kid = optarg;
+			break;
+		case 't':
+			t.ttl = atol(optarg);
+			break;
+		case 'c':
+			t.user_claim = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!dir || !t.issuer || !t.user) {
+		usage(stderr);
+		return 2;
+	}
+	snprintf(keyfile, sizeof(keyfile), "%s/idp.key", dir);
+	t.key_file = keyfile;
+	char *tok = devidp_token(&t, err, sizeof(err));
+	if (!tok) {
+		fprintf(stderr, "dev-token: %s\n", err);
+		return 1;
+	}
+	printf("%s\n", tok);
+	free(tok);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -277,6 +461,14 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "dev-ca") == 0)
 		return cmd_devca(argc, argv);
+	if (strcmp(argv[0], "dev-idp") == 0)
+		return cmd_devidp(argc, argv);
+	if (strcmp(argv[0], "dev-token") == 0)
+		return cmd_devtoken(argc, argv);
+	if (strcmp(argv[0], "users") == 0)
+		return cmd_quota(argc, argv);
+	if (strcmp(argv[0], "nodes") == 0)
+		return cmd_nodes(argc, argv);
 	if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
 		config_write_example(stdout);
 		return 0;

@@ -4,6 +4,7 @@
  * writes the device key and the certificate it received.
  */
 #include <getopt.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,13 @@ static void usage(FILE *f)
 	      "  CONFIG_ESP_RMAKER_CLAIM_SERVICE_BASE_URL). Writes DIR/MAC.key and DIR/MAC.crt;\n"
 	      "  --key-file reuses a key across runs (as the device does after a reboot);\n"
 	      "  --root also verifies the chain up to that root. Exit 0 on success.\n"
+	      "       claimsim app|cli --url URL --token TOKEN --mac MAC [--platform P]\n"
+	      "                     [--ios] [--key ec|rsa] [--key-file F] [--out DIR] [--root "
+	      "CA.pem]\n"
+	      "  Assisted claiming as the phone app relays it (Android's Gson escaping, or\n"
+	      "  --ios), or host-driven claiming as the RainMaker CLI does it, with a user's\n"
+	      "  access token. Writes DIR/NODE_ID.key and DIR/NODE_ID.crt. Defaults:\n"
+	      "  platform esp32 (app) or host (cli).\n"
 	      "       claimsim bench --url URL --devices FILE.csv [--concurrency N] [--count N]\n"
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
 	      "                      [--pid PID]\n"
@@ -139,6 +147,106 @@ static int cmd_self(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_user(int argc, char **argv, bool cli)
+{
+	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+	                                     {"token", required_argument, NULL, 't'},
+	                                     {"mac", required_argument, NULL, 'm'},
+	                                     {"platform", required_argument, NULL, 'p'},
+	                                     {"ios", no_argument, NULL, 'i'},
+	                                     {"key", required_argument, NULL, 'k'},
+	                                     {"key-file", required_argument, NULL, 'f'},
+	                                     {"out", required_argument, NULL, 'o'},
+	                                     {"root", required_argument, NULL, 'r'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *url = NULL, *token = NULL, *mac = NULL, *platform = cli ? "host" : "esp32",
+	           *keytype = "ec", *keyfile = NULL, *out = ".", *root = NULL;
+	enum sim_client client = cli ? SIM_CLI : SIM_ANDROID;
+	struct sim_user_result res;
+	struct http_url u;
+	EVP_PKEY *key;
+	char path[4096];
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			url = optarg;
+			break;
+		case 't':
+			token = optarg;
+			break;
+		case 'm':
+			mac = optarg;
+			break;
+		case 'p':
+			platform = optarg;
+			break;
+		case 'i':
+			client = cli ? SIM_CLI : SIM_IOS;
+			break;
+		case 'k':
+			keytype = optarg;
+			break;
+		case 'f':
+			keyfile = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!url || !token || !mac || !http_url_parse(url, &u)) {
+		usage(stderr);
+		return 2;
+	}
+	/* The node_id is not known before initiate, so a reusable key needs --key-file. */
+	key = keyfile ? sim_key_load_or_create(keyfile, keytype) : sim_key_new(keytype);
+	if (!key) {
+		fprintf(stderr, "claimsim: cannot make the device key\n");
+		return 1;
+	}
+	if (sim_user_claim(&u, client, token, mac, platform, key, root, &res) < 0) {
+		fprintf(stderr, "claimsim: %s claim of %s failed at %s: %s\n", cli ? "cli" : "app",
+		        mac,
+		        res.stage == 1   ? "initiate"
+		        : res.stage == 2 ? "verify"
+		                         : "checking",
+		        res.err);
+		EVP_PKEY_free(key);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s.crt", out, res.node_id);
+	int rc = write_file(path, res.certificate);
+	if (rc == 0 && !keyfile) {
+		char kp[4096];
+		snprintf(kp, sizeof(kp), "%s/%s.key", out, res.node_id);
+		FILE *f = fopen(kp, "w");
+		rc = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) ? 0 : -1;
+		if (f)
+			fclose(f);
+	}
+	if (rc == 0)
+		printf("claimsim: %s claimed %s as node %s; certificate chain in %s\n",
+		       cli                 ? "cli"
+		       : client == SIM_IOS ? "ios app"
+		                           : "android app",
+		       mac, res.node_id, path);
+	else
+		fprintf(stderr, "claimsim: cannot write %s\n", path);
+	free(res.certificate);
+	free(res.body);
+	EVP_PKEY_free(key);
+	return rc == 0 ? 0 : 1;
+}
+
 static int cmd_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
@@ -210,6 +318,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc >= 2 && strcmp(argv[1], "self") == 0)
 		return cmd_self(argc - 1, argv + 1);
+	if (argc >= 2 && (strcmp(argv[1], "app") == 0 || strcmp(argv[1], "cli") == 0))
+		return cmd_user(argc - 1, argv + 1, strcmp(argv[1], "cli") == 0);
 	if (argc >= 2 && strcmp(argv[1], "bench") == 0)
 		return cmd_bench(argc - 1, argv + 1);
 	usage(stderr);

@@ -66,6 +66,9 @@ struct runtime *runtime_load(const char *path, char *err, size_t errsz)
 		goto fail;
 	if (check_response_fits(rt, err, errsz) < 0)
 		goto fail;
+	if (rt->cfg->jwt_jwks_file[0] &&
+	    !(rt->jwks = jwks_load(rt->cfg->jwt_jwks_file, err, errsz)))
+		goto fail;
 	return rt;
 fail:
 	runtime_release(rt);
@@ -77,6 +80,7 @@ void runtime_release(struct runtime *rt)
 	if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
 	ca_free(rt->ca);
+	jwks_free(rt->jwks);
 	secrets_free(rt->secrets);
 	config_free(rt->cfg);
 	free(rt);

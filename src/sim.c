@@ -19,6 +19,8 @@
 #include "claimd/crypto.h"
 #include "claimd/util.h"
 
+#define TOKEN_HDR_MAX 9000
+
 EVP_PKEY *sim_key_new(const char *type)
 {
 	if (strcmp(type, "ec") == 0)
@@ -321,6 +323,116 @@ out:
 	free(cert);
 	free(vbody);
 	free(esc);
+	free(csr);
+	return rc;
+}
+
+char *sim_json_string(const char *s, enum sim_client client)
+{
+	size_t n = strlen(s);
+	char *out = malloc(6 * n + 3), *o = out;
+
+	if (!out)
+		return NULL;
+	*o++ = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		unsigned char c = *p;
+		if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if (c == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else if (c < 0x20 || (client == SIM_ANDROID && strchr("<>=&'", c))) {
+			o += sprintf(o, "\\u%04x", c);
+		} else if (client == SIM_IOS && c == '/') {
+			*o++ = '\\';
+			*o++ = '/';
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	return out;
+}
+
+int sim_user_claim(const struct http_url *u, enum sim_client client, const char *token,
+                   const char *mac, const char *platform, EVP_PKEY *key, const char *root_file,
+                   struct sim_user_result *res)
+{
+	struct http_response r = {0};
+	char body[512], hdr[TOKEN_HDR_MAX], *csr = NULL, *csr_json = NULL, *vbody = NULL;
+	char *cert = NULL;
+	bool cli = client == SIM_CLI;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	res->stage = 1;
+	if (snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n%s", token,
+	             cli ? "Content-Type: application/json\r\n"
+	                 : "Content-Type: application/json; charset=utf-8\r\n") >=
+	    (int)sizeof(hdr)) {
+		snprintf(res->err, sizeof(res->err), "token too long");
+		return -1;
+	}
+	snprintf(body, sizeof(body),
+	         cli ? "{\"mac_addr\": \"%s\", \"platform\": \"%s\"}"
+	             : "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}",
+	         mac, platform);
+	if (http_post(u, "claim/initiate", hdr, body, strlen(body), 10000, &r, res->err,
+	              sizeof(res->err)) < 0)
+		goto out;
+	res->status = r.status;
+	if (r.status != 200 ||
+	    !sim_firmware_string(r.body, "node_id", res->node_id, sizeof(res->node_id), false)) {
+		snprintf(res->err, sizeof(res->err), "initiate: status %d: %.300s", r.status,
+		         r.body ? r.body : "");
+		goto out;
+	}
+	http_response_free(&r);
+	/* The device (app flow) or the CLI makes a CSR for the node_id it was given. */
+	res->stage = 2;
+	if (!(csr = sim_csr_pem(key, res->node_id, cli)) ||
+	    !(csr_json = sim_json_string(csr, client)))
+		goto out;
+	if (cli)
+		rc = asprintf(&vbody, "{\"csr\": %s}", csr_json);
+	else
+		rc = asprintf(&vbody, "{\"csr\":%s,\"send_mqtt_host\":true}", csr_json);
+	if (rc < 0) {
+		vbody = NULL;
+		goto out;
+	}
+	rc = -1;
+	if (http_post(u, cli ? "claim/verify?matter=False" : "claim/verify", hdr, vbody,
+	              strlen(vbody), 10000, &r, res->err, sizeof(res->err)) < 0)
+		goto out;
+	res->status = r.status;
+	if (r.status != 200 || r.content_length <= 0 || r.chunked || r.len > SIM_RESPONSE_MAX) {
+		snprintf(res->err, sizeof(res->err), "verify: status %d, %zu bytes: %.300s",
+		         r.status, r.len, r.body ? r.body : "");
+		goto out;
+	}
+	/* The app forwards this reply to the device, which parses it like a self claim's. */
+	res->stage = 3;
+	if (!(cert = malloc(r.len + 1)) ||
+	    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true)) {
+		snprintf(res->err, sizeof(res->err), "the device cannot read \"certificate\"");
+		goto out;
+	}
+	if (sim_check_chain(cert, key, res->node_id, root_file, res->err, sizeof(res->err)) < 0)
+		goto out;
+	res->certificate = cert;
+	res->body = r.body;
+	r.body = NULL;
+	cert = NULL;
+	rc = 0;
+out:
+	http_response_free(&r);
+	free(cert);
+	free(vbody);
+	free(csr_json);
 	free(csr);
 	return rc;
 }

@@ -17,6 +17,7 @@ struct claim_ctx {
 	struct db *db;
 	const char *remote_addr;
 	const char *request_id;
+	const char *user; /* the token's user (assisted / host-driven), or NULL (self) */
 };
 
 struct initiate_result {
@@ -48,6 +49,22 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
  */
 enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
                                   char **leaf_pem);
+/**
+ * Assisted / host-driven initiate: the node_id of (cc->user, @p mac), made on first use
+ * (22 random characters of [A-Za-z0-9]) and pending for the challenge TTL.
+ * Errors: CE_QUOTA, CE_BUSY, CE_INTERNAL.
+ */
+enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
+                                    char node_id[NODE_ID_MAX + 1]);
+/**
+ * Assisted / host-driven verify: the CSR's CN must be a node_id cc->user initiated
+ * within the TTL. On CE_OK *@p leaf_pem is the certificate (caller frees).
+ * Errors: every CE_CSR_* code, CE_CSR_NOT_INITIATED, CE_BUSY, CE_INTERNAL.
+ */
+enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
+                                  const char *node_policies, char **leaf_pem);
+/** Writes a new random node_id (22 characters of [A-Za-z0-9], 131 bits) to @p out. */
+void claim_new_node_id(char out[23]);
 /** Size in bytes of the JSON string holding @p pem once '\n' is escaped. */
 size_t claim_escaped_len(const char *pem);
 

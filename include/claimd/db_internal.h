@@ -19,6 +19,7 @@ struct db {
 /* Statement tables of the resource files, prepared on connect. */
 extern const struct db_stmt db_claims_stmts[];
 extern const struct db_stmt db_devices_stmts[];
+extern const struct db_stmt db_users_stmts[];
 
 /**
  * Executes prepared statement @p name with text parameters (NULL = SQL NULL) and

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "claimd/auth.h"
 #include "claimd/ca.h"
 #include "claimd/config.h"
 #include "claimd/crypto.h"
@@ -23,6 +24,7 @@ struct runtime {
 	struct claimd_config *cfg;
 	struct ca *ca;
 	struct secrets *secrets;
+	struct jwks *jwks; /* NULL: assisted claiming disabled */
 	atomic_int refs;
 };
 

@@ -65,4 +65,31 @@ struct sim_result {
 int sim_self_claim(const struct http_url *u, const struct sim_device *d, const char *policies,
                    const char *root_file, struct sim_result *res);
 
+enum sim_client {
+	SIM_ANDROID, /* Gson: escapes = < > & ' as \u00XX; sends send_mqtt_host */
+	SIM_IOS,     /* JSONSerialization: escapes / as \/; sends send_mqtt_host */
+	SIM_CLI,     /* Python json.dumps: ", " and ": " separators, ?matter=False */
+};
+
+/** JSON string literal of @p s (with quotes) as @p client would write it; caller frees. */
+char *sim_json_string(const char *s, enum sim_client client);
+
+struct sim_user_result {
+	int stage;
+	int status;
+	char node_id[65];
+	char *certificate; /* caller frees */
+	char *body;        /* the verify reply, as the app would forward it; caller frees */
+	char err[512];
+};
+
+/**
+ * A complete assisted (app) or host-driven (CLI) claim for @p mac with the user's
+ * access token, checking what comes back as the device would (the app forwards the
+ * verify reply to it). Returns 0 on success.
+ */
+int sim_user_claim(const struct http_url *u, enum sim_client client, const char *token,
+                   const char *mac, const char *platform, EVP_PKEY *key, const char *root_file,
+                   struct sim_user_result *res);
+
 #endif

@@ -1,0 +1,128 @@
+/*
+ * Helpers shared by the API test programs: a case's world (database, CA, devices,
+ * daemon), requests, and the checks every reply must pass.
+ */
+#include "api_support.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/util.h"
+
+uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/* A case's world: database, CA, two registered devices and a running daemon. */
+bool fx_up(struct fx *f, const char *name, const struct topts *o)
+{
+	if (!tenv_setup(&f->t, name, o))
+		return false;
+	if (!tenv_add_device(&f->t, MAC1, "esp32s3", K1) ||
+	    !tenv_add_device(&f->t, MAC2, "esp32c3", K1))
+		return false;
+	return daemon_start(&f->t, &f->d);
+}
+
+void fx_down(struct fx *f)
+{
+	if (t_failures)
+		daemon_dump_log(&f->d);
+	int st = daemon_stop(&f->d);
+	CHECKF(st == 0, "claimd exited with %d", st);
+	tenv_teardown(&f->t);
+}
+
+int post(struct daemon *d, const char *path, const char *extra, const char *body,
+         struct http_response *r)
+{
+	char err[256];
+	int rc = http_post(&d->url, path, extra, body, strlen(body), 10000, r, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "POST %s: %s\n", path, err);
+	return rc;
+}
+
+int raw(struct daemon *d, const char *req, struct http_response *r)
+{
+	char err[256];
+	int rc = http_exchange(&d->url, req, strlen(req), 10000, r, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "raw: %s\n", err);
+	return rc;
+}
+
+/* Framing every reply must have: Content-Length > 0 that matches, never chunked, ASCII. */
+void check_framing(const struct http_response *r)
+{
+	CHECKF(r->content_length > 0, "Content-Length %ld", r->content_length);
+	CHECK((size_t)r->content_length == r->len);
+	CHECK(!r->chunked);
+	CHECK(r->len <= 3071);
+	for (size_t i = 0; i < r->len; i++)
+		CHECKF((unsigned char)r->body[i] < 0x80, "non-ASCII byte at %zu", i);
+}
+
+/* The failure body: a string-to-string map, status "failure", a description. */
+void check_failure(const struct http_response *r, int status, const char *desc)
+{
+	check_framing(r);
+	CHECKF(r->status == status, "status %d, want %d: %s", r->status, status, r->body);
+	json_t *j = json_loadb(r->body, r->len, 0, NULL);
+	CHECKF(j && json_is_object(j), "not a JSON object: %s", r->body);
+	if (!j)
+		return;
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v) CHECKF(json_is_string(v), "non-string value for %s", k);
+	CHECK(json_object_size(j) == 2);
+	CHECK(strcmp(json_string_value(json_object_get(j, "status")) ?: "", "failure") == 0);
+	const char *d = json_string_value(json_object_get(j, "description"));
+	CHECKF(d && strstr(d, desc), "description '%s' lacks '%s'", d ? d : "", desc);
+	json_decref(j);
+}
+
+bool initiate(struct daemon *d, const char *mac, const char *platform, struct session *s)
+{
+	char body[256];
+	struct http_response r;
+	snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", mac, platform);
+	if (post(d, "claim/initiate", "", body, &r) < 0)
+		return false;
+	bool ok =
+	    r.status == 200 &&
+	    sim_firmware_string(r.body, "auth_id", s->auth_id, sizeof(s->auth_id), false) &&
+	    sim_firmware_string(r.body, "challenge", s->challenge, sizeof(s->challenge), false);
+	if (!ok)
+		fprintf(stderr, "initiate: %d %s\n", r.status, r.body ? r.body : "");
+	http_response_free(&r);
+	return ok;
+}
+
+/* A firmware-style verify body; the caller frees it. */
+char *verify_body(const struct session *s, const uint8_t key[16], EVP_PKEY *k, const char *cn)
+{
+	char resp[129], *csr = sim_csr_pem(k, cn, false), *esc = sim_firmware_escape(csr), *b;
+	sim_challenge_response(key, s->challenge, resp);
+	if (asprintf(&b, "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\"}",
+	             s->auth_id, resp, esc) < 0)
+		b = NULL;
+	free(csr);
+	free(esc);
+	return b;
+}
+
+int verify(struct daemon *d, const char *body, struct http_response *r)
+{
+	return post(d, "claim/verify", "", body, r);
+}
+
+struct sim_device device(const char *mac, const char *platform, const char *keytype)
+{
+	struct sim_device dv = {0};
+	snprintf(dv.mac, sizeof(dv.mac), "%s", mac);
+	snprintf(dv.platform, sizeof(dv.platform), "%s", platform);
+	memcpy(dv.efuse_key, K1, 16);
+	dv.key = sim_key_new(keytype);
+	return dv;
+}

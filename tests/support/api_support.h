@@ -1,0 +1,53 @@
+/*
+ * Shared API-test helpers (see api_support.c).
+ */
+#ifndef CLAIMD_TEST_API_SUPPORT_H
+#define CLAIMD_TEST_API_SUPPORT_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "claimd/httpc.h"
+#include "claimd/sim.h"
+#include "harness.h"
+
+#define MAC1  "7CDFA1000001"
+#define MAC2  "7CDFA1000002"
+#define K1HEX "000102030405060708090A0B0C0D0E0F"
+
+extern uint8_t K1[16];
+
+struct fx {
+	struct tenv t;
+	struct daemon d;
+};
+
+struct session {
+	char auth_id[64];
+	char challenge[130];
+};
+
+/** A case's world: database, CA, MAC1 (esp32s3) and MAC2 (esp32c3) registered, claimd. */
+bool fx_up(struct fx *f, const char *name, const struct topts *o);
+/** Stops claimd (expecting exit 0, and dumping its log after a failure). */
+void fx_down(struct fx *f);
+/** POSTs @p body to @p path with extra header lines; 0 or -1. */
+int post(struct daemon *d, const char *path, const char *extra, const char *body,
+         struct http_response *r);
+/** Sends raw bytes; 0 or -1. */
+int raw(struct daemon *d, const char *req, struct http_response *r);
+/** Content-Length > 0 and right, not chunked, <= 3071 bytes, ASCII. */
+void check_framing(const struct http_response *r);
+/** The failure body with @p status and a description containing @p desc. */
+void check_failure(const struct http_response *r, int status, const char *desc);
+/** A firmware-style self initiate; true on 200. */
+bool initiate(struct daemon *d, const char *mac, const char *platform, struct session *s);
+/** A firmware-style verify body (caller frees). */
+char *verify_body(const struct session *s, const uint8_t key[16], EVP_PKEY *k, const char *cn);
+/** POSTs a verify body. */
+int verify(struct daemon *d, const char *body, struct http_response *r);
+/** A simulated device with eFuse key K1 and a new key of @p keytype. */
+struct sim_device device(const char *mac, const char *platform, const char *keytype);
+
+#endif
