@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets everything up and runs claimd on this machine: installs the Debian packages,
 # builds, starts a private PostgreSQL under the state directory, makes a development
-# CA and secrets key, registers three simulated devices, starts claimd and lets each
-# simulated device self-claim a certificate, which openssl then verifies.
+# CA, secrets key and identity provider, registers three simulated devices, starts
+# claimd and lets each simulated device self-claim a certificate, which openssl then
+# verifies; then a simulated phone app (assisted claiming) and the simulated RainMaker
+# CLI (host-driven claiming) claim two more devices for a logged-in user.
 #   docker/demo.sh           keep claimd running in the foreground (Ctrl-C stops all)
 #   docker/demo.sh --once    stop after the demonstration
 # Environment: CLAIMD_STATE (default ./state), PORT (default 8080).
@@ -27,6 +29,7 @@ fi
 echo "== development CA and secrets key"
 [ -f "$state/ca/intermediate.pem" ] || "$B/claimctl" dev-ca --out "$state/ca"
 [ -f "$state/secrets.key" ] || (umask 077 && "$B/claimctl" keygen >"$state/secrets.key")
+[ -f "$state/idp/jwks.json" ] || "$B/claimctl" dev-idp --out "$state/idp"
 cat >"$state/claimd.yaml" <<YAML
 server:
   listen: "127.0.0.1:$port"
@@ -39,6 +42,11 @@ secrets:
   key_file: secrets.key
 claim:
   mqtt_host: mqtt.example.com
+users:
+  jwt:
+    jwks_file: idp/jwks.json
+    issuer: "https://idp.claimd-demo.invalid/"
+    audience: "claimd"
 YAML
 "$B/claimd" -t -c "$state/claimd.yaml"
 "$B/claimctl" -c "$state/claimd.yaml" migrate
@@ -74,6 +82,15 @@ tail -n +2 "$state/devices.csv" | while IFS=, read -r mac platform key; do
     "$state/devices/$mac.crt"
   openssl x509 -in "$state/devices/$mac.crt" -noout -subject -serial -enddate | sed 's/^/    /'
 done
+
+echo "== a logged-in user claims devices through the phone app and the CLI"
+token=$("$B/claimctl" dev-token --idp "$state/idp" --issuer "https://idp.claimd-demo.invalid/" \
+  --audience claimd --user demo-user)
+"$B/claimsim" app --url "http://127.0.0.1:$port" --token "$token" --mac 7C:DF:A1:00:10:01 \
+  --key-file "$state/devices/app-device.key" --out "$state/devices" --root "$state/ca/root.pem"
+"$B/claimsim" cli --url "http://127.0.0.1:$port" --token "$token" --mac 7C:DF:A1:00:10:02 \
+  --key-file "$state/devices/cli-device.key" --out "$state/devices" --root "$state/ca/root.pem"
+"$B/claimctl" -c "$state/claimd.yaml" nodes list --user demo-user | sed 's/^/    /'
 
 if [ "$once" = "--once" ]; then
   echo "== done; stopping"
