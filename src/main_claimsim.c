@@ -41,6 +41,34 @@ static void usage(FILE *f)
 	      f);
 }
 
+/* Options every device-simulating command takes. */
+struct dev_opts {
+	const char *url, *keytype, *keyfile, *out, *root;
+};
+
+static bool dev_opt(int c, struct dev_opts *o)
+{
+	switch (c) {
+	case 'u':
+		o->url = optarg;
+		return true;
+	case 'k':
+		o->keytype = optarg;
+		return true;
+	case 'f':
+		o->keyfile = optarg;
+		return true;
+	case 'o':
+		o->out = optarg;
+		return true;
+	case 'r':
+		o->root = optarg;
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -63,8 +91,8 @@ static int cmd_self(int argc, char **argv)
 	                                     {"root", required_argument, NULL, 'r'},
 	                                     {"node-policies", required_argument, NULL, 'n'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *url = NULL, *mac = NULL, *efuse = NULL, *keytype = "ec", *keyfile = NULL,
-	           *out = ".", *root = NULL, *policies = NULL;
+	struct dev_opts o = {.keytype = "ec", .out = "."};
+	const char *mac = NULL, *efuse = NULL, *policies = NULL, *keyfile;
 	struct sim_device d = {0};
 	struct sim_result res;
 	struct http_url u;
@@ -74,10 +102,9 @@ static int cmd_self(int argc, char **argv)
 	strcpy(d.platform, "esp32s3");
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (dev_opt(c, &o))
+			continue;
 		switch (c) {
-		case 'u':
-			url = optarg;
-			break;
 		case 'm':
 			mac = optarg;
 			break;
@@ -87,18 +114,6 @@ static int cmd_self(int argc, char **argv)
 		case 'p':
 			snprintf(d.platform, sizeof(d.platform), "%s", optarg);
 			break;
-		case 'k':
-			keytype = optarg;
-			break;
-		case 'f':
-			keyfile = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'r':
-			root = optarg;
-			break;
 		case 'n':
 			policies = optarg;
 			break;
@@ -107,7 +122,7 @@ static int cmd_self(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!url || !mac || !efuse || !http_url_parse(url, &u)) {
+	if (!o.url || !mac || !efuse || !http_url_parse(o.url, &u)) {
 		usage(stderr);
 		return 2;
 	}
@@ -116,15 +131,16 @@ static int cmd_self(int argc, char **argv)
 		fprintf(stderr, "claimsim: --mac needs 12 hex digits, --efuse-key 32\n");
 		return 2;
 	}
+	keyfile = o.keyfile;
 	if (!keyfile) {
-		snprintf(keypath, sizeof(keypath), "%s/%s.key", out, d.mac);
+		snprintf(keypath, sizeof(keypath), "%s/%s.key", o.out, d.mac);
 		keyfile = keypath;
 	}
-	if (!(d.key = sim_key_load_or_create(keyfile, keytype))) {
+	if (!(d.key = sim_key_load_or_create(keyfile, o.keytype))) {
 		fprintf(stderr, "claimsim: cannot load or create %s\n", keyfile);
 		return 1;
 	}
-	if (sim_self_claim(&u, &d, policies, root, &res) < 0) {
+	if (sim_self_claim(&u, &d, policies, o.root, &res) < 0) {
 		fprintf(stderr, "claimsim: self claim of %s failed at %s: %s\n", d.mac,
 		        res.stage == 1   ? "initiate"
 		        : res.stage == 2 ? "verify"
@@ -133,7 +149,7 @@ static int cmd_self(int argc, char **argv)
 		EVP_PKEY_free(d.key);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/%s.crt", out, d.mac);
+	snprintf(path, sizeof(path), "%s/%s.crt", o.out, d.mac);
 	if (write_file(path, res.certificate) < 0) {
 		fprintf(stderr, "claimsim: cannot write %s\n", path);
 		free(res.certificate);
@@ -159,8 +175,8 @@ static int cmd_user(int argc, char **argv, bool cli)
 	                                     {"out", required_argument, NULL, 'o'},
 	                                     {"root", required_argument, NULL, 'r'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *url = NULL, *token = NULL, *mac = NULL, *platform = cli ? "host" : "esp32",
-	           *keytype = "ec", *keyfile = NULL, *out = ".", *root = NULL;
+	struct dev_opts o = {.keytype = "ec", .out = "."};
+	const char *token = NULL, *mac = NULL, *platform = cli ? "host" : "esp32";
 	enum sim_client client = cli ? SIM_CLI : SIM_ANDROID;
 	struct sim_user_result res;
 	struct http_url u;
@@ -170,10 +186,9 @@ static int cmd_user(int argc, char **argv, bool cli)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (dev_opt(c, &o))
+			continue;
 		switch (c) {
-		case 'u':
-			url = optarg;
-			break;
 		case 't':
 			token = optarg;
 			break;
@@ -186,34 +201,22 @@ static int cmd_user(int argc, char **argv, bool cli)
 		case 'i':
 			client = cli ? SIM_CLI : SIM_IOS;
 			break;
-		case 'k':
-			keytype = optarg;
-			break;
-		case 'f':
-			keyfile = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'r':
-			root = optarg;
-			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!url || !token || !mac || !http_url_parse(url, &u)) {
+	if (!o.url || !token || !mac || !http_url_parse(o.url, &u)) {
 		usage(stderr);
 		return 2;
 	}
 	/* The node_id is not known before initiate, so a reusable key needs --key-file. */
-	key = keyfile ? sim_key_load_or_create(keyfile, keytype) : sim_key_new(keytype);
+	key = o.keyfile ? sim_key_load_or_create(o.keyfile, o.keytype) : sim_key_new(o.keytype);
 	if (!key) {
 		fprintf(stderr, "claimsim: cannot make the device key\n");
 		return 1;
 	}
-	if (sim_user_claim(&u, client, token, mac, platform, key, root, &res) < 0) {
+	if (sim_user_claim(&u, client, token, mac, platform, key, o.root, &res) < 0) {
 		fprintf(stderr, "claimsim: %s claim of %s failed at %s: %s\n", cli ? "cli" : "app",
 		        mac,
 		        res.stage == 1   ? "initiate"
@@ -223,11 +226,11 @@ static int cmd_user(int argc, char **argv, bool cli)
 		EVP_PKEY_free(key);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/%s.crt", out, res.node_id);
+	snprintf(path, sizeof(path), "%s/%s.crt", o.out, res.node_id);
 	int rc = write_file(path, res.certificate);
-	if (rc == 0 && !keyfile) {
+	if (rc == 0 && !o.keyfile) {
 		char kp[4096];
-		snprintf(kp, sizeof(kp), "%s/%s.key", out, res.node_id);
+		snprintf(kp, sizeof(kp), "%s/%s.key", o.out, res.node_id);
 		FILE *f = fopen(kp, "w");
 		rc = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) ? 0 : -1;
 		if (f)

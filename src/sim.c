@@ -261,6 +261,28 @@ static int firmware_accepts(const struct http_response *r, struct sim_result *re
 	return 0;
 }
 
+/*
+ * What the device does with a verify reply: reads "certificate" as its parser does and
+ * (beyond what the firmware checks) verifies it. Returns the chain, or NULL + @p err.
+ */
+static char *device_takes_certificate(const struct http_response *r, EVP_PKEY *key, const char *cn,
+                                      const char *root_file, char *err, size_t errsz)
+{
+	char *cert = malloc(r->len + 1);
+	if (!cert || !sim_firmware_string(r->body, "certificate", cert, r->len + 1, true)) {
+		snprintf(
+		    err, errsz,
+		    "the device cannot read \"certificate\" (missing or escapes other than \\n)");
+		free(cert);
+		return NULL;
+	}
+	if (sim_check_chain(cert, key, cn, root_file, err, errsz) < 0) {
+		free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
 int sim_self_claim(const struct http_url *u, const struct sim_device *d, const char *policies,
                    const char *root_file, struct sim_result *res)
 {
@@ -306,14 +328,8 @@ int sim_self_claim(const struct http_url *u, const struct sim_device *d, const c
 	    firmware_accepts(&r, res) < 0)
 		goto out;
 	res->stage = 3;
-	if (!(cert = malloc(r.len + 1)) ||
-	    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true)) {
-		snprintf(
-		    res->err, sizeof(res->err),
-		    "firmware cannot read \"certificate\" (missing or escapes other than \\n)");
-		goto out;
-	}
-	if (sim_check_chain(cert, d->key, d->mac, root_file, res->err, sizeof(res->err)) < 0)
+	if (!(cert = device_takes_certificate(&r, d->key, d->mac, root_file, res->err,
+	                                      sizeof(res->err))))
 		goto out;
 	res->certificate = cert;
 	cert = NULL;
@@ -416,12 +432,8 @@ int sim_user_claim(const struct http_url *u, enum sim_client client, const char 
 	}
 	/* The app forwards this reply to the device, which parses it like a self claim's. */
 	res->stage = 3;
-	if (!(cert = malloc(r.len + 1)) ||
-	    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true)) {
-		snprintf(res->err, sizeof(res->err), "the device cannot read \"certificate\"");
-		goto out;
-	}
-	if (sim_check_chain(cert, key, res->node_id, root_file, res->err, sizeof(res->err)) < 0)
+	if (!(cert = device_takes_certificate(&r, key, res->node_id, root_file, res->err,
+	                                      sizeof(res->err))))
 		goto out;
 	res->certificate = cert;
 	res->body = r.body;
