@@ -283,6 +283,26 @@ static void parallel_devices_and_correlation(void)
 	REQUIRE(user_verify(&u, alice, c, "", &r) == 0);
 	check_failure(&r, 400, "or the initiate expired");
 	http_response_free(&r);
+	/* Escapes as the apps write them (\u003d, \u002d, \/) are decoded, not refused. */
+	char *e = user_initiate(&u, alice, "7CDFA1000304");
+	REQUIRE(e);
+	EVP_PKEY *k = sim_key_new("ec");
+	char *csr = sim_csr_pem(k, e, false), *esc = malloc(strlen(csr) * 6 + 64), *o = esc, *vb;
+	for (const char *q = csr; *q; q++)
+		o += *q == '-' || *q == '=' ? sprintf(o, "\\u%04x", *q)
+		     : *q == '\n'           ? sprintf(o, "\\n")
+		     : *q == '/'            ? sprintf(o, "\\/")
+		                            : sprintf(o, "%c", *q);
+	REQUIRE(strstr(esc, "\\u002d") &&
+	        asprintf(&vb, "{\"csr\":\"%s\",\"send_mqtt_host\":true}", esc) > 0);
+	REQUIRE(upost(&u, alice, "claim/verify", vb, &r) == 0);
+	CHECKF(r.status == 200, "%s", r.body);
+	http_response_free(&r);
+	free(vb);
+	free(esc);
+	free(csr);
+	free(e);
+	EVP_PKEY_free(k);
 	/* Field checks of the user verify. */
 	REQUIRE(upost(&u, alice, "claim/verify", "{\"send_mqtt_host\":true}", &r) == 0);
 	check_failure(&r, 400, "csr: missing");
