@@ -17,12 +17,13 @@ struct device_q {
 	const char *mac;
 	char platform[33];
 	uint8_t sealed[SEALED_EFUSE_BYTES];
+	unsigned locked_for;
 };
 
 static enum db_status q_device(struct db *db, void *arg)
 {
 	struct device_q *q = arg;
-	return db_device_get(db, q->mac, q->platform, q->sealed);
+	return db_device_get(db, q->mac, q->platform, q->sealed, &q->locked_for);
 }
 
 static enum db_status q_audit(struct db *db, void *arg)
@@ -76,6 +77,10 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
 		e = CE_UNKNOWN_DEVICE;
 	else if (strcmp(q.platform, platform) != 0)
 		e = CE_PLATFORM_MISMATCH;
+	else if (q.locked_for) {
+		e = CE_MAC_LOCKED;
+		cc->retry_after = q.locked_for;
+	}
 	crypto_wipe(q.sealed, sizeof(q.sealed));
 	if (e == CE_OK)
 		authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl,
@@ -105,6 +110,12 @@ static enum claimd_err check_response(struct claim_ctx *cc, const char *mac, con
 		return from_db(s, cc, "device lookup");
 	if (s == DB_NO_ROWS)
 		return CE_UNKNOWN_DEVICE;
+	/* A locked MAC is refused before its key is even opened, right answer or not. */
+	if (q.locked_for) {
+		cc->retry_after = q.locked_for;
+		crypto_wipe(q.sealed, sizeof(q.sealed));
+		return CE_MAC_LOCKED;
+	}
 	if (!efuse_open(cc->rt->secrets, mac, q.sealed, sizeof(q.sealed), key)) {
 		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
 		          cc->request_id, mac);
@@ -119,6 +130,8 @@ static enum claimd_err check_response(struct claim_ctx *cc, const char *mac, con
 
 struct commit_q {
 	const struct self_claim *c;
+	struct lockout_policy policy;
+	struct wrong_result wrong;
 	unsigned attempts;
 	bool used;
 };
@@ -131,7 +144,7 @@ static enum db_status q_commit(struct db *db, void *arg)
 static enum db_status q_wrong(struct db *db, void *arg)
 {
 	struct commit_q *q = arg;
-	return db_session_wrong(db, q->c, &q->attempts);
+	return db_session_wrong(db, q->c, &q->policy, &q->wrong);
 }
 
 static enum db_status q_state(struct db *db, void *arg)
@@ -180,7 +193,9 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 	    .remote_addr = cc->remote_addr,
 	    .request_id = cc->request_id,
 	};
-	struct commit_q q = {.c = &c};
+	struct commit_q q = {
+	    .c = &c,
+	    .policy = {cfg->lockout_failures, cfg->lockout_seconds, cfg->lockout_max_seconds}};
 	if ((e = check_response(cc, mac, challenge, response)) != CE_OK) {
 		if (e == CE_RESPONSE_WRONG) {
 			/* The statement audits the attempt itself. */

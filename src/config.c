@@ -69,6 +69,34 @@ static const struct key keys[] = {
     {"users.jwt.user_claim", K_STR, O(jwt_user_claim), "sub", 0, 0, "which claim names the user"},
     {"users.quota", K_UINT, O(quota), "5", 0, 1000000,
      "distinct devices one user may claim; 0 = unlimited"},
+    {"limits.address_per_minute", K_UINT, O(address_per_minute), "3000", 0, 10000000,
+     "requests per minute per client address (a factory behind one NAT is one address); 0 = off"},
+    {"limits.address_burst", K_UINT, O(address_burst), "300", 1, 10000000,
+     "requests one client address may send at once before its rate applies"},
+    {"limits.mac_per_minute", K_UINT, O(mac_per_minute), "30", 0, 1000000,
+     "initiates per minute per MAC address; 0 = off"},
+    {"limits.mac_burst", K_UINT, O(mac_burst), "10", 1, 1000000,
+     "initiates one MAC may make at once"},
+    {"limits.user_per_minute", K_UINT, O(user_per_minute), "300", 0, 1000000,
+     "claim requests per minute per user; 0 = off"},
+    {"limits.user_burst", K_UINT, O(user_burst), "60", 1, 1000000,
+     "claim requests one user may make at once"},
+    {"limits.lockout_failures", K_UINT, O(lockout_failures), "10", 0, 1000000,
+     "wrong challenge responses for one MAC before it is locked (shared by all daemons); 0 = off"},
+    {"limits.lockout_seconds", K_UINT, O(lockout_seconds), "300", 1, 31536000,
+     "the first lock's length; each further lock of the MAC doubles it"},
+    {"limits.lockout_max_seconds", K_UINT, O(lockout_max_seconds), "86400", 1, 31536000,
+     "the longest a lock grows to"},
+    {"limits.claims_in_flight", K_UINT, O(claims_in_flight), "256", 1, 100000,
+     "claim requests one process handles at once, from headers to reply; more get 503"},
+    {"limits.request_seconds", K_UINT, O(request_seconds), "15", 1, 3600,
+     "longest time to receive one request body; slower clients get 408 and are cut off"},
+    {"limits.max_connections", K_UINT, O(max_connections), "1024", 1, 1000000,
+     "open connections per process"},
+    {"limits.max_connections_per_address", K_UINT, O(max_connections_per_address), "0", 0, 1000000,
+     "open connections per peer address (the proxy, behind one); 0 = unlimited"},
+    {"limits.connection_memory_bytes", K_UINT, O(connection_memory_bytes), "32768", 8192, 1048576,
+     "memory for one connection's request line and headers; larger ones are refused"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -393,12 +421,12 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	return 0;
 }
 
-struct claimd_config *config_load(const char *path, char *err, size_t errsz)
+static struct claimd_config *load(const char *path, FILE *f, const char *buf, size_t len, char *err,
+                                  size_t errsz)
 {
 	struct loader L = {.err = err, .errsz = errsz};
 	yaml_parser_t parser;
 	yaml_document_t doc;
-	FILE *f = NULL;
 	bool parser_ok = false, doc_ok = false;
 	int rc = -1;
 
@@ -414,15 +442,13 @@ struct claimd_config *config_load(const char *path, char *err, size_t errsz)
 		goto out;
 	if (set_defaults(&L) < 0)
 		goto out;
-	f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		goto out;
-	}
 	if (!yaml_parser_initialize(&parser))
 		goto out;
 	parser_ok = true;
-	yaml_parser_set_input_file(&parser, f);
+	if (f)
+		yaml_parser_set_input_file(&parser, f);
+	else
+		yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		snprintf(err, errsz, "%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
 		         parser.problem_mark.column + 1, parser.problem ? parser.problem : "error",
@@ -447,14 +473,30 @@ out:
 		yaml_document_delete(&doc);
 	if (parser_ok)
 		yaml_parser_delete(&parser);
-	if (f)
-		fclose(f);
 	if (rc < 0) {
 		config_free(L.c);
 		return NULL;
 	}
 	err[0] = '\0';
 	return L.c;
+}
+
+struct claimd_config *config_load(const char *path, char *err, size_t errsz)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct claimd_config *c = load(path, f, NULL, 0, err, errsz);
+	fclose(f);
+	return c;
+}
+
+struct claimd_config *config_load_buffer(const char *name, const char *buf, size_t len, char *err,
+                                         size_t errsz)
+{
+	return load(name, NULL, buf, len, err, errsz);
 }
 
 void config_free(struct claimd_config *c)

@@ -52,6 +52,16 @@ void crypto_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size
 	sodium_memzero(&st, sizeof(st));
 }
 
+uint64_t crypto_hash64(const uint8_t key[16], const void *in, size_t n)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+	crypto_shorthash(out, in, n, key);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | out[i];
+	return v;
+}
+
 void crypto_sha256(uint8_t out[32], const void *in, size_t n)
 {
 	crypto_hash_sha256(out, in, n);

@@ -15,7 +15,13 @@
 	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial"
 
 const struct db_stmt db_claims_stmts[] = {
-    {"device_get", "SELECT platform, efuse_key_sealed FROM devices WHERE mac = $1"},
+    /* The lock's remaining seconds come along, so a locked MAC costs no extra query. */
+    {"device_get",
+     "SELECT d.platform, d.efuse_key_sealed,"
+     " coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4"
+     " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac AND l.locked_until > now()"
+     " WHERE d.mac = $1"},
+    {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
     {"audit_insert", "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
     /* $1 auth_id $2 mac $3 challenge $4 expires $5 max_attempts $6 node_id $7 policies
      * $8 serial $9 key_sha256 $10 not_before $11 not_after $12 pem $13 remote $14 request */
@@ -39,27 +45,45 @@ const struct db_stmt db_claims_stmts[] = {
      " a AS ("
      "  INSERT INTO audit (" AUDIT_COLS ")"
      "  SELECT 'verify', 'self', 'ok', 'OK', $2, $6, NULL, $13, $14, $8"
-     "  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
+     "  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1),"
+     /* A success forgives earlier wrong answers (but not earlier locks). */
+     " r AS ("
+     "  UPDATE mac_lockouts SET failures = 0, updated_at = now()"
+     "  WHERE mac = $2 AND EXISTS (SELECT 1 FROM s) RETURNING 1)"
      /* Data-modifying CTEs always run to completion; only s decides the answer. */
      " SELECT 1 FROM s"},
-    /* $1 auth_id $2 mac $3 challenge $4 expires $5 remote $6 request */
+    /* $1 auth_id $2 mac $3 challenge $4 expires $5 remote $6 request
+     * $7 lockout failures $8 first lock seconds $9 longest lock seconds */
     {"session_wrong",
      "WITH s AS ("
      "  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, attempts)"
      "  VALUES ($1, $2, $3, to_timestamp($4), 1)"
      "  ON CONFLICT (auth_id) DO UPDATE SET attempts = claim_sessions.attempts + 1"
      "  RETURNING attempts),"
+     " l AS ("
+     "  INSERT INTO mac_lockouts AS m (mac, failures, lockouts, locked_until)"
+     "  VALUES ($2, CASE WHEN 1 >= $7::int THEN 0 ELSE 1 END,"
+     "   CASE WHEN 1 >= $7::int THEN 1 ELSE 0 END,"
+     "   CASE WHEN 1 >= $7::int THEN now() + make_interval(secs => $8::int) END)"
+     "  ON CONFLICT (mac) DO UPDATE SET"
+     "   failures = CASE WHEN m.failures + 1 >= $7::int THEN 0 ELSE m.failures + 1 END,"
+     "   lockouts = m.lockouts + CASE WHEN m.failures + 1 >= $7::int THEN 1 ELSE 0 END,"
+     "   locked_until = CASE WHEN m.failures + 1 >= $7::int THEN now() + make_interval(secs =>"
+     "    least($9::float8, $8::float8 * power(2, m.lockouts))) ELSE m.locked_until END,"
+     "   updated_at = now()"
+     "  RETURNING coalesce(ceil(extract(epoch FROM locked_until - now())), 0)::int AS secs,"
+     "   failures = 0 AND locked_until > now() AS just_locked),"
      " a AS ("
      "  INSERT INTO audit (" AUDIT_COLS ")"
      "  VALUES ('verify', 'self', 'refused', 'RESPONSE_WRONG', $2, NULL, NULL, $5, $6, NULL))"
-     " SELECT attempts FROM s"},
+     " SELECT s.attempts, l.secs, l.just_locked FROM s, l"},
     {"session_state", "SELECT attempts, used FROM claim_sessions WHERE auth_id = $1"},
     {"sessions_gc", "DELETE FROM claim_sessions WHERE expires_at < now() - interval '1 hour'"},
     {NULL, NULL},
 };
 
 enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
-                             uint8_t sealed[SEALED_EFUSE_BYTES])
+                             uint8_t sealed[SEALED_EFUSE_BYTES], unsigned *locked_for)
 {
 	const char *p[1] = {mac};
 	PGresult *r = NULL;
@@ -74,6 +98,10 @@ enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
 			memcpy(platform, PQgetvalue(r, 0, 0), (size_t)plen);
 			platform[plen] = '\0';
 			memcpy(sealed, PQgetvalue(r, 0, 1), SEALED_EFUSE_BYTES);
+			const unsigned char *l = (const unsigned char *)PQgetvalue(r, 0, 2);
+			int32_t secs = (int32_t)((uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 |
+			                         (uint32_t)l[2] << 8 | l[3]);
+			*locked_for = secs > 0 ? (unsigned)secs : 0;
 		}
 	}
 	PQclear(r);
@@ -120,20 +148,35 @@ enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c)
 	return s;
 }
 
-enum db_status db_session_wrong(struct db *db, const struct self_claim *c, unsigned *attempts)
+enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
+                                const struct lockout_policy *lp, struct wrong_result *out)
 {
-	char expires[24];
-	const char *p[6] = {c->auth_id, c->mac,         c->challenge,
-	                    expires,    c->remote_addr, c->request_id};
+	char expires[24], n[16], first[16], longest[16];
+	const char *p[9] = {c->auth_id,    c->mac, c->challenge, expires, c->remote_addr,
+	                    c->request_id, n,      first,        longest};
 	PGresult *r = NULL;
 	enum db_status s;
 
 	snprintf(expires, sizeof(expires), "%lld", (long long)c->expires);
-	s = db_exec_prepared(db, "session_wrong", 6, p, NULL, NULL, 0, &r);
-	if (s == DB_OK)
-		*attempts = (unsigned)atoi(PQgetvalue(r, 0, 0));
+	/* Lockout off: a threshold no count reaches. */
+	snprintf(n, sizeof(n), "%u", lp->failures ? lp->failures : 2147483647u);
+	snprintf(first, sizeof(first), "%u", lp->seconds);
+	snprintf(longest, sizeof(longest), "%u", lp->max_seconds);
+	s = db_exec_prepared(db, "session_wrong", 9, p, NULL, NULL, 0, &r);
+	if (s == DB_OK) {
+		out->attempts = (unsigned)atoi(PQgetvalue(r, 0, 0));
+		int secs = atoi(PQgetvalue(r, 0, 1));
+		out->locked_for = secs > 0 ? (unsigned)secs : 0;
+		out->just_locked = PQgetvalue(r, 0, 2)[0] == 't';
+	}
 	PQclear(r);
 	return s;
+}
+
+enum db_status db_mac_unlock(struct db *db, const char *mac)
+{
+	const char *p[1] = {mac};
+	return db_exec_prepared(db, "mac_unlock", 1, p, NULL, NULL, 0, NULL);
 }
 
 enum db_status db_session_state(struct db *db, const char *auth_id, unsigned *attempts, bool *used)

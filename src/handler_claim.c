@@ -45,6 +45,8 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 			return CE_UNAUTHORIZED;
 		}
 		cc->user = user;
+		if (!request_allowed(rq, 'u', user))
+			return CE_RATE_LIMITED;
 	}
 	if (!(*j = request_json(rq)))
 		return CE_BAD_JSON;
@@ -74,6 +76,10 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 		e = CE_MAC_FORMAT;
 		goto fail;
 	}
+	if (!request_allowed(rq, 'm', mac)) {
+		e = CE_RATE_LIMITED;
+		goto fail;
+	}
 	if ((e = string_field(j, "platform", CE_PLATFORM_MISSING, CE_PLATFORM_TYPE, &s, &n)) !=
 	    CE_OK)
 		goto fail;
@@ -87,8 +93,10 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 			return reply_error(rq, c, e);
 		return reply_json(rq, c, 200, json_pack("{s:s}", "node_id", node_id));
 	}
-	if ((e = claim_self_initiate(&cc, mac, platform, &out)) != CE_OK)
+	if ((e = claim_self_initiate(&cc, mac, platform, &out)) != CE_OK) {
+		rq->retry_after = cc.retry_after;
 		return reply_error(rq, c, e);
+	}
 	return reply_json(
 	    rq, c, 200,
 	    json_pack("{s:s, s:s}", "auth_id", out.auth_id, "challenge", out.challenge));
@@ -198,8 +206,10 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 	        CE_OK ||
 	    (e = policies_field(j, &vr.node_policies)) != CE_OK)
 		goto fail;
-	if ((e = claim_self_verify(&cc, &vr, &leaf)) != CE_OK)
+	if ((e = claim_self_verify(&cc, &vr, &leaf)) != CE_OK) {
+		rq->retry_after = cc.retry_after;
 		goto fail;
+	}
 	json_decref(j);
 	return reply_certificate(rq, c, leaf, true, true);
 fail:

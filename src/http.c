@@ -178,6 +178,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 		if (strcmp(method, rq->route->method) != 0 &&
 		    !(strcmp(method, "HEAD") == 0 && strcmp(rq->route->method, "GET") == 0))
 			return reply_error(rq, c, CE_METHOD);
+		if (rq->route->fn != handle_healthz && !request_allowed(rq, 'a', rq->remote))
+			return reply_error(rq, c, CE_RATE_LIMITED);
+		/* Claims are bounded from their headers on, so slow bodies count too. */
+		if (strcmp(rq->route->method, "POST") == 0) {
+			rq->claim_slot = true;
+			if (atomic_fetch_add(&app->claims_in_flight, 1) >=
+			    (long)rq->rt->cfg->claims_in_flight)
+				return reply_error(rq, c, CE_BUSY);
+		}
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > rq->rt->cfg->max_body_bytes)
@@ -186,6 +195,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 	}
 	if (rq->status)
 		return MHD_YES; /* replied already (413 while a body keeps coming) */
+	if (now_ms_monotonic() - rq->start_ms > 1000u * rq->rt->cfg->request_seconds) {
+		*upload_size = 0;
+		return reply_error(rq, c, CE_REQUEST_TIMEOUT);
+	}
 	if (*upload_size) {
 		size_t n = *upload_size;
 		*upload_size = 0;
@@ -226,6 +239,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	         rq->path, rq->status, err_name(rq->code),
 	         (unsigned long)(now_ms_monotonic() - rq->start_ms),
 	         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+	if (rq->claim_slot)
+		atomic_fetch_sub(&app->claims_in_flight, 1);
 	runtime_release(rq->rt);
 	free(rq->body);
 	free(rq);
@@ -267,7 +282,9 @@ struct http_server *http_start(struct app *app, char *err, size_t errsz)
 	    flags, 0, NULL, NULL, access_cb, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, app, MHD_OPTION_CONNECTION_TIMEOUT,
-	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, 1024,
+	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_address,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
 	if (!s->d) {
 		snprintf(err, errsz, "server.listen: cannot listen on %s", cfg->listen);

@@ -14,6 +14,7 @@
 #include "claimd/crypto.h"
 #include "claimd/csvimport.h"
 #include "claimd/db.h"
+#include "claimd/db_claims.h"
 #include "claimd/db_devices.h"
 #include "claimd/db_users.h"
 #include "claimd/devca.h"
@@ -253,6 +254,24 @@ static struct db *open_db(void)
 	return db;
 }
 
+static int cmd_unlock(const char *arg)
+{
+	char mac[MAC_LEN + 1];
+	if (!mac_normalize(mac, arg, strlen(arg))) {
+		fprintf(stderr, "devices unlock: expected a MAC address\n");
+		return 2;
+	}
+	struct db *db = open_db();
+	if (!db)
+		return 1;
+	enum db_status s = db_mac_unlock(db, mac);
+	db_close(db);
+	if (s < DB_NO_ROWS)
+		return 1;
+	printf("devices unlock: %s %s\n", mac, s == DB_OK ? "unlocked" : "was not locked");
+	return 0;
+}
+
 static int cmd_quota(int argc, char **argv)
 {
 	char *end;
@@ -452,6 +471,8 @@ int main(int argc, char **argv)
 		return cmd_migrate();
 	if (strcmp(argv[0], "devices") == 0 && argc >= 2 && strcmp(argv[1], "import") == 0)
 		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(argv[0], "devices") == 0 && argc == 3 && strcmp(argv[1], "unlock") == 0)
+		return cmd_unlock(argv[2]);
 	if (strcmp(argv[0], "keygen") == 0 && argc == 1) {
 		char key[64];
 		secrets_keygen(key, sizeof(key));

@@ -3,11 +3,14 @@
  * zero, and is built in full before it is queued, so it is never chunked. Error bodies
  * hold string values only (the iOS app treats anything else as success).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "claimd/http.h"
 #include "claimd/log.h"
+
+#include <time.h>
 
 static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsigned status,
                              char *text, enum claimd_err e)
@@ -28,8 +31,11 @@ static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsig
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
 		                        strcmp(rq->route->method, "GET") == 0 ? "GET, HEAD"
 		                                                              : "POST");
-	if (status == 503)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	if (status == 503 || status == 429) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u", rq->retry_after ? rq->retry_after : 1);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	ok = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	rq->status = status;
@@ -53,6 +59,21 @@ enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum c
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	return queue(rq, c, err_status(e), text, e);
+}
+
+bool request_allowed(struct request *rq, char kind, const char *key)
+{
+	const struct claimd_config *c = rq->rt->cfg;
+	unsigned rate = kind == 'a'   ? c->address_per_minute
+	                : kind == 'm' ? c->mac_per_minute
+	                              : c->user_per_minute;
+	unsigned burst = kind == 'a'   ? c->address_burst
+	                 : kind == 'm' ? c->mac_burst
+	                               : c->user_burst;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ratelimit_take(rq->app->limiter, kind, key, rate, burst,
+	                      (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, &rq->retry_after);
 }
 
 json_t *request_json(const struct request *rq)

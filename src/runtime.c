@@ -99,7 +99,8 @@ int app_init(struct app *app, struct runtime *rt)
 	if (pthread_key_create(&app->db_key, close_db) != 0)
 		return -1;
 	app->db_url = strdup(rt->cfg->db_url);
-	if (!app->db_url)
+	app->limiter = ratelimit_new(16);
+	if (!app->db_url || !app->limiter)
 		return -1;
 	app->rt = rt;
 	return 0;
@@ -112,6 +113,7 @@ void app_destroy(struct app *app)
 	pthread_setspecific(app->db_key, NULL);
 	pthread_key_delete(app->db_key);
 	runtime_release(app->rt);
+	ratelimit_free(app->limiter);
 	free(app->db_url);
 	pthread_mutex_destroy(&app->lock);
 }

@@ -17,7 +17,8 @@ struct claim_ctx {
 	struct db *db;
 	const char *remote_addr;
 	const char *request_id;
-	const char *user; /* the token's user (assisted / host-driven), or NULL (self) */
+	const char *user;     /* the token's user (assisted / host-driven), or NULL (self) */
+	unsigned retry_after; /* out: seconds for Retry-After with CE_MAC_LOCKED */
 };
 
 struct initiate_result {
@@ -37,7 +38,7 @@ struct verify_request {
 
 /**
  * Starts a self claim for normalised @p mac and @p platform.
- * Errors: CE_UNKNOWN_DEVICE, CE_PLATFORM_MISMATCH, CE_BUSY, CE_INTERNAL.
+ * Errors: CE_UNKNOWN_DEVICE, CE_PLATFORM_MISMATCH, CE_MAC_LOCKED, CE_BUSY, CE_INTERNAL.
  */
 enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     struct initiate_result *out);
@@ -45,7 +46,7 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
  * Finishes a self claim. On CE_OK *@p leaf_pem is the new certificate (PEM, no trailing
  * newline) for the caller to free. Errors: CE_AUTHID_INVALID, CE_AUTHID_EXPIRED,
  * CE_AUTHID_USED, CE_AUTHID_BURNED, CE_RESPONSE_FORMAT, CE_RESPONSE_WRONG, every
- * CE_CSR_* code, CE_UNKNOWN_DEVICE, CE_BUSY, CE_INTERNAL.
+ * CE_CSR_* code, CE_UNKNOWN_DEVICE, CE_MAC_LOCKED, CE_BUSY, CE_INTERNAL.
  */
 enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
                                   char **leaf_pem);

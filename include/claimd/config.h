@@ -43,6 +43,15 @@ struct claimd_config {
 	char *jwt_audience;
 	char *jwt_user_claim;
 	unsigned quota;
+
+	unsigned address_per_minute, address_burst;
+	unsigned mac_per_minute, mac_burst;
+	unsigned user_per_minute, user_burst;
+	unsigned lockout_failures, lockout_seconds, lockout_max_seconds;
+	unsigned claims_in_flight;
+	unsigned request_seconds;
+	unsigned max_connections, max_connections_per_address;
+	unsigned connection_memory_bytes;
 };
 
 /**
@@ -52,6 +61,9 @@ struct claimd_config {
 struct claimd_config *config_load(const char *path, char *err, size_t errsz);
 /** Frees @p c; NULL is a no-op. */
 void config_free(struct claimd_config *c);
+/** The same from a buffer (fuzzing, tests); @p name stands for the file in messages. */
+struct claimd_config *config_load_buffer(const char *name, const char *buf, size_t len, char *err,
+                                         size_t errsz);
 /** Writes the documented example file, every key with its default, to @p out. */
 void config_write_example(FILE *out);
 

@@ -29,6 +29,8 @@ void crypto_wipe(void *p, size_t n);
 /** HMAC-SHA512 of @p msg under a key of any length. */
 void crypto_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size_t keylen,
                         const void *msg, size_t msglen);
+/** A keyed 64-bit hash (SipHash) of @p in; @p key is 16 bytes. */
+uint64_t crypto_hash64(const uint8_t key[16], const void *in, size_t n);
 /** SHA-256 of @p in. */
 void crypto_sha256(uint8_t out[32], const void *in, size_t n);
 

@@ -33,11 +33,12 @@ struct self_claim {
 };
 
 /**
- * Looks up a registered device. DB_OK with @p platform and @p sealed filled,
- * DB_NO_ROWS when the MAC is not registered, DB_SOFT/DB_HARD on failure.
+ * Looks up a registered device. DB_OK with @p platform, @p sealed and @p locked_for
+ * (seconds its lockout still runs, 0 if none) filled, DB_NO_ROWS when the MAC is not
+ * registered, DB_SOFT/DB_HARD on failure.
  */
 enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
-                             uint8_t sealed[SEALED_EFUSE_BYTES]);
+                             uint8_t sealed[SEALED_EFUSE_BYTES], unsigned *locked_for);
 /** Appends one audit row. */
 enum db_status db_audit(struct db *db, const struct audit_rec *a);
 /**
@@ -46,11 +47,27 @@ enum db_status db_audit(struct db *db, const struct audit_rec *a);
  * DB_OK: committed. DB_NO_ROWS: the session was already used or burned; nothing written.
  */
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c);
+struct lockout_policy {
+	unsigned failures;    /* wrong answers that lock the MAC; 0 = never */
+	unsigned seconds;     /* the first lock */
+	unsigned max_seconds; /* the longest lock */
+};
+
+struct wrong_result {
+	unsigned attempts;   /* wrong answers to this auth_id so far */
+	unsigned locked_for; /* seconds the MAC's lock runs (0: not locked) */
+	bool just_locked;    /* this answer locked it */
+};
+
 /**
- * Counts a wrong challenge response against the session and audits it, in one
- * statement; *@p attempts gets the new count.
+ * Counts a wrong challenge response against the session and the MAC (locking the MAC,
+ * for twice as long as last time, when it reaches the policy's threshold) and audits
+ * it, in one statement.
  */
-enum db_status db_session_wrong(struct db *db, const struct self_claim *c, unsigned *attempts);
+enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
+                                const struct lockout_policy *lp, struct wrong_result *out);
+/** Lifts a MAC's lockout and forgets its failures. DB_NO_ROWS if it had none. */
+enum db_status db_mac_unlock(struct db *db, const char *mac);
 /** Reads a session's state: DB_NO_ROWS when it has no row yet. */
 enum db_status db_session_state(struct db *db, const char *auth_id, unsigned *attempts, bool *used);
 /** Deletes sessions expired for more than an hour; *@p n gets the count. */

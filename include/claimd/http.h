@@ -22,6 +22,8 @@ struct request {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	bool claim_slot;      /* counted in app->claims_in_flight */
+	unsigned retry_after; /* seconds, for 429 replies */
 	unsigned status;
 	enum claimd_err code;
 	uint64_t start_ms;
@@ -53,6 +55,11 @@ void http_stop(struct http_server *s, unsigned drain_ms);
 /** Queues @p body (stolen) with @p status. */
 enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigned status,
                            json_t *body);
+/**
+ * Takes a token from the @p kind bucket ('a' address, 'm' MAC, 'u' user) of @p key under
+ * the current limits. False (with rq->retry_after set) when the client must wait.
+ */
+bool request_allowed(struct request *rq, char kind, const char *key);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
 /**

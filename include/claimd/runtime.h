@@ -17,6 +17,7 @@
 #include "claimd/crypto.h"
 #include "claimd/db.h"
 #include "claimd/errors.h"
+#include "claimd/ratelimit.h"
 
 #define RESPONSE_MAX 3071 /* the firmware's receive buffer, less its NUL */
 
@@ -36,6 +37,8 @@ struct app {
 	atomic_long inflight;
 	atomic_long by_code[CE__COUNT]; /* replies by error code (CE_OK = success) */
 	atomic_long self_claims;        /* certificates issued */
+	atomic_long claims_in_flight;   /* claim requests between headers and reply */
+	struct ratelimit *limiter;      /* address, MAC and user buckets */
 };
 
 /**
