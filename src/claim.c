@@ -200,11 +200,18 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		if (e == CE_RESPONSE_WRONG) {
 			/* The statement audits the attempt itself. */
 			s = db_run(cc->db, false, q_wrong, &q);
-			if (s < DB_NO_ROWS)
+			if (s < DB_NO_ROWS) {
 				e = from_db(s, cc, "count attempt");
-			else
+			} else {
 				log_info("%s: wrong challenge response for %s (attempt %u)",
-				         cc->request_id, mac, q.attempts);
+				         cc->request_id, mac, q.wrong.attempts);
+				if (q.wrong.just_locked) {
+					log_warn(
+					    "%s: %s locked for %u s after repeated wrong responses",
+					    cc->request_id, mac, q.wrong.locked_for);
+					audit(cc, "verify", CE_MAC_LOCKED, mac, NULL, NULL);
+				}
+			}
 			csr_free(csr);
 			return e;
 		}

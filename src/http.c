@@ -196,7 +196,22 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 	if (rq->status)
 		return MHD_YES; /* replied already (413 while a body keeps coming) */
 	if (now_ms_monotonic() - rq->start_ms > 1000u * rq->rt->cfg->request_seconds) {
-		*upload_size = 0;
+		/* libmicrohttpd cannot queue a reply in the middle of a body, so a client
+		 * still sending is cut off; one that has sent it all gets 408. */
+		if (*upload_size) {
+			const char *cl = MHD_lookup_connection_value(
+			    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+			if (cl && rq->len + *upload_size >= strtoull(cl, NULL, 10)) {
+				/* The last of the body: take it, answer on the final call. */
+				*upload_size = 0;
+				return MHD_YES;
+			}
+			rq->status = 408;
+			rq->code = CE_REQUEST_TIMEOUT;
+			log_info("req=%s remote=%s: body too slow, connection closed", rq->id,
+			         rq->remote);
+			return MHD_NO;
+		}
 		return reply_error(rq, c, CE_REQUEST_TIMEOUT);
 	}
 	if (*upload_size) {

@@ -1,0 +1,499 @@
+/*
+ * Abuse resistance against the real daemon: rate limits, trusted proxies, the shared
+ * MAC lockout, the bound on claims in flight, slow clients, and a hostile-client corpus
+ * after which the daemon must still answer, not have grown, and have written nothing
+ * half-way.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api_support.h"
+#include "claimd/authid.h"
+#include "claimd/util.h"
+#include "harness.h"
+
+/* A raw connection the test drives byte by byte. */
+static int dial(struct daemon *d)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d->port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void sends(int fd, const char *s)
+{
+	if (send(fd, s, strlen(s), MSG_NOSIGNAL) < 0) {
+		/* The server may have closed it: reading tells the rest. */
+	}
+}
+
+/* Reads what arrives within @p ms (until close); returns a malloc'd string. */
+static char *read_all(int fd, int ms)
+{
+	char *buf = calloc(1, 65536);
+	size_t len = 0;
+	uint64_t end = now_ms_monotonic() + (uint64_t)ms;
+	while (buf && len < 65535) {
+		int64_t left = (int64_t)(end - now_ms_monotonic());
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t r = recv(fd, buf + len, 65535 - len, 0);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	return buf;
+}
+
+static int status_of(const char *reply)
+{
+	int st = 0;
+	return reply && sscanf(reply, "HTTP/1.%*d %d", &st) == 1 ? st : 0;
+}
+
+static const char *body_of(const char *reply)
+{
+	const char *b = reply ? strstr(reply, "\r\n\r\n") : NULL;
+	return b ? b + 4 : "";
+}
+
+static void rate_limits(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct topts o = {.extra = "limits:\n  address_per_minute: 60\n  address_burst: 6\n"
+	                           "  mac_per_minute: 6\n  mac_burst: 3\n"};
+	REQUIRE(fx_up(&f, "rate_limits", &o));
+	/* Per MAC: the fourth initiate of MAC1 in a burst is refused, MAC2 is not. */
+	int ok = 0, limited = 0;
+	for (int i = 0; i < 4; i++) {
+		REQUIRE(post(&f.d, "claim/initiate", "",
+		             "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}", &r) == 0);
+		ok += r.status == 200;
+		if (r.status == 429) {
+			limited++;
+			check_failure(&r, 429, "too many requests");
+			char ra[16];
+			CHECK(http_header(&r, "Retry-After", ra, sizeof(ra)) && atoi(ra) >= 1 &&
+			      atoi(ra) <= 60);
+		}
+		http_response_free(&r);
+	}
+	CHECK(ok == 3 && limited == 1);
+	REQUIRE(post(&f.d, "claim/initiate", "",
+	             "{\"mac_addr\":\"" MAC2 "\",\"platform\":\"esp32c3\"}", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	/* Per address: 5 requests so far; the bucket holds 6, so one more, then 429s. */
+	int statuses[4];
+	for (int i = 0; i < 4; i++) {
+		REQUIRE(post(&f.d, "claim/initiate", "",
+		             "{\"mac_addr\":\"" MAC2 "\",\"platform\":\"esp32c3\"}", &r) == 0);
+		statuses[i] = r.status;
+		http_response_free(&r);
+	}
+	CHECKF(statuses[0] != 429 && statuses[1] == 429 && statuses[3] == 429, "%d %d %d %d",
+	       statuses[0], statuses[1], statuses[2], statuses[3]);
+	/* /healthz is never rate limited. */
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	/* Another (proxied) client address has its own bucket. */
+	REQUIRE(post(&f.d, "claim/initiate", "X-Forwarded-For: 198.51.100.9\r\n",
+	             "{\"mac_addr\":\"7CDFA1000009\",\"platform\":\"esp32s3\"}", &r) == 0);
+	check_failure(&r, 400, "not registered");
+	http_response_free(&r);
+	fx_down(&f);
+}
+
+static char *last_remote(struct tenv *t)
+{
+	return sql_value(t, "SELECT remote_addr FROM audit ORDER BY id DESC LIMIT 1");
+}
+
+static void trusted_proxies(void)
+{
+	struct fx f;
+	struct http_response r;
+	const char *body = "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}";
+	REQUIRE(fx_up(&f, "trusted_proxies", NULL)); /* default: loopback is a trusted proxy */
+	struct {
+		const char *hdr, *want;
+	} cases[] = {
+	    {"", "127.0.0.1"},
+	    {"X-Forwarded-For: 203.0.113.7\r\n", "203.0.113.7"},
+	    {"X-Forwarded-For: 192.0.2.1, 203.0.113.7\r\n", "203.0.113.7"}, /* right-most */
+	    {"X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n", "203.0.113.7"}, /* skip proxies */
+	    {"X-Forwarded-For: 2001:db8::5\r\n", "2001:db8::5"},
+	    {"X-Real-IP: 203.0.113.8\r\n", "203.0.113.8"},
+	    {"X-Forwarded-For: not-an-ip\r\n", "127.0.0.1"},
+	    {"X-Forwarded-For: 203.0.113.7\"; DROP\r\n", "127.0.0.1"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		REQUIRE(post(&f.d, "claim/initiate", cases[i].hdr, body, &r) == 0);
+		http_response_free(&r);
+		char *got = last_remote(&f.t);
+		CHECKF(got && strcmp(got, cases[i].want) == 0, "%s-> %s, want %s", cases[i].hdr,
+		       got ? got : "(none)", cases[i].want);
+		free(got);
+	}
+	fx_down(&f);
+	/* Peers outside trusted_proxies are never believed. */
+	struct topts o = {.extra = ""};
+	REQUIRE(tenv_setup(&f.t, "trusted_proxies_none", &o));
+	FILE *cf = fopen(f.t.config, "r+");
+	REQUIRE(cf);
+	fclose(cf);
+	char *cfg = NULL;
+	t_run(&cfg, "sed -i 's|^server:|server:\\n  trusted_proxies: [\"10.0.0.0/8\"]|' '%s'",
+	      f.t.config);
+	free(cfg);
+	REQUIRE(tenv_add_device(&f.t, MAC1, "esp32s3", K1));
+	REQUIRE(daemon_start(&f.t, &f.d));
+	REQUIRE(post(&f.d, "claim/initiate",
+	             "X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.8\r\n", body, &r) == 0);
+	http_response_free(&r);
+	char *got = last_remote(&f.t);
+	CHECKF(got && strcmp(got, "127.0.0.1") == 0, "untrusted peer's header believed: %s", got);
+	free(got);
+	fx_down(&f);
+}
+
+static void wrong_answer(struct daemon *d, EVP_PKEY *k, int *status)
+{
+	struct session s;
+	struct http_response r;
+	uint8_t wrong[16] = {0xee};
+	*status = -1;
+	if (!initiate(d, MAC1, "esp32s3", &s))
+		return;
+	char *b = verify_body(&s, wrong, k, MAC1);
+	if (verify(d, b, &r) == 0)
+		*status = r.status;
+	http_response_free(&r);
+	free(b);
+}
+
+static void mac_lockout(void)
+{
+	struct fx f;
+	struct daemon d2;
+	struct http_response r;
+	struct session s;
+	struct topts o = {.max_attempts = 10,
+	                  .extra = "limits:\n  mac_per_minute: 0\n  lockout_failures: 3\n"
+	                           "  lockout_seconds: 60\n  lockout_max_seconds: 100\n"};
+	REQUIRE(fx_up(&f, "mac_lockout", &o));
+	REQUIRE(daemon_start(&f.t, &d2));
+	EVP_PKEY *k = sim_key_new("ec");
+	/* Three wrong answers, spread over both daemons and fresh auth_ids. */
+	int st;
+	for (int i = 0; i < 3; i++) {
+		wrong_answer(i % 2 ? &d2 : &f.d, k, &st);
+		CHECKF(st == 400, "wrong answer %d: %d", i, st);
+	}
+	/* Now even the right answer is refused, on either daemon, with Retry-After. */
+	authid_issue(f.t.secrets, MAC1, now_unix() + 300, s.auth_id, s.challenge);
+	char *good = verify_body(&s, K1, k, MAC1);
+	REQUIRE(verify(&d2, good, &r) == 0);
+	check_failure(&r, 429, "mac_addr: locked after too many wrong challenge responses");
+	char ra[16];
+	CHECK(http_header(&r, "Retry-After", ra, sizeof(ra)) && atoi(ra) > 50 && atoi(ra) <= 60);
+	http_response_free(&r);
+	REQUIRE(post(&f.d, "claim/initiate", "",
+	             "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}", &r) == 0);
+	check_failure(&r, 429, "locked");
+	http_response_free(&r);
+	/* Other devices are not affected. */
+	CHECK(initiate(&f.d, MAC2, "esp32c3", &s));
+	/* The audit trail shows the lock and the refusals. */
+	CHECK(sql_long(&f.t,
+	               "SELECT count(*) FROM audit WHERE mac = '%s' AND reason = 'MAC_LOCKED'",
+	               MAC1) == 3);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == 0);
+	/* The next lock lasts twice as long (capped at lockout_max_seconds = 100). */
+	PQclear(
+	    PQexec(f.t.pg, "UPDATE mac_lockouts SET locked_until = now() - interval '1 second'"));
+	for (int i = 0; i < 3; i++) {
+		wrong_answer(&f.d, k, &st);
+		CHECK(st == 400);
+	}
+	long secs = sql_long(
+	    &f.t, "SELECT ceil(extract(epoch FROM locked_until - now())) FROM mac_lockouts");
+	CHECKF(secs > 90 && secs <= 100, "second lock %ld s", secs);
+	/* claimctl lifts it; the device claims at once. */
+	char *out = NULL;
+	CHECK(t_run(&out, "'%s' -c '%s' devices unlock 7c:df:a1:00:00:01", t_bin("claimctl"),
+	            f.t.config) == 0);
+	CHECK(out && strstr(out, "unlocked"));
+	free(out);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	free(good);
+	good = verify_body(&s, K1, k, MAC1);
+	REQUIRE(verify(&f.d, good, &r) == 0);
+	CHECKF(r.status == 200, "%s", r.body);
+	http_response_free(&r);
+	free(good);
+	EVP_PKEY_free(k);
+	CHECK(daemon_stop(&d2) == 0);
+	fx_down(&f);
+}
+
+static void claims_in_flight(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct topts o = {.extra = "limits:\n  claims_in_flight: 1\n"};
+	REQUIRE(fx_up(&f, "claims_in_flight", &o));
+	/* One claim holds the only slot by sending its body slowly. */
+	int slow = dial(&f.d);
+	REQUIRE(slow >= 0);
+	sends(slow, "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n{\"mac");
+	usleep(200 * 1000);
+	REQUIRE(post(&f.d, "claim/initiate", "",
+	             "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}", &r) == 0);
+	check_failure(&r, 503, "service busy");
+	char ra[16];
+	CHECK(http_header(&r, "Retry-After", ra, sizeof(ra)));
+	http_response_free(&r);
+	/* Health checks are not claims. */
+	REQUIRE(raw(&f.d, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	close(slow);
+	usleep(200 * 1000);
+	REQUIRE(post(&f.d, "claim/initiate", "",
+	             "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}", &r) == 0);
+	CHECKF(r.status == 200, "slot not released: %d", r.status);
+	http_response_free(&r);
+	fx_down(&f);
+}
+
+static void slow_client_cut_off(void)
+{
+	struct fx f;
+	struct topts o = {.extra = "limits:\n  request_seconds: 2\n"};
+	REQUIRE(fx_up(&f, "slow_client_cut_off", &o));
+	/* A body dribbled a byte every 400 ms, past the 2-second deadline. */
+	int fd = dial(&f.d);
+	REQUIRE(fd >= 0);
+	sends(fd, "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+	uint64_t start = now_ms_monotonic();
+	char *reply = NULL;
+	for (int i = 0; i < 20 && !reply; i++) {
+		sends(fd, " ");
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 400) > 0)
+			reply = read_all(fd, 1000);
+	}
+	uint64_t took = now_ms_monotonic() - start;
+	/* Cut off: the connection closes (libmicrohttpd cannot answer mid-body). */
+	CHECKF(reply && reply[0] == '\0', "unexpected reply: %s", reply ? reply : "(none)");
+	CHECKF(took >= 1900 && took < 5000, "cut off after %llu ms", (unsigned long long)took);
+	free(reply);
+	/* A body that arrives whole but too late gets the failure body with 408. */
+	fd = dial(&f.d);
+	REQUIRE(fd >= 0);
+	sends(fd, "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{");
+	usleep(2300 * 1000);
+	sends(fd, "}");
+	reply = read_all(fd, 2000);
+	CHECKF(status_of(reply) == 408, "reply: %s", reply ? reply : "(none)");
+	CHECK(strstr(body_of(reply), "\"description\":\"request: took too long to arrive\"") !=
+	      NULL);
+	free(reply);
+	close(fd);
+	char *log = NULL;
+	t_run(&log, "cat '%s'", f.d.log);
+	CHECK(log && strstr(log, "body too slow, connection closed"));
+	free(log);
+	close(fd);
+	fx_down(&f);
+}
+
+/* ---- the hostile corpus ---- */
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			v = atol(line + 6);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Sends @p req on a fresh connection and reads for a moment; the reply is not judged. */
+static void fire(struct daemon *d, const char *req, size_t n)
+{
+	int fd = dial(d);
+	if (fd < 0)
+		return;
+	if (send(fd, req, n, MSG_NOSIGNAL) < 0) {
+		/* closed early: fine */
+	}
+	shutdown(fd, SHUT_WR);
+	free(read_all(fd, 300));
+	close(fd);
+}
+
+static void hostile_round(struct daemon *d)
+{
+	static const char *reqs[] = {
+	    "",
+	    "\r\n\r\n",
+	    "GARBAGE\r\n\r\n",
+	    "POST\r\n\r\n",
+	    "POST /claim/initiate\r\n\r\n",
+	    "POST /claim/initiate HTTP/9.9\r\n\r\n",
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}",
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	    "99999999999999999999\r\n\r\n{}",
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{\"mac_addr\":",
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\nZZ\r\nxx\r\n",
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+	    "chunked\r\nContent-Length: 2\r\n\r\n0\r\n\r\n",
+	    "POST /claim/verify HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	    "5\r\n\r\n\x00\x01\x02\x03\x04",
+	    "POST /claim/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n{\"\xff\xfe\":1}",
+	    "POST /claim/verify HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	    "31\r\n\r\n{\"auth_id\":1e999999,\"csr\":null}",
+	    "POST /claim/verify HTTP/1.1\r\nHost: x\r\nAuthorization: \r\nContent-Length: "
+	    "2\r\n\r\n{}",
+	    "POST /claim/verify?matter=%00%ff HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+	    "POST /%2e%2e/claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+	    "DELETE /claim/initiate HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+	    "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+	    /* pipelined */
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+	    "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n[",
+	};
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+		fire(d, reqs[i], strlen(reqs[i]) + (i == 11 ? 5 : 0));
+	/* Oversized header, oversized URL, deep JSON, a huge string field, a binary CSR. */
+	size_t big = 200 * 1024;
+	char *b = malloc(big + 256), *j = NULL;
+	memcpy(b, "GET /healthz HTTP/1.1\r\nX-Big: ", 30);
+	memset(b + 30, 'a', big);
+	memcpy(b + 30 + big, "\r\n\r\n", 5);
+	fire(d, b, strlen(b));
+	memcpy(b, "GET /", 5);
+	memset(b + 5, 'u', big);
+	memcpy(b + 5 + big, " HTTP/1.1\r\n\r\n", 14);
+	fire(d, b, strlen(b));
+	free(b);
+	char deep[12000];
+	memset(deep, '[', 6000);
+	memset(deep + 6000, ']', 6000);
+	if (asprintf(&j,
+	             "POST /claim/initiate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%.*s",
+	             12000, 12000, deep) > 0)
+		fire(d, j, strlen(j));
+	free(j);
+	char lng[15000];
+	memset(lng, 'A', sizeof(lng) - 1);
+	lng[sizeof(lng) - 1] = '\0';
+	if (asprintf(&j,
+	             "POST /claim/verify HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	             "%zu\r\n\r\n{\"auth_id\":\"%s\"}",
+	             strlen(lng) + 14, lng) > 0)
+		fire(d, j, strlen(j));
+	free(j);
+	uint8_t bin[3000];
+	crypto_random(bin, sizeof(bin));
+	char csr[4200];
+	b64url_encode(csr, sizeof(csr), bin, sizeof(bin));
+	if (asprintf(&j,
+	             "POST /claim/verify HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	             "%zu\r\n\r\n{\"auth_id\":\"x\",\"challenge_response\":\"00\",\"csr\":\"-----"
+	             "BEGIN CERTIFICATE REQUEST-----\\n%s\\n-----END CERTIFICATE REQUEST-----\"}",
+	             strlen(csr) + 124, csr) > 0)
+		fire(d, j, strlen(j));
+	free(j);
+	/* Many connections at once that send nothing, then go. */
+	int fds[200];
+	for (int i = 0; i < 200; i++)
+		fds[i] = dial(d);
+	for (int i = 0; i < 200; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	/* Random bytes. */
+	for (int i = 0; i < 20; i++) {
+		uint8_t rnd[512];
+		crypto_random(rnd, sizeof(rnd));
+		fire(d, (const char *)rnd, sizeof(rnd));
+	}
+}
+
+static void hostile_clients(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct topts o = {.extra = "limits:\n  address_per_minute: 0\n  request_seconds: 3\n"};
+	REQUIRE(fx_up(&f, "hostile_clients", &o));
+	/* A claim in the middle of it all must still work, and nothing may be half-done. */
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	struct sim_result res;
+	hostile_round(&f.d); /* warm-up: pools, caches, worker connections */
+	long before = rss_kb(f.d.pid);
+	for (int i = 0; i < 5; i++)
+		hostile_round(&f.d);
+	CHECKF(sim_self_claim(&f.d.url, &dv, NULL, f.t.root, &res) == 0, "%s", res.err);
+	free(res.certificate);
+	for (int i = 0; i < 5; i++)
+		hostile_round(&f.d);
+	long after = rss_kb(f.d.pid);
+	fprintf(stderr, "claimd RSS after warm-up %ld KiB, after 10 more rounds %ld KiB\n", before,
+	        after);
+	CHECKF(before > 0 && after - before < 4096, "RSS grew by %ld KiB", after - before);
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	CHECKF(sim_self_claim(&f.d.url, &dv, NULL, f.t.root, &res) == 0, "%s", res.err);
+	free(res.certificate);
+	/* Consistency: every certificate has its node and an 'ok' audit row; every spent
+	 * session has its certificate; nothing else was written. */
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == 2);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates c LEFT JOIN audit a ON a.serial = "
+	                     "c.serial AND a.outcome = 'ok' WHERE a.id IS NULL") == 0);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM claim_sessions s WHERE used AND NOT EXISTS "
+	                     "(SELECT 1 FROM certificates c WHERE c.auth_id = s.auth_id)") == 0);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes") == 1);
+	EVP_PKEY_free(dv.key);
+	fx_down(&f);
+}
+
+static const struct t_case cases[] = {
+    {"rate_limits", rate_limits},
+    {"trusted_proxies", trusted_proxies},
+    {"mac_lockout", mac_lockout},
+    {"claims_in_flight", claims_in_flight},
+    {"slow_client_cut_off", slow_client_cut_off},
+    {"hostile_clients", hostile_clients},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
