@@ -11,20 +11,7 @@
 #include "claimd/claim.h"
 #include "claimd/http.h"
 #include "claimd/log.h"
-
-/* Fetches a required string field; returns CE_OK or the missing/type code. */
-static enum claimd_err string_field(json_t *j, const char *key, enum claimd_err missing,
-                                    enum claimd_err type, const char **s, size_t *n)
-{
-	json_t *v = json_object_get(j, key);
-	if (!v)
-		return missing;
-	if (!json_is_string(v))
-		return type;
-	*s = json_string_value(v);
-	*n = json_string_length(v);
-	return CE_OK;
-}
+#include "claimd/request_fields.h"
 
 /*
  * Common prologue: who is asking (a token makes it the user flow; a bad token is 401
@@ -48,7 +35,7 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 		if (!request_allowed(rq, 'u', user))
 			return CE_RATE_LIMITED;
 	}
-	if (!(*j = request_json(rq)))
+	if (!(*j = fields_parse(rq->body, rq->len)))
 		return CE_BAD_JSON;
 	cc->rt = rq->rt;
 	cc->remote_addr = rq->remote;
@@ -62,38 +49,24 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 {
 	struct claim_ctx cc = {0};
 	struct initiate_result out;
-	char mac[MAC_LEN + 1], platform[33], user[USER_ID_MAX + 1], node_id[NODE_ID_MAX + 1];
-	const char *s;
-	size_t n;
+	struct initiate_fields in;
+	char user[USER_ID_MAX + 1], node_id[NODE_ID_MAX + 1];
 	json_t *j = NULL;
 	enum claimd_err e;
 
-	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK)
+	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK || (e = fields_initiate(j, &in)) != CE_OK)
 		goto fail;
-	if ((e = string_field(j, "mac_addr", CE_MAC_MISSING, CE_MAC_TYPE, &s, &n)) != CE_OK)
-		goto fail;
-	if (!mac_normalize(mac, s, n)) {
-		e = CE_MAC_FORMAT;
-		goto fail;
-	}
-	if (!request_allowed(rq, 'm', mac)) {
+	if (!request_allowed(rq, 'm', in.mac)) {
 		e = CE_RATE_LIMITED;
-		goto fail;
-	}
-	if ((e = string_field(j, "platform", CE_PLATFORM_MISSING, CE_PLATFORM_TYPE, &s, &n)) !=
-	    CE_OK)
-		goto fail;
-	if (!platform_normalize(platform, s, n)) {
-		e = CE_PLATFORM_FORMAT;
 		goto fail;
 	}
 	json_decref(j);
 	if (cc.user) {
-		if ((e = claim_user_initiate(&cc, mac, platform, node_id)) != CE_OK)
+		if ((e = claim_user_initiate(&cc, in.mac, in.platform, node_id)) != CE_OK)
 			return reply_error(rq, c, e);
 		return reply_json(rq, c, 200, json_pack("{s:s}", "node_id", node_id));
 	}
-	if ((e = claim_self_initiate(&cc, mac, platform, &out)) != CE_OK) {
+	if ((e = claim_self_initiate(&cc, in.mac, in.platform, &out)) != CE_OK) {
 		rq->retry_after = cc.retry_after;
 		return reply_error(rq, c, e);
 	}
@@ -130,20 +103,6 @@ static json_t *certificate_body(const struct runtime *rt, const char *leaf, bool
 	return body;
 }
 
-/* node_policies: optional, 1-256 characters. */
-static enum claimd_err policies_field(json_t *j, const char **out)
-{
-	json_t *pol = json_object_get(j, "node_policies");
-	*out = NULL;
-	if (!pol)
-		return CE_OK;
-	if (!json_is_string(pol) || json_string_length(pol) == 0 || json_string_length(pol) > 256 ||
-	    strlen(json_string_value(pol)) != json_string_length(pol))
-		return CE_POLICIES_TYPE;
-	*out = json_string_value(pol);
-	return CE_OK;
-}
-
 static enum MHD_Result reply_certificate(struct request *rq, struct MHD_Connection *c, char *leaf,
                                          bool mqtt_host, bool mqtt_cred_host)
 {
@@ -159,33 +118,23 @@ static enum MHD_Result reply_certificate(struct request *rq, struct MHD_Connecti
 static enum MHD_Result user_verify(struct request *rq, struct MHD_Connection *c,
                                    struct claim_ctx *cc, json_t *j)
 {
-	const char *csr, *policies;
-	size_t csr_len;
+	struct verify_fields in;
 	char *leaf = NULL;
 	enum claimd_err e;
-	json_t *smh = json_object_get(j, "send_mqtt_host");
 
-	if ((e = string_field(j, "csr", CE_CSR_MISSING, CE_CSR_TYPE, &csr, &csr_len)) != CE_OK ||
-	    (e = policies_field(j, &policies)) != CE_OK)
-		goto fail;
-	if (smh && !json_is_boolean(smh)) {
-		e = CE_SEND_MQTT_HOST_TYPE;
-		goto fail;
+	if ((e = fields_verify_user(j, &in)) != CE_OK ||
+	    (e = claim_user_verify(cc, in.csr, in.csr_len, in.node_policies, &leaf)) != CE_OK) {
+		json_decref(j);
+		return reply_error(rq, c, e);
 	}
-	bool want_host = smh && json_is_true(smh);
-	if ((e = claim_user_verify(cc, csr, csr_len, policies, &leaf)) != CE_OK)
-		goto fail;
 	json_decref(j);
-	return reply_certificate(rq, c, leaf, want_host, false);
-fail:
-	json_decref(j);
-	return reply_error(rq, c, e);
+	return reply_certificate(rq, c, leaf, in.send_mqtt_host, false);
 }
 
 enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c)
 {
 	struct claim_ctx cc = {0};
-	struct verify_request vr = {0};
+	struct verify_fields in;
 	char *leaf = NULL, user[USER_ID_MAX + 1];
 	json_t *j = NULL;
 	enum claimd_err e;
@@ -198,14 +147,10 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 		goto fail;
 	if (cc.user)
 		return user_verify(rq, c, &cc, j);
-	if ((e = string_field(j, "auth_id", CE_AUTHID_MISSING, CE_AUTHID_TYPE, &vr.auth_id,
-	                      &vr.auth_id_len)) != CE_OK ||
-	    (e = string_field(j, "challenge_response", CE_RESPONSE_MISSING, CE_RESPONSE_TYPE,
-	                      &vr.response, &vr.response_len)) != CE_OK ||
-	    (e = string_field(j, "csr", CE_CSR_MISSING, CE_CSR_TYPE, &vr.csr, &vr.csr_len)) !=
-	        CE_OK ||
-	    (e = policies_field(j, &vr.node_policies)) != CE_OK)
+	if ((e = fields_verify_self(j, &in)) != CE_OK)
 		goto fail;
+	struct verify_request vr = {in.auth_id, in.auth_id_len, in.response,     in.response_len,
+	                            in.csr,     in.csr_len,     in.node_policies};
 	if ((e = claim_self_verify(&cc, &vr, &leaf)) != CE_OK) {
 		rq->retry_after = cc.retry_after;
 		goto fail;

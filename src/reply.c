@@ -75,18 +75,3 @@ bool request_allowed(struct request *rq, char kind, const char *key)
 	return ratelimit_take(rq->app->limiter, kind, key, rate, burst,
 	                      (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, &rq->retry_after);
 }
-
-json_t *request_json(const struct request *rq)
-{
-	json_error_t jerr;
-	json_t *j;
-
-	if (!rq->body || rq->len == 0)
-		return NULL;
-	j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
-	if (j && !json_is_object(j)) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}

@@ -62,11 +62,6 @@ enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigne
 bool request_allowed(struct request *rq, char kind, const char *key);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
-/**
- * Parses the body as a JSON object, whatever the Content-Type (the firmware sends
- * none). Returns NULL for anything else; duplicate keys are refused.
- */
-json_t *request_json(const struct request *rq);
 
 enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c);

@@ -1,0 +1,47 @@
+/*
+ * The claim requests' fields: JSON in, checked C values out, one error code naming the
+ * field that was wrong. Pure (no HTTP, no database), so the handlers and the fuzzer
+ * run exactly the same checks.
+ */
+#ifndef CLAIMD_REQUEST_FIELDS_H
+#define CLAIMD_REQUEST_FIELDS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "claimd/errors.h"
+#include "claimd/util.h"
+
+struct initiate_fields {
+	char mac[MAC_LEN + 1]; /* normalised */
+	char platform[33];     /* lower case */
+};
+
+struct verify_fields {
+	const char *auth_id, *response, *csr; /* borrowed from the JSON */
+	size_t auth_id_len, response_len, csr_len;
+	const char *node_policies; /* or NULL */
+	bool send_mqtt_host;
+};
+
+/**
+ * Parses a request body as a JSON object (whatever the Content-Type), refusing
+ * duplicate keys. NULL for anything else.
+ */
+json_t *fields_parse(const char *body, size_t len);
+/** mac_addr and platform. Errors: CE_MAC_*, CE_PLATFORM_*. */
+enum claimd_err fields_initiate(json_t *j, struct initiate_fields *out);
+/**
+ * A self claim's verify: auth_id, challenge_response, csr, optional node_policies.
+ * Errors: CE_AUTHID_MISSING/TYPE, CE_RESPONSE_MISSING/TYPE, CE_CSR_MISSING/TYPE,
+ * CE_POLICIES_TYPE.
+ */
+enum claimd_err fields_verify_self(json_t *j, struct verify_fields *out);
+/**
+ * A user claim's verify: csr, optional send_mqtt_host and node_policies.
+ * Errors: CE_CSR_MISSING/TYPE, CE_SEND_MQTT_HOST_TYPE, CE_POLICIES_TYPE.
+ */
+enum claimd_err fields_verify_user(json_t *j, struct verify_fields *out);
+
+#endif
