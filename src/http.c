@@ -263,6 +263,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&app->inflight, 1);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char raw[512], safe[1024];
