@@ -323,6 +323,32 @@ static void slow_client_cut_off(void)
 	fx_down(&f);
 }
 
+static void connections_per_address(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct topts o = {.extra = "limits:\n  max_connections_per_address: 2\n"};
+	REQUIRE(fx_up(&f, "connections_per_address", &o));
+	int a = dial(&f.d), b = dial(&f.d);
+	REQUIRE(a >= 0 && b >= 0);
+	usleep(100 * 1000);
+	/* A third connection from the same address is closed at once, unanswered. */
+	int c = dial(&f.d);
+	REQUIRE(c >= 0);
+	sends(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+	char *reply = read_all(c, 1000);
+	CHECKF(reply && reply[0] == '\0', "third connection answered: %.60s", reply ? reply : "");
+	free(reply);
+	close(c);
+	close(a);
+	close(b);
+	usleep(200 * 1000);
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	fx_down(&f);
+}
+
 /* ---- the hostile corpus ---- */
 
 static long rss_kb(pid_t pid)
@@ -490,6 +516,7 @@ static const struct t_case cases[] = {
     {"claims_in_flight", claims_in_flight},
     {"slow_client_cut_off", slow_client_cut_off},
     {"hostile_clients", hostile_clients},
+    {"connections_per_address", connections_per_address},
     {NULL, NULL},
 };
 

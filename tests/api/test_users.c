@@ -635,6 +635,43 @@ static void quota_race(void)
 	fx_down(&u.f);
 }
 
+static void user_rate_limit(void)
+{
+	struct ufx u;
+	struct http_response r;
+	REQUIRE(ufx_up(&u, "user_rate_limit", "ec", 0, NULL));
+	/* Restart with a tight per-user bucket. */
+	REQUIRE(daemon_stop(&u.f.d) == 0);
+	u.f.t.o.extra = NULL;
+	char extra[700];
+	snprintf(extra, sizeof(extra), "%slimits:\n  user_per_minute: 6\n  user_burst: 3\n",
+	         u.yaml);
+	u.f.t.o.extra = extra;
+	REQUIRE(tenv_write_config(&u.f.t));
+	REQUIRE(daemon_start(&u.f.t, &u.f.d));
+	char *alice = token_for(&u, "alice"), *bob = token_for(&u, "bob");
+	int st[4];
+	for (int i = 0; i < 4; i++) {
+		char body[96];
+		snprintf(body, sizeof(body),
+		         "{\"mac_addr\":\"7CDFA10009%02X\",\"platform\":\"esp32\"}", i);
+		REQUIRE(upost(&u, alice, "claim/initiate", body, &r) == 0);
+		st[i] = r.status;
+		if (i == 3)
+			check_failure(&r, 429, "too many requests");
+		http_response_free(&r);
+	}
+	CHECKF(st[0] == 200 && st[1] == 200 && st[2] == 200 && st[3] == 429, "%d %d %d %d", st[0],
+	       st[1], st[2], st[3]);
+	/* Another user has a bucket of its own. */
+	char *n = user_initiate(&u, bob, "7CDFA1000999");
+	CHECK(n != NULL);
+	free(n);
+	free(alice);
+	free(bob);
+	fx_down(&u.f);
+}
+
 static void no_idp_configured(void)
 {
 	struct fx f;
@@ -659,6 +696,7 @@ static const struct t_case cases[] = {
     {"concurrent_same_mac", concurrent_same_mac},
     {"quota_race", quota_race},
     {"no_idp_configured", no_idp_configured},
+    {"user_rate_limit", user_rate_limit},
     {NULL, NULL},
 };
 
