@@ -14,7 +14,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char jwks_json[] = "{\"keys\":[{\"kty\":\"EC\",\"use\":\"sig\",\"alg\":\"ES256\",\"kid\":\"fuzz-1\",\"crv\":\"P-256\",\"x\":\"hRacUCVpnf8FjRsGHuTnkaXzaaq9WrFvU527fc80gEw\",\"y\":\"7FFZ2cbnk50yQrq5YQCm73KRTr_PkYokglU6SW6sBKg\"}]}";
+static const char jwks_json[] =
+    "{\"keys\":[{\"kty\":\"EC\",\"use\":\"sig\",\"alg\":\"ES256\",\"kid\":\"fuzz-1\",\"crv\":\"P-"
+    "256\",\"x\":\"hRacUCVpnf8FjRsGHuTnkaXzaaq9WrFvU527fc80gEw\",\"y\":"
+    "\"7FFZ2cbnk50yQrq5YQCm73KRTr_PkYokglU6SW6sBKg\"}]}";
 
 static struct jwks *keys(void)
 {
