@@ -23,6 +23,7 @@
 struct bdev {
 	struct sim_device d;
 	char *csr_escaped;
+	char *cfssl_body; /* {"certificate_request": ...} for --cfssl */
 };
 
 struct lat {
@@ -138,6 +139,34 @@ static bool should_go(struct bench *b, long *ticket)
 	return now_ms_monotonic() < b->deadline;
 }
 
+/* cfssl's sign endpoint: one request per certificate, no challenge, no database. */
+static void cfssl_sign(struct worker *w, struct bdev *d)
+{
+	struct bench *b = w->b;
+	struct http_response r = {0};
+	char err[256];
+	uint64_t t0 = now_us();
+	const char *body = d->cfssl_body;
+
+	if (http_post(&b->url, "api/v1/cfssl/sign", "Content-Type: application/json\r\n", body,
+	              strlen(body), 10000, &r, err, sizeof(err)) < 0) {
+		fail_kind(b, "sign", NULL, err);
+		return;
+	}
+	uint64_t t1 = now_us();
+	if (r.status != 200 || !r.body || !strstr(r.body, "\"success\":true") ||
+	    !strstr(r.body, "BEGIN CERTIFICATE")) {
+		fail_kind(b, "sign", &r, NULL);
+		http_response_free(&r);
+		return;
+	}
+	http_response_free(&r);
+	lat_add(&w->verify, t1 - t0);
+	lat_add(&w->claim, t1 - t0);
+	w->ok++;
+	atomic_fetch_add(&b->done, 1);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -147,6 +176,10 @@ static void *worker_main(void *arg)
 
 	while (should_go(b, &ticket)) {
 		struct bdev *d = &b->devs[(size_t)ticket % b->ndevs];
+		if (b->o->cfssl) {
+			cfssl_sign(w, d);
+			continue;
+		}
 		struct http_response r = {0};
 		uint64_t t0 = now_us(), t1, t2;
 
@@ -286,8 +319,15 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		b.devs[i].d.key = b.keys[i % KEY_POOL];
 		char *csr = sim_csr_pem(b.devs[i].d.key, b.devs[i].d.mac, false);
 		b.devs[i].csr_escaped = csr ? sim_firmware_escape(csr) : NULL;
+		if (csr && o->cfssl) {
+			char *js = sim_json_string(csr, SIM_CLI);
+			if (!js || asprintf(&b.devs[i].cfssl_body, "{\"certificate_request\": %s}",
+			                    js) < 0)
+				b.devs[i].cfssl_body = NULL;
+			free(js);
+		}
 		free(csr);
-		if (!b.devs[i].csr_escaped)
+		if (!b.devs[i].csr_escaped || (o->cfssl && !b.devs[i].cfssl_body))
 			goto out;
 	}
 	w = calloc(o->concurrency, sizeof(*w));
@@ -305,15 +345,26 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	double secs = (double)(now_us() - start) / 1e6;
 	long done = atomic_load(&b.done);
 
-	fprintf(out,
-	        "claimd bench: %s, %u concurrent clients, new connection per request, %s device "
-	        "keys%s\n",
-	        o->url, o->concurrency, o->key_type, o->verify ? ", certificates verified" : "");
-	fprintf(out, "  complete claims: %ld in %.2f s = %.1f claims/s (%.1f requests/s)\n", done,
-	        secs, done / secs, 2.0 * done / secs);
-	report_lat(out, "initiate", w, o->concurrency, offsetof(struct worker, init));
-	report_lat(out, "verify", w, o->concurrency, offsetof(struct worker, verify));
-	report_lat(out, "claim", w, o->concurrency, offsetof(struct worker, claim));
+	if (o->cfssl) {
+		fprintf(
+		    out,
+		    "cfssl bench: %s, %u concurrent clients, new connection per request, %s CSRs\n",
+		    o->url, o->concurrency, o->key_type);
+		fprintf(out, "  certificates signed: %ld in %.2f s = %.1f signs/s\n", done, secs,
+		        done / secs);
+		report_lat(out, "sign", w, o->concurrency, offsetof(struct worker, claim));
+	} else {
+		fprintf(out,
+		        "claimd bench: %s, %u concurrent clients, new connection per request, %s "
+		        "device keys%s\n",
+		        o->url, o->concurrency, o->key_type,
+		        o->verify ? ", certificates verified" : "");
+		fprintf(out, "  complete claims: %ld in %.2f s = %.1f claims/s (%.1f requests/s)\n",
+		        done, secs, done / secs, 2.0 * done / secs);
+		report_lat(out, "initiate", w, o->concurrency, offsetof(struct worker, init));
+		report_lat(out, "verify", w, o->concurrency, offsetof(struct worker, verify));
+		report_lat(out, "claim", w, o->concurrency, offsetof(struct worker, claim));
+	}
 	fprintf(out, "  errors: %ld\n", b.failures);
 	for (int i = 0; i < MAX_KINDS && b.kinds[i][0]; i++)
 		fprintf(out, "    %6ld  %s\n", b.kind_count[i], b.kinds[i]);
@@ -329,8 +380,10 @@ out:
 			free(w[i].claim.us);
 		}
 	free(w);
-	for (size_t i = 0; i < b.ndevs; i++)
+	for (size_t i = 0; i < b.ndevs; i++) {
 		free(b.devs[i].csr_escaped);
+		free(b.devs[i].cfssl_body);
+	}
 	free(b.devs);
 	for (int i = 0; i < KEY_POOL; i++)
 		EVP_PKEY_free(b.keys[i]);

@@ -32,11 +32,12 @@ static void usage(FILE *f)
 	      "  platform esp32 (app) or host (cli).\n"
 	      "       claimsim bench --url URL --devices FILE.csv [--concurrency N] [--count N]\n"
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
-	      "                      [--pid PID]\n"
+	      "                      [--pid PID] [--cfssl]\n"
 	      "  Many devices doing complete self claims (keys and CSRs prepared first, a new\n"
 	      "  connection per request as the firmware does). Prints claims/s, requests/s,\n"
 	      "  latency percentiles per endpoint, errors by kind and, with --pid, claimd's\n"
-	      "  peak RSS. Defaults: 64 clients, 10 s.\n"
+	      "  peak RSS. Defaults: 64 clients, 10 s. --cfssl instead sends each device's CSR\n"
+	      "  to a cfssl server's /api/v1/cfssl/sign (the comparison in tests/bench).\n"
 	      "options: -h, --help; -V, --version\n",
 	      f);
 }
@@ -261,6 +262,7 @@ static int cmd_bench(int argc, char **argv)
 	                                     {"verify", no_argument, NULL, 'v'},
 	                                     {"root", required_argument, NULL, 'r'},
 	                                     {"pid", required_argument, NULL, 'p'},
+	                                     {"cfssl", no_argument, NULL, 'x'},
 	                                     {NULL, 0, NULL, 0}};
 	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10};
 	int c;
@@ -294,6 +296,9 @@ static int cmd_bench(int argc, char **argv)
 			break;
 		case 'p':
 			o.pid = atoi(optarg);
+			break;
+		case 'x':
+			o.cfssl = true;
 			break;
 		default:
 			usage(stderr);

@@ -19,6 +19,7 @@ struct bench_opts {
 	double duration; /* seconds (used when count is 0) */
 	bool verify;     /* check every certificate received */
 	int pid;         /* claimd's pid, for its peak RSS (0: not reported) */
+	bool cfssl;      /* sign the same CSRs with cfssl's /api/v1/cfssl/sign instead */
 };
 
 /** Runs the benchmark and prints its report to @p out. Returns 0 if no claim failed. */

@@ -491,7 +491,13 @@ static void hostile_clients(void)
 	long after = rss_kb(f.d.pid);
 	fprintf(stderr, "claimd RSS after warm-up %ld KiB, after 10 more rounds %ld KiB\n", before,
 	        after);
+#ifndef __SANITIZE_ADDRESS__
 	CHECKF(before > 0 && after - before < 4096, "RSS grew by %ld KiB", after - before);
+#else
+	/* ASan keeps freed memory in quarantine, so RSS grows by design; here the leak check
+	 * is LeakSanitizer's when claimd exits (fx_down requires exit status 0). */
+	CHECK(before > 0);
+#endif
 	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
 	CHECK(r.status == 200);
 	http_response_free(&r);
