@@ -51,7 +51,8 @@ echo "== cfssl: bare signing of the same CSRs (same CA key type, $conc clients, 
 cat >"$work/cfssl.json" <<JSON
 {"signing": {"default": {"expiry": "87600h", "usages": ["digital signature", "client auth"]}}}
 JSON
-cport=$(( 20000 + RANDOM % 20000 ))
+# Below the ephemeral range: the claimd run leaves thousands of client ports in TIME_WAIT.
+cport=$(( 10000 + RANDOM % 20000 ))
 cfssl serve -address 127.0.0.1 -port "$cport" -ca "$work/ca/intermediate.pem" \
   -ca-key "$work/ca/intermediate.key" -config "$work/cfssl.json" -loglevel 4 \
   >"$work/cfssl.log" 2>&1 &
@@ -60,6 +61,7 @@ for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$cport") 2>/dev/null && break
   sleep 0.1
 done
+kill -0 "$cpid" 2>/dev/null || { echo "cfssl did not start:"; cat "$work/cfssl.log"; exit 1; }
 "$B/claimsim" bench --cfssl --url "http://127.0.0.1:$cport" --devices "$work/devices.csv" \
   --concurrency "$conc" --duration "$secs" --key "$keys" | tee "$work/cfssl.out"
 
