@@ -25,6 +25,10 @@
 struct ca {
 	X509 *cert;
 	EVP_PKEY *key;
+	/* Made once at load: per-certificate algorithm fetches and extension parsing are
+	 * what OpenSSL 3 spends its time (and its global lock) on. */
+	EVP_MD *sha256, *sha1;
+	X509_EXTENSION *ext_bc, *ext_ku, *ext_eku, *ext_aki;
 	char *chain_pem;
 	char key_type[16];
 	size_t max_leaf_pem, max_leaf_escaped;
@@ -163,6 +167,27 @@ out:
 	return rc;
 }
 
+static X509_EXTENSION *make_ext(X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509V3_set_ctx(&v3, issuer, NULL, NULL, NULL, 0);
+	return X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+}
+
+/* Everything of the certificate profile that is the same for every leaf. */
+static int prepare_profile(struct ca *ca)
+{
+	ca->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	ca->ext_bc = make_ext(ca->cert, NID_basic_constraints, "critical,CA:FALSE");
+	ca->ext_ku = make_ext(ca->cert, NID_key_usage, "critical,digitalSignature");
+	ca->ext_eku = make_ext(ca->cert, NID_ext_key_usage, "clientAuth");
+	ca->ext_aki = make_ext(ca->cert, NID_authority_key_identifier, "keyid:always");
+	return ca->sha256 && ca->sha1 && ca->ext_bc && ca->ext_ku && ca->ext_eku && ca->ext_aki
+	           ? 0
+	           : -1;
+}
+
 struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz)
 {
 	struct ca *ca = calloc(1, sizeof(*ca));
@@ -205,6 +230,10 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 		goto fail;
 	if (X509_cmp_current_time(X509_get0_notAfter(ca->cert)) < 0)
 		log_warn("%s: the CA certificate has expired", cert);
+	if (prepare_profile(ca) < 0) {
+		snprintf(err, errsz, "%s: cannot prepare the certificate profile", cert);
+		goto fail;
+	}
 	if (measure_max_leaf(ca, err, errsz) < 0)
 		goto fail;
 	BIO_free(kb);
@@ -222,6 +251,12 @@ void ca_free(struct ca *ca)
 		return;
 	X509_free(ca->cert);
 	EVP_PKEY_free(ca->key);
+	EVP_MD_free(ca->sha256);
+	EVP_MD_free(ca->sha1);
+	X509_EXTENSION_free(ca->ext_bc);
+	X509_EXTENSION_free(ca->ext_ku);
+	X509_EXTENSION_free(ca->ext_eku);
+	X509_EXTENSION_free(ca->ext_aki);
 	free(ca->chain_pem);
 	free(ca);
 }
@@ -346,14 +381,6 @@ void csr_key_fingerprint(const struct csr *c, uint8_t out[32])
 	OPENSSL_free(der);
 }
 
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-	int ok = ext && X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok ? 0 : -1;
-}
-
 static int64_t asn1_to_unix(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -369,7 +396,9 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 	X509_NAME *subj = X509_NAME_new();
 	BIGNUM *bn = NULL;
 	ASN1_INTEGER *serial = NULL;
-	X509V3_CTX v3;
+	ASN1_OCTET_STRING *ski = NULL;
+	unsigned char ski_md[EVP_MAX_MD_SIZE];
+	unsigned int ski_len = 0;
 	uint8_t sb[16];
 	int rc = -1;
 
@@ -396,14 +425,16 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) ||
 	    !X509_set_pubkey(x, c->pub))
 		goto out;
-	X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
-	if (add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(x, &v3, NID_key_usage, "critical,digitalSignature") < 0 ||
-	    add_ext(x, &v3, NID_ext_key_usage, "clientAuth") < 0 ||
-	    add_ext(x, &v3, NID_subject_key_identifier, "hash") < 0 ||
-	    add_ext(x, &v3, NID_authority_key_identifier, "keyid:always") < 0)
+	/* The subject key identifier is the SHA-1 of the public key bits (RFC 5280 4.2.1.2). */
+	if (!X509_pubkey_digest(x, ca->sha1, ski_md, &ski_len) ||
+	    !(ski = ASN1_OCTET_STRING_new()) || !ASN1_OCTET_STRING_set(ski, ski_md, (int)ski_len))
 		goto out;
-	if (!X509_sign(x, ca->key, EVP_sha256()))
+	if (!X509_add_ext(x, ca->ext_bc, -1) || !X509_add_ext(x, ca->ext_ku, -1) ||
+	    !X509_add_ext(x, ca->ext_eku, -1) ||
+	    X509_add1_ext_i2d(x, NID_subject_key_identifier, ski, 0, X509V3_ADD_DEFAULT) != 1 ||
+	    !X509_add_ext(x, ca->ext_aki, -1))
+		goto out;
+	if (!X509_sign(x, ca->key, ca->sha256))
 		goto out;
 	out->not_before = asn1_to_unix(X509_get0_notBefore(x));
 	out->not_after = asn1_to_unix(X509_get0_notAfter(x));
@@ -414,6 +445,7 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 out:
 	if (rc < 0)
 		log_openssl("ca_sign");
+	ASN1_OCTET_STRING_free(ski);
 	ASN1_INTEGER_free(serial);
 	BN_free(bn);
 	X509_NAME_free(subj);
