@@ -28,8 +28,9 @@ fi
 bench_setup "$ca" "$(printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$threads")"
 pid= cpid=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$cpid" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null
+  # Never let a failing kill/wait (wait returns 143 after SIGTERM) skip the rest.
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$cpid" ]; then kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null || true; fi
   "$root/tests/pg.sh" stop "$work/pg"
 }
 trap cleanup EXIT
@@ -44,7 +45,7 @@ for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
 port=$(cat "$work/ready")
 "$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
   --concurrency "$conc" --duration "$secs" --key "$keys" --pid "$pid" | tee "$work/claimd.out"
-kill "$pid" && wait "$pid" 2>/dev/null || true
+kill "$pid"; wait "$pid" 2>/dev/null || true
 pid=
 
 echo "== cfssl: bare signing of the same CSRs (same CA key type, $conc clients, $secs s)"

@@ -22,7 +22,8 @@ B=$root/build
 bench_setup "$ca" "$(printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$threads")"
 pid=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # Never let a failing kill/wait (wait returns 143 after SIGTERM) skip the rest.
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
   "$root/tests/pg.sh" stop "$work/pg"
 }
 trap cleanup EXIT
