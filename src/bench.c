@@ -34,6 +34,7 @@ struct lat {
 struct worker {
 	pthread_t th;
 	struct bench *b;
+	struct http_conn conn; /* with --keep-alive */
 	struct lat init, verify, claim;
 	long ok;
 };
@@ -139,6 +140,16 @@ static bool should_go(struct bench *b, long *ticket)
 	return now_ms_monotonic() < b->deadline;
 }
 
+/* One POST, on the worker's kept connection or on a new one, as the options say. */
+static int bpost(struct worker *w, const char *path, const char *extra, const char *body,
+                 struct http_response *r, char *err, size_t errsz)
+{
+	if (w->b->o->keep_alive)
+		return http_conn_post(&w->conn, path, extra, body, strlen(body), 10000, r, err,
+		                      errsz);
+	return http_post(&w->b->url, path, extra, body, strlen(body), 10000, r, err, errsz);
+}
+
 /* cfssl's sign endpoint: one request per certificate, no challenge, no database. */
 static void cfssl_sign(struct worker *w, struct bdev *d)
 {
@@ -148,8 +159,8 @@ static void cfssl_sign(struct worker *w, struct bdev *d)
 	uint64_t t0 = now_us();
 	const char *body = d->cfssl_body;
 
-	if (http_post(&b->url, "api/v1/cfssl/sign", "Content-Type: application/json\r\n", body,
-	              strlen(body), 10000, &r, err, sizeof(err)) < 0) {
+	if (bpost(w, "api/v1/cfssl/sign", "Content-Type: application/json\r\n", body, &r, err,
+	          sizeof(err)) < 0) {
 		fail_kind(b, "sign", NULL, err);
 		return;
 	}
@@ -185,8 +196,7 @@ static void *worker_main(void *arg)
 
 		snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->d.mac,
 		         d->d.platform);
-		if (http_post(&b->url, "claim/initiate", "", body, strlen(body), 10000, &r, err,
-		              sizeof(err)) < 0) {
+		if (bpost(w, "claim/initiate", "", body, &r, err, sizeof(err)) < 0) {
 			fail_kind(b, "initiate", NULL, err);
 			continue;
 		}
@@ -208,8 +218,7 @@ static void *worker_main(void *arg)
 		             auth_id, response, d->csr_escaped) < 0)
 			continue;
 		t1 = now_us();
-		int rc = http_post(&b->url, "claim/verify", "", vb, strlen(vb), 10000, &r, err,
-		                   sizeof(err));
+		int rc = bpost(w, "claim/verify", "", vb, &r, err, sizeof(err));
 		free(vb);
 		t2 = now_us();
 		if (rc < 0) {
@@ -338,27 +347,32 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	b.deadline = now_ms_monotonic() + (uint64_t)(o->duration * 1000.0);
 	for (unsigned i = 0; i < o->concurrency; i++) {
 		w[i].b = &b;
+		w[i].conn.url = b.url;
+		w[i].conn.fd = -1;
 		pthread_create(&w[i].th, NULL, worker_main, &w[i]);
 	}
-	for (unsigned i = 0; i < o->concurrency; i++)
+	for (unsigned i = 0; i < o->concurrency; i++) {
 		pthread_join(w[i].th, NULL);
+		http_conn_close(&w[i].conn);
+	}
 	double secs = (double)(now_us() - start) / 1e6;
 	long done = atomic_load(&b.done);
 
 	if (o->cfssl) {
-		fprintf(
-		    out,
-		    "cfssl bench: %s, %u concurrent clients, new connection per request, %s CSRs\n",
-		    o->url, o->concurrency, o->key_type);
+		fprintf(out, "cfssl bench: %s, %u concurrent clients, %s, %s CSRs\n", o->url,
+		        o->concurrency,
+		        o->keep_alive ? "kept-alive connections" : "new connection per request",
+		        o->key_type);
 		fprintf(out, "  certificates signed: %ld in %.2f s = %.1f signs/s\n", done, secs,
 		        done / secs);
 		report_lat(out, "sign", w, o->concurrency, offsetof(struct worker, claim));
 	} else {
 		fprintf(out,
-		        "claimd bench: %s, %u concurrent clients, new connection per request, %s "
+		        "claimd bench: %s, %u concurrent clients, %s, %s "
 		        "device keys%s\n",
-		        o->url, o->concurrency, o->key_type,
-		        o->verify ? ", certificates verified" : "");
+		        o->url, o->concurrency,
+		        o->keep_alive ? "kept-alive connections" : "new connection per request",
+		        o->key_type, o->verify ? ", certificates verified" : "");
 		fprintf(out, "  complete claims: %ld in %.2f s = %.1f claims/s (%.1f requests/s)\n",
 		        done, secs, done / secs, 2.0 * done / secs);
 		report_lat(out, "initiate", w, o->concurrency, offsetof(struct worker, init));

@@ -100,26 +100,28 @@ static int parse_head(struct http_response *out, char *buf, size_t hlen)
 	return 0;
 }
 
-int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeout_ms,
-                  struct http_response *out, char *err, size_t errsz)
+/*
+ * Sends @p raw on @p fd and reads one reply (up to its Content-Length, or to the close).
+ * *@p got_any tells whether the peer sent anything at all, so a caller can tell a
+ * kept-alive connection the server had already closed from a real failure.
+ */
+static int exchange_on(int fd, const char *raw, size_t n, int timeout_ms, struct http_response *out,
+                       bool *got_any, char *err, size_t errsz)
 {
 	char *buf = NULL;
-	size_t len = 0, hlen = 0;
+	size_t len = 0, hlen = 0, cap = 16384;
 	uint64_t deadline = now_ms_monotonic() + (uint64_t)timeout_ms;
-	int fd, rc = -1;
+	int rc = -1;
 
+	*got_any = false;
 	memset(out, 0, sizeof(*out));
-	if ((fd = dial(u, err, errsz)) < 0)
-		return -1;
 	for (size_t sent = 0; sent < n;) {
 		ssize_t w = send(fd, raw + sent, n - sent, MSG_NOSIGNAL);
-		if (w < 0) {
-			/* The server may answer early (413) and close: read what it said. */
-			break;
-		}
+		if (w < 0)
+			break; /* the server may answer early (413) and close: read what it said */
 		sent += (size_t)w;
 	}
-	if (!(buf = malloc(MAX_REPLY + 1)))
+	if (!(buf = malloc(cap + 1)))
 		goto out;
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -128,13 +130,21 @@ int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeo
 			snprintf(err, errsz, "timed out after %d ms", timeout_ms);
 			goto out;
 		}
-		ssize_t r = recv(fd, buf + len, MAX_REPLY - len, 0);
+		if (len == cap && cap < MAX_REPLY) {
+			char *nb = realloc(buf, cap * 2 + 1);
+			if (!nb)
+				goto out;
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = recv(fd, buf + len, cap - len, 0);
 		if (r < 0 && errno == ECONNRESET && len > 0)
 			r = 0;
 		if (r < 0) {
 			snprintf(err, errsz, "recv: %s", strerror(errno));
 			goto out;
 		}
+		*got_any |= r > 0;
 		len += (size_t)r;
 		buf[len] = '\0';
 		if (!hlen) {
@@ -164,34 +174,102 @@ int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeo
 	rc = out->body ? 0 : -1;
 out:
 	free(buf);
-	close(fd);
 	if (rc < 0)
 		http_response_free(out);
 	return rc;
 }
 
+int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeout_ms,
+                  struct http_response *out, char *err, size_t errsz)
+{
+	bool got_any;
+	int fd = dial(u, err, errsz);
+	if (fd < 0) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	int rc = exchange_on(fd, raw, n, timeout_ms, out, &got_any, err, errsz);
+	close(fd);
+	return rc;
+}
+
+int http_conn_exchange(struct http_conn *c, const char *raw, size_t n, int timeout_ms,
+                       struct http_response *out, char *err, size_t errsz)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool fresh = c->fd < 0, got_any = false;
+		char v[32];
+		if (fresh && (c->fd = dial(&c->url, err, errsz)) < 0) {
+			memset(out, 0, sizeof(*out));
+			return -1;
+		}
+		if (exchange_on(c->fd, raw, n, timeout_ms, out, &got_any, err, errsz) == 0) {
+			if (http_header(out, "Connection", v, sizeof(v)) &&
+			    strcasecmp(v, "close") == 0)
+				http_conn_close(c);
+			return 0;
+		}
+		http_conn_close(c);
+		/* Only a reused connection that died without a word is worth one more try. */
+		if (fresh || got_any)
+			return -1;
+	}
+	return -1;
+}
+
+void http_conn_close(struct http_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* "POST <base>/<path>" as esp_http_client writes it, body appended; caller frees. */
+static char *build_post(const struct http_url *u, const char *path, const char *extra,
+                        const char *body, size_t n, size_t *len)
+{
+	char *head = NULL, *full;
+	int hl =
+	    asprintf(&head,
+	             "POST %s/%s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: ESP32 HTTP Client/1.0\r\n"
+	             "%sContent-Length: %zu\r\n\r\n",
+	             u->base, path, u->host, u->port, extra, n);
+	if (hl < 0)
+		return NULL;
+	full = malloc((size_t)hl + n);
+	if (full) {
+		memcpy(full, head, (size_t)hl);
+		memcpy(full + hl, body, n);
+		*len = (size_t)hl + n;
+	}
+	free(head);
+	return full;
+}
+
 int http_post(const struct http_url *u, const char *path, const char *extra, const char *body,
               size_t n, int timeout_ms, struct http_response *out, char *err, size_t errsz)
 {
-	char *req = NULL;
-	int len, rc;
-
-	/* esp_http_client: "<base>/<path>", so a base ending in '/' gives '//'. */
-	len = asprintf(&req,
-	               "POST %s/%s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: ESP32 HTTP Client/1.0\r\n"
-	               "%sContent-Length: %zu\r\n\r\n",
-	               u->base, path, u->host, u->port, extra, n);
-	if (len < 0)
-		return -1;
-	char *full = malloc((size_t)len + n);
+	size_t len;
+	char *full = build_post(u, path, extra, body, n, &len);
 	if (!full) {
-		free(req);
+		memset(out, 0, sizeof(*out));
 		return -1;
 	}
-	memcpy(full, req, (size_t)len);
-	memcpy(full + len, body, n);
-	free(req);
-	rc = http_exchange(u, full, (size_t)len + n, timeout_ms, out, err, errsz);
+	int rc = http_exchange(u, full, len, timeout_ms, out, err, errsz);
+	free(full);
+	return rc;
+}
+
+int http_conn_post(struct http_conn *c, const char *path, const char *extra, const char *body,
+                   size_t n, int timeout_ms, struct http_response *out, char *err, size_t errsz)
+{
+	size_t len;
+	char *full = build_post(&c->url, path, extra, body, n, &len);
+	if (!full) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	int rc = http_conn_exchange(c, full, len, timeout_ms, out, err, errsz);
 	free(full);
 	return rc;
 }

@@ -32,12 +32,13 @@ static void usage(FILE *f)
 	      "  platform esp32 (app) or host (cli).\n"
 	      "       claimsim bench --url URL --devices FILE.csv [--concurrency N] [--count N]\n"
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
-	      "                      [--pid PID] [--cfssl]\n"
+	      "                      [--pid PID] [--cfssl] [--keep-alive]\n"
 	      "  Many devices doing complete self claims (keys and CSRs prepared first, a new\n"
 	      "  connection per request as the firmware does). Prints claims/s, requests/s,\n"
 	      "  latency percentiles per endpoint, errors by kind and, with --pid, claimd's\n"
 	      "  peak RSS. Defaults: 64 clients, 10 s. --cfssl instead sends each device's CSR\n"
 	      "  to a cfssl server's /api/v1/cfssl/sign (the comparison in tests/bench).\n"
+	      "  --keep-alive keeps one connection per client (as a reverse proxy would).\n"
 	      "options: -h, --help; -V, --version\n",
 	      f);
 }
@@ -263,6 +264,7 @@ static int cmd_bench(int argc, char **argv)
 	                                     {"root", required_argument, NULL, 'r'},
 	                                     {"pid", required_argument, NULL, 'p'},
 	                                     {"cfssl", no_argument, NULL, 'x'},
+	                                     {"keep-alive", no_argument, NULL, 'K'},
 	                                     {NULL, 0, NULL, 0}};
 	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10};
 	int c;
@@ -299,6 +301,9 @@ static int cmd_bench(int argc, char **argv)
 			break;
 		case 'x':
 			o.cfssl = true;
+			break;
+		case 'K':
+			o.keep_alive = true;
 			break;
 		default:
 			usage(stderr);

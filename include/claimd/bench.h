@@ -20,6 +20,7 @@ struct bench_opts {
 	bool verify;     /* check every certificate received */
 	int pid;         /* claimd's pid, for its peak RSS (0: not reported) */
 	bool cfssl;      /* sign the same CSRs with cfssl's /api/v1/cfssl/sign instead */
+	bool keep_alive; /* one kept-alive connection per client instead of one per request */
 };
 
 /** Runs the benchmark and prints its report to @p out. Returns 0 if no claim failed. */

@@ -38,6 +38,24 @@ int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeo
  */
 int http_post(const struct http_url *u, const char *path, const char *extra, const char *body,
               size_t n, int timeout_ms, struct http_response *out, char *err, size_t errsz);
+/** A connection kept open across requests (keep-alive); fd -1 while closed. */
+struct http_conn {
+	struct http_url url;
+	int fd;
+};
+
+/**
+ * http_exchange() on @p c's connection, opening it when needed and keeping it open
+ * unless the server says "Connection: close"; a reused connection the server had
+ * closed is reopened once.
+ */
+int http_conn_exchange(struct http_conn *c, const char *raw, size_t n, int timeout_ms,
+                       struct http_response *out, char *err, size_t errsz);
+/** http_post() on a kept-alive connection. */
+int http_conn_post(struct http_conn *c, const char *path, const char *extra, const char *body,
+                   size_t n, int timeout_ms, struct http_response *out, char *err, size_t errsz);
+/** Closes @p c's connection if open. */
+void http_conn_close(struct http_conn *c);
 /** A header's value from @p r (case-insensitive name), copied into @p out; false if absent. */
 bool http_header(const struct http_response *r, const char *name, char *out, size_t outsz);
 /** Frees what a response holds. */

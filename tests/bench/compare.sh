@@ -6,7 +6,8 @@
 # ratio. One command from a fresh clone (installs golang-cfssl if missing):
 #   tests/bench/compare.sh
 # Environment: CA (ec | rsa2048 | rsa3072, default ec), KEYS (ec | rsa device keys),
-# CONCURRENCY (64), SECONDS_RUN (20), DEVICES (5000), THREADS (claimd workers, 8).
+# CONCURRENCY (64), SECONDS_RUN (20), DEVICES (5000), THREADS (claimd workers, 8),
+# KEEPALIVE=1 (both sides on kept-alive connections instead of one per request).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 ca=${CA:-ec}
@@ -44,7 +45,7 @@ pid=$!
 for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
 port=$(cat "$work/ready")
 "$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
-  --concurrency "$conc" --duration "$secs" --key "$keys" --pid "$pid" | tee "$work/claimd.out"
+  --concurrency "$conc" --duration "$secs" --key "$keys" --pid "$pid" ${KEEPALIVE:+--keep-alive} | tee "$work/claimd.out"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 pid=
 
@@ -64,7 +65,7 @@ for _ in $(seq 100); do
 done
 kill -0 "$cpid" 2>/dev/null || { echo "cfssl did not start:"; cat "$work/cfssl.log"; exit 1; }
 "$B/claimsim" bench --cfssl --url "http://127.0.0.1:$cport" --devices "$work/devices.csv" \
-  --concurrency "$conc" --duration "$secs" --key "$keys" | tee "$work/cfssl.out"
+  --concurrency "$conc" --duration "$secs" --key "$keys" ${KEEPALIVE:+--keep-alive} | tee "$work/cfssl.out"
 
 c=$(awk '/complete claims:/ {print $(NF-3)}' "$work/claimd.out")
 s=$(awk '/certificates signed:/ {print $(NF-1)}' "$work/cfssl.out")
