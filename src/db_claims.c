@@ -23,6 +23,11 @@ const struct db_stmt db_claims_stmts[] = {
      " WHERE d.mac = $1"},
     {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
     {"audit_insert", "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
+    /* The same, committed without waiting for the WAL flush: set_config(..., true) lasts
+     * to the end of this statement's own transaction, so nothing else is affected. */
+    {"audit_insert_async", "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
+                           " INSERT INTO audit (" AUDIT_COLS ")"
+                           " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 FROM s"},
     /* $1 auth_id $2 mac $3 challenge $4 expires $5 max_attempts $6 node_id $7 policies
      * $8 serial $9 key_sha256 $10 not_before $11 not_after $12 pem $13 remote $14 request */
     {"self_claim_commit",
@@ -113,6 +118,13 @@ enum db_status db_audit(struct db *db, const struct audit_rec *a)
 	const char *p[10] = {a->event,   a->flow,    a->outcome,     a->reason,     a->mac,
 	                     a->node_id, a->user_id, a->remote_addr, a->request_id, a->serial};
 	return db_exec_prepared(db, "audit_insert", 10, p, NULL, NULL, 0, NULL);
+}
+
+enum db_status db_audit_async(struct db *db, const struct audit_rec *a)
+{
+	const char *p[10] = {a->event,   a->flow,    a->outcome,     a->reason,     a->mac,
+	                     a->node_id, a->user_id, a->remote_addr, a->request_id, a->serial};
+	return db_exec_prepared(db, "audit_insert_async", 10, p, NULL, NULL, 0, NULL);
 }
 
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c)

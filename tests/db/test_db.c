@@ -202,11 +202,51 @@ static void sessions_gc(void)
 	tenv_teardown(&t);
 }
 
+static void audit_async_is_local(void)
+{
+	struct tenv t;
+	char err[256];
+	REQUIRE(tenv_setup(&t, "audit_async_is_local", NULL));
+	struct db *db = db_connect(t.conninfo, true, err, sizeof(err));
+	REQUIRE(db);
+	struct audit_rec a = {.event = "initiate",
+	                      .flow = "self",
+	                      .outcome = "ok",
+	                      .reason = "OK",
+	                      .mac = "7CDFA1000001",
+	                      .remote_addr = "127.0.0.1",
+	                      .request_id = "r1"};
+	CHECK(db_audit_async(db, &a) == DB_OK);
+	CHECK(sql_long(&t, "SELECT count(*) FROM audit WHERE request_id = 'r1' AND event = "
+	                   "'initiate'") == 1);
+	/* The relaxed commit is for that statement's own transaction only. (The test
+	 * server runs with synchronous_commit off, so this session sets it on first.) */
+	db_close(db);
+	char *v = NULL;
+	PGconn *c = PQconnectdb(t.conninfo);
+	PQclear(PQexec(c, "SET synchronous_commit = on"));
+	PGresult *r = PQexec(c, "WITH s AS (SELECT set_config('synchronous_commit', 'off', true)) "
+	                        "INSERT INTO audit (event, flow, outcome, reason) "
+	                        "SELECT 'initiate', 'self', 'ok', 'OK' FROM s");
+	CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexec(c, "SHOW synchronous_commit");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	CHECKF(v && strcmp(v, "on") == 0, "synchronous_commit after the statement: %s",
+	       v ? v : "?");
+	free(v);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"migrate_concurrent", migrate_concurrent},
     {"schema_guarantees", schema_guarantees},
     {"import_rules", import_rules},
     {"sessions_gc", sessions_gc},
+    {"audit_async_is_local", audit_async_is_local},
     {NULL, NULL},
 };
 
