@@ -24,30 +24,18 @@ if ! command -v cfssl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-cfssl >/dev/null
 fi
 . "$root/tests/bench/lib.sh"
-# One load generator re-claiming its devices from one address: the per-address and
-# per-MAC limits would (rightly) stop it, so the benchmark turns them off.
-bench_setup "$ca" "$(printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$threads")"
+bench_setup "$ca" "$(bench_server_yaml "$threads")"
 pid= cpid=
-cleanup() {
-  # Never let a failing kill/wait (wait returns 143 after SIGTERM) skip the rest.
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
-  if [ -n "$cpid" ]; then kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null || true; fi
-  "$root/tests/pg.sh" stop "$work/pg"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 gen_devices "$devices" 11 "$work/devices.csv"
 "$B/claimctl" -c "$work/claimd.yaml" devices import "$work/devices.csv" >/dev/null
 psql "$pg" -qtAc "SHOW synchronous_commit" | sed 's/^/PostgreSQL synchronous_commit: /'
 
 echo "== claimd: complete self claims ($ca CA, $keys device keys, $conc clients, $secs s)"
-"$B/claimd" -c "$work/claimd.yaml" --ready-file "$work/ready" 2>"$work/claimd.log" &
-pid=$!
-for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
-port=$(cat "$work/ready")
+start_claimd
 "$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
   --concurrency "$conc" --duration "$secs" --key "$keys" --pid "$pid" ${KEEPALIVE:+--keep-alive} | tee "$work/claimd.out"
-kill "$pid"; wait "$pid" 2>/dev/null || true
-pid=
+stop_claimd
 
 echo "== cfssl: bare signing of the same CSRs (same CA key type, $conc clients, $secs s)"
 cat >"$work/cfssl.json" <<JSON

@@ -33,3 +33,33 @@ gen_devices() {
       for (j = 0; j < 16; j++) k = k sprintf("%02X", int(rand() * 256));
       printf "7C%010X,esp32s3,%s\n", i, k } }' >"$3"
 }
+
+# bench_server_yaml THREADS: the server and limits sections of a benchmark config. One
+# load generator re-claims its devices from one address, which the per-address and
+# per-MAC limits would (rightly) stop, so they are off.
+bench_server_yaml() {
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$1"
+}
+
+# start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.
+start_claimd() {
+  rm -f "$work/ready"
+  "$B/claimd" -c "$work/claimd.yaml" --ready-file "$work/ready" 2>"$work/claimd.log" &
+  pid=$!
+  for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
+  [ -f "$work/ready" ] || { cat "$work/claimd.log" >&2; return 1; }
+  port=$(cat "$work/ready")
+}
+
+# stop_claimd: stops it; its exit status after SIGTERM must not stop the caller.
+stop_claimd() {
+  if [ -n "${pid:-}" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
+  pid=
+}
+
+# bench_cleanup: for 'trap bench_cleanup EXIT': claimd, cfssl ($cpid) and PostgreSQL.
+bench_cleanup() {
+  stop_claimd
+  if [ -n "${cpid:-}" ]; then kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null || true; fi
+  "$root/tests/pg.sh" stop "$work/pg"
+}

@@ -14,20 +14,13 @@ work=${BENCH_DIR:-$root/build/bench-profile}
 B=$root/build
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
 . "$root/tests/bench/lib.sh"
-bench_setup ec "$(printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$threads")"
-pid=
-cleanup() {
-  # Never let a failing kill/wait (wait returns 143 after SIGTERM) skip the rest.
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
-  "$root/tests/pg.sh" stop "$work/pg"
-}
-trap cleanup EXIT
+bench_setup ec "$(bench_server_yaml "$threads")"
+pid= cpid=
+trap bench_cleanup EXIT
 gen_devices "$devices" 5 "$work/devices.csv"
 "$B/claimctl" -c "$work/claimd.yaml" devices import "$work/devices.csv" >/dev/null
-"$B/claimd" -c "$work/claimd.yaml" --ready-file "$work/ready" 2>"$work/claimd.log" &
-pid=$!
-for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
-"$B/claimsim" bench --url "http://127.0.0.1:$(cat "$work/ready")" --devices "$work/devices.csv" \
+start_claimd
+"$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
   --concurrency "$conc" --duration "$secs" >"$work/bench.out" &
 bpid=$!
 sleep 2

@@ -17,22 +17,12 @@ work=${BENCH_DIR:-$root/build/bench-quick}
 B=$root/build
 
 . "$root/tests/bench/lib.sh"
-# One load generator re-claiming its devices from one address: the per-address and
-# per-MAC limits would (rightly) stop it, so the benchmark turns them off.
-bench_setup "$ca" "$(printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$threads")"
-pid=
-cleanup() {
-  # Never let a failing kill/wait (wait returns 143 after SIGTERM) skip the rest.
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
-  "$root/tests/pg.sh" stop "$work/pg"
-}
-trap cleanup EXIT
+bench_setup "$ca" "$(bench_server_yaml "$threads")"
+pid= cpid=
+trap bench_cleanup EXIT
 gen_devices "$devices" 7 "$work/devices.csv"
 "$B/claimctl" -c "$work/claimd.yaml" devices import "$work/devices.csv" >/dev/null
-"$B/claimd" -c "$work/claimd.yaml" --ready-file "$work/ready" 2>"$work/claimd.log" &
-pid=$!
-for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
-port=$(cat "$work/ready")
+start_claimd
 echo "CA key: $ca, device keys: $dkey, claimd workers: $threads, $(nproc) cores"
 "$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
   --concurrency "$conc" --duration "$secs" --key "$dkey" --pid "$pid" ${VERIFY:+--verify --root "$work/ca/root.pem"}

@@ -23,6 +23,19 @@
 
 int t_failures;
 
+/* Every daemon a case started, so a case that stops early (REQUIRE) leaves none behind. */
+static pid_t started[64];
+static int nstarted;
+
+static void stop_leftovers(void)
+{
+	for (int i = 0; i < nstarted; i++) {
+		if (started[i] > 0 && kill(started[i], SIGTERM) == 0)
+			waitpid(started[i], NULL, 0);
+		started[i] = 0;
+	}
+}
+
 int t_main(int argc, char **argv, const struct t_case *cases)
 {
 	int ran = 0;
@@ -30,6 +43,7 @@ int t_main(int argc, char **argv, const struct t_case *cases)
 	if (crypto_init() < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
+	atexit(stop_leftovers);
 	for (const struct t_case *c = cases; c->name; c++) {
 		if (argc > 1 && strcmp(argv[1], c->name) != 0)
 			continue;
@@ -293,6 +307,8 @@ bool daemon_start(struct tenv *t, struct daemon *d)
 		_exit(127);
 	}
 	d->pid = pid;
+	if (nstarted < (int)(sizeof(started) / sizeof(started[0])))
+		started[nstarted++] = pid;
 	for (int i = 0; i < 1000; i++) {
 		FILE *f = fopen(ready, "r");
 		if (f) {
@@ -330,6 +346,9 @@ int daemon_stop(struct daemon *d)
 	kill(d->pid, SIGTERM);
 	if (waitpid(d->pid, &st, 0) != d->pid)
 		return -1;
+	for (int i = 0; i < nstarted; i++)
+		if (started[i] == d->pid)
+			started[i] = 0;
 	d->pid = 0;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
