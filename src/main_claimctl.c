@@ -213,28 +213,43 @@ out:
 	return rc;
 }
 
-static int cmd_devca(int argc, char **argv)
+/*
+ * The options of the dev-* commands: --out DIR (required), --key TYPE, and --kid KID
+ * where @p kid is not NULL. Returns 0, or 2 (usage) for anything else.
+ */
+static int dev_opts(int argc, char **argv, const char **out, const char **key, const char **kid)
 {
 	static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
 	                                     {"key", required_argument, NULL, 'k'},
+	                                     {"kid", required_argument, NULL, 'i'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *out = NULL, *key = "ec";
-	char err[512];
 	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == 'o')
-			out = optarg;
+			*out = optarg;
 		else if (opt == 'k')
-			key = optarg;
+			*key = optarg;
+		else if (opt == 'i' && kid)
+			*kid = optarg;
 		else
 			return 2;
 	}
-	if (!out) {
+	if (!*out) {
 		usage(stderr);
 		return 2;
 	}
+	return 0;
+}
+
+static int cmd_devca(int argc, char **argv)
+{
+	const char *out = NULL, *key = "ec";
+	char err[512];
+
+	if (dev_opts(argc, argv, &out, &key, NULL) != 0)
+		return 2;
 	if (devca_create(out, key, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dev-ca: %s\n", err);
 		return 1;
@@ -346,29 +361,11 @@ static int cmd_nodes(int argc, char **argv)
 
 static int cmd_devidp(int argc, char **argv)
 {
-	static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-	                                     {"key", required_argument, NULL, 'k'},
-	                                     {"kid", required_argument, NULL, 'i'},
-	                                     {NULL, 0, NULL, 0}};
 	const char *out = NULL, *key = "ec", *kid = "dev-1";
 	char err[512];
-	int opt;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == 'o')
-			out = optarg;
-		else if (opt == 'k')
-			key = optarg;
-		else if (opt == 'i')
-			kid = optarg;
-		else
-			return 2;
-	}
-	if (!out) {
-		usage(stderr);
+	if (dev_opts(argc, argv, &out, &key, &kid) != 0)
 		return 2;
-	}
 	if (devidp_create(out, key, kid, err, sizeof(err)) < 0) {
 		fprintf(stderr, "dev-idp: %s\n", err);
 		return 1;
