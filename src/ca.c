@@ -3,23 +3,33 @@
  * Functions that own OpenSSL objects free them at one 'out:' label and drain the error
  * queue into the log. It never logs key material and never trusts CSR extensions.
  */
+/* The CSR's signature is checked with OpenSSL's low-level EC_KEY/RSA calls, deprecated
+ * in 3.0 but kept: building a key through the provider layer (decoders, fetches under
+ * a global lock) cost more than the verification itself. See csr_verify(). */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "claimd/ca.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "claimd/crypto.h"
+#include "claimd/csr_der.h"
 #include "claimd/log.h"
 
 struct ca {
@@ -35,8 +45,8 @@ struct ca {
 };
 
 struct csr {
-	X509_REQ *req;
-	EVP_PKEY *pub; /* owned reference */
+	uint8_t *der; /* owned: the request's DER (or a bare SubjectPublicKeyInfo) */
+	struct csr_fields f;
 };
 
 /* PEM of one certificate without its trailing newline. */
@@ -142,18 +152,15 @@ static int measure_max_leaf(struct ca *ca, char *err, size_t errsz)
 {
 	uint8_t der[400];
 	size_t dlen = 0;
-	const unsigned char *p = der;
-	struct csr c = {0};
+	struct csr c = {.der = der};
 	struct issued is = {0};
 	char cn[NODE_ID_MAX + 1];
 	int rc = -1;
 
 	memset(cn, 'W', NODE_ID_ISSUED_MAX);
 	cn[NODE_ID_ISSUED_MAX] = '\0';
-	if (!b64_decode(der, sizeof(der), &dlen, rsa2048_spki_b64, strlen(rsa2048_spki_b64)))
-		goto out;
-	c.pub = d2i_PUBKEY(NULL, &p, (long)dlen);
-	if (!c.pub || ca_sign(ca, &c, cn, 36500, &is) < 0)
+	if (!b64_decode(der, sizeof(der), &dlen, rsa2048_spki_b64, strlen(rsa2048_spki_b64)) ||
+	    !csr_spki_parse(der, dlen, &c.f) || ca_sign(ca, &c, cn, 36500, &is) < 0)
 		goto out;
 	ca->max_leaf_pem = strlen(is.pem);
 	for (const char *q = is.pem; *q; q++)
@@ -163,7 +170,6 @@ out:
 	if (rc < 0)
 		snprintf(err, errsz, "cannot sign a test certificate with the CA");
 	issued_clear(&is);
-	EVP_PKEY_free(c.pub);
 	return rc;
 }
 
@@ -281,11 +287,11 @@ size_t ca_max_leaf_escaped(const struct ca *ca)
 	return ca->max_leaf_escaped;
 }
 
-static bool valid_cn(const unsigned char *s, int n)
+static bool valid_cn(const unsigned char *s, size_t n)
 {
 	if (n < 1 || n > NODE_ID_MAX)
 		return false;
-	for (int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      c == '_' || c == '-'))
@@ -294,69 +300,117 @@ static bool valid_cn(const unsigned char *s, int n)
 	return true;
 }
 
-/* Only whitespace may follow the PEM block. */
-static bool only_space_left(BIO *b)
+/* RSA 2048-4096 bits with e = 65537, or an EC P-256 point in either SEC 1 form. */
+static bool csr_key_ok(const struct csr_fields *f)
 {
-	char buf[64];
-	int n;
-	while ((n = BIO_read(b, buf, sizeof(buf))) > 0)
-		for (int i = 0; i < n; i++)
-			if (buf[i] != '\n' && buf[i] != '\r' && buf[i] != ' ' && buf[i] != '\t')
-				return false;
-	return true;
+	if (f->key_alg == CSR_KEY_EC_P256)
+		return (f->key_len == 65 && f->key[0] == 4) ||
+		       (f->key_len == 33 && (f->key[0] == 2 || f->key[0] == 3));
+	if (f->key_alg == CSR_KEY_RSA) {
+		size_t bits = (f->rsa_n_len - 1) * 8;
+		for (unsigned top = f->rsa_n[0]; top; top >>= 1)
+			bits++;
+		return bits >= 2048 && bits <= 4096 && f->rsa_e_len == 3 && f->rsa_e[0] == 1 &&
+		       f->rsa_e[1] == 0 && f->rsa_e[2] == 1;
+	}
+	return false;
+}
+
+static EC_GROUP *p256;
+static void p256_init(void)
+{
+	p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+}
+
+/*
+ * The request's self-signature. The key is built straight from its bytes (the point
+ * is checked to be on the curve by EC_KEY_oct2key) and the signature checked with
+ * ECDSA_verify/RSA_verify, which insist on DER signatures and PKCS#1 v1.5 encodings.
+ */
+static unsigned char *sha256_sodium(const unsigned char *in, size_t n, unsigned char *md)
+{
+	crypto_sha256(md, in, n); /* libsodium: no OpenSSL algorithm fetch per call */
+	return md;
+}
+
+static const struct {
+	unsigned bits;
+	int nid;
+	unsigned char *(*digest)(const unsigned char *, size_t, unsigned char *);
+} csr_hashes[] = {
+    {256, NID_sha256, sha256_sodium}, {384, NID_sha384, SHA384}, {512, NID_sha512, SHA512}};
+
+static bool csr_verify(const struct csr_fields *f)
+{
+	unsigned char md[64];
+	unsigned mdlen = 0;
+	int nid = NID_undef;
+	bool ok = false;
+
+	for (size_t i = 0; i < sizeof(csr_hashes) / sizeof(csr_hashes[0]); i++)
+		if (csr_hashes[i].bits == f->sig_hash) {
+			csr_hashes[i].digest(f->info, f->info_len, md);
+			mdlen = f->sig_hash / 8;
+			nid = csr_hashes[i].nid;
+		}
+	if (nid == NID_undef)
+		return false;
+	if (f->sig_alg == CSR_SIG_ECDSA && f->key_alg == CSR_KEY_EC_P256 && f->sig_len <= INT_MAX) {
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+		pthread_once(&once, p256_init);
+		EC_KEY *k = EC_KEY_new();
+		ok = k && p256 && EC_KEY_set_group(k, p256) &&
+		     EC_KEY_oct2key(k, f->key, f->key_len, NULL) &&
+		     ECDSA_verify(0, md, (int)mdlen, f->sig, (int)f->sig_len, k) == 1;
+		EC_KEY_free(k);
+	} else if (f->sig_alg == CSR_SIG_RSA && f->key_alg == CSR_KEY_RSA &&
+	           f->sig_len <= UINT_MAX) {
+		RSA *r = RSA_new();
+		BIGNUM *n = BN_bin2bn(f->rsa_n, (int)f->rsa_n_len, NULL);
+		BIGNUM *e = BN_bin2bn(f->rsa_e, (int)f->rsa_e_len, NULL);
+		if (r && n && e && RSA_set0_key(r, n, e, NULL)) {
+			n = e = NULL; /* owned by r now */
+			ok = RSA_verify(nid, md, mdlen, f->sig, (unsigned)f->sig_len, r) == 1;
+		}
+		BN_free(n);
+		BN_free(e);
+		RSA_free(r);
+	}
+	return ok;
 }
 
 enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1])
 {
 	enum claimd_err rc = CE_CSR_PARSE;
 	struct csr *c = NULL;
-	BIO *b = NULL;
-	X509_NAME *name;
-	X509_NAME_ENTRY *e;
-	unsigned char *utf8 = NULL;
-	char kind[16];
-	int n;
+	size_t dlen = 0, cap = len / 4 * 3 + 3;
 
 	*out = NULL;
 	if (len > CSR_MAX_PEM)
 		return CE_CSR_TOO_LARGE;
 	c = calloc(1, sizeof(*c));
-	b = BIO_new_mem_buf(pem, (int)len);
-	if (!c || !b) {
+	if (!c || !(c->der = malloc(cap))) {
 		rc = CE_INTERNAL;
 		goto out;
 	}
-	c->req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
-	if (!c->req || !only_space_left(b))
-		goto out;
-	c->pub = X509_REQ_get_pubkey(c->req);
-	if (!c->pub)
+	if (!csr_pem_decode(pem, len, c->der, cap, &dlen) || !csr_der_parse(c->der, dlen, &c->f))
 		goto out;
 	rc = CE_CSR_KEY;
-	if (!key_kind(c->pub, kind, sizeof(kind), 2048, 4096))
+	if (!csr_key_ok(&c->f))
 		goto out;
 	rc = CE_CSR_SIGNATURE;
-	if (X509_REQ_verify(c->req, c->pub) != 1)
+	if (!csr_verify(&c->f))
 		goto out;
 	rc = CE_CSR_SUBJECT;
-	name = X509_REQ_get_subject_name(c->req);
-	if (X509_NAME_entry_count(name) != 1)
+	if (!c->f.cn || !valid_cn(c->f.cn, c->f.cn_len))
 		goto out;
-	e = X509_NAME_get_entry(name, 0);
-	if (OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)) != NID_commonName)
-		goto out;
-	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
-	if (n < 0 || !valid_cn(utf8, n))
-		goto out;
-	memcpy(cn, utf8, (size_t)n);
-	cn[n] = '\0';
+	memcpy(cn, c->f.cn, c->f.cn_len);
+	cn[c->f.cn_len] = '\0';
 	rc = CE_OK;
 	*out = c;
 	c = NULL;
 out:
 	ERR_clear_error(); /* a refused CSR is the client's problem, not a log line */
-	OPENSSL_free(utf8);
-	BIO_free(b);
 	csr_free(c);
 	return rc;
 }
@@ -365,20 +419,13 @@ void csr_free(struct csr *c)
 {
 	if (!c)
 		return;
-	X509_REQ_free(c->req);
-	EVP_PKEY_free(c->pub);
+	free(c->der);
 	free(c);
 }
 
 void csr_key_fingerprint(const struct csr *c, uint8_t out[32])
 {
-	unsigned char *der = NULL;
-	int n = i2d_PUBKEY(c->pub, &der);
-	if (n > 0)
-		crypto_sha256(out, der, (size_t)n);
-	else
-		memset(out, 0, 32);
-	OPENSSL_free(der);
+	crypto_sha256(out, c->f.spki, c->f.spki_len);
 }
 
 static int64_t asn1_to_unix(const ASN1_TIME *t)
@@ -390,49 +437,29 @@ static int64_t asn1_to_unix(const ASN1_TIME *t)
 }
 
 /*
- * Gives @p x the CSR's SubjectPublicKeyInfo as it came (algorithm, parameters, key bits).
- * X509_set_pubkey() would re-encode the key through an OpenSSL 3 encoder, which the
- * profile showed costing more than the signature. Without a CSR (the start-up size
- * measurement) the key is set the ordinary way.
+ * Gives @p x the CSR's SubjectPublicKeyInfo as it came: algorithm, parameters and key
+ * bits are set directly, so the certificate carries the very bytes the CSR signed.
+ * X509_set_pubkey() would decode and re-encode the key through OpenSSL 3's provider
+ * layer, which the profile showed costing more than the signature.
  */
 static int copy_pubkey(X509 *x, const struct csr *c)
 {
-	const ASN1_OBJECT *aobj;
-	const void *pval;
-	const unsigned char *bits;
-	const X509_ALGOR *alg;
-	unsigned char *bits_copy = NULL;
-	ASN1_OBJECT *aobj_copy = NULL;
-	void *pval_copy = NULL;
-	int ptype, blen;
-	X509_PUBKEY *from = c->req ? X509_REQ_get_X509_PUBKEY(c->req) : NULL;
+	unsigned char *bits = OPENSSL_memdup(c->f.key, c->f.key_len);
+	int ok = 0;
 
-	if (!from)
-		return X509_set_pubkey(x, c->pub) ? 0 : -1;
-	if (!X509_PUBKEY_get0_param(NULL, &bits, &blen, (X509_ALGOR **)&alg, from) || !alg)
-		return -1;
-	X509_ALGOR_get0(&aobj, &ptype, &pval, alg);
-	if (ptype == V_ASN1_OBJECT)
-		pval_copy = OBJ_dup(pval);
-	else if (ptype == V_ASN1_SEQUENCE)
-		pval_copy = ASN1_STRING_dup(pval);
-	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
-		return -1;
-	aobj_copy = OBJ_dup(aobj);
-	bits_copy = OPENSSL_memdup(bits, (size_t)blen);
-	if (!aobj_copy || !bits_copy ||
-	    ((ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE) && !pval_copy) ||
-	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), aobj_copy, ptype, pval_copy, bits_copy,
-	                            blen)) {
-		ASN1_OBJECT_free(aobj_copy);
-		OPENSSL_free(bits_copy);
-		if (ptype == V_ASN1_OBJECT)
-			ASN1_OBJECT_free(pval_copy);
-		else
-			ASN1_STRING_free(pval_copy);
-		return -1;
-	}
-	return 0;
+	if (!bits || c->f.key_len > INT_MAX)
+		goto out;
+	if (c->f.key_alg == CSR_KEY_EC_P256)
+		ok = X509_PUBKEY_set0_param(
+		    X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+		    OBJ_nid2obj(NID_X9_62_prime256v1), bits, (int)c->f.key_len);
+	else if (c->f.key_alg == CSR_KEY_RSA)
+		ok = X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_rsaEncryption),
+		                            V_ASN1_NULL, NULL, bits, (int)c->f.key_len);
+out:
+	if (!ok)
+		OPENSSL_free(bits);
+	return ok ? 0 : -1;
 }
 
 int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,

@@ -193,6 +193,18 @@ size_t b64_encode(char *out, size_t outsz, const uint8_t *in, size_t n)
 	return strlen(out);
 }
 
+bool b64_decode_lines(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n)
+{
+	const char *end = NULL;
+	/* libsodium finds the ignored characters with strchr(), which also matches NUL. */
+	if (memchr(in, '\0', n))
+		return false;
+	if (sodium_base642bin(out, outsz, in, n, "\r\n", outlen, &end,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0)
+		return false;
+	return end == in + n;
+}
+
 bool b64_decode(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n)
 {
 	const char *end = NULL;

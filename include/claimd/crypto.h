@@ -72,5 +72,7 @@ bool b64url_decode(uint8_t *out, size_t outsz, size_t *outlen, const char *in, s
 size_t b64_encode(char *out, size_t outsz, const uint8_t *in, size_t n);
 /** Decodes standard base64 (padding required, trailing whitespace ignored). */
 bool b64_decode(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n);
+/** The same, ignoring line breaks (CR and LF) anywhere: a PEM body. */
+bool b64_decode_lines(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n);
 
 #endif

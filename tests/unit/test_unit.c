@@ -430,6 +430,158 @@ static void csr_refusals(void)
 	EVP_PKEY_free(r1024);
 }
 
+/* A request for @p k with subject CN=@p cn in string type @p type, signed with @p md. */
+static char *req_pem(EVP_PKEY *k, const char *cn, int type, const EVP_MD *md)
+{
+	X509_REQ *r = X509_REQ_new();
+	char *pem = NULL;
+	if (r &&
+	    X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(r), NID_commonName, type,
+	                               (const unsigned char *)cn, -1, -1, 0) &&
+	    X509_REQ_set_pubkey(r, k) && X509_REQ_sign(r, k, md) > 0)
+		pem = pem_of_req(r);
+	X509_REQ_free(r);
+	return pem;
+}
+
+/* csr_check's verdict on a fresh request for CN=7CDFA1000001. */
+static enum claimd_err req_verdict(EVP_PKEY *k, int type, const EVP_MD *md)
+{
+	char *pem = req_pem(k, "7CDFA1000001", type, md);
+	enum claimd_err e = pem ? check_pem(pem) : CE_INTERNAL;
+	free(pem);
+	return e;
+}
+
+/* The DER of @p pem, re-wrapped as PEM after @p edit changed it (no re-signing). */
+static char *rewrap(const char *pem, const char *label, void (*edit)(unsigned char **, long *))
+{
+	unsigned char *der = NULL;
+	X509_REQ *r = req_of_pem(pem);
+	long n = r ? i2d_X509_REQ(r, &der) : -1;
+	char *out = NULL;
+	X509_REQ_free(r);
+	if (n <= 0)
+		return NULL;
+	if (edit)
+		edit(&der, &n);
+	BIO *b = BIO_new(BIO_s_mem());
+	PEM_write_bio(b, label, "", der, n);
+	char *data;
+	long m = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)m);
+	BIO_free(b);
+	OPENSSL_free(der);
+	return out;
+}
+
+/* The outer SEQUENCE's length in long form with one octet too many: BER, not DER. */
+static void long_form_length(unsigned char **der, long *n)
+{
+	unsigned char *p = OPENSSL_malloc((size_t)*n + 1);
+	REQUIRE(p && (*der)[1] == 0x81);
+	p[0] = 0x30;
+	p[1] = 0x82;
+	p[2] = 0x00;
+	memcpy(p + 3, *der + 2, (size_t)*n - 2);
+	OPENSSL_free(*der);
+	*der = p;
+	*n += 1;
+}
+
+static void trailing_byte(unsigned char **der, long *n)
+{
+	unsigned char *p = OPENSSL_realloc(*der, (size_t)*n + 1);
+	REQUIRE(p);
+	p[(*n)++] = 0;
+	*der = p;
+}
+
+/* What the DER reader accepts and refuses beyond the profile: every PEM and DER form
+ * the devices, apps and CLI produce, and none of BER's liberties. */
+static void csr_encodings(void)
+{
+	EVP_PKEY *ec = sim_key_new("ec"), *r3072 = EVP_RSA_gen(3072);
+	char *pem, *v;
+	REQUIRE(ec && r3072);
+
+	pem = req_pem(ec, "7CDFA1000001", MBSTRING_ASC, EVP_sha256()); /* PrintableString */
+	REQUIRE(pem);
+	CHECK(check_pem(pem) == CE_OK);
+	v = rewrap(pem, "NEW CERTIFICATE REQUEST", NULL);
+	CHECK(v && check_pem(v) == CE_OK);
+	free(v);
+	/* CRLF line ends, blank lines before, whitespace after. */
+	size_t n = strlen(pem), k = 0;
+	v = malloc(2 * n + 8);
+	REQUIRE(v);
+	v[k++] = '\n';
+	for (size_t i = 0; i < n; i++) {
+		if (pem[i] == '\n')
+			v[k++] = '\r';
+		v[k++] = pem[i];
+	}
+	strcpy(v + k, "\r\n\t");
+	CHECK(check_pem(v) == CE_OK);
+	free(v);
+	/* BER and trailing data are refused even though OpenSSL would read some of them. */
+	v = rewrap(pem, "CERTIFICATE REQUEST", long_form_length);
+	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	free(v);
+	v = rewrap(pem, "CERTIFICATE REQUEST", trailing_byte);
+	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	free(v);
+	/* Text or spaces before the block, a space or tab inside it, a block of another kind. */
+	CHECK(asprintf(&v, "x\n%s", pem) > 0 && check_pem(v) == CE_CSR_PARSE);
+	free(v);
+	CHECK(asprintf(&v, " %s", pem) > 0 && check_pem(v) == CE_CSR_PARSE);
+	free(v);
+	v = strdup(pem);
+	REQUIRE(v && strlen(v) > 80);
+	v[70] = '\t';
+	CHECK(check_pem(v) == CE_CSR_PARSE);
+	free(v);
+	v = rewrap(pem, "CERTIFICATE", NULL);
+	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	free(v);
+	free(pem);
+
+	/* SHA-384 and SHA-512 signatures verify; SHA-1 ones are refused; so is a CN in a
+	 * string type that is not ASCII. */
+	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha384()) == CE_OK);
+	CHECK(req_verdict(r3072, MBSTRING_UTF8, EVP_sha512()) == CE_OK);
+	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIGNATURE);
+	CHECK(req_verdict(ec, MBSTRING_BMP, EVP_sha256()) == CE_CSR_SUBJECT);
+
+	/* The certificate carries the request's key bytes exactly, and the fingerprint is
+	 * the SHA-256 of the request's SubjectPublicKeyInfo. */
+	struct ca *ca = test_ca("ec");
+	REQUIRE(ca);
+	pem = req_pem(r3072, "7CDFA1000001", MBSTRING_UTF8, EVP_sha256());
+	REQUIRE(pem);
+	struct csr *c = NULL;
+	char cn[NODE_ID_MAX + 1];
+	struct issued is;
+	REQUIRE(csr_check(pem, strlen(pem), &c, cn) == CE_OK);
+	REQUIRE(ca_sign(ca, c, cn, 30, &is) == 0);
+	X509 *x = first_cert(is.pem);
+	unsigned char *spki = NULL, fp[32], want[32];
+	int len = x ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki) : -1;
+	REQUIRE(len > 0);
+	crypto_sha256(want, spki, (size_t)len);
+	csr_key_fingerprint(c, fp);
+	CHECK(memcmp(fp, want, 32) == 0);
+	CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), r3072) == 1);
+	OPENSSL_free(spki);
+	X509_free(x);
+	issued_clear(&is);
+	csr_free(c);
+	free(pem);
+	ca_free(ca);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(r3072);
+}
+
 static void ca_load_rules(void)
 {
 	char dir[700], cert[800], key[800], err[256];
@@ -537,6 +689,7 @@ static const struct t_case cases[] = {
     {"mac_and_hex", mac_and_hex},
     {"csr_profile", csr_profile},
     {"csr_refusals", csr_refusals},
+    {"csr_encodings", csr_encodings},
     {"ca_load_rules", ca_load_rules},
     {"csv_reader", csv_reader},
     {NULL, NULL},

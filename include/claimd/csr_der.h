@@ -1,0 +1,68 @@
+/*
+ * A strict reader for PKCS#10 certificate requests (RFC 2986): finds the few fields the
+ * CA needs in the DER, without OpenSSL's decoders, which cost several times the
+ * signature check. It decides nothing about trust: the signature is checked by the CA
+ * module with these fields. Only DER is accepted (definite, shortest lengths, exact ends).
+ */
+#ifndef CLAIMD_CSR_DER_H
+#define CLAIMD_CSR_DER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum csr_key_alg {
+	CSR_KEY_OTHER = 0, /* parsed, but not a key type we sign */
+	CSR_KEY_EC_P256,
+	CSR_KEY_RSA,
+};
+
+enum csr_sig_alg {
+	CSR_SIG_OTHER = 0, /* parsed, but not an algorithm we verify */
+	CSR_SIG_ECDSA,
+	CSR_SIG_RSA, /* PKCS#1 v1.5 */
+};
+
+/* Pointers into the DER the request was parsed from: valid while it is. */
+struct csr_fields {
+	const uint8_t *info; /* CertificationRequestInfo, tag and length included: what is signed */
+	size_t info_len;
+	const uint8_t *spki; /* SubjectPublicKeyInfo, tag and length included */
+	size_t spki_len;
+	enum csr_key_alg key_alg;
+	const uint8_t *key; /* the subjectPublicKey bits (after the unused-bits octet) */
+	size_t key_len;
+	const uint8_t *rsa_n, *rsa_e; /* RSA only: the modulus and exponent, no sign octet */
+	size_t rsa_n_len, rsa_e_len;
+	enum csr_sig_alg sig_alg;
+	unsigned sig_hash;  /* 256, 384 or 512: the SHA-2 digest the signature is over */
+	const uint8_t *sig; /* the signature bits */
+	size_t sig_len;
+	unsigned subject_entries; /* attribute values in the subject, over all its RDNs */
+	const uint8_t *cn; /* the value when the only entry is a CN in an ASCII string type */
+	size_t cn_len;
+};
+
+/**
+ * Finds the one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST") PEM block in
+ * @p pem, which may have blank lines before it and whitespace after it, nothing else;
+ * its body is base64 in lines (CR LF or LF). Decodes it into
+ * @p der (capacity @p cap). Returns false if there is no such block, or it is not base64.
+ */
+bool csr_pem_decode(const char *pem, size_t len, uint8_t *der, size_t cap, size_t *der_len);
+
+/**
+ * Parses a DER CertificationRequest into @p f. Returns false for anything that is not
+ * one: BER forms, trailing bytes, a version other than 0, a malformed subject, key or
+ * algorithm. Unknown key and signature algorithms parse (as CSR_KEY_OTHER and
+ * CSR_SIG_OTHER) so the caller can say which part it refuses.
+ */
+bool csr_der_parse(const uint8_t *der, size_t len, struct csr_fields *f);
+
+/**
+ * Parses a DER SubjectPublicKeyInfo alone into the key fields of @p f (spki, key_alg,
+ * key, rsa_n, rsa_e). Returns false if it is not one.
+ */
+bool csr_spki_parse(const uint8_t *der, size_t len, struct csr_fields *f);
+
+#endif
