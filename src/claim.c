@@ -71,29 +71,40 @@ static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, co
 		          err_name(e));
 }
 
+static enum db_status q_initiate(struct db *db, void *arg)
+{
+	return db_self_initiate(db, arg);
+}
+
 enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     struct initiate_result *out)
 {
-	struct device_q q = {.mac = mac};
-	enum db_status s = db_run(cc->db, false, q_device, &q);
-	enum claimd_err e = CE_OK;
+	struct self_initiate q = {
+	    .mac = mac,
+	    .platform = platform,
+	    .remote_addr = cc->remote_addr,
+	    .request_id = cc->request_id,
+	    .why_unknown = err_name(CE_UNKNOWN_DEVICE),
+	    .why_platform = err_name(CE_PLATFORM_MISMATCH),
+	    .why_locked = err_name(CE_MAC_LOCKED),
+	};
+	/* The lookup and the audit row are one statement: the checks below are the ones
+	 * db_self_initiate() applied, in the same order, when it wrote the row. */
+	enum db_status s = db_run(cc->db, false, q_initiate, &q);
 
 	if (s < DB_NO_ROWS)
-		return from_db(s, cc, "device lookup");
-	if (s == DB_NO_ROWS)
-		e = CE_UNKNOWN_DEVICE;
-	else if (strcmp(q.platform, platform) != 0)
-		e = CE_PLATFORM_MISMATCH;
-	else if (q.locked_for) {
-		e = CE_MAC_LOCKED;
+		return from_db(s, cc, "initiate");
+	if (!q.found)
+		return CE_UNKNOWN_DEVICE;
+	if (!q.platform_ok)
+		return CE_PLATFORM_MISMATCH;
+	if (q.locked_for) {
 		cc->retry_after = q.locked_for;
+		return CE_MAC_LOCKED;
 	}
-	crypto_wipe(q.sealed, sizeof(q.sealed));
-	if (e == CE_OK)
-		authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl,
-		             out->auth_id, out->challenge);
-	audit(cc, "initiate", e, mac, NULL, NULL);
-	return e;
+	authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl, out->auth_id,
+	             out->challenge);
+	return CE_OK;
 }
 
 size_t claim_escaped_len(const char *pem)

@@ -21,6 +21,24 @@ const struct db_stmt db_claims_stmts[] = {
      " coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4"
      " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac AND l.locked_until > now()"
      " WHERE d.mac = $1"},
+    /* A self-claim initiate reads the device and records its outcome in one statement
+     * (one round trip, one transaction), decided in the order claim.c decides it; the
+     * error names come in as $5-$7 so the audit says what the client was told. It
+     * writes nothing but the audit row, so its commit does not wait for the disk. */
+    {"self_initiate",
+     "WITH c AS (SELECT set_config('synchronous_commit', 'off', true)),"
+     " d AS (SELECT d.platform = $2 AS platform_ok,"
+     "  coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4 AS secs"
+     "  FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac AND l.locked_until > now()"
+     "  WHERE d.mac = $1),"
+     " o AS (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM d) THEN $5::text"
+     "  WHEN NOT (SELECT platform_ok FROM d) THEN $6::text"
+     "  WHEN (SELECT secs FROM d) > 0 THEN $7::text ELSE 'OK' END AS reason),"
+     " a AS (INSERT INTO audit (" AUDIT_COLS ")"
+     "  SELECT 'initiate', 'self', CASE WHEN o.reason = 'OK' THEN 'ok' ELSE 'refused' END,"
+     "  o.reason, $1, NULL, NULL, $3, $4, NULL FROM o, c)"
+     " SELECT EXISTS (SELECT 1 FROM d), coalesce((SELECT platform_ok FROM d), false),"
+     " coalesce((SELECT secs FROM d), 0)"},
     {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
     {"audit_insert", "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
     /* The same, committed without waiting for the WAL flush: set_config(..., true) lasts
@@ -108,6 +126,23 @@ enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
 			                         (uint32_t)l[2] << 8 | l[3]);
 			*locked_for = secs > 0 ? (unsigned)secs : 0;
 		}
+	}
+	PQclear(r);
+	return s;
+}
+
+enum db_status db_self_initiate(struct db *db, struct self_initiate *q)
+{
+	const char *p[7] = {q->mac,         q->platform,     q->remote_addr, q->request_id,
+	                    q->why_unknown, q->why_platform, q->why_locked};
+	PGresult *r = NULL;
+	enum db_status s = db_exec_prepared(db, "self_initiate", 7, p, NULL, NULL, 0, &r);
+
+	if (s == DB_OK) {
+		q->found = PQgetvalue(r, 0, 0)[0] == 't';
+		q->platform_ok = PQgetvalue(r, 0, 1)[0] == 't';
+		int secs = atoi(PQgetvalue(r, 0, 2));
+		q->locked_for = secs > 0 ? (unsigned)secs : 0;
 	}
 	PQclear(r);
 	return s;

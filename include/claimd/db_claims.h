@@ -39,6 +39,22 @@ struct self_claim {
  */
 enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
                              uint8_t sealed[SEALED_EFUSE_BYTES], unsigned *locked_for);
+/* A self-claim initiate: the device looked up and the audit row written together. */
+struct self_initiate {
+	const char *mac, *platform, *remote_addr, *request_id;
+	/* The error names the audit row records for each refusal. */
+	const char *why_unknown, *why_platform, *why_locked;
+	bool found, platform_ok; /* out */
+	unsigned locked_for;     /* out: seconds the MAC's lockout still runs, 0 if none */
+};
+
+/**
+ * Looks up @p q's device and appends the initiate's audit row in one statement,
+ * committed without waiting for the disk: refused as why_unknown, why_platform or
+ * why_locked (checked in that order), else OK. DB_OK with the outputs of @p q set,
+ * DB_SOFT/DB_HARD on failure (then no row was written).
+ */
+enum db_status db_self_initiate(struct db *db, struct self_initiate *q);
 /** Appends one audit row. */
 enum db_status db_audit(struct db *db, const struct audit_rec *a);
 /**
