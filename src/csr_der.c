@@ -235,7 +235,7 @@ bool csr_der_parse(const uint8_t *der, size_t len, struct csr_fields *f)
 	return true;
 }
 
-/* The text after optional whitespace at *p, if it starts with @p s. */
+/* Consumes @p s at *p if the text there starts with it. */
 static bool skip_prefix(const char **p, const char *end, const char *s)
 {
 	size_t n = strlen(s);
@@ -245,41 +245,61 @@ static bool skip_prefix(const char **p, const char *end, const char *s)
 	return true;
 }
 
-static bool is_space(char c)
+/* Consumes one line break (LF or CR LF) at *p. */
+static bool skip_eol(const char **p, const char *end)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+	if (*p < end && **p == '\r')
+		++*p;
+	if (*p >= end || **p != '\n')
+		return false;
+	++*p;
+	return true;
 }
 
+static bool is_b64(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/' || c == '=';
+}
+
+/*
+ * The body as every encoder in the field writes it (mbedTLS, OpenSSL, Python's
+ * cryptography): lines of 64 base64 characters, the last one 1-64, no blank lines.
+ * Stricter than OpenSSL's reader, never looser, which the fuzz target checks.
+ */
 bool csr_pem_decode(const char *pem, size_t len, uint8_t *der, size_t cap, size_t *der_len)
 {
 	static const char *const labels[] = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"};
-	const char *p = pem, *end = pem + len, *body, *body_end = NULL;
-	char tail[64];
+	const char *p = pem, *end = pem + len, *body;
+	char tail[40];
+	size_t i, last = 64;
 
-	while (p < end && (*p == '\n' || *p == '\r')) /* blank lines, but nothing before BEGIN */
+	while (p < end && (*p == '\n' || *p == '\r')) /* blank lines, nothing else, first */
 		p++;
-	for (size_t i = 0; i < 2; i++) {
+	for (i = 0; i < 2; i++) {
 		const char *q = p;
 		if (skip_prefix(&q, end, "-----BEGIN ") && skip_prefix(&q, end, labels[i]) &&
-		    skip_prefix(&q, end, "-----") && q < end && (*q == '\n' || *q == '\r')) {
-			snprintf(tail, sizeof(tail), "-----END %s-----", labels[i]);
-			body = q;
-			/* The end line must start a line; only whitespace may follow it. */
-			for (const char *e = body; e < end; e++) {
-				if (*e != '\n' || !skip_prefix(&(const char *){e + 1}, end, tail))
-					continue;
-				body_end = e + 1;
-				const char *after = body_end + strlen(tail);
-				while (after < end && is_space(*after))
-					after++;
-				if (after != end)
-					return false;
-				break;
-			}
-			if (!body_end)
-				return false;
-			return b64_decode_lines(der, cap, der_len, body, (size_t)(body_end - body));
+		    skip_prefix(&q, end, "-----") && skip_eol(&q, end)) {
+			p = q;
+			break;
 		}
 	}
-	return false;
+	if (i == 2)
+		return false;
+	snprintf(tail, sizeof(tail), "-----END %s-----", labels[i]);
+	body = p;
+	while (!skip_prefix(&p, end, tail)) {
+		const char *line = p;
+		if (last != 64) /* only the last line may be short */
+			return false;
+		while (p < end && is_b64(*p))
+			p++;
+		last = (size_t)(p - line);
+		if (last < 1 || last > 64 || !skip_eol(&p, end))
+			return false;
+	}
+	for (const char *q = p; q < end; q++) /* only whitespace after the END line */
+		if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')
+			return false;
+	return b64_decode_lines(der, cap, der_len, body, (size_t)(p - strlen(tail) - body));
 }
