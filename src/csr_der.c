@@ -274,8 +274,8 @@ bool csr_pem_decode(const char *pem, size_t len, uint8_t *der, size_t cap, size_
 	char tail[40];
 	size_t i, last = 64;
 
-	while (p < end && (*p == '\n' || *p == '\r')) /* blank lines, nothing else, first */
-		p++;
+	for (const char *q = p; skip_eol(&q, end);) /* blank lines, nothing else, first */
+		p = q;
 	for (i = 0; i < 2; i++) {
 		const char *q = p;
 		if (skip_prefix(&q, end, "-----BEGIN ") && skip_prefix(&q, end, labels[i]) &&
