@@ -1,0 +1,146 @@
+/*
+ * The database ceiling: claimd's own claim-path statements (the same prepared SQL, the
+ * same DB functions) driven in a loop by THREADS connections, with no HTTP and no
+ * crypto. What it reaches bounds the claims per second of any claimd on this schema
+ * and machine. Run by tests/bench/db.sh; never used by the service.
+ *   bench_db URL commit|initiate|lookup THREADS SECONDS NDEVICES
+ * The devices 7C0000000001.. 7C<NDEVICES in hex> must be registered (gen_devices).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/times.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claimd/crypto.h"
+#include "claimd/db.h"
+#include "claimd/db_claims.h"
+
+static const char *url, *mode;
+static unsigned ndevices;
+static double deadline;
+static atomic_long done, failed;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void random_token(char *out, size_t n, const char *alphabet)
+{
+	uint8_t r[64];
+	size_t k = strlen(alphabet);
+	crypto_random(r, n);
+	for (size_t i = 0; i < n; i++)
+		out[i] = alphabet[r[i] % k];
+	out[n] = '\0';
+}
+
+static enum db_status one(struct db *db, const char *mac, const char *pem)
+{
+	if (strcmp(mode, "lookup") == 0) {
+		struct device_row row;
+		return db_device_get(db, mac, &row);
+	}
+	if (strcmp(mode, "initiate") == 0) {
+		struct self_initiate q = {.mac = mac,
+		                          .platform = "esp32s3",
+		                          .remote_addr = "127.0.0.1",
+		                          .request_id = "bench",
+		                          .why_unknown = "UNKNOWN_DEVICE",
+		                          .why_platform = "PLATFORM_MISMATCH",
+		                          .why_locked = "MAC_LOCKED"};
+		return db_self_initiate(db, &q);
+	}
+	char auth_id[44], serial[33], challenge[65];
+	uint8_t fp[32];
+	random_token(auth_id, 43,
+	             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+	random_token(serial, 32, "0123456789ABCDEF");
+	serial[0] = '1';
+	random_token(challenge, 64, "0123456789abcdef");
+	crypto_random(fp, sizeof(fp));
+	time_t t = time(NULL);
+	struct self_claim c = {
+	    .auth_id = auth_id,
+	    .mac = mac,
+	    .challenge = challenge,
+	    .expires = t + 300,
+	    .max_attempts = 3,
+	    .node_id = mac,
+	    .serial = serial,
+	    .pem = pem,
+	    .not_before = t - 3600,
+	    .not_after = t + 86400 * 365,
+	    .key_sha256 = fp,
+	    .remote_addr = "127.0.0.1",
+	    .request_id = "bench",
+	};
+	return db_self_claim_commit(db, &c);
+}
+
+static void *worker(void *arg)
+{
+	char err[256], mac[13], pem[701];
+	uint32_t r;
+	struct db *db = db_connect(url, true, err, sizeof(err));
+	(void)arg;
+	if (!db) {
+		fprintf(stderr, "bench_db: %s\n", err);
+		atomic_fetch_add(&failed, 1);
+		return NULL;
+	}
+	memset(pem, 'A', 700); /* a leaf PEM's size */
+	pem[700] = '\0';
+	while (now() < deadline) {
+		crypto_random(&r, sizeof(r));
+		snprintf(mac, sizeof(mac), "7C%010X", 1 + r % ndevices);
+		if (one(db, mac, pem) == DB_OK)
+			atomic_fetch_add(&done, 1);
+		else
+			atomic_fetch_add(&failed, 1);
+	}
+	db_close(db);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 6 || (strcmp(argv[2], "commit") && strcmp(argv[2], "initiate") &&
+	                  strcmp(argv[2], "lookup"))) {
+		fprintf(stderr,
+		        "usage: bench_db URL commit|initiate|lookup THREADS SECONDS NDEVICES\n");
+		return 2;
+	}
+	url = argv[1];
+	mode = argv[2];
+	unsigned threads = (unsigned)atoi(argv[3]);
+	double secs = atof(argv[4]);
+	ndevices = (unsigned)atoi(argv[5]);
+	if (threads < 1 || threads > 256 || secs <= 0 || ndevices < 1 || crypto_init() != 0)
+		return 2;
+	pthread_t th[256];
+	struct tms t0, t1;
+	times(&t0);
+	double start = now();
+	deadline = start + secs;
+	for (unsigned i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, worker, NULL);
+	for (unsigned i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	double el = now() - start;
+	times(&t1);
+	long n = atomic_load(&done);
+	printf("%s: %ld in %.2f s = %.0f per second with %u connections (%ld failed); this "
+	       "program's own CPU: %.0f us each\n",
+	       mode, n, el, (double)n / el, threads, atomic_load(&failed),
+	       n ? (double)(t1.tms_utime + t1.tms_stime - t0.tms_utime - t0.tms_stime) * 1e6 /
+	               (double)sysconf(_SC_CLK_TCK) / (double)n
+	         : 0.0);
+	return atomic_load(&failed) ? 1 : 0;
+}
