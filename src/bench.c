@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/times.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "claimd/csvimport.h"
 #include "claimd/sim.h"
@@ -298,6 +300,62 @@ static long status_kb(int pid, const char *field)
 	return v;
 }
 
+/* CPU time so far, in clock ticks: the whole machine (busy and stolen, from /proc/stat),
+ * one process (@p pid, 0 for none) and this process. */
+struct cpu_ticks {
+	long long busy, steal, server, self;
+};
+
+static void cpu_sample(int pid, struct cpu_ticks *t)
+{
+	long long v[10] = {0};
+	char path[64], buf[1024];
+	FILE *f = fopen("/proc/stat", "r");
+
+	memset(t, 0, sizeof(*t));
+	if (f && fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2],
+	                &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		t->busy = v[0] + v[1] + v[2] + v[5] + v[6];
+		t->steal = v[7];
+	}
+	if (f)
+		fclose(f);
+	struct tms self;
+	times(&self);
+	t->self = (long long)(self.tms_utime + self.tms_stime);
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!pid || !(f = fopen(path, "r")))
+		return;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After the command name in parentheses: state is field 3, utime and stime 14 and 15. */
+	char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (p &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+		t->server = (long long)(ut + st);
+}
+
+/* CPU per completed item between two samples: a figure that machine noise moves less
+ * than it moves the rate. */
+static void cpu_report(FILE *out, const struct cpu_ticks *a, const struct cpu_ticks *b, int pid,
+                       long done, const char *what)
+{
+	double us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+	if (done <= 0)
+		return;
+	double busy = (double)(b->busy - a->busy) * us / (double)done;
+	double server = (double)(b->server - a->server) * us / (double)done;
+	double self = (double)(b->self - a->self) * us / (double)done;
+	fprintf(out, "  CPU per %s: %.0f us on the machine", what, busy);
+	if (pid)
+		fprintf(out, " (server %.0f us, load generator %.0f us, the rest %.0f us)", server,
+		        self, busy - server - self);
+	fprintf(out, "; stolen by the host: %.0f us\n",
+	        (double)(b->steal - a->steal) * us / (double)done);
+}
+
 int bench_run(const struct bench_opts *o, FILE *out)
 {
 	struct bench b = {.o = o};
@@ -343,6 +401,8 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	if (!w)
 		goto out;
 	long rss_before = o->pid ? status_kb(o->pid, "VmRSS") : -1;
+	struct cpu_ticks cpu0, cpu1;
+	cpu_sample(o->pid, &cpu0);
 	uint64_t start = now_us();
 	b.deadline = now_ms_monotonic() + (uint64_t)(o->duration * 1000.0);
 	for (unsigned i = 0; i < o->concurrency; i++) {
@@ -357,6 +417,7 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	}
 	double secs = (double)(now_us() - start) / 1e6;
 	long done = atomic_load(&b.done);
+	cpu_sample(o->pid, &cpu1);
 
 	if (o->cfssl) {
 		fprintf(out, "cfssl bench: %s, %u concurrent clients, %s, %s CSRs\n", o->url,
@@ -379,6 +440,7 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		report_lat(out, "verify", w, o->concurrency, offsetof(struct worker, verify));
 		report_lat(out, "claim", w, o->concurrency, offsetof(struct worker, claim));
 	}
+	cpu_report(out, &cpu0, &cpu1, o->pid, done, o->cfssl ? "certificate" : "claim");
 	fprintf(out, "  errors: %ld\n", b.failures);
 	for (int i = 0; i < MAX_KINDS && b.kinds[i][0]; i++)
 		fprintf(out, "    %6ld  %s\n", b.kind_count[i], b.kinds[i]);

@@ -15,15 +15,13 @@
 
 struct device_q {
 	const char *mac;
-	char platform[33];
-	uint8_t sealed[SEALED_EFUSE_BYTES];
-	unsigned locked_for;
+	struct device_row row;
 };
 
 static enum db_status q_device(struct db *db, void *arg)
 {
 	struct device_q *q = arg;
-	return db_device_get(db, q->mac, q->platform, q->sealed, &q->locked_for);
+	return db_device_get(db, q->mac, &q->row);
 }
 
 static enum db_status q_audit(struct db *db, void *arg)
@@ -115,9 +113,10 @@ size_t claim_escaped_len(const char *pem)
 	return n;
 }
 
-/* The answer is right iff HMAC-SHA512(eFuse key, challenge) equals the response. */
+/* The answer is right iff HMAC-SHA512(eFuse key, challenge) equals the response.
+ * *@p forgive says whether wrong answers are counted against the MAC. */
 static enum claimd_err check_response(struct claim_ctx *cc, const char *mac, const char *challenge,
-                                      const uint8_t response[64])
+                                      const uint8_t response[64], bool *forgive)
 {
 	struct device_q q = {.mac = mac};
 	uint8_t key[EFUSE_KEY_BYTES], expect[HMAC_SHA512_BYTES];
@@ -129,12 +128,13 @@ static enum claimd_err check_response(struct claim_ctx *cc, const char *mac, con
 	if (s == DB_NO_ROWS)
 		return CE_UNKNOWN_DEVICE;
 	/* A locked MAC is refused before its key is even opened, right answer or not. */
-	if (q.locked_for) {
-		cc->retry_after = q.locked_for;
-		crypto_wipe(q.sealed, sizeof(q.sealed));
+	*forgive = q.row.has_failures;
+	if (q.row.locked_for) {
+		cc->retry_after = q.row.locked_for;
+		crypto_wipe(q.row.sealed, sizeof(q.row.sealed));
 		return CE_MAC_LOCKED;
 	}
-	if (!efuse_open(cc->rt->secrets, mac, q.sealed, sizeof(q.sealed), key)) {
+	if (!efuse_open(cc->rt->secrets, mac, q.row.sealed, sizeof(q.row.sealed), key)) {
 		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
 		          cc->request_id, mac);
 		return CE_INTERNAL;
@@ -214,7 +214,7 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 	struct commit_q q = {
 	    .c = &c,
 	    .policy = {cfg->lockout_failures, cfg->lockout_seconds, cfg->lockout_max_seconds}};
-	if ((e = check_response(cc, mac, challenge, response)) != CE_OK) {
+	if ((e = check_response(cc, mac, challenge, response, &c.forgive)) != CE_OK) {
 		if (e == CE_RESPONSE_WRONG) {
 			/* The statement audits the attempt itself. */
 			s = db_run(cc->db, false, q_wrong, &q);

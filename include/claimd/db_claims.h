@@ -30,15 +30,22 @@ struct self_claim {
 	int64_t not_before, not_after;
 	const uint8_t *key_sha256; /* 32 bytes */
 	const char *remote_addr, *request_id;
+	bool forgive; /* also reset the MAC's count of wrong answers */
+};
+
+/* A registered device, as the verify needs it. */
+struct device_row {
+	char platform[33];
+	uint8_t sealed[SEALED_EFUSE_BYTES];
+	unsigned locked_for; /* seconds its lockout still runs, 0 if none */
+	bool has_failures;   /* wrong answers are counted against it */
 };
 
 /**
- * Looks up a registered device. DB_OK with @p platform, @p sealed and @p locked_for
- * (seconds its lockout still runs, 0 if none) filled, DB_NO_ROWS when the MAC is not
- * registered, DB_SOFT/DB_HARD on failure.
+ * Looks up a registered device. DB_OK with @p out filled, DB_NO_ROWS when the MAC is
+ * not registered, DB_SOFT/DB_HARD on failure.
  */
-enum db_status db_device_get(struct db *db, const char *mac, char platform[33],
-                             uint8_t sealed[SEALED_EFUSE_BYTES], unsigned *locked_for);
+enum db_status db_device_get(struct db *db, const char *mac, struct device_row *out);
 /* A self-claim initiate: the device looked up and the audit row written together. */
 struct self_initiate {
 	const char *mac, *platform, *remote_addr, *request_id;

@@ -251,6 +251,44 @@ static void mac_lockout(void)
 	fx_down(&f);
 }
 
+/* A right answer forgives the wrong ones before it (not earlier locks): two wrong, one
+ * right, two wrong again stays below a threshold of three. */
+static void success_forgives(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct session s;
+	struct topts o = {.max_attempts = 10,
+	                  .extra = "limits:\n  mac_per_minute: 0\n  lockout_failures: 3\n"};
+	int st;
+	REQUIRE(fx_up(&f, "success_forgives", &o));
+	EVP_PKEY *k = sim_key_new("ec");
+	REQUIRE(k);
+	for (int i = 0; i < 2; i++) {
+		wrong_answer(&f.d, k, &st);
+		CHECK(st == 400);
+	}
+	CHECK(sql_long(&f.t, "SELECT failures FROM mac_lockouts WHERE mac = '%s'", MAC1) == 2);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	char *good = verify_body(&s, K1, k, MAC1);
+	REQUIRE(verify(&f.d, good, &r) == 0);
+	CHECKF(r.status == 200, "%s", r.body);
+	http_response_free(&r);
+	free(good);
+	CHECK(sql_long(&f.t, "SELECT failures FROM mac_lockouts WHERE mac = '%s'", MAC1) == 0);
+	for (int i = 0; i < 2; i++) {
+		wrong_answer(&f.d, k, &st);
+		CHECK(st == 400);
+	}
+	CHECK(
+	    sql_long(&f.t,
+	             "SELECT count(*) FROM mac_lockouts WHERE mac = '%s' AND locked_until > now()",
+	             MAC1) == 0);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	EVP_PKEY_free(k);
+	fx_down(&f);
+}
+
 static void claims_in_flight(void)
 {
 	struct fx f;
@@ -519,6 +557,7 @@ static const struct t_case cases[] = {
     {"rate_limits", rate_limits},
     {"trusted_proxies", trusted_proxies},
     {"mac_lockout", mac_lockout},
+    {"success_forgives", success_forgives},
     {"claims_in_flight", claims_in_flight},
     {"slow_client_cut_off", slow_client_cut_off},
     {"hostile_clients", hostile_clients},
