@@ -50,6 +50,7 @@ struct bench {
 	atomic_long next;  /* next claim number */
 	atomic_long done;  /* finished claims */
 	uint64_t deadline; /* monotonic ms, when running for a duration */
+	uint64_t start;    /* now_us() when the clock started */
 	pthread_mutex_t lock;
 	char kinds[MAX_KINDS][160];
 	long kind_count[MAX_KINDS];
@@ -134,9 +135,30 @@ static void fail_kind(struct bench *b, const char *stage, const struct http_resp
 	count_error(b, kind);
 }
 
-static bool should_go(struct bench *b, long *ticket)
+/*
+ * The next claim to make, and when it is due. Unpaced, it is due now. With --rate,
+ * claim k is due at start + k / rate: the worker sleeps until then, and if every worker
+ * was busy it starts late, and the lateness counts in the claim's latency (measuring
+ * from when it was due, not when it was sent, keeps a slow server from hiding its
+ * queue).
+ */
+static bool should_go(struct bench *b, long *ticket, uint64_t *due)
 {
 	*ticket = atomic_fetch_add(&b->next, 1);
+	*due = now_us();
+	if (b->o->rate > 0) {
+		uint64_t at = b->start + (uint64_t)((double)*ticket * 1e6 / b->o->rate);
+		if (b->o->count <= 0 && at / 1000 >= b->deadline)
+			return false; /* due after the end */
+		while (*due < at) {
+			uint64_t wait = at - *due;
+			struct timespec ts = {(time_t)(wait / 1000000),
+			                      (long)(wait % 1000000) * 1000};
+			nanosleep(&ts, NULL);
+			*due = now_us();
+		}
+		*due = at;
+	}
 	if (b->o->count > 0)
 		return *ticket < b->o->count;
 	return now_ms_monotonic() < b->deadline;
@@ -153,7 +175,7 @@ static int bpost(struct worker *w, const char *path, const char *extra, const ch
 }
 
 /* cfssl's sign endpoint: one request per certificate, no challenge, no database. */
-static void cfssl_sign(struct worker *w, struct bdev *d)
+static void cfssl_sign(struct worker *w, struct bdev *d, uint64_t due)
 {
 	struct bench *b = w->b;
 	struct http_response r = {0};
@@ -175,7 +197,7 @@ static void cfssl_sign(struct worker *w, struct bdev *d)
 	}
 	http_response_free(&r);
 	lat_add(&w->verify, t1 - t0);
-	lat_add(&w->claim, t1 - t0);
+	lat_add(&w->claim, t1 - (due < t0 ? due : t0));
 	w->ok++;
 	atomic_fetch_add(&b->done, 1);
 }
@@ -187,14 +209,16 @@ static void *worker_main(void *arg)
 	long ticket;
 	char body[4096], err[256], auth_id[64], challenge[130], response[129];
 
-	while (should_go(b, &ticket)) {
+	uint64_t due;
+	while (should_go(b, &ticket, &due)) {
 		struct bdev *d = &b->devs[(size_t)ticket % b->ndevs];
 		if (b->o->cfssl) {
-			cfssl_sign(w, d);
+			cfssl_sign(w, d, due);
 			continue;
 		}
 		struct http_response r = {0};
 		uint64_t t0 = now_us(), t1, t2;
+		uint64_t claim_t0 = due < t0 ? due : t0;
 
 		snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->d.mac,
 		         d->d.platform);
@@ -233,7 +257,7 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		lat_add(&w->verify, t2 - t1);
-		lat_add(&w->claim, t2 - t0);
+		lat_add(&w->claim, t2 - claim_t0);
 		if (b->o->verify) {
 			char *cert = malloc(r.len + 1);
 			if (!cert ||
@@ -404,6 +428,7 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	struct cpu_ticks cpu0, cpu1;
 	cpu_sample(o->pid, &cpu0);
 	uint64_t start = now_us();
+	b.start = start;
 	b.deadline = now_ms_monotonic() + (uint64_t)(o->duration * 1000.0);
 	for (unsigned i = 0; i < o->concurrency; i++) {
 		w[i].b = &b;
@@ -417,23 +442,26 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	}
 	double secs = (double)(now_us() - start) / 1e6;
 	long done = atomic_load(&b.done);
+	char pace[64] = "";
+	if (o->rate > 0)
+		snprintf(pace, sizeof(pace), ", paced at %.0f/s", o->rate);
 	cpu_sample(o->pid, &cpu1);
 
 	if (o->cfssl) {
-		fprintf(out, "cfssl bench: %s, %u concurrent clients, %s, %s CSRs\n", o->url,
+		fprintf(out, "cfssl bench: %s, %u concurrent clients, %s, %s CSRs%s\n", o->url,
 		        o->concurrency,
 		        o->keep_alive ? "kept-alive connections" : "new connection per request",
-		        o->key_type);
+		        o->key_type, pace);
 		fprintf(out, "  certificates signed: %ld in %.2f s = %.1f signs/s\n", done, secs,
 		        done / secs);
 		report_lat(out, "sign", w, o->concurrency, offsetof(struct worker, claim));
 	} else {
 		fprintf(out,
 		        "claimd bench: %s, %u concurrent clients, %s, %s "
-		        "device keys%s\n",
+		        "device keys%s%s\n",
 		        o->url, o->concurrency,
 		        o->keep_alive ? "kept-alive connections" : "new connection per request",
-		        o->key_type, o->verify ? ", certificates verified" : "");
+		        o->key_type, o->verify ? ", certificates verified" : "", pace);
 		fprintf(out, "  complete claims: %ld in %.2f s = %.1f claims/s (%.1f requests/s)\n",
 		        done, secs, done / secs, 2.0 * done / secs);
 		report_lat(out, "initiate", w, o->concurrency, offsetof(struct worker, init));

@@ -32,13 +32,15 @@ static void usage(FILE *f)
 	      "  platform esp32 (app) or host (cli).\n"
 	      "       claimsim bench --url URL --devices FILE.csv [--concurrency N] [--count N]\n"
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
-	      "                      [--pid PID] [--cfssl] [--keep-alive]\n"
+	      "                      [--pid PID] [--cfssl] [--keep-alive] [--rate N]\n"
 	      "  Many devices doing complete self claims (keys and CSRs prepared first, a new\n"
 	      "  connection per request as the firmware does). Prints claims/s, requests/s,\n"
 	      "  latency percentiles per endpoint, errors by kind and, with --pid, claimd's\n"
 	      "  peak RSS. Defaults: 64 clients, 10 s. --cfssl instead sends each device's CSR\n"
 	      "  to a cfssl server's /api/v1/cfssl/sign (the comparison in tests/bench).\n"
 	      "  --keep-alive keeps one connection per client (as a reverse proxy would).\n"
+	      "  --rate N starts N claims per second in all (a line of devices arriving)\n"
+	      "  instead of as many as the clients can; latency counts from when each was due.\n"
 	      "options: -h, --help; -V, --version\n",
 	      f);
 }
@@ -265,6 +267,7 @@ static int cmd_bench(int argc, char **argv)
 	                                     {"pid", required_argument, NULL, 'p'},
 	                                     {"cfssl", no_argument, NULL, 'x'},
 	                                     {"keep-alive", no_argument, NULL, 'K'},
+	                                     {"rate", required_argument, NULL, 'R'},
 	                                     {NULL, 0, NULL, 0}};
 	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10};
 	int c;
@@ -305,12 +308,15 @@ static int cmd_bench(int argc, char **argv)
 		case 'K':
 			o.keep_alive = true;
 			break;
+		case 'R':
+			o.rate = atof(optarg);
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!o.url || !o.devices_file || o.concurrency == 0 || o.concurrency > 4096) {
+	if (!o.url || !o.devices_file || o.concurrency == 0 || o.concurrency > 4096 || o.rate < 0) {
 		usage(stderr);
 		return 2;
 	}

@@ -21,6 +21,8 @@ struct bench_opts {
 	int pid;         /* claimd's pid, for its peak RSS (0: not reported) */
 	bool cfssl;      /* sign the same CSRs with cfssl's /api/v1/cfssl/sign instead */
 	bool keep_alive; /* one kept-alive connection per client instead of one per request */
+	double rate;     /* claims started per second, all clients together (0: as fast as
+	                    they can); latency is then measured from when each was due */
 };
 
 /** Runs the benchmark and prints its report to @p out. Returns 0 if no claim failed. */

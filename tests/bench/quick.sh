@@ -4,7 +4,8 @@
 # 'claimsim bench' with CONCURRENCY clients for SECONDS seconds. Run by hand.
 #   tests/bench/quick.sh [ec|rsa2048|rsa3072 CA key] [ec|rsa device keys]
 # Environment: DEVICES (2000), CONCURRENCY (64), SECONDS_RUN (10), THREADS (claimd workers,
-# 8), VERIFY=1 (check every certificate against the dev root)
+# 8), VERIFY=1 (check every certificate against the dev root), RATE (claims started per
+# second, all clients together; unset: as fast as they can)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 ca=${1:-ec}
@@ -25,4 +26,5 @@ gen_devices "$devices" 7 "$work/devices.csv"
 start_claimd
 echo "CA key: $ca, device keys: $dkey, claimd workers: $threads, $(nproc) cores"
 "$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
-  --concurrency "$conc" --duration "$secs" --key "$dkey" --pid "$pid" ${VERIFY:+--verify --root "$work/ca/root.pem"}
+  --concurrency "$conc" --duration "$secs" --key "$dkey" --pid "$pid" ${VERIFY:+--verify --root "$work/ca/root.pem"} \
+  ${RATE:+--rate "$RATE"}
