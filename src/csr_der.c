@@ -16,7 +16,7 @@ struct cur {
 	const uint8_t *p, *end;
 };
 
-/* One item of tag @p tag: its value in *v (length *n), its whole encoding in *tlv. */
+/* One item of tag @p tag: its value in *v, its whole encoding in *tlv (if asked). */
 static bool item(struct cur *c, uint8_t tag, struct cur *v, const uint8_t **tlv, size_t *tlv_len)
 {
 	const uint8_t *start = c->p;

@@ -3,8 +3,11 @@
  * test (label unit).
  */
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -552,6 +555,23 @@ static void csr_encodings(void)
 	CHECK(req_verdict(r3072, MBSTRING_UTF8, EVP_sha512()) == CE_OK);
 	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIGNATURE);
 	CHECK(req_verdict(ec, MBSTRING_BMP, EVP_sha256()) == CE_CSR_SUBJECT);
+	/* A compressed point is a P-256 key like any other; an RSA exponent of 3 is not ours. */
+	EVP_PKEY *comp = sim_key_new("ec");
+	REQUIRE(comp && EVP_PKEY_set_utf8_string_param(
+	                    comp, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed") == 1);
+	CHECK(req_verdict(comp, MBSTRING_UTF8, EVP_sha256()) == CE_OK);
+	EVP_PKEY_free(comp);
+	EVP_PKEY *e3 = NULL;
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	BIGNUM *three = BN_new();
+	REQUIRE(kc && three && BN_set_word(three, 3) && EVP_PKEY_keygen_init(kc) == 1 &&
+	        EVP_PKEY_CTX_set_rsa_keygen_bits(kc, 2048) == 1 &&
+	        EVP_PKEY_CTX_set1_rsa_keygen_pubexp(kc, three) == 1 &&
+	        EVP_PKEY_keygen(kc, &e3) == 1);
+	CHECK(req_verdict(e3, MBSTRING_UTF8, EVP_sha256()) == CE_CSR_KEY);
+	EVP_PKEY_free(e3);
+	EVP_PKEY_CTX_free(kc);
+	BN_free(three);
 
 	/* The certificate carries the request's key bytes exactly, and the fingerprint is
 	 * the SHA-256 of the request's SubjectPublicKeyInfo. */
