@@ -83,6 +83,15 @@ static void schema_guarantees(void)
 	CHECK(refused(&t, "INSERT INTO nodes (node_id, mac) VALUES ('n1', '7cdfa1000001')"));
 	CHECK(refused(&t, "INSERT INTO devices (mac, platform, efuse_key_sealed, efuse_key_tag) "
 	                  "VALUES ('7CDFA1000001', 'esp32s3', '\\x00', '\\x00')"));
+	/* ... declared as domains on the claim tables (schema 4): still checked on write. */
+	CHECK(refused(&t, "INSERT INTO audit (event, flow, outcome, reason) VALUES "
+	                  "('claim','self','ok','OK')"));
+	CHECK(refused(&t, "INSERT INTO audit (event, flow, outcome, reason, serial) VALUES "
+	                  "('verify','self','ok','OK','abc')"));
+	CHECK(refused(&t, "INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, "
+	                  "attempts) VALUES ('a1', '7CDFA1000001', 'c', now(), -1)"));
+	CHECK(refused(&t, "INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at) "
+	                  "VALUES ('a b', '7CDFA1000001', 'c', now())"));
 	/* Every table and column is documented. */
 	CHECK(sql_long(&t, "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = "
 	                   "a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
@@ -91,6 +100,58 @@ static void schema_guarantees(void)
 	CHECK(sql_long(&t, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
 	                   "relnamespace WHERE nspname = 'public' AND relkind = 'r' AND "
 	                   "obj_description(c.oid, 'pg_class') IS NULL") == 0);
+	tenv_teardown(&t);
+}
+
+/* A database at schema 3 with data in it moves to schema 4 (domains) intact. */
+static void migrate_from_3(void)
+{
+	struct tenv t;
+	int applied = 0;
+	char err[256];
+	REQUIRE(tenv_setup(&t, "migrate_from_3", NULL));
+	PQclear(PQexec(t.pg,
+	               "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+	               "CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+	               " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"));
+	for (const struct db_migration *m = db_migrations; m->name && m->version <= 3; m++) {
+		PGresult *r = PQexec(t.pg, m->sql);
+		CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", m->name,
+		       PQresultErrorMessage(r));
+		PQclear(r);
+		char v[16];
+		snprintf(v, sizeof(v), "%d", m->version);
+		r = PQexecParams(t.pg,
+		                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+		                 NULL, (const char *[]){v, m->name}, NULL, NULL, 0);
+		CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+		PQclear(r);
+	}
+	PGresult *r = PQexec(
+	    t.pg,
+	    "INSERT INTO nodes (node_id, mac) VALUES ('7CDFA1000001', '7CDFA1000001');"
+	    "INSERT INTO nodes (node_id, mac, user_id) VALUES ('n2', '7CDFA1000002', 'alice');"
+	    "INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"
+	    " VALUES ('a1', '7CDFA1000001', 'c', now(), true);"
+	    "INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem)"
+	    " VALUES (repeat('A', 32), '7CDFA1000001', decode(repeat('00', 32), 'hex'), now(),"
+	    " now() + interval '1 day', repeat('x', 200));"
+	    "INSERT INTO audit (event, flow, outcome, reason, mac) VALUES"
+	    " ('verify', 'self', 'ok', 'OK', '7CDFA1000001');"
+	    "INSERT INTO mac_lockouts (mac, failures) VALUES ('7CDFA1000002', 2)");
+	CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	CHECKF(db_migrate(t.conninfo, &applied, err, sizeof(err)) == 0, "%s", err);
+	CHECK(applied == 1);
+	CHECK(sql_long(&t, "SELECT (SELECT count(*) FROM nodes) + (SELECT count(*) FROM "
+	                   "claim_sessions) + (SELECT count(*) FROM certificates) + (SELECT "
+	                   "count(*) FROM audit) + (SELECT sum(failures) FROM mac_lockouts)") == 7);
+	CHECK(sql_long(&t, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'nodes'::regclass "
+	                   "AND attname = 'mac' AND atttypid = 'mac_address'::regtype") == 1);
+	CHECK(refused(&t, "INSERT INTO nodes (node_id, mac) VALUES ('n3', '7cdfa1000003')"));
+	CHECK(refused(&t, "INSERT INTO certificates (serial, node_id, key_sha256, not_before, "
+	                  "not_after, pem) VALUES (repeat('B', 32), 'n2', decode(repeat('00', 32), "
+	                  "'hex'), now(), now() + interval '1 day', 'short')"));
 	tenv_teardown(&t);
 }
 
@@ -244,6 +305,7 @@ static void audit_async_is_local(void)
 static const struct t_case cases[] = {
     {"migrate_concurrent", migrate_concurrent},
     {"schema_guarantees", schema_guarantees},
+    {"migrate_from_3", migrate_from_3},
     {"import_rules", import_rules},
     {"sessions_gc", sessions_gc},
     {"audit_async_is_local", audit_async_is_local},
