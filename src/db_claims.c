@@ -77,7 +77,9 @@ const struct db_stmt db_claims_stmts[] = {
     {"self_claim_commit", SELF_CLAIM_CTES " SELECT 1 FROM s"},
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
      * Used only when the lookup saw failures counted: the UPDATE, even of no row,
-     * costs the statement a sixth of its time. */
+     * costs the statement a sixth of its time. A wrong answer counted by another
+     * daemon between this verify's lookup and its commit is then not forgiven; it
+     * only brings that MAC's lock one failure nearer, never lifts one. */
     {"self_claim_commit_forgive",
      SELF_CLAIM_CTES ","
                      " r AS ("
