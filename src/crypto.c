@@ -193,25 +193,28 @@ size_t b64_encode(char *out, size_t outsz, const uint8_t *in, size_t n)
 	return strlen(out);
 }
 
-bool b64_decode_lines(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n)
+/* Standard base64, skipping the characters in @p ignore (NULL: none), to the end. */
+static bool b64_decode_all(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n,
+                           const char *ignore)
 {
 	const char *end = NULL;
 	/* libsodium finds the ignored characters with strchr(), which also matches NUL. */
-	if (memchr(in, '\0', n))
+	if (ignore && memchr(in, '\0', n))
 		return false;
-	if (sodium_base642bin(out, outsz, in, n, "\r\n", outlen, &end,
+	if (sodium_base642bin(out, outsz, in, n, ignore, outlen, &end,
 	                      sodium_base64_VARIANT_ORIGINAL) != 0)
 		return false;
 	return end == in + n;
 }
 
+bool b64_decode_lines(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n)
+{
+	return b64_decode_all(out, outsz, outlen, in, n, "\r\n");
+}
+
 bool b64_decode(uint8_t *out, size_t outsz, size_t *outlen, const char *in, size_t n)
 {
-	const char *end = NULL;
 	while (n > 0 && (in[n - 1] == '\n' || in[n - 1] == '\r' || in[n - 1] == ' '))
 		n--;
-	if (sodium_base642bin(out, outsz, in, n, NULL, outlen, &end,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0)
-		return false;
-	return end == in + n;
+	return b64_decode_all(out, outsz, outlen, in, n, NULL);
 }
