@@ -40,23 +40,22 @@
 	"  SELECT 'verify', 'self', 'ok', 'OK', $2, $6, NULL, $13, $14, $8"                        \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
 
+/* The device $1 with its lockout: the seconds the lock still runs (zero or less: none). */
+#define LOCK_SECS       "coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4"
+#define DEVICE_AND_LOCK " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $1"
+
 const struct db_stmt db_claims_stmts[] = {
     /* The lock's remaining seconds (zero or less: none) and whether wrong answers are
      * counted come along, so a locked MAC costs no extra query. */
-    {"device_get", "SELECT d.platform, d.efuse_key_sealed,"
-                   " coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4,"
-                   " coalesce(l.failures, 0) > 0"
-                   " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $1"},
+    {"device_get", "SELECT d.platform, d.efuse_key_sealed, " LOCK_SECS
+                   ", coalesce(l.failures, 0) > 0" DEVICE_AND_LOCK},
     /* A self-claim initiate reads the device and records its outcome in one statement
      * (one round trip, one transaction), decided in the order claim.c decides it; the
      * error names come in as $5-$7 so the audit says what the client was told. It
      * writes nothing but the audit row, so its commit does not wait for the disk. */
     {"self_initiate",
      "WITH c AS (SELECT set_config('synchronous_commit', 'off', true)),"
-     " d AS (SELECT d.platform = $2 AS platform_ok,"
-     "  coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4 AS secs"
-     "  FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac AND l.locked_until > now()"
-     "  WHERE d.mac = $1),"
+     " d AS (SELECT d.platform = $2 AS platform_ok, " LOCK_SECS " AS secs" DEVICE_AND_LOCK "),"
      " o AS (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM d) THEN $5::text"
      "  WHEN NOT (SELECT platform_ok FROM d) THEN $6::text"
      "  WHEN (SELECT secs FROM d) > 0 THEN $7::text ELSE 'OK' END AS reason),"
