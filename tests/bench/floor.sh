@@ -12,10 +12,8 @@ secs=${SECONDS_RUN:-10}
 threads=${THREADS:-8}
 work=${BENCH_DIR:-$root/build/bench-floor}
 B=$root/build
-bash "$root/.ci/deps.sh"
-cmake -S "$root" -B "$B" >/dev/null && cmake --build "$B" -j"$(nproc)" >/dev/null
-rm -rf "$work" && mkdir -p "$work"
 . "$root/tests/bench/lib.sh"
+bench_build
 gen_devices 2000 3 "$work/devices.csv"
 fpid=
 trap '[ -z "$fpid" ] || kill "$fpid" 2>/dev/null || true' EXIT

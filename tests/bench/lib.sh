@@ -2,12 +2,17 @@
 # private durable PostgreSQL, a development CA, a secrets key and a config in $work.
 # Callers set root, work and B first.
 
-# bench_setup CA_KEYTYPE [EXTRA_YAML]: everything up to a migrated database.
-bench_setup() {
-  local ca=$1 extra=${2:-}
+# bench_build: the Debian packages, an up-to-date build in $B and an empty $work.
+bench_build() {
   bash "$root/.ci/deps.sh"
   cmake -S "$root" -B "$B" >/dev/null && cmake --build "$B" -j"$(nproc)" >/dev/null
   rm -rf "$work" && mkdir -p "$work"
+}
+
+# bench_setup CA_KEYTYPE [EXTRA_YAML]: everything up to a migrated database.
+bench_setup() {
+  local ca=$1 extra=${2:-}
+  bench_build
   pg=$("$root/tests/pg.sh" start "$work/pg")
   psql "$pg" -qc "CREATE DATABASE claimd"
   "$B/claimctl" dev-ca --out "$work/ca" --key "$ca" >/dev/null
