@@ -108,8 +108,8 @@ out:
 	return rc;
 }
 
-/* "ec-p256" / "rsa-2048"..., or NULL for a key type we do not accept. */
-static const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz, int min_rsa, int max_rsa)
+/* The CA key's type: "ec-p256" / "rsa-2048"..., or NULL for one we do not accept. */
+static const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz)
 {
 	if (EVP_PKEY_is_a(k, "EC")) {
 		char group[64];
@@ -125,7 +125,7 @@ static const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz, int min_rsa, i
 		BIGNUM *e = NULL;
 		int bits = EVP_PKEY_get_bits(k);
 		bool ok = EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &e) &&
-		          BN_is_word(e, RSA_F4) && bits >= min_rsa && bits <= max_rsa;
+		          BN_is_word(e, RSA_F4) && bits >= 2048 && bits <= 4096;
 		BN_free(e);
 		if (!ok)
 			return NULL;
@@ -228,7 +228,7 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 		         cert);
 		goto fail;
 	}
-	if (!key_kind(ca->key, ca->key_type, sizeof(ca->key_type), 2048, 4096)) {
+	if (!key_kind(ca->key, ca->key_type, sizeof(ca->key_type))) {
 		snprintf(err, errsz, "%s: CA key must be EC P-256 or RSA 2048-4096", key);
 		goto fail;
 	}
@@ -322,11 +322,6 @@ static void p256_init(void)
 	p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 }
 
-/*
- * The request's self-signature. The key is built straight from its bytes (the point
- * is checked to be on the curve by EC_KEY_oct2key) and the signature checked with
- * ECDSA_verify/RSA_verify, which insist on DER signatures and PKCS#1 v1.5 encodings.
- */
 static unsigned char *sha256_sodium(const unsigned char *in, size_t n, unsigned char *md)
 {
 	crypto_sha256(md, in, n); /* libsodium: no OpenSSL algorithm fetch per call */
@@ -340,6 +335,11 @@ static const struct {
 } csr_hashes[] = {
     {256, NID_sha256, sha256_sodium}, {384, NID_sha384, SHA384}, {512, NID_sha512, SHA512}};
 
+/*
+ * The request's self-signature. The key is built straight from its bytes (the point
+ * is checked to be on the curve by EC_KEY_oct2key) and the signature checked with
+ * ECDSA_verify/RSA_verify, which insist on DER signatures and PKCS#1 v1.5 encodings.
+ */
 static bool csr_verify(const struct csr_fields *f)
 {
 	unsigned char md[64];
@@ -352,6 +352,7 @@ static bool csr_verify(const struct csr_fields *f)
 			csr_hashes[i].digest(f->info, f->info_len, md);
 			mdlen = f->sig_hash / 8;
 			nid = csr_hashes[i].nid;
+			break;
 		}
 	if (nid == NID_undef)
 		return false;
