@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/db_internal.h"
+#include "db_internal.h"
 #include "claimd/db_users.h"
 #include "claimd/util.h"
 

@@ -2,7 +2,7 @@
  * libpq connections, the statement tables and the transaction runner. Statements are
  * prepared once per connection; every PGresult is cleared in the function that got it.
  */
-#include "claimd/db_internal.h"
+#include "db_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/db_internal.h"
+#include "db_internal.h"
 
 /* Arbitrary but fixed: "claimd" in ASCII, 0x636c61696d64. */
 #define MIGRATE_LOCK   "SELECT pg_advisory_lock(109317141917028)"

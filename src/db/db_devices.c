@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "claimd/db_devices.h"
-#include "claimd/db_internal.h"
+#include "db_internal.h"
 #include "claimd/log.h"
 #include "claimd/util.h"
 

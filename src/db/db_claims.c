@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "claimd/db_claims.h"
-#include "claimd/db_internal.h"
+#include "db_internal.h"
 #include "claimd/util.h"
 
 #define AUDIT_COLS                                                                                 \
