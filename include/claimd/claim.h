@@ -1,7 +1,8 @@
 /*
- * Self-claim rules: which device may start a claim, how a response is checked, when a
- * challenge is spent, and what is recorded. Inputs are already-parsed C strings; this
- * layer knows nothing of HTTP or JSON, and writes an audit row for every outcome.
+ * The claim rules, self and user flows: which device or user may start a claim, how a
+ * response is checked, when a challenge is spent, and what is recorded. Inputs are
+ * already-parsed C strings; this layer knows nothing of HTTP or JSON, decides every
+ * outcome itself, and writes an audit row for each one.
  */
 #ifndef CLAIMD_CLAIM_H
 #define CLAIMD_CLAIM_H
@@ -10,6 +11,7 @@
 
 #include "claimd/authid.h"
 #include "claimd/ca.h"
+#include "claimd/db_users.h"
 #include "claimd/runtime.h"
 
 struct claim_ctx {
@@ -64,8 +66,13 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
  */
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
                                   const char *node_policies, char **leaf_pem);
-/** Writes a new random node_id (22 characters of [A-Za-z0-9], 131 bits) to @p out. */
-void claim_new_node_id(char out[23]);
+#define NODE_ID_RANDOM_LEN 22 /* characters of a new node_id: 22 * log2(62) = 131 bits */
+
+/**
+ * Writes a new random node_id, NODE_ID_RANDOM_LEN characters of [A-Za-z0-9] (131 bits,
+ * like Espressif's short UUIDs), NUL-terminated, to @p out.
+ */
+void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1]);
 /** Size in bytes of the JSON string holding @p pem once '\n' is escaped. */
 size_t claim_escaped_len(const char *pem);
 

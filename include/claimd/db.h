@@ -1,7 +1,8 @@
 /*
- * PostgreSQL access: connections, prepared statements, the one transaction runner and
- * migrations. The only headers that know libpq are the db*.c files; callers see C
- * structs and a status. Nothing here builds an HTTP reply.
+ * PostgreSQL access: connections and migrations. The resource headers (db_audit.h,
+ * db_claims.h, db_devices.h, db_users.h) add typed functions, each of which runs its own
+ * transaction through the one runner in src/db. Only src/db knows libpq and SQL;
+ * callers see C structs and a status. Nothing here builds an HTTP reply.
  */
 #ifndef CLAIMD_DB_H
 #define CLAIMD_DB_H
@@ -11,7 +12,8 @@
 
 enum db_status {
 	DB_HARD = -2,   /* a bug or a broken database: give up, log, 500 */
-	DB_SOFT = -1,   /* serialization failure, deadlock or lost connection: retry */
+	DB_SOFT = -1,   /* retries exhausted after serialization failures, deadlocks or a
+	                 * lost connection: busy, 503 */
 	DB_NO_ROWS = 0, /* the statement matched nothing */
 	DB_OK = 1,      /* done, one or more rows */
 };
@@ -42,15 +44,6 @@ struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz);
 void db_close(struct db *db);
 /** True when a trivial query answers, reconnecting once if the connection was lost. */
 bool db_ping(struct db *db);
-
-/**
- * Runs @p fn inside BEGIN/COMMIT (or, when !@p explicit_tx, as autocommit statements).
- * Retries with jittered backoff on serialization failures and deadlocks, and after a
- * lost connection (reset first); returns DB_SOFT when retries are exhausted ("busy"),
- * DB_HARD on any other error, otherwise what @p fn returned.
- */
-enum db_status db_run(struct db *db, bool explicit_tx, enum db_status (*fn)(struct db *, void *),
-                      void *arg);
 
 /**
  * Applies every embedded migration not yet recorded, each in its own transaction,

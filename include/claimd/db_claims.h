@@ -1,7 +1,8 @@
 /*
  * Claim data: registered devices (read side), claim sessions, nodes, certificates and
- * the audit trail. Every function is one prepared statement, so with autocommit each
- * is one transaction and one commit.
+ * MAC lockouts. Each function runs its own transaction through the runner (one
+ * statement, so one commit); the database reports facts through out-parameters and
+ * claim.c decides what they mean. Audited statements take the row claim.c built.
  */
 #ifndef CLAIMD_DB_CLAIMS_H
 #define CLAIMD_DB_CLAIMS_H
@@ -11,29 +12,22 @@
 
 #include "claimd/crypto.h"
 #include "claimd/db.h"
+#include "claimd/db_audit.h"
 
-struct audit_rec {
-	const char *event;   /* "initiate" | "verify" */
-	const char *flow;    /* "self" | "user" */
-	const char *outcome; /* "ok" | "refused" | "error" */
-	const char *reason;  /* err_name() */
-	const char *mac, *node_id, *user_id, *remote_addr, *request_id, *serial; /* or NULL */
-};
-
+/* A self claim's session and what it produced, for the commit and the wrong answer. */
 struct self_claim {
 	const char *auth_id, *mac, *challenge;
-	int64_t expires;
+	int64_t expires; /* the auth_id's expiry, unix seconds */
 	unsigned max_attempts;
 	const char *node_id;
 	const char *node_policies; /* or NULL */
 	const char *serial, *pem;
-	int64_t not_before, not_after;
-	const uint8_t *key_sha256; /* 32 bytes */
-	const char *remote_addr, *request_id;
-	bool forgive; /* also reset the MAC's count of wrong answers */
+	int64_t not_before, not_after; /* unix seconds */
+	const uint8_t *key_sha256;     /* 32 bytes: SHA-256 of the SubjectPublicKeyInfo */
+	bool forgive;                  /* also reset the MAC's count of wrong answers */
 };
 
-/* A registered device, as the verify needs it. */
+/* A registered device, as the claim path needs it. */
 struct device_row {
 	char platform[33];
 	uint8_t sealed[SEALED_EFUSE_BYTES];
@@ -42,39 +36,19 @@ struct device_row {
 };
 
 /**
- * Looks up a registered device. DB_OK with @p out filled, DB_NO_ROWS when the MAC is
- * not registered, DB_SOFT/DB_HARD on failure.
+ * Looks up a registered device and its lockout. DB_OK with @p out filled, DB_NO_ROWS
+ * when the MAC is not registered, DB_SOFT (busy) or DB_HARD on failure.
  */
 enum db_status db_device_get(struct db *db, const char *mac, struct device_row *out);
-/* A self-claim initiate: the device looked up and the audit row written together. */
-struct self_initiate {
-	const char *mac, *platform, *remote_addr, *request_id;
-	/* The error names the audit row records for each refusal. */
-	const char *why_unknown, *why_platform, *why_locked;
-	bool found, platform_ok; /* out */
-	unsigned locked_for;     /* out: seconds the MAC's lockout still runs, 0 if none */
-};
+/**
+ * Spends the claim session (single use, fewer than max_attempts wrong answers) and
+ * records the node, the certificate and the audit row @p a, in one statement.
+ * DB_OK: committed. DB_NO_ROWS: the session was already used or burned; nothing
+ * written. DB_SOFT (busy) or DB_HARD on failure; then nothing was written either.
+ */
+enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
+                                    const struct audit_rec *a);
 
-/**
- * Looks up @p q's device and appends the initiate's audit row in one statement,
- * committed without waiting for the disk: refused as why_unknown, why_platform or
- * why_locked (checked in that order), else OK. DB_OK with the outputs of @p q set,
- * DB_SOFT/DB_HARD on failure (then no row was written).
- */
-enum db_status db_self_initiate(struct db *db, struct self_initiate *q);
-/** Appends one audit row. */
-enum db_status db_audit(struct db *db, const struct audit_rec *a);
-/**
- * Appends one audit row without waiting for its commit to reach disk (a crash can lose
- * the last fraction of a second of these). For initiates, which change nothing else.
- */
-enum db_status db_audit_async(struct db *db, const struct audit_rec *a);
-/**
- * Consumes the claim session (single use, fewer than max_attempts wrong answers),
- * records the node and certificate and an 'ok' audit row, in one statement.
- * DB_OK: committed. DB_NO_ROWS: the session was already used or burned; nothing written.
- */
-enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c);
 struct lockout_policy {
 	unsigned failures;    /* wrong answers that lock the MAC; 0 = never */
 	unsigned seconds;     /* the first lock */
@@ -89,16 +63,21 @@ struct wrong_result {
 
 /**
  * Counts a wrong challenge response against the session and the MAC (locking the MAC,
- * for twice as long as last time, when it reaches the policy's threshold) and audits
- * it, in one statement.
+ * for twice as long as last time up to the policy's longest, when its failures reach
+ * the policy's threshold) and appends the audit row @p a, in one statement.
+ * DB_OK with @p out filled; DB_SOFT (busy) or DB_HARD on failure.
  */
 enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
-                                const struct lockout_policy *lp, struct wrong_result *out);
-/** Lifts a MAC's lockout and forgets its failures. DB_NO_ROWS if it had none. */
+                                const struct lockout_policy *lp, const struct audit_rec *a,
+                                struct wrong_result *out);
+/** Lifts a MAC's lockout and forgets its failures. DB_OK; DB_NO_ROWS if it had none. */
 enum db_status db_mac_unlock(struct db *db, const char *mac);
-/** Reads a session's state: DB_NO_ROWS when it has no row yet. */
+/**
+ * Reads a session's state: wrong answers so far and whether it was spent. DB_OK;
+ * DB_NO_ROWS when it has no row (never verified); DB_SOFT or DB_HARD on failure.
+ */
 enum db_status db_session_state(struct db *db, const char *auth_id, unsigned *attempts, bool *used);
-/** Deletes sessions expired for more than an hour; *@p n gets the count. */
+/** Deletes sessions expired for more than an hour; *@p n gets the count. DB_OK or failure. */
 enum db_status db_sessions_gc(struct db *db, long *n);
 
 #endif

@@ -16,12 +16,19 @@ struct import_counts {
 	long added, replaced, unchanged, conflicts;
 };
 
+/* Whoever hears of conflicting rows: a struct the caller defines for itself. */
+struct import_reporter;
 /** Called for each conflicting row: its line, MAC and what is wrong. */
-typedef void (*import_report_fn)(void *arg, long line, const char *mac, const char *what);
+typedef void (*import_report_fn)(struct import_reporter *r, long line, const char *mac,
+                                 const char *what);
 
-/** BEGIN, create the staging table, start COPY. */
+/**
+ * Starts the import's streaming transaction: BEGIN, the staging table, COPY. Never
+ * retried (the caller's rows cannot be replayed). DB_OK, or DB_SOFT/DB_HARD (rolled
+ * back).
+ */
 enum db_status db_import_begin(struct db *db);
-/** Streams one validated row into the COPY (buffered). */
+/** Streams one validated row into the COPY (buffered). DB_OK, or DB_HARD. */
 enum db_status db_import_row(struct db *db, long line, const char *mac, const char *platform,
                              const uint8_t sealed[SEALED_EFUSE_BYTES],
                              const uint8_t tag[EFUSE_TAG_BYTES]);
@@ -29,10 +36,12 @@ enum db_status db_import_row(struct db *db, long line, const char *mac, const ch
  * Ends the COPY and checks: the same MAC twice in the file with different data, and a
  * known MAC with a different key or platform (allowed only with @p replace). Each is
  * reported through @p report. When there are conflicts and !@p skip_conflicts, rolls
- * back and returns DB_NO_ROWS; otherwise merges and commits (same rows are no-ops).
+ * back and returns DB_NO_ROWS; otherwise merges and commits (same rows are no-ops):
+ * DB_OK with @p out. DB_HARD or DB_SOFT on failure, then rolled back.
  */
 enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts,
-                                import_report_fn report, void *arg, struct import_counts *out);
+                                import_report_fn report, struct import_reporter *r,
+                                struct import_counts *out);
 /** Abandons an import in progress (ROLLBACK). */
 void db_import_abort(struct db *db);
 

@@ -1,8 +1,10 @@
 /*
- * The self-claim protocol (protocol.md section 2). Cheap, stateless checks (auth_id
- * tag, expiry, CSR) run before the database is touched; the eFuse key is decrypted only
- * for the moment of the HMAC and wiped; success is one statement that spends the
- * challenge and records node, certificate and audit together.
+ * The claim rules (protocol.md sections 2 and 4): which device or user may start a
+ * claim, how a response is checked, when a challenge is spent, and what the audit trail
+ * says. The database reports facts (is the MAC registered, locked, was the session
+ * spent); every decision, and the error-table name each audit row records, is made
+ * here. Cheap, stateless checks (auth_id tag, expiry, CSR) run before the database is
+ * touched; the eFuse key is decrypted only for the moment of the HMAC and wiped.
  */
 #include "claimd/claim.h"
 
@@ -12,27 +14,6 @@
 #include "claimd/db_claims.h"
 #include "claimd/db_users.h"
 #include "claimd/log.h"
-
-struct device_q {
-	const char *mac;
-	struct device_row row;
-};
-
-static enum db_status q_device(struct db *db, void *arg)
-{
-	struct device_q *q = arg;
-	return db_device_get(db, q->mac, &q->row);
-}
-
-static enum db_status q_audit(struct db *db, void *arg)
-{
-	return db_audit(db, arg);
-}
-
-static enum db_status q_audit_async(struct db *db, void *arg)
-{
-	return db_audit_async(db, arg);
-}
 
 static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
 {
@@ -44,11 +25,11 @@ static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, con
 	return CE_INTERNAL;
 }
 
-/* Records one event; an audit failure is logged but never changes the answer. */
-static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, const char *mac,
-                  const char *node_id, const char *serial)
+/* The audit row of outcome @p e: its reason is always e's error-table name. */
+static struct audit_rec audit_row(const struct claim_ctx *cc, const char *event, enum claimd_err e,
+                                  const char *mac, const char *node_id, const char *serial)
 {
-	struct audit_rec a = {
+	return (struct audit_rec){
 	    .event = event,
 	    .flow = cc->user ? "user" : "self",
 	    .user_id = cc->user,
@@ -62,44 +43,54 @@ static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, co
 	    .request_id = cc->request_id,
 	    .serial = serial,
 	};
+}
+
+/* Records one outcome; an audit failure is logged but never changes the answer. */
+static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, const char *mac,
+                  const char *node_id, const char *serial)
+{
+	struct audit_rec a = audit_row(cc, event, e, mac, node_id, serial);
 	/* An initiate writes nothing but this row, so it need not wait for the disk. */
-	if (db_run(cc->db, false, strcmp(event, "initiate") == 0 ? q_audit_async : q_audit, &a) <
-	    DB_NO_ROWS)
+	enum db_status s =
+	    strcmp(event, "initiate") == 0 ? db_audit_async(cc->db, &a) : db_audit(cc->db, &a);
+	if (s < DB_NO_ROWS)
 		log_error("%s: could not write the audit row (%s %s)", cc->request_id, event,
 		          err_name(e));
 }
 
-static enum db_status q_initiate(struct db *db, void *arg)
+/*
+ * Whether a registered device (@p found, @p d) may go on, in the order the protocol's
+ * refusals are checked: unknown, then (at initiate, @p platform non-NULL) a platform
+ * other than the registered one, then a lockout (seconds into cc->retry_after).
+ */
+static enum claimd_err device_allows(struct claim_ctx *cc, bool found, const struct device_row *d,
+                                     const char *platform)
 {
-	return db_self_initiate(db, arg);
+	if (!found)
+		return CE_UNKNOWN_DEVICE;
+	if (platform && strcmp(d->platform, platform) != 0)
+		return CE_PLATFORM_MISMATCH;
+	if (d->locked_for) {
+		cc->retry_after = d->locked_for;
+		return CE_MAC_LOCKED;
+	}
+	return CE_OK;
 }
 
 enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     struct initiate_result *out)
 {
-	struct self_initiate q = {
-	    .mac = mac,
-	    .platform = platform,
-	    .remote_addr = cc->remote_addr,
-	    .request_id = cc->request_id,
-	    .why_unknown = err_name(CE_UNKNOWN_DEVICE),
-	    .why_platform = err_name(CE_PLATFORM_MISMATCH),
-	    .why_locked = err_name(CE_MAC_LOCKED),
-	};
-	/* The lookup and the audit row are one statement: the checks below are the ones
-	 * db_self_initiate() applied, in the same order, when it wrote the row. */
-	enum db_status s = db_run(cc->db, false, q_initiate, &q);
+	struct device_row d;
+	enum db_status s = db_device_get(cc->db, mac, &d);
+	enum claimd_err e;
 
+	crypto_wipe(d.sealed, sizeof(d.sealed)); /* not needed to start a claim */
 	if (s < DB_NO_ROWS)
 		return from_db(s, cc, "initiate");
-	if (!q.found)
-		return CE_UNKNOWN_DEVICE;
-	if (!q.platform_ok)
-		return CE_PLATFORM_MISMATCH;
-	if (q.locked_for) {
-		cc->retry_after = q.locked_for;
-		return CE_MAC_LOCKED;
-	}
+	e = device_allows(cc, s == DB_OK, &d, platform);
+	audit(cc, "initiate", e, mac, NULL, NULL);
+	if (e != CE_OK)
+		return e;
 	authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl, out->auth_id,
 	             out->challenge);
 	return CE_OK;
@@ -113,169 +104,177 @@ size_t claim_escaped_len(const char *pem)
 	return n;
 }
 
-/* The answer is right iff HMAC-SHA512(eFuse key, challenge) equals the response.
- * *@p forgive says whether wrong answers are counted against the MAC. */
-static enum claimd_err check_response(struct claim_ctx *cc, const char *mac, const char *challenge,
-                                      const uint8_t response[64], bool *forgive)
+/* A self verify in progress: what the checks found, for the steps after them. */
+struct self_verify {
+	char mac[MAC_LEN + 1];
+	char challenge[CHALLENGE_LEN + 1];
+	uint8_t response[HMAC_SHA512_BYTES];
+	int64_t expires;
+	struct csr *csr;
+	bool forgive; /* wrong answers are counted against the MAC: a success resets them */
+	bool audited; /* the outcome's audit row is written already */
+};
+
+/* Step 1, no database: the auth_id, the response's format, the CSR and its CN. */
+static enum claimd_err self_verify_inputs(struct claim_ctx *cc, const struct verify_request *rq,
+                                          struct self_verify *v)
 {
-	struct device_q q = {.mac = mac};
+	char cn[NODE_ID_MAX + 1];
+	enum claimd_err e;
+
+	e = authid_check(cc->rt->secrets, rq->auth_id, rq->auth_id_len, now_unix(), v->mac,
+	                 &v->expires, v->challenge);
+	if (e != CE_OK)
+		return e;
+	if (rq->response_len != 2 * HMAC_SHA512_BYTES ||
+	    !hex_decode(v->response, sizeof(v->response), rq->response, rq->response_len, false))
+		return CE_RESPONSE_FORMAT;
+	/* A bad CSR is refused before the challenge is spent: the device may retry. */
+	if ((e = csr_check(rq->csr, rq->csr_len, &v->csr, cn)) != CE_OK)
+		return e;
+	return strcmp(cn, v->mac) == 0 ? CE_OK : CE_CSR_CN;
+}
+
+/* Step 2: the answer is right iff HMAC-SHA512(eFuse key, challenge) equals it. */
+static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_verify *v)
+{
+	struct device_row d;
 	uint8_t key[EFUSE_KEY_BYTES], expect[HMAC_SHA512_BYTES];
-	enum db_status s = db_run(cc->db, false, q_device, &q);
+	enum db_status s = db_device_get(cc->db, v->mac, &d);
 	enum claimd_err e;
 
 	if (s < DB_NO_ROWS)
 		return from_db(s, cc, "device lookup");
-	if (s == DB_NO_ROWS)
-		return CE_UNKNOWN_DEVICE;
+	v->forgive = d.has_failures;
 	/* A locked MAC is refused before its key is even opened, right answer or not. */
-	*forgive = q.row.has_failures;
-	if (q.row.locked_for) {
-		cc->retry_after = q.row.locked_for;
-		crypto_wipe(q.row.sealed, sizeof(q.row.sealed));
-		return CE_MAC_LOCKED;
-	}
-	if (!efuse_open(cc->rt->secrets, mac, q.row.sealed, sizeof(q.row.sealed), key)) {
+	e = device_allows(cc, s == DB_OK, &d, NULL);
+	if (e == CE_OK && !efuse_open(cc->rt->secrets, v->mac, d.sealed, sizeof(d.sealed), key)) {
 		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
-		          cc->request_id, mac);
-		return CE_INTERNAL;
+		          cc->request_id, v->mac);
+		e = CE_INTERNAL;
 	}
-	crypto_hmac_sha512(expect, key, sizeof(key), challenge, strlen(challenge));
-	e = crypto_equal(expect, response, sizeof(expect)) ? CE_OK : CE_RESPONSE_WRONG;
+	crypto_wipe(d.sealed, sizeof(d.sealed));
+	if (e != CE_OK)
+		return e;
+	crypto_hmac_sha512(expect, key, sizeof(key), v->challenge, strlen(v->challenge));
+	e = crypto_equal(expect, v->response, sizeof(expect)) ? CE_OK : CE_RESPONSE_WRONG;
 	crypto_wipe(key, sizeof(key));
 	crypto_wipe(expect, sizeof(expect));
 	return e;
 }
 
-struct commit_q {
-	const struct self_claim *c;
-	struct lockout_policy policy;
-	struct wrong_result wrong;
-	unsigned attempts;
-	bool used;
-};
-
-static enum db_status q_commit(struct db *db, void *arg)
+static struct self_claim self_claim_of(const struct claim_ctx *cc, const struct verify_request *rq,
+                                       const struct self_verify *v)
 {
-	return db_self_claim_commit(db, ((struct commit_q *)arg)->c);
+	return (struct self_claim){
+	    .auth_id = rq->auth_id,
+	    .mac = v->mac,
+	    .challenge = v->challenge,
+	    .expires = v->expires,
+	    .max_attempts = cc->rt->cfg->max_attempts,
+	    .node_id = v->mac, /* self claiming: node_id = MAC (protocol.md 2.2) */
+	    .node_policies = rq->node_policies,
+	    .forgive = v->forgive,
+	};
 }
 
-static enum db_status q_wrong(struct db *db, void *arg)
-{
-	struct commit_q *q = arg;
-	return db_session_wrong(db, q->c, &q->policy, &q->wrong);
-}
-
-static enum db_status q_state(struct db *db, void *arg)
-{
-	struct commit_q *q = arg;
-	return db_session_state(db, q->c->auth_id, &q->attempts, &q->used);
-}
-
-enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
-                                  char **leaf_pem)
+/* Step 3a: a wrong answer is counted against the session and the MAC, and audited. */
+static enum claimd_err self_verify_wrong(struct claim_ctx *cc, const struct verify_request *rq,
+                                         struct self_verify *v)
 {
 	const struct claimd_config *cfg = cc->rt->cfg;
-	char mac[MAC_LEN + 1] = "", challenge[CHALLENGE_LEN + 1], cn[NODE_ID_MAX + 1];
-	uint8_t response[HMAC_SHA512_BYTES], fp[32];
-	int64_t expires = 0;
-	struct csr *csr = NULL;
+	struct self_claim c = self_claim_of(cc, rq, v);
+	struct lockout_policy lp = {cfg->lockout_failures, cfg->lockout_seconds,
+	                            cfg->lockout_max_seconds};
+	struct audit_rec a = audit_row(cc, "verify", CE_RESPONSE_WRONG, v->mac, NULL, NULL);
+	struct wrong_result w;
+	enum db_status s = db_session_wrong(cc->db, &c, &lp, &a, &w);
+
+	/* The statement writes its audit row; when it fails it wrote nothing at all. */
+	v->audited = true;
+	if (s < DB_NO_ROWS)
+		return from_db(s, cc, "count attempt");
+	log_info("%s: wrong challenge response for %s (attempt %u)", cc->request_id, v->mac,
+	         w.attempts);
+	if (w.just_locked) {
+		log_warn("%s: %s locked for %u s after repeated wrong responses", cc->request_id,
+		         v->mac, w.locked_for);
+		audit(cc, "verify", CE_MAC_LOCKED, v->mac, NULL, NULL);
+	}
+	return CE_RESPONSE_WRONG;
+}
+
+/* Step 3b: a right answer gets a certificate, committed with the spent session. */
+static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct verify_request *rq,
+                                          struct self_verify *v, char **leaf_pem)
+{
 	struct issued is = {0};
-	enum claimd_err e;
+	struct self_claim c = self_claim_of(cc, rq, v);
+	uint8_t fp[32];
+	enum claimd_err e = CE_OK;
 	enum db_status s;
 
-	*leaf_pem = NULL;
-	e = authid_check(cc->rt->secrets, rq->auth_id, rq->auth_id_len, now_unix(), mac, &expires,
-	                 challenge);
-	if (e != CE_OK)
-		goto out;
-	if (rq->response_len != 2 * HMAC_SHA512_BYTES ||
-	    !hex_decode(response, sizeof(response), rq->response, rq->response_len, false)) {
-		e = CE_RESPONSE_FORMAT;
-		goto out;
-	}
-	/* A bad CSR is refused before the challenge is spent: the device may retry. */
-	if ((e = csr_check(rq->csr, rq->csr_len, &csr, cn)) != CE_OK)
-		goto out;
-	if (strcmp(cn, mac) != 0) {
-		e = CE_CSR_CN;
-		goto out;
-	}
-	struct self_claim c = {
-	    .auth_id = rq->auth_id,
-	    .mac = mac,
-	    .challenge = challenge,
-	    .expires = expires,
-	    .max_attempts = cfg->max_attempts,
-	    .node_id = mac,
-	    .node_policies = rq->node_policies,
-	    .remote_addr = cc->remote_addr,
-	    .request_id = cc->request_id,
-	};
-	struct commit_q q = {
-	    .c = &c,
-	    .policy = {cfg->lockout_failures, cfg->lockout_seconds, cfg->lockout_max_seconds}};
-	if ((e = check_response(cc, mac, challenge, response, &c.forgive)) != CE_OK) {
-		if (e == CE_RESPONSE_WRONG) {
-			/* The statement audits the attempt itself. */
-			s = db_run(cc->db, false, q_wrong, &q);
-			if (s < DB_NO_ROWS) {
-				e = from_db(s, cc, "count attempt");
-			} else {
-				log_info("%s: wrong challenge response for %s (attempt %u)",
-				         cc->request_id, mac, q.wrong.attempts);
-				if (q.wrong.just_locked) {
-					log_warn(
-					    "%s: %s locked for %u s after repeated wrong responses",
-					    cc->request_id, mac, q.wrong.locked_for);
-					audit(cc, "verify", CE_MAC_LOCKED, mac, NULL, NULL);
-				}
-			}
-			csr_free(csr);
-			return e;
-		}
-		goto out;
-	}
-	if (ca_sign(cc->rt->ca, csr, mac, cfg->validity_days, &is) < 0) {
+	if (ca_sign(cc->rt->ca, v->csr, v->mac, cc->rt->cfg->validity_days, &is) < 0) {
 		e = CE_INTERNAL;
 		goto out;
 	}
 	size_t reply_len = runtime_response_len(cc->rt, claim_escaped_len(is.pem));
 	if (reply_len > RESPONSE_MAX) {
-		log_warn("%s: the reply for %s would be %zu bytes, over %d", cc->request_id, mac,
+		log_warn("%s: the reply for %s would be %zu bytes, over %d", cc->request_id, v->mac,
 		         reply_len, RESPONSE_MAX);
 		e = CE_CSR_TOO_BIG_FOR_DEVICE;
 		goto out;
 	}
-	csr_key_fingerprint(csr, fp);
+	csr_key_fingerprint(v->csr, fp);
 	c.serial = is.serial;
 	c.pem = is.pem;
 	c.not_before = is.not_before;
 	c.not_after = is.not_after;
 	c.key_sha256 = fp;
-	s = db_run(cc->db, false, q_commit, &q);
+	struct audit_rec a = audit_row(cc, "verify", CE_OK, v->mac, v->mac, is.serial);
+	s = db_self_claim_commit(cc->db, &c, &a);
 	if (s == DB_OK) {
-		log_info("%s: claimed %s, serial %s", cc->request_id, mac, is.serial);
+		log_info("%s: claimed %s, serial %s", cc->request_id, v->mac, is.serial);
+		v->audited = true;
 		*leaf_pem = is.pem;
 		is.pem = NULL;
-		csr_free(csr);
-		return CE_OK;
-	}
-	if (s < DB_NO_ROWS) {
+	} else if (s < DB_NO_ROWS) {
 		e = from_db(s, cc, "commit claim");
-		goto out;
+	} else {
+		/* Nothing was written: the session was spent already. Say how. */
+		unsigned attempts = 0;
+		bool used = false;
+		s = db_session_state(cc->db, rq->auth_id, &attempts, &used);
+		e = s == DB_OK && attempts >= cc->rt->cfg->max_attempts ? CE_AUTHID_BURNED
+		                                                        : CE_AUTHID_USED;
 	}
-	/* Nothing was written: the session was spent already. Say how. */
-	s = db_run(cc->db, false, q_state, &q);
-	e = s == DB_OK && q.attempts >= cfg->max_attempts ? CE_AUTHID_BURNED : CE_AUTHID_USED;
 out:
 	issued_clear(&is);
-	csr_free(csr);
-	crypto_wipe(response, sizeof(response));
-	audit(cc, "verify", e, mac[0] ? mac : NULL, NULL, NULL);
 	return e;
 }
 
-void claim_new_node_id(char out[23])
+enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
+                                  char **leaf_pem)
+{
+	struct self_verify v = {0};
+	enum claimd_err e;
+
+	*leaf_pem = NULL;
+	e = self_verify_inputs(cc, rq, &v);
+	if (e == CE_OK)
+		e = self_verify_response(cc, &v);
+	if (e == CE_RESPONSE_WRONG)
+		e = self_verify_wrong(cc, rq, &v);
+	else if (e == CE_OK)
+		e = self_verify_commit(cc, rq, &v, leaf_pem);
+	if (!v.audited)
+		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
+	csr_free(v.csr);
+	crypto_wipe(v.response, sizeof(v.response));
+	return e;
+}
+
+void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1])
 {
 	static const char digits[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -283,38 +282,28 @@ void claim_new_node_id(char out[23])
 	int n = 0;
 
 	/* Rejection sampling keeps every character uniform over the 62 digits. */
-	while (n < 22) {
+	while (n < NODE_ID_RANDOM_LEN) {
 		crypto_random(b, sizeof(b));
-		for (size_t i = 0; i < sizeof(b) && n < 22; i++)
+		for (size_t i = 0; i < sizeof(b) && n < NODE_ID_RANDOM_LEN; i++)
 			if (b[i] < 248)
 				out[n++] = digits[b[i] % 62];
 	}
-	out[22] = '\0';
-}
-
-static enum db_status q_user_initiate(struct db *db, void *arg)
-{
-	struct user_initiate *u = arg;
-	/* A fresh candidate each try, in case a random id ever collides. */
-	claim_new_node_id(u->new_node_id);
-	return db_user_initiate(db, u);
+	out[NODE_ID_RANDOM_LEN] = '\0';
 }
 
 enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     char node_id[NODE_ID_MAX + 1])
 {
-	char candidate[23];
 	struct user_initiate u = {
 	    .user = cc->user,
 	    .mac = mac,
 	    .platform = platform,
 	    .ttl = cc->rt->cfg->challenge_ttl,
 	    .default_quota = cc->rt->cfg->quota,
-	    .new_node_id = candidate,
-	    .remote_addr = cc->remote_addr,
-	    .request_id = cc->request_id,
+	    .new_node_id = claim_new_node_id,
 	};
-	enum db_status s = db_run(cc->db, true, q_user_initiate, &u);
+	struct audit_rec a = audit_row(cc, "initiate", CE_OK, mac, NULL, NULL);
+	enum db_status s = db_user_initiate(cc->db, &u, &a);
 
 	if (s == DB_OK) {
 		snprintf(node_id, NODE_ID_MAX + 1, "%s", u.node_id);
@@ -326,11 +315,6 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 	return e;
 }
 
-static enum db_status q_user_verify(struct db *db, void *arg)
-{
-	return db_user_verify(db, arg);
-}
-
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, size_t csr_len,
                                   const char *node_policies, char **leaf_pem)
 {
@@ -339,6 +323,7 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	struct issued is = {0};
 	uint8_t fp[32];
 	enum claimd_err e;
+	enum db_status s;
 
 	*leaf_pem = NULL;
 	if ((e = csr_check(csr_pem, csr_len, &csr, cn)) != CE_OK)
@@ -361,10 +346,10 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	    .not_before = is.not_before,
 	    .not_after = is.not_after,
 	    .key_sha256 = fp,
-	    .remote_addr = cc->remote_addr,
-	    .request_id = cc->request_id,
 	};
-	enum db_status s = db_run(cc->db, false, q_user_verify, &v);
+	/* The node's MAC is a fact the statement fills in. */
+	struct audit_rec a = audit_row(cc, "verify", CE_OK, NULL, cn, is.serial);
+	s = db_user_verify(cc->db, &v, &a);
 	if (s == DB_OK) {
 		log_info("%s: claimed node %s (%s) for a user, serial %s", cc->request_id, cn,
 		         v.mac, is.serial);

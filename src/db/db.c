@@ -1,9 +1,11 @@
 /*
- * libpq connections, the statement tables and the transaction runner. Statements are
- * prepared once per connection; every PGresult is cleared in the function that got it.
+ * libpq connections, the statement tables, typed parameters and results, and the one
+ * transaction runner. Statements are prepared once per connection; every PGresult is
+ * cleared in the function that got it. Nothing here knows what a statement means.
  */
 #include "db_internal.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +14,8 @@
 #include "claimd/crypto.h"
 #include "claimd/log.h"
 
-static const struct db_stmt *const stmt_tables[] = {db_claims_stmts, db_devices_stmts,
-                                                    db_users_stmts};
+static const struct db_stmt *const stmt_tables[] = {db_audit_stmts, db_claims_stmts,
+                                                    db_devices_stmts, db_users_stmts};
 
 static int latest_migration(void)
 {
@@ -39,6 +41,22 @@ static int prepare_all(struct db *db, char *err, size_t errsz)
 	}
 	db->prepared = true;
 	return 0;
+}
+
+/* Brings a lost connection back, statements prepared. False if it is still down. */
+static bool reconnect(struct db *db)
+{
+	char err[256];
+
+	PQreset(db->conn);
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return false;
+	/* A reset connection has lost its prepared statements. */
+	if (db->prepared && prepare_all(db, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return false;
+	}
+	return true;
 }
 
 struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz)
@@ -102,21 +120,12 @@ static bool ping_once(struct db *db)
 
 bool db_ping(struct db *db)
 {
-	char err[256];
-
 	if (ping_once(db))
 		return true;
 	if (PQstatus(db->conn) == CONNECTION_OK)
 		return false;
 	/* The server went away and may be back: one reconnect before saying no. */
-	PQreset(db->conn);
-	if (PQstatus(db->conn) != CONNECTION_OK)
-		return false;
-	if (db->prepared && prepare_all(db, err, sizeof(err)) < 0) {
-		log_error("%s", err);
-		return false;
-	}
-	return ping_once(db);
+	return reconnect(db) && ping_once(db);
 }
 
 enum db_status db_classify(struct db *db, PGresult *r, const char *what)
@@ -138,17 +147,176 @@ enum db_status db_classify(struct db *db, PGresult *r, const char *what)
 	return DB_HARD;
 }
 
-enum db_status db_exec_prepared(struct db *db, const char *name, int n, const char *const *params,
-                                const int *lengths, const int *formats, int result_format,
-                                PGresult **res)
+enum { MAX_PARAMS = 32 };
+
+/* PostgreSQL type OIDs (pg_type.dat); domains arrive as their base type. */
+enum {
+	OID_BOOL = 16,
+	OID_BYTEA = 17,
+	OID_NAME = 19,
+	OID_INT8 = 20,
+	OID_INT2 = 21,
+	OID_INT4 = 23,
+	OID_TEXT = 25,
+	OID_BPCHAR = 1042,
+	OID_VARCHAR = 1043,
+};
+
+/* Sends @p name with @p params; NULL when they do not fit (logged). */
+static PGresult *send_params(struct db *db, const char *name, const struct db_param *params)
 {
-	PGresult *r = PQexecPrepared(db->conn, name, n, params, lengths, formats, result_format);
-	enum db_status s = db_classify(db, r, name);
-	if (res && s >= DB_NO_ROWS)
-		*res = r;
-	else
-		PQclear(r);
+	const char *values[MAX_PARAMS];
+	char text[MAX_PARAMS][24];
+	int lengths[MAX_PARAMS], formats[MAX_PARAMS], n = 0;
+
+	for (const struct db_param *p = params; p && p->type != DBT_END; p++, n++) {
+		if (n == MAX_PARAMS) {
+			log_error("database: %s: more than %d parameters", name, MAX_PARAMS);
+			return NULL;
+		}
+		lengths[n] = 0;
+		formats[n] = 0;
+		switch (p->type) {
+		case DBT_TEXT:
+			values[n] = p->text;
+			break;
+		case DBT_INT:
+			snprintf(text[n], sizeof(text[n]), "%lld", (long long)p->num);
+			values[n] = text[n];
+			break;
+		case DBT_BOOL:
+			values[n] = p->flag ? "t" : "f";
+			break;
+		case DBT_BYTEA:
+			values[n] = p->bytes;
+			lengths[n] = (int)p->len;
+			formats[n] = 1;
+			break;
+		case DBT_END:
+			break;
+		}
+	}
+	return PQexecPrepared(db->conn, name, n, values, lengths, formats, 1);
+}
+
+static int64_t be_int(const unsigned char *b, int len)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < len; i++)
+		v = v << 8 | b[i];
+	/* Sign-extend from len bytes. */
+	if (len < 8 && (b[0] & 0x80))
+		v |= ~(uint64_t)0 << (8 * len);
+	return (int64_t)v;
+}
+
+/* Reads row @p i of @p r into @p cols. DB_OK, or DB_HARD (logged) on a mismatch. */
+static enum db_status read_row(const PGresult *r, int i, const struct db_col *cols,
+                               const char *what)
+{
+	for (const struct db_col *c = cols; c->name; c++) {
+		int f = PQfnumber(r, c->name);
+		const char *why = NULL;
+		if (f < 0) {
+			why = "no such column";
+			goto bad;
+		}
+		unsigned oid = PQftype(r, f);
+		const unsigned char *v = (const unsigned char *)PQgetvalue(r, i, f);
+		int len = PQgetlength(r, i, f);
+		if (PQgetisnull(r, i, f)) {
+			if (!c->null) {
+				why = "NULL";
+				goto bad;
+			}
+			*c->null = true;
+			memset(c->out, 0, c->cap);
+			continue;
+		}
+		if (c->null)
+			*c->null = false;
+		switch (c->type) {
+		case DBT_TEXT:
+			if (oid != OID_TEXT && oid != OID_VARCHAR && oid != OID_BPCHAR &&
+			    oid != OID_NAME)
+				why = "not text";
+			else if ((size_t)len >= c->cap)
+				why = "too long";
+			else {
+				memcpy(c->out, v, (size_t)len);
+				((char *)c->out)[len] = '\0';
+			}
+			break;
+		case DBT_INT:
+			if ((oid == OID_INT2 && len == 2) || (oid == OID_INT4 && len == 4) ||
+			    (oid == OID_INT8 && len == 8))
+				*(int64_t *)c->out = be_int(v, len);
+			else
+				why = "not an integer";
+			break;
+		case DBT_BOOL:
+			if (oid != OID_BOOL || len != 1)
+				why = "not a boolean";
+			else
+				*(bool *)c->out = v[0] != 0;
+			break;
+		case DBT_BYTEA:
+			if (oid != OID_BYTEA || (size_t)len != c->cap)
+				why = "not bytea of the expected length";
+			else
+				memcpy(c->out, v, c->cap);
+			break;
+		case DBT_END:
+			break;
+		}
+		if (!why)
+			continue;
+	bad:
+		log_error("database: %s: column %s: %s", what, c->name, why);
+		return DB_HARD;
+	}
+	return DB_OK;
+}
+
+/* Classifies @p r, reads its rows into @p cols (calling @p row for each, or stopping
+ * after the first without one) and clears it. */
+static enum db_status walk_rows(struct db *db, PGresult *r, const char *what,
+                                const struct db_col *cols,
+                                enum db_status (*row)(void *cls, int index), void *cls)
+{
+	enum db_status s = r ? db_classify(db, r, what) : DB_HARD;
+
+	for (int i = 0; s == DB_OK && cols && i < PQntuples(r); i++) {
+		enum db_status rs = read_row(r, i, cols, what);
+		if (rs == DB_OK && row)
+			rs = row(cls, i);
+		if (rs < DB_NO_ROWS)
+			s = rs;
+		if (!row)
+			break; /* db_exec(): the first row only */
+	}
+	PQclear(r);
 	return s;
+}
+
+enum db_status db_exec_rows(struct db *db, const char *name, const struct db_param *params,
+                            const struct db_col *cols, enum db_status (*row)(void *cls, int index),
+                            void *cls)
+{
+	return walk_rows(db, send_params(db, name, params), name, cols, row, cls);
+}
+
+enum db_status db_exec_sql_rows(struct db *db, const char *sql, const struct db_col *cols,
+                                enum db_status (*row)(void *cls, int index), void *cls)
+{
+	PGresult *r = PQexecParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+	return walk_rows(db, r, sql, cols, row, cls);
+}
+
+enum db_status db_exec(struct db *db, const char *name, const struct db_param *params,
+                       const struct db_col *cols)
+{
+	return db_exec_rows(db, name, params, cols, NULL, NULL);
 }
 
 enum db_status db_exec_sql(struct db *db, const char *sql)
@@ -168,37 +336,27 @@ static void backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
-enum db_status db_run(struct db *db, bool explicit_tx, enum db_status (*fn)(struct db *, void *),
-                      void *arg)
+enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct db *db, void *cls),
+                      void *cls)
 {
 	enum { TRIES = 5 };
 
 	for (int attempt = 0; attempt < TRIES; attempt++) {
 		enum db_status s;
 
-		if (PQstatus(db->conn) != CONNECTION_OK) {
-			PQreset(db->conn);
-			if (PQstatus(db->conn) != CONNECTION_OK) {
-				backoff(attempt);
-				continue;
-			}
-			/* A reset connection has lost its prepared statements. */
-			char err[256];
-			if (db->prepared && prepare_all(db, err, sizeof(err)) < 0) {
-				log_error("%s", err);
-				backoff(attempt);
-				continue;
-			}
+		if (PQstatus(db->conn) != CONNECTION_OK && !reconnect(db)) {
+			backoff(attempt);
+			continue;
 		}
-		if (explicit_tx && (s = db_exec_sql(db, "BEGIN")) < DB_NO_ROWS)
+		if (tx == DB_EXPLICIT && (s = db_exec_sql(db, "BEGIN")) < DB_NO_ROWS)
 			goto retry_or_fail;
-		s = fn(db, arg);
+		s = fn(db, cls);
 		if (s < DB_NO_ROWS) {
-			if (explicit_tx && PQstatus(db->conn) == CONNECTION_OK)
+			if (tx == DB_EXPLICIT && PQstatus(db->conn) == CONNECTION_OK)
 				db_exec_sql(db, "ROLLBACK");
 			goto retry_or_fail;
 		}
-		if (explicit_tx) {
+		if (tx == DB_EXPLICIT) {
 			enum db_status c = db_exec_sql(db, "COMMIT");
 			if (c < DB_NO_ROWS) {
 				s = c;
@@ -212,4 +370,59 @@ enum db_status db_run(struct db *db, bool explicit_tx, enum db_status (*fn)(stru
 		backoff(attempt);
 	}
 	return DB_SOFT;
+}
+
+struct one_stmt {
+	const char *name;
+	const struct db_param *params;
+	const struct db_col *cols;
+};
+
+static enum db_status run_one(struct db *db, void *cls)
+{
+	const struct one_stmt *o = cls;
+	return db_exec(db, o->name, o->params, o->cols);
+}
+
+enum db_status db_run_exec(struct db *db, const char *name, const struct db_param *params,
+                           const struct db_col *cols)
+{
+	struct one_stmt o = {name, params, cols};
+	return db_run(db, DB_AUTOCOMMIT, run_one, &o);
+}
+
+enum db_status db_stream_begin(struct db *db, const char *what)
+{
+	if (PQstatus(db->conn) != CONNECTION_OK && !reconnect(db)) {
+		log_error("database: %s: not connected", what);
+		return DB_SOFT;
+	}
+	return db_exec_sql(db, "BEGIN") < DB_NO_ROWS ? DB_HARD : DB_OK;
+}
+
+enum db_status db_stream_commit(struct db *db, const char *what)
+{
+	enum db_status s = db_exec_sql(db, "COMMIT");
+	if (s < DB_NO_ROWS) {
+		log_error("database: %s: the commit failed; nothing was stored", what);
+		db_stream_abort(db);
+		return s;
+	}
+	return DB_OK;
+}
+
+void db_stream_abort(struct db *db)
+{
+	PGresult *r;
+
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return;
+	/* A COPY still open must be ended before anything else is sent. */
+	if (PQisBusy(db->conn) || PQtransactionStatus(db->conn) == PQTRANS_ACTIVE) {
+		PQputCopyEnd(db->conn, "aborted");
+		while ((r = PQgetResult(db->conn)) != NULL)
+			PQclear(r);
+	}
+	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		db_exec_sql(db, "ROLLBACK");
 }

@@ -1,43 +1,38 @@
 /*
  * Statements for the claim path. Single use is decided by the database, never by
  * process memory: INSERT ... ON CONFLICT ... DO UPDATE ... WHERE NOT used RETURNING,
- * so two daemons racing on one auth_id cannot both succeed.
+ * so two daemons racing on one auth_id cannot both succeed. The statements report
+ * facts; which refusal a fact means, and what the audit row says, is claim.c's call.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "claimd/db_claims.h"
+
 #include "db_internal.h"
-#include "claimd/util.h"
 
-#define AUDIT_COLS                                                                                 \
-	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial"
-
-/* $1 auth_id $2 mac $3 challenge $4 expires $5 max_attempts $6 node_id $7 policies
- * $8 serial $9 key_sha256 $10 not_before $11 not_after $12 pem $13 remote $14 request.
+/* $1-$10 the audit row (db_audit_params), then $11 auth_id $12 mac $13 challenge
+ * $14 expires $15 max_attempts $16 node_id $17 policies $18 serial $19 key_sha256
+ * $20 not_before $21 not_after $22 pem, in the order self_claim_params() binds them.
  * Data-modifying CTEs always run to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
 	"WITH s AS ("                                                                              \
 	"  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"                 \
-	"  VALUES ($1, $2, $3, to_timestamp($4), true)"                                            \
+	"  VALUES ($11, $12, $13, to_timestamp($14), true)"                                        \
 	"  ON CONFLICT (auth_id) DO UPDATE SET used = true"                                        \
-	"  WHERE NOT claim_sessions.used AND claim_sessions.attempts < $5::int"                    \
+	"  WHERE NOT claim_sessions.used AND claim_sessions.attempts < $15::int"                   \
 	"  RETURNING 1),"                                                                          \
 	" n AS ("                                                                                  \
 	"  INSERT INTO nodes (node_id, mac, user_id, node_policies, claimed_at)"                   \
-	"  SELECT $6, $2, NULL, $7, now() WHERE EXISTS (SELECT 1 FROM s)"                          \
+	"  SELECT $16, $12, NULL, $17, now() WHERE EXISTS (SELECT 1 FROM s)"                       \
 	"  ON CONFLICT (node_id) DO UPDATE SET updated_at = now(),"                                \
 	"   node_policies = coalesce(EXCLUDED.node_policies, nodes.node_policies)"                 \
 	"  RETURNING 1),"                                                                          \
 	" c AS ("                                                                                  \
 	"  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem, "    \
 	"auth_id)"                                                                                 \
-	"  SELECT $8, $6, $9, to_timestamp($10), to_timestamp($11), $12, $1"                       \
+	"  SELECT $18, $16, $19, to_timestamp($20), to_timestamp($21), $22, $11"                   \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1),"                                           \
 	" a AS ("                                                                                  \
 	"  INSERT INTO audit (" AUDIT_COLS ")"                                                     \
-	"  SELECT 'verify', 'self', 'ok', 'OK', $2, $6, NULL, $13, $14, $8"                        \
+	"  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"                                         \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
 
 /* The device $1 with its lockout: the seconds the lock still runs (zero or less: none). */
@@ -45,35 +40,12 @@
 #define DEVICE_AND_LOCK " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $1"
 
 const struct db_stmt db_claims_stmts[] = {
-    /* The lock's remaining seconds (zero or less: none) and whether wrong answers are
-     * counted come along, so a locked MAC costs no extra query. */
-    {"device_get", "SELECT d.platform, d.efuse_key_sealed, " LOCK_SECS
-                   ", coalesce(l.failures, 0) > 0" DEVICE_AND_LOCK},
-    /* A self-claim initiate reads the device and records its outcome in one statement
-     * (one round trip, one transaction), decided in the order claim.c decides it; the
-     * error names come in as $5-$7 so the audit says what the client was told. It
-     * writes nothing but the audit row, so its commit does not wait for the disk. */
-    {"self_initiate",
-     "WITH c AS (SELECT set_config('synchronous_commit', 'off', true)),"
-     " d AS (SELECT d.platform = $2 AS platform_ok, " LOCK_SECS " AS secs" DEVICE_AND_LOCK "),"
-     " o AS (SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM d) THEN $5::text"
-     "  WHEN NOT (SELECT platform_ok FROM d) THEN $6::text"
-     "  WHEN (SELECT secs FROM d) > 0 THEN $7::text ELSE 'OK' END AS reason),"
-     " a AS (INSERT INTO audit (" AUDIT_COLS ")"
-     "  SELECT 'initiate', 'self', CASE WHEN o.reason = 'OK' THEN 'ok' ELSE 'refused' END,"
-     "  o.reason, $1, NULL, NULL, $3, $4, NULL FROM o, c)"
-     " SELECT EXISTS (SELECT 1 FROM d), coalesce((SELECT platform_ok FROM d), false),"
-     " coalesce((SELECT secs FROM d), 0)"},
+    /* The lock's remaining seconds and whether wrong answers are counted come along,
+     * so a locked MAC costs no extra query. */
+    {"device_get", "SELECT d.platform, d.efuse_key_sealed AS sealed, " LOCK_SECS " AS lock_secs,"
+                   " coalesce(l.failures, 0) > 0 AS has_failures" DEVICE_AND_LOCK},
     {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
-    {"audit_insert", "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
-    /* The same, committed without waiting for the WAL flush: set_config(..., true) lasts
-     * to the end of this statement's own transaction, so nothing else is affected. */
-    {"audit_insert_async", "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
-                           " INSERT INTO audit (" AUDIT_COLS ")"
-                           " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 FROM s"},
-    /* $1 auth_id $2 mac $3 challenge $4 expires $5 max_attempts $6 node_id $7 policies
-     * $8 serial $9 key_sha256 $10 not_before $11 not_after $12 pem $13 remote $14 request */
-    {"self_claim_commit", SELF_CLAIM_CTES " SELECT 1 FROM s"},
+    {"self_claim_commit", SELF_CLAIM_CTES " SELECT 1 AS spent FROM s"},
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
      * Used only when the lookup saw failures counted: the UPDATE, even of no row,
      * costs the statement a sixth of its time. A wrong answer counted by another
@@ -83,179 +55,145 @@ const struct db_stmt db_claims_stmts[] = {
      SELF_CLAIM_CTES ","
                      " r AS ("
                      "  UPDATE mac_lockouts SET failures = 0, updated_at = now()"
-                     "  WHERE mac = $2 AND EXISTS (SELECT 1 FROM s) RETURNING 1)"
-                     " SELECT 1 FROM s"},
-    /* $1 auth_id $2 mac $3 challenge $4 expires $5 remote $6 request
-     * $7 lockout failures $8 first lock seconds $9 longest lock seconds */
+                     "  WHERE mac = $12 AND EXISTS (SELECT 1 FROM s) RETURNING 1)"
+                     " SELECT 1 AS spent FROM s"},
+    /* $1-$10 the audit row, then $11 auth_id $12 mac $13 challenge $14 expires
+     * $15 failures that lock $16 first lock seconds $17 longest lock seconds */
     {"session_wrong",
      "WITH s AS ("
      "  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, attempts)"
-     "  VALUES ($1, $2, $3, to_timestamp($4), 1)"
+     "  VALUES ($11, $12, $13, to_timestamp($14), 1)"
      "  ON CONFLICT (auth_id) DO UPDATE SET attempts = claim_sessions.attempts + 1"
      "  RETURNING attempts),"
      " l AS ("
      "  INSERT INTO mac_lockouts AS m (mac, failures, lockouts, locked_until)"
-     "  VALUES ($2, CASE WHEN 1 >= $7::int THEN 0 ELSE 1 END,"
-     "   CASE WHEN 1 >= $7::int THEN 1 ELSE 0 END,"
-     "   CASE WHEN 1 >= $7::int THEN now() + make_interval(secs => $8::int) END)"
+     "  VALUES ($12, CASE WHEN 1 >= $15::int THEN 0 ELSE 1 END,"
+     "   CASE WHEN 1 >= $15::int THEN 1 ELSE 0 END,"
+     "   CASE WHEN 1 >= $15::int THEN now() + make_interval(secs => $16::int) END)"
      "  ON CONFLICT (mac) DO UPDATE SET"
-     "   failures = CASE WHEN m.failures + 1 >= $7::int THEN 0 ELSE m.failures + 1 END,"
-     "   lockouts = m.lockouts + CASE WHEN m.failures + 1 >= $7::int THEN 1 ELSE 0 END,"
-     "   locked_until = CASE WHEN m.failures + 1 >= $7::int THEN now() + make_interval(secs =>"
-     "    least($9::float8, $8::float8 * power(2, m.lockouts))) ELSE m.locked_until END,"
+     "   failures = CASE WHEN m.failures + 1 >= $15::int THEN 0 ELSE m.failures + 1 END,"
+     "   lockouts = m.lockouts + CASE WHEN m.failures + 1 >= $15::int THEN 1 ELSE 0 END,"
+     "   locked_until = CASE WHEN m.failures + 1 >= $15::int THEN now() + make_interval(secs =>"
+     "    least($17::float8, $16::float8 * power(2, m.lockouts))) ELSE m.locked_until END,"
      "   updated_at = now()"
      "  RETURNING coalesce(ceil(extract(epoch FROM locked_until - now())), 0)::int AS secs,"
      "   failures = 0 AND locked_until > now() AS just_locked),"
      " a AS ("
-     "  INSERT INTO audit (" AUDIT_COLS ")"
-     "  VALUES ('verify', 'self', 'refused', 'RESPONSE_WRONG', $2, NULL, NULL, $5, $6, NULL))"
-     " SELECT s.attempts, l.secs, l.just_locked FROM s, l"},
+     "  INSERT INTO audit (" AUDIT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))"
+     " SELECT s.attempts, l.secs AS lock_secs, l.just_locked FROM s, l"},
     {"session_state", "SELECT attempts, used FROM claim_sessions WHERE auth_id = $1"},
-    {"sessions_gc", "DELETE FROM claim_sessions WHERE expires_at < now() - interval '1 hour'"},
+    {"sessions_gc", "WITH d AS (DELETE FROM claim_sessions"
+                    " WHERE expires_at < now() - interval '1 hour' RETURNING 1)"
+                    " SELECT count(*) AS deleted FROM d"},
     {NULL, NULL},
 };
 
+static unsigned positive(int64_t secs)
+{
+	return secs > 0 ? (unsigned)secs : 0;
+}
+
 enum db_status db_device_get(struct db *db, const char *mac, struct device_row *out)
 {
-	const char *p[1] = {mac};
-	PGresult *r = NULL;
-	/* Binary results: the sealed key arrives as raw bytes, no hex round trip. */
-	enum db_status s = db_exec_prepared(db, "device_get", 1, p, NULL, NULL, 1, &r);
+	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
+	int64_t secs = 0;
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("platform", out->platform),
+	    DB_COL_BYTEA("sealed", out->sealed),
+	    DB_COL_INT("lock_secs", &secs),
+	    DB_COL_BOOL("has_failures", &out->has_failures),
+	    DB_COLS_END,
+	};
+	enum db_status s = db_run_exec(db, "device_get", p, cols);
 
-	if (s == DB_OK) {
-		int plen = PQgetlength(r, 0, 0), klen = PQgetlength(r, 0, 1);
-		if (plen < 1 || plen > 32 || klen != SEALED_EFUSE_BYTES ||
-		    PQgetlength(r, 0, 2) != 4 || PQgetlength(r, 0, 3) != 1) {
-			s = DB_HARD;
-		} else {
-			memcpy(out->platform, PQgetvalue(r, 0, 0), (size_t)plen);
-			out->platform[plen] = '\0';
-			memcpy(out->sealed, PQgetvalue(r, 0, 1), SEALED_EFUSE_BYTES);
-			const unsigned char *l = (const unsigned char *)PQgetvalue(r, 0, 2);
-			int32_t secs = (int32_t)((uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 |
-			                         (uint32_t)l[2] << 8 | l[3]);
-			out->locked_for = secs > 0 ? (unsigned)secs : 0;
-			out->has_failures = PQgetvalue(r, 0, 3)[0] != 0;
-		}
-	}
-	PQclear(r);
+	out->locked_for = s == DB_OK ? positive(secs) : 0;
 	return s;
 }
 
-enum db_status db_self_initiate(struct db *db, struct self_initiate *q)
+/* The audit row, then the session's parameters, as SELF_CLAIM_CTES numbers them. */
+static void self_claim_params(struct db_param p[23], const struct self_claim *c,
+                              const struct audit_rec *a)
 {
-	const char *p[7] = {q->mac,         q->platform,     q->remote_addr, q->request_id,
-	                    q->why_unknown, q->why_platform, q->why_locked};
-	PGresult *r = NULL;
-	enum db_status s = db_exec_prepared(db, "self_initiate", 7, p, NULL, NULL, 0, &r);
-
-	if (s == DB_OK) {
-		q->found = PQgetvalue(r, 0, 0)[0] == 't';
-		q->platform_ok = PQgetvalue(r, 0, 1)[0] == 't';
-		int secs = atoi(PQgetvalue(r, 0, 2));
-		q->locked_for = secs > 0 ? (unsigned)secs : 0;
-	}
-	PQclear(r);
-	return s;
+	db_audit_params(p, a);
+	p[10] = DB_TEXT(c->auth_id);
+	p[11] = DB_TEXT(c->mac);
+	p[12] = DB_TEXT(c->challenge);
+	p[13] = DB_INT(c->expires);
+	p[14] = DB_INT(c->max_attempts);
+	p[15] = DB_TEXT(c->node_id);
+	p[16] = DB_TEXT(c->node_policies);
+	p[17] = DB_TEXT(c->serial);
+	p[18] = DB_BYTEA(c->key_sha256, 32);
+	p[19] = DB_INT(c->not_before);
+	p[20] = DB_INT(c->not_after);
+	p[21] = DB_TEXT(c->pem);
+	p[22] = DB_PARAMS_END;
 }
 
-enum db_status db_audit(struct db *db, const struct audit_rec *a)
+enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
+                                    const struct audit_rec *a)
 {
-	const char *p[10] = {a->event,   a->flow,    a->outcome,     a->reason,     a->mac,
-	                     a->node_id, a->user_id, a->remote_addr, a->request_id, a->serial};
-	return db_exec_prepared(db, "audit_insert", 10, p, NULL, NULL, 0, NULL);
-}
+	struct db_param p[23];
 
-enum db_status db_audit_async(struct db *db, const struct audit_rec *a)
-{
-	const char *p[10] = {a->event,   a->flow,    a->outcome,     a->reason,     a->mac,
-	                     a->node_id, a->user_id, a->remote_addr, a->request_id, a->serial};
-	return db_exec_prepared(db, "audit_insert_async", 10, p, NULL, NULL, 0, NULL);
-}
-
-enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c)
-{
-	char expires[24], maxa[16], nb[24], na[24], fp[2 + 64 + 1];
-	const char *p[14];
-	PGresult *r = NULL;
-	enum db_status s;
-
-	snprintf(expires, sizeof(expires), "%lld", (long long)c->expires);
-	snprintf(maxa, sizeof(maxa), "%u", c->max_attempts);
-	snprintf(nb, sizeof(nb), "%lld", (long long)c->not_before);
-	snprintf(na, sizeof(na), "%lld", (long long)c->not_after);
-	fp[0] = '\\';
-	fp[1] = 'x';
-	hex_encode_lower(fp + 2, c->key_sha256, 32);
-	p[0] = c->auth_id;
-	p[1] = c->mac;
-	p[2] = c->challenge;
-	p[3] = expires;
-	p[4] = maxa;
-	p[5] = c->node_id;
-	p[6] = c->node_policies;
-	p[7] = c->serial;
-	p[8] = fp;
-	p[9] = nb;
-	p[10] = na;
-	p[11] = c->pem;
-	p[12] = c->remote_addr;
-	p[13] = c->request_id;
-	s = db_exec_prepared(db, c->forgive ? "self_claim_commit_forgive" : "self_claim_commit", 14,
-	                     p, NULL, NULL, 0, &r);
-	PQclear(r);
-	return s;
+	self_claim_params(p, c, a);
+	return db_run_exec(db, c->forgive ? "self_claim_commit_forgive" : "self_claim_commit", p,
+	                   NULL);
 }
 
 enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
-                                const struct lockout_policy *lp, struct wrong_result *out)
+                                const struct lockout_policy *lp, const struct audit_rec *a,
+                                struct wrong_result *out)
 {
-	char expires[24], n[16], first[16], longest[16];
-	const char *p[9] = {c->auth_id,    c->mac, c->challenge, expires, c->remote_addr,
-	                    c->request_id, n,      first,        longest};
-	PGresult *r = NULL;
+	struct db_param p[18];
+	int64_t attempts = 0, secs = 0;
+	const struct db_col cols[] = {
+	    DB_COL_INT("attempts", &attempts),
+	    DB_COL_INT("lock_secs", &secs),
+	    DB_COL_BOOL("just_locked", &out->just_locked),
+	    DB_COLS_END,
+	};
 	enum db_status s;
 
-	snprintf(expires, sizeof(expires), "%lld", (long long)c->expires);
+	db_audit_params(p, a);
+	p[10] = DB_TEXT(c->auth_id);
+	p[11] = DB_TEXT(c->mac);
+	p[12] = DB_TEXT(c->challenge);
+	p[13] = DB_INT(c->expires);
 	/* Lockout off: a threshold no count reaches. */
-	snprintf(n, sizeof(n), "%u", lp->failures ? lp->failures : 2147483647u);
-	snprintf(first, sizeof(first), "%u", lp->seconds);
-	snprintf(longest, sizeof(longest), "%u", lp->max_seconds);
-	s = db_exec_prepared(db, "session_wrong", 9, p, NULL, NULL, 0, &r);
-	if (s == DB_OK) {
-		out->attempts = (unsigned)atoi(PQgetvalue(r, 0, 0));
-		int secs = atoi(PQgetvalue(r, 0, 1));
-		out->locked_for = secs > 0 ? (unsigned)secs : 0;
-		out->just_locked = PQgetvalue(r, 0, 2)[0] == 't';
-	}
-	PQclear(r);
+	p[14] = DB_INT(lp->failures ? lp->failures : INT32_MAX);
+	p[15] = DB_INT(lp->seconds);
+	p[16] = DB_INT(lp->max_seconds);
+	p[17] = DB_PARAMS_END;
+	s = db_run_exec(db, "session_wrong", p, cols);
+	out->attempts = s == DB_OK ? (unsigned)attempts : 0;
+	out->locked_for = s == DB_OK ? positive(secs) : 0;
 	return s;
 }
 
 enum db_status db_mac_unlock(struct db *db, const char *mac)
 {
-	const char *p[1] = {mac};
-	return db_exec_prepared(db, "mac_unlock", 1, p, NULL, NULL, 0, NULL);
+	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
+	return db_run_exec(db, "mac_unlock", p, NULL);
 }
 
 enum db_status db_session_state(struct db *db, const char *auth_id, unsigned *attempts, bool *used)
 {
-	const char *p[1] = {auth_id};
-	PGresult *r = NULL;
-	enum db_status s = db_exec_prepared(db, "session_state", 1, p, NULL, NULL, 0, &r);
-	if (s == DB_OK) {
-		*attempts = (unsigned)atoi(PQgetvalue(r, 0, 0));
-		*used = PQgetvalue(r, 0, 1)[0] == 't';
-	}
-	PQclear(r);
+	const struct db_param p[] = {DB_TEXT(auth_id), DB_PARAMS_END};
+	int64_t n = 0;
+	const struct db_col cols[] = {DB_COL_INT("attempts", &n), DB_COL_BOOL("used", used),
+	                              DB_COLS_END};
+	enum db_status s = db_run_exec(db, "session_state", p, cols);
+
+	*attempts = s == DB_OK ? (unsigned)n : 0;
 	return s;
 }
 
 enum db_status db_sessions_gc(struct db *db, long *n)
 {
-	PGresult *r = NULL;
-	enum db_status s = db_exec_prepared(db, "sessions_gc", 0, NULL, NULL, NULL, 0, &r);
-	*n = s >= DB_NO_ROWS ? atol(PQcmdTuples(r)) : 0;
-	PQclear(r);
+	int64_t deleted = 0;
+	const struct db_col cols[] = {DB_COL_INT("deleted", &deleted), DB_COLS_END};
+	enum db_status s = db_run_exec(db, "sessions_gc", NULL, cols);
+
+	*n = s == DB_OK ? (long)deleted : 0;
 	return s;
 }

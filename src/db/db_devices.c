@@ -1,16 +1,17 @@
 /*
- * Device registry writes: the COPY-based importer. Conflicts are found with set
- * queries over the staging table instead of row-by-row round trips, which is what makes
- * a million rows take seconds. The eFuse keys arrive already sealed.
+ * Device registry writes: the COPY-based importer, one streaming transaction (begin,
+ * rows, finish) that spans many calls and is therefore never retried. Conflicts are
+ * found with set queries over the staging table instead of row-by-row round trips,
+ * which is what makes a million rows take seconds. The eFuse keys arrive sealed.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "claimd/db_devices.h"
-#include "db_internal.h"
 #include "claimd/log.h"
 #include "claimd/util.h"
+#include "db_internal.h"
 
 const struct db_stmt db_devices_stmts[] = {
     {NULL, NULL},
@@ -36,7 +37,7 @@ enum db_status db_import_begin(struct db *db)
 	db->copylen = 0;
 	if (!db->copybuf && !(db->copybuf = malloc(COPY_BUF)))
 		return DB_HARD;
-	if ((s = db_exec_sql(db, "BEGIN")) < DB_NO_ROWS)
+	if ((s = db_stream_begin(db, "import")) < DB_NO_ROWS)
 		return s;
 	if ((s = db_exec_sql(db, "CREATE TEMP TABLE import_rows (line bigint NOT NULL,"
 	                         " mac text NOT NULL, platform text NOT NULL,"
@@ -52,7 +53,7 @@ enum db_status db_import_begin(struct db *db)
 	PQclear(r);
 	return DB_OK;
 fail:
-	db_exec_sql(db, "ROLLBACK");
+	db_stream_abort(db);
 	return s < DB_NO_ROWS ? s : DB_HARD;
 }
 
@@ -76,26 +77,42 @@ enum db_status db_import_row(struct db *db, long line, const char *mac, const ch
 	return DB_OK;
 }
 
-static enum db_status report_rows(struct db *db, const char *sql, const char *what,
-                                  import_report_fn report, void *arg, long *count)
+/* One conflicting row, as the conflict queries name their columns. */
+struct report {
+	int64_t line;
+	char mac[MAC_LEN + 1];
+	char what[160];
+	import_report_fn fn;
+	struct import_reporter *r;
+	long *count;
+};
+
+static enum db_status report_one(void *cls, int index)
 {
-	PGresult *r = PQexec(db->conn, sql);
-	enum db_status s = db_classify(db, r, what);
-	if (s == DB_OK) {
-		for (int i = 0; report && i < PQntuples(r); i++)
-			report(arg, atol(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
-			       PQgetvalue(r, i, 2));
-		*count += PQntuples(r);
-	}
-	PQclear(r);
-	return s;
+	struct report *rp = cls;
+	(void)index;
+	if (rp->fn)
+		rp->fn(rp->r, (long)rp->line, rp->mac, rp->what);
+	(*rp->count)++;
+	return DB_OK;
+}
+
+/* Reports every row (line, mac, what) that @p sql finds. */
+static enum db_status report_rows(struct db *db, const char *sql, import_report_fn fn,
+                                  struct import_reporter *r, long *count)
+{
+	struct report rp = {.fn = fn, .r = r, .count = count};
+	const struct db_col cols[] = {DB_COL_INT("line", &rp.line), DB_COL_TEXT("mac", rp.mac),
+	                              DB_COL_TEXT("what", rp.what), DB_COLS_END};
+	return db_exec_sql_rows(db, sql, cols, report_one, &rp);
 }
 
 enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts,
-                                import_report_fn report, void *arg, struct import_counts *out)
+                                import_report_fn report, struct import_reporter *rep,
+                                struct import_counts *out)
 {
 	PGresult *r;
-	enum db_status s;
+	enum db_status s = DB_HARD;
 
 	memset(out, 0, sizeof(*out));
 	if (flush_copy(db) < DB_NO_ROWS || PQputCopyEnd(db->conn, NULL) != 1)
@@ -114,27 +131,27 @@ enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts
 	/* The same MAC twice in one file must carry the same key and platform. */
 	s = report_rows(db,
 	                "SELECT i.line, i.mac, 'MAC appears again with a different key or "
-	                "platform (first at line ' || f.line || ')'"
+	                "platform (first at line ' || f.line || ')' AS what"
 	                " FROM import_rows i JOIN LATERAL (SELECT line, tag, platform FROM "
 	                "import_rows j WHERE j.mac = i.mac ORDER BY line LIMIT 1) f ON true"
 	                " WHERE i.line > f.line AND (i.tag <> f.tag OR i.platform <> f.platform)"
 	                " ORDER BY i.line",
-	                "duplicates", report, arg, &out->conflicts);
+	                report, rep, &out->conflicts);
 	if (s < DB_NO_ROWS)
 		goto fail;
 	if (!replace) {
 		s = report_rows(db,
 		                "SELECT i.line, i.mac, 'MAC already registered with a different "
-		                "key or platform (use --replace)'"
+		                "key or platform (use --replace)' AS what"
 		                " FROM import_rows i JOIN devices d USING (mac)"
 		                " WHERE d.efuse_key_tag <> i.tag OR d.platform <> i.platform"
 		                " ORDER BY i.line",
-		                "conflicts", report, arg, &out->conflicts);
+		                report, rep, &out->conflicts);
 		if (s < DB_NO_ROWS)
 			goto fail;
 	}
 	if (out->conflicts && !skip_conflicts) {
-		db_exec_sql(db, "ROLLBACK");
+		db_stream_abort(db);
 		return DB_NO_ROWS;
 	}
 	if (out->conflicts) {
@@ -151,32 +168,31 @@ enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts
 		if (s < DB_NO_ROWS)
 			goto fail;
 	}
-	r = PQexec(
-	    db->conn,
-	    "WITH m AS ("
-	    " INSERT INTO devices (mac, platform, efuse_key_sealed, efuse_key_tag)"
-	    " SELECT DISTINCT ON (mac) mac, platform, sealed, tag FROM import_rows"
-	    " ORDER BY mac, line"
-	    " ON CONFLICT (mac) DO UPDATE SET platform = EXCLUDED.platform,"
-	    "  efuse_key_sealed = EXCLUDED.efuse_key_sealed,"
-	    "  efuse_key_tag = EXCLUDED.efuse_key_tag, updated_at = now()"
-	    " WHERE devices.efuse_key_tag <> EXCLUDED.efuse_key_tag"
-	    "  OR devices.platform <> EXCLUDED.platform"
-	    " RETURNING (xmax = 0) AS added)"
-	    " SELECT (SELECT count(*) FROM m WHERE added), (SELECT count(*) FROM m WHERE NOT "
-	    "added), (SELECT count(DISTINCT mac) FROM import_rows)");
-	s = db_classify(db, r, "merge");
-	if (s == DB_OK) {
-		out->added = atol(PQgetvalue(r, 0, 0));
-		out->replaced = atol(PQgetvalue(r, 0, 1));
-		out->unchanged = atol(PQgetvalue(r, 0, 2)) - out->added - out->replaced;
-	}
-	PQclear(r);
-	if (s < DB_NO_ROWS)
+	int64_t added = 0, replaced = 0, distinct = 0;
+	const struct db_col counts[] = {DB_COL_INT("added", &added),
+	                                DB_COL_INT("replaced", &replaced),
+	                                DB_COL_INT("distinct_macs", &distinct), DB_COLS_END};
+	s = db_exec_sql_rows(db,
+	                     "WITH m AS ("
+	                     " INSERT INTO devices (mac, platform, efuse_key_sealed, efuse_key_tag)"
+	                     " SELECT DISTINCT ON (mac) mac, platform, sealed, tag FROM import_rows"
+	                     " ORDER BY mac, line"
+	                     " ON CONFLICT (mac) DO UPDATE SET platform = EXCLUDED.platform,"
+	                     "  efuse_key_sealed = EXCLUDED.efuse_key_sealed,"
+	                     "  efuse_key_tag = EXCLUDED.efuse_key_tag, updated_at = now()"
+	                     " WHERE devices.efuse_key_tag <> EXCLUDED.efuse_key_tag"
+	                     "  OR devices.platform <> EXCLUDED.platform"
+	                     " RETURNING (xmax = 0) AS added)"
+	                     " SELECT (SELECT count(*) FROM m WHERE added) AS added,"
+	                     " (SELECT count(*) FROM m WHERE NOT added) AS replaced,"
+	                     " (SELECT count(DISTINCT mac) FROM import_rows) AS distinct_macs",
+	                     counts, NULL, NULL);
+	if (s != DB_OK)
 		goto fail;
-	if ((s = db_exec_sql(db, "COMMIT")) < DB_NO_ROWS)
-		return s;
-	return DB_OK;
+	out->added = (long)added;
+	out->replaced = (long)replaced;
+	out->unchanged = (long)(distinct - added - replaced);
+	return db_stream_commit(db, "import");
 fail:
 	db_import_abort(db);
 	return DB_HARD;
@@ -184,11 +200,5 @@ fail:
 
 void db_import_abort(struct db *db)
 {
-	PGresult *r;
-	if (PQisBusy(db->conn) || PQtransactionStatus(db->conn) == PQTRANS_ACTIVE) {
-		PQputCopyEnd(db->conn, "aborted");
-		while ((r = PQgetResult(db->conn)) != NULL)
-			PQclear(r);
-	}
-	db_exec_sql(db, "ROLLBACK");
+	db_stream_abort(db);
 }

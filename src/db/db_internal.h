@@ -1,11 +1,15 @@
 /*
- * Shared by the db*.c files only: the connection struct and statement helpers.
- * Including <libpq-fe.h> here keeps it out of every other file.
+ * Shared by the files of src/db only: the connection struct, the transaction runner,
+ * typed statement parameters and results read by column name, and the audit row every
+ * audited statement writes. Including <libpq-fe.h> here keeps it out of every other
+ * folder; nothing here decides a claim's outcome.
  */
 #ifndef CLAIMD_DB_INTERNAL_H
 #define CLAIMD_DB_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "claimd/db.h"
 
@@ -17,21 +21,154 @@ struct db {
 };
 
 /* Statement tables of the resource files, prepared on connect. */
+extern const struct db_stmt db_audit_stmts[];
 extern const struct db_stmt db_claims_stmts[];
 extern const struct db_stmt db_devices_stmts[];
 extern const struct db_stmt db_users_stmts[];
 
-/**
- * Executes prepared statement @p name with text parameters (NULL = SQL NULL) and
- * classifies the outcome. On DB_OK/DB_NO_ROWS with @p res non-NULL, *@p res is the
- * result, which the caller clears; otherwise it is cleared here.
+/*
+ * Typed parameters. Text, numbers and booleans travel in text format (the statement's
+ * casts say what SQL type they become); byte strings travel in binary format and must
+ * land in a bytea. A NULL text is SQL NULL. An array of them ends with DB_END.
  */
-enum db_status db_exec_prepared(struct db *db, const char *name, int n, const char *const *params,
-                                const int *lengths, const int *formats, int result_format,
-                                PGresult **res);
-/** Runs a plain SQL command (no parameters) and classifies it. */
+enum db_type {
+	DBT_END = 0,
+	DBT_TEXT,  /* param: const char *; column: text, varchar or name, copied into char[cap] */
+	DBT_INT,   /* param: int64_t as decimal; column: int2, int4 or int8 into int64_t */
+	DBT_BOOL,  /* param: bool as t/f; column: bool into bool */
+	DBT_BYTEA, /* param: bytes; column: bytea of exactly cap bytes into uint8_t[cap] */
+};
+
+struct db_param {
+	enum db_type type;
+	const char *text;
+	int64_t num;
+	bool flag;
+	const void *bytes;
+	size_t len;
+};
+
+#define DB_TEXT(s)     ((struct db_param){.type = DBT_TEXT, .text = (s)})
+#define DB_INT(n)      ((struct db_param){.type = DBT_INT, .num = (int64_t)(n)})
+#define DB_BOOL(b)     ((struct db_param){.type = DBT_BOOL, .flag = (b)})
+#define DB_BYTEA(p, n) ((struct db_param){.type = DBT_BYTEA, .bytes = (p), .len = (n)})
+#define DB_PARAMS_END  ((struct db_param){.type = DBT_END})
+
+/*
+ * A result column read by its name (the statement's column alias) into a C variable of
+ * the column's type. A NULL value is an error unless @p null is set, which then says
+ * whether it was NULL (the output is left zeroed). An array of them ends with DB_END.
+ */
+struct db_col {
+	const char *name;
+	enum db_type type;
+	void *out;
+	size_t cap; /* DBT_TEXT: buffer size with the NUL; DBT_BYTEA: exact length */
+	bool *null;
+};
+
+#define DB_COL_TEXT(n, buf)                                                                        \
+	{                                                                                          \
+		(n), DBT_TEXT, (buf), sizeof(buf), NULL                                            \
+	}
+#define DB_COL_TEXT_NULL(n, buf, isnull)                                                           \
+	{                                                                                          \
+		(n), DBT_TEXT, (buf), sizeof(buf), (isnull)                                        \
+	}
+#define DB_COL_INT(n, p)                                                                           \
+	{                                                                                          \
+		(n), DBT_INT, (p), sizeof(int64_t), NULL                                           \
+	}
+#define DB_COL_BOOL(n, p)                                                                          \
+	{                                                                                          \
+		(n), DBT_BOOL, (p), sizeof(bool), NULL                                             \
+	}
+#define DB_COL_BYTEA(n, buf)                                                                       \
+	{                                                                                          \
+		(n), DBT_BYTEA, (buf), sizeof(buf), NULL                                           \
+	}
+#define DB_COLS_END                                                                                \
+	{                                                                                          \
+		NULL, DBT_END, NULL, 0, NULL                                                       \
+	}
+
+/**
+ * Executes prepared statement @p name with @p params (ended by DB_PARAMS_END; NULL for
+ * none) and, when @p cols is given, reads the first row into them (results come in
+ * binary format, each column's type checked against its spec). DB_OK: at least one row
+ * (or, for a command, one row affected), DB_NO_ROWS: none; DB_SOFT: serialization
+ * failure, deadlock or lost connection; DB_HARD: any other error, including a column
+ * that is missing, of another type, NULL when it may not be, or too long.
+ */
+enum db_status db_exec(struct db *db, const char *name, const struct db_param *params,
+                       const struct db_col *cols);
+/**
+ * As db_exec(), for every row: reads it into @p cols, then calls @p row with its index.
+ * A status below DB_NO_ROWS from @p row stops the walk and is returned.
+ */
+enum db_status db_exec_rows(struct db *db, const char *name, const struct db_param *params,
+                            const struct db_col *cols, enum db_status (*row)(void *cls, int index),
+                            void *cls);
+/**
+ * As db_exec_rows() for an unprepared command without parameters (for statements over a
+ * temporary table, which cannot be prepared at connect).
+ */
+enum db_status db_exec_sql_rows(struct db *db, const char *sql, const struct db_col *cols,
+                                enum db_status (*row)(void *cls, int index), void *cls);
+
+/* How db_run() wraps its callback. */
+enum db_tx {
+	DB_AUTOCOMMIT, /* each statement commits itself: for single-statement work */
+	DB_EXPLICIT,   /* BEGIN ... COMMIT around the callback */
+};
+
+/**
+ * The transaction runner (the only one): runs @p fn, inside BEGIN/COMMIT with
+ * DB_EXPLICIT. On a serialization failure or deadlock (SQLSTATE 40001, 40P01) it rolls
+ * back and retries with jittered backoff; after a lost connection it resets the
+ * connection, prepares the statements again and retries. At most 5 tries, then DB_SOFT
+ * ("busy", 503). DB_HARD on any other error, at once. Otherwise what @p fn returned.
+ * @p fn must be safe to run again from the start: it gets @p cls unchanged each time.
+ */
+enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct db *db, void *cls),
+                      void *cls);
+/** db_exec() of one statement in autocommit, through db_run(): retried the same way. */
+enum db_status db_run_exec(struct db *db, const char *name, const struct db_param *params,
+                           const struct db_col *cols);
+
+/**
+ * A streaming transaction: BEGIN, any number of calls (a COPY of an import), then
+ * commit or abort. Unlike db_run() it is never retried, because the caller's input
+ * cannot be replayed: a soft failure ends it like a hard one. @p what names it in the
+ * log. Returns DB_OK or DB_HARD/DB_SOFT.
+ */
+enum db_status db_stream_begin(struct db *db, const char *what);
+/** Commits the streaming transaction. DB_OK, or DB_HARD/DB_SOFT (then rolled back). */
+enum db_status db_stream_commit(struct db *db, const char *what);
+/** Abandons the streaming transaction (ends a COPY in progress, rolls back). */
+void db_stream_abort(struct db *db);
+
+/** Runs a plain SQL command (no parameters, no result rows wanted) and classifies it. */
 enum db_status db_exec_sql(struct db *db, const char *sql);
-/** Classifies a result as db_exec_prepared() does, logging hard errors. */
+/** Classifies a result as db_exec() does, logging hard errors under @p what. */
 enum db_status db_classify(struct db *db, PGresult *r, const char *what);
+
+/*
+ * The audit row. Every statement that audits takes the row's ten fields as its
+ * parameters $1..$10, in this order, and inserts them with AUDIT_INSERT_SELECT, so the
+ * row says exactly what C decided (reason = the error-table name). A statement may
+ * leave mac or node_id NULL for SQL to fill from the row it touched (a fact, not a
+ * decision): coalesce($5, ...) / coalesce($6, ...).
+ */
+#define AUDIT_COLS                                                                                 \
+	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial"
+#define AUDIT_NPARAMS 10
+
+struct audit_rec;
+/**
+ * Writes the audit row's ten fields into @p p[0..9] (the first parameters of an audited
+ * statement).
+ */
+void db_audit_params(struct db_param p[AUDIT_NPARAMS], const struct audit_rec *a);
 
 #endif

@@ -1,18 +1,15 @@
 /*
  * Statements of the user flow. The quota is exact across daemons because the count and
  * the insert run under pg_advisory_xact_lock on the user; a (user, MAC) pair has one
- * node_id because the unique index nodes_user_mac says so.
+ * node_id because the unique index nodes_user_mac says so. Facts only: whether the
+ * user is over quota is reported, the refusal is claim.c's.
  */
-#include <stdio.h>
+#include "claimd/db_users.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "db_internal.h"
-#include "claimd/db_users.h"
-#include "claimd/util.h"
-
-#define AUDIT_COLS                                                                                 \
-	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial"
 
 const struct db_stmt db_users_stmts[] = {
     /* $1 user $2 mac $3 platform $4 ttl seconds */
@@ -20,166 +17,234 @@ const struct db_stmt db_users_stmts[] = {
      "UPDATE nodes SET pending_until = now() + make_interval(secs => $4::int), platform = $3,"
      " updated_at = now() WHERE user_id = $1 AND mac = $2 RETURNING node_id"},
     {"user_lock", "SELECT pg_advisory_xact_lock(hashtextextended('claimd user ' || $1, 0))"},
-    /* $1 user $2 default quota: true when one more node is allowed */
+    /* $1 user $2 default quota: whether one more node is allowed */
     {"user_quota_room",
      "SELECT coalesce((SELECT quota FROM user_quotas WHERE user_id = $1), $2::int) = 0"
      " OR (SELECT count(*) FROM nodes WHERE user_id = $1) <"
-     "  coalesce((SELECT quota FROM user_quotas WHERE user_id = $1), $2::int)"},
+     "  coalesce((SELECT quota FROM user_quotas WHERE user_id = $1), $2::int) AS room"},
     /* $1 node_id $2 mac $3 user $4 platform $5 ttl */
     {"user_node_insert", "INSERT INTO nodes (node_id, mac, user_id, platform, pending_until)"
                          " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int))"
                          " ON CONFLICT DO NOTHING RETURNING node_id"},
-    /* $1 user $2 node_id $3 policies $4 serial $5 key_sha256 $6 nb $7 na $8 pem
-     * $9 remote $10 request */
+    /* $1-$10 the audit row ($5 mac NULL: taken from the node), then $11 user $12 node_id
+     * $13 policies $14 serial $15 key_sha256 $16 not_before $17 not_after $18 pem */
     {"user_verify",
      "WITH n AS ("
      "  UPDATE nodes SET pending_until = NULL, updated_at = now(),"
      "   claimed_at = coalesce(claimed_at, now()),"
-     "   node_policies = coalesce($3, node_policies)"
-     "  WHERE node_id = $2 AND user_id = $1 AND pending_until > now()"
+     "   node_policies = coalesce($13, node_policies)"
+     "  WHERE node_id = $12 AND user_id = $11 AND pending_until > now()"
      "  RETURNING node_id, mac),"
      " c AS ("
      "  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem)"
-     "  SELECT $4, node_id, $5, to_timestamp($6), to_timestamp($7), $8 FROM n RETURNING 1),"
+     "  SELECT $14, node_id, $15, to_timestamp($16), to_timestamp($17), $18 FROM n RETURNING 1),"
      " a AS ("
      "  INSERT INTO audit (" AUDIT_COLS ")"
-     "  SELECT 'verify', 'user', 'ok', 'OK', mac, node_id, $1, $9, $10, $4 FROM n"
+     "  SELECT $1, $2, $3, $4, coalesce($5, n.mac), $6, $7, $8, $9, $10 FROM n"
      "  RETURNING 1)"
      " SELECT mac FROM n"},
     {"user_set_quota",
      "INSERT INTO user_quotas (user_id, quota) VALUES ($1, $2::int)"
      " ON CONFLICT (user_id) DO UPDATE SET quota = EXCLUDED.quota, updated_at = now()"},
     {"nodes_by_user",
-     "SELECT node_id, mac, coalesce(user_id, ''), coalesce(platform, ''),"
-     " coalesce(node_policies, ''), created_at::text, coalesce(claimed_at::text, ''),"
-     " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id)"
+     "SELECT node_id, mac, coalesce(user_id, '') AS user_id, coalesce(platform, '') AS platform,"
+     " coalesce(node_policies, '') AS policies, created_at::text AS created_at,"
+     " coalesce(claimed_at::text, '') AS claimed_at,"
+     " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id) AS certificates"
      " FROM nodes n WHERE user_id = $1 ORDER BY created_at, node_id"},
     {"nodes_by_key",
-     "SELECT node_id, mac, coalesce(user_id, ''), coalesce(platform, ''),"
-     " coalesce(node_policies, ''), created_at::text, coalesce(claimed_at::text, ''),"
-     " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id)"
+     "SELECT node_id, mac, coalesce(user_id, '') AS user_id, coalesce(platform, '') AS platform,"
+     " coalesce(node_policies, '') AS policies, created_at::text AS created_at,"
+     " coalesce(claimed_at::text, '') AS claimed_at,"
+     " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id) AS certificates"
      " FROM nodes n WHERE node_id = $1 OR mac = $1 ORDER BY created_at, node_id"},
-    {"node_certs",
-     "SELECT serial, not_before::text, not_after::text, issued_at::text,"
-     " encode(key_sha256, 'hex') FROM certificates WHERE node_id = $1 ORDER BY issued_at"},
+    {"node_certs", "SELECT serial, not_before::text AS not_before, not_after::text AS not_after,"
+                   " issued_at::text AS issued_at, encode(key_sha256, 'hex') AS key_sha256"
+                   " FROM certificates WHERE node_id = $1 ORDER BY issued_at"},
     {NULL, NULL},
 };
 
-enum db_status db_user_initiate(struct db *db, void *arg)
+struct initiate_tx {
+	struct user_initiate *u;
+	const struct audit_rec *a;
+};
+
+/* Runs again from the start on a retry: every output is set afresh. */
+static enum db_status user_initiate_tx(struct db *db, void *cls)
 {
-	struct user_initiate *u = arg;
-	char ttl[16], quota[16];
-	const char *touch[4] = {u->user, u->mac, u->platform, ttl};
-	PGresult *r = NULL;
+	struct initiate_tx *t = cls;
+	struct user_initiate *u = t->u;
+	const struct db_param touch[] = {DB_TEXT(u->user), DB_TEXT(u->mac), DB_TEXT(u->platform),
+	                                 DB_INT(u->ttl), DB_PARAMS_END};
+	const struct db_col node[] = {DB_COL_TEXT("node_id", u->node_id), DB_COLS_END};
 	enum db_status s;
 
-	snprintf(ttl, sizeof(ttl), "%u", u->ttl);
-	snprintf(quota, sizeof(quota), "%u", u->default_quota);
 	u->over_quota = u->created = false;
 	/* A MAC this user holds already: same node_id, never counted again. */
-	s = db_exec_prepared(db, "user_node_touch", 4, touch, NULL, NULL, 0, &r);
+	s = db_exec(db, "user_node_touch", touch, node);
 	if (s == DB_NO_ROWS) {
-		PQclear(r);
-		r = NULL;
-		const char *lock[1] = {u->user};
-		if ((s = db_exec_prepared(db, "user_lock", 1, lock, NULL, NULL, 0, NULL)) < DB_OK)
-			return s < DB_NO_ROWS ? s : DB_HARD;
-		/* Another daemon may have made it while we waited for the lock. */
-		s = db_exec_prepared(db, "user_node_touch", 4, touch, NULL, NULL, 0, &r);
-	}
-	if (s < DB_NO_ROWS)
-		return s;
-	if (s == DB_NO_ROWS) {
-		PQclear(r);
-		r = NULL;
-		const char *room[2] = {u->user, quota};
-		s = db_exec_prepared(db, "user_quota_room", 2, room, NULL, NULL, 0, &r);
-		if (s < DB_NO_ROWS)
+		const struct db_param lock[] = {DB_TEXT(u->user), DB_PARAMS_END};
+		if ((s = db_exec(db, "user_lock", lock, NULL)) < DB_NO_ROWS)
 			return s;
-		if (PQgetvalue(r, 0, 0)[0] != 't') {
-			PQclear(r);
+		/* Another daemon may have made it while we waited for the lock. */
+		s = db_exec(db, "user_node_touch", touch, node);
+	}
+	if (s == DB_NO_ROWS) {
+		const struct db_param quota[] = {DB_TEXT(u->user), DB_INT(u->default_quota),
+		                                 DB_PARAMS_END};
+		bool room = false;
+		const struct db_col cols[] = {DB_COL_BOOL("room", &room), DB_COLS_END};
+		if ((s = db_exec(db, "user_quota_room", quota, cols)) < DB_NO_ROWS)
+			return s;
+		if (!room) {
 			u->over_quota = true;
 			return DB_NO_ROWS;
 		}
-		PQclear(r);
-		r = NULL;
-		const char *ins[5] = {u->new_node_id, u->mac, u->user, u->platform, ttl};
-		s = db_exec_prepared(db, "user_node_insert", 5, ins, NULL, NULL, 0, &r);
-		if (s == DB_NO_ROWS) {
-			/* A random 128-bit node_id collided: let the runner try again. */
-			PQclear(r);
+		char candidate[NODE_ID_TEXT_MAX + 1];
+		u->new_node_id(candidate);
+		const struct db_param ins[] = {DB_TEXT(candidate), DB_TEXT(u->mac),
+		                               DB_TEXT(u->user),   DB_TEXT(u->platform),
+		                               DB_INT(u->ttl),     DB_PARAMS_END};
+		s = db_exec(db, "user_node_insert", ins, node);
+		/* A random 131-bit node_id collided: let the runner try again. */
+		if (s == DB_NO_ROWS)
 			return DB_SOFT;
-		}
-		if (s < DB_NO_ROWS)
-			return s;
-		u->created = true;
+		u->created = s == DB_OK;
 	}
-	snprintf(u->node_id, sizeof(u->node_id), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	const char *a[10] = {"initiate", "user",  "ok",           "OK",          u->mac,
-	                     u->node_id, u->user, u->remote_addr, u->request_id, NULL};
-	return db_exec_prepared(db, "audit_insert", 10, a, NULL, NULL, 0, NULL);
+	if (s < DB_NO_ROWS)
+		return s;
+	struct audit_rec a = *t->a;
+	struct db_param p[AUDIT_NPARAMS + 1];
+	a.mac = u->mac;
+	a.node_id = u->node_id;
+	db_audit_params(p, &a);
+	p[AUDIT_NPARAMS] = DB_PARAMS_END;
+	return db_exec(db, "audit_insert", p, NULL);
 }
 
-enum db_status db_user_verify(struct db *db, void *arg)
+enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const struct audit_rec *a)
 {
-	struct user_verify *v = arg;
-	char nb[24], na[24], fp[2 + 64 + 1];
-	PGresult *r = NULL;
-	enum db_status s;
+	struct initiate_tx t = {u, a};
+	return db_run(db, DB_EXPLICIT, user_initiate_tx, &t);
+}
 
-	snprintf(nb, sizeof(nb), "%lld", (long long)v->not_before);
-	snprintf(na, sizeof(na), "%lld", (long long)v->not_after);
-	fp[0] = '\\';
-	fp[1] = 'x';
-	hex_encode_lower(fp + 2, v->key_sha256, 32);
-	const char *p[10] = {v->user, v->node_id, v->node_policies, v->serial,      fp,
-	                     nb,      na,         v->pem,           v->remote_addr, v->request_id};
-	s = db_exec_prepared(db, "user_verify", 10, p, NULL, NULL, 0, &r);
-	if (s == DB_OK)
-		snprintf(v->mac, sizeof(v->mac), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return s;
+enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a)
+{
+	struct db_param p[AUDIT_NPARAMS + 9];
+	const struct db_col cols[] = {DB_COL_TEXT("mac", v->mac), DB_COLS_END};
+
+	db_audit_params(p, a);
+	p[10] = DB_TEXT(v->user);
+	p[11] = DB_TEXT(v->node_id);
+	p[12] = DB_TEXT(v->node_policies);
+	p[13] = DB_TEXT(v->serial);
+	p[14] = DB_BYTEA(v->key_sha256, 32);
+	p[15] = DB_INT(v->not_before);
+	p[16] = DB_INT(v->not_after);
+	p[17] = DB_TEXT(v->pem);
+	p[18] = DB_PARAMS_END;
+	return db_run_exec(db, "user_verify", p, cols);
 }
 
 enum db_status db_user_set_quota(struct db *db, const char *user, unsigned quota)
 {
-	char q[16];
-	snprintf(q, sizeof(q), "%u", quota);
-	const char *p[2] = {user, q};
-	return db_exec_prepared(db, "user_set_quota", 2, p, NULL, NULL, 0, NULL);
+	const struct db_param p[] = {DB_TEXT(user), DB_INT(quota), DB_PARAMS_END};
+	return db_run_exec(db, "user_set_quota", p, NULL);
 }
 
-enum db_status db_nodes_find(struct db *db, const char *user, const char *key,
-                             void (*fn)(void *, const struct node_info *), void *arg)
+/* Rows collected into a growing array of elements of @p size, each read into @p row. */
+struct collect {
+	void *items;
+	size_t n, cap, size;
+	const void *row;
+};
+
+static enum db_status collect_row(void *cls, int index)
 {
-	const char *p[1] = {user ? user : key};
-	PGresult *r = NULL;
-	enum db_status s =
-	    db_exec_prepared(db, user ? "nodes_by_user" : "nodes_by_key", 1, p, NULL, NULL, 0, &r);
-	for (int i = 0; s == DB_OK && i < PQntuples(r); i++) {
-		struct node_info n = {
-		    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),       PQgetvalue(r, i, 2),
-		    PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),       PQgetvalue(r, i, 5),
-		    PQgetvalue(r, i, 6), atol(PQgetvalue(r, i, 7)),
-		};
-		fn(arg, &n);
+	struct collect *c = cls;
+	(void)index;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 8;
+		void *p = realloc(c->items, cap * c->size);
+		if (!p)
+			return DB_HARD;
+		c->items = p;
+		c->cap = cap;
 	}
-	PQclear(r);
+	memcpy((char *)c->items + c->n * c->size, c->row, c->size);
+	c->n++;
+	return DB_OK;
+}
+
+struct rows_tx {
+	const char *stmt;
+	const struct db_param *params;
+	const struct db_col *cols;
+	struct collect *c;
+};
+
+static enum db_status rows_tx(struct db *db, void *cls)
+{
+	struct rows_tx *t = cls;
+	t->c->n = 0; /* a retry starts the list again */
+	return db_exec_rows(db, t->stmt, t->params, t->cols, collect_row, t->c);
+}
+
+static enum db_status collect_all(struct db *db, const char *stmt, const struct db_param *params,
+                                  const struct db_col *cols, struct collect *c, void **out,
+                                  size_t *n)
+{
+	struct rows_tx t = {stmt, params, cols, c};
+	enum db_status s = db_run(db, DB_AUTOCOMMIT, rows_tx, &t);
+
+	if (s != DB_OK) {
+		free(c->items);
+		c->items = NULL;
+		c->n = 0;
+	}
+	*out = c->items;
+	*n = c->n;
 	return s;
 }
 
-enum db_status db_node_certs(struct db *db, const char *node_id,
-                             void (*fn)(void *, const struct cert_info *), void *arg)
+enum db_status db_nodes_find(struct db *db, const char *user, const char *key,
+                             struct node_info **out, size_t *n)
 {
-	const char *p[1] = {node_id};
-	PGresult *r = NULL;
-	enum db_status s = db_exec_prepared(db, "node_certs", 1, p, NULL, NULL, 0, &r);
-	for (int i = 0; s == DB_OK && i < PQntuples(r); i++) {
-		struct cert_info c = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-		                      PQgetvalue(r, i, 3), PQgetvalue(r, i, 4)};
-		fn(arg, &c);
-	}
-	PQclear(r);
+	struct node_info row;
+	const struct db_param p[] = {DB_TEXT(user ? user : key), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("node_id", row.node_id),
+	    DB_COL_TEXT("mac", row.mac),
+	    DB_COL_TEXT("user_id", row.user_id),
+	    DB_COL_TEXT("platform", row.platform),
+	    DB_COL_TEXT("policies", row.policies),
+	    DB_COL_TEXT("created_at", row.created_at),
+	    DB_COL_TEXT("claimed_at", row.claimed_at),
+	    DB_COL_INT("certificates", &row.certificates),
+	    DB_COLS_END,
+	};
+	struct collect c = {.size = sizeof(row), .row = &row};
+	void *items;
+	enum db_status s =
+	    collect_all(db, user ? "nodes_by_user" : "nodes_by_key", p, cols, &c, &items, n);
+
+	*out = items;
+	return s;
+}
+
+enum db_status db_node_certs(struct db *db, const char *node_id, struct cert_info **out, size_t *n)
+{
+	struct cert_info row;
+	const struct db_param p[] = {DB_TEXT(node_id), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("serial", row.serial),         DB_COL_TEXT("not_before", row.not_before),
+	    DB_COL_TEXT("not_after", row.not_after),   DB_COL_TEXT("issued_at", row.issued_at),
+	    DB_COL_TEXT("key_sha256", row.key_sha256), DB_COLS_END,
+	};
+	struct collect c = {.size = sizeof(row), .row = &row};
+	void *items;
+	enum db_status s = collect_all(db, "node_certs", p, cols, &c, &items, n);
+
+	*out = items;
 	return s;
 }

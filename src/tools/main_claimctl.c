@@ -76,7 +76,12 @@ static int cmd_migrate(void)
 	return 0;
 }
 
+struct import_reporter {
+	const char *file;
+};
+
 struct import_state {
+	struct import_reporter rep; /* where conflicts are reported */
 	const char *file;
 	struct secrets *secrets;
 	struct db *db;
@@ -94,10 +99,9 @@ static void import_error(void *arg, long line, const char *reason)
 	fprintf(stderr, "%s:%ld: %s\n", st->file, line, reason);
 }
 
-static void import_conflict(void *arg, long line, const char *mac, const char *what)
+static void import_conflict(struct import_reporter *r, long line, const char *mac, const char *what)
 {
-	struct import_state *st = arg;
-	fprintf(stderr, "%s:%ld: %s: %s\n", st->file, line, mac, what);
+	fprintf(stderr, "%s:%ld: %s: %s\n", r->file, line, mac, what);
 }
 
 static int import_row(void *arg, const struct csv_row *row)
@@ -152,7 +156,7 @@ static int cmd_import(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	st.file = argv[optind];
+	st.file = st.rep.file = argv[optind];
 	if (!(c = load_config()))
 		return 1;
 	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
@@ -189,7 +193,7 @@ static int cmd_import(int argc, char **argv)
 		        st.file, res.errors);
 		goto out;
 	}
-	s = db_import_finish(st.db, replace, skip, import_conflict, &st, &counts);
+	s = db_import_finish(st.db, replace, skip, import_conflict, &st.rep, &counts);
 	if (s == DB_NO_ROWS) {
 		fprintf(stderr, "%s: %ld conflicting row(s); nothing stored\n", st.file,
 		        counts.conflicts);
@@ -310,24 +314,24 @@ static int cmd_quota(int argc, char **argv)
 	return 0;
 }
 
-static void print_cert(void *arg, const struct cert_info *c)
+static void print_node(struct db *db, const struct node_info *n)
 {
-	(void)arg;
-	printf("    certificate %s  issued %s  valid %s .. %s  key sha256 %.16s...\n", c->serial,
-	       c->issued_at, c->not_before, c->not_after, c->key_sha256);
-}
+	struct cert_info *certs = NULL;
+	size_t ncerts = 0;
 
-static void print_node(void *arg, const struct node_info *n)
-{
-	struct db *db = arg;
-	printf(
-	    "node %s  mac %s  user %s  platform %s  created %s  claimed %s  certificates %ld%s%s\n",
-	    n->node_id, n->mac, n->user_id[0] ? n->user_id : "(self-claimed)",
-	    n->platform[0] ? n->platform : "-", n->created_at,
-	    n->claimed_at[0] ? n->claimed_at : "never", n->certificates,
-	    n->policies[0] ? "  policies " : "", n->policies);
-	if (db)
-		db_node_certs(db, n->node_id, print_cert, NULL);
+	printf("node %s  mac %s  user %s  platform %s  created %s  claimed %s  certificates "
+	       "%lld%s%s\n",
+	       n->node_id, n->mac, n->user_id[0] ? n->user_id : "(self-claimed)",
+	       n->platform[0] ? n->platform : "-", n->created_at,
+	       n->claimed_at[0] ? n->claimed_at : "never", (long long)n->certificates,
+	       n->policies[0] ? "  policies " : "", n->policies);
+	if (!db || db_node_certs(db, n->node_id, &certs, &ncerts) != DB_OK)
+		return;
+	for (size_t i = 0; i < ncerts; i++)
+		printf("    certificate %s  issued %s  valid %s .. %s  key sha256 %.16s...\n",
+		       certs[i].serial, certs[i].issued_at, certs[i].not_before, certs[i].not_after,
+		       certs[i].key_sha256);
+	free(certs);
 }
 
 static int cmd_nodes(int argc, char **argv)
@@ -349,10 +353,13 @@ static int cmd_nodes(int argc, char **argv)
 	struct db *db = open_db();
 	if (!db)
 		return 1;
-	/* Listing prints the nodes; showing adds each node's certificates. A second
-	 * connection is not needed: rows are fetched whole before the callback runs. */
-	enum db_status s =
-	    db_nodes_find(db, list ? key : NULL, list ? NULL : key, print_node, list ? NULL : db);
+	/* Listing prints the nodes; showing adds each node's certificates. */
+	struct node_info *nodes = NULL;
+	size_t n = 0;
+	enum db_status s = db_nodes_find(db, list ? key : NULL, list ? NULL : key, &nodes, &n);
+	for (size_t i = 0; i < n; i++)
+		print_node(list ? NULL : db, &nodes[i]);
+	free(nodes);
 	db_close(db);
 	if (s == DB_NO_ROWS)
 		fprintf(stderr, "nodes: none found\n");
