@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "claimd/claim.h"
 #include "claimd/db.h"
 #include "claimd/db_claims.h"
+#include "claimd/db_users.h"
 #include "harness.h"
 
 struct mig {
@@ -302,6 +304,140 @@ static void audit_async_is_local(void)
 	tenv_teardown(&t);
 }
 
+/*
+ * The transaction runner's retry paths, driven by a real failure inside the database:
+ * a trigger on @p table fails the first @p n statements that write it with SQLSTATE
+ * @p code ('lost': the server ends the connection instead). The count is a sequence,
+ * which a rollback does not undo, so it also tells how many tries the runner made.
+ */
+static bool fail_writes(struct tenv *t, const char *table, int n, const char *code)
+{
+	char *sql = NULL;
+	bool ok = asprintf(&sql,
+	                   "CREATE SEQUENCE t_tries;"
+	                   "CREATE FUNCTION t_fail() RETURNS trigger LANGUAGE plpgsql AS $f$"
+	                   " BEGIN"
+	                   "  IF nextval('t_tries') <= %d THEN"
+	                   "   IF '%s' = 'lost' THEN"
+	                   "    PERFORM pg_terminate_backend(pg_backend_pid());"
+	                   "    PERFORM pg_sleep(5);"
+	                   "   ELSE"
+	                   "    RAISE EXCEPTION 'forced failure' USING ERRCODE = '%s';"
+	                   "   END IF;"
+	                   "  END IF;"
+	                   "  RETURN NEW;"
+	                   " END $f$;"
+	                   "CREATE TRIGGER t_fail BEFORE INSERT ON %s"
+	                   " FOR EACH ROW EXECUTE FUNCTION t_fail()",
+	                   n, code, strcmp(code, "lost") == 0 ? "XX000" : code, table) > 0;
+	PGresult *r = ok ? PQexec(t->pg, sql) : NULL;
+	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "trigger: %s\n", r ? PQresultErrorMessage(r) : "out of memory");
+	PQclear(r);
+	free(sql);
+	return ok;
+}
+
+/* How many writes the trigger saw: the runner's tries. */
+static long tries(struct tenv *t)
+{
+	return sql_long(t, "SELECT last_value FROM t_tries");
+}
+
+static const struct audit_rec runner_row = {.event = "verify",
+                                            .flow = "self",
+                                            .outcome = "ok",
+                                            .reason = "OK",
+                                            .mac = "7CDFA1000001",
+                                            .request_id = "runner"};
+
+/* One audited write through the runner after @p n failures of kind @p code. */
+static void runner_case(const char *name, int n, const char *code, enum db_status want,
+                        long want_tries, long want_rows)
+{
+	struct tenv t;
+	char err[256];
+	REQUIRE(tenv_setup(&t, name, NULL));
+	REQUIRE(fail_writes(&t, "audit", n, code));
+	struct db *db = db_connect(t.conninfo, true, err, sizeof(err));
+	REQUIRE(db);
+	enum db_status s = db_audit(db, &runner_row);
+	CHECKF(s == want, "%s: status %d, want %d", name, s, want);
+	CHECKF(tries(&t) == want_tries, "%s: %ld tries, want %ld", name, tries(&t), want_tries);
+	CHECK(sql_long(&t, "SELECT count(*) FROM audit WHERE request_id = 'runner'") == want_rows);
+	/* The connection is usable afterwards, whatever happened to it. */
+	struct device_row d;
+	CHECK(db_device_get(db, "7CDFA1000001", &d) == DB_NO_ROWS);
+	db_close(db);
+	tenv_teardown(&t);
+}
+
+/* 40001 twice: rolled back and retried, written once. */
+static void runner_serialization_failure(void)
+{
+	runner_case("runner_serialization_failure", 2, "40001", DB_OK, 3, 1);
+}
+
+/* 40P01 once: retried, written once. */
+static void runner_deadlock(void)
+{
+	runner_case("runner_deadlock", 1, "40P01", DB_OK, 2, 1);
+}
+
+/* The server ends the connection mid-statement: reset, prepared again, retried. */
+static void runner_lost_connection(void)
+{
+	runner_case("runner_lost_connection", 1, "lost", DB_OK, 2, 1);
+}
+
+/* Serialization failures on every try: five tries, then busy (503), nothing written. */
+static void runner_retries_exhausted(void)
+{
+	runner_case("runner_retries_exhausted", 1000, "40001", DB_SOFT, 5, 0);
+}
+
+/* Any other error is hard at once: no retry. */
+static void runner_hard_error(void)
+{
+	runner_case("runner_hard_error", 1000, "23514", DB_HARD, 1, 0);
+}
+
+/* An explicit transaction (the user initiate: several statements) is retried whole:
+ * the rolled-back try leaves no node and no audit row behind. */
+static void runner_explicit_transaction(void)
+{
+	struct tenv t;
+	char err[256];
+	REQUIRE(tenv_setup(&t, "runner_explicit_transaction", NULL));
+	REQUIRE(fail_writes(&t, "audit", 1, "40001"));
+	struct db *db = db_connect(t.conninfo, true, err, sizeof(err));
+	REQUIRE(db);
+	struct user_initiate u = {.user = "alice",
+	                          .mac = "7CDFA1000009",
+	                          .platform = "esp32",
+	                          .ttl = 300,
+	                          .default_quota = 5,
+	                          .new_node_id = claim_new_node_id};
+	struct audit_rec a = {.event = "initiate",
+	                      .flow = "user",
+	                      .outcome = "ok",
+	                      .reason = "OK",
+	                      .user_id = "alice",
+	                      .request_id = "runner"};
+	CHECK(db_user_initiate(db, &u, &a) == DB_OK);
+	CHECK(u.created && strlen(u.node_id) == NODE_ID_RANDOM_LEN);
+	CHECK(tries(&t) == 2);
+	CHECK(sql_long(&t, "SELECT count(*) FROM nodes WHERE user_id = 'alice'") == 1);
+	char *node = sql_value(&t, "SELECT node_id FROM audit WHERE request_id = 'runner'");
+	CHECKF(node && strcmp(node, u.node_id) == 0, "audit node_id %s", node ? node : "(none)");
+	CHECK(sql_long(&t, "SELECT count(*) FROM audit WHERE request_id = 'runner' AND mac = "
+	                   "'7CDFA1000009'") == 1);
+	free(node);
+	db_close(db);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"migrate_concurrent", migrate_concurrent},
     {"schema_guarantees", schema_guarantees},
@@ -309,6 +445,12 @@ static const struct t_case cases[] = {
     {"import_rules", import_rules},
     {"sessions_gc", sessions_gc},
     {"audit_async_is_local", audit_async_is_local},
+    {"runner_serialization_failure", runner_serialization_failure},
+    {"runner_deadlock", runner_deadlock},
+    {"runner_lost_connection", runner_lost_connection},
+    {"runner_retries_exhausted", runner_retries_exhausted},
+    {"runner_hard_error", runner_hard_error},
+    {"runner_explicit_transaction", runner_explicit_transaction},
     {NULL, NULL},
 };
 

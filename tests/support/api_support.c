@@ -26,10 +26,11 @@ bool fx_up(struct fx *f, const char *name, const struct topts *o)
 
 void fx_down(struct fx *f)
 {
-	if (t_failures)
-		daemon_dump_log(&f->d);
+	int failures = t_failures;
 	int st = daemon_stop(&f->d);
 	CHECKF(st == 0, "claimd exited with %d", st);
+	if (failures || st != 0)
+		daemon_dump_log(&f->d);
 	tenv_teardown(&f->t);
 }
 

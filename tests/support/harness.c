@@ -44,6 +44,12 @@ int t_main(int argc, char **argv, const struct t_case *cases)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	atexit(stop_leftovers);
+	/* The case table, for the check that CTest registers every case (tests/CMakeLists.txt). */
+	if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+		for (const struct t_case *c = cases; c->name; c++)
+			printf("%s\n", c->name);
+		return 0;
+	}
 	for (const struct t_case *c = cases; c->name; c++) {
 		if (argc > 1 && strcmp(argv[1], c->name) != 0)
 			continue;
@@ -350,6 +356,8 @@ int daemon_stop(struct daemon *d)
 		if (started[i] == d->pid)
 			started[i] = 0;
 	d->pid = 0;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 

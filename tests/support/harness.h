@@ -47,7 +47,10 @@ struct t_case {
 	void (*fn)(void);
 };
 
-/** Runs the case named argv[1] (or every case) and returns the exit status. */
+/**
+ * Runs the case named argv[1] (or every case) and returns the exit status; with
+ * "--list", prints the case names, one a line.
+ */
 int t_main(int argc, char **argv, const struct t_case *cases);
 
 struct topts {
@@ -92,7 +95,7 @@ struct daemon {
 
 /** Starts build/claimd on the case's config and waits until it listens. */
 bool daemon_start(struct tenv *t, struct daemon *d);
-/** Sends SIGTERM and returns the exit status (or -1). */
+/** Sends SIGTERM and returns the exit status, 128 + the signal that ended it, or -1. */
 int daemon_stop(struct daemon *d);
 /** Prints the daemon's log to stderr (on failures). */
 void daemon_dump_log(const struct daemon *d);
