@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "claimd/db_lifecycle.h"
 #include "claimd/errors.h"
 
 #define CSR_MAX_PEM        8192
@@ -68,5 +69,20 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
             struct issued *out);
 /** Frees what ca_sign() put in @p i. */
 void issued_clear(struct issued *i);
+
+/**
+ * SHA-256 of the CA certificate's SubjectPublicKeyInfo (DER): which CA a stored CRL
+ * belongs to. 0, or -1 (logged).
+ */
+int ca_key_id(const struct ca *ca, uint8_t out[32]);
+/**
+ * Signs an X.509 v2 CRL (RFC 5280 section 5) for this CA: issuer = the CA's subject,
+ * thisUpdate/nextUpdate (unix seconds), the @p n entries @p e (serial, revocation date,
+ * reasonCode unless unspecified), cRLNumber @p number and authorityKeyIdentifier,
+ * signed with SHA-256. The DER goes to a malloc'd *@p der of *@p len bytes. 0, or -1
+ * after logging OpenSSL's errors (an unparsable serial among them).
+ */
+int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
+                int64_t this_update, int64_t next_update, uint8_t **der, size_t *len);
 
 #endif

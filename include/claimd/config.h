@@ -52,6 +52,9 @@ struct claimd_config {
 	unsigned request_seconds;
 	unsigned max_connections, max_connections_per_address;
 	unsigned connection_memory_bytes;
+
+	unsigned crl_hours;
+	char *on_reclaim; /* "supersede" or "keep" */
 };
 
 /**

@@ -14,6 +14,7 @@ struct audit_rec {
 	const char *outcome; /* "ok" | "refused" | "error" */
 	const char *reason;  /* err_name(): "OK" or the refusal's error-table name */
 	const char *mac, *node_id, *user_id, *remote_addr, *request_id, *serial; /* or NULL */
+	const char *detail; /* operator actions: who, and why (or NULL) */
 };
 
 /**

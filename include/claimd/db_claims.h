@@ -25,6 +25,9 @@ struct self_claim {
 	int64_t not_before, not_after; /* unix seconds */
 	const uint8_t *key_sha256;     /* 32 bytes: SHA-256 of the SubjectPublicKeyInfo */
 	bool forgive;                  /* also reset the MAC's count of wrong answers */
+	bool supersede;                /* revoke the node's earlier certificates ... */
+	int supersede_reason;          /* ... with this RFC 5280 reason code ... */
+	const char *superseded_by;     /* ... noting this */
 };
 
 /* A registered device, as the claim path needs it. */
@@ -42,7 +45,8 @@ struct device_row {
 enum db_status db_device_get(struct db *db, const char *mac, struct device_row *out);
 /**
  * Spends the claim session (single use, fewer than max_attempts wrong answers) and
- * records the node, the certificate and the audit row @p a, in one statement.
+ * records the node (live again if it was released), the certificate and the audit row
+ * @p a, and with c->supersede revokes the node's earlier certificates, in one statement.
  * DB_OK: committed. DB_NO_ROWS: the session was already used or burned; nothing
  * written. DB_SOFT (busy) or DB_HARD on failure; then nothing was written either.
  */

@@ -34,6 +34,9 @@ struct user_verify {
 	const char *serial, *pem;
 	int64_t not_before, not_after; /* unix seconds */
 	const uint8_t *key_sha256;     /* 32 bytes */
+	bool supersede;                /* revoke the node's earlier certificates ... */
+	int supersede_reason;          /* ... with this RFC 5280 reason code ... */
+	const char *superseded_by;     /* ... noting this */
 	/* out */
 	char mac[13];
 };

@@ -531,3 +531,125 @@ void issued_clear(struct issued *i)
 	free(i->pem);
 	i->pem = NULL;
 }
+
+int ca_key_id(const struct ca *ca, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(X509_get0_pubkey(ca->cert), &der);
+
+	if (n <= 0) {
+		log_openssl("i2d_PUBKEY");
+		return -1;
+	}
+	crypto_sha256(out, der, (size_t)n);
+	OPENSSL_free(der);
+	return 0;
+}
+
+/* One CRL entry: serial, revocation date and (unless unspecified) its reason code. */
+static X509_REVOKED *crl_entry(const struct revoked_entry *e)
+{
+	X509_REVOKED *r = X509_REVOKED_new();
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *serial = NULL;
+	ASN1_TIME *when = NULL;
+	ASN1_ENUMERATED *reason = NULL;
+	bool ok = false;
+
+	if (!r || !BN_hex2bn(&bn, e->serial) || !(serial = BN_to_ASN1_INTEGER(bn, NULL)) ||
+	    !X509_REVOKED_set_serialNumber(r, serial)) {
+		log_openssl("CRL entry serial");
+		goto out;
+	}
+	if (!(when = ASN1_TIME_set(NULL, (time_t)e->revoked_at)) ||
+	    !X509_REVOKED_set_revocationDate(r, when)) {
+		log_openssl("CRL entry date");
+		goto out;
+	}
+	/* RFC 5280 5.3.1: the reason code unspecified (0) should be left out. */
+	if (e->reason != 0 &&
+	    (!(reason = ASN1_ENUMERATED_new()) || !ASN1_ENUMERATED_set(reason, (long)e->reason) ||
+	     !X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0))) {
+		log_openssl("CRL entry reason");
+		goto out;
+	}
+	ok = true;
+out:
+	BN_free(bn);
+	ASN1_INTEGER_free(serial);
+	ASN1_TIME_free(when);
+	ASN1_ENUMERATED_free(reason);
+	if (!ok) {
+		X509_REVOKED_free(r);
+		r = NULL;
+	}
+	return r;
+}
+
+int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
+                int64_t this_update, int64_t next_update, uint8_t **der, size_t *len)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *tu = NULL, *nu = NULL;
+	ASN1_INTEGER *num = NULL;
+	X509_EXTENSION *aki = NULL;
+	X509V3_CTX ctx;
+	unsigned char *out = NULL;
+	int rc = -1, dlen;
+
+	*der = NULL;
+	*len = 0;
+	if (!crl || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert))) {
+		log_openssl("X509_CRL_set_issuer_name");
+		goto out;
+	}
+	if (!(tu = ASN1_TIME_set(NULL, (time_t)this_update)) ||
+	    !(nu = ASN1_TIME_set(NULL, (time_t)next_update)) ||
+	    !X509_CRL_set1_lastUpdate(crl, tu) || !X509_CRL_set1_nextUpdate(crl, nu)) {
+		log_openssl("X509_CRL_set1_nextUpdate");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		X509_REVOKED *r = crl_entry(&e[i]);
+		if (!r)
+			goto out;
+		if (!X509_CRL_add0_revoked(crl, r)) {
+			X509_REVOKED_free(r);
+			log_openssl("X509_CRL_add0_revoked");
+			goto out;
+		}
+	}
+	/* RFC 5280 5.2.3 cRLNumber and 5.2.1 authorityKeyIdentifier, both required. */
+	if (!(num = ASN1_INTEGER_new()) || !ASN1_INTEGER_set_int64(num, number) ||
+	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0)) {
+		log_openssl("CRL number");
+		goto out;
+	}
+	X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, crl, 0);
+	if (!(aki =
+	          X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always")) ||
+	    !X509_CRL_add_ext(crl, aki, -1)) {
+		log_openssl("CRL authorityKeyIdentifier");
+		goto out;
+	}
+	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, ca->key, ca->sha256)) {
+		log_openssl("X509_CRL_sign");
+		goto out;
+	}
+	if ((dlen = i2d_X509_CRL(crl, &out)) <= 0 || !(*der = malloc((size_t)dlen))) {
+		log_openssl("i2d_X509_CRL");
+		goto out;
+	}
+	memcpy(*der, out, (size_t)dlen);
+	*len = (size_t)dlen;
+	rc = 0;
+out:
+	OPENSSL_free(out);
+	X509_EXTENSION_free(aki);
+	ASN1_INTEGER_free(num);
+	ASN1_TIME_free(tu);
+	ASN1_TIME_free(nu);
+	X509_CRL_free(crl);
+	return rc;
+}

@@ -14,6 +14,7 @@
 #include "claimd/db_claims.h"
 #include "claimd/db_users.h"
 #include "claimd/log.h"
+#include "claimd/revocation.h"
 
 static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
 {
@@ -163,6 +164,13 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 	return e;
 }
 
+/* revocation.on_reclaim: whether a successful claim revokes the node's earlier
+ * certificates (reason superseded) in the transaction that records the new one. */
+static bool supersedes(const struct claim_ctx *cc)
+{
+	return strcmp(cc->rt->cfg->on_reclaim, "supersede") == 0;
+}
+
 static struct self_claim self_claim_of(const struct claim_ctx *cc, const struct verify_request *rq,
                                        const struct self_verify *v)
 {
@@ -175,6 +183,9 @@ static struct self_claim self_claim_of(const struct claim_ctx *cc, const struct 
 	    .node_id = v->mac, /* self claiming: node_id = MAC (protocol.md 2.2) */
 	    .node_policies = rq->node_policies,
 	    .forgive = v->forgive,
+	    .supersede = supersedes(cc),
+	    .supersede_reason = CRL_REASON_SUPERSEDED,
+	    .superseded_by = cc->request_id,
 	};
 }
 
@@ -346,6 +357,9 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	    .not_before = is.not_before,
 	    .not_after = is.not_after,
 	    .key_sha256 = fp,
+	    .supersede = supersedes(cc),
+	    .supersede_reason = CRL_REASON_SUPERSEDED,
+	    .superseded_by = cc->request_id,
 	};
 	/* The node's MAC is a fact the statement fills in. */
 	struct audit_rec a = audit_row(cc, "verify", CE_OK, NULL, cn, is.serial);

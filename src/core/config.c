@@ -97,6 +97,10 @@ static const struct key keys[] = {
      "open connections per peer address (the proxy, behind one); 0 = unlimited"},
     {"limits.connection_memory_bytes", K_UINT, O(connection_memory_bytes), "32768", 8192, 1048576,
      "memory for one connection's request line and headers; larger ones are refused"},
+    {"revocation.crl_hours", K_UINT, O(crl_hours), "24", 1, 8760,
+     "nextUpdate of each CRL, in hours after thisUpdate; a CRL is re-issued at half-life"},
+    {"revocation.on_reclaim", K_STR, O(on_reclaim), "supersede", 0, 0,
+     "supersede (a re-claim revokes the node's earlier certificates) or keep"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -415,6 +419,9 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
 		return fail_at(L, node_of(doc, "server.log_level"),
 		               "server.log_level: expected debug, info, warn or error");
+	if (strcmp(c->on_reclaim, "supersede") && strcmp(c->on_reclaim, "keep"))
+		return fail_at(L, node_of(doc, "revocation.on_reclaim"),
+		               "revocation.on_reclaim: expected supersede or keep");
 	if (c->jwt_jwks_file[0] && !c->jwt_issuer[0])
 		return fail_at(L, node_of(doc, "users.jwt"),
 		               "users.jwt.issuer: required when jwks_file is set");

@@ -14,8 +14,8 @@
 #include "claimd/crypto.h"
 #include "claimd/log.h"
 
-static const struct db_stmt *const stmt_tables[] = {db_audit_stmts, db_claims_stmts,
-                                                    db_devices_stmts, db_users_stmts};
+static const struct db_stmt *const stmt_tables[] = {
+    db_audit_stmts, db_claims_stmts, db_lifecycle_stmts, db_devices_stmts, db_users_stmts};
 
 static int latest_migration(void)
 {
@@ -188,6 +188,7 @@ static PGresult *send_params(struct db *db, const char *name, const struct db_pa
 			values[n] = p->flag ? "t" : "f";
 			break;
 		case DBT_BYTEA:
+		case DBT_BLOB:
 			values[n] = p->bytes;
 			lengths[n] = (int)p->len;
 			formats[n] = 1;
@@ -266,6 +267,18 @@ static enum db_status read_row(const PGresult *r, int i, const struct db_col *co
 			else
 				memcpy(c->out, v, c->cap);
 			break;
+		case DBT_BLOB: {
+			struct db_blob *b = c->out;
+			if (oid != OID_BYTEA) {
+				why = "not bytea";
+			} else if (!(b->p = malloc(len ? (size_t)len : 1))) {
+				why = "out of memory";
+			} else {
+				memcpy(b->p, v, (size_t)len);
+				b->len = (size_t)len;
+			}
+			break;
+		}
 		case DBT_END:
 			break;
 		}
@@ -425,4 +438,74 @@ void db_stream_abort(struct db *db)
 	}
 	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
 		db_exec_sql(db, "ROLLBACK");
+}
+
+/* Rows collected into a growing array of elements of @p size, each read into @p row. */
+struct collect {
+	const void *row;
+	size_t size;
+	void *items;
+	size_t n, cap;
+};
+
+static enum db_status collect_row(void *cls, int index)
+{
+	struct collect *c = cls;
+	(void)index;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		void *p = realloc(c->items, cap * c->size);
+		if (!p)
+			return DB_HARD;
+		c->items = p;
+		c->cap = cap;
+	}
+	memcpy((char *)c->items + c->n * c->size, c->row, c->size);
+	c->n++;
+	return DB_OK;
+}
+
+enum db_status db_exec_collect(struct db *db, const char *name, const struct db_param *params,
+                               const struct db_col *cols, const void *row, size_t size,
+                               void **items, size_t *n)
+{
+	struct collect c = {row, size, NULL, 0, 0};
+	enum db_status s = db_exec_rows(db, name, params, cols, collect_row, &c);
+
+	if (s != DB_OK) {
+		free(c.items);
+		c.items = NULL;
+		c.n = 0;
+	}
+	*items = c.items;
+	*n = c.n;
+	return s;
+}
+
+struct collect_args {
+	const char *name;
+	const struct db_param *params;
+	const struct db_col *cols;
+	const void *row;
+	size_t size;
+	void **items;
+	size_t *n;
+};
+
+static enum db_status collect_tx(struct db *db, void *cls)
+{
+	struct collect_args *a = cls;
+	free(*a->items); /* nothing, or the partial list of a failed try */
+	return db_exec_collect(db, a->name, a->params, a->cols, a->row, a->size, a->items, a->n);
+}
+
+enum db_status db_run_collect(struct db *db, const char *name, const struct db_param *params,
+                              const struct db_col *cols, const void *row, size_t size, void **items,
+                              size_t *n)
+{
+	struct collect_args a = {name, params, cols, row, size, items, n};
+
+	*items = NULL;
+	*n = 0;
+	return db_run(db, DB_AUTOCOMMIT, collect_tx, &a);
 }

@@ -1,5 +1,5 @@
 /*
- * The audit statements and the binding of an audit row as a statement's first ten
+ * The audit statements and the binding of an audit row as a statement's first eleven
  * parameters, shared by every audited statement of src/db. The reason comes from C;
  * no statement here or elsewhere writes one itself.
  */
@@ -8,12 +8,13 @@
 #include "db_internal.h"
 
 const struct db_stmt db_audit_stmts[] = {
-    {"audit_insert", "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"},
+    {"audit_insert",
+     "INSERT INTO audit (" AUDIT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"},
     /* The same, committed without waiting for the WAL flush: set_config(..., true) lasts
      * to the end of this statement's own transaction, so nothing else is affected. */
     {"audit_insert_async", "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
                            " INSERT INTO audit (" AUDIT_COLS ")"
-                           " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10 FROM s"},
+                           " SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11 FROM s"},
     {NULL, NULL},
 };
 
@@ -29,6 +30,7 @@ void db_audit_params(struct db_param p[AUDIT_NPARAMS], const struct audit_rec *a
 	p[7] = DB_TEXT(a->remote_addr);
 	p[8] = DB_TEXT(a->request_id);
 	p[9] = DB_TEXT(a->serial);
+	p[10] = DB_TEXT(a->detail);
 }
 
 static enum db_status insert(struct db *db, const char *stmt, const struct audit_rec *a)

@@ -8,31 +8,37 @@
 
 #include "db_internal.h"
 
-/* $1-$10 the audit row (db_audit_params), then $11 auth_id $12 mac $13 challenge
- * $14 expires $15 max_attempts $16 node_id $17 policies $18 serial $19 key_sha256
- * $20 not_before $21 not_after $22 pem, in the order self_claim_params() binds them.
+/* $1-$11 the audit row (db_audit_params), then $12 auth_id $13 mac $14 challenge
+ * $15 expires $16 max_attempts $17 node_id $18 policies $19 serial $20 key_sha256
+ * $21 not_before $22 not_after $23 pem $24 supersede $25 its reason code $26 by whom, in
+ * the order self_claim_params() binds them. The node's earlier certificates are
+ * superseded in the statement that records the new one (which o cannot see).
  * Data-modifying CTEs always run to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
 	"WITH s AS ("                                                                              \
 	"  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"                 \
-	"  VALUES ($11, $12, $13, to_timestamp($14), true)"                                        \
+	"  VALUES ($12, $13, $14, to_timestamp($15), true)"                                        \
 	"  ON CONFLICT (auth_id) DO UPDATE SET used = true"                                        \
-	"  WHERE NOT claim_sessions.used AND claim_sessions.attempts < $15::int"                   \
+	"  WHERE NOT claim_sessions.used AND claim_sessions.attempts < $16::int"                   \
 	"  RETURNING 1),"                                                                          \
 	" n AS ("                                                                                  \
 	"  INSERT INTO nodes (node_id, mac, user_id, node_policies, claimed_at)"                   \
-	"  SELECT $16, $12, NULL, $17, now() WHERE EXISTS (SELECT 1 FROM s)"                       \
-	"  ON CONFLICT (node_id) DO UPDATE SET updated_at = now(),"                                \
+	"  SELECT $17, $13, NULL, $18, now() WHERE EXISTS (SELECT 1 FROM s)"                       \
+	"  ON CONFLICT (node_id) DO UPDATE SET updated_at = now(), released_at = NULL,"            \
 	"   node_policies = coalesce(EXCLUDED.node_policies, nodes.node_policies)"                 \
 	"  RETURNING 1),"                                                                          \
+	" o AS ("                                                                                  \
+	"  UPDATE certificates SET revoked_at = now(), revocation_reason = $25, revoked_by = $26"  \
+	"  WHERE node_id = $17 AND revoked_at IS NULL AND $24::bool"                               \
+	"  AND EXISTS (SELECT 1 FROM s) RETURNING 1),"                                             \
 	" c AS ("                                                                                  \
 	"  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem, "    \
 	"auth_id)"                                                                                 \
-	"  SELECT $18, $16, $19, to_timestamp($20), to_timestamp($21), $22, $11"                   \
+	"  SELECT $19, $17, $20, to_timestamp($21), to_timestamp($22), $23, $12"                   \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1),"                                           \
 	" a AS ("                                                                                  \
 	"  INSERT INTO audit (" AUDIT_COLS ")"                                                     \
-	"  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"                                         \
+	"  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11"                                    \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
 
 /* The device $1 with its lockout: the seconds the lock still runs (zero or less: none). */
@@ -55,31 +61,31 @@ const struct db_stmt db_claims_stmts[] = {
      SELF_CLAIM_CTES ","
                      " r AS ("
                      "  UPDATE mac_lockouts SET failures = 0, updated_at = now()"
-                     "  WHERE mac = $12 AND EXISTS (SELECT 1 FROM s) RETURNING 1)"
+                     "  WHERE mac = $13 AND EXISTS (SELECT 1 FROM s) RETURNING 1)"
                      " SELECT 1 AS spent FROM s"},
-    /* $1-$10 the audit row, then $11 auth_id $12 mac $13 challenge $14 expires
-     * $15 failures that lock $16 first lock seconds $17 longest lock seconds */
+    /* $1-$11 the audit row, then $12 auth_id $13 mac $14 challenge $15 expires
+     * $16 failures that lock $17 first lock seconds $18 longest lock seconds */
     {"session_wrong",
      "WITH s AS ("
      "  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, attempts)"
-     "  VALUES ($11, $12, $13, to_timestamp($14), 1)"
+     "  VALUES ($12, $13, $14, to_timestamp($15), 1)"
      "  ON CONFLICT (auth_id) DO UPDATE SET attempts = claim_sessions.attempts + 1"
      "  RETURNING attempts),"
      " l AS ("
      "  INSERT INTO mac_lockouts AS m (mac, failures, lockouts, locked_until)"
-     "  VALUES ($12, CASE WHEN 1 >= $15::int THEN 0 ELSE 1 END,"
-     "   CASE WHEN 1 >= $15::int THEN 1 ELSE 0 END,"
-     "   CASE WHEN 1 >= $15::int THEN now() + make_interval(secs => $16::int) END)"
+     "  VALUES ($13, CASE WHEN 1 >= $16::int THEN 0 ELSE 1 END,"
+     "   CASE WHEN 1 >= $16::int THEN 1 ELSE 0 END,"
+     "   CASE WHEN 1 >= $16::int THEN now() + make_interval(secs => $17::int) END)"
      "  ON CONFLICT (mac) DO UPDATE SET"
-     "   failures = CASE WHEN m.failures + 1 >= $15::int THEN 0 ELSE m.failures + 1 END,"
-     "   lockouts = m.lockouts + CASE WHEN m.failures + 1 >= $15::int THEN 1 ELSE 0 END,"
-     "   locked_until = CASE WHEN m.failures + 1 >= $15::int THEN now() + make_interval(secs =>"
-     "    least($17::float8, $16::float8 * power(2, m.lockouts))) ELSE m.locked_until END,"
+     "   failures = CASE WHEN m.failures + 1 >= $16::int THEN 0 ELSE m.failures + 1 END,"
+     "   lockouts = m.lockouts + CASE WHEN m.failures + 1 >= $16::int THEN 1 ELSE 0 END,"
+     "   locked_until = CASE WHEN m.failures + 1 >= $16::int THEN now() + make_interval(secs =>"
+     "    least($18::float8, $17::float8 * power(2, m.lockouts))) ELSE m.locked_until END,"
      "   updated_at = now()"
      "  RETURNING coalesce(ceil(extract(epoch FROM locked_until - now())), 0)::int AS secs,"
      "   failures = 0 AND locked_until > now() AS just_locked),"
      " a AS ("
-     "  INSERT INTO audit (" AUDIT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))"
+     "  INSERT INTO audit (" AUDIT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11))"
      " SELECT s.attempts, l.secs AS lock_secs, l.just_locked FROM s, l"},
     {"session_state", "SELECT attempts, used FROM claim_sessions WHERE auth_id = $1"},
     {"sessions_gc", "WITH d AS (DELETE FROM claim_sessions"
@@ -111,29 +117,32 @@ enum db_status db_device_get(struct db *db, const char *mac, struct device_row *
 }
 
 /* The audit row, then the session's parameters, as SELF_CLAIM_CTES numbers them. */
-static void self_claim_params(struct db_param p[23], const struct self_claim *c,
+static void self_claim_params(struct db_param p[AUDIT_NPARAMS + 16], const struct self_claim *c,
                               const struct audit_rec *a)
 {
 	db_audit_params(p, a);
-	p[10] = DB_TEXT(c->auth_id);
-	p[11] = DB_TEXT(c->mac);
-	p[12] = DB_TEXT(c->challenge);
-	p[13] = DB_INT(c->expires);
-	p[14] = DB_INT(c->max_attempts);
-	p[15] = DB_TEXT(c->node_id);
-	p[16] = DB_TEXT(c->node_policies);
-	p[17] = DB_TEXT(c->serial);
-	p[18] = DB_BYTEA(c->key_sha256, 32);
-	p[19] = DB_INT(c->not_before);
-	p[20] = DB_INT(c->not_after);
-	p[21] = DB_TEXT(c->pem);
-	p[22] = DB_PARAMS_END;
+	p[11] = DB_TEXT(c->auth_id);
+	p[12] = DB_TEXT(c->mac);
+	p[13] = DB_TEXT(c->challenge);
+	p[14] = DB_INT(c->expires);
+	p[15] = DB_INT(c->max_attempts);
+	p[16] = DB_TEXT(c->node_id);
+	p[17] = DB_TEXT(c->node_policies);
+	p[18] = DB_TEXT(c->serial);
+	p[19] = DB_BYTEA(c->key_sha256, 32);
+	p[20] = DB_INT(c->not_before);
+	p[21] = DB_INT(c->not_after);
+	p[22] = DB_TEXT(c->pem);
+	p[23] = DB_BOOL(c->supersede);
+	p[24] = DB_INT(c->supersede_reason);
+	p[25] = DB_TEXT(c->superseded_by);
+	p[26] = DB_PARAMS_END;
 }
 
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
                                     const struct audit_rec *a)
 {
-	struct db_param p[23];
+	struct db_param p[AUDIT_NPARAMS + 16];
 
 	self_claim_params(p, c, a);
 	return db_run_exec(db, c->forgive ? "self_claim_commit_forgive" : "self_claim_commit", p,
@@ -144,7 +153,7 @@ enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
                                 const struct lockout_policy *lp, const struct audit_rec *a,
                                 struct wrong_result *out)
 {
-	struct db_param p[18];
+	struct db_param p[AUDIT_NPARAMS + 8];
 	int64_t attempts = 0, secs = 0;
 	const struct db_col cols[] = {
 	    DB_COL_INT("attempts", &attempts),
@@ -155,15 +164,15 @@ enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
 	enum db_status s;
 
 	db_audit_params(p, a);
-	p[10] = DB_TEXT(c->auth_id);
-	p[11] = DB_TEXT(c->mac);
-	p[12] = DB_TEXT(c->challenge);
-	p[13] = DB_INT(c->expires);
+	p[11] = DB_TEXT(c->auth_id);
+	p[12] = DB_TEXT(c->mac);
+	p[13] = DB_TEXT(c->challenge);
+	p[14] = DB_INT(c->expires);
 	/* Lockout off: a threshold no count reaches. */
-	p[14] = DB_INT(lp->failures ? lp->failures : INT32_MAX);
-	p[15] = DB_INT(lp->seconds);
-	p[16] = DB_INT(lp->max_seconds);
-	p[17] = DB_PARAMS_END;
+	p[15] = DB_INT(lp->failures ? lp->failures : INT32_MAX);
+	p[16] = DB_INT(lp->seconds);
+	p[17] = DB_INT(lp->max_seconds);
+	p[18] = DB_PARAMS_END;
 	s = db_run_exec(db, "session_wrong", p, cols);
 	out->attempts = s == DB_OK ? (unsigned)attempts : 0;
 	out->locked_for = s == DB_OK ? positive(secs) : 0;

@@ -24,6 +24,7 @@ struct db {
 extern const struct db_stmt db_audit_stmts[];
 extern const struct db_stmt db_claims_stmts[];
 extern const struct db_stmt db_devices_stmts[];
+extern const struct db_stmt db_lifecycle_stmts[];
 extern const struct db_stmt db_users_stmts[];
 
 /*
@@ -37,6 +38,13 @@ enum db_type {
 	DBT_INT,   /* param: int64_t as decimal; column: int2, int4 or int8 into int64_t */
 	DBT_BOOL,  /* param: bool as t/f; column: bool into bool */
 	DBT_BYTEA, /* param: bytes; column: bytea of exactly cap bytes into uint8_t[cap] */
+	DBT_BLOB,  /* column: bytea of any length, malloc'd into a struct db_blob */
+};
+
+/* A DBT_BLOB column: the caller frees p. */
+struct db_blob {
+	uint8_t *p;
+	size_t len;
 };
 
 struct db_param {
@@ -67,30 +75,14 @@ struct db_col {
 	bool *null;
 };
 
-#define DB_COL_TEXT(n, buf)                                                                        \
-	{                                                                                          \
-		(n), DBT_TEXT, (buf), sizeof(buf), NULL                                            \
-	}
-#define DB_COL_TEXT_NULL(n, buf, isnull)                                                           \
-	{                                                                                          \
-		(n), DBT_TEXT, (buf), sizeof(buf), (isnull)                                        \
-	}
-#define DB_COL_INT(n, p)                                                                           \
-	{                                                                                          \
-		(n), DBT_INT, (p), sizeof(int64_t), NULL                                           \
-	}
-#define DB_COL_BOOL(n, p)                                                                          \
-	{                                                                                          \
-		(n), DBT_BOOL, (p), sizeof(bool), NULL                                             \
-	}
-#define DB_COL_BYTEA(n, buf)                                                                       \
-	{                                                                                          \
-		(n), DBT_BYTEA, (buf), sizeof(buf), NULL                                           \
-	}
-#define DB_COLS_END                                                                                \
-	{                                                                                          \
-		NULL, DBT_END, NULL, 0, NULL                                                       \
-	}
+#define DB_COL(n, t, p, cap, isnull)  ((struct db_col){(n), (t), (p), (cap), (isnull)})
+#define DB_COL_TEXT(n, buf)           DB_COL(n, DBT_TEXT, buf, sizeof(buf), NULL)
+#define DB_COL_INT(n, p)              DB_COL(n, DBT_INT, p, sizeof(int64_t), NULL)
+#define DB_COL_INT_NULL(n, p, isnull) DB_COL(n, DBT_INT, p, sizeof(int64_t), isnull)
+#define DB_COL_BOOL(n, p)             DB_COL(n, DBT_BOOL, p, sizeof(bool), NULL)
+#define DB_COL_BYTEA(n, buf)          DB_COL(n, DBT_BYTEA, buf, sizeof(buf), NULL)
+#define DB_COL_BLOB(n, p)             DB_COL(n, DBT_BLOB, p, sizeof(struct db_blob), NULL)
+#define DB_COLS_END                   DB_COL(NULL, DBT_END, NULL, 0, NULL)
 
 /**
  * Executes prepared statement @p name with @p params (ended by DB_PARAMS_END; NULL for
@@ -132,6 +124,24 @@ enum db_tx {
  */
 enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct db *db, void *cls),
                       void *cls);
+/**
+ * As db_exec_rows(), collecting every row: each is read into @p cols (which point into
+ * the @p size-byte struct @p row) and copied onto a malloc'd array in *@p items of
+ * *@p n entries, which the caller frees. DB_OK; DB_NO_ROWS (none, *@p items NULL);
+ * DB_SOFT or DB_HARD (then *@p items is NULL too). Not retried: for use inside db_run().
+ */
+enum db_status db_exec_collect(struct db *db, const char *name, const struct db_param *params,
+                               const struct db_col *cols, const void *row, size_t size,
+                               void **items, size_t *n);
+/**
+ * Runs @p name through db_run() and collects every row: each is read into @p cols (which
+ * point into the @p size-byte struct @p row) and copied onto a malloc'd array in
+ * *@p items of *@p n entries, which the caller frees. DB_OK; DB_NO_ROWS (none, *@p items
+ * NULL); DB_SOFT or DB_HARD (then *@p items is NULL too).
+ */
+enum db_status db_run_collect(struct db *db, const char *name, const struct db_param *params,
+                              const struct db_col *cols, const void *row, size_t size, void **items,
+                              size_t *n);
 /** db_exec() of one statement in autocommit, through db_run(): retried the same way. */
 enum db_status db_run_exec(struct db *db, const char *name, const struct db_param *params,
                            const struct db_col *cols);
@@ -154,19 +164,20 @@ enum db_status db_exec_sql(struct db *db, const char *sql);
 enum db_status db_classify(struct db *db, PGresult *r, const char *what);
 
 /*
- * The audit row. Every statement that audits takes the row's ten fields as its
- * parameters $1..$10, in this order, and inserts them with AUDIT_INSERT_SELECT, so the
+ * The audit row. Every statement that audits takes the row's eleven fields as its
+ * parameters $1..$11, in this order, and inserts them with AUDIT_INSERT_SELECT, so the
  * row says exactly what C decided (reason = the error-table name). A statement may
  * leave mac or node_id NULL for SQL to fill from the row it touched (a fact, not a
  * decision): coalesce($5, ...) / coalesce($6, ...).
  */
 #define AUDIT_COLS                                                                                 \
-	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial"
-#define AUDIT_NPARAMS 10
+	"event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial, "   \
+	"detail"
+#define AUDIT_NPARAMS 11
 
 struct audit_rec;
 /**
- * Writes the audit row's ten fields into @p p[0..9] (the first parameters of an audited
+ * Writes the audit row's eleven fields into @p p[0..10] (the first parameters of an audited
  * statement).
  */
 void db_audit_params(struct db_param p[AUDIT_NPARAMS], const struct audit_rec *a);

@@ -15,32 +15,41 @@ const struct db_stmt db_users_stmts[] = {
     /* $1 user $2 mac $3 platform $4 ttl seconds */
     {"user_node_touch",
      "UPDATE nodes SET pending_until = now() + make_interval(secs => $4::int), platform = $3,"
-     " updated_at = now() WHERE user_id = $1 AND mac = $2 RETURNING node_id"},
+     " updated_at = now() WHERE user_id = $1 AND mac = $2 AND released_at IS NULL"
+     " RETURNING node_id"},
     {"user_lock", "SELECT pg_advisory_xact_lock(hashtextextended('claimd user ' || $1, 0))"},
-    /* $1 user $2 default quota: whether one more node is allowed */
+    /* $1 user $2 default quota: whether one more node is allowed. A node counts while
+     * it is held: claimed and not released, or initiated and still pending (protocol.md
+     * section 7: an abandoned initiate must not cost a slot). */
     {"user_quota_room",
      "SELECT coalesce((SELECT quota FROM user_quotas WHERE user_id = $1), $2::int) = 0"
-     " OR (SELECT count(*) FROM nodes WHERE user_id = $1) <"
+     " OR (SELECT count(*) FROM nodes WHERE user_id = $1 AND released_at IS NULL"
+     "  AND (claimed_at IS NOT NULL OR pending_until > now())) <"
      "  coalesce((SELECT quota FROM user_quotas WHERE user_id = $1), $2::int) AS room"},
     /* $1 node_id $2 mac $3 user $4 platform $5 ttl */
     {"user_node_insert", "INSERT INTO nodes (node_id, mac, user_id, platform, pending_until)"
                          " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int))"
                          " ON CONFLICT DO NOTHING RETURNING node_id"},
-    /* $1-$10 the audit row ($5 mac NULL: taken from the node), then $11 user $12 node_id
-     * $13 policies $14 serial $15 key_sha256 $16 not_before $17 not_after $18 pem */
+    /* $1-$11 the audit row ($5 mac NULL: taken from the node), then $12 user $13 node_id
+     * $14 policies $15 serial $16 key_sha256 $17 not_before $18 not_after $19 pem
+     * $20 supersede $21 its reason code $22 by whom */
     {"user_verify",
      "WITH n AS ("
      "  UPDATE nodes SET pending_until = NULL, updated_at = now(),"
      "   claimed_at = coalesce(claimed_at, now()),"
-     "   node_policies = coalesce($13, node_policies)"
-     "  WHERE node_id = $12 AND user_id = $11 AND pending_until > now()"
+     "   node_policies = coalesce($14, node_policies)"
+     "  WHERE node_id = $13 AND user_id = $12 AND pending_until > now()"
      "  RETURNING node_id, mac),"
+     " o AS ("
+     "  UPDATE certificates SET revoked_at = now(), revocation_reason = $21, revoked_by = $22"
+     "  WHERE node_id = $13 AND revoked_at IS NULL AND $20::bool"
+     "  AND EXISTS (SELECT 1 FROM n) RETURNING 1),"
      " c AS ("
      "  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem)"
-     "  SELECT $14, node_id, $15, to_timestamp($16), to_timestamp($17), $18 FROM n RETURNING 1),"
+     "  SELECT $15, node_id, $16, to_timestamp($17), to_timestamp($18), $19 FROM n RETURNING 1),"
      " a AS ("
      "  INSERT INTO audit (" AUDIT_COLS ")"
-     "  SELECT $1, $2, $3, $4, coalesce($5, n.mac), $6, $7, $8, $9, $10 FROM n"
+     "  SELECT $1, $2, $3, $4, coalesce($5, n.mac), $6, $7, $8, $9, $10, $11 FROM n"
      "  RETURNING 1)"
      " SELECT mac FROM n"},
     {"user_set_quota",
@@ -130,19 +139,22 @@ enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const st
 
 enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a)
 {
-	struct db_param p[AUDIT_NPARAMS + 9];
+	struct db_param p[AUDIT_NPARAMS + 12];
 	const struct db_col cols[] = {DB_COL_TEXT("mac", v->mac), DB_COLS_END};
 
 	db_audit_params(p, a);
-	p[10] = DB_TEXT(v->user);
-	p[11] = DB_TEXT(v->node_id);
-	p[12] = DB_TEXT(v->node_policies);
-	p[13] = DB_TEXT(v->serial);
-	p[14] = DB_BYTEA(v->key_sha256, 32);
-	p[15] = DB_INT(v->not_before);
-	p[16] = DB_INT(v->not_after);
-	p[17] = DB_TEXT(v->pem);
-	p[18] = DB_PARAMS_END;
+	p[11] = DB_TEXT(v->user);
+	p[12] = DB_TEXT(v->node_id);
+	p[13] = DB_TEXT(v->node_policies);
+	p[14] = DB_TEXT(v->serial);
+	p[15] = DB_BYTEA(v->key_sha256, 32);
+	p[16] = DB_INT(v->not_before);
+	p[17] = DB_INT(v->not_after);
+	p[18] = DB_TEXT(v->pem);
+	p[19] = DB_BOOL(v->supersede);
+	p[20] = DB_INT(v->supersede_reason);
+	p[21] = DB_TEXT(v->superseded_by);
+	p[22] = DB_PARAMS_END;
 	return db_run_exec(db, "user_verify", p, cols);
 }
 
@@ -152,65 +164,10 @@ enum db_status db_user_set_quota(struct db *db, const char *user, unsigned quota
 	return db_run_exec(db, "user_set_quota", p, NULL);
 }
 
-/* Rows collected into a growing array of elements of @p size, each read into @p row. */
-struct collect {
-	void *items;
-	size_t n, cap, size;
-	const void *row;
-};
-
-static enum db_status collect_row(void *cls, int index)
-{
-	struct collect *c = cls;
-	(void)index;
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 8;
-		void *p = realloc(c->items, cap * c->size);
-		if (!p)
-			return DB_HARD;
-		c->items = p;
-		c->cap = cap;
-	}
-	memcpy((char *)c->items + c->n * c->size, c->row, c->size);
-	c->n++;
-	return DB_OK;
-}
-
-struct rows_tx {
-	const char *stmt;
-	const struct db_param *params;
-	const struct db_col *cols;
-	struct collect *c;
-};
-
-static enum db_status rows_tx(struct db *db, void *cls)
-{
-	struct rows_tx *t = cls;
-	t->c->n = 0; /* a retry starts the list again */
-	return db_exec_rows(db, t->stmt, t->params, t->cols, collect_row, t->c);
-}
-
-static enum db_status collect_all(struct db *db, const char *stmt, const struct db_param *params,
-                                  const struct db_col *cols, struct collect *c, void **out,
-                                  size_t *n)
-{
-	struct rows_tx t = {stmt, params, cols, c};
-	enum db_status s = db_run(db, DB_AUTOCOMMIT, rows_tx, &t);
-
-	if (s != DB_OK) {
-		free(c->items);
-		c->items = NULL;
-		c->n = 0;
-	}
-	*out = c->items;
-	*n = c->n;
-	return s;
-}
-
 enum db_status db_nodes_find(struct db *db, const char *user, const char *key,
                              struct node_info **out, size_t *n)
 {
-	struct node_info row;
+	struct node_info row = {0};
 	const struct db_param p[] = {DB_TEXT(user ? user : key), DB_PARAMS_END};
 	const struct db_col cols[] = {
 	    DB_COL_TEXT("node_id", row.node_id),
@@ -223,10 +180,9 @@ enum db_status db_nodes_find(struct db *db, const char *user, const char *key,
 	    DB_COL_INT("certificates", &row.certificates),
 	    DB_COLS_END,
 	};
-	struct collect c = {.size = sizeof(row), .row = &row};
 	void *items;
-	enum db_status s =
-	    collect_all(db, user ? "nodes_by_user" : "nodes_by_key", p, cols, &c, &items, n);
+	enum db_status s = db_run_collect(db, user ? "nodes_by_user" : "nodes_by_key", p, cols,
+	                                  &row, sizeof(row), &items, n);
 
 	*out = items;
 	return s;
@@ -234,16 +190,15 @@ enum db_status db_nodes_find(struct db *db, const char *user, const char *key,
 
 enum db_status db_node_certs(struct db *db, const char *node_id, struct cert_info **out, size_t *n)
 {
-	struct cert_info row;
+	struct cert_info row = {0};
 	const struct db_param p[] = {DB_TEXT(node_id), DB_PARAMS_END};
 	const struct db_col cols[] = {
 	    DB_COL_TEXT("serial", row.serial),         DB_COL_TEXT("not_before", row.not_before),
 	    DB_COL_TEXT("not_after", row.not_after),   DB_COL_TEXT("issued_at", row.issued_at),
 	    DB_COL_TEXT("key_sha256", row.key_sha256), DB_COLS_END,
 	};
-	struct collect c = {.size = sizeof(row), .row = &row};
 	void *items;
-	enum db_status s = collect_all(db, "node_certs", p, cols, &c, &items, n);
+	enum db_status s = db_run_collect(db, "node_certs", p, cols, &row, sizeof(row), &items, n);
 
 	*out = items;
 	return s;

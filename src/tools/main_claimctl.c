@@ -21,6 +21,7 @@
 #include "claimd/devidp.h"
 #include "claimd/log.h"
 #include "claimd/util.h"
+#include "ctl.h"
 
 static const char *config_path = "/etc/claimd/claimd.yaml";
 
@@ -36,6 +37,14 @@ static void usage(FILE *f)
 	    "  nodes list --user USER          the nodes USER holds\n"
 	    "  nodes show NODE_ID|MAC          a node (or every node of a MAC) and its "
 	    "certificates\n"
+	    "  nodes release NODE_ID           revoke its certificates (cessationOfOperation) "
+	    "and free its (user, MAC)\n"
+	    "  certs list [--node NODE_ID|--mac MAC] [--revoked] [--json]\n"
+	    "                                  issued certificates and their status\n"
+	    "  certs revoke (SERIAL...|--node NODE_ID|--mac MAC) [--reason R]\n"
+	    "                                  revoke (R: an RFC 5280 reason name; idempotent)\n"
+	    "  crl [--der]                     print the current CRL (PEM unless --der)\n"
+	    "  devices unlock MAC              lift a wrong-answer lockout\n"
 	    "  keygen                          print a new secrets key\n"
 	    "  dev-idp --out DIR [--key ec|rsa] [--kid KID]\n"
 	    "                                  make a development identity provider (key + JWKS)\n"
@@ -49,7 +58,7 @@ static void usage(FILE *f)
 	    f);
 }
 
-static struct claimd_config *load_config(void)
+struct claimd_config *ctl_config(void)
 {
 	char err[1024];
 	struct claimd_config *c = config_load(config_path, err, sizeof(err));
@@ -60,7 +69,7 @@ static struct claimd_config *load_config(void)
 
 static int cmd_migrate(void)
 {
-	struct claimd_config *c = load_config();
+	struct claimd_config *c = ctl_config();
 	char err[1024];
 	int applied = 0, rc;
 
@@ -157,7 +166,7 @@ static int cmd_import(int argc, char **argv)
 		return 2;
 	}
 	st.file = st.rep.file = argv[optind];
-	if (!(c = load_config()))
+	if (!(c = ctl_config()))
 		return 1;
 	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
@@ -262,10 +271,10 @@ static int cmd_devca(int argc, char **argv)
 	return 0;
 }
 
-static struct db *open_db(void)
+struct db *ctl_db(void)
 {
 	char err[1024];
-	struct claimd_config *c = load_config();
+	struct claimd_config *c = ctl_config();
 	struct db *db = c ? db_connect(c->db_url, true, err, sizeof(err)) : NULL;
 	if (c && !db)
 		fprintf(stderr, "%s\n", err);
@@ -280,7 +289,7 @@ static int cmd_unlock(const char *arg)
 		fprintf(stderr, "devices unlock: expected a MAC address\n");
 		return 2;
 	}
-	struct db *db = open_db();
+	struct db *db = ctl_db();
 	if (!db)
 		return 1;
 	enum db_status s = db_mac_unlock(db, mac);
@@ -303,7 +312,7 @@ static int cmd_quota(int argc, char **argv)
 		fprintf(stderr, "users quota: N must be 0-1000000, USER 1-255 characters\n");
 		return 2;
 	}
-	struct db *db = open_db();
+	struct db *db = ctl_db();
 	if (!db)
 		return 1;
 	enum db_status s = db_user_set_quota(db, argv[2], (unsigned)n);
@@ -350,7 +359,7 @@ static int cmd_nodes(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	struct db *db = open_db();
+	struct db *db = ctl_db();
 	if (!db)
 		return 1;
 	/* Listing prints the nodes; showing adds each node's certificates. */
@@ -492,8 +501,14 @@ int main(int argc, char **argv)
 		return cmd_devtoken(argc, argv);
 	if (strcmp(argv[0], "users") == 0)
 		return cmd_quota(argc, argv);
+	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "release") == 0)
+		return ctl_nodes_release(argc - 1, argv + 1);
 	if (strcmp(argv[0], "nodes") == 0)
 		return cmd_nodes(argc, argv);
+	if (strcmp(argv[0], "certs") == 0)
+		return ctl_certs(argc, argv);
+	if (strcmp(argv[0], "crl") == 0)
+		return ctl_crl(argc, argv);
 	if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
 		config_write_example(stdout);
 		return 0;

@@ -1,0 +1,148 @@
+/*
+ * Certificate lifecycle rules: RFC 5280 reason names, status names, and when a CRL is
+ * re-issued. The CRL itself is signed in ca.c and stored by db_lifecycle.c; this file
+ * decides when, and keeps each process's copy fresh.
+ */
+#include "claimd/revocation.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "claimd/log.h"
+#include "claimd/util.h"
+
+static const struct {
+	int code;
+	const char *name;
+} reasons[] = {
+    {CRL_REASON_UNSPECIFIED, "unspecified"},
+    {CRL_REASON_KEY_COMPROMISE, "keyCompromise"},
+    {CRL_REASON_CA_COMPROMISE, "cACompromise"},
+    {CRL_REASON_AFFILIATION_CHANGED, "affiliationChanged"},
+    {CRL_REASON_SUPERSEDED, "superseded"},
+    {CRL_REASON_CESSATION_OF_OPERATION, "cessationOfOperation"},
+    {CRL_REASON_CERTIFICATE_HOLD, "certificateHold"},
+    {CRL_REASON_REMOVE_FROM_CRL, "removeFromCRL"},
+    {CRL_REASON_PRIVILEGE_WITHDRAWN, "privilegeWithdrawn"},
+    {CRL_REASON_AA_COMPROMISE, "aACompromise"},
+};
+
+int crl_reason_from_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (strcasecmp(name, reasons[i].name) == 0)
+			return reasons[i].code;
+	return -1;
+}
+
+const char *crl_reason_name(int code)
+{
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].code == code)
+			return reasons[i].name;
+	return "unknown";
+}
+
+const char *cert_status_name(const struct cert_row *r)
+{
+	if (r->revoked)
+		return r->reason == CRL_REASON_SUPERSEDED ? "superseded" : "revoked";
+	return r->expired ? "expired" : "valid";
+}
+
+/* The CRL being built: what the database callbacks need. */
+struct crl_build {
+	const struct ca *ca;
+	const struct crl_policy *p;
+	int64_t now;
+};
+
+/* Stale: a revocation it does not list, or less than half its validity left. */
+static bool crl_stale(struct crl_build *b, const struct crl_facts *f)
+{
+	int64_t half = (int64_t)b->p->hours * 3600 / 2;
+	return f->revoked_count != f->revoked_now || f->next_update - b->now < half ||
+	       f->this_update > b->now;
+}
+
+static int crl_sign(struct crl_build *b, int64_t number, const struct revoked_entry *e, size_t n,
+                    uint8_t **der, size_t *len, int64_t *this_update, int64_t *next_update)
+{
+	*this_update = b->now;
+	*next_update = b->now + (int64_t)b->p->hours * 3600;
+	if (ca_crl_sign(b->ca, number, e, n, *this_update, *next_update, der, len) < 0)
+		return -1;
+	log_info("issued CRL number %lld with %zu entries (%zu bytes)", (long long)number, n, *len);
+	return 0;
+}
+
+int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
+                size_t *len, int64_t *number, bool *busy)
+{
+	struct crl_build b = {ca, p, now_unix()};
+	uint8_t key_id[32];
+	enum db_status s;
+
+	*busy = false;
+	*der = NULL;
+	*len = 0;
+	if (ca_key_id(ca, key_id) < 0)
+		return -1;
+	s = db_crl_refresh(db, key_id, crl_stale, crl_sign, &b, number);
+	if (s == DB_OK)
+		s = db_crl_get(db, *number, der, len);
+	*busy = s == DB_SOFT;
+	return s == DB_OK ? 0 : -1;
+}
+
+int crl_cache_init(struct crl_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	return pthread_mutex_init(&c->lock, NULL) == 0 ? 0 : -1;
+}
+
+void crl_cache_destroy(struct crl_cache *c)
+{
+	free(c->der);
+	c->der = NULL;
+	pthread_mutex_destroy(&c->lock);
+}
+
+int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
+                  const struct crl_policy *p, uint8_t **der, size_t *len, bool *busy)
+{
+	uint8_t key_id[32];
+	int64_t now = (int64_t)now_ms_monotonic();
+	int rc = 0;
+
+	*busy = false;
+	*der = NULL;
+	if (ca_key_id(ca, key_id) < 0)
+		return -1;
+	/* One request at a time refreshes; the others wait and take its result. */
+	pthread_mutex_lock(&c->lock);
+	if (!c->der || !c->checked_ms || now - c->checked_ms >= CRL_CHECK_SECONDS * 1000 ||
+	    memcmp(c->key_id, key_id, sizeof(key_id)) != 0) {
+		uint8_t *fresh = NULL;
+		size_t flen = 0;
+		int64_t number = 0;
+		rc = crl_current(db, ca, p, &fresh, &flen, &number, busy);
+		if (rc == 0) {
+			free(c->der);
+			c->der = fresh;
+			c->len = flen;
+			c->number = number;
+			memcpy(c->key_id, key_id, sizeof(key_id));
+			c->checked_ms = now;
+		}
+	}
+	if (rc == 0 && (*der = malloc(c->len ? c->len : 1)) != NULL) {
+		memcpy(*der, c->der, c->len);
+		*len = c->len;
+	} else if (rc == 0) {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}

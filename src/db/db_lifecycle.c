@@ -1,0 +1,288 @@
+/*
+ * Statements of the certificate lifecycle: revocation (idempotent: a certificate keeps
+ * its first revocation), listings, released nodes, and the CRL table that makes every
+ * replica serve the same CRL with a number that only grows. Facts only: a status name
+ * or a CRL's staleness is decided by the callers.
+ */
+#include "claimd/db_lifecycle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "claimd/log.h"
+#include "db_internal.h"
+
+/* One certificate row, as every listing below names its columns. */
+#define CERT_FACTS                                                                                 \
+	"c.serial, c.node_id, n.mac,"                                                              \
+	" extract(epoch FROM c.not_before)::int8 AS not_before,"                                   \
+	" extract(epoch FROM c.not_after)::int8 AS not_after,"                                     \
+	" extract(epoch FROM c.issued_at)::int8 AS issued_at,"                                     \
+	" c.revoked_at IS NOT NULL AS revoked,"                                                    \
+	" coalesce(extract(epoch FROM c.revoked_at), 0)::int8 AS revoked_at,"                      \
+	" coalesce(c.revocation_reason, 0) AS reason, c.not_after < now() AS expired"
+
+const struct db_stmt db_lifecycle_stmts[] = {
+    /* $1-$11 the audit row (mac, node_id, user_id and serial NULL: from each
+     * certificate), then $12 serials (text[]) $13 node_id $14 mac $15 reason $16 by */
+    {"certs_revoke",
+     "WITH sel AS ("
+     "  SELECT c.serial, c.node_id, n.mac, n.user_id FROM certificates c JOIN nodes n USING "
+     "(node_id)"
+     "  WHERE c.serial = ANY ($12::text[]) OR c.node_id = $13 OR n.mac = $14),"
+     " r AS ("
+     "  UPDATE certificates c SET revoked_at = now(), revocation_reason = $15, revoked_by = $16"
+     "  FROM sel WHERE c.serial = sel.serial AND c.revoked_at IS NULL"
+     "  RETURNING c.serial, sel.node_id, sel.mac, sel.user_id),"
+     " a AS ("
+     "  INSERT INTO audit (" AUDIT_COLS ")"
+     "  SELECT $1, $2, $3, $4, coalesce($5, r.mac), coalesce($6, r.node_id),"
+     "   coalesce($7, r.user_id), $8, $9, coalesce($10, r.serial), $11 FROM r)"
+     " SELECT (SELECT count(*) FROM sel) AS matched, (SELECT count(*) FROM r) AS revoked"},
+    /* $1 node_id or NULL $2 mac or NULL $3 revoked only */
+    {"certs_list", "SELECT " CERT_FACTS " FROM certificates c JOIN nodes n USING (node_id)"
+                   " WHERE ($1::text IS NULL OR c.node_id = $1)"
+                   " AND ($2::text IS NULL OR n.mac = $2)"
+                   " AND (NOT $3::bool OR c.revoked_at IS NOT NULL)"
+                   " ORDER BY c.issued_at, c.serial"},
+    /* $1-$11 the release's audit row (mac and user_id NULL: from the node), then
+     * $12 node_id $13 by $14 reason of the revocations $15 their audit event */
+    {"node_release",
+     "WITH n AS ("
+     "  UPDATE nodes SET released_at = now(), pending_until = NULL, updated_at = now()"
+     "  WHERE node_id = $12 AND released_at IS NULL RETURNING node_id, mac, user_id),"
+     " r AS ("
+     "  UPDATE certificates c SET revoked_at = now(), revocation_reason = $14, revoked_by = $13"
+     "  FROM n WHERE c.node_id = n.node_id AND c.revoked_at IS NULL"
+     "  RETURNING c.serial, n.node_id, n.mac, n.user_id),"
+     " a AS ("
+     "  INSERT INTO audit (" AUDIT_COLS ")"
+     "  SELECT $1, $2, $3, $4, coalesce($5, n.mac), n.node_id, coalesce($7, n.user_id),"
+     "   $8, $9, $10, $11 FROM n),"
+     " ar AS ("
+     "  INSERT INTO audit (" AUDIT_COLS ")"
+     "  SELECT $15, $2, $3, $4, r.mac, r.node_id, r.user_id, $8, $9, r.serial, $11 FROM r)"
+     " SELECT (SELECT count(*) FROM r) AS revoked FROM n"},
+    {"crl_lock", "SELECT pg_advisory_xact_lock(hashtextextended('claimd crl', 0))"},
+    /* $1 issuer key id */
+    {"crl_facts",
+     "SELECT l.number, l.revoked_count,"
+     " extract(epoch FROM l.this_update)::int8 AS this_update,"
+     " extract(epoch FROM l.next_update)::int8 AS next_update,"
+     " (SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL) AS revoked_now,"
+     " (SELECT coalesce(max(number), 0) FROM crls) AS max_number"
+     " FROM (SELECT 1) one LEFT JOIN LATERAL ("
+     "  SELECT number, revoked_count, this_update, next_update FROM crls"
+     "  WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1) l ON true"},
+    {"crl_revoked", "SELECT serial, extract(epoch FROM revoked_at)::int8 AS revoked_at,"
+                    " revocation_reason AS reason FROM certificates WHERE revoked_at IS NOT NULL"
+                    " ORDER BY serial"},
+    /* $1 number $2 issuer key id $3 revoked count $4 this update $5 next update $6 der */
+    {"crl_store", "INSERT INTO crls (number, issuer_key_id, revoked_count, this_update,"
+                  " next_update, der) VALUES ($1, $2, $3, to_timestamp($4), to_timestamp($5), $6)"},
+    {"crl_get", "SELECT der FROM crls WHERE number = $1"},
+    {NULL, NULL},
+};
+
+/* "{A,B,...}": serials (already checked to be hex) as a text[] literal. NULL on no memory. */
+static char *serial_array(const char *const *serials, size_t n)
+{
+	size_t len = 3 + n * 34;
+	char *s = malloc(len), *o = s;
+
+	if (!s)
+		return NULL;
+	*o++ = '{';
+	for (size_t i = 0; i < n; i++)
+		o += snprintf(o, len - (size_t)(o - s), "%s%s", i ? "," : "", serials[i]);
+	*o++ = '}';
+	*o = '\0';
+	return s;
+}
+
+enum db_status db_certs_revoke(struct db *db, const struct cert_selector *sel, int reason,
+                               const char *by, const struct audit_rec *a, long *matched,
+                               long *revoked)
+{
+	struct db_param p[AUDIT_NPARAMS + 6];
+	int64_t m = 0, r = 0;
+	const struct db_col cols[] = {DB_COL_INT("matched", &m), DB_COL_INT("revoked", &r),
+	                              DB_COLS_END};
+	char *serials = NULL;
+	enum db_status s;
+
+	if (sel->n_serials && !(serials = serial_array(sel->serials, sel->n_serials)))
+		return DB_HARD;
+	db_audit_params(p, a);
+	p[11] = DB_TEXT(serials);
+	p[12] = DB_TEXT(sel->node_id);
+	p[13] = DB_TEXT(sel->mac);
+	p[14] = DB_INT(reason);
+	p[15] = DB_TEXT(by);
+	p[16] = DB_PARAMS_END;
+	s = db_run_exec(db, "certs_revoke", p, cols);
+	free(serials);
+	*matched = s == DB_OK ? (long)m : 0;
+	*revoked = s == DB_OK ? (long)r : 0;
+	return s == DB_OK && m == 0 ? DB_NO_ROWS : s;
+}
+
+enum db_status db_certs_list(struct db *db, const struct cert_filter *f, struct cert_row **out,
+                             size_t *n)
+{
+	struct cert_row row = {0};
+	const struct db_param p[] = {DB_TEXT(f->node_id), DB_TEXT(f->mac), DB_BOOL(f->revoked_only),
+	                             DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("serial", row.serial),
+	    DB_COL_TEXT("node_id", row.node_id),
+	    DB_COL_TEXT("mac", row.mac),
+	    DB_COL_INT("not_before", &row.not_before),
+	    DB_COL_INT("not_after", &row.not_after),
+	    DB_COL_INT("issued_at", &row.issued_at),
+	    DB_COL_BOOL("revoked", &row.revoked),
+	    DB_COL_INT("revoked_at", &row.revoked_at),
+	    DB_COL_INT("reason", &row.reason),
+	    DB_COL_BOOL("expired", &row.expired),
+	    DB_COLS_END,
+	};
+	void *items;
+	enum db_status s = db_run_collect(db, "certs_list", p, cols, &row, sizeof(row), &items, n);
+
+	*out = items;
+	return s;
+}
+
+enum db_status db_node_release(struct db *db, const char *node_id, int reason, const char *by,
+                               const struct audit_rec *a, long *revoked)
+{
+	struct db_param p[AUDIT_NPARAMS + 5];
+	int64_t r = 0;
+	const struct db_col cols[] = {DB_COL_INT("revoked", &r), DB_COLS_END};
+	enum db_status s;
+
+	db_audit_params(p, a);
+	p[11] = DB_TEXT(node_id);
+	p[12] = DB_TEXT(by);
+	p[13] = DB_INT(reason);
+	p[14] = DB_TEXT("revoke");
+	p[15] = DB_PARAMS_END;
+	s = db_run_exec(db, "node_release", p, cols);
+	*revoked = s == DB_OK ? (long)r : 0;
+	return s;
+}
+
+struct crl_tx {
+	const uint8_t *key_id;
+	struct crl_facts *f;
+	crl_stale_fn stale;
+	crl_sign_fn sign;
+	struct crl_build *b;
+	int64_t *number;
+};
+
+/* Reads the facts of the newest CRL of t->key_id into t->f. */
+static enum db_status crl_facts(struct db *db, struct crl_tx *t)
+{
+	struct crl_facts *f = t->f;
+	const struct db_param p[] = {DB_BYTEA(t->key_id, 32), DB_PARAMS_END};
+	bool none[4];
+	const struct db_col cols[] = {
+	    DB_COL_INT_NULL("number", &f->number, &none[0]),
+	    DB_COL_INT_NULL("revoked_count", &f->revoked_count, &none[1]),
+	    DB_COL_INT_NULL("this_update", &f->this_update, &none[2]),
+	    DB_COL_INT_NULL("next_update", &f->next_update, &none[3]),
+	    DB_COL_INT("revoked_now", &f->revoked_now),
+	    DB_COL_INT("max_number", &f->max_number),
+	    DB_COLS_END,
+	};
+	enum db_status s;
+
+	memset(f, 0, sizeof(*f));
+	s = db_exec(db, "crl_facts", p, cols);
+	f->have = s == DB_OK && !none[0];
+	return s;
+}
+
+static enum db_status crl_facts_tx(struct db *db, void *cls)
+{
+	return crl_facts(db, cls);
+}
+
+enum db_status db_crl_facts(struct db *db, const uint8_t issuer_key_id[32], struct crl_facts *f)
+{
+	struct crl_tx t = {.key_id = issuer_key_id, .f = f};
+	return db_run(db, DB_AUTOCOMMIT, crl_facts_tx, &t);
+}
+
+/* Signs and stores a new CRL from every revocation; t->f holds the current facts. */
+static enum db_status crl_build(struct db *db, struct crl_tx *t)
+{
+	struct revoked_entry row = {0};
+	void *all = NULL;
+	size_t n = 0, len = 0;
+	uint8_t *der = NULL;
+	int64_t number = t->f->max_number + 1, this_update = 0, next_update = 0;
+	const struct db_col cols[] = {DB_COL_TEXT("serial", row.serial),
+	                              DB_COL_INT("revoked_at", &row.revoked_at),
+	                              DB_COL_INT("reason", &row.reason), DB_COLS_END};
+	enum db_status s =
+	    db_exec_collect(db, "crl_revoked", NULL, cols, &row, sizeof(row), &all, &n);
+
+	if (s < DB_NO_ROWS)
+		goto out;
+	if (t->sign(t->b, number, all, n, &der, &len, &this_update, &next_update) < 0) {
+		s = DB_HARD;
+		goto out;
+	}
+	const struct db_param p[] = {
+	    DB_INT(number),      DB_BYTEA(t->key_id, 32), DB_INT(n),    DB_INT(this_update),
+	    DB_INT(next_update), DB_BYTEA(der, len),      DB_PARAMS_END};
+	if ((s = db_exec(db, "crl_store", p, NULL)) == DB_OK)
+		*t->number = number;
+out:
+	free(all);
+	free(der);
+	return s;
+}
+
+static enum db_status crl_refresh_tx(struct db *db, void *cls)
+{
+	struct crl_tx *t = cls;
+	enum db_status s;
+
+	if ((s = db_exec(db, "crl_lock", NULL, NULL)) < DB_NO_ROWS)
+		return s;
+	if ((s = crl_facts(db, t)) != DB_OK)
+		return s < DB_NO_ROWS ? s : DB_HARD;
+	if (t->f->have && !t->stale(t->b, t->f)) {
+		*t->number = t->f->number;
+		return DB_OK;
+	}
+	return crl_build(db, t);
+}
+
+enum db_status db_crl_refresh(struct db *db, const uint8_t issuer_key_id[32], crl_stale_fn stale,
+                              crl_sign_fn sign, struct crl_build *b, int64_t *number)
+{
+	struct crl_facts f;
+	struct crl_tx t = {issuer_key_id, &f, stale, sign, b, number};
+	return db_run(db, DB_EXPLICIT, crl_refresh_tx, &t);
+}
+
+enum db_status db_crl_get(struct db *db, int64_t number, uint8_t **der, size_t *len)
+{
+	const struct db_param p[] = {DB_INT(number), DB_PARAMS_END};
+	struct db_blob b = {NULL, 0};
+	const struct db_col cols[] = {DB_COL_BLOB("der", &b), DB_COLS_END};
+	enum db_status s = db_run_exec(db, "crl_get", p, cols);
+
+	if (s != DB_OK) {
+		free(b.p);
+		b.p = NULL;
+		b.len = 0;
+	}
+	*der = b.p;
+	*len = b.len;
+	return s;
+}
