@@ -66,7 +66,5 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t 
                                   const char *node_policies, char **leaf_pem);
 /** Writes a new random node_id (22 characters of [A-Za-z0-9], 131 bits) to @p out. */
 void claim_new_node_id(char out[23]);
-/** Size in bytes of the JSON string holding @p pem once '\n' is escaped. */
-size_t claim_escaped_len(const char *pem);
 
 #endif

@@ -52,9 +52,15 @@ unsigned http_port(const struct http_server *s);
  */
 void http_stop(struct http_server *s, unsigned drain_ms);
 
-/** Queues @p body (stolen) with @p status. */
+/** Queues @p body (stolen) with @p status. MHD_NO when it cannot be queued. */
 enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigned status,
                            json_t *body);
+/**
+ * Queues @p json, a complete JSON text (malloc'd, stolen), as it is, with @p status.
+ * MHD_NO when @p json is NULL or it cannot be queued.
+ */
+enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigned status,
+                           char *json);
 /**
  * Takes a token from the @p kind bucket ('a' address, 'm' MAC, 'u' user) of @p key under
  * the current limits. False (with rq->retry_after set) when the client must wait.

@@ -13,13 +13,12 @@
 
 #include "claimd/auth.h"
 #include "claimd/ca.h"
+#include "claimd/cert_reply.h"
 #include "claimd/config.h"
 #include "claimd/crypto.h"
 #include "claimd/db.h"
 #include "claimd/errors.h"
 #include "claimd/ratelimit.h"
-
-#define RESPONSE_MAX 3071 /* the firmware's receive buffer, less its NUL */
 
 struct runtime {
 	struct claimd_config *cfg;
@@ -47,11 +46,6 @@ struct app {
  * "PATH: message" in @p err.
  */
 struct runtime *runtime_load(const char *path, char *err, size_t errsz);
-/**
- * The exact size of a verify response body whose leaf PEM is @p leaf_escaped characters
- * once JSON-escaped: {"certificate":...} with the chain and the configured hosts.
- */
-size_t runtime_response_len(const struct runtime *rt, size_t leaf_escaped);
 /** Drops one reference; frees the generation at zero. NULL is a no-op. */
 void runtime_release(struct runtime *rt);
 

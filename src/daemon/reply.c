@@ -52,6 +52,12 @@ enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigne
 	return queue(rq, c, status, text, CE_OK);
 }
 
+enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigned status,
+                           char *json)
+{
+	return queue(rq, c, status, json, CE_OK);
+}
+
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e)
 {
 	json_t *body =
