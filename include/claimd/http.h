@@ -34,9 +34,23 @@ struct request {
 
 typedef enum MHD_Result (*handler_fn)(struct request *rq, struct MHD_Connection *c);
 
+/* Methods a route answers, as bits; anything else gets 405 with an Allow header. */
+enum http_method {
+	HTTP_GET = 1 << 0,
+	HTTP_HEAD = 1 << 1,
+	HTTP_POST = 1 << 2,
+};
+
+/* What the server does for a route before its handler runs. */
+enum route_policy {
+	ROUTE_LIMIT_ADDRESS = 1 << 0, /* takes a token from the client address's bucket */
+	ROUTE_CLAIM_SLOT = 1 << 1,    /* counts in limits.claims_in_flight from its headers on */
+};
+
 struct route {
 	const char *path;
-	const char *method;
+	unsigned methods; /* enum http_method bits */
+	unsigned policy;  /* enum route_policy bits */
 	handler_fn fn;
 };
 
@@ -62,10 +76,10 @@ enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigne
 enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigned status,
                            char *json);
 /**
- * Takes a token from the @p kind bucket ('a' address, 'm' MAC, 'u' user) of @p key under
- * the current limits. False (with rq->retry_after set) when the client must wait.
+ * Takes a token from @p key's bucket of @p kind under the current limits (address, MAC
+ * or user rates). False (with rq->retry_after set) when the client must wait.
  */
-bool request_allowed(struct request *rq, char kind, const char *key);
+bool request_allowed(struct request *rq, enum bucket kind, const char *key);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
 

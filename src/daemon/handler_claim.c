@@ -33,7 +33,7 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 			return CE_UNAUTHORIZED;
 		}
 		cc->user = user;
-		if (!request_allowed(rq, 'u', user))
+		if (!request_allowed(rq, BUCKET_USER, user))
 			return CE_RATE_LIMITED;
 	}
 	if (!(*j = fields_parse(rq->body, rq->len)))
@@ -57,7 +57,7 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 
 	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK || (e = fields_initiate(j, &in)) != CE_OK)
 		goto fail;
-	if (!request_allowed(rq, 'm', in.mac)) {
+	if (!request_allowed(rq, BUCKET_MAC, in.mac)) {
 		e = CE_RATE_LIMITED;
 		goto fail;
 	}

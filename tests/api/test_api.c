@@ -425,6 +425,8 @@ static void unknown_path_and_method(void)
 	REQUIRE(raw(&f.d, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", &r) ==
 	        0);
 	check_failure(&r, 405, "method not allowed");
+	/* The Allow header lists the route's methods from the route table. */
+	CHECK(http_header(&r, "Allow", allow, sizeof(allow)) && strcmp(allow, "GET, HEAD") == 0);
 	http_response_free(&r);
 	fx_down(&f);
 }
