@@ -122,6 +122,12 @@ static void assisted_android(void)
 	               "SELECT count(*) FROM audit WHERE flow = 'user' AND user_id = 'alice' "
 	               "AND outcome = 'ok' AND node_id = '%s'",
 	               r.node_id) == 2);
+	/* A user claim's certificate counts in /metrics like a self claim's. */
+	struct http_response m;
+	REQUIRE(raw(&u.f.d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &m) == 0);
+	CHECKF(m.status == 200 && strstr(m.body, "\nclaimd_certificates_issued_total 1\n"), "%s",
+	       m.body);
+	http_response_free(&m);
 	res_free(&r);
 	free(tok);
 	fx_down(&u.f);
