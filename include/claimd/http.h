@@ -1,7 +1,8 @@
 /*
  * The HTTP server (libmicrohttpd): request context, routing, body limits, replies.
- * Only the http*, reply and handler_* files include this header, and with it
- * <microhttpd.h>; handlers turn HTTP+JSON into calls of the domain modules.
+ * Only files in src/daemon include this header, and with it <microhttpd.h>: http.c,
+ * reply.c, the handler_* files, and main_claimd.c to start and stop the server.
+ * Handlers turn HTTP+JSON into calls of the domain modules.
  */
 #ifndef CLAIMD_HTTP_H
 #define CLAIMD_HTTP_H
