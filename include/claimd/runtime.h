@@ -55,7 +55,10 @@ int app_init(struct app *app, struct runtime *rt);
 void app_destroy(struct app *app);
 /** The current generation, with a reference the caller releases. */
 struct runtime *app_acquire(struct app *app);
-/** Makes @p rt current (takes its reference) and releases the old one. */
+/**
+ * Makes @p rt current (takes its reference) and releases the old one, warning in the
+ * log about each changed key that needs a restart (config_next_restart_change()).
+ */
 void app_swap(struct app *app, struct runtime *rt);
 /** This thread's database connection, connected on first use; NULL if it cannot be. */
 struct db *app_db(struct app *app);

@@ -119,8 +119,10 @@ void app_swap(struct app *app, struct runtime *rt)
 	struct runtime *old = app->rt;
 	app->rt = rt;
 	pthread_mutex_unlock(&app->lock);
-	if (strcmp(rt->cfg->db_url, app->db_url) != 0)
-		log_warn("database.url changed: takes effect at the next restart");
+	/* Compared with the generation being replaced, so each change is reported once. */
+	const char *key;
+	for (size_t pos = 0; (key = config_next_restart_change(old->cfg, rt->cfg, &pos));)
+		log_warn("%s changed: takes effect at the next restart", key);
 	runtime_release(old);
 }
 

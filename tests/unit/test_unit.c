@@ -136,6 +136,32 @@ static struct secrets *test_secrets(uint8_t fill)
 	return secrets_from_bytes(k);
 }
 
+static void config_restart_keys(void)
+{
+	/* Only keys read at start-up are named, each once, in table order. */
+	static const char a[] = "server:\n  listen: \"127.0.0.1:8080\"\n  threads: 4\n"
+	                        "database:\n  url: \"host=/a\"\n"
+	                        "claim:\n  mqtt_host: one.example.com\n" REQUIRED_KEYS;
+	static const char b[] = "server:\n  listen: \"127.0.0.1:8081\"\n  threads: 5\n"
+	                        "database:\n  url: \"host=/b\"\n"
+	                        "claim:\n  mqtt_host: two.example.com\n" REQUIRED_KEYS;
+	static const char *want[] = {"server.listen", "server.threads", "database.url"};
+	char err[512];
+	struct claimd_config *x = config_load_buffer("a.yaml", a, strlen(a), err, sizeof(err));
+	struct claimd_config *y = config_load_buffer("b.yaml", b, strlen(b), err, sizeof(err));
+	const char *key;
+	size_t pos = 0, n = 0;
+
+	REQUIRE(x && y);
+	while ((key = config_next_restart_change(x, y, &pos)))
+		CHECKF(n < 3 && strcmp(key, want[n++]) == 0, "%s", key);
+	CHECK(n == 3);
+	pos = 0;
+	CHECK(config_next_restart_change(x, x, &pos) == NULL);
+	config_free(x);
+	config_free(y);
+}
+
 static void seal_roundtrip(void)
 {
 	struct secrets *s = test_secrets(7), *other = test_secrets(8);
@@ -878,6 +904,7 @@ static const struct t_case cases[] = {
     {"config_errors", config_errors},
     {"config_defaults_and_paths", config_defaults_and_paths},
     {"config_example_in_step", config_example_in_step},
+    {"config_restart_keys", config_restart_keys},
     {"seal_roundtrip", seal_roundtrip},
     {"secrets_file_rules", secrets_file_rules},
     {"authid_tokens", authid_tokens},
