@@ -654,6 +654,7 @@ static void policies_and_mqtt_hosts(void)
 	      strcmp(host, "mqtt.example.com") == 0);
 	CHECK(sim_firmware_string(r.body, "mqtt_cred_host", host, sizeof(host), false) &&
 	      strcmp(host, "creds.example.com") == 0);
+	check_cert_reply(r.body, r.len, "mqtt.example.com", "creds.example.com");
 	http_response_free(&r);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes WHERE node_policies = 'videostream'") ==
 	      1);

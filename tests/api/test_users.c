@@ -111,6 +111,7 @@ static void assisted_android(void)
 	CHECK(sim_firmware_string(r.body, "mqtt_host", host, sizeof(host), false) &&
 	      strcmp(host, "mqtt.test") == 0);
 	CHECK(!strstr(r.body, "mqtt_cred_host"));
+	check_cert_reply(r.body, strlen(r.body), "mqtt.test", NULL);
 	CHECK(sql_long(&u.f.t,
 	               "SELECT count(*) FROM nodes WHERE node_id = '%s' AND user_id = 'alice' "
 	               "AND mac = '7CDFA1000101' AND platform = 'esp32' AND claimed_at IS NOT NULL "
@@ -159,6 +160,7 @@ static void host_driven_cli(void)
 	/* The CLI leaves ':' in the MAC, says platform "host" and asks ?matter=False. */
 	REQUIRE(claim(&u, SIM_CLI, tok, "7C:DF:A1:00:01:03", &r));
 	CHECK(!strstr(r.body, "mqtt_host")); /* the CLI does not send send_mqtt_host */
+	check_cert_reply(r.body, strlen(r.body), NULL, NULL);
 	CHECK(sql_long(&u.f.t,
 	               "SELECT count(*) FROM nodes WHERE node_id = '%s' AND mac = "
 	               "'7CDFA1000103' AND platform = 'host'",
