@@ -46,12 +46,20 @@ COMMENT ON COLUMN crls.next_update IS 'nextUpdate (revocation.crl_hours after th
 COMMENT ON COLUMN crls.der IS 'The signed CRL, DER.';
 
 -- Operator actions join the audit trail, with a note saying who and why.
-ALTER DOMAIN audit_event DROP CONSTRAINT audit_event_check;
-ALTER DOMAIN audit_event ADD CONSTRAINT audit_event_check
+-- (The domains' CHECK constraints got generated names in schema 4, audit_event_check1
+-- among them, so they are found by domain rather than by name.)
+DO $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conname, contypid::regtype AS dom FROM pg_constraint
+             WHERE contypid IN ('audit_event'::regtype, 'claim_flow'::regtype) LOOP
+        EXECUTE format('ALTER DOMAIN %s DROP CONSTRAINT %I', c.dom, c.conname);
+    END LOOP;
+END $$;
+ALTER DOMAIN audit_event ADD CONSTRAINT audit_event_values
     CHECK (VALUE IN ('initiate', 'verify', 'revoke', 'release'));
 COMMENT ON DOMAIN audit_event IS 'initiate, verify, revoke or release.';
-ALTER DOMAIN claim_flow DROP CONSTRAINT claim_flow_check;
-ALTER DOMAIN claim_flow ADD CONSTRAINT claim_flow_check
+ALTER DOMAIN claim_flow ADD CONSTRAINT claim_flow_values
     CHECK (VALUE IN ('self', 'user', 'operator'));
 COMMENT ON DOMAIN claim_flow IS 'self (device alone), user (assisted / host-driven) or operator (claimctl, the management API).';
 ALTER TABLE audit ADD COLUMN detail detail_text;

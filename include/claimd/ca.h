@@ -41,13 +41,11 @@ const char *ca_chain_pem(const struct ca *ca);
 /** "ec-p256" or "rsa-NNNN": the CA key type, for logs and metrics. */
 const char *ca_key_type(const struct ca *ca);
 /**
- * The length of the leaf PEM this CA issues for an RSA-2048 device key (the largest
- * the protocol's devices use) and the longest node_id we issue, measured at load time
- * by signing a fixed public key, so it is exact, not a guess.
+ * The leaf PEM (no trailing newline) this CA issues for an RSA-2048 device key (the
+ * largest the protocol's devices use) and the longest node_id we issue, signed at load
+ * time from a fixed public key, so its size is measured, not guessed.
  */
-size_t ca_max_leaf_pem(const struct ca *ca);
-/** The same leaf's length once JSON-escaped (each newline becomes two characters). */
-size_t ca_max_leaf_escaped(const struct ca *ca);
+const char *ca_largest_leaf_pem(const struct ca *ca);
 
 /**
  * Parses and checks a CSR: one PEM block of at most CSR_MAX_PEM bytes, a valid

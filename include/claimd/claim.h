@@ -73,7 +73,5 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t 
  * like Espressif's short UUIDs), NUL-terminated, to @p out.
  */
 void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1]);
-/** Size in bytes of the JSON string holding @p pem once '\n' is escaped. */
-size_t claim_escaped_len(const char *pem);
 
 #endif

@@ -67,6 +67,13 @@ void config_free(struct claimd_config *c);
 /** The same from a buffer (fuzzing, tests); @p name stands for the file in messages. */
 struct claimd_config *config_load_buffer(const char *name, const char *buf, size_t len, char *err,
                                          size_t errsz);
+/**
+ * The next key, from index *@p pos on, whose change takes effect only at a restart
+ * (server.listen, server.threads, database.url, the connection limits) and whose value
+ * differs between @p old and @p cur. Advances *@p pos (start at 0); NULL when none is left.
+ */
+const char *config_next_restart_change(const struct claimd_config *old,
+                                       const struct claimd_config *cur, size_t *pos);
 /** Writes the documented example file, every key with its default, to @p out. */
 void config_write_example(FILE *out);
 

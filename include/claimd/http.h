@@ -1,7 +1,8 @@
 /*
  * The HTTP server (libmicrohttpd): request context, routing, body limits, replies.
- * Only the http*, reply and handler_* files include this header, and with it
- * <microhttpd.h>; handlers turn HTTP+JSON into calls of the domain modules.
+ * Only files in src/daemon include this header, and with it <microhttpd.h>: http.c,
+ * reply.c, the handler_* files, and main_claimd.c to start and stop the server.
+ * Handlers turn HTTP+JSON into calls of the domain modules.
  */
 #ifndef CLAIMD_HTTP_H
 #define CLAIMD_HTTP_H
@@ -34,9 +35,23 @@ struct request {
 
 typedef enum MHD_Result (*handler_fn)(struct request *rq, struct MHD_Connection *c);
 
+/* Methods a route answers, as bits; anything else gets 405 with an Allow header. */
+enum http_method {
+	HTTP_GET = 1 << 0,
+	HTTP_HEAD = 1 << 1,
+	HTTP_POST = 1 << 2,
+};
+
+/* What the server does for a route before its handler runs. */
+enum route_policy {
+	ROUTE_LIMIT_ADDRESS = 1 << 0, /* takes a token from the client address's bucket */
+	ROUTE_CLAIM_SLOT = 1 << 1,    /* counts in limits.claims_in_flight from its headers on */
+};
+
 struct route {
 	const char *path;
-	const char *method;
+	unsigned methods; /* enum http_method bits */
+	unsigned policy;  /* enum route_policy bits */
 	handler_fn fn;
 };
 
@@ -52,14 +67,20 @@ unsigned http_port(const struct http_server *s);
  */
 void http_stop(struct http_server *s, unsigned drain_ms);
 
-/** Queues @p body (stolen) with @p status. */
+/** Queues @p body (stolen) with @p status. MHD_NO when it cannot be queued. */
 enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigned status,
                            json_t *body);
 /**
- * Takes a token from the @p kind bucket ('a' address, 'm' MAC, 'u' user) of @p key under
- * the current limits. False (with rq->retry_after set) when the client must wait.
+ * Queues @p json, a complete JSON text (malloc'd, stolen), as it is, with @p status.
+ * MHD_NO when @p json is NULL or it cannot be queued.
  */
-bool request_allowed(struct request *rq, char kind, const char *key);
+enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigned status,
+                           char *json);
+/**
+ * Takes a token from @p key's bucket of @p kind under the current limits (address, MAC
+ * or user rates). False (with rq->retry_after set) when the client must wait.
+ */
+bool request_allowed(struct request *rq, enum bucket kind, const char *key);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
 

@@ -13,13 +13,12 @@
 
 #include "claimd/auth.h"
 #include "claimd/ca.h"
+#include "claimd/cert_reply.h"
 #include "claimd/config.h"
 #include "claimd/crypto.h"
 #include "claimd/db.h"
 #include "claimd/errors.h"
 #include "claimd/ratelimit.h"
-
-#define RESPONSE_MAX 3071 /* the firmware's receive buffer, less its NUL */
 
 struct runtime {
 	struct claimd_config *cfg;
@@ -35,10 +34,10 @@ struct app {
 	char *db_url;       /* fixed for the process lifetime */
 	pthread_key_t db_key;
 	atomic_long inflight;
-	atomic_long by_code[CE__COUNT]; /* replies by error code (CE_OK = success) */
-	atomic_long self_claims;        /* certificates issued */
-	atomic_long claims_in_flight;   /* claim requests between headers and reply */
-	struct ratelimit *limiter;      /* address, MAC and user buckets */
+	atomic_long by_code[CE__COUNT];  /* replies by error code (CE_OK = success) */
+	atomic_long certificates_issued; /* by both flows, self and user */
+	atomic_long claims_in_flight;    /* claim requests between headers and reply */
+	struct ratelimit *limiter;       /* address, MAC and user buckets */
 };
 
 /**
@@ -47,11 +46,6 @@ struct app {
  * "PATH: message" in @p err.
  */
 struct runtime *runtime_load(const char *path, char *err, size_t errsz);
-/**
- * The exact size of a verify response body whose leaf PEM is @p leaf_escaped characters
- * once JSON-escaped: {"certificate":...} with the chain and the configured hosts.
- */
-size_t runtime_response_len(const struct runtime *rt, size_t leaf_escaped);
 /** Drops one reference; frees the generation at zero. NULL is a no-op. */
 void runtime_release(struct runtime *rt);
 
@@ -61,7 +55,10 @@ int app_init(struct app *app, struct runtime *rt);
 void app_destroy(struct app *app);
 /** The current generation, with a reference the caller releases. */
 struct runtime *app_acquire(struct app *app);
-/** Makes @p rt current (takes its reference) and releases the old one. */
+/**
+ * Makes @p rt current (takes its reference) and releases the old one, warning in the
+ * log about each changed key that needs a restart (config_next_restart_change()).
+ */
 void app_swap(struct app *app, struct runtime *rt);
 /** This thread's database connection, connected on first use; NULL if it cannot be. */
 struct db *app_db(struct app *app);

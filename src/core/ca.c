@@ -41,7 +41,7 @@ struct ca {
 	X509_EXTENSION *ext_bc, *ext_ku, *ext_eku, *ext_aki;
 	char *chain_pem;
 	char key_type[16];
-	size_t max_leaf_pem, max_leaf_escaped;
+	char *largest_leaf; /* see ca_largest_leaf_pem() */
 };
 
 struct csr {
@@ -162,9 +162,8 @@ static int measure_max_leaf(struct ca *ca, char *err, size_t errsz)
 	if (!b64_decode(der, sizeof(der), &dlen, rsa2048_spki_b64, strlen(rsa2048_spki_b64)) ||
 	    !csr_spki_parse(der, dlen, &c.f) || ca_sign(ca, &c, cn, 36500, &is) < 0)
 		goto out;
-	ca->max_leaf_pem = strlen(is.pem);
-	for (const char *q = is.pem; *q; q++)
-		ca->max_leaf_escaped += 1 + (*q == '\n');
+	ca->largest_leaf = is.pem;
+	is.pem = NULL;
 	rc = 0;
 out:
 	if (rc < 0)
@@ -264,6 +263,7 @@ void ca_free(struct ca *ca)
 	X509_EXTENSION_free(ca->ext_eku);
 	X509_EXTENSION_free(ca->ext_aki);
 	free(ca->chain_pem);
+	free(ca->largest_leaf);
 	free(ca);
 }
 
@@ -277,14 +277,9 @@ const char *ca_key_type(const struct ca *ca)
 	return ca->key_type;
 }
 
-size_t ca_max_leaf_pem(const struct ca *ca)
+const char *ca_largest_leaf_pem(const struct ca *ca)
 {
-	return ca->max_leaf_pem;
-}
-
-size_t ca_max_leaf_escaped(const struct ca *ca)
-{
-	return ca->max_leaf_escaped;
+	return ca->largest_leaf;
 }
 
 static bool valid_cn(const unsigned char *s, size_t n)

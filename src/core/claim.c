@@ -97,14 +97,6 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
 	return CE_OK;
 }
 
-size_t claim_escaped_len(const char *pem)
-{
-	size_t n = 0;
-	for (const char *p = pem; *p; p++)
-		n += *p == '\n' ? 2 : 1;
-	return n;
-}
-
 /* A self verify in progress: what the checks found, for the steps after them. */
 struct self_verify {
 	char mac[MAC_LEN + 1];
@@ -229,7 +221,8 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 		e = CE_INTERNAL;
 		goto out;
 	}
-	size_t reply_len = runtime_response_len(cc->rt, claim_escaped_len(is.pem));
+	size_t reply_len =
+	    cert_reply_len(is.pem, ca_chain_pem(cc->rt->ca), cc->rt->cfg, CERT_REPLY_ALL_HOSTS);
 	if (reply_len > RESPONSE_MAX) {
 		log_warn("%s: the reply for %s would be %zu bytes, over %d", cc->request_id, v->mac,
 		         reply_len, RESPONSE_MAX);
@@ -343,7 +336,8 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 		e = CE_INTERNAL;
 		goto out;
 	}
-	if (runtime_response_len(cc->rt, claim_escaped_len(is.pem)) > RESPONSE_MAX) {
+	if (cert_reply_len(is.pem, ca_chain_pem(cc->rt->ca), cc->rt->cfg, CERT_REPLY_ALL_HOSTS) >
+	    RESPONSE_MAX) {
 		e = CE_CSR_TOO_BIG_FOR_DEVICE;
 		goto out;
 	}

@@ -18,88 +18,95 @@
 
 enum ktype { K_STR, K_PATH, K_UINT, K_LIST, K_HOST };
 
+/* When a changed value takes effect: at the next SIGHUP, or only when the process
+ * starts (the listening socket, the worker pool and its connections are made once). */
+enum kwhen { RELOAD, RESTART };
+
 struct key {
 	const char *name; /* dotted path */
 	enum ktype type;
 	size_t off;
 	const char *def; /* NULL: no default */
 	unsigned min, max;
+	enum kwhen when;
 	const char *doc;
 };
 
 #define O(f) offsetof(struct claimd_config, f)
 
 static const struct key keys[] = {
-    {"server.listen", K_STR, O(listen), "127.0.0.1:8080", 0, 0,
+    {"server.listen", K_STR, O(listen), "127.0.0.1:8080", 0, 0, RESTART,
      "host:port to listen on (IPv6 as [addr]:port); put a TLS reverse proxy in front"},
     {"server.trusted_proxies", K_LIST, O(trusted_proxies), "[\"127.0.0.1/32\", \"::1/128\"]", 0, 0,
-     "CIDRs whose X-Forwarded-For / X-Real-IP headers are believed"},
-    {"server.threads", K_UINT, O(threads), "8", 1, 256,
+     RELOAD, "CIDRs whose X-Forwarded-For / X-Real-IP headers are believed"},
+    {"server.threads", K_UINT, O(threads), "8", 1, 256, RESTART,
      "worker threads; each holds one PostgreSQL connection"},
-    {"server.max_body_bytes", K_UINT, O(max_body_bytes), "16384", 1024, 1048576,
+    {"server.max_body_bytes", K_UINT, O(max_body_bytes), "16384", 1024, 1048576, RELOAD,
      "largest request body; larger ones get 413 before the rest is read"},
-    {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600,
+    {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600, RESTART,
      "idle connections are closed after this long"},
-    {"server.log_level", K_STR, O(log_level), "info", 0, 0, "debug, info, warn or error"},
-    {"database.url", K_STR, O(db_url), "postgresql:///claimd?host=/run/postgresql", 0, 0,
+    {"server.log_level", K_STR, O(log_level), "info", 0, 0, RELOAD, "debug, info, warn or error"},
+    {"database.url", K_STR, O(db_url), "postgresql:///claimd?host=/run/postgresql", 0, 0, RESTART,
      "any libpq connection string or URI"},
-    {"ca.certificate", K_PATH, O(ca_certificate), NULL, 0, 0,
+    {"ca.certificate", K_PATH, O(ca_certificate), NULL, 0, 0, RELOAD,
      "the signing (intermediate) CA certificate, PEM"},
-    {"ca.key", K_PATH, O(ca_key), NULL, 0, 0,
+    {"ca.key", K_PATH, O(ca_key), NULL, 0, 0, RELOAD,
      "its private key, PEM (P-256 or RSA 2048/3072); mode 0600"},
-    {"ca.chain", K_PATH, O(ca_chain), "", 0, 0,
+    {"ca.chain", K_PATH, O(ca_chain), "", 0, 0, RELOAD,
      "optional: certificates appended after the issuing CA in every response"},
-    {"ca.validity_days", K_UINT, O(validity_days), "3650", 1, 36500,
+    {"ca.validity_days", K_UINT, O(validity_days), "3650", 1, 36500, RELOAD,
      "lifetime of issued device certificates"},
-    {"secrets.key_file", K_PATH, O(secrets_key_file), NULL, 0, 0,
+    {"secrets.key_file", K_PATH, O(secrets_key_file), NULL, 0, 0, RELOAD,
      "output of 'claimctl keygen'; encrypts eFuse keys at rest and signs auth_ids; mode 0600"},
-    {"claim.challenge_ttl_seconds", K_UINT, O(challenge_ttl), "300", 5, 86400,
+    {"claim.challenge_ttl_seconds", K_UINT, O(challenge_ttl), "300", 5, 86400, RELOAD,
      "how long an auth_id and its challenge stay valid"},
-    {"claim.max_attempts", K_UINT, O(max_attempts), "3", 1, 100,
+    {"claim.max_attempts", K_UINT, O(max_attempts), "3", 1, 100, RELOAD,
      "wrong challenge responses before an auth_id is burned"},
-    {"claim.mqtt_host", K_HOST, O(mqtt_host), "", 0, 0,
+    {"claim.mqtt_host", K_HOST, O(mqtt_host), "", 0, 0, RELOAD,
      "optional: bare hostname returned as \"mqtt_host\""},
-    {"claim.mqtt_cred_host", K_HOST, O(mqtt_cred_host), "", 0, 0,
+    {"claim.mqtt_cred_host", K_HOST, O(mqtt_cred_host), "", 0, 0, RELOAD,
      "optional: bare hostname returned as \"mqtt_cred_host\""},
-    {"users.jwt.jwks_file", K_PATH, O(jwt_jwks_file), "", 0, 0,
+    {"users.jwt.jwks_file", K_PATH, O(jwt_jwks_file), "", 0, 0, RELOAD,
      "identity provider public keys (RFC 7517); empty disables assisted claiming"},
-    {"users.jwt.issuer", K_STR, O(jwt_issuer), "", 0, 0, "required \"iss\" of access tokens"},
-    {"users.jwt.audience", K_STR, O(jwt_audience), "", 0, 0,
+    {"users.jwt.issuer", K_STR, O(jwt_issuer), "", 0, 0, RELOAD,
+     "required \"iss\" of access tokens"},
+    {"users.jwt.audience", K_STR, O(jwt_audience), "", 0, 0, RELOAD,
      "required \"aud\"; empty: not checked"},
-    {"users.jwt.user_claim", K_STR, O(jwt_user_claim), "sub", 0, 0, "which claim names the user"},
-    {"users.quota", K_UINT, O(quota), "5", 0, 1000000,
+    {"users.jwt.user_claim", K_STR, O(jwt_user_claim), "sub", 0, 0, RELOAD,
+     "which claim names the user"},
+    {"users.quota", K_UINT, O(quota), "5", 0, 1000000, RELOAD,
      "distinct devices one user may claim; 0 = unlimited"},
-    {"limits.address_per_minute", K_UINT, O(address_per_minute), "3000", 0, 10000000,
+    {"limits.address_per_minute", K_UINT, O(address_per_minute), "3000", 0, 10000000, RELOAD,
      "requests per minute per client address (a factory behind one NAT is one address); 0 = off"},
-    {"limits.address_burst", K_UINT, O(address_burst), "300", 1, 10000000,
+    {"limits.address_burst", K_UINT, O(address_burst), "300", 1, 10000000, RELOAD,
      "requests one client address may send at once before its rate applies"},
-    {"limits.mac_per_minute", K_UINT, O(mac_per_minute), "30", 0, 1000000,
+    {"limits.mac_per_minute", K_UINT, O(mac_per_minute), "30", 0, 1000000, RELOAD,
      "initiates per minute per MAC address; 0 = off"},
-    {"limits.mac_burst", K_UINT, O(mac_burst), "10", 1, 1000000,
+    {"limits.mac_burst", K_UINT, O(mac_burst), "10", 1, 1000000, RELOAD,
      "initiates one MAC may make at once"},
-    {"limits.user_per_minute", K_UINT, O(user_per_minute), "300", 0, 1000000,
+    {"limits.user_per_minute", K_UINT, O(user_per_minute), "300", 0, 1000000, RELOAD,
      "claim requests per minute per user; 0 = off"},
-    {"limits.user_burst", K_UINT, O(user_burst), "60", 1, 1000000,
+    {"limits.user_burst", K_UINT, O(user_burst), "60", 1, 1000000, RELOAD,
      "claim requests one user may make at once"},
-    {"limits.lockout_failures", K_UINT, O(lockout_failures), "10", 0, 1000000,
+    {"limits.lockout_failures", K_UINT, O(lockout_failures), "10", 0, 1000000, RELOAD,
      "wrong challenge responses for one MAC before it is locked (shared by all daemons); 0 = off"},
-    {"limits.lockout_seconds", K_UINT, O(lockout_seconds), "300", 1, 31536000,
+    {"limits.lockout_seconds", K_UINT, O(lockout_seconds), "300", 1, 31536000, RELOAD,
      "the first lock's length; each further lock of the MAC doubles it"},
-    {"limits.lockout_max_seconds", K_UINT, O(lockout_max_seconds), "86400", 1, 31536000,
+    {"limits.lockout_max_seconds", K_UINT, O(lockout_max_seconds), "86400", 1, 31536000, RELOAD,
      "the longest a lock grows to"},
-    {"limits.claims_in_flight", K_UINT, O(claims_in_flight), "256", 1, 100000,
+    {"limits.claims_in_flight", K_UINT, O(claims_in_flight), "256", 1, 100000, RELOAD,
      "claim requests one process handles at once, from headers to reply; more get 503"},
-    {"limits.request_seconds", K_UINT, O(request_seconds), "15", 1, 3600,
+    {"limits.request_seconds", K_UINT, O(request_seconds), "15", 1, 3600, RELOAD,
      "longest time to receive one request body; slower clients get 408 and are cut off"},
-    {"limits.max_connections", K_UINT, O(max_connections), "1024", 1, 1000000,
+    {"limits.max_connections", K_UINT, O(max_connections), "1024", 1, 1000000, RESTART,
      "open connections per process"},
     {"limits.max_connections_per_address", K_UINT, O(max_connections_per_address), "0", 0, 1000000,
-     "open connections per peer address (the proxy, behind one); 0 = unlimited"},
+     RESTART, "open connections per peer address (the proxy, behind one); 0 = unlimited"},
     {"limits.connection_memory_bytes", K_UINT, O(connection_memory_bytes), "32768", 8192, 1048576,
-     "memory for one connection's request line and headers; larger ones are refused"},
-    {"revocation.crl_hours", K_UINT, O(crl_hours), "24", 1, 8760,
+     RESTART, "memory for one connection's request line and headers; larger ones are refused"},
+    {"revocation.crl_hours", K_UINT, O(crl_hours), "24", 1, 8760, RELOAD,
      "nextUpdate of each CRL, in hours after thisUpdate; a CRL is re-issued at half-life"},
-    {"revocation.on_reclaim", K_STR, O(on_reclaim), "supersede", 0, 0,
+    {"revocation.on_reclaim", K_STR, O(on_reclaim), "supersede", 0, 0, RELOAD,
      "supersede (a re-claim revokes the node's earlier certificates) or keep"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -520,6 +527,42 @@ void config_free(struct claimd_config *c)
 	free(c);
 }
 
+static bool same_value(const struct key *k, const struct claimd_config *a,
+                       const struct claimd_config *b)
+{
+	switch (k->type) {
+	case K_UINT:
+		return *(const unsigned *)((const char *)a + k->off) ==
+		       *(const unsigned *)((const char *)b + k->off);
+	case K_LIST:
+		/* Lists are only trusted_proxies so far, as in set_list(). */
+		if (a->n_trusted_proxies != b->n_trusted_proxies)
+			return false;
+		for (size_t i = 0; i < a->n_trusted_proxies; i++)
+			if (strcmp(a->trusted_proxies[i], b->trusted_proxies[i]) != 0)
+				return false;
+		return true;
+	case K_STR:
+	case K_PATH:
+	case K_HOST:
+		break;
+	}
+	const char *x = *(char *const *)((const char *)a + k->off);
+	const char *y = *(char *const *)((const char *)b + k->off);
+	return strcmp(x ? x : "", y ? y : "") == 0;
+}
+
+const char *config_next_restart_change(const struct claimd_config *old,
+                                       const struct claimd_config *cur, size_t *pos)
+{
+	while (*pos < NKEYS) {
+		const struct key *k = &keys[(*pos)++];
+		if (k->when == RESTART && !same_value(k, old, cur))
+			return k->name;
+	}
+	return NULL;
+}
+
 /* Number of dot-separated components of @p name that form its section. */
 static int section_depth(const char *name)
 {
@@ -574,6 +617,9 @@ void config_write_example(FILE *out)
 		}
 		const char *leaf = component(k->name, depth, &len);
 		fprintf(out, "%*s# %s\n", depth * 2, "", k->doc);
+		if (k->when == RESTART)
+			fprintf(out, "%*s# (read at start-up only: a change needs a restart)\n",
+			        depth * 2, "");
 		if (!k->def) {
 			const char *ex = "";
 			for (size_t j = 0; j < 3; j++)

@@ -55,7 +55,7 @@ void ratelimit_free(struct ratelimit *r)
 	free(r);
 }
 
-bool ratelimit_take(struct ratelimit *r, char kind, const char *key, unsigned per_minute,
+bool ratelimit_take(struct ratelimit *r, enum bucket kind, const char *key, unsigned per_minute,
                     unsigned burst, double now, unsigned *retry_after)
 {
 	char buf[320];
@@ -66,7 +66,7 @@ bool ratelimit_take(struct ratelimit *r, char kind, const char *key, unsigned pe
 		return true;
 	if (n > sizeof(buf) - 2)
 		n = sizeof(buf) - 2;
-	buf[0] = kind;
+	buf[0] = (char)kind; /* the namespace, hashed with the key */
 	memcpy(buf + 1, key, n);
 	uint64_t h = crypto_hash64(r->key, buf, n + 1) | 1; /* 0 marks an empty slot */
 	struct slot *s = &r->slots[h & r->mask];

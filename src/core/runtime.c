@@ -5,38 +5,24 @@
  */
 #include "claimd/runtime.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "claimd/cert_reply.h"
 #include "claimd/log.h"
-
-/* JSON-escaped length of a PEM: each newline becomes the two characters \n. */
-static size_t escaped_len(const char *s, size_t n)
-{
-	size_t out = n;
-	for (size_t i = 0; i < n; i++)
-		out += s[i] == '\n';
-	return out;
-}
-
-size_t runtime_response_len(const struct runtime *rt, size_t leaf_escaped)
-{
-	const struct claimd_config *c = rt->cfg;
-	const char *chain = ca_chain_pem(rt->ca);
-	/* {"certificate":"<leaf>\n<chain>"} with every newline escaped, plus the hosts. */
-	size_t total =
-	    strlen("{\"certificate\":\"\"}") + leaf_escaped + 2 + escaped_len(chain, strlen(chain));
-	if (c->mqtt_host[0])
-		total += strlen(",\"mqtt_host\":\"\"") + strlen(c->mqtt_host);
-	if (c->mqtt_cred_host[0])
-		total += strlen(",\"mqtt_cred_host\":\"\"") + strlen(c->mqtt_cred_host);
-	return total;
-}
 
 static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
 {
-	size_t total = runtime_response_len(rt, ca_max_leaf_escaped(rt->ca));
+	size_t total = cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
+	                              CERT_REPLY_ALL_HOSTS);
+	if (total == SIZE_MAX) {
+		snprintf(err, errsz,
+		         "%s: the CA's certificates cannot be sent as the firmware reads them",
+		         rt->cfg->file);
+		return -1;
+	}
 	if (total > RESPONSE_MAX) {
 		snprintf(err, errsz,
 		         "%s: the certificate response would be %zu bytes for an RSA-2048 device "
@@ -133,8 +119,10 @@ void app_swap(struct app *app, struct runtime *rt)
 	struct runtime *old = app->rt;
 	app->rt = rt;
 	pthread_mutex_unlock(&app->lock);
-	if (strcmp(rt->cfg->db_url, app->db_url) != 0)
-		log_warn("database.url changed: takes effect at the next restart");
+	/* Compared with the generation being replaced, so each change is reported once. */
+	const char *key;
+	for (size_t pos = 0; (key = config_next_restart_change(old->cfg, rt->cfg, &pos));)
+		log_warn("%s changed: takes effect at the next restart", key);
 	runtime_release(old);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "claimd/cert_reply.h"
 #include "claimd/claim.h"
 #include "claimd/http.h"
 #include "claimd/log.h"
@@ -32,7 +33,7 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 			return CE_UNAUTHORIZED;
 		}
 		cc->user = user;
-		if (!request_allowed(rq, 'u', user))
+		if (!request_allowed(rq, BUCKET_USER, user))
 			return CE_RATE_LIMITED;
 	}
 	if (!(*j = fields_parse(rq->body, rq->len)))
@@ -56,7 +57,7 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 
 	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK || (e = fields_initiate(j, &in)) != CE_OK)
 		goto fail;
-	if (!request_allowed(rq, 'm', in.mac)) {
+	if (!request_allowed(rq, BUCKET_MAC, in.mac)) {
 		e = CE_RATE_LIMITED;
 		goto fail;
 	}
@@ -85,33 +86,20 @@ static bool matter_requested(struct MHD_Connection *c)
 	return m && strcasecmp(m, "false") != 0;
 }
 
-static json_t *certificate_body(const struct runtime *rt, const char *leaf, bool mqtt_host,
-                                bool mqtt_cred_host)
-{
-	const struct claimd_config *cfg = rt->cfg;
-	char *chain = NULL;
-	json_t *body;
-
-	if (asprintf(&chain, "%s\n%s", leaf, ca_chain_pem(rt->ca)) < 0)
-		return NULL;
-	body = json_pack("{s:s}", "certificate", chain);
-	free(chain);
-	if (body && mqtt_host && cfg->mqtt_host[0])
-		json_object_set_new(body, "mqtt_host", json_string(cfg->mqtt_host));
-	if (body && mqtt_cred_host && cfg->mqtt_cred_host[0])
-		json_object_set_new(body, "mqtt_cred_host", json_string(cfg->mqtt_cred_host));
-	return body;
-}
-
+/*
+ * The certificate reply, from cert_reply.c: the bytes whose length claim.c checked
+ * against the firmware's limit. @p hosts says which configured hosts this flow sends.
+ */
 static enum MHD_Result reply_certificate(struct request *rq, struct MHD_Connection *c, char *leaf,
-                                         bool mqtt_host, bool mqtt_cred_host)
+                                         unsigned hosts)
 {
-	atomic_fetch_add(&rq->app->self_claims, 1);
-	json_t *body = certificate_body(rq->rt, leaf, mqtt_host, mqtt_cred_host);
+	char *body = cert_reply_body(leaf, ca_chain_pem(rq->rt->ca), rq->rt->cfg, hosts);
+
+	atomic_fetch_add(&rq->app->certificates_issued, 1);
 	free(leaf);
 	if (!body)
 		return reply_error(rq, c, CE_INTERNAL);
-	return reply_json(rq, c, 200, body);
+	return reply_text(rq, c, 200, body);
 }
 
 /* The user flow's verify: only the CSR (and options); the user and CN say the rest. */
@@ -128,7 +116,9 @@ static enum MHD_Result user_verify(struct request *rq, struct MHD_Connection *c,
 		return reply_error(rq, c, e);
 	}
 	json_decref(j);
-	return reply_certificate(rq, c, leaf, in.send_mqtt_host, false);
+	/* The apps ask for mqtt_host; mqtt_cred_host is the firmware's alone. */
+	return reply_certificate(rq, c, leaf,
+	                         in.send_mqtt_host ? CERT_REPLY_MQTT_HOST : CERT_REPLY_NO_HOSTS);
 }
 
 enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c)
@@ -156,7 +146,7 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 		goto fail;
 	}
 	json_decref(j);
-	return reply_certificate(rq, c, leaf, true, true);
+	return reply_certificate(rq, c, leaf, CERT_REPLY_ALL_HOSTS);
 fail:
 	json_decref(j);
 	return reply_error(rq, c, e);

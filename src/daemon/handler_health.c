@@ -41,10 +41,11 @@ enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c)
 	        "# HELP claimd_requests_in_flight Requests being handled now.\n"
 	        "# TYPE claimd_requests_in_flight gauge\n"
 	        "claimd_requests_in_flight %ld\n"
-	        "# HELP claimd_certificates_issued_total Certificates issued by this process.\n"
+	        "# HELP claimd_certificates_issued_total Certificates issued by this process "
+	        "(self and user claims).\n"
 	        "# TYPE claimd_certificates_issued_total counter\n"
 	        "claimd_certificates_issued_total %ld\n",
-	        atomic_load(&rq->app->inflight), atomic_load(&rq->app->self_claims));
+	        atomic_load(&rq->app->inflight), atomic_load(&rq->app->certificates_issued));
 	fclose(f);
 	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 	if (!r) {

@@ -23,13 +23,41 @@ struct http_server {
 	unsigned port;
 };
 
+/*
+ * Every route and what the server does for it before its handler runs. /healthz is the
+ * liveness probe: never rate limited, so a flood cannot make a healthy process look dead.
+ * Claims hold a slot from their headers on, so slow bodies count too.
+ */
 static const struct route routes[] = {
-    {"/claim/initiate", "POST", handle_claim_initiate},
-    {"/claim/verify", "POST", handle_claim_verify},
-    {"/healthz", "GET", handle_healthz},
-    {"/readyz", "GET", handle_readyz},
-    {"/metrics", "GET", handle_metrics},
+    {"/claim/initiate", HTTP_POST, ROUTE_LIMIT_ADDRESS | ROUTE_CLAIM_SLOT, handle_claim_initiate},
+    {"/claim/verify", HTTP_POST, ROUTE_LIMIT_ADDRESS | ROUTE_CLAIM_SLOT, handle_claim_verify},
+    {"/healthz", HTTP_GET | HTTP_HEAD, 0, handle_healthz},
+    {"/readyz", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_readyz},
+    {"/metrics", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_metrics},
 };
+
+/* Unknown paths: 404 before any policy applies. */
+static const struct route not_found = {"", 0, 0, NULL};
+
+static const struct route *route_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].path, path) == 0)
+			return &routes[i];
+	return &not_found;
+}
+
+/* The method's bit; 0 for methods no route answers. */
+static unsigned method_bit(const char *method)
+{
+	if (strcmp(method, "GET") == 0)
+		return HTTP_GET;
+	if (strcmp(method, "HEAD") == 0)
+		return HTTP_HEAD;
+	if (strcmp(method, "POST") == 0)
+		return HTTP_POST;
+	return 0;
+}
 
 /* Collapses runs of '/', so clients whose base URL ends in '/' reach the same route. */
 static void normalize_path(char *out, size_t outsz, const char *url)
@@ -150,92 +178,106 @@ static struct request *request_new(struct app *app, const char *method, const ch
 	return rq;
 }
 
+/*
+ * The first call for a request, with its headers: find the route, then apply its
+ * policy (method, address rate, claim slot) and the body size the headers announce.
+ */
+static enum MHD_Result admit(struct app *app, struct MHD_Connection *c, const char *url,
+                             const char *method, void **con_cls)
+{
+	struct request *rq;
+	char path[256];
+	const char *cl;
+
+	normalize_path(path, sizeof(path), url);
+	if (!(rq = request_new(app, method, path)))
+		return MHD_NO;
+	*con_cls = rq;
+	resolve_remote(rq, c);
+	rq->route = route_find(path);
+	if (!rq->route->fn)
+		return reply_error(rq, c, CE_NOT_FOUND);
+	if (!(rq->route->methods & method_bit(method)))
+		return reply_error(rq, c, CE_METHOD);
+	if ((rq->route->policy & ROUTE_LIMIT_ADDRESS) &&
+	    !request_allowed(rq, BUCKET_ADDRESS, rq->remote))
+		return reply_error(rq, c, CE_RATE_LIMITED);
+	if (rq->route->policy & ROUTE_CLAIM_SLOT) {
+		rq->claim_slot = true;
+		if (atomic_fetch_add(&app->claims_in_flight, 1) >=
+		    (long)rq->rt->cfg->claims_in_flight)
+			return reply_error(rq, c, CE_BUSY);
+	}
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > rq->rt->cfg->max_body_bytes)
+		return reply_error(rq, c, CE_BODY_TOO_LARGE);
+	return MHD_YES;
+}
+
+static bool too_slow(const struct request *rq)
+{
+	return now_ms_monotonic() - rq->start_ms > 1000u * rq->rt->cfg->request_seconds;
+}
+
+/*
+ * A later call with a piece of the body: append it, or only count it once the body is
+ * over the limit (413 on the last call). Past limits.request_seconds a client still
+ * sending is cut off, since libmicrohttpd cannot queue a reply in the middle of a body;
+ * one whose piece completes the body gets 408 on the last call.
+ */
+static enum MHD_Result receive(struct request *rq, struct MHD_Connection *c, const char *upload,
+                               size_t *upload_size)
+{
+	size_t n = *upload_size;
+
+	*upload_size = 0;
+	if (too_slow(rq)) {
+		const char *cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && rq->len + n >= strtoull(cl, NULL, 10))
+			return MHD_YES; /* the last of the body: dropped, 408 on the last call */
+		rq->status = 408;
+		rq->code = CE_REQUEST_TIMEOUT;
+		log_info("req=%s remote=%s: body too slow, connection closed", rq->id, rq->remote);
+		return MHD_NO;
+	}
+	if (rq->too_large || rq->len + n > rq->rt->cfg->max_body_bytes) {
+		rq->too_large = true;
+		return MHD_YES;
+	}
+	if (rq->len + n + 1 > rq->cap) {
+		size_t cap = rq->cap ? rq->cap : 1024;
+		while (cap < rq->len + n + 1)
+			cap *= 2;
+		char *b = realloc(rq->body, cap);
+		if (!b)
+			return MHD_NO;
+		rq->body = b;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, upload, n);
+	rq->len += n;
+	rq->body[rq->len] = '\0';
+	return MHD_YES;
+}
+
+/* libmicrohttpd calls this with the headers, with each piece of the body, then once more
+ * with none: admission, body, then the handler with the whole body in. */
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
-	struct app *app = cls;
 	struct request *rq = *con_cls;
 	(void)version;
 
-	if (!rq) {
-		char path[256];
-		const char *cl;
-
-		normalize_path(path, sizeof(path), url);
-		if (!(rq = request_new(app, method, path)))
-			return MHD_NO;
-		*con_cls = rq;
-		resolve_remote(rq, c);
-		for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-			if (strcmp(routes[i].path, path) == 0)
-				rq->route = &routes[i];
-		if (!rq->route) {
-			static const struct route none = {"", "GET", NULL};
-			rq->route = &none;
-			return reply_error(rq, c, CE_NOT_FOUND);
-		}
-		if (strcmp(method, rq->route->method) != 0 &&
-		    !(strcmp(method, "HEAD") == 0 && strcmp(rq->route->method, "GET") == 0))
-			return reply_error(rq, c, CE_METHOD);
-		if (rq->route->fn != handle_healthz && !request_allowed(rq, 'a', rq->remote))
-			return reply_error(rq, c, CE_RATE_LIMITED);
-		/* Claims are bounded from their headers on, so slow bodies count too. */
-		if (strcmp(rq->route->method, "POST") == 0) {
-			rq->claim_slot = true;
-			if (atomic_fetch_add(&app->claims_in_flight, 1) >=
-			    (long)rq->rt->cfg->claims_in_flight)
-				return reply_error(rq, c, CE_BUSY);
-		}
-		cl =
-		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > rq->rt->cfg->max_body_bytes)
-			return reply_error(rq, c, CE_BODY_TOO_LARGE);
-		return MHD_YES;
-	}
+	if (!rq)
+		return admit(cls, c, url, method, con_cls);
 	if (rq->status)
 		return MHD_YES; /* replied already (413 while a body keeps coming) */
-	if (now_ms_monotonic() - rq->start_ms > 1000u * rq->rt->cfg->request_seconds) {
-		/* libmicrohttpd cannot queue a reply in the middle of a body, so a client
-		 * still sending is cut off; one that has sent it all gets 408. */
-		if (*upload_size) {
-			const char *cl = MHD_lookup_connection_value(
-			    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-			if (cl && rq->len + *upload_size >= strtoull(cl, NULL, 10)) {
-				/* The last of the body: take it, answer on the final call. */
-				*upload_size = 0;
-				return MHD_YES;
-			}
-			rq->status = 408;
-			rq->code = CE_REQUEST_TIMEOUT;
-			log_info("req=%s remote=%s: body too slow, connection closed", rq->id,
-			         rq->remote);
-			return MHD_NO;
-		}
+	if (*upload_size)
+		return receive(rq, c, upload, upload_size);
+	if (too_slow(rq))
 		return reply_error(rq, c, CE_REQUEST_TIMEOUT);
-	}
-	if (*upload_size) {
-		size_t n = *upload_size;
-		*upload_size = 0;
-		if (rq->too_large || rq->len + n > rq->rt->cfg->max_body_bytes) {
-			rq->too_large = true;
-			return MHD_YES;
-		}
-		if (rq->len + n + 1 > rq->cap) {
-			size_t cap = rq->cap ? rq->cap : 1024;
-			while (cap < rq->len + n + 1)
-				cap *= 2;
-			char *b = realloc(rq->body, cap);
-			if (!b)
-				return MHD_NO;
-			rq->body = b;
-			rq->cap = cap;
-		}
-		memcpy(rq->body + rq->len, upload, n);
-		rq->len += n;
-		rq->body[rq->len] = '\0';
-		return MHD_YES;
-	}
 	if (rq->too_large)
 		return reply_error(rq, c, CE_BODY_TOO_LARGE);
 	return rq->route->fn(rq, c);

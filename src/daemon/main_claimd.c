@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claimd/cert_reply.h"
 #include "claimd/db_claims.h"
 #include "claimd/http.h"
 #include "claimd/log.h"
@@ -101,7 +102,9 @@ int main(int argc, char **argv)
 	}
 	if (test_only) {
 		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes)\n", config,
-		       ca_key_type(rt->ca), runtime_response_len(rt, ca_max_leaf_escaped(rt->ca)),
+		       ca_key_type(rt->ca),
+		       cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
+		                      CERT_REPLY_ALL_HOSTS),
 		       RESPONSE_MAX);
 		runtime_release(rt);
 		return 0;

@@ -12,6 +12,22 @@
 
 #include <time.h>
 
+/* The route's methods as an Allow header: "GET, HEAD", "POST". */
+static const char *allow_list(char *buf, size_t n, unsigned methods)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} m[] = {{HTTP_GET, "GET"}, {HTTP_HEAD, "HEAD"}, {HTTP_POST, "POST"}};
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (methods & m[i].bit)
+			o += (size_t)snprintf(buf + o, n - o, "%s%s", o ? ", " : "", m[i].name);
+	return buf;
+}
+
 static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsigned status,
                              char *text, enum claimd_err e)
 {
@@ -27,10 +43,11 @@ static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsig
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (e == CE_METHOD)
+	if (e == CE_METHOD) {
+		char allow[32];
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
-		                        strcmp(rq->route->method, "GET") == 0 ? "GET, HEAD"
-		                                                              : "POST");
+		                        allow_list(allow, sizeof(allow), rq->route->methods));
+	}
 	if (status == 503 || status == 429) {
 		char ra[16];
 		snprintf(ra, sizeof(ra), "%u", rq->retry_after ? rq->retry_after : 1);
@@ -52,6 +69,12 @@ enum MHD_Result reply_json(struct request *rq, struct MHD_Connection *c, unsigne
 	return queue(rq, c, status, text, CE_OK);
 }
 
+enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigned status,
+                           char *json)
+{
+	return queue(rq, c, status, json, CE_OK);
+}
+
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e)
 {
 	json_t *body =
@@ -61,16 +84,23 @@ enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum c
 	return queue(rq, c, err_status(e), text, e);
 }
 
-bool request_allowed(struct request *rq, char kind, const char *key)
+bool request_allowed(struct request *rq, enum bucket kind, const char *key)
 {
 	const struct claimd_config *c = rq->rt->cfg;
-	unsigned rate = kind == 'a'   ? c->address_per_minute
-	                : kind == 'm' ? c->mac_per_minute
-	                              : c->user_per_minute;
-	unsigned burst = kind == 'a'   ? c->address_burst
-	                 : kind == 'm' ? c->mac_burst
-	                               : c->user_burst;
+	unsigned rate = 0, burst = 1;
 	struct timespec ts;
+
+	switch (kind) {
+	case BUCKET_ADDRESS:
+		rate = c->address_per_minute, burst = c->address_burst;
+		break;
+	case BUCKET_MAC:
+		rate = c->mac_per_minute, burst = c->mac_burst;
+		break;
+	case BUCKET_USER:
+		rate = c->user_per_minute, burst = c->user_burst;
+		break;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ratelimit_take(rq->app->limiter, kind, key, rate, burst,
 	                      (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, &rq->retry_after);

@@ -425,6 +425,8 @@ static void unknown_path_and_method(void)
 	REQUIRE(raw(&f.d, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", &r) ==
 	        0);
 	check_failure(&r, 405, "method not allowed");
+	/* The Allow header lists the route's methods from the route table. */
+	CHECK(http_header(&r, "Allow", allow, sizeof(allow)) && strcmp(allow, "GET, HEAD") == 0);
 	http_response_free(&r);
 	fx_down(&f);
 }
@@ -652,6 +654,7 @@ static void policies_and_mqtt_hosts(void)
 	      strcmp(host, "mqtt.example.com") == 0);
 	CHECK(sim_firmware_string(r.body, "mqtt_cred_host", host, sizeof(host), false) &&
 	      strcmp(host, "creds.example.com") == 0);
+	check_cert_reply(r.body, r.len, "mqtt.example.com", "creds.example.com");
 	http_response_free(&r);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes WHERE node_policies = 'videostream'") ==
 	      1);
@@ -750,6 +753,51 @@ static void reload_and_shutdown(void)
 	fx_down(&f); /* checks SIGTERM gives exit 0 */
 }
 
+/* How many times @p needle is in claimd's log. */
+static int log_count(const struct daemon *d, const char *needle)
+{
+	size_t n;
+	char *log = file_read_all(d->log, 1 << 24, &n);
+	int count = 0;
+	for (const char *p = log; p && (p = strstr(p, needle)); p += strlen(needle))
+		count++;
+	free(log);
+	return count;
+}
+
+/* Waits up to five seconds for the @p nth "reloaded" line. */
+static bool reloaded(const struct daemon *d, int nth)
+{
+	for (int i = 0; i < 500 && log_count(d, "reloaded ") < nth; i++)
+		usleep(10 * 1000);
+	return log_count(d, "reloaded ") >= nth;
+}
+
+static void reload_restart_keys(void)
+{
+	struct fx f;
+	struct http_response r;
+	REQUIRE(fx_up(&f, "reload_restart_keys", NULL));
+	/* An unchanged config: nothing to warn about. */
+	kill(f.d.pid, SIGHUP);
+	REQUIRE(reloaded(&f.d, 1));
+	CHECK(log_count(&f.d, "takes effect at the next restart") == 0);
+	/* A new listen address and worker count are named; the database URL is the same. */
+	REQUIRE(t_run(NULL,
+	              "sed -i 's/127\\.0\\.0\\.1:0/127.0.0.1:1/; s/threads: 4/threads: 5/' '%s'",
+	              f.t.config) == 0);
+	kill(f.d.pid, SIGHUP);
+	REQUIRE(reloaded(&f.d, 2));
+	CHECK(log_count(&f.d, "server.listen changed: takes effect at the next restart") == 1);
+	CHECK(log_count(&f.d, "server.threads changed: takes effect at the next restart") == 1);
+	CHECK(log_count(&f.d, "takes effect at the next restart") == 2);
+	/* Still serving where it listened before. */
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	fx_down(&f);
+}
+
 static void config_check_mode(void)
 {
 	struct tenv t;
@@ -816,6 +864,7 @@ static const struct t_case cases[] = {
     {"policies_and_mqtt_hosts", policies_and_mqtt_hosts},
     {"health_ready_metrics", health_ready_metrics},
     {"reload_and_shutdown", reload_and_shutdown},
+    {"reload_restart_keys", reload_restart_keys},
     {"config_check_mode", config_check_mode},
     {"chain_too_big_refused", chain_too_big_refused},
     {NULL, NULL},

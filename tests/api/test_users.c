@@ -111,6 +111,7 @@ static void assisted_android(void)
 	CHECK(sim_firmware_string(r.body, "mqtt_host", host, sizeof(host), false) &&
 	      strcmp(host, "mqtt.test") == 0);
 	CHECK(!strstr(r.body, "mqtt_cred_host"));
+	check_cert_reply(r.body, strlen(r.body), "mqtt.test", NULL);
 	CHECK(sql_long(&u.f.t,
 	               "SELECT count(*) FROM nodes WHERE node_id = '%s' AND user_id = 'alice' "
 	               "AND mac = '7CDFA1000101' AND platform = 'esp32' AND claimed_at IS NOT NULL "
@@ -122,6 +123,12 @@ static void assisted_android(void)
 	               "SELECT count(*) FROM audit WHERE flow = 'user' AND user_id = 'alice' "
 	               "AND outcome = 'ok' AND node_id = '%s'",
 	               r.node_id) == 2);
+	/* A user claim's certificate counts in /metrics like a self claim's. */
+	struct http_response m;
+	REQUIRE(raw(&u.f.d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &m) == 0);
+	CHECKF(m.status == 200 && strstr(m.body, "\nclaimd_certificates_issued_total 1\n"), "%s",
+	       m.body);
+	http_response_free(&m);
 	res_free(&r);
 	free(tok);
 	fx_down(&u.f);
@@ -153,6 +160,7 @@ static void host_driven_cli(void)
 	/* The CLI leaves ':' in the MAC, says platform "host" and asks ?matter=False. */
 	REQUIRE(claim(&u, SIM_CLI, tok, "7C:DF:A1:00:01:03", &r));
 	CHECK(!strstr(r.body, "mqtt_host")); /* the CLI does not send send_mqtt_host */
+	check_cert_reply(r.body, strlen(r.body), NULL, NULL);
 	CHECK(sql_long(&u.f.t,
 	               "SELECT count(*) FROM nodes WHERE node_id = '%s' AND mac = "
 	               "'7CDFA1000103' AND platform = 'host'",

@@ -144,7 +144,11 @@ static void migrate_from_3(void)
 	CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	CHECKF(db_migrate(t.conninfo, &applied, err, sizeof(err)) == 0, "%s", err);
-	CHECK(applied == 1);
+	/* Every migration after 3, each once. */
+	int after3 = 0;
+	for (const struct db_migration *m = db_migrations; m->name; m++)
+		after3 += m->version > 3;
+	CHECKF(applied == after3, "%d applied, %d after version 3", applied, after3);
 	CHECK(sql_long(&t, "SELECT (SELECT count(*) FROM nodes) + (SELECT count(*) FROM "
 	                   "claim_sessions) + (SELECT count(*) FROM certificates) + (SELECT "
 	                   "count(*) FROM audit) + (SELECT sum(failures) FROM mac_lockouts)") == 7);

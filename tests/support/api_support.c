@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "claimd/cert_reply.h"
 #include "claimd/util.h"
 
 uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -62,6 +63,32 @@ void check_framing(const struct http_response *r)
 	CHECK(r->len <= 3071);
 	for (size_t i = 0; i < r->len; i++)
 		CHECKF((unsigned char)r->body[i] < 0x80, "non-ASCII byte at %zu", i);
+}
+
+void check_cert_reply(const char *body, size_t len, const char *mqtt_host,
+                      const char *mqtt_cred_host)
+{
+	static const char end_marker[] = "-----END CERTIFICATE-----";
+	json_t *j = json_loadb(body, len, 0, NULL);
+	const char *cert = json_string_value(json_object_get(j, "certificate"));
+	const char *end = cert ? strstr(cert, end_marker) : NULL;
+	struct claimd_config cfg = {.mqtt_host = (char *)(mqtt_host ? mqtt_host : ""),
+	                            .mqtt_cred_host =
+	                                (char *)(mqtt_cred_host ? mqtt_cred_host : "")};
+
+	CHECKF(end && end[strlen(end_marker)] == '\n', "no leaf and chain in %.*s", (int)len, body);
+	if (end && end[strlen(end_marker)] == '\n') {
+		size_t leaf_len = (size_t)(end - cert) + strlen(end_marker);
+		char *leaf = strndup(cert, leaf_len);
+		char *want =
+		    leaf ? cert_reply_body(leaf, cert + leaf_len + 1, &cfg, CERT_REPLY_ALL_HOSTS)
+		         : NULL;
+		CHECKF(want && strlen(want) == len && memcmp(want, body, len) == 0,
+		       "sent:\n%.*s\ncert_reply_body:\n%s", (int)len, body, want ? want : "");
+		free(want);
+		free(leaf);
+	}
+	json_decref(j);
 }
 
 /* The failure body: a string-to-string map, status "failure", a description. */

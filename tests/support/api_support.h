@@ -39,6 +39,12 @@ int post(struct daemon *d, const char *path, const char *extra, const char *body
 int raw(struct daemon *d, const char *req, struct http_response *r);
 /** Content-Length > 0 and right, not chunked, <= 3071 bytes, ASCII. */
 void check_framing(const struct http_response *r);
+/**
+ * A certificate reply is byte for byte what cert_reply_body() makes of the certificates
+ * it carries, with exactly the hosts @p mqtt_host and @p mqtt_cred_host (NULL: absent).
+ */
+void check_cert_reply(const char *body, size_t len, const char *mqtt_host,
+                      const char *mqtt_cred_host);
 /** The failure body with @p status and a description containing @p desc. */
 void check_failure(const struct http_response *r, int status, const char *desc);
 /** A firmware-style self initiate; true on 200. */
