@@ -89,5 +89,6 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_crl(struct request *rq, struct MHD_Connection *c);
 
 #endif

@@ -74,11 +74,12 @@ int crl_cache_init(struct crl_cache *c);
 /** Frees what the cache holds. */
 void crl_cache_destroy(struct crl_cache *c);
 /**
- * The current CRL of @p ca as a malloc'd copy in *@p der of *@p len bytes: the cached
- * one when it was checked less than CRL_CHECK_SECONDS ago and belongs to @p ca, else
- * crl_current(). 0, or -1 (*@p busy as crl_current() sets it).
+ * The current CRL of @p ca as a malloc'd copy in *@p der of *@p len bytes, and its
+ * number: the cached one when it was checked less than CRL_CHECK_SECONDS ago and
+ * belongs to @p ca, else crl_current(). 0, or -1 (*@p busy as crl_current() sets it).
  */
 int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
-                  const struct crl_policy *p, uint8_t **der, size_t *len, bool *busy);
+                  const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,
+                  bool *busy);
 
 #endif

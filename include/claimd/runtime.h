@@ -19,6 +19,7 @@
 #include "claimd/db.h"
 #include "claimd/errors.h"
 #include "claimd/ratelimit.h"
+#include "claimd/revocation.h"
 
 struct runtime {
 	struct claimd_config *cfg;
@@ -38,6 +39,7 @@ struct app {
 	atomic_long certificates_issued; /* by both flows, self and user */
 	atomic_long claims_in_flight;    /* claim requests between headers and reply */
 	struct ratelimit *limiter;       /* address, MAC and user buckets */
+	struct crl_cache crl;            /* this process's copy of the current CRL */
 };
 
 /**

@@ -110,7 +110,8 @@ void crl_cache_destroy(struct crl_cache *c)
 }
 
 int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
-                  const struct crl_policy *p, uint8_t **der, size_t *len, bool *busy)
+                  const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,
+                  bool *busy)
 {
 	uint8_t key_id[32];
 	int64_t now = (int64_t)now_ms_monotonic();
@@ -126,13 +127,13 @@ int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
 	    memcmp(c->key_id, key_id, sizeof(key_id)) != 0) {
 		uint8_t *fresh = NULL;
 		size_t flen = 0;
-		int64_t number = 0;
-		rc = crl_current(db, ca, p, &fresh, &flen, &number, busy);
+		int64_t n = 0;
+		rc = crl_current(db, ca, p, &fresh, &flen, &n, busy);
 		if (rc == 0) {
 			free(c->der);
 			c->der = fresh;
 			c->len = flen;
-			c->number = number;
+			c->number = n;
 			memcpy(c->key_id, key_id, sizeof(key_id));
 			c->checked_ms = now;
 		}
@@ -140,6 +141,7 @@ int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
 	if (rc == 0 && (*der = malloc(c->len ? c->len : 1)) != NULL) {
 		memcpy(*der, c->der, c->len);
 		*len = c->len;
+		*number = c->number;
 	} else if (rc == 0) {
 		rc = -1;
 	}

@@ -86,6 +86,8 @@ int app_init(struct app *app, struct runtime *rt)
 		return -1;
 	app->db_url = strdup(rt->cfg->db_url);
 	app->limiter = ratelimit_new(16);
+	if (crl_cache_init(&app->crl) < 0)
+		return -1;
 	if (!app->db_url || !app->limiter)
 		return -1;
 	app->rt = rt;
@@ -100,6 +102,7 @@ void app_destroy(struct app *app)
 	pthread_key_delete(app->db_key);
 	runtime_release(app->rt);
 	ratelimit_free(app->limiter);
+	crl_cache_destroy(&app->crl);
 	free(app->db_url);
 	pthread_mutex_destroy(&app->lock);
 }

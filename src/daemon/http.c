@@ -34,6 +34,7 @@ static const struct route routes[] = {
     {"/healthz", HTTP_GET | HTTP_HEAD, 0, handle_healthz},
     {"/readyz", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_readyz},
     {"/metrics", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_metrics},
+    {"/crl", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_crl},
 };
 
 /* Unknown paths: 404 before any policy applies. */

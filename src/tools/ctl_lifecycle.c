@@ -93,8 +93,8 @@ static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	optind = 0; /* GNU getopt: start afresh, permuting options after operands */
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o->node = optarg;

@@ -170,7 +170,12 @@ static int exchange_on(int fd, const char *raw, size_t n, int timeout_ms, struct
 	out->len = len - hlen - 2;
 	if (out->content_length >= 0 && out->len > (size_t)out->content_length)
 		out->len = (size_t)out->content_length;
-	out->body = strndup(buf + hlen + 2, out->len);
+	/* Bodies may be binary (a DER CRL): copied by length, NUL added for text callers. */
+	out->body = malloc(out->len + 1);
+	if (out->body) {
+		memcpy(out->body, buf + hlen + 2, out->len);
+		out->body[out->len] = '\0';
+	}
 	rc = out->body ? 0 : -1;
 out:
 	free(buf);
