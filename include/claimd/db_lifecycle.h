@@ -69,6 +69,49 @@ enum db_status db_certs_list(struct db *db, const struct cert_filter *f, struct 
 enum db_status db_node_release(struct db *db, const char *node_id, int reason, const char *by,
                                const struct audit_rec *a, long *revoked);
 
+/* A live node with its valid certificates, for registering nodes with a backend. */
+struct node_export {
+	char node_id[65], mac[13], user_id[256], platform[33];
+	char *certs; /* its valid certificates' PEM, oldest first, joined by newlines */
+};
+
+/* Where exported rows go: a struct the caller defines for itself. */
+struct export_sink;
+/** Takes one exported node; 0 to go on, -1 to stop (the export then fails). */
+typedef int (*node_export_fn)(struct export_sink *s, const struct node_export *n);
+
+/**
+ * Every live node (of @p user, or all with NULL) that has a valid certificate (not
+ * revoked, not expired), oldest first, each passed to @p fn. DB_OK; DB_NO_ROWS (none);
+ * DB_HARD when @p fn stopped; DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_nodes_export(struct db *db, const char *user, node_export_fn fn,
+                               struct export_sink *s);
+
+/* One audit row as exported. */
+struct audit_export {
+	int64_t id;
+	char at[40]; /* RFC 3339, UTC, microseconds */
+	char event[16], flow[16], outcome[16], reason[65];
+	char mac[13], node_id[65], user_id[256], remote_addr[65], request_id[65], serial[33];
+	char detail[257];
+	bool has_mac, has_node_id, has_user_id, has_remote_addr, has_request_id, has_serial,
+	    has_detail;
+};
+
+/** Takes one audit row; 0 to go on, -1 to stop (the export then fails). */
+typedef int (*audit_export_fn)(struct export_sink *s, const struct audit_export *a);
+
+/**
+ * The audit rows recorded at or after @p since and before @p until (RFC 3339 text as
+ * PostgreSQL's timestamptz reads it; NULL = unbounded), in the order they were written,
+ * each passed to @p fn; read in pages of a few thousand, so memory stays flat for any
+ * number of rows. DB_OK (also with none); DB_HARD when @p fn stopped or a bound does not
+ * parse; DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_audit_export(struct db *db, const char *since, const char *until,
+                               audit_export_fn fn, struct export_sink *s);
+
 /* One entry of a CRL. */
 struct revoked_entry {
 	char serial[33];

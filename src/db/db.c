@@ -178,6 +178,7 @@ static PGresult *send_params(struct db *db, const char *name, const struct db_pa
 		formats[n] = 0;
 		switch (p->type) {
 		case DBT_TEXT:
+		case DBT_STR:
 			values[n] = p->text;
 			break;
 		case DBT_INT:
@@ -276,6 +277,19 @@ static enum db_status read_row(const PGresult *r, int i, const struct db_col *co
 			} else {
 				memcpy(b->p, v, (size_t)len);
 				b->len = (size_t)len;
+			}
+			break;
+		}
+		case DBT_STR: {
+			char **str = c->out;
+			if (oid != OID_TEXT && oid != OID_VARCHAR && oid != OID_BPCHAR &&
+			    oid != OID_NAME)
+				why = "not text";
+			else if (!(*str = malloc((size_t)len + 1)))
+				why = "out of memory";
+			else {
+				memcpy(*str, v, (size_t)len);
+				(*str)[len] = '\0';
 			}
 			break;
 		}

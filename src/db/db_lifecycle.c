@@ -82,6 +82,24 @@ const struct db_stmt db_lifecycle_stmts[] = {
     {"crl_store", "INSERT INTO crls (number, issuer_key_id, revoked_count, this_update,"
                   " next_update, der) VALUES ($1, $2, $3, to_timestamp($4), to_timestamp($5), $6)"},
     {"crl_get", "SELECT der FROM crls WHERE number = $1"},
+    /* $1 user or NULL */
+    {"nodes_export", "SELECT n.node_id, n.mac, coalesce(n.user_id, '') AS user_id,"
+                     " coalesce(n.platform, d.platform, '') AS platform,"
+                     " string_agg(c.pem, E'\\n' ORDER BY c.issued_at, c.serial) AS certs"
+                     " FROM nodes n JOIN certificates c USING (node_id)"
+                     " LEFT JOIN devices d ON d.mac = n.mac AND n.user_id IS NULL"
+                     " WHERE n.released_at IS NULL AND c.revoked_at IS NULL AND c.not_after > now()"
+                     " AND ($1::text IS NULL OR n.user_id = $1)"
+                     " GROUP BY n.node_id, n.mac, n.user_id, n.platform, d.platform, n.created_at"
+                     " ORDER BY n.created_at, n.node_id"},
+    /* $1 after this id $2 since or NULL $3 until or NULL $4 page size */
+    {"audit_page",
+     "SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at,"
+     " event, flow, outcome, reason, mac, node_id, user_id, remote_addr, request_id, serial,"
+     " detail FROM audit WHERE id > $1"
+     " AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)"
+     " AND ($3::timestamptz IS NULL OR at < $3::timestamptz)"
+     " ORDER BY id LIMIT $4"},
     {NULL, NULL},
 };
 
@@ -286,4 +304,98 @@ enum db_status db_crl_get(struct db *db, int64_t number, uint8_t **der, size_t *
 	*der = b.p;
 	*len = b.len;
 	return s;
+}
+
+struct export_tx {
+	const char *user;
+	node_export_fn fn;
+	struct export_sink *s;
+	struct node_export row;
+	bool stopped;
+};
+
+static enum db_status export_row(void *cls, int index)
+{
+	struct export_tx *t = cls;
+	int rc = t->fn(t->s, &t->row);
+	(void)index;
+	free(t->row.certs);
+	t->row.certs = NULL;
+	t->stopped = rc < 0;
+	return rc < 0 ? DB_HARD : DB_OK;
+}
+
+enum db_status db_nodes_export(struct db *db, const char *user, node_export_fn fn,
+                               struct export_sink *s)
+{
+	struct export_tx t = {.user = user, .fn = fn, .s = s};
+	const struct db_param p[] = {DB_TEXT(user), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("node_id", t.row.node_id), DB_COL_TEXT("mac", t.row.mac),
+	    DB_COL_TEXT("user_id", t.row.user_id), DB_COL_TEXT("platform", t.row.platform),
+	    DB_COL_STR("certs", &t.row.certs),     DB_COLS_END,
+	};
+	/* Not through the runner: rows already handed out cannot be taken back. */
+	return db_exec_rows(db, "nodes_export", p, cols, export_row, &t);
+}
+
+enum { AUDIT_PAGE = 5000 };
+
+struct audit_tx {
+	audit_export_fn fn;
+	struct export_sink *s;
+	struct audit_export row;
+	bool null[7];
+	long rows;
+};
+
+static enum db_status audit_row_out(void *cls, int index)
+{
+	struct audit_tx *t = cls;
+	struct audit_export *a = &t->row;
+	(void)index;
+	a->has_mac = !t->null[0];
+	a->has_node_id = !t->null[1];
+	a->has_user_id = !t->null[2];
+	a->has_remote_addr = !t->null[3];
+	a->has_request_id = !t->null[4];
+	a->has_serial = !t->null[5];
+	a->has_detail = !t->null[6];
+	t->rows++;
+	return t->fn(t->s, a) < 0 ? DB_HARD : DB_OK;
+}
+
+enum db_status db_audit_export(struct db *db, const char *since, const char *until,
+                               audit_export_fn fn, struct export_sink *s)
+{
+	struct audit_tx t = {.fn = fn, .s = s};
+	struct audit_export *a = &t.row;
+	const struct db_col cols[] = {
+	    DB_COL_INT("id", &a->id),
+	    DB_COL_TEXT("at", a->at),
+	    DB_COL_TEXT("event", a->event),
+	    DB_COL_TEXT("flow", a->flow),
+	    DB_COL_TEXT("outcome", a->outcome),
+	    DB_COL_TEXT("reason", a->reason),
+	    DB_COL_TEXT_NULL("mac", a->mac, &t.null[0]),
+	    DB_COL_TEXT_NULL("node_id", a->node_id, &t.null[1]),
+	    DB_COL_TEXT_NULL("user_id", a->user_id, &t.null[2]),
+	    DB_COL_TEXT_NULL("remote_addr", a->remote_addr, &t.null[3]),
+	    DB_COL_TEXT_NULL("request_id", a->request_id, &t.null[4]),
+	    DB_COL_TEXT_NULL("serial", a->serial, &t.null[5]),
+	    DB_COL_TEXT_NULL("detail", a->detail, &t.null[6]),
+	    DB_COLS_END,
+	};
+	int64_t after = 0;
+	enum db_status st;
+
+	/* Keyset pages by id: each page is its own short statement, memory stays flat. */
+	do {
+		const struct db_param p[] = {DB_INT(after), DB_TEXT(since), DB_TEXT(until),
+		                             DB_INT(AUDIT_PAGE), DB_PARAMS_END};
+		t.rows = 0;
+		st = db_exec_rows(db, "audit_page", p, cols, audit_row_out, &t);
+		after = a->id;
+	} while (st == DB_OK && t.rows == AUDIT_PAGE);
+	return st == DB_NO_ROWS ? DB_OK : st;
 }

@@ -23,5 +23,9 @@ int ctl_certs(int argc, char **argv);
 int ctl_crl(int argc, char **argv);
 /** nodes release NODE_ID: exit status. */
 int ctl_nodes_release(int argc, char **argv);
+/** nodes export [--user U]: exit status. */
+int ctl_nodes_export(int argc, char **argv);
+/** audit export [--since T] [--until T] [--format jsonl|csv]: exit status. */
+int ctl_audit_export(int argc, char **argv);
 
 #endif

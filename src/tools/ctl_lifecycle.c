@@ -1,8 +1,9 @@
 /*
- * claimctl's certificate lifecycle commands: certs list, certs revoke, crl and nodes
- * release. Arguments are checked here; the rules (reason names, status names, when a
- * CRL is re-issued) are src/core's and the statements src/db's.
+ * claimctl's certificate lifecycle commands: certs list, certs revoke, crl, nodes
+ * release, nodes export and audit export. Arguments are checked here; the rules (reason names,
+ * status names, when a CRL is re-issued) are src/core's and the statements src/db's.
  */
+#include <csv.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <openssl/pem.h>
@@ -354,5 +355,195 @@ int ctl_nodes_release(int argc, char **argv)
 		return 1;
 	printf("nodes release: %s released, %ld certificate(s) revoked (cessationOfOperation)\n",
 	       argv[1], revoked);
+	return 0;
+}
+
+/* A CSV field, quoted as RFC 4180 wants (libcsv), then @p sep. */
+static void csv_field(FILE *f, const char *s, char sep)
+{
+	csv_fwrite(f, s, strlen(s));
+	fputc(sep, f);
+}
+
+struct export_sink {
+	FILE *out;
+	bool json;
+	long rows;
+};
+
+static int export_node(struct export_sink *s, const struct node_export *n)
+{
+	csv_field(s->out, n->node_id, ',');
+	csv_field(s->out, n->mac, ',');
+	csv_field(s->out, n->user_id, ',');
+	csv_field(s->out, n->platform, ',');
+	csv_field(s->out, n->certs, '\n');
+	s->rows++;
+	return ferror(s->out) ? -1 : 0;
+}
+
+int ctl_nodes_export(int argc, char **argv)
+{
+	const char *user = NULL;
+	struct export_sink s = {stdout, false, 0};
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		puts("usage: claimctl nodes export [--user USER]\n  CSV "
+		     "node_id,mac,user,platform,certs of "
+		     "every live node with a valid certificate\n  (certs: its valid certificates' "
+		     "PEM), for registering nodes with an MQTT/IoT backend");
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "--user") == 0)
+		user = argv[2];
+	else if (argc != 1) {
+		fputs("usage: claimctl nodes export [--user USER]\n", stderr);
+		return 2;
+	}
+	struct db *db = ctl_db();
+	if (!db)
+		return 1;
+	fputs("node_id,mac,user,platform,certs\n", stdout);
+	enum db_status st = db_nodes_export(db, user, export_node, &s);
+	db_close(db);
+	if (st < DB_NO_ROWS || fflush(stdout) != 0) {
+		fprintf(stderr, "nodes export: failed after %ld node(s)\n", s.rows);
+		return 1;
+	}
+	fprintf(stderr, "nodes export: %ld node(s)\n", s.rows);
+	return 0;
+}
+
+static int export_audit(struct export_sink *s, const struct audit_export *a)
+{
+	const char *names[] = {"mac",        "node_id", "user_id", "remote_addr",
+	                       "request_id", "serial",  "detail"};
+	const char *vals[] = {a->mac,        a->node_id, a->user_id, a->remote_addr,
+	                      a->request_id, a->serial,  a->detail};
+	const bool has[] = {a->has_mac,        a->has_node_id, a->has_user_id, a->has_remote_addr,
+	                    a->has_request_id, a->has_serial,  a->has_detail};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+
+	if (s->json) {
+		json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)a->id,
+		                      "at", a->at, "event", a->event, "flow", a->flow, "outcome",
+		                      a->outcome, "reason", a->reason);
+		for (int i = 0; o && i < N; i++)
+			json_object_set_new(o, names[i],
+			                    has[i] ? json_string(vals[i]) : json_null());
+		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (!text)
+			return -1;
+		fprintf(s->out, "%s\n", text);
+		free(text);
+	} else {
+		fprintf(s->out, "%lld,", (long long)a->id);
+		csv_field(s->out, a->at, ',');
+		csv_field(s->out, a->event, ',');
+		csv_field(s->out, a->flow, ',');
+		csv_field(s->out, a->outcome, ',');
+		csv_field(s->out, a->reason, ',');
+		for (int i = 0; i < N; i++)
+			csv_field(s->out, has[i] ? vals[i] : "", i == N - 1 ? '\n' : ',');
+	}
+	s->rows++;
+	return ferror(s->out) ? -1 : 0;
+}
+
+/*
+ * An RFC 3339 date-time (2026-11-29T13:00:00Z, fractions and offsets allowed) or a full
+ * date (2026-11-29, midnight UTC). Checked here so that a typo is an error that names
+ * the option, not a database error.
+ */
+static bool rfc3339_ok(const char *s)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 || mo < 1 || mo > 12 ||
+	    d < 1 || d > 31)
+		return false;
+	if (!s[10])
+		return true;
+	if ((s[10] != 'T' && s[10] != 't') ||
+	    sscanf(s + 11, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8 || h > 23 ||
+	    mi > 59 || sec > 60)
+		return false;
+	const char *p = s + 19;
+	if (*p == '.') {
+		if (!(p[1] >= '0' && p[1] <= '9'))
+			return false;
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	}
+	if ((*p == 'Z' || *p == 'z') && !p[1])
+		return true;
+	return (*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) == 2 && n == 5 &&
+	       !p[6] && h <= 23 && mi <= 59;
+}
+
+int ctl_audit_export(int argc, char **argv)
+{
+	static const struct option opts[] = {{"since", required_argument, NULL, 's'},
+	                                     {"until", required_argument, NULL, 'u'},
+	                                     {"format", required_argument, NULL, 'f'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *since = NULL, *until = NULL;
+	struct export_sink s = {stdout, true, 0};
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+		case 'u':
+			if (!rfc3339_ok(optarg)) {
+				fprintf(stderr,
+				        "audit export: --%s: '%s' is not an RFC 3339 time\n",
+				        c == 's' ? "since" : "until", optarg);
+				return 2;
+			}
+			*(c == 's' ? &since : &until) = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "jsonl") != 0 && strcmp(optarg, "csv") != 0) {
+				fprintf(stderr, "audit export: --format: jsonl or csv\n");
+				return 2;
+			}
+			s.json = strcmp(optarg, "jsonl") == 0;
+			break;
+		case 'h':
+			puts("usage: claimctl audit export [--since T] [--until T] [--format "
+			     "jsonl|csv]\n"
+			     "  the audit trail, oldest first; T is RFC 3339 "
+			     "(2026-11-29T13:00:00Z);\n"
+			     "  --since includes T, --until excludes it; jsonl is the default");
+			return 0;
+		default:
+			fputs("usage: claimctl audit export [--since T] [--until T] [--format "
+			      "jsonl|csv]\n",
+			      stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs("usage: claimctl audit export [--since T] [--until T] [--format jsonl|csv]\n",
+		      stderr);
+		return 2;
+	}
+	struct db *db = ctl_db();
+	if (!db)
+		return 1;
+	if (!s.json)
+		fputs("id,at,event,flow,outcome,reason,mac,node_id,user_id,remote_addr,request_id,"
+		      "serial,detail\n",
+		      stdout);
+	enum db_status st = db_audit_export(db, since, until, export_audit, &s);
+	db_close(db);
+	if (st < DB_NO_ROWS || fflush(stdout) != 0) {
+		fprintf(stderr, "audit export: failed after %ld row(s)\n", s.rows);
+		return 1;
+	}
+	fprintf(stderr, "audit export: %ld row(s)\n", s.rows);
 	return 0;
 }

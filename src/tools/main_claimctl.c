@@ -44,6 +44,9 @@ static void usage(FILE *f)
 	    "  certs revoke (SERIAL...|--node NODE_ID|--mac MAC) [--reason R]\n"
 	    "                                  revoke (R: an RFC 5280 reason name; idempotent)\n"
 	    "  crl [--der]                     print the current CRL (PEM unless --der)\n"
+	    "  nodes export [--user USER]      CSV node_id,mac,user,platform,certs of live nodes\n"
+	    "  audit export [--since T] [--until T] [--format jsonl|csv]\n"
+	    "                                  the audit trail, oldest first (T: RFC 3339)\n"
 	    "  devices unlock MAC              lift a wrong-answer lockout\n"
 	    "  keygen                          print a new secrets key\n"
 	    "  dev-idp --out DIR [--key ec|rsa] [--kid KID]\n"
@@ -503,6 +506,10 @@ int main(int argc, char **argv)
 		return cmd_quota(argc, argv);
 	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "release") == 0)
 		return ctl_nodes_release(argc - 1, argv + 1);
+	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0)
+		return ctl_nodes_export(argc - 1, argv + 1);
+	if (strcmp(argv[0], "audit") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0)
+		return ctl_audit_export(argc - 1, argv + 1);
 	if (strcmp(argv[0], "nodes") == 0)
 		return cmd_nodes(argc, argv);
 	if (strcmp(argv[0], "certs") == 0)

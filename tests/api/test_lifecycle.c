@@ -445,12 +445,73 @@ static void quota_counts_held(void)
 	fx_down(&u.f);
 }
 
+/* nodes export and audit export: what a backend and an auditor read. */
+static void exports(void)
+{
+	struct fx f;
+	char *out = NULL;
+	REQUIRE(fx_up(&f, "exports", NULL));
+	struct sim_device dv = device(MAC1, "esp32s3", "ec"), dv2 = device(MAC2, "esp32c3", "ec");
+	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(self_claim(&f, &dv)); /* the first is superseded */
+	REQUIRE(self_claim(&f, &dv2));
+	CHECK(ctl(&f, NULL, "certs revoke --mac " MAC2) == 0);
+	char *valid = serial_of(&f, MAC1, 1);
+	char *pem = sql_value(&f.t, "SELECT pem FROM certificates WHERE serial = '%s'", valid);
+	REQUIRE(valid && pem);
+	/* Only MAC1 has a valid certificate: one row, its one valid PEM, quoted. */
+	CHECK(t_run(&out, "'%s' -c '%s' nodes export", t_bin("claimctl"), f.t.config) == 0);
+	REQUIRE(out);
+	const char *row1 =
+	    "node_id,mac,user,platform,certs\n\"" MAC1 "\",\"" MAC1 "\",\"\",\"esp32s3\",";
+	CHECKF(strncmp(out, row1, strlen(row1)) == 0, "%s", out);
+	CHECK(strstr(out, pem) != NULL);
+	CHECK(strstr(out, MAC2) == NULL);
+	const char *first = strstr(out, "-----BEGIN CERTIFICATE-----");
+	CHECK(first && !strstr(first + 1, "-----BEGIN CERTIFICATE-----"));
+	free(out);
+	/* The audit trail: every row, oldest first, as JSON lines and as CSV. */
+	long rows = sql_long(&f.t, "SELECT count(*) FROM audit");
+	CHECK(rows >= 7); /* three initiates, three verifies, one revoke */
+	CHECK(t_run(&out, "'%s' -c '%s' audit export | wc -l", t_bin("claimctl"), f.t.config) == 0);
+	CHECKF(out && atol(out) == rows, "%s lines, %ld rows", out ? out : "?", rows);
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' audit export --format jsonl | head -n 1", t_bin("claimctl"),
+	            f.t.config) == 0);
+	CHECKF(out && strstr(out, "\"event\":\"initiate\"") && strstr(out, "\"detail\":null"), "%s",
+	       out);
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' audit export --format csv | tail -n 1", t_bin("claimctl"),
+	            f.t.config) == 0);
+	CHECKF(out && strstr(out, ",\"revoke\",\"operator\",\"ok\",\"OK\",\"" MAC2 "\",") &&
+	           strstr(out, "unspecified by claimctl:"),
+	       "%s", out);
+	free(out);
+	CHECK(ctl(&f, &out, "audit export --since 2999-01-01T00:00:00Z") == 0);
+	CHECKF(out && strstr(out, "audit export: 0 row(s)"), "%s", out);
+	free(out);
+	CHECK(ctl(&f, &out,
+	          "audit export --until 2999-01-01 --since 2000-01-01T00:00:00.5+02:00 "
+	          "--format csv") == 0);
+	CHECK(out && strstr(out, "row(s)"));
+	free(out);
+	CHECK(ctl(&f, &out, "audit export --since yesterday") == 2);
+	CHECK(out && strstr(out, "not an RFC 3339 time"));
+	free(out);
+	free(valid);
+	free(pem);
+	EVP_PKEY_free(dv.key);
+	EVP_PKEY_free(dv2.key);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"revoke_and_list", revoke_and_list},
     {"supersede_on_reclaim", supersede_on_reclaim},
     {"crl_served", crl_served},
     {"release_node", release_node},
     {"quota_counts_held", quota_counts_held},
+    {"exports", exports},
     {NULL, NULL},
 };
 
