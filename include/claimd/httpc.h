@@ -82,6 +82,11 @@ int http_conn_open(struct http_conn *c, int timeout_ms, char *err, size_t errsz)
 /** Writes @p n raw bytes on the open connection; -1 when the peer is gone. */
 int http_conn_write(struct http_conn *c, const void *p, size_t n);
 /**
+ * Half-closes the open connection: TCP FIN, reading stays possible (a client that has
+ * said all it will say and waits for the reply). Returns 0 or -1.
+ */
+int http_conn_shutdown_write(struct http_conn *c);
+/**
  * Whether the peer sent something or closed the connection within @p wait_ms: for a
  * client trickling a request, the sign that the server has given up on it.
  */

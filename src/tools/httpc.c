@@ -401,6 +401,11 @@ int http_conn_write(struct http_conn *c, const void *p, size_t n)
 	return 0;
 }
 
+int http_conn_shutdown_write(struct http_conn *c)
+{
+	return c->fd >= 0 ? shutdown(c->fd, SHUT_WR) : -1;
+}
+
 bool http_conn_readable(struct http_conn *c, int wait_ms)
 {
 	struct io io = {c->fd, c->ssl};

@@ -485,7 +485,46 @@ static void slow_client_cut_off(void)
 	pfx_down(&p, 1);
 }
 
+/*
+ * A client that sends a whole request and half-closes its side: through nginx it gets
+ * its reply and the connection ends at once. (Straight to claimd, libmicrohttpd 0.9.75
+ * in its epoll mode keeps such a connection until server.connection_timeout_seconds.)
+ */
+static void half_closed_client(void)
+{
+	struct pfx p;
+	struct http_response r;
+	struct timespec t0;
+	char err[256], req[256];
+	const char *body = "{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp32s3\"}";
+
+	REQUIRE(pfx_up(&p, "half_closed_client", 1));
+	struct http_conn c = {.url = p.ng.front.url, .fd = -1};
+	int n = snprintf(req, sizeof(req),
+	                 "POST /claim/initiate HTTP/1.1\r\nHost: localhost\r\n"
+	                 "Content-Length: %zu\r\n\r\n%s",
+	                 strlen(body), body);
+	REQUIRE(http_conn_open(&c, 5000, err, sizeof(err)) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	REQUIRE(http_conn_write(&c, req, (size_t)n) == 0);
+	REQUIRE(http_conn_shutdown_write(&c) == 0);
+	/* Nothing more to send: read the one reply. */
+	REQUIRE(http_conn_exchange(&c, "", 0, 5000, &r, err, sizeof(err)) == 0);
+	check_framing(&r);
+	CHECKF(r.status == 200 && r.body && strstr(r.body, "auth_id"), "%d %s", r.status,
+	       r.body ? r.body : "");
+	http_response_free(&r);
+	/* Then the end of the connection, well before any timeout. */
+	bool ended = c.fd < 0 || http_conn_readable(&c, 5000);
+	long ms = since_ms(&t0);
+	CHECKF(ended && ms < 1000, "connection still open after %ld ms", ms);
+	printf("half-closed client through nginx: reply and close after %ld ms\n", ms);
+	http_conn_close(&c);
+	pfx_down(&p, 1);
+}
+
 static const struct t_case cases[] = {
+    {"half_closed_client", half_closed_client},
     {"claims_through_nginx", claims_through_nginx},
     {"slow_client_cut_off", slow_client_cut_off},
     {NULL, NULL},
