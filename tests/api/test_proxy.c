@@ -395,6 +395,10 @@ static void claims_through_nginx(void)
 	check_framing(&r);
 	CHECK(r.body && strstr(r.body, "\"status\":\"failure\""));
 	http_response_free(&r);
+	/* Malformed HTTP: claimd alone would answer libmicrohttpd's HTML page. */
+	REQUIRE(raw(&p.ng.front, "GARBAGE\r\n\r\n", &r) == 0);
+	check_failure(&r, 400, "malformed");
+	http_response_free(&r);
 	char *big = malloc(20001);
 	REQUIRE(big);
 	memset(big, 'a', 20000);
