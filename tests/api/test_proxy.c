@@ -420,6 +420,27 @@ static void claims_through_nginx(void)
 	CHECKF(c0 + c1 == certs && certs == 11, "certificates issued %ld + %ld, received %d", c0,
 	       c1, certs);
 
+	/* The load generator over HTTPS, a new connection per request and kept alive. */
+	char csv[1200];
+	snprintf(csv, sizeof(csv), "%s/bench.csv", p.t.dir);
+	FILE *cf = fopen(csv, "w");
+	REQUIRE(cf);
+	fputs("mac,platform,efuse_key\n", cf);
+	for (int i = 1; i <= 6; i++)
+		fprintf(cf, "7CDFA10000%02X,esp32s3," K1HEX "\n", i);
+	fclose(cf);
+	for (int keep = 0; keep < 2; keep++) {
+		out = NULL;
+		CHECKF(t_run(&out,
+		             "'%s' bench --url https://localhost:%u --cacert '%s' --devices '%s'"
+		             " --count 12 --concurrency 3 --verify --root '%s' %s",
+		             t_bin("claimsim"), p.ng.port, p.ng.tls_ca, csv, p.t.root,
+		             keep ? "--keep-alive" : "") == 0 &&
+		           strstr(out, "complete claims: 12 ") && strstr(out, "errors: 0"),
+		       "%s", out ? out : "");
+		free(out);
+	}
+
 	/* With every replica gone, nginx's 502 carries the failure body too. */
 	for (int i = 0; i < 2; i++)
 		CHECK(daemon_stop(&p.d[i]) == 0);
