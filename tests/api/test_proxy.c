@@ -35,6 +35,12 @@ struct nginx {
 	struct daemon front; /* https://localhost:port, for post()/raw() */
 };
 
+/* Debian's nginx (in /usr/sbin, which a non-root PATH may lack). */
+static const char *nginx_bin(void)
+{
+	return access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : "nginx";
+}
+
 /* A loopback port nobody listens on right now (the kernel's choice). */
 static unsigned free_port(void)
 {
@@ -111,7 +117,8 @@ static bool nginx_start(struct tenv *t, struct nginx *ng, struct daemon *up, int
 	if (fclose(f) != 0)
 		return false;
 	char *out = NULL;
-	int st = t_run(&out, "nginx -t -p '%s' -c '%s' -e '%s/error.log'", ng->dir, conf, ng->dir);
+	int st = t_run(&out, "'%s' -t -p '%s' -c '%s' -e '%s/error.log'", nginx_bin(), ng->dir,
+	               conf, ng->dir);
 	CHECKF(st == 0, "nginx -t: %s", out ? out : "");
 	free(out);
 	if (st != 0)
@@ -126,7 +133,8 @@ static bool nginx_start(struct tenv *t, struct nginx *ng, struct daemon *up, int
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execlp("nginx", "nginx", "-p", ng->dir, "-c", conf, "-e", "stderr", (char *)NULL);
+		execlp(nginx_bin(), "nginx", "-p", ng->dir, "-c", conf, "-e", "stderr",
+		       (char *)NULL);
 		_exit(127);
 	}
 	t_adopt(ng->pid);
