@@ -9,6 +9,7 @@ pkgs=(
   libmicrohttpd-dev libssl-dev libpq-dev libjansson-dev libsodium-dev libyaml-dev
   libcsv-dev libjwt-dev
   postgresql postgresql-contrib
+  nginx
   clang libclang-rt-14-dev clang-format
 )
 
@@ -28,3 +29,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The Debian package starts a cluster of its own; claimd's scripts start private ones
 # and never use it, so leave it as the package left it.
+# The same goes for nginx: the package may start the distribution's own server on port
+# 80; the proxy tests run theirs from the build tree (tests/api/test_proxy.c).

@@ -14,6 +14,7 @@ struct bench_opts {
 	const char *devices_file; /* manufacturing CSV: mac,platform,efuse_key */
 	const char *key_type;     /* "ec" or "rsa" */
 	const char *root;         /* with verify: check the chain up to this root */
+	const char *cacert;       /* https URLs: the server's CA (NULL: the system's) */
 	unsigned concurrency;
 	long count;      /* complete claims to do (0: use duration) */
 	double duration; /* seconds (used when count is 0) */

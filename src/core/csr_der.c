@@ -221,7 +221,7 @@ bool csr_der_parse(const uint8_t *der, size_t len, struct csr_fields *f)
 	if (!algorithm(&req, &oid, &par, &has_par, &par_tag) || !bits(&req, &sig) || !at_end(&req))
 		return false;
 	/* Absent parameters are the standard for ECDSA; an explicit NULL is what some
-	 * mbedTLS versions write (protocol.md 2.2); RSA's are NULL, absent is tolerated. */
+	 * mbedTLS versions write (docs/protocol.md 2.2); RSA's are NULL, absent is tolerated. */
 	if (has_par && (par_tag != 0x05 || par.p != par.end))
 		return false;
 	f->sig_alg = CSR_SIG_OTHER;

@@ -393,6 +393,11 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		fprintf(stderr, "bench: bad --url\n");
 		goto out;
 	}
+	char err[512];
+	if (http_url_tls(&b.url, o->cacert, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bench: %s\n", err);
+		goto out;
+	}
 	if (!(f = fopen(o->devices_file, "r"))) {
 		perror(o->devices_file);
 		goto out;
@@ -493,6 +498,7 @@ out:
 		EVP_PKEY_free(b.keys[i]);
 	if (f)
 		fclose(f);
+	http_url_free(&b.url);
 	pthread_mutex_destroy(&b.lock);
 	return rc;
 }

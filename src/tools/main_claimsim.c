@@ -5,6 +5,7 @@
  */
 #include <getopt.h>
 #include <openssl/pem.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: claimsim self --url URL --mac MAC --efuse-key HEX [--platform P]\n"
 	      "                     [--key ec|rsa] [--key-file F] [--out DIR] [--root CA.pem]\n"
-	      "                     [--node-policies S]\n"
+	      "                     [--node-policies S] [--cacert FILE]\n"
 	      "  Self-claims like ESP RainMaker firmware against URL (the firmware's\n"
 	      "  CONFIG_ESP_RMAKER_CLAIM_SERVICE_BASE_URL). Writes DIR/MAC.key and DIR/MAC.crt;\n"
 	      "  --key-file reuses a key across runs (as the device does after a reboot);\n"
@@ -26,13 +27,15 @@ static void usage(FILE *f)
 	      "       claimsim app|cli --url URL --token TOKEN --mac MAC [--platform P]\n"
 	      "                     [--ios] [--key ec|rsa] [--key-file F] [--out DIR] [--root "
 	      "CA.pem]\n"
+	      "                     [--cacert FILE]\n"
 	      "  Assisted claiming as the phone app relays it (Android's Gson escaping, or\n"
 	      "  --ios), or host-driven claiming as the RainMaker CLI does it, with a user's\n"
 	      "  access token. Writes DIR/NODE_ID.key and DIR/NODE_ID.crt. Defaults:\n"
 	      "  platform esp32 (app) or host (cli).\n"
 	      "       claimsim bench --url URL --devices FILE.csv [--concurrency N] [--count N]\n"
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
-	      "                      [--pid PID] [--cfssl] [--keep-alive] [--rate N]\n"
+	      "                      [--pid PID] [--cfssl] [--keep-alive] [--rate N] [--cacert "
+	      "FILE]\n"
 	      "  Many devices doing complete self claims (keys and CSRs prepared first, a new\n"
 	      "  connection per request as the firmware does). Prints claims/s, requests/s,\n"
 	      "  latency percentiles per endpoint, errors by kind, the CPU time per claim and,\n"
@@ -42,13 +45,16 @@ static void usage(FILE *f)
 	      "  --keep-alive keeps one connection per client (as a reverse proxy would).\n"
 	      "  --rate N starts N claims per second in all (a line of devices arriving)\n"
 	      "  instead of as many as the clients can; latency counts from when each was due.\n"
+	      "Every URL may be https://: the server's certificate is then verified against\n"
+	      "--cacert FILE (PEM; default the system's trust store) and the URL's host, as the\n"
+	      "firmware checks its claiming server; replies are framed and checked the same.\n"
 	      "options: -h, --help; -V, --version\n",
 	      f);
 }
 
 /* Options every device-simulating command takes. */
 struct dev_opts {
-	const char *url, *keytype, *keyfile, *out, *root;
+	const char *url, *keytype, *keyfile, *out, *root, *cacert;
 };
 
 static bool dev_opt(int c, struct dev_opts *o)
@@ -69,9 +75,29 @@ static bool dev_opt(int c, struct dev_opts *o)
 	case 'r':
 		o->root = optarg;
 		return true;
+	case 'C':
+		o->cacert = optarg;
+		return true;
 	default:
 		return false;
 	}
+}
+
+/* Parses @p url and, for https, loads --cacert; false (after a message) on failure. */
+static bool url_setup(const char *url, const char *cacert, struct http_url *u)
+{
+	char err[512];
+
+	if (!http_url_parse(url, u)) {
+		fprintf(stderr,
+		        "claimsim: --url must be http://HOST[:PORT][/BASE] or https://...\n");
+		return false;
+	}
+	if (http_url_tls(u, cacert, err, sizeof(err)) < 0) {
+		fprintf(stderr, "claimsim: %s\n", err);
+		return false;
+	}
+	return true;
 }
 
 static int write_file(const char *path, const char *text)
@@ -82,6 +108,46 @@ static int write_file(const char *path, const char *text)
 	fputs(text, f);
 	fputc('\n', f);
 	return fclose(f);
+}
+
+/* The self claim once the URL is ready: key, claim, files. */
+static int self_run(const struct http_url *u, struct sim_device *d, const struct dev_opts *o,
+                    const char *policies)
+{
+	struct sim_result res;
+	char path[4096], keypath[4096];
+	const char *keyfile;
+
+	keyfile = o->keyfile;
+	if (!keyfile) {
+		snprintf(keypath, sizeof(keypath), "%s/%s.key", o->out, d->mac);
+		keyfile = keypath;
+	}
+	if (!(d->key = sim_key_load_or_create(keyfile, o->keytype))) {
+		fprintf(stderr, "claimsim: cannot load or create %s\n", keyfile);
+		return 1;
+	}
+	if (sim_self_claim(u, d, policies, o->root, &res) < 0) {
+		fprintf(stderr, "claimsim: self claim of %s failed at %s: %s\n", d->mac,
+		        res.stage == 1   ? "initiate"
+		        : res.stage == 2 ? "verify"
+		                         : "checking",
+		        res.err);
+		EVP_PKEY_free(d->key);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s.crt", o->out, d->mac);
+	if (write_file(path, res.certificate) < 0) {
+		fprintf(stderr, "claimsim: cannot write %s\n", path);
+		free(res.certificate);
+		EVP_PKEY_free(d->key);
+		return 1;
+	}
+	printf("claimsim: %s self-claimed; certificate chain in %s (key %s)\n", d->mac, path,
+	       keyfile);
+	free(res.certificate);
+	EVP_PKEY_free(d->key);
+	return 0;
 }
 
 static int cmd_self(int argc, char **argv)
@@ -95,13 +161,12 @@ static int cmd_self(int argc, char **argv)
 	                                     {"out", required_argument, NULL, 'o'},
 	                                     {"root", required_argument, NULL, 'r'},
 	                                     {"node-policies", required_argument, NULL, 'n'},
+	                                     {"cacert", required_argument, NULL, 'C'},
 	                                     {NULL, 0, NULL, 0}};
 	struct dev_opts o = {.keytype = "ec", .out = "."};
-	const char *mac = NULL, *efuse = NULL, *policies = NULL, *keyfile;
+	const char *mac = NULL, *efuse = NULL, *policies = NULL;
 	struct sim_device d = {0};
-	struct sim_result res;
 	struct http_url u;
-	char path[4096], keypath[4096];
 	int c;
 
 	strcpy(d.platform, "esp32s3");
@@ -127,7 +192,7 @@ static int cmd_self(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!o.url || !mac || !efuse || !http_url_parse(o.url, &u)) {
+	if (!o.url || !mac || !efuse) {
 		usage(stderr);
 		return 2;
 	}
@@ -136,36 +201,59 @@ static int cmd_self(int argc, char **argv)
 		fprintf(stderr, "claimsim: --mac needs 12 hex digits, --efuse-key 32\n");
 		return 2;
 	}
-	keyfile = o.keyfile;
-	if (!keyfile) {
-		snprintf(keypath, sizeof(keypath), "%s/%s.key", o.out, d.mac);
-		keyfile = keypath;
-	}
-	if (!(d.key = sim_key_load_or_create(keyfile, o.keytype))) {
-		fprintf(stderr, "claimsim: cannot load or create %s\n", keyfile);
+	if (!url_setup(o.url, o.cacert, &u))
+		return 2;
+	int rc = self_run(&u, &d, &o, policies);
+	http_url_free(&u);
+	return rc;
+}
+
+/* The app or CLI claim once the URL is ready: key, claim, files. */
+static int user_run(const struct http_url *u, enum sim_client client, const char *token,
+                    const char *mac, const char *platform, const struct dev_opts *o)
+{
+	struct sim_user_result res;
+	EVP_PKEY *key;
+	char path[4096];
+
+	/* The node_id is not known before initiate, so a reusable key needs --key-file. */
+	key = o->keyfile ? sim_key_load_or_create(o->keyfile, o->keytype) : sim_key_new(o->keytype);
+	if (!key) {
+		fprintf(stderr, "claimsim: cannot make the device key\n");
 		return 1;
 	}
-	if (sim_self_claim(&u, &d, policies, o.root, &res) < 0) {
-		fprintf(stderr, "claimsim: self claim of %s failed at %s: %s\n", d.mac,
+	if (sim_user_claim(u, client, token, mac, platform, key, o->root, &res) < 0) {
+		fprintf(stderr, "claimsim: %s claim of %s failed at %s: %s\n",
+		        client == SIM_CLI ? "cli" : "app", mac,
 		        res.stage == 1   ? "initiate"
 		        : res.stage == 2 ? "verify"
 		                         : "checking",
 		        res.err);
-		EVP_PKEY_free(d.key);
+		EVP_PKEY_free(key);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/%s.crt", o.out, d.mac);
-	if (write_file(path, res.certificate) < 0) {
+	snprintf(path, sizeof(path), "%s/%s.crt", o->out, res.node_id);
+	int rc = write_file(path, res.certificate);
+	if (rc == 0 && !o->keyfile) {
+		char kp[4096];
+		snprintf(kp, sizeof(kp), "%s/%s.key", o->out, res.node_id);
+		FILE *f = fopen(kp, "w");
+		rc = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) ? 0 : -1;
+		if (f)
+			fclose(f);
+	}
+	if (rc == 0)
+		printf("claimsim: %s claimed %s as node %s; certificate chain in %s\n",
+		       client == SIM_CLI   ? "cli"
+		       : client == SIM_IOS ? "ios app"
+		                           : "android app",
+		       mac, res.node_id, path);
+	else
 		fprintf(stderr, "claimsim: cannot write %s\n", path);
-		free(res.certificate);
-		EVP_PKEY_free(d.key);
-		return 1;
-	}
-	printf("claimsim: %s self-claimed; certificate chain in %s (key %s)\n", d.mac, path,
-	       keyfile);
 	free(res.certificate);
-	EVP_PKEY_free(d.key);
-	return 0;
+	free(res.body);
+	EVP_PKEY_free(key);
+	return rc == 0 ? 0 : 1;
 }
 
 static int cmd_user(int argc, char **argv, bool cli)
@@ -179,14 +267,12 @@ static int cmd_user(int argc, char **argv, bool cli)
 	                                     {"key-file", required_argument, NULL, 'f'},
 	                                     {"out", required_argument, NULL, 'o'},
 	                                     {"root", required_argument, NULL, 'r'},
+	                                     {"cacert", required_argument, NULL, 'C'},
 	                                     {NULL, 0, NULL, 0}};
 	struct dev_opts o = {.keytype = "ec", .out = "."};
 	const char *token = NULL, *mac = NULL, *platform = cli ? "host" : "esp32";
 	enum sim_client client = cli ? SIM_CLI : SIM_ANDROID;
-	struct sim_user_result res;
 	struct http_url u;
-	EVP_PKEY *key;
-	char path[4096];
 	int c;
 
 	optind = 1;
@@ -211,48 +297,15 @@ static int cmd_user(int argc, char **argv, bool cli)
 			return 2;
 		}
 	}
-	if (!o.url || !token || !mac || !http_url_parse(o.url, &u)) {
+	if (!o.url || !token || !mac) {
 		usage(stderr);
 		return 2;
 	}
-	/* The node_id is not known before initiate, so a reusable key needs --key-file. */
-	key = o.keyfile ? sim_key_load_or_create(o.keyfile, o.keytype) : sim_key_new(o.keytype);
-	if (!key) {
-		fprintf(stderr, "claimsim: cannot make the device key\n");
-		return 1;
-	}
-	if (sim_user_claim(&u, client, token, mac, platform, key, o.root, &res) < 0) {
-		fprintf(stderr, "claimsim: %s claim of %s failed at %s: %s\n", cli ? "cli" : "app",
-		        mac,
-		        res.stage == 1   ? "initiate"
-		        : res.stage == 2 ? "verify"
-		                         : "checking",
-		        res.err);
-		EVP_PKEY_free(key);
-		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/%s.crt", o.out, res.node_id);
-	int rc = write_file(path, res.certificate);
-	if (rc == 0 && !o.keyfile) {
-		char kp[4096];
-		snprintf(kp, sizeof(kp), "%s/%s.key", o.out, res.node_id);
-		FILE *f = fopen(kp, "w");
-		rc = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) ? 0 : -1;
-		if (f)
-			fclose(f);
-	}
-	if (rc == 0)
-		printf("claimsim: %s claimed %s as node %s; certificate chain in %s\n",
-		       cli                 ? "cli"
-		       : client == SIM_IOS ? "ios app"
-		                           : "android app",
-		       mac, res.node_id, path);
-	else
-		fprintf(stderr, "claimsim: cannot write %s\n", path);
-	free(res.certificate);
-	free(res.body);
-	EVP_PKEY_free(key);
-	return rc == 0 ? 0 : 1;
+	if (!url_setup(o.url, o.cacert, &u))
+		return 2;
+	int rc = user_run(&u, client, token, mac, platform, &o);
+	http_url_free(&u);
+	return rc;
 }
 
 static int cmd_bench(int argc, char **argv)
@@ -269,6 +322,7 @@ static int cmd_bench(int argc, char **argv)
 	                                     {"cfssl", no_argument, NULL, 'x'},
 	                                     {"keep-alive", no_argument, NULL, 'K'},
 	                                     {"rate", required_argument, NULL, 'R'},
+	                                     {"cacert", required_argument, NULL, 'C'},
 	                                     {NULL, 0, NULL, 0}};
 	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10};
 	int c;
@@ -312,6 +366,9 @@ static int cmd_bench(int argc, char **argv)
 		case 'R':
 			o.rate = atof(optarg);
 			break;
+		case 'C':
+			o.cacert = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -336,6 +393,8 @@ int main(int argc, char **argv)
 	}
 	if (crypto_init() < 0)
 		return 1;
+	/* A TLS write to a server that has hung up must be an error, not the end. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && strcmp(argv[1], "self") == 0)
 		return cmd_self(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "app") == 0 || strcmp(argv[1], "cli") == 0))

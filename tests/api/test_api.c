@@ -1,7 +1,7 @@
 /*
  * API tests: a real claimd subprocess on a real socket, its own PostgreSQL database
  * and a CA made at test time, driven by the firmware simulator and by hand-made
- * requests. Every rule of protocol.md sections 2, 3 and 5 is its own case.
+ * requests. Every rule of docs/protocol.md sections 2, 3 and 5 is its own case.
  */
 #include <jansson.h>
 #include <openssl/pem.h>

@@ -36,6 +36,19 @@ static void stop_leftovers(void)
 	}
 }
 
+void t_adopt(pid_t pid)
+{
+	if (nstarted < (int)(sizeof(started) / sizeof(started[0])))
+		started[nstarted++] = pid;
+}
+
+void t_forget(pid_t pid)
+{
+	for (int i = 0; i < nstarted; i++)
+		if (started[i] == pid)
+			started[i] = 0;
+}
+
 int t_main(int argc, char **argv, const struct t_case *cases)
 {
 	int ran = 0;
@@ -313,8 +326,7 @@ bool daemon_start(struct tenv *t, struct daemon *d)
 		_exit(127);
 	}
 	d->pid = pid;
-	if (nstarted < (int)(sizeof(started) / sizeof(started[0])))
-		started[nstarted++] = pid;
+	t_adopt(pid);
 	for (int i = 0; i < 1000; i++) {
 		FILE *f = fopen(ready, "r");
 		if (f) {
@@ -352,9 +364,7 @@ int daemon_stop(struct daemon *d)
 	kill(d->pid, SIGTERM);
 	if (waitpid(d->pid, &st, 0) != d->pid)
 		return -1;
-	for (int i = 0; i < nstarted; i++)
-		if (started[i] == d->pid)
-			started[i] = 0;
+	t_forget(d->pid);
 	d->pid = 0;
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);

@@ -100,6 +100,11 @@ int daemon_stop(struct daemon *d);
 /** Prints the daemon's log to stderr (on failures). */
 void daemon_dump_log(const struct daemon *d);
 
+/** Registers a child process (nginx, say) to be stopped with SIGTERM if the case ends early. */
+void t_adopt(pid_t pid);
+/** Forgets a child registered by t_adopt() or daemon_start() once it has been reaped. */
+void t_forget(pid_t pid);
+
 /** Path of a built program (build/claimd etc.). */
 const char *t_bin(const char *name);
 /** Runs a shell command; returns its exit status; output into @p out (malloc'd) if given. */

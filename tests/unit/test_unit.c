@@ -30,7 +30,7 @@
 
 static void hmac_vector(void)
 {
-	/* protocol.md section 2.2, checked with openssl. */
+	/* docs/protocol.md section 2.2, checked with openssl. */
 	uint8_t key[16];
 	char out[129];
 	REQUIRE(hex_decode(key, 16, "000102030405060708090A0B0C0D0E0F", 32, false));
@@ -405,7 +405,7 @@ static void csr_refusals(void)
 	X509_REQ_free(tampered);
 	OPENSSL_free(der);
 
-	/* ecdsa-with-SHA256 with explicit NULL parameters is accepted (protocol.md 2.2). */
+	/* ecdsa-with-SHA256 with explicit NULL parameters is accepted (docs/protocol.md 2.2). */
 	const X509_ALGOR *alg = NULL;
 	X509_REQ_get0_signature(r, NULL, &alg);
 	X509_ALGOR_set0((X509_ALGOR *)alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_NULL, NULL);
