@@ -10,6 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 
 bash "$root/.ci/deps.sh"
+bash "$root/.ci/deps-deploy.sh"
 
 run_suite() {
   local dir=$1; shift
