@@ -14,7 +14,7 @@
 # CLAIMD_CI_CACHE (default /var/cache/claimd-ci: base tarballs and podman's storage,
 # so a second run reuses the base and the build stage's packages). Needs root and the
 # packages of .ci/deps-deploy.sh --image. Work files go to BUILD/image-test.*, removed
-# after a passing run.
+# after a passing run (a failed run's are kept until the next run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${CLAIMD_BUILD_DIR:-$root/build}
@@ -35,6 +35,15 @@ done
 
 start=$(date +%s)
 mkdir -p "$build" "$cache"
+# A run that was killed (SIGKILL at a CTest timeout) leaves its work directory, its
+# PostgreSQL and the bind mount behind; a failed one keeps its files for reading.
+# Either is cleared now.
+for old in "$build"/image-test.*; do
+  [ -d "$old" ] || continue
+  if mountpoint -q "$old/rootfs/run/postgresql"; then umount "$old/rootfs/run/postgresql"; fi
+  "$root/tests/pg.sh" stop "$old/pg" || true
+  rm -rf --one-file-system "$old"
+done
 work=$(mktemp -d "$build/image-test.XXXXXX")
 rootfs=$work/rootfs
 # podman records its run directory in the storage, so it is fixed per cache too.
@@ -54,6 +63,9 @@ cleanup() {
   "$root/tests/pg.sh" stop "$work/pg" || true
   [ -z "$cid" ] || "${podman[@]}" rm -f "$cid" >/dev/null 2>&1 || true
   "${podman[@]}" rmi "$tag" >/dev/null 2>&1 || true
+  # Each new source tree leaves a few MB of build-stage layers behind; drop those a
+  # week old, which also refreshes the cached build dependencies weekly.
+  "${podman[@]}" image prune -f --filter until=168h >/dev/null 2>&1 || true
   if [ "$ok" = 1 ]; then
     # Never follow a mount out of the work directory, whatever happened above.
     rm -rf --one-file-system "$work"
@@ -62,6 +74,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 step "base images (debian:12, debian:12-slim) from debootstrap, cached in $cache"
 bash "$root/tests/deploy/image_base.sh" "$cache" "${podman[@]:1}"
