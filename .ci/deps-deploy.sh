@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages that only the deployment tests need, on top of .ci/deps.sh (so the
-# demo does not install them): systemd-analyze for the unit's test (tests/deploy/systemd.sh)
-# and, with --image, podman and debootstrap for building and exporting the container
+# demo does not install them): systemd-analyze for the unit's test (tests/deploy/systemd.sh),
+# docker-compose to validate docker/compose.yaml (tests/deploy/compose.sh; it runs
+# nothing) and, with --image, podman and debootstrap for building and exporting the container
 # image (tests/deploy/image.sh; as root, podman needs no rootless helpers).
 #   .ci/deps-deploy.sh            what tests/run.sh needs
 #   .ci/deps-deploy.sh --image    also what the image test needs (.ci/run)
 # Idempotent: skips apt-get when everything is present.
 set -euo pipefail
 
-pkgs=(systemd)
+pkgs=(systemd docker-compose)
 if [ "${1:-}" = --image ]; then
   pkgs+=(podman debootstrap)
 fi
