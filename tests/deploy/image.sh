@@ -79,6 +79,26 @@ trap 'exit 143' TERM INT
 step "base images (debian:12, debian:12-slim) from debootstrap, cached in $cache"
 bash "$root/tests/deploy/image_base.sh" "$cache" "${podman[@]:1}"
 
+step "the build context: what .dockerignore lets through"
+# A key where the build trees are, as the test suites leave them there too.
+(umask 077 && echo "not a key" >"$work/planted.key")
+printf 'FROM debian:12-slim\nCOPY . /context\n' >"$work/Containerfile.context"
+"${podman[@]}" build --isolation=chroot --pull=never -q -f "$work/Containerfile.context" \
+  -t "$tag-context" "$root" >"$work/context.log" 2>&1 || {
+  cat "$work/context.log" >&2
+  die "podman build of the context listing failed"
+}
+cid=$("${podman[@]}" create --no-healthcheck "$tag-context")
+"${podman[@]}" export "$cid" | tar -t | sed -n 's|^context/||p' >"$work/context.txt"
+"${podman[@]}" rm "$cid" >/dev/null
+cid=""
+"${podman[@]}" rmi "$tag-context" >/dev/null
+grep -qx 'CMakeLists.txt' "$work/context.txt" || die "the build context lacks CMakeLists.txt"
+if grep -E '^(\.git|build[^/]*|state)/|\.key$|PG_VERSION$' "$work/context.txt"; then
+  die "the build context holds the files above; .dockerignore must leave them out"
+fi
+echo "context: $(grep -c '[^/]$' "$work/context.txt") files"
+
 step "podman build --isolation=chroot -f docker/Dockerfile (log: $work/build.log)"
 t0=$(date +%s)
 if ! "${podman[@]}" build --isolation=chroot --pull=never --format docker \
