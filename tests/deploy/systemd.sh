@@ -4,7 +4,7 @@
 # ExecStart= rewritten for that prefix; then 'systemd-analyze verify' must accept the
 # installed unit without a single warning (it exits 0 on many mistakes and only prints
 # them, so any output fails), and the unit must keep the hardening docs/install.md
-# promises. A deliberately broken copy must be refused, so the check can fail.
+# promises and systemd's exposure score of at most 2.0. A deliberately broken copy must be refused, so the check can fail.
 #   tests/deploy/systemd.sh            (CTest: deploy.systemd)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,6 +35,13 @@ for d in User=claimd ProtectSystem=strict PrivateTmp=yes NoNewPrivileges=yes \
   SystemCallFilter=@system-service 'ExecReload=/bin/kill -HUP $MAINPID'; do
   grep -qxF "$d" "$unit" || die "unit lacks '$d'"
 done
+
+# systemd's own exposure score (0 = everything locked down, 10 = nothing): the unit scores
+# 1.5; anything above 2.0 means hardening was lost.
+systemd-analyze security --offline=yes --threshold=20 "$unit" >"$tmp/security.log" 2>&1 || {
+  grep -E '^(✗|→)' "$tmp/security.log" >&2
+  die "systemd-analyze security: exposure above 2.0"
+}
 
 verify() {
   systemd-analyze verify "$1" >"$tmp/verify.log" 2>&1 && [ ! -s "$tmp/verify.log" ]
