@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Makes the Debian 12 base images that docker/Dockerfile starts FROM, without a registry:
 # debootstrap builds a minimal bookworm root filesystem once, cached as a tarball, and
-# it is imported into the given podman storage as debian:12 and (with the official slim
-# image's documentation filters applied) debian:12-slim. The Dockerfile is not changed:
-# with access to a registry it builds from the real images.
+# it is imported into the given podman storage as localhost/debian:12 and (with the
+# official slim image's documentation filters applied) localhost/debian:12-slim, which
+# podman finds for the Dockerfile's 'FROM debian:12' when building with --pull=never.
+# The Dockerfile is not changed: with access to a registry it builds from the real images.
 #   tests/deploy/image_base.sh CACHE_DIR PODMAN_ARGS...
 # CACHE_DIR keeps the tarballs (default in CI: /var/cache/claimd-ci); delete it to start
 # over. CLAIMD_DEBIAN_MIRROR overrides debootstrap's default mirror. Needs root.
 set -euo pipefail
-cache=${1:?usage: base.sh CACHE_DIR PODMAN_ARGS...}
+cache=${1:?usage: image_base.sh CACHE_DIR PODMAN_ARGS...}
 shift
 podman=(podman "$@")
 
@@ -85,5 +86,5 @@ import() {
       --change 'CMD ["bash"]' "$tar" "$name" >/dev/null
   fi
 }
-import "$full" docker.io/library/debian:12
-import "$slim" docker.io/library/debian:12-slim
+import "$full" localhost/debian:12
+import "$slim" localhost/debian:12-slim
