@@ -19,7 +19,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${CLAIMD_BUILD_DIR:-$root/build}
 cache=${CLAIMD_CI_CACHE:-/var/cache/claimd-ci}
-tag=localhost/claimd:image-test
+# Per run, so two runs sharing a cache do not remove each other's image.
+tag=localhost/claimd:image-test-$$
 mac=7CDFA1F00001
 
 die() { echo "image test: $*" >&2; exit 1; }
@@ -63,6 +64,7 @@ cleanup() {
   "$root/tests/pg.sh" stop "$work/pg" || true
   [ -z "$cid" ] || "${podman[@]}" rm -f "$cid" >/dev/null 2>&1 || true
   "${podman[@]}" rmi "$tag" >/dev/null 2>&1 || true
+  "${podman[@]}" rmi "$tag-context" >/dev/null 2>&1 || true
   # Each new source tree leaves a few MB of build-stage layers behind; drop those a
   # week old, which also refreshes the cached build dependencies weekly.
   "${podman[@]}" image prune -f --filter until=168h >/dev/null 2>&1 || true
