@@ -69,6 +69,13 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 void issued_clear(struct issued *i);
 
 /**
+ * Puts a CRL Distribution Points extension (RFC 5280 4.2.1.13) naming @p url in every
+ * certificate signed from now on, and measures the largest leaf again; "" does
+ * nothing. 0, or -1 with a message in @p err (not one http:// URL of at most 200
+ * printable characters without spaces or commas, or OpenSSL refused it).
+ */
+int ca_set_crl_url(struct ca *ca, const char *url, char *err, size_t errsz);
+/**
  * SHA-256 of the CA certificate's SubjectPublicKeyInfo (DER): which CA a stored CRL
  * belongs to. 0, or -1 (logged).
  */

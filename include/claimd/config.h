@@ -29,6 +29,7 @@ struct claimd_config {
 	char *ca_certificate;
 	char *ca_key;
 	char *ca_chain;
+	char *ca_crl_url;
 	unsigned validity_days;
 
 	char *secrets_key_file;

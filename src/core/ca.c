@@ -39,6 +39,7 @@ struct ca {
 	 * what OpenSSL 3 spends its time (and its global lock) on. */
 	EVP_MD *sha256, *sha1;
 	X509_EXTENSION *ext_bc, *ext_ku, *ext_eku, *ext_aki;
+	X509_EXTENSION *ext_cdp; /* CRL Distribution Points (ca.crl_url), or NULL */
 	char *chain_pem;
 	char key_type[16];
 	char *largest_leaf; /* see ca_largest_leaf_pem() */
@@ -262,6 +263,7 @@ void ca_free(struct ca *ca)
 	X509_EXTENSION_free(ca->ext_ku);
 	X509_EXTENSION_free(ca->ext_eku);
 	X509_EXTENSION_free(ca->ext_aki);
+	X509_EXTENSION_free(ca->ext_cdp);
 	free(ca->chain_pem);
 	free(ca->largest_leaf);
 	free(ca);
@@ -500,7 +502,7 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 	if (!X509_add_ext(x, ca->ext_bc, -1) || !X509_add_ext(x, ca->ext_ku, -1) ||
 	    !X509_add_ext(x, ca->ext_eku, -1) ||
 	    X509_add1_ext_i2d(x, NID_subject_key_identifier, ski, 0, X509V3_ADD_DEFAULT) != 1 ||
-	    !X509_add_ext(x, ca->ext_aki, -1))
+	    !X509_add_ext(x, ca->ext_aki, -1) || (ca->ext_cdp && !X509_add_ext(x, ca->ext_cdp, -1)))
 		goto out;
 	if (!X509_sign(x, ca->key, ca->sha256))
 		goto out;
@@ -525,6 +527,38 @@ void issued_clear(struct issued *i)
 {
 	free(i->pem);
 	i->pem = NULL;
+}
+
+int ca_set_crl_url(struct ca *ca, const char *url, char *err, size_t errsz)
+{
+	char value[256];
+	size_t n = strlen(url);
+
+	if (!n)
+		return 0;
+	/* One http URI, printable, no ',' (a separator to OpenSSL's extension syntax). */
+	if (n > 200 || strncmp(url, "http://", 7) != 0 || n == 7 || strpbrk(url, ", \t\"\\")) {
+		snprintf(err, errsz,
+		         "ca.crl_url: expected one http:// URL of at most 200 characters "
+		         "without spaces or commas");
+		return -1;
+	}
+	for (const char *p = url; *p; p++)
+		if (*p < 0x21 || *p > 0x7e) {
+			snprintf(err, errsz, "ca.crl_url: only printable ASCII");
+			return -1;
+		}
+	snprintf(value, sizeof(value), "URI:%s", url);
+	X509_EXTENSION_free(ca->ext_cdp);
+	if (!(ca->ext_cdp = make_ext(ca->cert, NID_crl_distribution_points, value))) {
+		log_openssl("ca.crl_url");
+		snprintf(err, errsz, "ca.crl_url: OpenSSL refused it");
+		return -1;
+	}
+	/* The largest leaf grew by the extension: measure again. */
+	free(ca->largest_leaf);
+	ca->largest_leaf = NULL;
+	return measure_max_leaf(ca, err, errsz);
 }
 
 int ca_key_id(const struct ca *ca, uint8_t out[32])

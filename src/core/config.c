@@ -54,6 +54,8 @@ static const struct key keys[] = {
      "its private key, PEM (P-256 or RSA 2048/3072); mode 0600"},
     {"ca.chain", K_PATH, O(ca_chain), "", 0, 0, RELOAD,
      "optional: certificates appended after the issuing CA in every response"},
+    {"ca.crl_url", K_STR, O(ca_crl_url), "", 0, 0, RELOAD,
+     "optional: http:// URL of the CRL, put in issued certificates (CRL Distribution Points)"},
     {"ca.validity_days", K_UINT, O(validity_days), "3650", 1, 36500, RELOAD,
      "lifetime of issued device certificates"},
     {"secrets.key_file", K_PATH, O(secrets_key_file), NULL, 0, 0, RELOAD,

@@ -50,6 +50,8 @@ struct runtime *runtime_load(const char *path, char *err, size_t errsz)
 	if (!(rt->ca =
 	          ca_load(rt->cfg->ca_certificate, rt->cfg->ca_key, rt->cfg->ca_chain, err, errsz)))
 		goto fail;
+	if (ca_set_crl_url(rt->ca, rt->cfg->ca_crl_url, err, errsz) < 0)
+		goto fail;
 	if (check_response_fits(rt, err, errsz) < 0)
 		goto fail;
 	if (rt->cfg->jwt_jwks_file[0] &&

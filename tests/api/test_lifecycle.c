@@ -505,6 +505,41 @@ static void exports(void)
 	fx_down(&f);
 }
 
+/* ca.crl_url puts a CRL Distribution Point in every certificate issued; a bad URL is
+ * refused at start-up with the key's name. */
+static void crl_url_in_certificates(void)
+{
+	struct fx f;
+	struct sim_result res;
+	char *out = NULL;
+	/* tenv writes the ca: section itself: the key is added to it. */
+	REQUIRE(tenv_setup(&f.t, "crl_url_in_certificates", NULL));
+	REQUIRE(tenv_add_device(&f.t, MAC1, "esp32s3", K1));
+	CHECK(t_run(NULL,
+	            "sed -i 's|^ca:$|ca:\\n  crl_url: http://pki.example.com/claimd.crl|' '%s'",
+	            f.t.config) == 0);
+	REQUIRE(daemon_start(&f.t, &f.d));
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	REQUIRE(sim_self_claim(&f.d.url, &dv, NULL, f.t.root, &res) == 0);
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/leaf.pem", f.t.dir);
+	FILE *fp = fopen(path, "w");
+	REQUIRE(fp);
+	fputs(res.certificate, fp);
+	fclose(fp);
+	free(res.certificate);
+	CHECK(t_run(&out, "openssl x509 -in '%s' -noout -ext crlDistributionPoints", path) == 0);
+	CHECKF(out && strstr(out, "URI:http://pki.example.com/claimd.crl"), "%s", out);
+	free(out);
+	/* A URL with a comma (an extension separator to OpenSSL) is refused by name. */
+	CHECK(t_run(NULL, "sed -i 's|claimd.crl|a,b|' '%s'", f.t.config) == 0);
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), f.t.config) != 0);
+	CHECKF(out && strstr(out, "ca.crl_url"), "%s", out);
+	free(out);
+	EVP_PKEY_free(dv.key);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"revoke_and_list", revoke_and_list},
     {"supersede_on_reclaim", supersede_on_reclaim},
@@ -512,6 +547,7 @@ static const struct t_case cases[] = {
     {"release_node", release_node},
     {"quota_counts_held", quota_counts_held},
     {"exports", exports},
+    {"crl_url_in_certificates", crl_url_in_certificates},
     {NULL, NULL},
 };
 
