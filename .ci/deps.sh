@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs every Debian package that building, testing and running claimd needs.
-# Used by .ci/run, tests/run.sh and docker/demo.sh, so a fresh Debian 12 machine needs
-# nothing installed by hand. Idempotent: skips apt-get when everything is present.
+# Installs the Debian packages that building and running claimd need, and with --test
+# also those only the test suite needs (a sanitizer-capable clang, clang-format, nginx,
+# the MQTT broker). docker/demo.sh calls it plain; tests/run.sh and .ci/run with --test.
+# So a fresh Debian 12 machine needs nothing installed by hand. Idempotent: no apt-get
+# when everything is present. Prints one line before a (slow, first-run) install.
+#   .ci/deps.sh [--test]
 set -euo pipefail
 
 pkgs=(
@@ -9,9 +12,10 @@ pkgs=(
   libmicrohttpd-dev libssl-dev libpq-dev libjansson-dev libsodium-dev libyaml-dev
   libcsv-dev libjwt-dev
   postgresql postgresql-contrib
-  nginx
-  clang libclang-rt-14-dev clang-format
 )
+if [ "${1:-}" = --test ]; then
+  pkgs+=(nginx clang libclang-rt-14-dev clang-format)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -24,6 +28,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
   exit 1
 fi
+echo "== installing ${#missing[@]} Debian package(s) (a few minutes on a fresh machine): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -14,9 +14,11 @@ state=${CLAIMD_STATE:-$root/state}
 port=${PORT:-8080}
 once=${1:-}
 
+echo "== Debian packages (installed only if missing)"
 bash "$root/.ci/deps.sh"
+echo "== building claimd, claimctl and claimsim in $root/build"
 cmake -S "$root" -B "$root/build" >/dev/null
-cmake --build "$root/build" -j"$(nproc)" >/dev/null
+cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim >/dev/null
 B=$root/build
 mkdir -p "$state"
 
@@ -70,7 +72,13 @@ cleanup() {
 }
 trap cleanup EXIT
 for _ in $(seq 100); do [ -f "$state/ready" ] && break; sleep 0.1; done
-[ -f "$state/ready" ] || { cat "$state/claimd.log"; exit 1; }
+if [ ! -f "$state/ready" ]; then
+  cat "$state/claimd.log"
+  if grep -q "already in use" "$state/claimd.log"; then
+    echo "demo: port $port is taken by another process; choose another: PORT=8090 bash docker/demo.sh" >&2
+  fi
+  exit 1
+fi
 
 echo "== simulated devices self-claim (firmware-exact requests)"
 mkdir -p "$state/devices"

@@ -23,8 +23,17 @@ start)
   dir=$(cd "$dir" && pwd)
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres: "$dir"
-    # The server must be able to reach its directory through every parent.
-    p=$dir; while [ "$p" != / ]; do p=$(dirname "$p"); chmod o+x "$p" 2>/dev/null || true; done
+    # The server runs as 'postgres' and must reach its directory through every parent:
+    # a parent that others cannot search (such as /root, mode 700) gets o+x (search
+    # only, not read), and the change is said, since it is outside the directory.
+    # From / down, so that each check sees the parents above it already searchable.
+    parents=() p=$dir
+    while [ "$p" != / ]; do p=$(dirname "$p"); parents=("$p" "${parents[@]}"); done
+    for p in "${parents[@]}"; do
+      if ! runuser -u postgres -- test -x "$p" 2>/dev/null; then
+        chmod o+x "$p" && echo "pg.sh: $p made searchable by others (o+x) so that the postgres user can reach $dir" >&2
+      fi
+    done
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \

@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 
-bash "$root/.ci/deps.sh"
+bash "$root/.ci/deps.sh" --test
 bash "$root/.ci/deps-deploy.sh"
 
 run_suite() {
@@ -18,6 +18,9 @@ run_suite() {
   cmake --build "$dir" -j"$jobs"
   # The image test (label image) is .ci/run's own step: it needs podman and minutes.
   ctest --test-dir "$dir" -j"$jobs" --output-on-failure --timeout 300 -LE image
+  # Passed: the test databases and the cases' files (over a gigabyte) are not needed.
+  # After a failure they stay, for a look.
+  rm -rf "$dir/pgtest" "$dir/tmp"
 }
 
 echo "== tests: release build"

@@ -6,7 +6,9 @@
 #include "claimd/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,7 +316,26 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	raw[strcspn(raw, "\n")] = '\0';
+	/* Given an address, libmicrohttpd names "port 0" here; http_start() says it right. */
+	if (strncmp(raw, "Failed to bind to port", 22) == 0)
+		return;
 	log_warn("http: %s", log_escape(safe, sizeof(safe), raw, strlen(raw)));
+}
+
+/* Why the listening socket could not be had, for the error message: libmicrohttpd only
+ * logs it (and names port 0, since it is given an address). Tries the bind once more. */
+static const char *bind_error(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol), one = 1, e = 0;
+	if (fd < 0)
+		return strerror(errno);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		e = errno;
+	close(fd);
+	return e == EADDRINUSE ? "address already in use (another process listens there)"
+	       : e             ? strerror(e)
+	                       : "refused by libmicrohttpd";
 }
 
 struct http_server *http_start(struct app *app, char *err, size_t errsz)
@@ -347,7 +368,8 @@ struct http_server *http_start(struct app *app, char *err, size_t errsz)
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
 	if (!s->d) {
-		snprintf(err, errsz, "server.listen: cannot listen on %s", cfg->listen);
+		snprintf(err, errsz, "server.listen: cannot listen on %s: %s", cfg->listen,
+		         bind_error(ai));
 		goto fail;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
