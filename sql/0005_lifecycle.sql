@@ -21,9 +21,15 @@ COMMENT ON COLUMN certificates.revoked_by IS 'Who revoked it (an operator, or th
 
 ALTER TABLE nodes ADD COLUMN released_at timestamptz;
 COMMENT ON COLUMN nodes.released_at IS 'When an operator released the node: its certificates are revoked and its (user, MAC) is free for a new node_id. NULL while it is live.';
--- A released node no longer holds its MAC: the uniqueness is over live nodes only.
+-- A released node no longer holds its (user, MAC): that uniqueness is over live nodes
+-- only. A self-claimed node's node_id is its MAC (protocol.md 2.2), so the primary key
+-- already makes it one per MAC, released or not (a released one comes back on the next
+-- self claim). The unique index on self nodes' MACs said the same a second time, and a
+-- second unique index is one that INSERT ... ON CONFLICT (node_id) does not arbitrate:
+-- two self claims of one device racing could fail on it with a unique violation
+-- instead of one updating the row the other made. A plain index serves the lookups.
 DROP INDEX nodes_self_mac;
-CREATE UNIQUE INDEX nodes_self_mac ON nodes (mac) WHERE user_id IS NULL AND released_at IS NULL;
+CREATE INDEX nodes_mac ON nodes (mac);
 DROP INDEX nodes_user_mac;
 CREATE UNIQUE INDEX nodes_user_mac ON nodes (user_id, mac)
     WHERE user_id IS NOT NULL AND released_at IS NULL;

@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,6 +541,66 @@ static void crl_url_in_certificates(void)
 	fx_down(&f);
 }
 
+struct reclaimer {
+	struct daemon *d;
+	const char *root;
+	int ok, failed;
+};
+
+static void *reclaim_thread(void *arg)
+{
+	struct reclaimer *r = arg;
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	for (int i = 0; i < 4; i++) {
+		struct sim_result res;
+		if (sim_self_claim(&r->d->url, &dv, NULL, r->root, &res) == 0) {
+			r->ok++;
+		} else {
+			r->failed++;
+			fprintf(stderr, "racing re-claim: %s\n", res.err);
+		}
+		free(res.certificate);
+	}
+	EVP_PKEY_free(dv.key);
+	return NULL;
+}
+
+/* One device re-claiming from six threads on two daemons while an operator revokes its
+ * certificates: every claim succeeds, one node, every certificate kept, and at most
+ * one of them is still valid (each claim supersedes the ones before it). */
+static void racing_reclaims_and_revoke(void)
+{
+	struct fx f;
+	struct daemon d2;
+	enum { N = 6 };
+	struct reclaimer r[N];
+	pthread_t th[N];
+	/* One MAC re-claiming 24 times: its initiate rate limit is not under test. */
+	struct topts o = {.extra = "limits:\n  mac_per_minute: 0\n"};
+	REQUIRE(fx_up(&f, "racing_reclaims_and_revoke", &o));
+	REQUIRE(daemon_start(&f.t, &d2));
+	for (int i = 0; i < N; i++) {
+		r[i] = (struct reclaimer){i % 2 ? &d2 : &f.d, f.t.root, 0, 0};
+		pthread_create(&th[i], NULL, reclaim_thread, &r[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		CHECK(ctl(&f, NULL, "certs revoke --mac " MAC1 " --reason keyCompromise") <= 1);
+	int ok = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		CHECKF(r[i].failed == 0, "thread %d: %d claims failed", i, r[i].failed);
+		ok += r[i].ok;
+	}
+	CHECK(ok == N * 4);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes") == 1);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == ok);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL") <= 1);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL AND "
+	                     "revocation_reason NOT IN (1, 4)") == 0);
+	CHECK(daemon_stop(&d2) == 0);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"revoke_and_list", revoke_and_list},
     {"supersede_on_reclaim", supersede_on_reclaim},
@@ -548,6 +609,7 @@ static const struct t_case cases[] = {
     {"quota_counts_held", quota_counts_held},
     {"exports", exports},
     {"crl_url_in_certificates", crl_url_in_certificates},
+    {"racing_reclaims_and_revoke", racing_reclaims_and_revoke},
     {NULL, NULL},
 };
 
