@@ -10,6 +10,7 @@ pkgs=(
   libcsv-dev libjwt-dev
   postgresql postgresql-contrib
   clang libclang-rt-14-dev clang-format
+  mosquitto mosquitto-clients curl
 )
 
 missing=()
