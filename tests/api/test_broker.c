@@ -672,7 +672,8 @@ static void revoked_refused(void)
 }
 
 /* What docs/mqtt-broker.md says of Mosquitto 2.0.11: a changed crlfile is read on
- * SIGHUP, not before; a connection already open survives the reload. */
+ * SIGHUP, not before; a connection already open survives the reload; a reload with an
+ * unreadable crlfile drops the revocation check, and the next refresh repairs it. */
 static void crl_read_on_reload(void)
 {
 	struct fx f;
@@ -699,6 +700,20 @@ static void crl_read_on_reload(void)
 	CHECK(wait_exit(live.pid, 0) < 0);
 	CHECK(count_in_file(b.log, "Client live disconnected") == 0);
 	free(sub_stop(&live));
+	/* A crlfile broken in place, then a reload: the broker runs on, checking nothing. */
+	CHECK(t_run(NULL, "echo broken > '%s/crl.pem'", b.dir) == 0);
+	reloads = count_in_file(b.log, "Reloading config.");
+	CHECK(kill(b.pid, SIGHUP) == 0);
+	CHECK(wait_for_count(b.log, "Unable to load certificate revocation file", 1, 5000));
+	CHECK(wait_for_count(b.log, "Reloading config.", reloads + 1, 5000));
+	CHECKF(tls_accepted(&b, &d1, why, sizeof(why)), "%s", why);
+	/* The script puts the CRL back and reloads: refused again. */
+	reloads = count_in_file(b.log, "Reloading config.");
+	CHECK(refresh(&f, &b, &out) == 0);
+	CHECKF(out && strstr(out, "installed CRL number") && strstr(out, "sent SIGHUP"), "%s", out);
+	free(out);
+	CHECK(wait_for_count(b.log, "Reloading config.", reloads + 1, 5000));
+	check_refused_revoked(&b, &d1);
 	down(&f, &b);
 }
 
