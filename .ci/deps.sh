@@ -14,7 +14,7 @@ pkgs=(
   postgresql postgresql-contrib
 )
 if [ "${1:-}" = --test ]; then
-  pkgs+=(nginx clang libclang-rt-14-dev clang-format)
+  pkgs+=(nginx clang libclang-rt-14-dev clang-format mosquitto mosquitto-clients curl)
 fi
 
 missing=()
