@@ -43,6 +43,30 @@ struct device_row {
  * when the MAC is not registered, DB_SOFT (busy) or DB_HARD on failure.
  */
 enum db_status db_device_get(struct db *db, const char *mac, struct device_row *out);
+/* What the database knows of a MAC when a device starts a self claim. */
+struct device_facts {
+	bool found;          /* the MAC is registered */
+	bool platform_ok;    /* with the platform the device named */
+	unsigned locked_for; /* seconds its lockout still runs, 0 if none */
+};
+
+/* The facts' combinations, as db_self_initiate() indexes them: found * 4 +
+ * platform_ok * 2 + locked. */
+#define DEVICE_FACT_COMBINATIONS 8
+
+/**
+ * The self initiate in one statement (one round trip): looks up @p mac's facts and
+ * appends the audit row @p a whose outcome and reason are the ones the caller decided
+ * for those facts, given for every combination in @p outcome and @p reason (indexed as
+ * above; a->outcome and a->reason are not used). The row is committed without waiting
+ * for the disk. DB_OK with @p out set; DB_SOFT (busy) or DB_HARD (then nothing was
+ * written).
+ */
+enum db_status db_self_initiate(struct db *db, const char *mac, const char *platform,
+                                const struct audit_rec *a,
+                                const char *const outcome[DEVICE_FACT_COMBINATIONS],
+                                const char *const reason[DEVICE_FACT_COMBINATIONS],
+                                struct device_facts *out);
 /**
  * Spends the claim session (single use, fewer than max_attempts wrong answers) and
  * records the node (live again if it was released), the certificate and the audit row

@@ -26,6 +26,12 @@ static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, con
 	return CE_INTERNAL;
 }
 
+/* The audit trail's outcome of @p e: ok, refused (the client's fault) or error. */
+static const char *outcome_of(enum claimd_err e)
+{
+	return e == CE_OK ? "ok" : err_status(e) >= 500 ? "error" : "refused";
+}
+
 /* The audit row of outcome @p e: its reason is always e's error-table name. */
 static struct audit_rec audit_row(const struct claim_ctx *cc, const char *event, enum claimd_err e,
                                   const char *mac, const char *node_id, const char *serial)
@@ -34,9 +40,7 @@ static struct audit_rec audit_row(const struct claim_ctx *cc, const char *event,
 	    .event = event,
 	    .flow = cc->user ? "user" : "self",
 	    .user_id = cc->user,
-	    .outcome = e == CE_OK             ? "ok"
-	               : err_status(e) >= 500 ? "error"
-	                                      : "refused",
+	    .outcome = outcome_of(e),
 	    .reason = err_name(e),
 	    .mac = mac,
 	    .node_id = node_id,
@@ -60,36 +64,44 @@ static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, co
 }
 
 /*
- * Whether a registered device (@p found, @p d) may go on, in the order the protocol's
- * refusals are checked: unknown, then (at initiate, @p platform non-NULL) a platform
- * other than the registered one, then a lockout (seconds into cc->retry_after).
+ * Whether a device with facts @p f may go on, in the order the protocol's refusals are
+ * checked: unknown, then (at initiate, @p check_platform) a platform other than the
+ * registered one, then a lockout. The one place this is decided: the initiate's audit
+ * row takes it for every combination of facts (db_self_initiate), the reply for the
+ * facts found.
  */
-static enum claimd_err device_allows(struct claim_ctx *cc, bool found, const struct device_row *d,
-                                     const char *platform)
+static enum claimd_err device_allows(const struct device_facts *f, bool check_platform)
 {
-	if (!found)
+	if (!f->found)
 		return CE_UNKNOWN_DEVICE;
-	if (platform && strcmp(d->platform, platform) != 0)
+	if (check_platform && !f->platform_ok)
 		return CE_PLATFORM_MISMATCH;
-	if (d->locked_for) {
-		cc->retry_after = d->locked_for;
+	if (f->locked_for)
 		return CE_MAC_LOCKED;
-	}
 	return CE_OK;
 }
 
 enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     struct initiate_result *out)
 {
-	struct device_row d;
-	enum db_status s = db_device_get(cc->db, mac, &d);
+	const char *outcome[DEVICE_FACT_COMBINATIONS], *reason[DEVICE_FACT_COMBINATIONS];
+	struct audit_rec a = audit_row(cc, "initiate", CE_OK, mac, NULL, NULL);
+	struct device_facts f;
 	enum claimd_err e;
 
-	crypto_wipe(d.sealed, sizeof(d.sealed)); /* not needed to start a claim */
+	/* The decision for every combination of facts, indexed as db_self_initiate() reads
+	 * them, so that the lookup and the audit row are one statement. */
+	for (int i = 0; i < DEVICE_FACT_COMBINATIONS; i++) {
+		struct device_facts c = {i & 4, i & 2, i & 1};
+		e = device_allows(&c, true);
+		outcome[i] = outcome_of(e);
+		reason[i] = err_name(e);
+	}
+	enum db_status s = db_self_initiate(cc->db, mac, platform, &a, outcome, reason, &f);
 	if (s < DB_NO_ROWS)
 		return from_db(s, cc, "initiate");
-	e = device_allows(cc, s == DB_OK, &d, platform);
-	audit(cc, "initiate", e, mac, NULL, NULL);
+	if ((e = device_allows(&f, true)) == CE_MAC_LOCKED)
+		cc->retry_after = f.locked_for;
 	if (e != CE_OK)
 		return e;
 	authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl, out->auth_id,
@@ -140,7 +152,9 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 		return from_db(s, cc, "device lookup");
 	v->forgive = d.has_failures;
 	/* A locked MAC is refused before its key is even opened, right answer or not. */
-	e = device_allows(cc, s == DB_OK, &d, NULL);
+	struct device_facts f = {s == DB_OK, true, s == DB_OK ? d.locked_for : 0};
+	if ((e = device_allows(&f, false)) == CE_MAC_LOCKED)
+		cc->retry_after = f.locked_for;
 	if (e == CE_OK && !efuse_open(cc->rt->secrets, v->mac, d.sealed, sizeof(d.sealed), key)) {
 		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
 		          cc->request_id, v->mac);

@@ -50,6 +50,23 @@ const struct db_stmt db_claims_stmts[] = {
      * so a locked MAC costs no extra query. */
     {"device_get", "SELECT d.platform, d.efuse_key_sealed AS sealed, " LOCK_SECS " AS lock_secs,"
                    " coalesce(l.failures, 0) > 0 AS has_failures" DEVICE_AND_LOCK},
+    /* $1-$11 the audit row, but $3 and $4 are the caller's outcome and reason for every
+     * combination of the facts (text[8], indexed as DEVICE_FACT_COMBINATIONS says);
+     * $12 mac $13 platform. The statement only indexes the caller's decision by the
+     * facts it read; it writes nothing but the row, so it does not wait for the disk. */
+    {"self_initiate",
+     "WITH c AS (SELECT set_config('synchronous_commit', 'off', true)),"
+     " d AS (SELECT d.platform = $13 AS platform_ok, " LOCK_SECS " AS secs"
+     "  FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $12),"
+     " f AS (SELECT EXISTS (SELECT 1 FROM d) AS found,"
+     "  coalesce((SELECT platform_ok FROM d), false) AS platform_ok,"
+     "  coalesce((SELECT secs FROM d), 0) AS lock_secs),"
+     " i AS (SELECT 1 + 4 * found::int + 2 * platform_ok::int + (lock_secs > 0)::int AS n"
+     "  FROM f),"
+     " a AS (INSERT INTO audit (" AUDIT_COLS ")"
+     "  SELECT $1, $2, ($3::text[])[i.n], ($4::text[])[i.n], $5, $6, $7, $8, $9, $10, $11"
+     "  FROM i, c)"
+     " SELECT found, platform_ok, lock_secs FROM f"},
     {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
     {"self_claim_commit", SELF_CLAIM_CTES " SELECT 1 AS spent FROM s"},
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
@@ -112,6 +129,50 @@ enum db_status db_device_get(struct db *db, const char *mac, struct device_row *
 	};
 	enum db_status s = db_run_exec(db, "device_get", p, cols);
 
+	out->locked_for = s == DB_OK ? positive(secs) : 0;
+	return s;
+}
+
+/* "{a,b,...}": @p n names (upper-case letters, digits and '_' only) as a text[]. */
+static bool name_array(char *out, size_t outsz, const char *const *names, size_t n)
+{
+	size_t len = 0;
+	int w;
+
+	for (size_t i = 0; i < n; i++) {
+		w = snprintf(out + len, outsz - len, "%c%s", i ? ',' : '{', names[i]);
+		if (w < 0 || (size_t)w >= outsz - len)
+			return false;
+		len += (size_t)w;
+	}
+	w = snprintf(out + len, outsz - len, "}");
+	return w == 1;
+}
+
+enum db_status db_self_initiate(struct db *db, const char *mac, const char *platform,
+                                const struct audit_rec *a,
+                                const char *const outcome[DEVICE_FACT_COMBINATIONS],
+                                const char *const reason[DEVICE_FACT_COMBINATIONS],
+                                struct device_facts *out)
+{
+	char outcomes[DEVICE_FACT_COMBINATIONS * 12], reasons[DEVICE_FACT_COMBINATIONS * 66];
+	struct db_param p[AUDIT_NPARAMS + 3];
+	int64_t secs = 0;
+	const struct db_col cols[] = {DB_COL_BOOL("found", &out->found),
+	                              DB_COL_BOOL("platform_ok", &out->platform_ok),
+	                              DB_COL_INT("lock_secs", &secs), DB_COLS_END};
+	enum db_status s;
+
+	if (!name_array(outcomes, sizeof(outcomes), outcome, DEVICE_FACT_COMBINATIONS) ||
+	    !name_array(reasons, sizeof(reasons), reason, DEVICE_FACT_COMBINATIONS))
+		return DB_HARD;
+	db_audit_params(p, a);
+	p[2] = DB_TEXT(outcomes);
+	p[3] = DB_TEXT(reasons);
+	p[11] = DB_TEXT(mac);
+	p[12] = DB_TEXT(platform);
+	p[13] = DB_PARAMS_END;
+	s = db_run_exec(db, "self_initiate", p, cols);
 	out->locked_for = s == DB_OK ? positive(secs) : 0;
 	return s;
 }

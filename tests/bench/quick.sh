@@ -5,7 +5,8 @@
 #   tests/bench/quick.sh [ec|rsa2048|rsa3072 CA key] [ec|rsa device keys]
 # Environment: DEVICES (2000), CONCURRENCY (64), SECONDS_RUN (10), THREADS (claimd workers,
 # 8), VERIFY=1 (check every certificate against the dev root), RATE (claims started per
-# second, all clients together; unset: as fast as they can)
+# second, all clients together; unset: as fast as they can), EXTRA_YAML (more config, e.g.
+# 'revocation: {on_reclaim: keep}')
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 ca=${1:-ec}
@@ -18,7 +19,8 @@ work=${BENCH_DIR:-$root/build/bench-quick}
 B=$root/build
 
 . "$root/tests/bench/lib.sh"
-bench_setup "$ca" "$(bench_server_yaml "$threads")"
+bench_setup "$ca" "$(bench_server_yaml "$threads")${EXTRA_YAML:+
+$EXTRA_YAML}"
 pid= cpid=
 trap bench_cleanup EXIT
 gen_devices "$devices" 7 "$work/devices.csv"
