@@ -20,8 +20,8 @@
 #include "claimd/util.h"
 #include "harness.h"
 
-#define ISSUER   "https://idp.test.invalid/"
-#define AUDIENCE "claimd"
+#define ISSUER   TEST_ISSUER
+#define AUDIENCE TEST_AUDIENCE
 
 /* A self claim of MAC1 with device @p dv; true on success. */
 static bool self_claim(struct fx *f, const struct sim_device *dv)
@@ -317,38 +317,20 @@ struct ufx {
 
 static bool ufx_up(struct ufx *u, const char *name, unsigned quota, unsigned ttl)
 {
-	char err[256], dir[1050];
 	struct topts o = {.ttl = ttl};
 
-	snprintf(u->yaml, sizeof(u->yaml),
-	         "users:\n  jwt:\n    jwks_file: idp/jwks.json\n    issuer: \"" ISSUER "\"\n"
-	         "    audience: \"" AUDIENCE "\"\n  quota: %u\n",
-	         quota);
+	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;
 	if (!tenv_setup(&u->f.t, name, &o))
 		return false;
-	snprintf(dir, sizeof(dir), "%s/idp", u->f.t.dir);
-	snprintf(u->idp, sizeof(u->idp), "%s/idp.key", dir);
-	if (devidp_create(dir, "ec", "k1", err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (!test_idp_create(&u->f.t, "ec", u->idp))
 		return false;
-	}
 	return daemon_start(&u->f.t, &u->f.d);
 }
 
 static char *token_for(struct ufx *u, const char *user)
 {
-	char err[256];
-	struct devtoken t = {.key_file = u->idp,
-	                     .kid = "k1",
-	                     .issuer = ISSUER,
-	                     .audience = AUDIENCE,
-	                     .user = user,
-	                     .ttl = 600};
-	char *tok = devidp_token(&t, err, sizeof(err));
-	if (!tok)
-		fprintf(stderr, "token: %s\n", err);
-	return tok;
+	return test_token(u->idp, user);
 }
 
 static bool user_claim(struct ufx *u, const char *token, const char *mac, char node[65])
