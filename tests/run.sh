@@ -10,7 +10,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 
 bash "$root/.ci/deps.sh" --test
-bash "$root/.ci/deps-deploy.sh"
 
 run_suite() {
   local dir=$1; shift

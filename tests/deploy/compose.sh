@@ -18,7 +18,7 @@ compose=$dir/compose.yaml
 die() { echo "compose test: $*" >&2; exit 1; }
 
 [ -x "$build/claimd" ] && [ -x "$build/claimctl" ] || die "claimd and claimctl not built in $build"
-command -v docker-compose >/dev/null || die "docker-compose not found: run .ci/deps-deploy.sh"
+command -v docker-compose >/dev/null || die "docker-compose not found: run .ci/deps.sh --test"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

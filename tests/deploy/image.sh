@@ -13,7 +13,7 @@
 # Environment: CLAIMD_BUILD_DIR (default build/; its claimsim and claimctl are used),
 # CLAIMD_CI_CACHE (default /var/cache/claimd-ci: base tarballs and podman's storage,
 # so a second run reuses the base and the build stage's packages). Needs root and the
-# packages of .ci/deps-deploy.sh --image. Work files go to BUILD/image-test.*, removed
+# packages of .ci/deps.sh --image. Work files go to BUILD/image-test.*, removed
 # after a passing run (a failed run's are kept until the next run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,7 +28,7 @@ step() { echo "== image test: $*"; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (podman build, chroot, bind mount)"
 for t in podman debootstrap chroot openssl psql; do
-  command -v "$t" >/dev/null || die "$t not found: run .ci/deps-deploy.sh --image"
+  command -v "$t" >/dev/null || die "$t not found: run .ci/deps.sh --image"
 done
 for b in claimsim claimctl; do
   [ -x "$build/$b" ] || die "$build/$b not built (cmake --build build)"
