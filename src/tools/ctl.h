@@ -14,6 +14,8 @@
 struct claimd_config *ctl_config(void);
 /** Connects to the config's database; NULL after printing why. */
 struct db *ctl_db(void);
+/** Flushes stdout; 0, or 1 after saying that writing it failed (a full disk, a closed pipe). */
+int ctl_flush_stdout(const char *what);
 /** "claimctl:USER" (the invoking user, SUDO_USER first), for revoked_by and audit rows. */
 const char *ctl_actor(void);
 

@@ -196,6 +196,26 @@ static void revoke_and_list(void)
 	free(out);
 	CHECK(ctl(&f, &out, "certs --help") == 0);
 	free(out);
+	/* A mistyped serial among good ones: the good one is revoked, the other named, and
+	 * the exit status says it. */
+	REQUIRE(self_claim(&f, &dv));
+	char *second = serial_of(&f, MAC1, 1);
+	REQUIRE(second);
+	snprintf(cmd, sizeof(cmd), "certs revoke %s 0123456789ABCDEF0123456789ABCDEF", second);
+	CHECK(ctl(&f, &out, cmd) == 1);
+	CHECKF(out && strstr(out, "no such certificate: 0123456789ABCDEF0123456789ABCDEF") &&
+	           strstr(out, "1 certificate(s) revoked"),
+	       "%s", out);
+	free(out);
+	free(second);
+	/* --reason is revoke's; output that cannot be written is a failure. */
+	CHECK(ctl(&f, &out, "certs list --reason keyCompromise") == 2);
+	CHECK(out && strstr(out, "--reason goes with revoke only"));
+	free(out);
+	CHECK(t_run(NULL, "'%s' -c '%s' crl --der > /dev/full", t_bin("claimctl"), f.t.config) ==
+	      1);
+	CHECK(t_run(NULL, "'%s' -c '%s' certs list > /dev/full", t_bin("claimctl"), f.t.config) ==
+	      1);
 	free(serial);
 	EVP_PKEY_free(dv.key);
 	fx_down(&f);
@@ -478,8 +498,29 @@ static void exports(void)
 	          "--format csv") == 0);
 	CHECK(out && strstr(out, "row(s)"));
 	free(out);
-	CHECK(ctl(&f, &out, "audit export --since yesterday") == 2);
-	CHECK(out && strstr(out, "not an RFC 3339 time"));
+	/* Times are checked to the day of the month, and offsets to what PostgreSQL reads. */
+	static const char *const bad[] = {"yesterday",
+	                                  "2026-02-31",
+	                                  "2025-02-29",
+	                                  "0000-01-01",
+	                                  "+202-11-29",
+	                                  "2026- 1- 1",
+	                                  "2026-11-29T-1:00:00Z",
+	                                  "2026-11-29T00:-1:00Z",
+	                                  "2026-11-29T00:00:00+-1:00",
+	                                  "2026-11-29T00:00:00+16:00",
+	                                  "2026-11-29T24:00:00Z",
+	                                  "2026-11-29T00:00:00",
+	                                  "2016-12-31T23:59:60.5Z"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char arg[96];
+		snprintf(arg, sizeof(arg), "audit export --since '%s'", bad[i]);
+		CHECKF(ctl(&f, &out, arg) == 2 && out && strstr(out, "not an RFC 3339 time"),
+		       "%s: %s", bad[i], out ? out : "");
+		free(out);
+	}
+	CHECK(ctl(&f, &out, "audit export --since 2024-02-29 --until 2999-12-31T23:59:60-15:59") ==
+	      0);
 	free(out);
 	free(valid);
 	free(pem);
