@@ -90,4 +90,7 @@ int ca_key_id(const struct ca *ca, uint8_t out[32]);
 int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
                 int64_t this_update, int64_t next_update, uint8_t **der, size_t *len);
 
+/** The nextUpdate (unix seconds) of DER CRL @p der. 0, or -1 (not a CRL, logged). */
+int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update);
+
 #endif

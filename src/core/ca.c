@@ -682,3 +682,20 @@ out:
 	X509_CRL_free(crl);
 	return rc;
 }
+
+int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update)
+{
+	const unsigned char *p = der;
+	X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+	const ASN1_TIME *nu = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
+	int rc = -1;
+
+	if (nu) {
+		*next_update = asn1_to_unix(nu);
+		rc = 0;
+	} else {
+		log_openssl("d2i_X509_CRL");
+	}
+	X509_CRL_free(crl);
+	return rc;
+}

@@ -624,6 +624,64 @@ static void racing_reclaims_and_revoke(void)
 	fx_down(&f);
 }
 
+/* The CRL outlives a database outage until its nextUpdate (a broker's refresh job keeps
+ * working), and If-None-Match is read as HTTP says: lists, weak tags, "*". */
+static void crl_through_outage(void)
+{
+	struct fx f;
+	char etag[40], inm[160];
+	int status = 0;
+	REQUIRE(fx_up(&f, "crl_through_outage", NULL));
+	X509_CRL *crl = get_crl(&f.d, NULL, &status, etag, sizeof(etag));
+	REQUIRE(crl && status == 200);
+	long number = crl_number(crl);
+	X509_CRL_free(crl);
+	snprintf(inm, sizeof(inm), "If-None-Match: W/\"x\", W/%s\r\n", etag);
+	CHECK(!get_crl(&f.d, inm, &status, NULL, 0) && status == 304);
+	CHECK(!get_crl(&f.d, "If-None-Match: *\r\n", &status, NULL, 0) && status == 304);
+	CHECK((crl = get_crl(&f.d, "If-None-Match: \"0\", \"x\"\r\n", &status, NULL, 0)));
+	X509_CRL_free(crl);
+	/* The database refuses claimd's connections: the cached CRL is still served. (The
+	 * switch is made from the server's own database: not from the one it closes.) */
+	PGconn *admin = PQconnectdb(getenv("CLAIMD_TEST_PG"));
+	char sql[512];
+	REQUIRE(PQstatus(admin) == CONNECTION_OK);
+	snprintf(sql, sizeof(sql),
+	         "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false;"
+	         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+	         PQdb(f.t.pg), PQdb(f.t.pg));
+	PGresult *r = PQexec(admin, sql);
+	CHECKF(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	struct timespec ts = {2, 200 * 1000000L}; /* past the 2 s check interval */
+	nanosleep(&ts, NULL);
+	crl = get_crl(&f.d, NULL, &status, NULL, 0);
+	CHECKF(crl && status == 200 && crl_number(crl) == number, "status %d", status);
+	X509_CRL_free(crl);
+	/* A claim meanwhile is refused as busy, not an error. */
+	struct session s;
+	struct http_response hr;
+	memset(&s, 0, sizeof(s));
+	char body[96];
+	snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"esp32s3\"}", MAC1);
+	CHECK(post(&f.d, "claim/initiate", "", body, &hr) == 0 && hr.status == 503);
+	http_response_free(&hr);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", PQdb(f.t.pg));
+	r = PQexec(admin, sql);
+	CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(admin);
+	/* The harness's own connection was ended too. */
+	PQreset(f.t.pg);
+	/* Back: claims work again without a restart. */
+	CHECK(initiate(&f.d, MAC1, "esp32s3", &s));
+	char *log = NULL;
+	t_run(&log, "cat '%s'", f.d.log);
+	CHECK(log && strstr(log, "serving CRL number"));
+	free(log);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"revoke_and_list", revoke_and_list},
     {"supersede_on_reclaim", supersede_on_reclaim},
@@ -633,6 +691,7 @@ static const struct t_case cases[] = {
     {"exports", exports},
     {"crl_url_in_certificates", crl_url_in_certificates},
     {"racing_reclaims_and_revoke", racing_reclaims_and_revoke},
+    {"crl_through_outage", crl_through_outage},
     {NULL, NULL},
 };
 
