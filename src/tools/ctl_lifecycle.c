@@ -357,6 +357,9 @@ int ctl_nodes_release(int argc, char **argv)
 		fputs("usage: claimctl nodes release NODE_ID\n", stderr);
 		return 2;
 	}
+	/* A self-claimed node's node_id is its MAC: any spelling of a MAC names it. */
+	char mac[MAC_LEN + 1];
+	const char *node = mac_normalize(mac, argv[1], strlen(argv[1])) ? mac : argv[1];
 	struct db *db = ctl_db();
 	if (!db)
 		return 1;
@@ -365,19 +368,19 @@ int ctl_nodes_release(int argc, char **argv)
 	                      .flow = "operator",
 	                      .outcome = "ok",
 	                      .reason = "OK",
-	                      .node_id = argv[1],
+	                      .node_id = node,
 	                      .detail = detail};
-	enum db_status s = db_node_release(db, argv[1], CRL_REASON_CESSATION_OF_OPERATION,
-	                                   ctl_actor(), &a, &revoked);
+	enum db_status s =
+	    db_node_release(db, node, CRL_REASON_CESSATION_OF_OPERATION, ctl_actor(), &a, &revoked);
 	db_close(db);
 	if (s == DB_NO_ROWS) {
-		fprintf(stderr, "nodes release: no live node %s\n", argv[1]);
+		fprintf(stderr, "nodes release: no live node %s\n", node);
 		return 1;
 	}
 	if (s < DB_NO_ROWS)
 		return 1;
 	printf("nodes release: %s released, %ld certificate(s) revoked (cessationOfOperation)\n",
-	       argv[1], revoked);
+	       node, revoked);
 	return 0;
 }
 

@@ -522,6 +522,10 @@ static void exports(void)
 	CHECK(ctl(&f, &out, "audit export --since 2024-02-29 --until 2999-12-31T23:59:60-15:59") ==
 	      0);
 	free(out);
+	/* A self node is released by its MAC in any spelling (its node_id is the MAC). */
+	CHECK(ctl(&f, &out, "nodes release 7c:df:a1:00:00:01") == 0);
+	CHECKF(out && strstr(out, MAC1 " released"), "%s", out);
+	free(out);
 	free(valid);
 	free(pem);
 	EVP_PKEY_free(dv.key);
