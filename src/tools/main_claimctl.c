@@ -25,42 +25,6 @@
 
 static const char *config_path = "/etc/claimd/claimd.yaml";
 
-static void usage(FILE *f)
-{
-	fputs(
-	    "usage: claimctl [-c FILE] COMMAND [ARGS]\n"
-	    "  migrate                         create or upgrade the database schema\n"
-	    "  devices import [--replace] [--skip-invalid] FILE.csv|-\n"
-	    "                                  register manufactured chips "
-	    "(mac,platform,efuse_key)\n"
-	    "  users quota USER N              let USER hold N devices (0 = unlimited)\n"
-	    "  nodes list --user USER          the nodes USER holds\n"
-	    "  nodes show NODE_ID|MAC          a node (or every node of a MAC) and its "
-	    "certificates\n"
-	    "  nodes release NODE_ID           revoke its certificates (cessationOfOperation) "
-	    "and free its (user, MAC)\n"
-	    "  certs list [--node NODE_ID|--mac MAC] [--revoked] [--json]\n"
-	    "                                  issued certificates and their status\n"
-	    "  certs revoke (SERIAL...|--node NODE_ID|--mac MAC) [--reason R]\n"
-	    "                                  revoke (R: an RFC 5280 reason name; idempotent)\n"
-	    "  crl [--der]                     print the current CRL (PEM unless --der)\n"
-	    "  nodes export [--user USER]      CSV node_id,mac,user,platform,certs of live nodes\n"
-	    "  audit export [--since T] [--until T] [--format jsonl|csv]\n"
-	    "                                  the audit trail, oldest first (T: RFC 3339)\n"
-	    "  devices unlock MAC              lift a wrong-answer lockout\n"
-	    "  keygen                          print a new secrets key\n"
-	    "  dev-idp --out DIR [--key ec|rsa] [--kid KID]\n"
-	    "                                  make a development identity provider (key + JWKS)\n"
-	    "  dev-token --idp DIR --issuer ISS --user USER [--audience AUD] [--kid KID]\n"
-	    "            [--ttl SECONDS] [--user-claim NAME]\n"
-	    "                                  print an access token from that provider\n"
-	    "  dev-ca --out DIR [--key ec|rsa2048|rsa3072]\n"
-	    "                                  make a development root + intermediate CA\n"
-	    "  config-example                  print the documented example config\n"
-	    "options: -c, --config FILE (default /etc/claimd/claimd.yaml), -h, -V\n",
-	    f);
-}
-
 struct claimd_config *ctl_config(void)
 {
 	char err[1024];
@@ -161,11 +125,13 @@ static int cmd_import(int argc, char **argv)
 			replace = true;
 		else if (opt == 's')
 			skip = true;
-		else
+		else {
+			ctl_usage_of("devices import", stderr);
 			return 2;
+		}
 	}
 	if (optind + 1 != argc) {
-		usage(stderr);
+		ctl_usage_of("devices import", stderr);
 		return 2;
 	}
 	st.file = st.rep.file = argv[optind];
@@ -249,11 +215,13 @@ static int dev_opts(int argc, char **argv, const char **out, const char **key, c
 			*key = optarg;
 		else if (opt == 'i' && kid)
 			*kid = optarg;
-		else
+		else {
+			ctl_usage_of(argv[0], stderr);
 			return 2;
+		}
 	}
-	if (!*out) {
-		usage(stderr);
+	if (!*out || optind != argc) {
+		ctl_usage_of(argv[0], stderr);
 		return 2;
 	}
 	return 0;
@@ -307,7 +275,7 @@ static int cmd_quota(int argc, char **argv)
 {
 	char *end;
 	if (argc != 4 || strcmp(argv[1], "quota") != 0) {
-		usage(stderr);
+		ctl_usage_of("users quota", stderr);
 		return 2;
 	}
 	unsigned long n = strtoul(argv[3], &end, 10);
@@ -359,7 +327,9 @@ static int cmd_nodes(int argc, char **argv)
 		list = false;
 		key = mac_normalize(mac, argv[2], strlen(argv[2])) ? mac : argv[2];
 	} else {
-		usage(stderr);
+		ctl_usage_of(argc >= 2 && strcmp(argv[1], "show") == 0 ? "nodes show"
+		                                                       : "nodes list",
+		             stderr);
 		return 2;
 	}
 	struct db *db = ctl_db();
@@ -430,11 +400,12 @@ static int cmd_devtoken(int argc, char **argv)
 			t.user_claim = optarg;
 			break;
 		default:
+			ctl_usage_of("dev-token", stderr);
 			return 2;
 		}
 	}
-	if (!dir || !t.issuer || !t.user) {
-		usage(stderr);
+	if (!dir || !t.issuer || !t.user || optind != argc) {
+		ctl_usage_of("dev-token", stderr);
 		return 2;
 	}
 	snprintf(keyfile, sizeof(keyfile), "%s/idp.key", dir);
@@ -463,63 +434,84 @@ int main(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			ctl_usage(stdout);
 			return 0;
 		case 'V':
 			printf("claimctl %s\n", CLAIMD_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			ctl_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		ctl_usage(stderr);
 		return 2;
+	}
+	argc -= optind;
+	argv += optind;
+	/* Help before anything else: no config, no database, no argument checks. */
+	char name[64];
+	ctl_command_name(argc, argv, name, sizeof(name));
+	if (ctl_help_wanted(argc, argv)) {
+		if (!ctl_command_known(name)) {
+			fprintf(stderr, "claimctl: unknown command '%s'\n", argv[0]);
+			ctl_usage(stderr);
+			return 2;
+		}
+		ctl_usage_of(name, stdout);
+		return 0;
 	}
 	if (crypto_init() < 0) {
 		fprintf(stderr, "claimctl: cannot initialise libsodium\n");
 		return 1;
 	}
-	argc -= optind;
-	argv += optind;
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		return cmd_migrate();
-	if (strcmp(argv[0], "devices") == 0 && argc >= 2 && strcmp(argv[1], "import") == 0)
+	if (strcmp(name, "devices import") == 0)
 		return cmd_import(argc - 1, argv + 1);
-	if (strcmp(argv[0], "devices") == 0 && argc == 3 && strcmp(argv[1], "unlock") == 0)
-		return cmd_unlock(argv[2]);
-	if (strcmp(argv[0], "keygen") == 0 && argc == 1) {
+	if (strcmp(name, "devices unlock") == 0) {
+		if (argc == 3)
+			return cmd_unlock(argv[2]);
+	} else if (strcmp(name, "devices list") == 0) {
+		return ctl_devices_list(argc - 1, argv + 1);
+	} else if (strcmp(name, "devices show") == 0) {
+		return ctl_devices_show(argc - 1, argv + 1);
+	} else if (strcmp(argv[0], "keygen") == 0 && argc == 1) {
 		char key[64];
 		secrets_keygen(key, sizeof(key));
 		printf("%s\n", key);
 		crypto_wipe(key, sizeof(key));
 		return 0;
-	}
-	if (strcmp(argv[0], "dev-ca") == 0)
+	} else if (strcmp(argv[0], "dev-ca") == 0) {
 		return cmd_devca(argc, argv);
-	if (strcmp(argv[0], "dev-idp") == 0)
+	} else if (strcmp(argv[0], "dev-idp") == 0) {
 		return cmd_devidp(argc, argv);
-	if (strcmp(argv[0], "dev-token") == 0)
+	} else if (strcmp(argv[0], "dev-token") == 0) {
 		return cmd_devtoken(argc, argv);
-	if (strcmp(argv[0], "users") == 0)
+	} else if (strcmp(argv[0], "users") == 0) {
 		return cmd_quota(argc, argv);
-	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "release") == 0)
+	} else if (strcmp(name, "nodes release") == 0) {
 		return ctl_nodes_release(argc - 1, argv + 1);
-	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0)
+	} else if (strcmp(name, "nodes export") == 0) {
 		return ctl_nodes_export(argc - 1, argv + 1);
-	if (strcmp(argv[0], "audit") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0)
+	} else if (strcmp(name, "audit export") == 0) {
 		return ctl_audit_export(argc - 1, argv + 1);
-	if (strcmp(argv[0], "nodes") == 0)
+	} else if (strcmp(argv[0], "nodes") == 0) {
 		return cmd_nodes(argc, argv);
-	if (strcmp(argv[0], "certs") == 0)
+	} else if (strcmp(argv[0], "certs") == 0) {
 		return ctl_certs(argc, argv);
-	if (strcmp(argv[0], "crl") == 0)
+	} else if (strcmp(argv[0], "crl") == 0) {
 		return ctl_crl(argc, argv);
-	if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
+	} else if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
 		config_write_example(stdout);
 		return 0;
 	}
-	usage(stderr);
+	if (ctl_command_known(name)) {
+		ctl_usage_of(name, stderr);
+		return 2;
+	}
+	fprintf(stderr, "claimctl: unknown command '%s'\n", argv[0]);
+	ctl_usage(stderr);
 	return 2;
 }
