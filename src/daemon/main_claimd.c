@@ -110,6 +110,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
+	log_set_format((enum log_format)log_format_parse(rt->cfg->log_format));
 	/* Workers inherit this mask, so only the main thread's sigwait sees these. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			log_set_level((enum log_level)log_level_parse(next->cfg->log_level));
+			log_set_format((enum log_format)log_format_parse(next->cfg->log_format));
 			app_swap(&app, next);
 			log_info("reloaded %s (CA key %s)", config, ca_key_type(next->ca));
 			continue;
