@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 enum ktype { K_STR, K_PATH, K_UINT, K_LIST, K_HOST };
@@ -505,8 +506,15 @@ out:
 struct claimd_config *config_load(const char *path, char *err, size_t errsz)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	if (!f) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* A directory opens for reading on Linux and only fails at the first read. */
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errsz, "%s: is a directory, not a config file", path);
+		fclose(f);
 		return NULL;
 	}
 	struct claimd_config *c = load(path, f, NULL, 0, err, errsz);
