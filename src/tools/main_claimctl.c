@@ -4,9 +4,11 @@
  * FILE:LINE: reason where there is a line to name; exit status 0 means success.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,8 +54,26 @@ static int cmd_migrate(void)
 	return 0;
 }
 
+/*
+ * The progress line of an import, on a terminal only. While rows are read it counts
+ * them (with a percentage when the input is a regular file); while the database checks
+ * and merges them, which is most of a large import's time and one long wait on the
+ * server, a thread keeps the line moving with the seconds spent so far.
+ */
+struct progress {
+	bool on;
+	pthread_mutex_t lock; /* one writer of stderr at a time: the ticker or a report */
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running, stop;
+	long rows;
+	uint64_t started, phase_started;
+	off_t size; /* bytes of a regular input file; 0 when not known */
+};
+
 struct import_reporter {
 	const char *file;
+	struct progress *p;
 };
 
 struct import_state {
@@ -61,23 +81,84 @@ struct import_state {
 	const char *file;
 	struct secrets *secrets;
 	struct db *db;
+	FILE *in;
 	bool failed_db;
-	bool progress;
+	struct progress p;
 	long rows;
-	uint64_t started, last;
+	uint64_t last;
 };
+
+/* Clears the progress line so that a message starts at the left margin. */
+static void progress_clear(struct progress *p)
+{
+	if (p->on)
+		fputs("\r\033[K", stderr);
+}
+
+static void *progress_tick(void *arg)
+{
+	struct progress *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		uint64_t now = now_ms_monotonic();
+		fprintf(stderr,
+		        "\r\033[K%ld rows read in %.1f s; checking and storing them in the "
+		        "database (%.0f s)",
+		        p->rows, (double)(p->phase_started - p->started) / 1000.0,
+		        (double)(now - p->phase_started) / 1000.0);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* The database phase begins: the ticker takes over the line. */
+static void progress_db_start(struct progress *p, long rows)
+{
+	if (!p->on)
+		return;
+	p->rows = rows;
+	p->phase_started = now_ms_monotonic();
+	p->running = pthread_create(&p->thread, NULL, progress_tick, p) == 0;
+}
+
+static void progress_stop(struct progress *p)
+{
+	if (!p->on)
+		return;
+	if (p->running) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_signal(&p->wake);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->thread, NULL);
+		p->running = false;
+	}
+	progress_clear(p);
+}
 
 static void import_error(void *arg, long line, const char *reason)
 {
 	struct import_state *st = arg;
-	if (st->progress)
-		fputs("\r\033[K", stderr);
+	progress_clear(&st->p);
 	fprintf(stderr, "%s:%ld: %s\n", st->file, line, reason);
 }
 
 static void import_conflict(struct import_reporter *r, long line, const char *mac, const char *what)
 {
+	/* Called while the ticker runs. */
+	pthread_mutex_lock(&r->p->lock);
+	progress_clear(r->p);
 	fprintf(stderr, "%s:%ld: %s: %s\n", r->file, line, mac, what);
+	pthread_mutex_unlock(&r->p->lock);
 }
 
 static int import_row(void *arg, const struct csv_row *row)
@@ -92,11 +173,16 @@ static int import_row(void *arg, const struct csv_row *row)
 		return -1;
 	}
 	st->rows++;
-	if (st->progress && (st->rows & 1023) == 0) {
+	if (st->p.on && (st->rows & 1023) == 0) {
 		uint64_t now = now_ms_monotonic();
 		if (now - st->last >= 250) {
-			double secs = (double)(now - st->started) / 1000.0;
-			fprintf(stderr, "\r%ld rows read (%.0f rows/s)", st->rows,
+			double secs = (double)(now - st->p.started) / 1000.0;
+			long pos = st->p.size > 0 ? ftell(st->in) : -1;
+			char pct[32] = "";
+			if (pos >= 0)
+				snprintf(pct, sizeof(pct), " %.0f%%,",
+				         100.0 * (double)pos / (double)st->p.size);
+			fprintf(stderr, "\r\033[K%ld rows read (%s %.0f rows/s)", st->rows, pct,
 			        secs > 0 ? (double)st->rows / secs : 0.0);
 			st->last = now;
 		}
@@ -110,7 +196,9 @@ static int cmd_import(int argc, char **argv)
 	                                     {"skip-invalid", no_argument, NULL, 's'},
 	                                     {NULL, 0, NULL, 0}};
 	bool replace = false, skip = false;
-	struct import_state st = {0};
+	struct import_state st = {
+	    .p = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER}};
+	struct stat sb;
 	struct claimd_config *c = NULL;
 	struct csv_result res;
 	struct import_counts counts;
@@ -135,6 +223,7 @@ static int cmd_import(int argc, char **argv)
 		return 2;
 	}
 	st.file = st.rep.file = argv[optind];
+	st.rep.p = &st.p;
 	if (!(c = ctl_config()))
 		return 1;
 	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
@@ -150,28 +239,34 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	st.progress = isatty(STDERR_FILENO);
-	st.started = st.last = now_ms_monotonic();
+	st.in = f;
+	st.p.on = isatty(STDERR_FILENO);
+	st.p.started = now_ms_monotonic();
+	st.last = 0; /* the first line comes at once */
+	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode))
+		st.p.size = sb.st_size;
 	if (db_import_begin(st.db) < DB_NO_ROWS) {
 		fprintf(stderr, "%s: cannot start the import\n", st.file);
 		goto out;
 	}
 	if (csv_read_stream(f, import_row, import_error, &st, &res) < 0 || st.failed_db) {
 		db_import_abort(st.db);
+		progress_clear(&st.p);
 		fprintf(stderr, "%s: nothing stored\n", st.file);
 		goto out;
 	}
-	if (st.progress)
-		fputs("\r\033[K", stderr);
 	if (res.errors && !skip) {
 		db_import_abort(st.db);
+		progress_clear(&st.p);
 		fprintf(stderr,
 		        "%s: %ld invalid row(s); nothing stored (--skip-invalid to import "
 		        "the valid ones)\n",
 		        st.file, res.errors);
 		goto out;
 	}
+	progress_db_start(&st.p, res.rows);
 	s = db_import_finish(st.db, replace, skip, import_conflict, &st.rep, &counts);
+	progress_stop(&st.p);
 	if (s == DB_NO_ROWS) {
 		fprintf(stderr, "%s: %ld conflicting row(s); nothing stored\n", st.file,
 		        counts.conflicts);
@@ -181,7 +276,7 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "%s: database error; nothing stored\n", st.file);
 		goto out;
 	}
-	double secs = (double)(now_ms_monotonic() - st.started) / 1000.0;
+	double secs = (double)(now_ms_monotonic() - st.p.started) / 1000.0;
 	printf("%s: %ld rows in %.1f s: %ld added, %ld replaced, %ld unchanged, %ld skipped\n",
 	       st.file, res.rows, secs, counts.added, counts.replaced, counts.unchanged,
 	       res.errors + counts.conflicts);
