@@ -67,8 +67,8 @@ users:
     issuer: "https://idp.claimd-demo.invalid/"
     audience: "claimd"
 YAML
-"$B/claimd" -t -c "$state/claimd.yaml"
 "$B/claimctl" -c "$state/claimd.yaml" migrate
+"$B/claimd" -t -c "$state/claimd.yaml"
 
 echo "== registering simulated devices (as a factory would, from its CSV)"
 if [ ! -f "$state/devices.csv" ]; then

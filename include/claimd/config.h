@@ -56,6 +56,8 @@ struct claimd_config {
 
 	unsigned crl_hours;
 	char *on_reclaim; /* "supersede" or "keep" */
+
+	char *log_format; /* "text" or "json" */
 };
 
 /**

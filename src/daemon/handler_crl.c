@@ -69,6 +69,7 @@ enum MHD_Result handle_crl(struct request *rq, struct MHD_Connection *c)
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/pkix-crl");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	reply_common_headers(rq, r);
 	ok = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	rq->status = status;

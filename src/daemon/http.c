@@ -139,7 +139,7 @@ static void resolve_remote(struct request *rq, struct MHD_Connection *c)
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->remote,
 		          sizeof(rq->remote));
-	if (!trusted(rq->rt->cfg, rq->remote))
+	if (!(rq->peer_trusted = trusted(rq->rt->cfg, rq->remote)))
 		return;
 	xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
 	if (xff && strlen(xff) < sizeof(buf)) {
@@ -182,6 +182,25 @@ static struct request *request_new(struct app *app, const char *method, const ch
 }
 
 /*
+ * A trusted proxy's X-Request-Id replaces the generated id, so one id follows a request
+ * through the proxy's log and ours; anyone else's is not believed. Only 1-64 characters
+ * of [A-Za-z0-9_.-] are taken: the id goes into log lines, the audit row and a header.
+ */
+static void take_request_id(struct request *rq, struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+	size_t n = v ? strlen(v) : 0;
+
+	if (!rq->peer_trusted || n == 0 || n >= sizeof(rq->id))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
+		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
+			return;
+	memcpy(rq->id, v, n + 1);
+}
+
+/*
  * The first call for a request, with its headers: find the route, then apply its
  * policy (method, address rate, claim slot) and the body size the headers announce.
  */
@@ -197,6 +216,7 @@ static enum MHD_Result admit(struct app *app, struct MHD_Connection *c, const ch
 		return MHD_NO;
 	*con_cls = rq;
 	resolve_remote(rq, c);
+	take_request_id(rq, c);
 	rq->route = route_find(path);
 	if (!rq->route->fn)
 		return reply_error(rq, c, CE_NOT_FOUND);
@@ -295,10 +315,25 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	if (!rq)
 		return;
-	log_info("req=%s remote=%s %s %s -> %u %s %lums%s", rq->id, rq->remote, rq->method,
-	         rq->path, rq->status, err_name(rq->code),
-	         (unsigned long)(now_ms_monotonic() - rq->start_ms),
-	         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+	/* Probes poll all day: their lines are debug, so info shows only real traffic. */
+	bool probe =
+	    rq->route && (rq->route->fn == handle_healthz || rq->route->fn == handle_readyz);
+	struct log_request lr = {
+	    .level = probe ? LOG_DEBUG : LOG_INFO,
+	    .request_id = rq->id,
+	    .remote = rq->remote,
+	    .method = rq->method,
+	    .route = rq->route && rq->route->fn ? rq->route->path : "unmatched",
+	    .path = rq->path,
+	    .status = rq->status,
+	    .outcome = err_name(rq->code),
+	    .duration_ms = (unsigned long)(now_ms_monotonic() - rq->start_ms),
+	    .mac = rq->mac,
+	    .node_id = rq->node_id,
+	    .user = rq->user,
+	    .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+	};
+	log_request(&lr);
 	if (rq->claim_slot)
 		atomic_fetch_sub(&app->claims_in_flight, 1);
 	runtime_release(rq->rt);
