@@ -840,6 +840,103 @@ static void chain_too_big_refused(void)
 	tenv_teardown(&t);
 }
 
+/* A CSV as the factory writes it, at @p name in the case's folder. */
+static const char *case_csv(struct fx *f, const char *name, const char *text)
+{
+	static char path[1100];
+	snprintf(path, sizeof(path), "%s/%s", f->t.dir, name);
+	FILE *o = fopen(path, "w");
+	if (!o)
+		return NULL;
+	fputs(text, o);
+	return fclose(o) == 0 ? path : NULL;
+}
+
+/* Every spelling through every entry point (interface.md, "Manufacturing CSV,
+ * tolerance"): claimctl's import of a spreadsheet's CSV (byte-order mark, CRLF, header
+ * names in capitals, ESP32-S3 and esp32_s3, an extra platform), then the devices'
+ * self claims with the firmware's spelling and others, then claimctl's MAC arguments. */
+static void import_spellings_self_claim(void)
+{
+	struct fx f;
+	struct sim_result res;
+	struct http_response r;
+	struct topts o = {0};
+	char *out = NULL;
+	/* Appended inside the harness's claim: section, its last. */
+	o.extra = "  extra_platforms: [\"ESP32-X9\"]\n";
+	REQUIRE(fx_up(&f, "import_spellings_self_claim", &o));
+	const char *rows =
+	    "\xEF\xBB\xBF"
+	    "MAC,Platform,EFUSE_KEY\r\n"
+	    "7cdfa1000011,ESP32-S3," K1HEX "\r\n"
+	    "7C:DF:A1:00:00:12,esp32_s3,00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f\r\n"
+	    "7C-DF-A1-00-00-13,esp32-x9," K1HEX "\r\n";
+	char *text = NULL;
+	REQUIRE(asprintf(&text, "%s7CDFA1000014,esp99," K1HEX "\r\n", rows) > 0);
+	const char *bad = case_csv(&f, "bad.csv", text);
+	free(text);
+	REQUIRE(bad);
+	/* An unknown target: FILE:LINE: platform: ..., and nothing from the file is stored. */
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), f.t.config, bad) ==
+	      1);
+	CHECKF(out && strstr(out, "bad.csv:5: platform: not a known IDF target") &&
+	           strstr(out, "\"esp99\"") && strstr(out, "nothing stored"),
+	       "%s", out ? out : "");
+	free(out);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM devices WHERE mac LIKE '7CDFA10000__' AND mac > "
+	                     "'7CDFA1000010'") == 0);
+	const char *good = case_csv(&f, "good.csv", rows);
+	REQUIRE(good);
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), f.t.config,
+	            good) == 0);
+	CHECKF(out && strstr(out, "3 added"), "%s", out ? out : "");
+	free(out);
+	/* Stored canonical: upper-case MACs, platforms without case or separators. */
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM devices WHERE (mac, platform) IN "
+	                     "(('7CDFA1000011', 'esp32s3'), ('7CDFA1000012', 'esp32s3'), "
+	                     "('7CDFA1000013', 'esp32x9'))") == 3);
+	/* The same devices spelt the other way are the same devices. */
+	const char *again = case_csv(&f, "again.csv",
+	                             "mac,platform,efuse_key\n7C:DF:A1:00:00:11,esp32s3," K1HEX
+	                             "\n7cdfa1000013,ESP32_X9," K1HEX "\n");
+	REQUIRE(again);
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), f.t.config,
+	            again) == 0);
+	CHECKF(out && strstr(out, "2 unchanged"), "%s", out ? out : "");
+	free(out);
+	/* Self claims: the firmware's "esp32s3" matches a row written ESP32-S3, and so do
+	 * other spellings of it; the extra platform claims like any other. */
+	static const char *claims[][2] = {
+	    {"7CDFA1000011", "esp32s3"}, {"7CDFA1000012", "ESP32-S3"}, {"7CDFA1000013", "esp32x9"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct sim_device dv = device(claims[i][0], claims[i][1], "ec");
+		CHECKF(sim_self_claim(&f.d.url, &dv, NULL, f.t.root, &res) == 0, "%s %s: %s",
+		       claims[i][0], claims[i][1], res.err);
+		free(res.certificate);
+		EVP_PKEY_free(dv.key);
+	}
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE node_id IN ('7CDFA1000011', "
+	                     "'7CDFA1000012', '7CDFA1000013')") == 3);
+	/* A MAC in lower case with separators and esp32_s3 initiate the same device; another
+	 * target is still another target. */
+	struct session s;
+	CHECK(initiate(&f.d, "7c:df:a1:00:00:12", "esp32_s3", &s));
+	REQUIRE(post(&f.d, "claim/initiate", "",
+	             "{\"mac_addr\":\"7CDFA1000011\",\"platform\":\"ESP32-C3\"}", &r) == 0);
+	check_failure(&r, 400, "platform: does not match");
+	http_response_free(&r);
+	/* claimctl's MAC arguments take the same spellings. */
+	CHECK(t_run(&out, "'%s' -c '%s' nodes show 7c-df-a1-00-00-11", t_bin("claimctl"),
+	            f.t.config) == 0);
+	CHECKF(out && strstr(out, "node 7CDFA1000011"), "%s", out ? out : "");
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' devices unlock 7c:df:a1:00:00:13", t_bin("claimctl"),
+	            f.t.config) == 0);
+	free(out);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"self_claim_ec", self_claim_ec},
     {"self_claim_rsa_device", self_claim_rsa_device},
@@ -867,6 +964,7 @@ static const struct t_case cases[] = {
     {"reload_restart_keys", reload_restart_keys},
     {"config_check_mode", config_check_mode},
     {"chain_too_big_refused", chain_too_big_refused},
+    {"import_spellings_self_claim", import_spellings_self_claim},
     {NULL, NULL},
 };
 

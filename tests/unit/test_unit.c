@@ -19,11 +19,13 @@
 
 #include "claimd/authid.h"
 #include "claimd/ca.h"
+#include "claimd/canon.h"
 #include "claimd/cert_reply.h"
 #include "claimd/config.h"
 #include "claimd/crypto.h"
 #include "claimd/csvimport.h"
 #include "claimd/devca.h"
+#include "claimd/request_fields.h"
 #include "claimd/sim.h"
 #include "claimd/util.h"
 #include "harness.h"
@@ -39,6 +41,8 @@ static void hmac_vector(void)
 	CHECK(strcmp(out, "92E9DAB07E0F5344694FBC2F9D883FC572A1F59EF5BDBA726AC74FA250C7C7312BF7"
 	                  "9187F92458F080B0F509F48B5B3D72EA72A6AB8DB9E46FCB2CEC209BED08") == 0);
 }
+
+#define K1HEX_UNIT "000102030405060708090A0B0C0D0E0F"
 
 static char tmpdir[512];
 
@@ -833,7 +837,7 @@ struct csv_t {
 	int rows;
 	int errors;
 	long lines[16];
-	char reasons[16][128];
+	char reasons[16][640];
 	struct csv_row last;
 };
 
@@ -850,7 +854,7 @@ static void csv_err_cb(void *arg, long line, const char *reason)
 	struct csv_t *t = arg;
 	if (t->errors < 16) {
 		t->lines[t->errors] = line;
-		snprintf(t->reasons[t->errors], 128, "%s", reason);
+		snprintf(t->reasons[t->errors], sizeof(t->reasons[0]), "%s", reason);
 	}
 	t->errors++;
 }
@@ -859,7 +863,7 @@ static int csv_run(const char *text, struct csv_t *t)
 {
 	struct csv_result res;
 	memset(t, 0, sizeof(*t));
-	return csv_read_buffer(text, strlen(text), csv_row_cb, csv_err_cb, t, &res);
+	return csv_read_buffer(text, strlen(text), NULL, csv_row_cb, csv_err_cb, t, &res);
 }
 
 static void csv_reader(void)
@@ -899,6 +903,202 @@ static void csv_reader(void)
 	CHECK(csv_run("mac,mac,platform,efuse_key\n", &t) < 0 && strstr(t.reasons[0], "twice"));
 }
 
+/* The canonical forms, every spelling the field produces, for each of the three fields
+ * and for a whole device (interface.md, "Manufacturing CSV" and its "tolerance"). */
+static void canon_fields(void)
+{
+	static const char *macs[] = {"7CDFA1000001", "7cdfa1000001", "7c:df:a1:00:00:01",
+	                             "7C-DF-A1-00-00-01", "7C:df:A1:00:00:01"};
+	static const char *bad_macs[] = {"",
+	                                 "7CDFA100000",
+	                                 "7CDFA10000011",
+	                                 "7C:DF-A1:00:00:01",
+	                                 "7C:DF:A1:00:00:0G",
+	                                 "7CDFA1 000001",
+	                                 "7C.DF.A1.00.00.01",
+	                                 " 7CDFA1000001"};
+	static const char *s3[] = {"esp32s3",  "ESP32S3",  "ESP32-S3",
+	                           "esp32_s3", "Esp32-S3", "esp-32-s3"};
+	static const char *bad_platforms[] = {"",
+	                                      "--",
+	                                      "esp 32",
+	                                      "esp32.s3",
+	                                      "esp32s3\n",
+	                                      "ésp32",
+	                                      "abcdefghijklmnopqrstuvwxyz0123456"};
+	char m[MAC_LEN + 1], p[PLATFORM_MAX + 1];
+	uint8_t k[EFUSE_KEY_BYTES];
+	struct canon_device d;
+	static char x9[] = "esp32x9";
+	static char *const extra[] = {x9, NULL};
+
+	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++)
+		CHECKF(mac_normalize(m, macs[i], strlen(macs[i])) && strcmp(m, "7CDFA1000001") == 0,
+		       "%s", macs[i]);
+	for (size_t i = 0; i < sizeof(bad_macs) / sizeof(bad_macs[0]); i++)
+		CHECKF(!mac_normalize(m, bad_macs[i], strlen(bad_macs[i])), "%s", bad_macs[i]);
+	for (size_t i = 0; i < sizeof(s3) / sizeof(s3[0]); i++) {
+		CHECKF(platform_normalize(p, s3[i], strlen(s3[i])) && strcmp(p, "esp32s3") == 0,
+		       "%s", s3[i]);
+		CHECK(canon_device("7CDFA1000001", s3[i], K1HEX_UNIT, NULL, &d) == CE_OK &&
+		      strcmp(d.platform, "esp32s3") == 0);
+	}
+	for (size_t i = 0; i < sizeof(bad_platforms) / sizeof(bad_platforms[0]); i++)
+		CHECKF(!platform_normalize(p, bad_platforms[i], strlen(bad_platforms[i])), "%s",
+		       bad_platforms[i]);
+	/* 32 characters is the limit, separators counted as written. */
+	CHECK(platform_normalize(p, "abcdefghijklmnopqrstuvwxyz012345", 32));
+	CHECK(platform_normalize(p, "ESP32C61", 8) && strcmp(p, "esp32c61") == 0);
+	/* "host" (what the CLI sends) is a platform name, but no IDF target. */
+	CHECK(platform_normalize(p, "host", 4) && !platform_known(p, NULL));
+	static const char *targets[] = {"esp32",   "esp32s2", "esp32s3",  "esp32c2", "esp32c3",
+	                                "esp32c5", "esp32c6", "esp32c61", "esp32h2", "esp32p4"};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+		CHECKF(platform_known(targets[i], NULL), "%s", targets[i]);
+	CHECK(!platform_known("esp99", NULL) && !platform_known("esp32s", NULL) &&
+	      !platform_known("esp32x9", NULL) && platform_known("esp32x9", extra) &&
+	      platform_known("esp32s3", extra) && !platform_known("esp99", extra));
+	/* Keys: 32 hex digits, any case, spaces anywhere. */
+	CHECK(efuse_key_parse(k, "000102030405060708090a0b0c0d0e0F", 32) && k[0] == 0 &&
+	      k[10] == 10 && k[15] == 15);
+	CHECK(efuse_key_parse(k, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", 47) &&
+	      k[15] == 15);
+	CHECK(!efuse_key_parse(k, "000102030405060708090A0B0C0D0E", 30));
+	CHECK(!efuse_key_parse(k, "000102030405060708090A0B0C0D0E0F00", 34));
+	CHECK(!efuse_key_parse(k, "000102030405060708090A0B0C0D0E0G", 32));
+	CHECK(!efuse_key_parse(k, "00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F", 47));
+	/* A whole device: the first wrong field decides, each with its own code. */
+	CHECK(canon_device("7c-df-a1-00-00-01", "ESP32-C6",
+	                   "00 01 02 03 04 05 06 07 08 09 0a 0b "
+	                   "0c 0d 0e 0f",
+	                   NULL, &d) == CE_OK &&
+	      strcmp(d.mac, "7CDFA1000001") == 0 && strcmp(d.platform, "esp32c6") == 0 &&
+	      d.efuse_key[15] == 15);
+	CHECK(canon_device("7CDFA10000", "esp99", "x", NULL, &d) == CE_DEVICE_MAC);
+	CHECK(canon_device("7CDFA1000001", "esp 32", "x", NULL, &d) == CE_DEVICE_PLATFORM);
+	CHECK(canon_device("7CDFA1000001", "esp99", "x", NULL, &d) == CE_DEVICE_PLATFORM_UNKNOWN);
+	CHECK(canon_device("7CDFA1000001", "ESP32_X9", K1HEX_UNIT, extra, &d) == CE_OK &&
+	      strcmp(d.platform, "esp32x9") == 0);
+	CHECK(canon_device("7CDFA1000001", "esp32s3", "0001", NULL, &d) == CE_DEVICE_EFUSE_KEY);
+	/* The initiate fields: canonical, any platform name ("host" too), no target check. */
+	static const char *bodies[][3] = {
+	    {"{\"mac_addr\":\"7c:df:a1:00:00:01\",\"platform\":\"ESP32-S3\"}", "7CDFA1000001",
+	     "esp32s3"},
+	    {"{\"mac_addr\": \"7C-DF-A1-00-00-01\", \"platform\": \"host\"}", "7CDFA1000001",
+	     "host"},
+	    {"{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp99\"}", "7CDFA1000001", "esp99"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct initiate_fields in;
+		json_t *j = fields_parse(bodies[i][0], strlen(bodies[i][0]));
+		CHECKF(j && fields_initiate(j, &in) == CE_OK && strcmp(in.mac, bodies[i][1]) == 0 &&
+		           strcmp(in.platform, bodies[i][2]) == 0,
+		       "%s", bodies[i][0]);
+		json_decref(j);
+	}
+	json_t *j = fields_parse("{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"-_\"}", 43);
+	struct initiate_fields in;
+	CHECK(j && fields_initiate(j, &in) == CE_PLATFORM_FORMAT);
+	json_decref(j);
+	CHECK(strncmp(err_description(CE_DEVICE_PLATFORM_UNKNOWN), "platform: ", 10) == 0 &&
+	      strncmp(err_description(CE_DEVICE_MAC), "mac: ", 5) == 0 &&
+	      strncmp(err_description(CE_DEVICE_EFUSE_KEY), "efuse_key: ", 11) == 0);
+}
+
+/* claim.extra_platforms: a list, stored canonical, each item a platform name. */
+static void config_extra_platforms(void)
+{
+	char err[512];
+	const char *path = write_tmp("xp.yaml", REQUIRED_KEYS "claim:\n  extra_platforms: "
+	                                                      "[\"ESP32-X9\", \"linux_host\"]\n");
+	struct claimd_config *c = config_load(path, err, sizeof(err)), *d;
+	REQUIRE(c != NULL);
+	CHECK(c->n_extra_platforms == 2 && strcmp(c->extra_platforms[0], "esp32x9") == 0 &&
+	      strcmp(c->extra_platforms[1], "linuxhost") == 0 && c->extra_platforms[2] == NULL);
+	CHECK(platform_known("esp32x9", c->extra_platforms));
+	/* The default is an empty list; changing it is a reload, not a restart. */
+	path = write_tmp("xp0.yaml", REQUIRED_KEYS);
+	d = config_load(path, err, sizeof(err));
+	REQUIRE(d != NULL);
+	CHECK(d->n_extra_platforms == 0 && d->extra_platforms && d->extra_platforms[0] == NULL);
+	CHECK(!platform_known("esp32x9", d->extra_platforms));
+	size_t pos = 0;
+	CHECK(config_next_restart_change(d, c, &pos) == NULL);
+	config_free(c);
+	config_free(d);
+	config_fails("claim:\n  extra_platforms: [\"esp 32\"]\n" REQUIRED_KEYS,
+	             "c.yaml:2:20: claim.extra_platforms: 'esp 32' is not a platform name");
+	config_fails("claim:\n  extra_platforms: esp32x9\n" REQUIRED_KEYS,
+	             "c.yaml:2:20: claim.extra_platforms: expected a list");
+}
+
+/* Every spelling through the CSV reader: a byte-order mark, CRLF, header names in any
+ * case, platforms as the flashing tools write them, unknown targets refused with their
+ * line, extra platforms honoured. */
+static void csv_spellings(void)
+{
+	struct csv_t t;
+	struct csv_result res;
+	static char x9[] = "esp32x9";
+	static char *const extra[] = {x9, NULL};
+	const char *rows =
+	    "7cdfa1000001,ESP32-S3," K1HEX_UNIT "\r\n"
+	    "7C:DF:A1:00:00:02,esp32_s3," K1HEX_UNIT "\r\n"
+	    "7C-DF-A1-00-00-03,Esp32C61,00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f\r\n";
+	static const char *headers[] = {"mac,platform,efuse_key", "MAC,PLATFORM,EFUSE_KEY",
+	                                "Mac, Platform , eFuse_Key",
+	                                "\xEF\xBB\xBFmac,platform,efuse_key",
+	                                "\xEF\xBB\xBF"
+	                                "MAC,Platform,EFUSE_KEY"};
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		char *text = NULL;
+		REQUIRE(asprintf(&text, "%s\r\n%s", headers[i], rows) > 0);
+		CHECKF(csv_run(text, &t) == 0 && t.rows == 3 && t.errors == 0, "header %zu: %s", i,
+		       t.errors ? t.reasons[0] : "");
+		CHECK(strcmp(t.last.mac, "7CDFA1000003") == 0 &&
+		      strcmp(t.last.platform, "esp32c61") == 0 && t.last.line == 4 &&
+		      t.last.efuse_key[15] == 15);
+		free(text);
+	}
+	/* The canonical platform of every row, in order. */
+	memset(&t, 0, sizeof(t));
+	const char *two = "mac,platform,efuse_key\n7CDFA1000001,ESP32-S3," K1HEX_UNIT "\n";
+	CHECK(csv_read_buffer(two, strlen(two), NULL, csv_row_cb, csv_err_cb, &t, &res) == 0 &&
+	      t.rows == 1 && strcmp(t.last.platform, "esp32s3") == 0);
+	/* A BOM is only a BOM at the very start. */
+	CHECK(csv_run("mac,platform,efuse_key\n\xEF\xBB\xBF"
+	              "7CDFA1000001,esp32s3," K1HEX_UNIT "\n",
+	              &t) == 0 &&
+	      t.rows == 0 && t.errors == 1 && strstr(t.reasons[0], "mac: "));
+	/* Unknown targets: refused with the line and what was found; the others pass. */
+	const char *x = "mac,platform,efuse_key\n"
+	                "7CDFA1000001,esp99," K1HEX_UNIT "\n"
+	                "7CDFA1000002,ESP32-X9," K1HEX_UNIT "\n"
+	                "7CDFA1000003,esp32s3," K1HEX_UNIT "\n";
+	CHECK(csv_run(x, &t) == 0 && t.rows == 1 && t.errors == 2);
+	CHECKF(t.lines[0] == 2 && strstr(t.reasons[0], "platform: not a known IDF target") &&
+	           strstr(t.reasons[0], "\"esp99\""),
+	       "%s", t.reasons[0]);
+	CHECK(t.lines[1] == 3 && strstr(t.reasons[1], "\"ESP32-X9\""));
+	memset(&t, 0, sizeof(t));
+	CHECK(csv_read_buffer(x, strlen(x), extra, csv_row_cb, csv_err_cb, &t, &res) == 0 &&
+	      t.rows == 2 && t.errors == 1 && t.lines[0] == 2 &&
+	      strcmp(t.last.mac, "7CDFA1000003") == 0);
+	/* The key is never quoted back; the MAC is. */
+	CHECK(csv_run("mac,platform,efuse_key\n7CDFA10000,esp32s3," K1HEX_UNIT "\n"
+	              "7CDFA1000001,esp32s3,00SECRET\n",
+	              &t) == 0 &&
+	      t.errors == 2 && strstr(t.reasons[0], "\"7CDFA10000\"") &&
+	      strstr(t.reasons[1], "efuse_key: ") && !strstr(t.reasons[1], "SECRET"));
+	/* A header that is not ours says what it found. */
+	CHECK(csv_run("MAC Address;Platform;Key\n", &t) < 0 && t.lines[0] == 1);
+	CHECKF(strstr(t.reasons[0], "header: ") &&
+	           strstr(t.reasons[0], "found: \"MAC Address;Platform;Key\""),
+	       "%s", t.reasons[0]);
+	CHECK(csv_run("\xEF\xBB\xBFserial,mac,platform\r\n", &t) < 0);
+	CHECKF(strstr(t.reasons[0], "found: \"serial\", \"mac\", \"platform\""), "%s",
+	       t.reasons[0]);
+}
+
 static const struct t_case cases[] = {
     {"hmac_vector", hmac_vector},
     {"config_errors", config_errors},
@@ -916,6 +1116,9 @@ static const struct t_case cases[] = {
     {"cert_reply_exact", cert_reply_exact},
     {"cert_reply_refusals", cert_reply_refusals},
     {"csv_reader", csv_reader},
+    {"canon_fields", canon_fields},
+    {"config_extra_platforms", config_extra_platforms},
+    {"csv_spellings", csv_spellings},
     {NULL, NULL},
 };
 
