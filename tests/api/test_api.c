@@ -357,7 +357,7 @@ static void malformed_requests(void)
 	check_failure(&r, 400, "challenge_response: must be 128 hex digits");
 	http_response_free(&r);
 	REQUIRE(post(&f.d, "claim/verify", "", valid_verify, &r) == 0);
-	check_failure(&r, 400, "csr: not a PEM certificate request");
+	check_failure(&r, 400, "csr: PEM armour: ");
 	http_response_free(&r);
 	/* Nothing was written by any of these. */
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == 0);
@@ -840,6 +840,93 @@ static void chain_too_big_refused(void)
 	tenv_teardown(&t);
 }
 
+/* A self claim's verify body with @p csr as it is (any line ends), by a JSON encoder. */
+static char *verify_body_pem(const struct session *s, const char *csr)
+{
+	char resp[129];
+	sim_challenge_response(K1, s->challenge, resp);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "auth_id", s->auth_id, "challenge_response", resp,
+	                      "csr", csr);
+	char *b = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return b;
+}
+
+/* CSRs as clients write them (RFC 7468 section 3): wrapped at 76 columns, on one line,
+ * with CR LF, each claims; each broken layer is refused with its own description, and
+ * a refusal does not spend the challenge. */
+static void csr_line_widths(void)
+{
+	struct fx f;
+	struct session s;
+	struct http_response r;
+	static const struct {
+		size_t width;
+		const char *eol;
+	} forms[] = {{76, "\n"}, {0, "\n"}, {64, "\r\n"}, {76, "\r\n"}, {0, "\r\n"}};
+	REQUIRE(fx_up(&f, "csr_line_widths", NULL));
+	EVP_PKEY *k = sim_key_new("ec");
+	REQUIRE(k);
+	char *pem = sim_csr_pem(k, MAC1, false);
+	REQUIRE(pem);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		char *csr = t_pem_rewrap(pem, forms[i].width, forms[i].eol), *b;
+		REQUIRE(csr && initiate(&f.d, MAC1, "esp32s3", &s));
+		b = verify_body_pem(&s, csr);
+		REQUIRE(b && verify(&f.d, b, &r) == 0);
+		CHECKF(r.status == 200, "width %zu: %d %.*s", forms[i].width, r.status, (int)r.len,
+		       r.body);
+		if (r.status == 200)
+			check_cert_reply(r.body, r.len, NULL, NULL);
+		http_response_free(&r);
+		free(b);
+		free(csr);
+	}
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE node_id = '%s'", MAC1) == 5);
+	/* Refusals, one per layer, all on one challenge: none of them spends it. */
+	const char *nl = strchr(pem, '\n');
+	REQUIRE(nl);
+	char *bad[4] = {NULL};
+	const char *want[4] = {"csr: PEM armour: ", "csr: PEM body is not base64",
+	                       "csr: not a DER-encoded PKCS#10",
+	                       "csr: signature algorithm must be"};
+	REQUIRE(asprintf(&bad[0], "%.*s%s", (int)(nl - pem), pem, nl + 1) > 0);
+	REQUIRE(asprintf(&bad[1], "%.*s\nMII %s", (int)(nl - pem), pem, nl + 4) > 0);
+	bad[2] =
+	    strdup("-----BEGIN CERTIFICATE REQUEST-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE "
+	           "REQUEST-----");
+	X509_REQ *q = X509_REQ_new();
+	REQUIRE(q && bad[2] &&
+	        X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(q), NID_commonName,
+	                                   MBSTRING_ASC, (const unsigned char *)MAC1, -1, -1, 0) &&
+	        X509_REQ_set_pubkey(q, k) && X509_REQ_sign(q, k, EVP_sha1()) > 0);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	REQUIRE(bio && PEM_write_bio_X509_REQ(bio, q));
+	long n = BIO_get_mem_data(bio, &data);
+	bad[3] = strndup(data, (size_t)n);
+	BIO_free(bio);
+	X509_REQ_free(q);
+	REQUIRE(bad[3] && initiate(&f.d, MAC1, "esp32s3", &s));
+	for (size_t i = 0; i < 4; i++) {
+		char *b = verify_body_pem(&s, bad[i]);
+		REQUIRE(b && verify(&f.d, b, &r) == 0);
+		check_failure(&r, 400, want[i]);
+		http_response_free(&r);
+		free(b);
+		free(bad[i]);
+	}
+	char *csr = t_pem_rewrap(pem, 0, "\r\n"), *b = csr ? verify_body_pem(&s, csr) : NULL;
+	REQUIRE(b && verify(&f.d, b, &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	free(b);
+	free(csr);
+	free(pem);
+	EVP_PKEY_free(k);
+	fx_down(&f);
+}
+
 /* A CSV as the factory writes it, at @p name in the case's folder. */
 static const char *case_csv(struct fx *f, const char *name, const char *text)
 {
@@ -965,6 +1052,7 @@ static const struct t_case cases[] = {
     {"config_check_mode", config_check_mode},
     {"chain_too_big_refused", chain_too_big_refused},
     {"import_spellings_self_claim", import_spellings_self_claim},
+    {"csr_line_widths", csr_line_widths},
     {NULL, NULL},
 };
 

@@ -445,13 +445,13 @@ static void csr_refusals(void)
 	free(pem);
 
 	/* Not a CSR at all, garbage after it, too large. */
-	CHECK(check_pem("hello") == CE_CSR_PARSE);
+	CHECK(check_pem("hello") == CE_CSR_PEM);
 	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE "
-	                "REQUEST-----") == CE_CSR_PARSE);
+	                "REQUEST-----") == CE_CSR_DER);
 	pem = sim_csr_pem(k, "7CDFA1000001", false);
 	char *trail = NULL;
 	CHECK(asprintf(&trail, "%s\ngarbage", pem) > 0);
-	CHECK(check_pem(trail) == CE_CSR_PARSE);
+	CHECK(check_pem(trail) == CE_CSR_PEM);
 	free(trail);
 	CHECK(asprintf(&trail, "%s\n\n", pem) > 0);
 	CHECK(check_pem(trail) == CE_OK);
@@ -562,31 +562,31 @@ static void csr_encodings(void)
 	free(v);
 	/* BER and trailing data are refused even though OpenSSL would read some of them. */
 	v = rewrap(pem, "CERTIFICATE REQUEST", long_form_length);
-	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	CHECK(v && check_pem(v) == CE_CSR_DER);
 	free(v);
 	v = rewrap(pem, "CERTIFICATE REQUEST", trailing_byte);
-	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	CHECK(v && check_pem(v) == CE_CSR_DER);
 	free(v);
 	/* Text or spaces before the block, a space or tab inside it, a block of another kind. */
-	CHECK(asprintf(&v, "x\n%s", pem) > 0 && check_pem(v) == CE_CSR_PARSE);
+	CHECK(asprintf(&v, "x\n%s", pem) > 0 && check_pem(v) == CE_CSR_PEM);
 	free(v);
-	CHECK(asprintf(&v, " %s", pem) > 0 && check_pem(v) == CE_CSR_PARSE);
+	CHECK(asprintf(&v, " %s", pem) > 0 && check_pem(v) == CE_CSR_PEM);
 	free(v);
 	v = strdup(pem);
 	REQUIRE(v && strlen(v) > 80);
 	v[70] = '\t';
-	CHECK(check_pem(v) == CE_CSR_PARSE);
+	CHECK(check_pem(v) == CE_CSR_BASE64);
 	free(v);
 	v = rewrap(pem, "CERTIFICATE", NULL);
-	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	CHECK(v && check_pem(v) == CE_CSR_PEM);
 	free(v);
 	free(pem);
 
-	/* SHA-384 and SHA-512 signatures verify; SHA-1 ones are refused; so is a CN in a
+	/* SHA-384 and SHA-512 signatures verify; SHA-1 is an algorithm we refuse; so is a CN in a
 	 * string type that is not ASCII. */
 	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha384()) == CE_OK);
 	CHECK(req_verdict(r3072, MBSTRING_UTF8, EVP_sha512()) == CE_OK);
-	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIGNATURE);
+	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIG_ALG);
 	CHECK(req_verdict(ec, MBSTRING_BMP, EVP_sha256()) == CE_CSR_SUBJECT);
 	/* A compressed point is a P-256 key like any other; an RSA exponent of 3 is not ours. */
 	EVP_PKEY *comp = sim_key_new("ec");
@@ -903,6 +903,179 @@ static void csv_reader(void)
 	CHECK(csv_run("mac,mac,platform,efuse_key\n", &t) < 0 && strstr(t.reasons[0], "twice"));
 }
 
+/* Whether OpenSSL reads @p pem as a request with a valid signature: every width claimd
+ * accepts must be one OpenSSL reads too (the fuzz target checks the same). */
+static bool openssl_reads(const char *pem)
+{
+	X509_REQ *r = req_of_pem(pem);
+	bool ok = r && X509_REQ_verify(r, X509_REQ_get0_pubkey(r)) == 1;
+	X509_REQ_free(r);
+	return ok;
+}
+
+/* RFC 7468 section 3: base64 wrapped at any width, one long line included, LF or CR LF
+ * (the widths the fuzz seeds carry too, which must therefore be accepted). */
+static void csr_pem_widths(void)
+{
+	static const size_t widths[] = {64, 76, 0, 1, 3, 63, 65, 128, 254, 255, 256};
+	static const char *eols[] = {"\n", "\r\n"};
+	static const char *seeds[] = {
+	    "209832a3c4534da3476f73ae2cfc7a513ced9567", "61c3f4fa13038c71fcb2df62b7526cee8ac2f1ab",
+	    "357d78c3ae8dc62ac959825a1940e7fd2ba79152", "decfe3c0c21057e17e995212c6b49ef9abc07de1",
+	    "4661ef4128afaaff0df49ac3ec17c1bc6de10f61", "815cdd391a1f3b38296d5749e5d5ef7f15c1a2db",
+	    "5c4d4be619482ab6898d51aeba60a81e837b7516", "dbb373b7fbd0e53e42f9f839ffbf9f1491c78521",
+	    "0c75f155842c6fb936624f7277e41a680ac8a4bb", "e9ac39ec294992cecc9b40c9fd64f1b656338825"};
+	static const char *types[] = {"ec", "rsa"};
+
+	for (size_t t = 0; t < 2; t++) {
+		EVP_PKEY *k = sim_key_new(types[t]);
+		REQUIRE(k);
+		for (int cli = 0; cli < 2; cli++) {
+			char *pem = sim_csr_pem(k, "7CDFA1000001", cli);
+			REQUIRE(pem);
+			for (size_t w = 0; w < sizeof(widths) / sizeof(widths[0]); w++)
+				for (size_t e = 0; e < 2; e++) {
+					char *v = t_pem_rewrap(pem, widths[w], eols[e]);
+					REQUIRE(v);
+					CHECKF(check_pem(v) == CE_OK, "%s width %zu eol %zu: %s",
+					       types[t], widths[w], e, err_name(check_pem(v)));
+					CHECKF(openssl_reads(v), "OpenSSL: %s width %zu", types[t],
+					       widths[w]);
+					free(v);
+				}
+			/* Lines of different widths, and a line end after the END line. */
+			char *one = t_pem_rewrap(pem, 0, "\n"), *v = NULL;
+			REQUIRE(one);
+			char *nl = strchr(one, '\n');
+			REQUIRE(nl && strlen(nl) > 200);
+			CHECK(asprintf(&v, "%.*s\n%.10s\n%.90s\n%s\r\n", (int)(nl - one), one,
+			               nl + 1, nl + 11, nl + 101) > 0);
+			CHECKF(check_pem(v) == CE_OK && openssl_reads(v), "%s", v);
+			free(v);
+			free(one);
+			free(pem);
+		}
+		EVP_PKEY_free(k);
+	}
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		size_t n = 0;
+		char path[1024], *v;
+		snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/csr/%s", CLAIMD_SOURCE_DIR,
+		         seeds[i]);
+		v = file_read_all(path, CSR_MAX_PEM, &n);
+		REQUIRE(v);
+		struct csr *c = NULL;
+		char cn[NODE_ID_MAX + 1];
+		CHECKF(csr_check(v, n, &c, cn) == CE_OK && strcmp(cn, "7CDFA1000001") == 0,
+		       "seed %s", seeds[i]);
+		csr_free(c);
+		free(v);
+	}
+}
+
+/* The version INTEGER (the first 02 01 00 in the DER) made 1. */
+static void version_one(unsigned char **der, long *n)
+{
+	for (long i = 0; i + 2 < *n; i++)
+		if ((*der)[i] == 0x02 && (*der)[i + 1] == 0x01 && (*der)[i + 2] == 0x00) {
+			(*der)[i + 2] = 0x01;
+			return;
+		}
+}
+
+/* Each layer's refusal has its own code and a description that names it. */
+static void csr_refusal_layers(void)
+{
+	EVP_PKEY *ec = sim_key_new("ec"), *rsa = sim_key_new("rsa"),
+	         *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	REQUIRE(ec && rsa && ed);
+	char *pem = sim_csr_pem(ec, "7CDFA1000001", false), *v = NULL;
+	REQUIRE(pem);
+	const char *nl = strchr(pem, '\n'), *endl = strstr(pem, "-----END");
+	REQUIRE(nl && endl);
+	int head = (int)(nl - pem);
+
+	/* PEM armour. */
+	CHECK(check_pem("") == CE_CSR_PEM);
+	CHECK(check_pem("MIIBszCCAVkCAQAwFzEVMBMGA1UEAwwMN0NERkExMDAwMDAx") == CE_CSR_PEM);
+	CHECK(asprintf(&v, "%.*s", (int)(endl - pem), pem) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v); /* no END line */
+	CHECK(asprintf(&v, "%.*s-----END CERTIFICATE-----", (int)(endl - pem), pem) > 0 &&
+	      check_pem(v) == CE_CSR_PEM);
+	free(v); /* another label */
+	CHECK(asprintf(&v, "%.*s%s", head, pem, nl + 1) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v); /* BEGIN and base64 on one line */
+	CHECK(asprintf(&v, "%.*s%s", (int)(endl - pem) - 1, pem, endl) > 0 &&
+	      check_pem(v) == CE_CSR_PEM);
+	free(v); /* END after the base64 on its line */
+	CHECK(asprintf(&v, "%s\n.", pem) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v);
+	CHECK(asprintf(&v, "%s%s", pem, pem) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v); /* two blocks */
+	/* base64. */
+	CHECK(asprintf(&v, "%.*s\n\n%s", head, pem, nl + 1) > 0 && check_pem(v) == CE_CSR_BASE64);
+	free(v); /* a blank line */
+	CHECK(asprintf(&v, "%.*s\nMII*%s", head, pem, nl + 4) > 0 && check_pem(v) == CE_CSR_BASE64);
+	free(v);
+	CHECK(asprintf(&v, "%.*s\nMII %s", head, pem, nl + 4) > 0 && check_pem(v) == CE_CSR_BASE64);
+	free(v);
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----") ==
+	      CE_CSR_BASE64);
+	CHECK(check_pem(
+	          "-----BEGIN CERTIFICATE REQUEST-----\nA===\n-----END CERTIFICATE REQUEST-----") ==
+	      CE_CSR_BASE64);
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\nAA==\nAAAA\n-----END CERTIFICATE "
+	                "REQUEST-----") == CE_CSR_BASE64);
+	/* DER structure, version. */
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\naGVsbG8gd29ybGQ=\n-----END "
+	                "CERTIFICATE REQUEST-----") == CE_CSR_DER);
+	v = rewrap(pem, "CERTIFICATE REQUEST", version_one);
+	CHECK(v && check_pem(v) == CE_CSR_VERSION);
+	free(v);
+	/* Signature algorithm: SHA-1, RSA-PSS. Key type: Ed25519. */
+	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIG_ALG);
+	X509_REQ *r = X509_REQ_new();
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	REQUIRE(r && mc &&
+	        X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(r), NID_commonName,
+	                                   MBSTRING_ASC, (const unsigned char *)"7CDFA1000001", -1,
+	                                   -1, 0) &&
+	        X509_REQ_set_pubkey(r, rsa) &&
+	        EVP_DigestSignInit(mc, &pc, EVP_sha256(), NULL, rsa) == 1 &&
+	        EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+	        X509_REQ_sign_ctx(r, mc) > 0);
+	v = pem_of_req(r);
+	CHECK(v && openssl_reads(v) && check_pem(v) == CE_CSR_SIG_ALG);
+	free(v);
+	X509_REQ_free(r);
+	EVP_MD_CTX_free(mc);
+	r = X509_REQ_new();
+	REQUIRE(r &&
+	        X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(r), NID_commonName,
+	                                   MBSTRING_ASC, (const unsigned char *)"7CDFA1000001", -1,
+	                                   -1, 0) &&
+	        X509_REQ_set_pubkey(r, ed) && X509_REQ_sign(r, ed, NULL) > 0);
+	v = pem_of_req(r);
+	CHECK(v && check_pem(v) == CE_CSR_KEY);
+	free(v);
+	X509_REQ_free(r);
+	/* Every description is its own and says "csr: ". */
+	static const enum claimd_err codes[] = {CE_CSR_PEM,      CE_CSR_BASE64,  CE_CSR_DER,
+	                                        CE_CSR_VERSION,  CE_CSR_SIG_ALG, CE_CSR_KEY,
+	                                        CE_CSR_SIGNATURE};
+	for (size_t i = 0; i < 7; i++) {
+		CHECK(strncmp(err_description(codes[i]), "csr: ", 5) == 0 &&
+		      err_status(codes[i]) == 400);
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(err_description(codes[i]), err_description(codes[j])) != 0);
+	}
+	free(pem);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ed);
+}
+
 /* The canonical forms, every spelling the field produces, for each of the three fields
  * and for a whole device (interface.md, "Manufacturing CSV" and its "tolerance"). */
 static void canon_fields(void)
@@ -1119,6 +1292,8 @@ static const struct t_case cases[] = {
     {"canon_fields", canon_fields},
     {"config_extra_platforms", config_extra_platforms},
     {"csv_spellings", csv_spellings},
+    {"csr_pem_widths", csr_pem_widths},
+    {"csr_refusal_layers", csr_refusal_layers},
     {NULL, NULL},
 };
 
