@@ -51,8 +51,11 @@ const char *ca_largest_leaf_pem(const struct ca *ca);
  * Parses and checks a CSR: one PEM block of at most CSR_MAX_PEM bytes, a valid
  * self-signature, subject exactly one CN of 1-64 characters of [A-Za-z0-9_-], and an EC
  * P-256 or RSA 2048-4096 (e = 65537) key. Writes the CN to @p cn.
- * Returns CE_CSR_TOO_LARGE, CE_CSR_PARSE, CE_CSR_SIGNATURE, CE_CSR_SUBJECT, CE_CSR_KEY
- * or CE_OK with *@p out set.
+ * Returns, checked in this order: CE_CSR_TOO_LARGE; CE_CSR_PEM or CE_CSR_BASE64
+ * (csr_pem_to_der()); CE_CSR_DER or CE_CSR_VERSION (csr_der_read()); CE_CSR_KEY;
+ * CE_CSR_SIG_ALG (not ECDSA for the EC key or PKCS#1 v1.5 for the RSA one, with SHA-256,
+ * -384 or -512); CE_CSR_SIGNATURE; CE_CSR_SUBJECT; CE_INTERNAL (out of memory); or
+ * CE_OK with *@p out set.
  */
 enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1]);
 /** Frees @p c; NULL is a no-op. */

@@ -38,6 +38,8 @@ struct claimd_config {
 	unsigned max_attempts;
 	char *mqtt_host;
 	char *mqtt_cred_host;
+	char **extra_platforms; /* claim.extra_platforms: canonical (canon.h), NULL-terminated */
+	size_t n_extra_platforms;
 
 	char *jwt_jwks_file;
 	char *jwt_issuer;

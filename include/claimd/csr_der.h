@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "claimd/errors.h"
+
 enum csr_key_alg {
 	CSR_KEY_OTHER = 0, /* parsed, but not a key type we sign */
 	CSR_KEY_EC_P256,
@@ -45,19 +47,25 @@ struct csr_fields {
 
 /**
  * Finds the one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST") PEM block in
- * @p pem, which may have blank lines before it and whitespace after it, nothing else;
- * its body is base64 in lines (CR LF or LF). Decodes it into
- * @p der (capacity @p cap). Returns false if there is no such block, or it is not base64.
+ * @p pem, which may have blank lines before it and whitespace after it, nothing else,
+ * and decodes its body into @p der (capacity @p cap, length in *@p der_len). The body
+ * is base64 in lines of any width, one long line included, each ended by LF or CR LF
+ * (RFC 7468 section 3 lets parsers accept widths other than 64).
+ * Returns CE_OK, CE_CSR_PEM (no such block, a BEGIN or END line that is not a line of
+ * its own, another label, text around the block) or CE_CSR_BASE64 (an empty body, a
+ * blank line or a character other than base64 in it, bad padding, too long for @p cap).
  */
-bool csr_pem_decode(const char *pem, size_t len, uint8_t *der, size_t cap, size_t *der_len);
+enum claimd_err csr_pem_to_der(const char *pem, size_t len, uint8_t *der, size_t cap,
+                               size_t *der_len);
 
 /**
- * Parses a DER CertificationRequest into @p f. Returns false for anything that is not
- * one: BER forms, trailing bytes, a version other than 0, a malformed subject, key or
- * algorithm. Unknown key and signature algorithms parse (as CSR_KEY_OTHER and
- * CSR_SIG_OTHER) so the caller can say which part it refuses.
+ * Parses a DER CertificationRequest (RFC 2986 section 4) into @p f. Returns CE_OK,
+ * CE_CSR_VERSION (a well-formed version other than 0) or CE_CSR_DER (anything else
+ * that is not one: BER forms, trailing bytes, a malformed subject, key or algorithm).
+ * Unknown key and signature algorithms, and parameters we do not take, parse (as
+ * CSR_KEY_OTHER and CSR_SIG_OTHER) so the caller can say which part it refuses.
  */
-bool csr_der_parse(const uint8_t *der, size_t len, struct csr_fields *f);
+enum claimd_err csr_der_read(const uint8_t *der, size_t len, struct csr_fields *f);
 
 /**
  * Parses a DER SubjectPublicKeyInfo alone into the key fields of @p f (spki, key_alg,

@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 #include "claimd/errors.h"
-#include "claimd/util.h"
+#include "claimd/canon.h"
 
 struct initiate_fields {
-	char mac[MAC_LEN + 1]; /* normalised */
-	char platform[33];     /* lower case */
+	char mac[MAC_LEN + 1];           /* canonical (canon.h) */
+	char platform[PLATFORM_MAX + 1]; /* canonical: "ESP32-S3" is "esp32s3" */
 };
 
 struct verify_fields {
@@ -30,7 +30,13 @@ struct verify_fields {
  * duplicate keys. NULL for anything else.
  */
 json_t *fields_parse(const char *body, size_t len);
-/** mac_addr and platform. Errors: CE_MAC_*, CE_PLATFORM_*. */
+/**
+ * mac_addr and platform (docs/protocol.md 2.1 and 4.1), canonicalised by
+ * mac_normalize() and platform_normalize(). Any platform name is accepted here, "host"
+ * included: only registration requires a known IDF target; a self claim then compares
+ * the canonical forms. Errors: CE_MAC_MISSING, CE_MAC_TYPE, CE_MAC_FORMAT,
+ * CE_PLATFORM_MISSING, CE_PLATFORM_TYPE, CE_PLATFORM_FORMAT.
+ */
 enum claimd_err fields_initiate(json_t *j, struct initiate_fields *out);
 /**
  * A self claim's verify: auth_id, challenge_response, csr, optional node_policies.

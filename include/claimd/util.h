@@ -1,6 +1,7 @@
 /*
- * Small pure helpers: hex, MAC and platform normalisation, whole-file reads. Nothing
- * here touches the network, the database or a secret's lifetime.
+ * Small pure helpers: hex, MAC bytes, whole-file reads, clocks. Nothing here touches
+ * the network, the database or a secret's lifetime. How a MAC or platform is spelt once
+ * accepted is canon.h's, included here for the callers that found mac_normalize() here.
  */
 #ifndef CLAIMD_UTIL_H
 #define CLAIMD_UTIL_H
@@ -9,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAC_LEN 12 /* upper-case hex digits of a normalised MAC */
+#include "claimd/canon.h"
 
 /** Writes 2*n upper-case hex digits of @p in plus a NUL into @p out. */
 void hex_encode_upper(char *out, const uint8_t *in, size_t n);
@@ -21,21 +22,10 @@ void hex_encode_lower(char *out, const uint8_t *in, size_t n);
  * or a wrong count.
  */
 bool hex_decode(uint8_t *out, size_t n, const char *in, size_t len, bool allow_spaces);
-/**
- * Normalises a MAC address: 12 hex digits in any case, optionally separated in pairs
- * by ':' or '-'. Writes 12 upper-case digits and a NUL to @p out (13 bytes). Returns
- * false if @p in is anything else.
- */
-bool mac_normalize(char out[MAC_LEN + 1], const char *in, size_t len);
 /** Parses a normalised MAC into 6 bytes. */
 void mac_to_bytes(uint8_t out[6], const char mac[MAC_LEN + 1]);
 /** Formats 6 bytes as a normalised MAC. */
 void mac_from_bytes(char out[MAC_LEN + 1], const uint8_t in[6]);
-/**
- * Normalises an IDF target name: 1 to 32 characters of [A-Za-z0-9_-], written in lower
- * case to @p out (33 bytes). Returns false otherwise.
- */
-bool platform_normalize(char out[33], const char *in, size_t len);
 /**
  * Reads a whole file (at most @p max bytes) into a NUL-terminated buffer the caller
  * frees. Returns NULL and sets errno on failure (EFBIG when larger than @p max).

@@ -326,6 +326,15 @@ static bool csr_key_ok(const struct csr_fields *f)
 	return false;
 }
 
+/* ECDSA for an EC key, PKCS#1 v1.5 for an RSA one, over a SHA-2 digest csr_verify()
+ * knows: anything else is an algorithm we do not verify, not a bad signature. */
+static bool sig_fits_key(const struct csr_fields *f)
+{
+	bool hash_ok = f->sig_hash == 256 || f->sig_hash == 384 || f->sig_hash == 512;
+	return hash_ok && ((f->sig_alg == CSR_SIG_ECDSA && f->key_alg == CSR_KEY_EC_P256) ||
+	                   (f->sig_alg == CSR_SIG_RSA && f->key_alg == CSR_KEY_RSA));
+}
+
 static EC_GROUP *p256;
 static void p256_init(void)
 {
@@ -392,7 +401,7 @@ static bool csr_verify(const struct csr_fields *f)
 
 enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1])
 {
-	enum claimd_err rc = CE_CSR_PARSE;
+	enum claimd_err rc = CE_INTERNAL;
 	struct csr *c = NULL;
 	size_t dlen = 0, cap = len / 4 * 3 + 3;
 
@@ -400,14 +409,16 @@ enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn
 	if (len > CSR_MAX_PEM)
 		return CE_CSR_TOO_LARGE;
 	c = calloc(1, sizeof(*c));
-	if (!c || !(c->der = malloc(cap))) {
-		rc = CE_INTERNAL;
+	if (!c || !(c->der = malloc(cap)))
 		goto out;
-	}
-	if (!csr_pem_decode(pem, len, c->der, cap, &dlen) || !csr_der_parse(c->der, dlen, &c->f))
+	if ((rc = csr_pem_to_der(pem, len, c->der, cap, &dlen)) != CE_OK ||
+	    (rc = csr_der_read(c->der, dlen, &c->f)) != CE_OK)
 		goto out;
 	rc = CE_CSR_KEY;
 	if (!csr_key_ok(&c->f))
+		goto out;
+	rc = CE_CSR_SIG_ALG;
+	if (!sig_fits_key(&c->f))
 		goto out;
 	rc = CE_CSR_SIGNATURE;
 	if (!csr_verify(&c->f))

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "claimd/canon.h"
+
 enum ktype { K_STR, K_PATH, K_UINT, K_LIST, K_HOST };
 
 /* When a changed value takes effect: at the next SIGHUP, or only when the process
@@ -69,6 +71,9 @@ static const struct key keys[] = {
      "optional: bare hostname returned as \"mqtt_host\""},
     {"claim.mqtt_cred_host", K_HOST, O(mqtt_cred_host), "", 0, 0, RELOAD,
      "optional: bare hostname returned as \"mqtt_cred_host\""},
+    {"claim.extra_platforms", K_LIST, O(extra_platforms), "[]", 0, 0, RELOAD,
+     "platforms the device import accepts besides the known IDF targets (esp32, esp32s3, ...); "
+     "any case, '-' and '_' ignored"},
     {"users.jwt.jwks_file", K_PATH, O(jwt_jwks_file), "", 0, 0, RELOAD,
      "identity provider public keys (RFC 7517); empty disables assisted claiming"},
     {"users.jwt.issuer", K_STR, O(jwt_issuer), "", 0, 0, RELOAD,
@@ -218,7 +223,33 @@ static int set_scalar(struct loader *L, const struct key *k, const char *v, cons
 	return 0;
 }
 
-/* Lists are only trusted_proxies so far; the count lives beside the array. */
+static char ***field_list(struct claimd_config *c, const struct key *k)
+{
+	return (char ***)((char *)c + k->off);
+}
+
+/* Each list (NULL-terminated) and the count kept beside it. */
+static const struct {
+	size_t list, count;
+} list_counts[] = {
+    {O(trusted_proxies), O(n_trusted_proxies)},
+    {O(extra_platforms), O(n_extra_platforms)},
+};
+
+static size_t count_off(const struct key *k)
+{
+	for (size_t i = 0; i < sizeof(list_counts) / sizeof(list_counts[0]); i++)
+		if (list_counts[i].list == k->off)
+			return list_counts[i].count;
+	abort(); /* a K_LIST key missing from list_counts: a programming error */
+}
+
+static size_t *field_count(struct claimd_config *c, const struct key *k)
+{
+	return (size_t *)((char *)c + count_off(k));
+}
+
+/* A list: NULL-terminated, its count beside it (list_counts). */
 static int set_list(struct loader *L, const struct key *k, yaml_document_t *doc,
                     const yaml_node_t *n)
 {
@@ -242,9 +273,9 @@ static int set_list(struct loader *L, const struct key *k, yaml_document_t *doc,
 			return fail_at(L, e, "out of memory");
 		}
 	}
-	free_list(c->trusted_proxies, c->n_trusted_proxies);
-	c->trusted_proxies = l;
-	c->n_trusted_proxies = cnt;
+	free_list(*field_list(c, k), *field_count(c, k));
+	*field_list(c, k) = l;
+	*field_count(c, k) = cnt;
 	return 0;
 }
 
@@ -316,15 +347,18 @@ static int set_defaults(struct loader *L)
 		if (!k->def)
 			continue;
 		if (k->type == K_LIST) {
-			/* The only list default: loopback proxies. */
+			/* Two list defaults: loopback proxies, and empty. */
 			static const char *d[] = {"127.0.0.1/32", "::1/128"};
-			L->c->trusted_proxies = calloc(3, sizeof(char *));
-			if (!L->c->trusted_proxies)
+			size_t n = strcmp(k->def, "[]") == 0 ? 0 : 2;
+			char **l = calloc(n + 1, sizeof(char *));
+			if (!l)
 				return fail_at(L, NULL, "out of memory");
-			for (int j = 0; j < 2; j++)
-				if (!(L->c->trusted_proxies[j] = strdup(d[j])))
+			*field_list(L->c, k) = l;
+			for (size_t j = 0; j < n; j++) {
+				if (!(l[j] = strdup(d[j])))
 					return fail_at(L, NULL, "out of memory");
-			L->c->n_trusted_proxies = 2;
+				*field_count(L->c, k) = j + 1;
+			}
 			continue;
 		}
 		if (set_scalar(L, k, k->def, NULL) < 0)
@@ -437,6 +471,19 @@ static int validate(struct loader *L, yaml_document_t *doc)
 		               "revocation.on_reclaim: expected supersede or keep");
 	if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
 		return fail_at(L, node_of(doc, "log.format"), "log.format: expected text or json");
+	/* Stored canonical, as canon.c compares them; a spelling that is no platform
+	 * name at all is refused here rather than never matching. */
+	for (size_t i = 0; i < c->n_extra_platforms; i++) {
+		char canon[PLATFORM_MAX + 1];
+		char *p = c->extra_platforms[i];
+		if (!platform_normalize(canon, p, strlen(p)))
+			return fail_at(
+			    L, node_of(doc, "claim.extra_platforms"),
+			    "claim.extra_platforms: '%.64s' is not a platform name (1-32 "
+			    "characters of [A-Za-z0-9_-])",
+			    p);
+		memcpy(p, canon, strlen(canon) + 1);
+	}
 	if (c->jwt_jwks_file[0] && !c->jwt_issuer[0])
 		return fail_at(L, node_of(doc, "users.jwt"),
 		               "users.jwt.issuer: required when jwks_file is set");
@@ -535,7 +582,9 @@ void config_free(struct claimd_config *c)
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].type != K_UINT && keys[i].type != K_LIST)
 			free(*field_str(c, &keys[i]));
-	free_list(c->trusted_proxies, c->n_trusted_proxies);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].type == K_LIST)
+			free_list(*field_list(c, &keys[i]), *field_count(c, &keys[i]));
 	free(c->listen_host);
 	free(c->file);
 	free(c->dir);
@@ -549,14 +598,17 @@ static bool same_value(const struct key *k, const struct claimd_config *a,
 	case K_UINT:
 		return *(const unsigned *)((const char *)a + k->off) ==
 		       *(const unsigned *)((const char *)b + k->off);
-	case K_LIST:
-		/* Lists are only trusted_proxies so far, as in set_list(). */
-		if (a->n_trusted_proxies != b->n_trusted_proxies)
+	case K_LIST: {
+		char *const *x = *(char **const *)((const char *)a + k->off);
+		char *const *y = *(char **const *)((const char *)b + k->off);
+		size_t n = *(const size_t *)((const char *)a + count_off(k));
+		if (n != *(const size_t *)((const char *)b + count_off(k)))
 			return false;
-		for (size_t i = 0; i < a->n_trusted_proxies; i++)
-			if (strcmp(a->trusted_proxies[i], b->trusted_proxies[i]) != 0)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(x[i], y[i]) != 0)
 				return false;
 		return true;
+	}
 	case K_STR:
 	case K_PATH:
 	case K_HOST:

@@ -2,7 +2,8 @@
  * PKCS#10 in DER, read by hand: a cursor over tag-length-value items that refuses every
  * BER liberty (indefinite or long-form-when-short lengths, multi-octet tags, bytes past
  * an item's end). It only locates fields; it never allocates and never trusts a length
- * it has not checked against what is left. Fuzzed by tests/fuzz/fuzz_csr.c against
+ * it has not checked against what is left. Each refusal is named by its error code, so
+ * a client learns which layer was wrong. Fuzzed by tests/fuzz/fuzz_csr.c against
  * OpenSSL's own parser.
  */
 #include "claimd/csr_der.h"
@@ -80,7 +81,8 @@ static const struct {
     {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d}, 9, CSR_SIG_RSA, 512},
 };
 
-/* An AlgorithmIdentifier: the OID in *oid, the parameters (if any) in *par. */
+/* An AlgorithmIdentifier: the OID in *oid, the parameters (if any, of any type) in *par.
+ * Which parameters an algorithm may take is the caller's decision. */
 static bool algorithm(struct cur *c, struct cur *oid, struct cur *par, bool *has_par,
                       uint8_t *par_tag)
 {
@@ -91,10 +93,8 @@ static bool algorithm(struct cur *c, struct cur *oid, struct cur *par, bool *has
 	*has_par = !at_end(&seq);
 	if (*has_par) {
 		*par_tag = seq.p[0];
-		if (*par_tag == 0x30 || *par_tag == 0x31)
-			return false; /* no algorithm we know takes structured parameters */
-		if (!item(&seq, *par_tag, par, NULL, NULL))
-			return false;
+		if ((*par_tag & 0x1f) == 0x1f || !item(&seq, *par_tag, par, NULL, NULL))
+			return false; /* a multi-octet tag is not one we could know */
 	}
 	return at_end(&seq);
 }
@@ -142,9 +142,10 @@ static bool spki(struct cur *c, struct csr_fields *f)
 		if (has_par && par_tag == 0x06 && is(&par, OID_P256, sizeof(OID_P256)))
 			f->key_alg = CSR_KEY_EC_P256;
 	} else if (is(&oid, OID_RSA, sizeof(OID_RSA))) {
-		/* RFC 3279: the parameters MUST be NULL; the certificate repeats them as given. */
+		/* RFC 3279 2.3.1: the parameters MUST be NULL; the certificate repeats them as
+		 * given, so any others make this a key we do not sign. */
 		if (!has_par || par_tag != 0x05 || par.p != par.end)
-			return false;
+			return true;
 		struct cur rk = key, rseq;
 		if (!item(&rk, 0x30, &rseq, NULL, NULL) || !at_end(&rk) ||
 		    !positive_integer(&rseq, &f->rsa_n, &f->rsa_n_len) ||
@@ -197,7 +198,7 @@ static bool subject(struct cur *c, struct csr_fields *f)
 	return true;
 }
 
-bool csr_der_parse(const uint8_t *der, size_t len, struct csr_fields *f)
+enum claimd_err csr_der_read(const uint8_t *der, size_t len, struct csr_fields *f)
 {
 	struct cur all = {der, der + len}, req, info, ver, oid, par, sig;
 	bool has_par;
@@ -206,33 +207,37 @@ bool csr_der_parse(const uint8_t *der, size_t len, struct csr_fields *f)
 	memset(f, 0, sizeof(*f));
 	if (!item(&all, 0x30, &req, NULL, NULL) || !at_end(&all) ||
 	    !item(&req, 0x30, &info, &f->info, &f->info_len))
-		return false;
+		return CE_CSR_DER;
 	/* CertificationRequestInfo: version 0, subject, key, [0] attributes. The attributes
 	 * are signed but never read: nothing from a CSR but its key reaches a certificate.
 	 * Some encoders leave the (mandatory) [0] out; OpenSSL accepts that, so do we. */
-	if (!item(&info, 0x02, &ver, NULL, NULL) || ver.end - ver.p != 1 || ver.p[0] != 0 ||
-	    !subject(&info, f) || !spki(&info, f))
-		return false;
+	if (!item(&info, 0x02, &ver, NULL, NULL) || ver.p == ver.end)
+		return CE_CSR_DER;
+	if (ver.end - ver.p != 1 || ver.p[0] != 0)
+		return CE_CSR_VERSION; /* RFC 2986 4.1: v1(0) is the only version */
+	if (!subject(&info, f) || !spki(&info, f))
+		return CE_CSR_DER;
 	if (!at_end(&info)) {
 		struct cur attrs;
 		if (!item(&info, 0xa0, &attrs, NULL, NULL) || !at_end(&info))
-			return false;
+			return CE_CSR_DER;
 	}
 	if (!algorithm(&req, &oid, &par, &has_par, &par_tag) || !bits(&req, &sig) || !at_end(&req))
-		return false;
+		return CE_CSR_DER;
+	f->sig = sig.p;
+	f->sig_len = (size_t)(sig.end - sig.p);
 	/* Absent parameters are the standard for ECDSA; an explicit NULL is what some
-	 * mbedTLS versions write (docs/protocol.md 2.2); RSA's are NULL, absent is tolerated. */
-	if (has_par && (par_tag != 0x05 || par.p != par.end))
-		return false;
+	 * mbedTLS versions write (docs/protocol.md 2.2); RSA's are NULL, absent is tolerated.
+	 * Any other parameters (RSA-PSS's, say) make it an algorithm we do not verify. */
 	f->sig_alg = CSR_SIG_OTHER;
+	if (has_par && (par_tag != 0x05 || par.p != par.end))
+		return CE_OK;
 	for (size_t i = 0; i < sizeof(sig_oids) / sizeof(sig_oids[0]); i++)
 		if (is(&oid, sig_oids[i].oid, sig_oids[i].len)) {
 			f->sig_alg = sig_oids[i].alg;
 			f->sig_hash = sig_oids[i].hash;
 		}
-	f->sig = sig.p;
-	f->sig_len = (size_t)(sig.end - sig.p);
-	return true;
+	return CE_OK;
 }
 
 /* Consumes @p s at *p if the text there starts with it. */
@@ -262,17 +267,27 @@ static bool is_b64(char c)
 	       c == '+' || c == '/' || c == '=';
 }
 
+/* Whether the text at @p p starts a PEM boundary line ("-----BEGIN", "-----END"). */
+static bool at_boundary(const char *p, const char *end)
+{
+	return end - p >= 5 && memcmp(p, "-----", 5) == 0;
+}
+
 /*
- * The body as every encoder in the field writes it (mbedTLS, OpenSSL, Python's
- * cryptography): lines of 64 base64 characters, the last one 1-64, no blank lines.
- * Stricter than OpenSSL's reader, never looser, which the fuzz target checks.
+ * RFC 7468 section 3: generators wrap the base64 at 64 characters, parsers may accept
+ * other widths, and clients use them: 76 (MIME tools), one long line (JSON producers),
+ * CR LF (Windows). So the body is any number of lines of any width, each ended by LF
+ * or CR LF; what is not accepted is whitespace inside a line, blank lines and anything
+ * before or after the block but blank lines and whitespace. Still never looser than
+ * OpenSSL's reader, which the fuzz target checks.
  */
-bool csr_pem_decode(const char *pem, size_t len, uint8_t *der, size_t cap, size_t *der_len)
+enum claimd_err csr_pem_to_der(const char *pem, size_t len, uint8_t *der, size_t cap,
+                               size_t *der_len)
 {
 	static const char *const labels[] = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"};
 	const char *p = pem, *end = pem + len, *body;
 	char tail[40];
-	size_t i, last = 64;
+	size_t i, body_len;
 
 	for (const char *q = p; skip_eol(&q, end);) /* blank lines, nothing else, first */
 		p = q;
@@ -285,21 +300,25 @@ bool csr_pem_decode(const char *pem, size_t len, uint8_t *der, size_t cap, size_
 		}
 	}
 	if (i == 2)
-		return false;
+		return CE_CSR_PEM;
 	snprintf(tail, sizeof(tail), "-----END %s-----", labels[i]);
 	body = p;
-	while (!skip_prefix(&p, end, tail)) {
+	while (!at_boundary(p, end)) {
 		const char *line = p;
-		if (last != 64) /* only the last line may be short */
-			return false;
 		while (p < end && is_b64(*p))
 			p++;
-		last = (size_t)(p - line);
-		if (last < 1 || last > 64 || !skip_eol(&p, end))
-			return false;
+		if (p == end || at_boundary(p, end))
+			return CE_CSR_PEM; /* no END line, or not on a line of its own */
+		if (p == line || !skip_eol(&p, end))
+			return CE_CSR_BASE64; /* a blank line, or a character base64 has not */
 	}
+	body_len = (size_t)(p - body);
+	if (!skip_prefix(&p, end, tail))
+		return CE_CSR_PEM;            /* another label, or another BEGIN */
 	for (const char *q = p; q < end; q++) /* only whitespace after the END line */
 		if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')
-			return false;
-	return b64_decode_lines(der, cap, der_len, body, (size_t)(p - strlen(tail) - body));
+			return CE_CSR_PEM;
+	if (body_len == 0 || !b64_decode_lines(der, cap, der_len, body, body_len))
+		return CE_CSR_BASE64;
+	return CE_OK;
 }

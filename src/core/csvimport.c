@@ -1,7 +1,8 @@
 /*
  * CSV parsing with libcsv, one physical line at a time: no valid field can contain a
  * newline, so a quoted newline is an error and every error has an exact line number.
- * Bounded everywhere: line length, field count, field length.
+ * Bounded everywhere: line length, field count, field length. The fields' rules are
+ * canon.c's, never repeated here: the management API registers devices with the same.
  */
 #include "claimd/csvimport.h"
 
@@ -10,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "claimd/canon.h"
+#include "claimd/errors.h"
 
 #define MAX_FIELDS 32
 #define MAX_FIELD  256
@@ -21,6 +25,7 @@ struct reader {
 	csv_row_fn on_row;
 	csv_error_fn on_error;
 	void *arg;
+	char *const *extra_platforms;
 	struct csv_result *res;
 	long line;
 	bool have_header;
@@ -29,6 +34,7 @@ struct reader {
 	char field[MAX_FIELDS][MAX_FIELD + 1];
 	size_t nfields;
 	const char *line_error;
+	char why[640]; /* a reason that quotes what was found */
 };
 
 static void on_field(void *s, size_t len, void *data)
@@ -65,6 +71,20 @@ static void trim(char *s)
 	memmove(s, s + i, n - i + 1);
 }
 
+/* The refusal of a header, quoting the names found (a spreadsheet's "MAC Address" or a
+ * byte-order mark we did not expect are then visible at once). */
+static void header_found(struct reader *r)
+{
+	size_t k = (size_t)snprintf(r->why, sizeof(r->why),
+	                            "header: the columns mac, platform and efuse_key are required "
+	                            "(any case, any order); found:");
+	for (size_t i = 0; i < r->nfields && k < sizeof(r->why); i++)
+		k += (size_t)snprintf(r->why + k, sizeof(r->why) - k, "%s \"%.40s\"", i ? "," : "",
+		                      r->field[i]);
+	if (k >= sizeof(r->why))
+		memcpy(r->why + sizeof(r->why) - 4, "...", 4);
+}
+
 static int header(struct reader *r)
 {
 	static const char *names[NCOLS] = {"mac", "platform", "efuse_key"};
@@ -85,8 +105,8 @@ static int header(struct reader *r)
 	}
 	for (int c = 0; c < NCOLS; c++) {
 		if (r->col[c] < 0) {
-			r->on_error(r->arg, r->line,
-			            "header: the columns mac, platform and efuse_key are required");
+			header_found(r);
+			r->on_error(r->arg, r->line, r->why);
 			return -1;
 		}
 	}
@@ -96,23 +116,29 @@ static int header(struct reader *r)
 
 static const char *row(struct reader *r, struct csv_row *out)
 {
-	const char *mac, *plat, *key;
+	struct canon_device d;
+	enum claimd_err e;
+	char *mac, *plat;
 
 	for (int c = 0; c < NCOLS; c++)
 		if ((size_t)r->col[c] >= r->nfields)
 			return "missing fields";
+	for (int c = 0; c < NCOLS; c++)
+		trim(r->field[r->col[c]]);
 	mac = r->field[r->col[COL_MAC]];
 	plat = r->field[r->col[COL_PLATFORM]];
-	key = r->field[r->col[COL_KEY]];
-	trim(r->field[r->col[COL_MAC]]);
-	trim(r->field[r->col[COL_PLATFORM]]);
-	trim(r->field[r->col[COL_KEY]]);
-	if (!mac_normalize(out->mac, mac, strlen(mac)))
-		return "mac: expected 12 hex digits (':' or '-' separators allowed)";
-	if (!platform_normalize(out->platform, plat, strlen(plat)))
-		return "platform: expected an IDF target name such as esp32s3";
-	if (!hex_decode(out->efuse_key, EFUSE_KEY_BYTES, key, strlen(key), true))
-		return "efuse_key: expected 32 hex digits (16 bytes, spaces allowed)";
+	e = canon_device(mac, plat, r->field[r->col[COL_KEY]], r->extra_platforms, &d);
+	/* The MAC and platform as found help the operator; a key is never repeated. */
+	if (e == CE_DEVICE_MAC || e == CE_DEVICE_PLATFORM || e == CE_DEVICE_PLATFORM_UNKNOWN) {
+		snprintf(r->why, sizeof(r->why), "%s; found \"%.64s\"", err_description(e),
+		         e == CE_DEVICE_MAC ? mac : plat);
+		return r->why;
+	}
+	if (e != CE_OK)
+		return err_description(e);
+	memcpy(out->mac, d.mac, sizeof(out->mac));
+	memcpy(out->platform, d.platform, sizeof(out->platform));
+	memcpy(out->efuse_key, d.efuse_key, sizeof(out->efuse_key));
 	out->line = r->line;
 	return NULL;
 }
@@ -132,6 +158,12 @@ static int feed_line(struct reader *r, const char *s, size_t n)
 	const char *why;
 
 	r->line++;
+	/* "CSV UTF-8" from a spreadsheet starts with a byte-order mark (interface.md,
+	 * "Manufacturing CSV, tolerance"); it is not part of the first header name. */
+	if (r->line == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+		s += 3;
+		n -= 3;
+	}
 	if (n > 0 && s[n - 1] == '\r')
 		n--;
 	if (blank(s, n))
@@ -167,8 +199,8 @@ static int feed_line(struct reader *r, const char *s, size_t n)
 	return 0;
 }
 
-static struct reader *reader_new(csv_row_fn on_row, csv_error_fn on_error, void *arg,
-                                 struct csv_result *res)
+static struct reader *reader_new(char *const *extra_platforms, csv_row_fn on_row,
+                                 csv_error_fn on_error, void *arg, struct csv_result *res)
 {
 	struct reader *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -181,6 +213,7 @@ static struct reader *reader_new(csv_row_fn on_row, csv_error_fn on_error, void 
 	r->on_row = on_row;
 	r->on_error = on_error;
 	r->arg = arg;
+	r->extra_platforms = extra_platforms;
 	r->res = res;
 	return r;
 }
@@ -196,10 +229,10 @@ static int reader_end(struct reader *r, int rc)
 	return rc;
 }
 
-int csv_read_stream(FILE *f, csv_row_fn on_row, csv_error_fn on_error, void *arg,
-                    struct csv_result *res)
+int csv_read_stream(FILE *f, char *const *extra_platforms, csv_row_fn on_row, csv_error_fn on_error,
+                    void *arg, struct csv_result *res)
 {
-	struct reader *r = reader_new(on_row, on_error, arg, res);
+	struct reader *r = reader_new(extra_platforms, on_row, on_error, arg, res);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -229,10 +262,10 @@ int csv_read_stream(FILE *f, csv_row_fn on_row, csv_error_fn on_error, void *arg
 	return reader_end(r, rc);
 }
 
-int csv_read_buffer(const char *buf, size_t n, csv_row_fn on_row, csv_error_fn on_error, void *arg,
-                    struct csv_result *res)
+int csv_read_buffer(const char *buf, size_t n, char *const *extra_platforms, csv_row_fn on_row,
+                    csv_error_fn on_error, void *arg, struct csv_result *res)
 {
-	struct reader *r = reader_new(on_row, on_error, arg, res);
+	struct reader *r = reader_new(extra_platforms, on_row, on_error, arg, res);
 	size_t pos = 0;
 	int rc = 0;
 

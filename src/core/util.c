@@ -4,7 +4,6 @@
  */
 #include "claimd/util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,32 +62,6 @@ bool hex_decode(uint8_t *out, size_t n, const char *in, size_t len, bool allow_s
 	return got == n && hi < 0;
 }
 
-bool mac_normalize(char out[MAC_LEN + 1], const char *in, size_t len)
-{
-	size_t o = 0;
-	char sep = 0;
-
-	if (len == 17) {
-		sep = in[2];
-		if (sep != ':' && sep != '-')
-			return false;
-	} else if (len != 12) {
-		return false;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (sep && i % 3 == 2) {
-			if (in[i] != sep)
-				return false;
-			continue;
-		}
-		if (hexval(in[i]) < 0)
-			return false;
-		out[o++] = (char)toupper((unsigned char)in[i]);
-	}
-	out[o] = '\0';
-	return o == MAC_LEN;
-}
-
 void mac_to_bytes(uint8_t out[6], const char mac[MAC_LEN + 1])
 {
 	for (int i = 0; i < 6; i++)
@@ -98,20 +71,6 @@ void mac_to_bytes(uint8_t out[6], const char mac[MAC_LEN + 1])
 void mac_from_bytes(char out[MAC_LEN + 1], const uint8_t in[6])
 {
 	hex_encode_upper(out, in, 6);
-}
-
-bool platform_normalize(char out[33], const char *in, size_t len)
-{
-	if (len == 0 || len > 32)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (!isalnum(c) && c != '_' && c != '-')
-			return false;
-		out[i] = (char)tolower(c);
-	}
-	out[len] = '\0';
-	return true;
 }
 
 char *file_read_all(const char *path, size_t max, size_t *len_out)

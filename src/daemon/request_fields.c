@@ -1,7 +1,8 @@
 /*
  * Field extraction for the claim endpoints. Strings must be strings (no numbers or
- * nulls standing in), may not hide a NUL, and are normalised where the protocol says
- * clients differ (MAC separators and case, platform case).
+ * nulls standing in), may not hide a NUL, and are canonicalised by canon.c where
+ * clients differ (MAC separators and case; platform case, '-' and '_'), exactly as the
+ * CSV import canonicalised the registered device.
  */
 #include "claimd/request_fields.h"
 

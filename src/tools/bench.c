@@ -402,7 +402,7 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		perror(o->devices_file);
 		goto out;
 	}
-	if (csv_read_stream(f, load_row, load_error, &b, &res) < 0 || b.ndevs == 0) {
+	if (csv_read_stream(f, NULL, load_row, load_error, &b, &res) < 0 || b.ndevs == 0) {
 		fprintf(stderr, "bench: no usable devices in %s\n", o->devices_file);
 		goto out;
 	}

@@ -249,7 +249,8 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "%s: cannot start the import\n", st.file);
 		goto out;
 	}
-	if (csv_read_stream(f, import_row, import_error, &st, &res) < 0 || st.failed_db) {
+	if (csv_read_stream(f, c->extra_platforms, import_row, import_error, &st, &res) < 0 ||
+	    st.failed_db) {
 		db_import_abort(st.db);
 		progress_clear(&st.p);
 		fprintf(stderr, "%s: nothing stored\n", st.file);

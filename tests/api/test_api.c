@@ -357,7 +357,7 @@ static void malformed_requests(void)
 	check_failure(&r, 400, "challenge_response: must be 128 hex digits");
 	http_response_free(&r);
 	REQUIRE(post(&f.d, "claim/verify", "", valid_verify, &r) == 0);
-	check_failure(&r, 400, "csr: not a PEM certificate request");
+	check_failure(&r, 400, "csr: PEM armour: ");
 	http_response_free(&r);
 	/* Nothing was written by any of these. */
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == 0);
@@ -840,6 +840,190 @@ static void chain_too_big_refused(void)
 	tenv_teardown(&t);
 }
 
+/* A self claim's verify body with @p csr as it is (any line ends), by a JSON encoder. */
+static char *verify_body_pem(const struct session *s, const char *csr)
+{
+	char resp[129];
+	sim_challenge_response(K1, s->challenge, resp);
+	json_t *j = json_pack("{s:s, s:s, s:s}", "auth_id", s->auth_id, "challenge_response", resp,
+	                      "csr", csr);
+	char *b = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return b;
+}
+
+/* CSRs as clients write them (RFC 7468 section 3): wrapped at 76 columns, on one line,
+ * with CR LF, each claims; each broken layer is refused with its own description, and
+ * a refusal does not spend the challenge. */
+static void csr_line_widths(void)
+{
+	struct fx f;
+	struct session s;
+	struct http_response r;
+	static const struct {
+		size_t width;
+		const char *eol;
+	} forms[] = {{76, "\n"}, {0, "\n"}, {64, "\r\n"}, {76, "\r\n"}, {0, "\r\n"}};
+	REQUIRE(fx_up(&f, "csr_line_widths", NULL));
+	EVP_PKEY *k = sim_key_new("ec");
+	REQUIRE(k);
+	char *pem = sim_csr_pem(k, MAC1, false);
+	REQUIRE(pem);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		char *csr = t_pem_rewrap(pem, forms[i].width, forms[i].eol), *b;
+		REQUIRE(csr && initiate(&f.d, MAC1, "esp32s3", &s));
+		b = verify_body_pem(&s, csr);
+		REQUIRE(b && verify(&f.d, b, &r) == 0);
+		CHECKF(r.status == 200, "width %zu: %d %.*s", forms[i].width, r.status, (int)r.len,
+		       r.body);
+		if (r.status == 200)
+			check_cert_reply(r.body, r.len, NULL, NULL);
+		http_response_free(&r);
+		free(b);
+		free(csr);
+	}
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE node_id = '%s'", MAC1) == 5);
+	/* Refusals, one per layer, all on one challenge: none of them spends it. */
+	const char *nl = strchr(pem, '\n');
+	REQUIRE(nl);
+	char *bad[4] = {NULL};
+	const char *want[4] = {"csr: PEM armour: ", "csr: PEM body is not base64",
+	                       "csr: not a DER-encoded PKCS#10",
+	                       "csr: signature algorithm must be"};
+	REQUIRE(asprintf(&bad[0], "%.*s%s", (int)(nl - pem), pem, nl + 1) > 0);
+	REQUIRE(asprintf(&bad[1], "%.*s\nMII %s", (int)(nl - pem), pem, nl + 4) > 0);
+	bad[2] =
+	    strdup("-----BEGIN CERTIFICATE REQUEST-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE "
+	           "REQUEST-----");
+	X509_REQ *q = X509_REQ_new();
+	REQUIRE(q && bad[2] &&
+	        X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(q), NID_commonName,
+	                                   MBSTRING_ASC, (const unsigned char *)MAC1, -1, -1, 0) &&
+	        X509_REQ_set_pubkey(q, k) && X509_REQ_sign(q, k, EVP_sha1()) > 0);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	REQUIRE(bio && PEM_write_bio_X509_REQ(bio, q));
+	long n = BIO_get_mem_data(bio, &data);
+	bad[3] = strndup(data, (size_t)n);
+	BIO_free(bio);
+	X509_REQ_free(q);
+	REQUIRE(bad[3] && initiate(&f.d, MAC1, "esp32s3", &s));
+	for (size_t i = 0; i < 4; i++) {
+		char *b = verify_body_pem(&s, bad[i]);
+		REQUIRE(b && verify(&f.d, b, &r) == 0);
+		check_failure(&r, 400, want[i]);
+		http_response_free(&r);
+		free(b);
+		free(bad[i]);
+	}
+	char *csr = t_pem_rewrap(pem, 0, "\r\n"), *b = csr ? verify_body_pem(&s, csr) : NULL;
+	REQUIRE(b && verify(&f.d, b, &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
+	free(b);
+	free(csr);
+	free(pem);
+	EVP_PKEY_free(k);
+	fx_down(&f);
+}
+
+/* A CSV as the factory writes it, at @p name in the case's folder. */
+static const char *case_csv(struct fx *f, const char *name, const char *text)
+{
+	static char path[1100];
+	snprintf(path, sizeof(path), "%s/%s", f->t.dir, name);
+	FILE *o = fopen(path, "w");
+	if (!o)
+		return NULL;
+	fputs(text, o);
+	return fclose(o) == 0 ? path : NULL;
+}
+
+/* Every spelling through every entry point (interface.md, "Manufacturing CSV,
+ * tolerance"): claimctl's import of a spreadsheet's CSV (byte-order mark, CRLF, header
+ * names in capitals, ESP32-S3 and esp32_s3, an extra platform), then the devices'
+ * self claims with the firmware's spelling and others, then claimctl's MAC arguments. */
+static void import_spellings_self_claim(void)
+{
+	struct fx f;
+	struct sim_result res;
+	struct http_response r;
+	struct topts o = {0};
+	char *out = NULL;
+	/* Appended inside the harness's claim: section, its last. */
+	o.extra = "  extra_platforms: [\"ESP32-X9\"]\n";
+	REQUIRE(fx_up(&f, "import_spellings_self_claim", &o));
+	const char *rows =
+	    "\xEF\xBB\xBF"
+	    "MAC,Platform,EFUSE_KEY\r\n"
+	    "7cdfa1000011,ESP32-S3," K1HEX "\r\n"
+	    "7C:DF:A1:00:00:12,esp32_s3,00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f\r\n"
+	    "7C-DF-A1-00-00-13,esp32-x9," K1HEX "\r\n";
+	char *text = NULL;
+	REQUIRE(asprintf(&text, "%s7CDFA1000014,esp99," K1HEX "\r\n", rows) > 0);
+	const char *bad = case_csv(&f, "bad.csv", text);
+	free(text);
+	REQUIRE(bad);
+	/* An unknown target: FILE:LINE: platform: ..., and nothing from the file is stored. */
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), f.t.config, bad) ==
+	      1);
+	CHECKF(out && strstr(out, "bad.csv:5: platform: not a known IDF target") &&
+	           strstr(out, "\"esp99\"") && strstr(out, "nothing stored"),
+	       "%s", out ? out : "");
+	free(out);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM devices WHERE mac LIKE '7CDFA10000__' AND mac > "
+	                     "'7CDFA1000010'") == 0);
+	const char *good = case_csv(&f, "good.csv", rows);
+	REQUIRE(good);
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), f.t.config,
+	            good) == 0);
+	CHECKF(out && strstr(out, "3 added"), "%s", out ? out : "");
+	free(out);
+	/* Stored canonical: upper-case MACs, platforms without case or separators. */
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM devices WHERE (mac, platform) IN "
+	                     "(('7CDFA1000011', 'esp32s3'), ('7CDFA1000012', 'esp32s3'), "
+	                     "('7CDFA1000013', 'esp32x9'))") == 3);
+	/* The same devices spelt the other way are the same devices. */
+	const char *again = case_csv(&f, "again.csv",
+	                             "mac,platform,efuse_key\n7C:DF:A1:00:00:11,esp32s3," K1HEX
+	                             "\n7cdfa1000013,ESP32_X9," K1HEX "\n");
+	REQUIRE(again);
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), f.t.config,
+	            again) == 0);
+	CHECKF(out && strstr(out, "2 unchanged"), "%s", out ? out : "");
+	free(out);
+	/* Self claims: the firmware's "esp32s3" matches a row written ESP32-S3, and so do
+	 * other spellings of it; the extra platform claims like any other. */
+	static const char *claims[][2] = {
+	    {"7CDFA1000011", "esp32s3"}, {"7CDFA1000012", "ESP32-S3"}, {"7CDFA1000013", "esp32x9"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct sim_device dv = device(claims[i][0], claims[i][1], "ec");
+		CHECKF(sim_self_claim(&f.d.url, &dv, NULL, f.t.root, &res) == 0, "%s %s: %s",
+		       claims[i][0], claims[i][1], res.err);
+		free(res.certificate);
+		EVP_PKEY_free(dv.key);
+	}
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE node_id IN ('7CDFA1000011', "
+	                     "'7CDFA1000012', '7CDFA1000013')") == 3);
+	/* A MAC in lower case with separators and esp32_s3 initiate the same device; another
+	 * target is still another target. */
+	struct session s;
+	CHECK(initiate(&f.d, "7c:df:a1:00:00:12", "esp32_s3", &s));
+	REQUIRE(post(&f.d, "claim/initiate", "",
+	             "{\"mac_addr\":\"7CDFA1000011\",\"platform\":\"ESP32-C3\"}", &r) == 0);
+	check_failure(&r, 400, "platform: does not match");
+	http_response_free(&r);
+	/* claimctl's MAC arguments take the same spellings. */
+	CHECK(t_run(&out, "'%s' -c '%s' nodes show 7c-df-a1-00-00-11", t_bin("claimctl"),
+	            f.t.config) == 0);
+	CHECKF(out && strstr(out, "node 7CDFA1000011"), "%s", out ? out : "");
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' devices unlock 7c:df:a1:00:00:13", t_bin("claimctl"),
+	            f.t.config) == 0);
+	free(out);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"self_claim_ec", self_claim_ec},
     {"self_claim_rsa_device", self_claim_rsa_device},
@@ -867,6 +1051,8 @@ static const struct t_case cases[] = {
     {"reload_restart_keys", reload_restart_keys},
     {"config_check_mode", config_check_mode},
     {"chain_too_big_refused", chain_too_big_refused},
+    {"import_spellings_self_claim", import_spellings_self_claim},
+    {"csr_line_widths", csr_line_widths},
     {NULL, NULL},
 };
 

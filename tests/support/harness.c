@@ -378,3 +378,37 @@ void daemon_dump_log(const struct daemon *d)
 	fprintf(stderr, "--- %s ---\n%s---\n", d->log, out ? out : "");
 	free(out);
 }
+
+char *t_pem_rewrap(const char *pem, size_t width, const char *eol)
+{
+	const char *begin = strstr(pem, "-----BEGIN "), *end = strstr(pem, "-----END ");
+	const char *b1 = begin ? strchr(begin, '\n') : NULL,
+	           *e1 = end ? strstr(end + 9, "-----") : NULL;
+	size_t k = 0, col = 0, blen = begin && b1 ? (size_t)(b1 - begin) : 0;
+	char *out;
+
+	if (!b1 || !e1 || end < b1)
+		return NULL;
+	blen -= blen && begin[blen - 1] == '\r';
+	out = malloc(strlen(pem) * 3 + 16);
+	if (!out)
+		return NULL;
+	memcpy(out, begin, blen);
+	k = blen;
+	k += (size_t)sprintf(out + k, "%s", eol);
+	for (const char *p = b1 + 1; p < end; p++) {
+		if (*p == '\r' || *p == '\n')
+			continue;
+		if (width && col == width) {
+			k += (size_t)sprintf(out + k, "%s", eol);
+			col = 0;
+		}
+		out[k++] = *p;
+		col++;
+	}
+	k += (size_t)sprintf(out + k, "%s", eol);
+	memcpy(out + k, end, (size_t)(e1 + 5 - end));
+	k += (size_t)(e1 + 5 - end);
+	out[k] = '\0';
+	return out;
+}

@@ -105,6 +105,12 @@ void t_adopt(pid_t pid);
 /** Forgets a child registered by t_adopt() or daemon_start() once it has been reaped. */
 void t_forget(pid_t pid);
 
+/**
+ * @p pem's first block with its base64 re-wrapped at @p width characters (0: one line)
+ * and every line ended by @p eol; no line end after the END line. Caller frees.
+ */
+char *t_pem_rewrap(const char *pem, size_t width, const char *eol);
+
 /** Path of a built program (build/claimd etc.). */
 const char *t_bin(const char *name);
 /** Runs a shell command; returns its exit status; output into @p out (malloc'd) if given. */

@@ -19,11 +19,13 @@
 
 #include "claimd/authid.h"
 #include "claimd/ca.h"
+#include "claimd/canon.h"
 #include "claimd/cert_reply.h"
 #include "claimd/config.h"
 #include "claimd/crypto.h"
 #include "claimd/csvimport.h"
 #include "claimd/devca.h"
+#include "claimd/request_fields.h"
 #include "claimd/sim.h"
 #include "claimd/util.h"
 #include "harness.h"
@@ -39,6 +41,8 @@ static void hmac_vector(void)
 	CHECK(strcmp(out, "92E9DAB07E0F5344694FBC2F9D883FC572A1F59EF5BDBA726AC74FA250C7C7312BF7"
 	                  "9187F92458F080B0F509F48B5B3D72EA72A6AB8DB9E46FCB2CEC209BED08") == 0);
 }
+
+#define K1HEX_UNIT "000102030405060708090A0B0C0D0E0F"
 
 static char tmpdir[512];
 
@@ -441,13 +445,13 @@ static void csr_refusals(void)
 	free(pem);
 
 	/* Not a CSR at all, garbage after it, too large. */
-	CHECK(check_pem("hello") == CE_CSR_PARSE);
+	CHECK(check_pem("hello") == CE_CSR_PEM);
 	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE "
-	                "REQUEST-----") == CE_CSR_PARSE);
+	                "REQUEST-----") == CE_CSR_DER);
 	pem = sim_csr_pem(k, "7CDFA1000001", false);
 	char *trail = NULL;
 	CHECK(asprintf(&trail, "%s\ngarbage", pem) > 0);
-	CHECK(check_pem(trail) == CE_CSR_PARSE);
+	CHECK(check_pem(trail) == CE_CSR_PEM);
 	free(trail);
 	CHECK(asprintf(&trail, "%s\n\n", pem) > 0);
 	CHECK(check_pem(trail) == CE_OK);
@@ -558,31 +562,31 @@ static void csr_encodings(void)
 	free(v);
 	/* BER and trailing data are refused even though OpenSSL would read some of them. */
 	v = rewrap(pem, "CERTIFICATE REQUEST", long_form_length);
-	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	CHECK(v && check_pem(v) == CE_CSR_DER);
 	free(v);
 	v = rewrap(pem, "CERTIFICATE REQUEST", trailing_byte);
-	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	CHECK(v && check_pem(v) == CE_CSR_DER);
 	free(v);
 	/* Text or spaces before the block, a space or tab inside it, a block of another kind. */
-	CHECK(asprintf(&v, "x\n%s", pem) > 0 && check_pem(v) == CE_CSR_PARSE);
+	CHECK(asprintf(&v, "x\n%s", pem) > 0 && check_pem(v) == CE_CSR_PEM);
 	free(v);
-	CHECK(asprintf(&v, " %s", pem) > 0 && check_pem(v) == CE_CSR_PARSE);
+	CHECK(asprintf(&v, " %s", pem) > 0 && check_pem(v) == CE_CSR_PEM);
 	free(v);
 	v = strdup(pem);
 	REQUIRE(v && strlen(v) > 80);
 	v[70] = '\t';
-	CHECK(check_pem(v) == CE_CSR_PARSE);
+	CHECK(check_pem(v) == CE_CSR_BASE64);
 	free(v);
 	v = rewrap(pem, "CERTIFICATE", NULL);
-	CHECK(v && check_pem(v) == CE_CSR_PARSE);
+	CHECK(v && check_pem(v) == CE_CSR_PEM);
 	free(v);
 	free(pem);
 
-	/* SHA-384 and SHA-512 signatures verify; SHA-1 ones are refused; so is a CN in a
+	/* SHA-384 and SHA-512 signatures verify; SHA-1 is an algorithm we refuse; so is a CN in a
 	 * string type that is not ASCII. */
 	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha384()) == CE_OK);
 	CHECK(req_verdict(r3072, MBSTRING_UTF8, EVP_sha512()) == CE_OK);
-	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIGNATURE);
+	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIG_ALG);
 	CHECK(req_verdict(ec, MBSTRING_BMP, EVP_sha256()) == CE_CSR_SUBJECT);
 	/* A compressed point is a P-256 key like any other; an RSA exponent of 3 is not ours. */
 	EVP_PKEY *comp = sim_key_new("ec");
@@ -833,7 +837,7 @@ struct csv_t {
 	int rows;
 	int errors;
 	long lines[16];
-	char reasons[16][128];
+	char reasons[16][640];
 	struct csv_row last;
 };
 
@@ -850,7 +854,7 @@ static void csv_err_cb(void *arg, long line, const char *reason)
 	struct csv_t *t = arg;
 	if (t->errors < 16) {
 		t->lines[t->errors] = line;
-		snprintf(t->reasons[t->errors], 128, "%s", reason);
+		snprintf(t->reasons[t->errors], sizeof(t->reasons[0]), "%s", reason);
 	}
 	t->errors++;
 }
@@ -859,7 +863,7 @@ static int csv_run(const char *text, struct csv_t *t)
 {
 	struct csv_result res;
 	memset(t, 0, sizeof(*t));
-	return csv_read_buffer(text, strlen(text), csv_row_cb, csv_err_cb, t, &res);
+	return csv_read_buffer(text, strlen(text), NULL, csv_row_cb, csv_err_cb, t, &res);
 }
 
 static void csv_reader(void)
@@ -899,6 +903,375 @@ static void csv_reader(void)
 	CHECK(csv_run("mac,mac,platform,efuse_key\n", &t) < 0 && strstr(t.reasons[0], "twice"));
 }
 
+/* Whether OpenSSL reads @p pem as a request with a valid signature: every width claimd
+ * accepts must be one OpenSSL reads too (the fuzz target checks the same). */
+static bool openssl_reads(const char *pem)
+{
+	X509_REQ *r = req_of_pem(pem);
+	bool ok = r && X509_REQ_verify(r, X509_REQ_get0_pubkey(r)) == 1;
+	X509_REQ_free(r);
+	return ok;
+}
+
+/* RFC 7468 section 3: base64 wrapped at any width, one long line included, LF or CR LF
+ * (the widths the fuzz seeds carry too, which must therefore be accepted). */
+static void csr_pem_widths(void)
+{
+	static const size_t widths[] = {64, 76, 0, 1, 3, 63, 65, 128, 254, 255, 256};
+	static const char *eols[] = {"\n", "\r\n"};
+	static const char *seeds[] = {
+	    "209832a3c4534da3476f73ae2cfc7a513ced9567", "61c3f4fa13038c71fcb2df62b7526cee8ac2f1ab",
+	    "357d78c3ae8dc62ac959825a1940e7fd2ba79152", "decfe3c0c21057e17e995212c6b49ef9abc07de1",
+	    "4661ef4128afaaff0df49ac3ec17c1bc6de10f61", "815cdd391a1f3b38296d5749e5d5ef7f15c1a2db",
+	    "5c4d4be619482ab6898d51aeba60a81e837b7516", "dbb373b7fbd0e53e42f9f839ffbf9f1491c78521",
+	    "0c75f155842c6fb936624f7277e41a680ac8a4bb", "e9ac39ec294992cecc9b40c9fd64f1b656338825"};
+	static const char *types[] = {"ec", "rsa"};
+
+	for (size_t t = 0; t < 2; t++) {
+		EVP_PKEY *k = sim_key_new(types[t]);
+		REQUIRE(k);
+		for (int cli = 0; cli < 2; cli++) {
+			char *pem = sim_csr_pem(k, "7CDFA1000001", cli);
+			REQUIRE(pem);
+			for (size_t w = 0; w < sizeof(widths) / sizeof(widths[0]); w++)
+				for (size_t e = 0; e < 2; e++) {
+					char *v = t_pem_rewrap(pem, widths[w], eols[e]);
+					REQUIRE(v);
+					CHECKF(check_pem(v) == CE_OK, "%s width %zu eol %zu: %s",
+					       types[t], widths[w], e, err_name(check_pem(v)));
+					CHECKF(openssl_reads(v), "OpenSSL: %s width %zu", types[t],
+					       widths[w]);
+					free(v);
+				}
+			/* Lines of different widths, and a line end after the END line. */
+			char *one = t_pem_rewrap(pem, 0, "\n"), *v = NULL;
+			REQUIRE(one);
+			char *nl = strchr(one, '\n');
+			REQUIRE(nl && strlen(nl) > 200);
+			CHECK(asprintf(&v, "%.*s\n%.10s\n%.90s\n%s\r\n", (int)(nl - one), one,
+			               nl + 1, nl + 11, nl + 101) > 0);
+			CHECKF(check_pem(v) == CE_OK && openssl_reads(v), "%s", v);
+			free(v);
+			free(one);
+			free(pem);
+		}
+		EVP_PKEY_free(k);
+	}
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+		size_t n = 0;
+		char path[1024], *v;
+		snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/csr/%s", CLAIMD_SOURCE_DIR,
+		         seeds[i]);
+		v = file_read_all(path, CSR_MAX_PEM, &n);
+		REQUIRE(v);
+		struct csr *c = NULL;
+		char cn[NODE_ID_MAX + 1];
+		CHECKF(csr_check(v, n, &c, cn) == CE_OK && strcmp(cn, "7CDFA1000001") == 0,
+		       "seed %s", seeds[i]);
+		csr_free(c);
+		free(v);
+	}
+}
+
+/* The version INTEGER (the first 02 01 00 in the DER) made 1. */
+static void version_one(unsigned char **der, long *n)
+{
+	for (long i = 0; i + 2 < *n; i++)
+		if ((*der)[i] == 0x02 && (*der)[i + 1] == 0x01 && (*der)[i + 2] == 0x00) {
+			(*der)[i + 2] = 0x01;
+			return;
+		}
+}
+
+/* Each layer's refusal has its own code and a description that names it. */
+static void csr_refusal_layers(void)
+{
+	EVP_PKEY *ec = sim_key_new("ec"), *rsa = sim_key_new("rsa"),
+	         *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	REQUIRE(ec && rsa && ed);
+	char *pem = sim_csr_pem(ec, "7CDFA1000001", false), *v = NULL;
+	REQUIRE(pem);
+	const char *nl = strchr(pem, '\n'), *endl = strstr(pem, "-----END");
+	REQUIRE(nl && endl);
+	int head = (int)(nl - pem);
+
+	/* PEM armour. */
+	CHECK(check_pem("") == CE_CSR_PEM);
+	CHECK(check_pem("MIIBszCCAVkCAQAwFzEVMBMGA1UEAwwMN0NERkExMDAwMDAx") == CE_CSR_PEM);
+	CHECK(asprintf(&v, "%.*s", (int)(endl - pem), pem) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v); /* no END line */
+	CHECK(asprintf(&v, "%.*s-----END CERTIFICATE-----", (int)(endl - pem), pem) > 0 &&
+	      check_pem(v) == CE_CSR_PEM);
+	free(v); /* another label */
+	CHECK(asprintf(&v, "%.*s%s", head, pem, nl + 1) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v); /* BEGIN and base64 on one line */
+	CHECK(asprintf(&v, "%.*s%s", (int)(endl - pem) - 1, pem, endl) > 0 &&
+	      check_pem(v) == CE_CSR_PEM);
+	free(v); /* END after the base64 on its line */
+	CHECK(asprintf(&v, "%s\n.", pem) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v);
+	CHECK(asprintf(&v, "%s%s", pem, pem) > 0 && check_pem(v) == CE_CSR_PEM);
+	free(v); /* two blocks */
+	/* base64. */
+	CHECK(asprintf(&v, "%.*s\n\n%s", head, pem, nl + 1) > 0 && check_pem(v) == CE_CSR_BASE64);
+	free(v); /* a blank line */
+	CHECK(asprintf(&v, "%.*s\nMII*%s", head, pem, nl + 4) > 0 && check_pem(v) == CE_CSR_BASE64);
+	free(v);
+	CHECK(asprintf(&v, "%.*s\nMII %s", head, pem, nl + 4) > 0 && check_pem(v) == CE_CSR_BASE64);
+	free(v);
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----") ==
+	      CE_CSR_BASE64);
+	CHECK(check_pem(
+	          "-----BEGIN CERTIFICATE REQUEST-----\nA===\n-----END CERTIFICATE REQUEST-----") ==
+	      CE_CSR_BASE64);
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\nAA==\nAAAA\n-----END CERTIFICATE "
+	                "REQUEST-----") == CE_CSR_BASE64);
+	/* DER structure, version. */
+	CHECK(check_pem("-----BEGIN CERTIFICATE REQUEST-----\naGVsbG8gd29ybGQ=\n-----END "
+	                "CERTIFICATE REQUEST-----") == CE_CSR_DER);
+	v = rewrap(pem, "CERTIFICATE REQUEST", version_one);
+	CHECK(v && check_pem(v) == CE_CSR_VERSION);
+	free(v);
+	/* Signature algorithm: SHA-1, RSA-PSS. Key type: Ed25519. */
+	CHECK(req_verdict(ec, MBSTRING_UTF8, EVP_sha1()) == CE_CSR_SIG_ALG);
+	X509_REQ *r = X509_REQ_new();
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	REQUIRE(r && mc &&
+	        X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(r), NID_commonName,
+	                                   MBSTRING_ASC, (const unsigned char *)"7CDFA1000001", -1,
+	                                   -1, 0) &&
+	        X509_REQ_set_pubkey(r, rsa) &&
+	        EVP_DigestSignInit(mc, &pc, EVP_sha256(), NULL, rsa) == 1 &&
+	        EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) == 1 &&
+	        X509_REQ_sign_ctx(r, mc) > 0);
+	v = pem_of_req(r);
+	CHECK(v && openssl_reads(v) && check_pem(v) == CE_CSR_SIG_ALG);
+	free(v);
+	X509_REQ_free(r);
+	EVP_MD_CTX_free(mc);
+	r = X509_REQ_new();
+	REQUIRE(r &&
+	        X509_NAME_add_entry_by_NID(X509_REQ_get_subject_name(r), NID_commonName,
+	                                   MBSTRING_ASC, (const unsigned char *)"7CDFA1000001", -1,
+	                                   -1, 0) &&
+	        X509_REQ_set_pubkey(r, ed) && X509_REQ_sign(r, ed, NULL) > 0);
+	v = pem_of_req(r);
+	CHECK(v && check_pem(v) == CE_CSR_KEY);
+	free(v);
+	X509_REQ_free(r);
+	/* Every description is its own and says "csr: ". */
+	static const enum claimd_err codes[] = {CE_CSR_PEM,      CE_CSR_BASE64,  CE_CSR_DER,
+	                                        CE_CSR_VERSION,  CE_CSR_SIG_ALG, CE_CSR_KEY,
+	                                        CE_CSR_SIGNATURE};
+	for (size_t i = 0; i < 7; i++) {
+		CHECK(strncmp(err_description(codes[i]), "csr: ", 5) == 0 &&
+		      err_status(codes[i]) == 400);
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(err_description(codes[i]), err_description(codes[j])) != 0);
+	}
+	free(pem);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ed);
+}
+
+/* The canonical forms, every spelling the field produces, for each of the three fields
+ * and for a whole device (interface.md, "Manufacturing CSV" and its "tolerance"). */
+static void canon_fields(void)
+{
+	static const char *macs[] = {"7CDFA1000001", "7cdfa1000001", "7c:df:a1:00:00:01",
+	                             "7C-DF-A1-00-00-01", "7C:df:A1:00:00:01"};
+	static const char *bad_macs[] = {"",
+	                                 "7CDFA100000",
+	                                 "7CDFA10000011",
+	                                 "7C:DF-A1:00:00:01",
+	                                 "7C:DF:A1:00:00:0G",
+	                                 "7CDFA1 000001",
+	                                 "7C.DF.A1.00.00.01",
+	                                 " 7CDFA1000001"};
+	static const char *s3[] = {"esp32s3",  "ESP32S3",  "ESP32-S3",
+	                           "esp32_s3", "Esp32-S3", "esp-32-s3"};
+	static const char *bad_platforms[] = {"",
+	                                      "--",
+	                                      "esp 32",
+	                                      "esp32.s3",
+	                                      "esp32s3\n",
+	                                      "ésp32",
+	                                      "abcdefghijklmnopqrstuvwxyz0123456"};
+	char m[MAC_LEN + 1], p[PLATFORM_MAX + 1];
+	uint8_t k[EFUSE_KEY_BYTES];
+	struct canon_device d;
+	static char x9[] = "esp32x9";
+	static char *const extra[] = {x9, NULL};
+
+	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++)
+		CHECKF(mac_normalize(m, macs[i], strlen(macs[i])) && strcmp(m, "7CDFA1000001") == 0,
+		       "%s", macs[i]);
+	for (size_t i = 0; i < sizeof(bad_macs) / sizeof(bad_macs[0]); i++)
+		CHECKF(!mac_normalize(m, bad_macs[i], strlen(bad_macs[i])), "%s", bad_macs[i]);
+	for (size_t i = 0; i < sizeof(s3) / sizeof(s3[0]); i++) {
+		CHECKF(platform_normalize(p, s3[i], strlen(s3[i])) && strcmp(p, "esp32s3") == 0,
+		       "%s", s3[i]);
+		CHECK(canon_device("7CDFA1000001", s3[i], K1HEX_UNIT, NULL, &d) == CE_OK &&
+		      strcmp(d.platform, "esp32s3") == 0);
+	}
+	for (size_t i = 0; i < sizeof(bad_platforms) / sizeof(bad_platforms[0]); i++)
+		CHECKF(!platform_normalize(p, bad_platforms[i], strlen(bad_platforms[i])), "%s",
+		       bad_platforms[i]);
+	/* 32 characters is the limit, separators counted as written. */
+	CHECK(platform_normalize(p, "abcdefghijklmnopqrstuvwxyz012345", 32));
+	CHECK(platform_normalize(p, "ESP32C61", 8) && strcmp(p, "esp32c61") == 0);
+	/* "host" (what the CLI sends) is a platform name, but no IDF target. */
+	CHECK(platform_normalize(p, "host", 4) && !platform_known(p, NULL));
+	static const char *targets[] = {"esp32",   "esp32s2", "esp32s3",  "esp32c2", "esp32c3",
+	                                "esp32c5", "esp32c6", "esp32c61", "esp32h2", "esp32p4"};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+		CHECKF(platform_known(targets[i], NULL), "%s", targets[i]);
+	CHECK(!platform_known("esp99", NULL) && !platform_known("esp32s", NULL) &&
+	      !platform_known("esp32x9", NULL) && platform_known("esp32x9", extra) &&
+	      platform_known("esp32s3", extra) && !platform_known("esp99", extra));
+	/* Keys: 32 hex digits, any case, spaces anywhere. */
+	CHECK(efuse_key_parse(k, "000102030405060708090a0b0c0d0e0F", 32) && k[0] == 0 &&
+	      k[10] == 10 && k[15] == 15);
+	CHECK(efuse_key_parse(k, "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", 47) &&
+	      k[15] == 15);
+	CHECK(!efuse_key_parse(k, "000102030405060708090A0B0C0D0E", 30));
+	CHECK(!efuse_key_parse(k, "000102030405060708090A0B0C0D0E0F00", 34));
+	CHECK(!efuse_key_parse(k, "000102030405060708090A0B0C0D0E0G", 32));
+	CHECK(!efuse_key_parse(k, "00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F", 47));
+	/* A whole device: the first wrong field decides, each with its own code. */
+	CHECK(canon_device("7c-df-a1-00-00-01", "ESP32-C6",
+	                   "00 01 02 03 04 05 06 07 08 09 0a 0b "
+	                   "0c 0d 0e 0f",
+	                   NULL, &d) == CE_OK &&
+	      strcmp(d.mac, "7CDFA1000001") == 0 && strcmp(d.platform, "esp32c6") == 0 &&
+	      d.efuse_key[15] == 15);
+	CHECK(canon_device("7CDFA10000", "esp99", "x", NULL, &d) == CE_DEVICE_MAC);
+	CHECK(canon_device("7CDFA1000001", "esp 32", "x", NULL, &d) == CE_DEVICE_PLATFORM);
+	CHECK(canon_device("7CDFA1000001", "esp99", "x", NULL, &d) == CE_DEVICE_PLATFORM_UNKNOWN);
+	CHECK(canon_device("7CDFA1000001", "ESP32_X9", K1HEX_UNIT, extra, &d) == CE_OK &&
+	      strcmp(d.platform, "esp32x9") == 0);
+	CHECK(canon_device("7CDFA1000001", "esp32s3", "0001", NULL, &d) == CE_DEVICE_EFUSE_KEY);
+	/* The initiate fields: canonical, any platform name ("host" too), no target check. */
+	static const char *bodies[][3] = {
+	    {"{\"mac_addr\":\"7c:df:a1:00:00:01\",\"platform\":\"ESP32-S3\"}", "7CDFA1000001",
+	     "esp32s3"},
+	    {"{\"mac_addr\": \"7C-DF-A1-00-00-01\", \"platform\": \"host\"}", "7CDFA1000001",
+	     "host"},
+	    {"{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp99\"}", "7CDFA1000001", "esp99"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct initiate_fields in;
+		json_t *j = fields_parse(bodies[i][0], strlen(bodies[i][0]));
+		CHECKF(j && fields_initiate(j, &in) == CE_OK && strcmp(in.mac, bodies[i][1]) == 0 &&
+		           strcmp(in.platform, bodies[i][2]) == 0,
+		       "%s", bodies[i][0]);
+		json_decref(j);
+	}
+	json_t *j = fields_parse("{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"-_\"}", 43);
+	struct initiate_fields in;
+	CHECK(j && fields_initiate(j, &in) == CE_PLATFORM_FORMAT);
+	json_decref(j);
+	CHECK(strncmp(err_description(CE_DEVICE_PLATFORM_UNKNOWN), "platform: ", 10) == 0 &&
+	      strncmp(err_description(CE_DEVICE_MAC), "mac: ", 5) == 0 &&
+	      strncmp(err_description(CE_DEVICE_EFUSE_KEY), "efuse_key: ", 11) == 0);
+}
+
+/* claim.extra_platforms: a list, stored canonical, each item a platform name. */
+static void config_extra_platforms(void)
+{
+	char err[512];
+	const char *path = write_tmp("xp.yaml", REQUIRED_KEYS "claim:\n  extra_platforms: "
+	                                                      "[\"ESP32-X9\", \"linux_host\"]\n");
+	struct claimd_config *c = config_load(path, err, sizeof(err)), *d;
+	REQUIRE(c != NULL);
+	CHECK(c->n_extra_platforms == 2 && strcmp(c->extra_platforms[0], "esp32x9") == 0 &&
+	      strcmp(c->extra_platforms[1], "linuxhost") == 0 && c->extra_platforms[2] == NULL);
+	CHECK(platform_known("esp32x9", c->extra_platforms));
+	/* The default is an empty list; changing it is a reload, not a restart. */
+	path = write_tmp("xp0.yaml", REQUIRED_KEYS);
+	d = config_load(path, err, sizeof(err));
+	REQUIRE(d != NULL);
+	CHECK(d->n_extra_platforms == 0 && d->extra_platforms && d->extra_platforms[0] == NULL);
+	CHECK(!platform_known("esp32x9", d->extra_platforms));
+	size_t pos = 0;
+	CHECK(config_next_restart_change(d, c, &pos) == NULL);
+	config_free(c);
+	config_free(d);
+	config_fails("claim:\n  extra_platforms: [\"esp 32\"]\n" REQUIRED_KEYS,
+	             "c.yaml:2:20: claim.extra_platforms: 'esp 32' is not a platform name");
+	config_fails("claim:\n  extra_platforms: esp32x9\n" REQUIRED_KEYS,
+	             "c.yaml:2:20: claim.extra_platforms: expected a list");
+}
+
+/* Every spelling through the CSV reader: a byte-order mark, CRLF, header names in any
+ * case, platforms as the flashing tools write them, unknown targets refused with their
+ * line, extra platforms honoured. */
+static void csv_spellings(void)
+{
+	struct csv_t t;
+	struct csv_result res;
+	static char x9[] = "esp32x9";
+	static char *const extra[] = {x9, NULL};
+	const char *rows =
+	    "7cdfa1000001,ESP32-S3," K1HEX_UNIT "\r\n"
+	    "7C:DF:A1:00:00:02,esp32_s3," K1HEX_UNIT "\r\n"
+	    "7C-DF-A1-00-00-03,Esp32C61,00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f\r\n";
+	static const char *headers[] = {"mac,platform,efuse_key", "MAC,PLATFORM,EFUSE_KEY",
+	                                "Mac, Platform , eFuse_Key",
+	                                "\xEF\xBB\xBFmac,platform,efuse_key",
+	                                "\xEF\xBB\xBF"
+	                                "MAC,Platform,EFUSE_KEY"};
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		char *text = NULL;
+		REQUIRE(asprintf(&text, "%s\r\n%s", headers[i], rows) > 0);
+		CHECKF(csv_run(text, &t) == 0 && t.rows == 3 && t.errors == 0, "header %zu: %s", i,
+		       t.errors ? t.reasons[0] : "");
+		CHECK(strcmp(t.last.mac, "7CDFA1000003") == 0 &&
+		      strcmp(t.last.platform, "esp32c61") == 0 && t.last.line == 4 &&
+		      t.last.efuse_key[15] == 15);
+		free(text);
+	}
+	/* The canonical platform of every row, in order. */
+	memset(&t, 0, sizeof(t));
+	const char *two = "mac,platform,efuse_key\n7CDFA1000001,ESP32-S3," K1HEX_UNIT "\n";
+	CHECK(csv_read_buffer(two, strlen(two), NULL, csv_row_cb, csv_err_cb, &t, &res) == 0 &&
+	      t.rows == 1 && strcmp(t.last.platform, "esp32s3") == 0);
+	/* A BOM is only a BOM at the very start. */
+	CHECK(csv_run("mac,platform,efuse_key\n\xEF\xBB\xBF"
+	              "7CDFA1000001,esp32s3," K1HEX_UNIT "\n",
+	              &t) == 0 &&
+	      t.rows == 0 && t.errors == 1 && strstr(t.reasons[0], "mac: "));
+	/* Unknown targets: refused with the line and what was found; the others pass. */
+	const char *x = "mac,platform,efuse_key\n"
+	                "7CDFA1000001,esp99," K1HEX_UNIT "\n"
+	                "7CDFA1000002,ESP32-X9," K1HEX_UNIT "\n"
+	                "7CDFA1000003,esp32s3," K1HEX_UNIT "\n";
+	CHECK(csv_run(x, &t) == 0 && t.rows == 1 && t.errors == 2);
+	CHECKF(t.lines[0] == 2 && strstr(t.reasons[0], "platform: not a known IDF target") &&
+	           strstr(t.reasons[0], "\"esp99\""),
+	       "%s", t.reasons[0]);
+	CHECK(t.lines[1] == 3 && strstr(t.reasons[1], "\"ESP32-X9\""));
+	memset(&t, 0, sizeof(t));
+	CHECK(csv_read_buffer(x, strlen(x), extra, csv_row_cb, csv_err_cb, &t, &res) == 0 &&
+	      t.rows == 2 && t.errors == 1 && t.lines[0] == 2 &&
+	      strcmp(t.last.mac, "7CDFA1000003") == 0);
+	/* The key is never quoted back; the MAC is. */
+	CHECK(csv_run("mac,platform,efuse_key\n7CDFA10000,esp32s3," K1HEX_UNIT "\n"
+	              "7CDFA1000001,esp32s3,00SECRET\n",
+	              &t) == 0 &&
+	      t.errors == 2 && strstr(t.reasons[0], "\"7CDFA10000\"") &&
+	      strstr(t.reasons[1], "efuse_key: ") && !strstr(t.reasons[1], "SECRET"));
+	/* A header that is not ours says what it found. */
+	CHECK(csv_run("MAC Address;Platform;Key\n", &t) < 0 && t.lines[0] == 1);
+	CHECKF(strstr(t.reasons[0], "header: ") &&
+	           strstr(t.reasons[0], "found: \"MAC Address;Platform;Key\""),
+	       "%s", t.reasons[0]);
+	CHECK(csv_run("\xEF\xBB\xBFserial,mac,platform\r\n", &t) < 0);
+	CHECKF(strstr(t.reasons[0], "found: \"serial\", \"mac\", \"platform\""), "%s",
+	       t.reasons[0]);
+}
+
 static const struct t_case cases[] = {
     {"hmac_vector", hmac_vector},
     {"config_errors", config_errors},
@@ -916,6 +1289,11 @@ static const struct t_case cases[] = {
     {"cert_reply_exact", cert_reply_exact},
     {"cert_reply_refusals", cert_reply_refusals},
     {"csv_reader", csv_reader},
+    {"canon_fields", canon_fields},
+    {"config_extra_platforms", config_extra_platforms},
+    {"csv_spellings", csv_spellings},
+    {"csr_pem_widths", csr_pem_widths},
+    {"csr_refusal_layers", csr_refusal_layers},
     {NULL, NULL},
 };
 
