@@ -12,6 +12,8 @@
 
 #include "claimd/canon.h"
 
+/** The value 0-15 of hex digit @p c (either case), or -1. */
+int hex_value(char c);
 /** Writes 2*n upper-case hex digits of @p in plus a NUL into @p out. */
 void hex_encode_upper(char *out, const uint8_t *in, size_t n);
 /** Writes 2*n lower-case hex digits of @p in plus a NUL into @p out. */

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static int hexval(char c)
+int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -49,7 +49,7 @@ bool hex_decode(uint8_t *out, size_t n, const char *in, size_t len, bool allow_s
 	for (size_t i = 0; i < len; i++) {
 		if (allow_spaces && in[i] == ' ')
 			continue;
-		int v = hexval(in[i]);
+		int v = hex_value(in[i]);
 		if (v < 0 || got >= n)
 			return false;
 		if (hi < 0) {
@@ -65,7 +65,7 @@ bool hex_decode(uint8_t *out, size_t n, const char *in, size_t len, bool allow_s
 void mac_to_bytes(uint8_t out[6], const char mac[MAC_LEN + 1])
 {
 	for (int i = 0; i < 6; i++)
-		out[i] = (uint8_t)(hexval(mac[2 * i]) << 4 | hexval(mac[2 * i + 1]));
+		out[i] = (uint8_t)(hex_value(mac[2 * i]) << 4 | hex_value(mac[2 * i + 1]));
 }
 
 void mac_from_bytes(char out[MAC_LEN + 1], const uint8_t in[6])

@@ -357,6 +357,31 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http: %s", log_escape(safe, sizeof(safe), raw, strlen(raw)));
 }
 
+/*
+ * libmicrohttpd's unescaping of paths and query arguments, but "%00" is left as it is:
+ * decoded, a NUL would end the C string early, so that "/crl%00x" would be routed and
+ * logged as "/crl". Kept escaped, such a path matches no route (404). Returns the new
+ * length; @p s only shrinks (the callback's contract).
+ */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *w = s;
+	(void)cls;
+	(void)c;
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 /* Why the listening socket could not be had, for the error message: libmicrohttpd only
  * logs it (and names port 0, since it is given an address). Tries the bind once more. */
 static const char *bind_error(const struct addrinfo *ai)
@@ -401,7 +426,8 @@ struct http_server *http_start(struct app *app, char *err, size_t errsz)
 	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_address,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul,
+	    NULL, MHD_OPTION_END);
 	if (!s->d) {
 		snprintf(err, errsz, "server.listen: cannot listen on %s: %s", cfg->listen,
 		         bind_error(ai));

@@ -283,10 +283,6 @@ int ctl_certs(int argc, char **argv)
 		return certs_list(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
 		return certs_revoke(argc - 1, argv + 1);
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		certs_usage(stdout);
-		return 0;
-	}
 	certs_usage(stderr);
 	return 2;
 }
@@ -303,11 +299,6 @@ int ctl_crl(int argc, char **argv)
 	char err[1024];
 	int rc = 1;
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		puts("usage: claimctl crl [--der]\n  the current CRL of the issuing CA (PEM unless "
-		     "--der), issued now if the stored one is stale");
-		return 0;
-	}
 	if (argc > 2 || (argc == 2 && !der_out)) {
 		fputs("usage: claimctl crl [--der]\n", stderr);
 		return 2;
@@ -347,12 +338,6 @@ int ctl_nodes_release(int argc, char **argv)
 	long revoked = 0;
 	char detail[160];
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		puts("usage: claimctl nodes release NODE_ID\n  revokes the node's certificates "
-		     "(cessationOfOperation) and frees its (user, MAC):\n  the next initiate gets "
-		     "a new node_id; the history is kept");
-		return 0;
-	}
 	if (argc != 2) {
 		fputs("usage: claimctl nodes release NODE_ID\n", stderr);
 		return 2;
@@ -413,13 +398,6 @@ int ctl_nodes_export(int argc, char **argv)
 	const char *user = NULL;
 	struct export_sink s = {stdout, false, 0};
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		puts("usage: claimctl nodes export [--user USER]\n  CSV "
-		     "node_id,mac,user,platform,certs of "
-		     "every live node with a valid certificate\n  (certs: its valid certificates' "
-		     "PEM), for registering nodes with an MQTT/IoT backend");
-		return 0;
-	}
 	if (argc == 3 && strcmp(argv[1], "--user") == 0)
 		user = argv[2];
 	else if (argc != 1) {

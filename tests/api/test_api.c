@@ -428,6 +428,19 @@ static void unknown_path_and_method(void)
 	/* The Allow header lists the route's methods from the route table. */
 	CHECK(http_header(&r, "Allow", allow, sizeof(allow)) && strcmp(allow, "GET, HEAD") == 0);
 	http_response_free(&r);
+	/* An escaped NUL does not cut the path short ("/crl%00x" is not "/crl"); other
+	 * escapes are decoded as before. */
+	static const char *const nul_paths[] = {"/crl%00x", "/healthz%00", "/claim/initiate%00x"};
+	for (size_t i = 0; i < sizeof(nul_paths) / sizeof(nul_paths[0]); i++) {
+		char req[128];
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", nul_paths[i]);
+		REQUIRE(raw(&f.d, req, &r) == 0);
+		check_failure(&r, 404, "no such endpoint");
+		http_response_free(&r);
+	}
+	REQUIRE(raw(&f.d, "GET /healt%68z HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200);
+	http_response_free(&r);
 	fx_down(&f);
 }
 
