@@ -140,7 +140,13 @@ static void migrate_from_3(void)
 	    " now() + interval '1 day', repeat('x', 200));"
 	    "INSERT INTO audit (event, flow, outcome, reason, mac) VALUES"
 	    " ('verify', 'self', 'ok', 'OK', '7CDFA1000001');"
-	    "INSERT INTO mac_lockouts (mac, failures) VALUES ('7CDFA1000002', 2)");
+	    "INSERT INTO mac_lockouts (mac, failures) VALUES ('7CDFA1000002', 2);"
+	    /* Platforms as imports stored them before they were canonical. */
+	    "INSERT INTO devices (mac, platform, efuse_key_sealed, efuse_key_tag) VALUES"
+	    " ('7CDFA1000011', 'esp32-s3', decode(repeat('00', 56), 'hex'),"
+	    "  decode(repeat('00', 16), 'hex')),"
+	    " ('7CDFA1000012', 'esp32_c3', decode(repeat('00', 56), 'hex'),"
+	    "  decode(repeat('01', 16), 'hex'))");
 	CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	CHECKF(db_migrate(t.conninfo, &applied, err, sizeof(err)) == 0, "%s", err);
@@ -149,6 +155,9 @@ static void migrate_from_3(void)
 	for (const struct db_migration *m = db_migrations; m->name; m++)
 		after3 += m->version > 3;
 	CHECKF(applied == after3, "%d applied, %d after version 3", applied, after3);
+	CHECK(
+	    sql_long(&t, "SELECT count(*) FROM devices WHERE platform IN ('esp32s3', 'esp32c3')") ==
+	    2);
 	CHECK(sql_long(&t, "SELECT (SELECT count(*) FROM nodes) + (SELECT count(*) FROM "
 	                   "claim_sessions) + (SELECT count(*) FROM certificates) + (SELECT "
 	                   "count(*) FROM audit) + (SELECT sum(failures) FROM mac_lockouts)") == 7);
