@@ -23,6 +23,22 @@ struct csv_row {
 	uint8_t efuse_key[EFUSE_KEY_BYTES];
 };
 
+/* What is wrong with a device's fields, the first problem found. */
+enum device_fields {
+	DEVICE_FIELDS_OK,
+	DEVICE_BAD_MAC,
+	DEVICE_BAD_PLATFORM,
+	DEVICE_BAD_KEY,
+};
+
+/**
+ * The one validation of a device to register, shared by every entry point (the CSV
+ * rows here, the management API): @p mac, @p platform and @p key (hex, spaces allowed),
+ * already trimmed, normalised into @p out's mac, platform and efuse_key (not line).
+ */
+enum device_fields device_fields_check(const char *mac, const char *platform, const char *key,
+                                       struct csv_row *out);
+
 /** Receives each valid row; return -1 to stop reading. */
 typedef int (*csv_row_fn)(void *arg, const struct csv_row *row);
 /** Receives each invalid line's number and reason. */

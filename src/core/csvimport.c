@@ -107,14 +107,30 @@ static const char *row(struct reader *r, struct csv_row *out)
 	trim(r->field[r->col[COL_MAC]]);
 	trim(r->field[r->col[COL_PLATFORM]]);
 	trim(r->field[r->col[COL_KEY]]);
-	if (!mac_normalize(out->mac, mac, strlen(mac)))
+	switch (device_fields_check(mac, plat, key, out)) {
+	case DEVICE_FIELDS_OK:
+		break;
+	case DEVICE_BAD_MAC:
 		return "mac: expected 12 hex digits (':' or '-' separators allowed)";
-	if (!platform_normalize(out->platform, plat, strlen(plat)))
+	case DEVICE_BAD_PLATFORM:
 		return "platform: expected an IDF target name such as esp32s3";
-	if (!hex_decode(out->efuse_key, EFUSE_KEY_BYTES, key, strlen(key), true))
+	case DEVICE_BAD_KEY:
 		return "efuse_key: expected 32 hex digits (16 bytes, spaces allowed)";
+	}
 	out->line = r->line;
 	return NULL;
+}
+
+enum device_fields device_fields_check(const char *mac, const char *platform, const char *key,
+                                       struct csv_row *out)
+{
+	if (!mac_normalize(out->mac, mac, strlen(mac)))
+		return DEVICE_BAD_MAC;
+	if (!platform_normalize(out->platform, platform, strlen(platform)))
+		return DEVICE_BAD_PLATFORM;
+	if (!hex_decode(out->efuse_key, EFUSE_KEY_BYTES, key, strlen(key), true))
+		return DEVICE_BAD_KEY;
+	return DEVICE_FIELDS_OK;
 }
 
 static bool blank(const char *s, size_t n)

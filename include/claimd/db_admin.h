@@ -1,0 +1,61 @@
+/*
+ * What the management API reads beyond the other resource files: one registered device
+ * with its lockout state (never its key), and a node's certificates with their PEM.
+ * Facts only; statuses are named by cert_status_name() and replies built by the handlers.
+ */
+#ifndef CLAIMD_DB_ADMIN_H
+#define CLAIMD_DB_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "claimd/db.h"
+#include "claimd/db_lifecycle.h"
+
+/* A registered device, as `devices show` describes it: no key material. */
+struct device_info {
+	char mac[13], platform[33];
+	char registered_at[48], updated_at[48]; /* PostgreSQL's text timestamps */
+	int64_t failures;                       /* wrong challenge responses since the last lock */
+	int64_t lockouts;                       /* how many times it was locked */
+	bool locked;                            /* locked now */
+	char locked_until[48];                  /* "" when not locked now */
+};
+
+/**
+ * The device of normalised MAC @p mac into @p out. DB_OK; DB_NO_ROWS when it is not
+ * registered; DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_device_show(struct db *db, const char *mac, struct device_info *out);
+
+/* A certificate with the facts listings show and its PEM. */
+struct cert_pem {
+	struct cert_row facts;
+	char *pem; /* malloc'd */
+};
+
+/**
+ * The certificates of @p node_id, oldest first, as a malloc'd array in *@p out of
+ * *@p n; free it with db_cert_pems_free(). DB_OK; DB_NO_ROWS (none; *@p out NULL);
+ * DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_node_cert_pems(struct db *db, const char *node_id, struct cert_pem **out,
+                                 size_t *n);
+/** Frees what db_node_cert_pems() returned; NULL is a no-op. */
+void db_cert_pems_free(struct cert_pem *c, size_t n);
+
+/* A node as the management API shows it. */
+struct node_show {
+	char node_id[65], mac[13], user_id[256], platform[33];
+	char created_at[48], claimed_at[48]; /* "" if never claimed */
+	char released_at[48];                /* "" while live */
+};
+
+/**
+ * The node @p node_id (live or released) into @p out. DB_OK; DB_NO_ROWS when there is
+ * none; DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_node_show(struct db *db, const char *node_id, struct node_show *out);
+
+#endif

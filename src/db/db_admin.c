@@ -1,0 +1,104 @@
+/*
+ * Reads for the management API: a device with its lockout state, a node, and a node's
+ * certificates with their PEM. No key material is ever selected (the sealed eFuse key
+ * and its tag stay in the table); nothing here decides a status or builds a reply.
+ */
+#include "claimd/db_admin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_internal.h"
+
+const struct db_stmt db_admin_stmts[] = {
+    /* $1 mac */
+    {"admin_device_show",
+     "SELECT d.mac, d.platform, d.registered_at::text AS registered_at,"
+     " d.updated_at::text AS updated_at, coalesce(l.failures, 0)::int8 AS failures,"
+     " coalesce(l.lockouts, 0)::int8 AS lockouts,"
+     " coalesce(l.locked_until > now(), false) AS locked,"
+     " CASE WHEN l.locked_until > now() THEN l.locked_until::text ELSE '' END AS locked_until"
+     " FROM devices d LEFT JOIN mac_lockouts l USING (mac) WHERE d.mac = $1"},
+    /* $1 node_id */
+    {"admin_node_certs", "SELECT " CERT_FACTS ", c.pem FROM certificates c JOIN nodes n"
+                         " USING (node_id) WHERE c.node_id = $1 ORDER BY c.issued_at, c.serial"},
+    /* $1 node_id */
+    {"admin_node_show",
+     "SELECT n.node_id, n.mac, coalesce(n.user_id, '') AS user_id,"
+     " coalesce(n.platform, d.platform, '') AS platform, n.created_at::text AS created_at,"
+     " coalesce(n.claimed_at::text, '') AS claimed_at,"
+     " coalesce(n.released_at::text, '') AS released_at FROM nodes n"
+     " LEFT JOIN devices d ON d.mac = n.mac AND n.user_id IS NULL WHERE n.node_id = $1"},
+    {NULL, NULL},
+};
+
+enum db_status db_device_show(struct db *db, const char *mac, struct device_info *out)
+{
+	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("mac", out->mac),
+	    DB_COL_TEXT("platform", out->platform),
+	    DB_COL_TEXT("registered_at", out->registered_at),
+	    DB_COL_TEXT("updated_at", out->updated_at),
+	    DB_COL_INT("failures", &out->failures),
+	    DB_COL_INT("lockouts", &out->lockouts),
+	    DB_COL_BOOL("locked", &out->locked),
+	    DB_COL_TEXT("locked_until", out->locked_until),
+	    DB_COLS_END,
+	};
+	memset(out, 0, sizeof(*out));
+	return db_run_exec(db, "admin_device_show", p, cols);
+}
+
+enum db_status db_node_cert_pems(struct db *db, const char *node_id, struct cert_pem **out,
+                                 size_t *n)
+{
+	struct cert_pem row = {0};
+	const struct db_param p[] = {DB_TEXT(node_id), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("serial", row.facts.serial),
+	    DB_COL_TEXT("node_id", row.facts.node_id),
+	    DB_COL_TEXT("mac", row.facts.mac),
+	    DB_COL_INT("not_before", &row.facts.not_before),
+	    DB_COL_INT("not_after", &row.facts.not_after),
+	    DB_COL_INT("issued_at", &row.facts.issued_at),
+	    DB_COL_BOOL("revoked", &row.facts.revoked),
+	    DB_COL_INT("revoked_at", &row.facts.revoked_at),
+	    DB_COL_INT("reason", &row.facts.reason),
+	    DB_COL_BOOL("expired", &row.facts.expired),
+	    DB_COL_STR("pem", &row.pem),
+	    DB_COLS_END,
+	};
+	void *items = NULL;
+	enum db_status s =
+	    db_run_collect(db, "admin_node_certs", p, cols, &row, sizeof(row), &items, n);
+
+	*out = items;
+	return s;
+}
+
+void db_cert_pems_free(struct cert_pem *c, size_t n)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(c[i].pem);
+	free(c);
+}
+
+enum db_status db_node_show(struct db *db, const char *node_id, struct node_show *out)
+{
+	const struct db_param p[] = {DB_TEXT(node_id), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("node_id", out->node_id),
+	    DB_COL_TEXT("mac", out->mac),
+	    DB_COL_TEXT("user_id", out->user_id),
+	    DB_COL_TEXT("platform", out->platform),
+	    DB_COL_TEXT("created_at", out->created_at),
+	    DB_COL_TEXT("claimed_at", out->claimed_at),
+	    DB_COL_TEXT("released_at", out->released_at),
+	    DB_COLS_END,
+	};
+	memset(out, 0, sizeof(*out));
+	return db_run_exec(db, "admin_node_show", p, cols);
+}
