@@ -158,6 +158,7 @@ static void auth_failures(void)
 	/* No token, a wrong one, one listed only in another file, another scheme. */
 	REQUIRE(req(&f.d.admin_url, "GET", path, NULL, NULL, &r) == 0);
 	check_failure(&r, 401, "bearer token");
+	CHECK(r.headers && strstr(r.headers, "WWW-Authenticate: Bearer"));
 	http_response_free(&r);
 	CHECK(astatus(&f, "GET", path, "wrong", NULL) == 401);
 	CHECK(astatus(&f, "GET", path, TOKEN_OTHER, NULL) == 401);
@@ -205,6 +206,16 @@ static void auth_failures(void)
 	CHECK(astatus(&f, "GET", path, TOKEN_A, NULL) == 401);
 	CHECK(astatus(&f, "GET", path, TOKEN_B, NULL) == 401);
 	CHECK(log_has(&f, "by admin:rotated"));
+	/* A malformed line: the reload is refused naming the line; the tokens stay. */
+	FILE *tf = fopen(tokens_path, "w");
+	REQUIRE(tf);
+	fputs("# comment\n\nnot-a-hash rotated\n", tf);
+	fclose(tf);
+	kill(f.d.pid, SIGHUP);
+	for (int i = 0; i < 200 && !log_has(&f, ".tokens:3: expected"); i++)
+		usleep(20000);
+	CHECK(log_has(&f, ".tokens:3: expected \"SHA256-HEX NAME\""));
+	CHECK(astatus(&f, "GET", path, TOKEN_NEW, NULL) == 200);
 	fx_down(&f);
 }
 
