@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api_support.h"
+#include "claimd/config.h"
 #include "claimd/db_devices.h"
 #include "claimd/util.h"
 #include "harness.h"
@@ -638,7 +639,51 @@ static void revoke_and_release(void)
 	fx_down(&f);
 }
 
+#define REQUIRED_KEYS "ca:\n  certificate: ca.pem\n  key: ca.key\nsecrets:\n  key_file: s.key\n"
+
+/* Loads @p text: NULL-free success when @p want is NULL, else a failure naming @p want. */
+static void config_case(const char *text, const char *want)
+{
+	char err[512] = "";
+	struct claimd_config *c =
+	    config_load_buffer("c.yaml", text, strlen(text), err, sizeof(err));
+	if (want)
+		CHECKF(!c && strstr(err, want), "want '%s', got '%s'", want, err);
+	else
+		CHECKF(c != NULL, "%s", err);
+	config_free(c);
+}
+
+static void config_keys(void)
+{
+	/* Off by default; on with both keys; the tokens file is required with a listener. */
+	config_case(REQUIRED_KEYS, NULL);
+	config_case(REQUIRED_KEYS "admin:\n  listen: \"127.0.0.1:8081\"\n  tokens_file: t\n", NULL);
+	config_case(REQUIRED_KEYS "admin:\n  listen: \"[::1]:8081\"\n  tokens_file: t\n", NULL);
+	config_case(REQUIRED_KEYS "admin:\n  listen: \"127.0.0.1:8081\"\n",
+	            "admin.tokens_file: required when admin.listen is set");
+	config_case(REQUIRED_KEYS "admin:\n  listen: \"nohost\"\n  tokens_file: t\n",
+	            "c.yaml:7:11: admin.listen: expected host:port");
+	config_case(REQUIRED_KEYS "admin:\n  listen: \"a:70000\"\n  tokens_file: t\n",
+	            "admin.listen: port must be 0-65535");
+	config_case(REQUIRED_KEYS "admin:\n  bogus: 1\n", "unknown key 'admin.bogus'");
+	/* admin.listen needs a restart; the tokens file is re-read on SIGHUP. */
+	char err[256];
+	const char *a = REQUIRED_KEYS "admin:\n  listen: \"127.0.0.1:1\"\n  tokens_file: a\n";
+	const char *b = REQUIRED_KEYS "admin:\n  listen: \"127.0.0.1:2\"\n  tokens_file: b\n";
+	struct claimd_config *x = config_load_buffer("a.yaml", a, strlen(a), err, sizeof(err));
+	struct claimd_config *y = config_load_buffer("b.yaml", b, strlen(b), err, sizeof(err));
+	REQUIRE(x && y);
+	size_t pos = 0;
+	const char *k = config_next_restart_change(x, y, &pos);
+	CHECKF(k && strcmp(k, "admin.listen") == 0, "%s", k ? k : "(none)");
+	CHECK(config_next_restart_change(x, y, &pos) == NULL);
+	config_free(x);
+	config_free(y);
+}
+
 static const struct t_case cases[] = {
+    {"config_keys", config_keys},
     {"auth_failures", auth_failures},
     {"public_listener", public_listener},
     {"register_devices", register_devices},
