@@ -16,11 +16,10 @@
 /* A registered device, as `devices show` describes it: no key material. */
 struct device_info {
 	char mac[13], platform[33];
-	char registered_at[48], updated_at[48]; /* PostgreSQL's text timestamps */
-	int64_t failures;                       /* wrong challenge responses since the last lock */
-	int64_t lockouts;                       /* how many times it was locked */
-	bool locked;                            /* locked now */
-	char locked_until[48];                  /* "" when not locked now */
+	int64_t registered_at, updated_at; /* unix seconds */
+	int64_t failures;                  /* wrong challenge responses since the last lock */
+	int64_t lockouts;                  /* how many times it was locked */
+	int64_t locked_until;              /* unix seconds; 0 when not locked now */
 };
 
 /**
@@ -47,9 +46,11 @@ void db_cert_pems_free(struct cert_pem *c, size_t n);
 
 /* A node as the management API shows it. */
 struct node_show {
-	char node_id[65], mac[13], user_id[256], platform[33];
-	char created_at[48], claimed_at[48]; /* "" if never claimed */
-	char released_at[48];                /* "" while live */
+	char node_id[65], mac[13], user_id[256]; /* user_id "" for a self-claimed node */
+	char platform[33];                       /* the device's for a self-claimed node */
+	int64_t created_at;                      /* unix seconds */
+	int64_t claimed_at;                      /* unix seconds; 0 if never claimed */
+	int64_t released_at;                     /* unix seconds; 0 while live */
 };
 
 /**
@@ -57,5 +58,11 @@ struct node_show {
  * none; DB_SOFT or DB_HARD on failure.
  */
 enum db_status db_node_show(struct db *db, const char *node_id, struct node_show *out);
+/**
+ * Every node (live or released) on normalised MAC @p mac, oldest first, as a malloc'd
+ * array in *@p out of *@p n (the caller frees it). DB_OK; DB_NO_ROWS (none; *@p out
+ * NULL); DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_device_nodes(struct db *db, const char *mac, struct node_show **out, size_t *n);
 
 #endif

@@ -15,7 +15,7 @@
 #include "claimd/db_audit.h"
 #include "claimd/db_devices.h"
 #include "claimd/db_lifecycle.h"
-#include "claimd/db_users.h"
+#include "claimd/db_users.h" /* NODE_ID_TEXT_MAX */
 #include "claimd/http.h"
 #include "claimd/log.h"
 #include "claimd/util.h"
@@ -37,6 +37,12 @@ static json_t *json_time(int64_t t)
 	struct tm tm;
 	strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
 	return json_string(out);
+}
+
+/* A time that is 0 when unset: RFC 3339, or null. */
+static json_t *json_time_opt(int64_t t)
+{
+	return t ? json_time(t) : json_null();
 }
 
 /* A text column that is "" when unset: the string, or null. */
@@ -212,7 +218,7 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 {
 	char seg[64], mac[MAC_LEN + 1];
 	struct device_info d;
-	struct node_info *nodes = NULL;
+	struct node_show *nodes = NULL;
 	struct cert_row *certs = NULL;
 	size_t nn = 0, nc = 0;
 	struct db *db;
@@ -226,7 +232,7 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 		return reply_error(rq, c, CE_ADMIN_NO_DEVICE);
 	if (s < DB_NO_ROWS)
 		return reply_db(rq, c, s);
-	if ((s = db_nodes_find(db, NULL, mac, &nodes, &nn)) < DB_NO_ROWS)
+	if ((s = db_device_nodes(db, mac, &nodes, &nn)) < DB_NO_ROWS)
 		return reply_db(rq, c, s);
 	struct cert_filter f = {NULL, mac, false};
 	if ((s = db_certs_list(db, &f, &certs, &nc)) < DB_NO_ROWS) {
@@ -235,23 +241,23 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 	}
 	json_t *jn = json_array(), *jc = json_array();
 	for (size_t i = 0; i < nn; i++)
-		if (strcmp(nodes[i].mac, mac) == 0)
-			json_array_append_new(jn, json_pack("{s:s, s:o, s:s, s:o}", "node_id",
-			                                    nodes[i].node_id, "user",
-			                                    json_opt(nodes[i].user_id), "created",
-			                                    nodes[i].created_at, "claimed",
-			                                    json_opt(nodes[i].claimed_at)));
+		json_array_append_new(jn, json_pack("{s:s, s:o, s:o, s:o, s:o}", "node_id",
+		                                    nodes[i].node_id, "user",
+		                                    json_opt(nodes[i].user_id), "created",
+		                                    json_time(nodes[i].created_at), "claimed",
+		                                    json_time_opt(nodes[i].claimed_at), "released",
+		                                    json_time_opt(nodes[i].released_at)));
 	for (size_t i = 0; i < nc; i++)
 		json_array_append_new(jc, cert_json(&certs[i], NULL));
 	free(nodes);
 	free(certs);
-	return reply_json(rq, c, 200,
-	                  json_pack("{s:s, s:s, s:s, s:s, s:{s:b, s:I, s:I, s:o}, s:o, s:o}", "mac",
-	                            d.mac, "platform", d.platform, "registered", d.registered_at,
-	                            "updated", d.updated_at, "lockout", "locked", d.locked,
-	                            "failures", (json_int_t)d.failures, "lockouts",
-	                            (json_int_t)d.lockouts, "locked_until",
-	                            json_opt(d.locked_until), "nodes", jn, "certificates", jc));
+	return reply_json(
+	    rq, c, 200,
+	    json_pack("{s:s, s:s, s:o, s:o, s:{s:b, s:I, s:I, s:o}, s:o, s:o}", "mac", d.mac,
+	              "platform", d.platform, "registered", json_time(d.registered_at), "updated",
+	              json_time(d.updated_at), "lockout", "locked", d.locked_until != 0, "failures",
+	              (json_int_t)d.failures, "lockouts", (json_int_t)d.lockouts, "locked_until",
+	              json_time_opt(d.locked_until), "nodes", jn, "certificates", jc));
 }
 
 /* --- GET /admin/v1/nodes/{node_id} --- */
@@ -286,11 +292,11 @@ enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection 
 		json_array_append_new(jc, cert_json(&certs[i].facts, certs[i].pem));
 	db_cert_pems_free(certs, nc);
 	return reply_json(rq, c, 200,
-	                  json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o}", "node_id",
+	                  json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "node_id",
 	                            n.node_id, "mac", n.mac, "user", json_opt(n.user_id),
-	                            "platform", json_opt(n.platform), "created", n.created_at,
-	                            "claimed", json_opt(n.claimed_at), "released",
-	                            json_opt(n.released_at), "certificates", jc));
+	                            "platform", json_opt(n.platform), "created",
+	                            json_time(n.created_at), "claimed", json_time_opt(n.claimed_at),
+	                            "released", json_time_opt(n.released_at), "certificates", jc));
 }
 
 /* --- POST /admin/v1/nodes/{node_id}/verify-signature --- */

@@ -10,25 +10,31 @@
 
 #include "db_internal.h"
 
+/* A node's columns as struct node_show reads them; $1 is the node_id or the MAC. */
+#define NODE_SHOW                                                                                  \
+	"SELECT n.node_id, n.mac, coalesce(n.user_id, '') AS user_id,"                             \
+	" coalesce(n.platform, d.platform, '') AS platform,"                                       \
+	" extract(epoch FROM n.created_at)::int8 AS created_at,"                                   \
+	" coalesce(extract(epoch FROM n.claimed_at), 0)::int8 AS claimed_at,"                      \
+	" coalesce(extract(epoch FROM n.released_at), 0)::int8 AS released_at FROM nodes n"        \
+	" LEFT JOIN devices d ON d.mac = n.mac AND n.user_id IS NULL"
+
 const struct db_stmt db_admin_stmts[] = {
     /* $1 mac */
     {"admin_device_show",
-     "SELECT d.mac, d.platform, d.registered_at::text AS registered_at,"
-     " d.updated_at::text AS updated_at, coalesce(l.failures, 0)::int8 AS failures,"
-     " coalesce(l.lockouts, 0)::int8 AS lockouts,"
-     " coalesce(l.locked_until > now(), false) AS locked,"
-     " CASE WHEN l.locked_until > now() THEN l.locked_until::text ELSE '' END AS locked_until"
+     "SELECT d.mac, d.platform, extract(epoch FROM d.registered_at)::int8 AS registered_at,"
+     " extract(epoch FROM d.updated_at)::int8 AS updated_at,"
+     " coalesce(l.failures, 0)::int8 AS failures, coalesce(l.lockouts, 0)::int8 AS lockouts,"
+     " CASE WHEN l.locked_until > now() THEN extract(epoch FROM l.locked_until)::int8"
+     " ELSE 0 END AS locked_until"
      " FROM devices d LEFT JOIN mac_lockouts l USING (mac) WHERE d.mac = $1"},
     /* $1 node_id */
     {"admin_node_certs", "SELECT " CERT_FACTS ", c.pem FROM certificates c JOIN nodes n"
                          " USING (node_id) WHERE c.node_id = $1 ORDER BY c.issued_at, c.serial"},
     /* $1 node_id */
-    {"admin_node_show",
-     "SELECT n.node_id, n.mac, coalesce(n.user_id, '') AS user_id,"
-     " coalesce(n.platform, d.platform, '') AS platform, n.created_at::text AS created_at,"
-     " coalesce(n.claimed_at::text, '') AS claimed_at,"
-     " coalesce(n.released_at::text, '') AS released_at FROM nodes n"
-     " LEFT JOIN devices d ON d.mac = n.mac AND n.user_id IS NULL WHERE n.node_id = $1"},
+    {"admin_node_show", NODE_SHOW " WHERE n.node_id = $1"},
+    /* $1 mac */
+    {"admin_device_nodes", NODE_SHOW " WHERE n.mac = $1 ORDER BY n.created_at, n.node_id"},
     {NULL, NULL},
 };
 
@@ -38,12 +44,11 @@ enum db_status db_device_show(struct db *db, const char *mac, struct device_info
 	const struct db_col cols[] = {
 	    DB_COL_TEXT("mac", out->mac),
 	    DB_COL_TEXT("platform", out->platform),
-	    DB_COL_TEXT("registered_at", out->registered_at),
-	    DB_COL_TEXT("updated_at", out->updated_at),
+	    DB_COL_INT("registered_at", &out->registered_at),
+	    DB_COL_INT("updated_at", &out->updated_at),
 	    DB_COL_INT("failures", &out->failures),
 	    DB_COL_INT("lockouts", &out->lockouts),
-	    DB_COL_BOOL("locked", &out->locked),
-	    DB_COL_TEXT("locked_until", out->locked_until),
+	    DB_COL_INT("locked_until", &out->locked_until),
 	    DB_COLS_END,
 	};
 	memset(out, 0, sizeof(*out));
@@ -86,19 +91,40 @@ void db_cert_pems_free(struct cert_pem *c, size_t n)
 	free(c);
 }
 
+/* The columns of NODE_SHOW, read into @p r. */
+static void node_cols(struct db_col cols[8], struct node_show *r)
+{
+	cols[0] = DB_COL_TEXT("node_id", r->node_id);
+	cols[1] = DB_COL_TEXT("mac", r->mac);
+	cols[2] = DB_COL_TEXT("user_id", r->user_id);
+	cols[3] = DB_COL_TEXT("platform", r->platform);
+	cols[4] = DB_COL_INT("created_at", &r->created_at);
+	cols[5] = DB_COL_INT("claimed_at", &r->claimed_at);
+	cols[6] = DB_COL_INT("released_at", &r->released_at);
+	cols[7] = DB_COLS_END;
+}
+
 enum db_status db_node_show(struct db *db, const char *node_id, struct node_show *out)
 {
 	const struct db_param p[] = {DB_TEXT(node_id), DB_PARAMS_END};
-	const struct db_col cols[] = {
-	    DB_COL_TEXT("node_id", out->node_id),
-	    DB_COL_TEXT("mac", out->mac),
-	    DB_COL_TEXT("user_id", out->user_id),
-	    DB_COL_TEXT("platform", out->platform),
-	    DB_COL_TEXT("created_at", out->created_at),
-	    DB_COL_TEXT("claimed_at", out->claimed_at),
-	    DB_COL_TEXT("released_at", out->released_at),
-	    DB_COLS_END,
-	};
+	struct db_col cols[8];
+
 	memset(out, 0, sizeof(*out));
+	node_cols(cols, out);
 	return db_run_exec(db, "admin_node_show", p, cols);
+}
+
+enum db_status db_device_nodes(struct db *db, const char *mac, struct node_show **out, size_t *n)
+{
+	struct node_show row = {0};
+	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
+	struct db_col cols[8];
+	void *items = NULL;
+	enum db_status s;
+
+	node_cols(cols, &row);
+	s = db_run_collect(db, "admin_device_nodes", p, cols, &row, sizeof(row), &items, n);
+
+	*out = items;
+	return s;
 }

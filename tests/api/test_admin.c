@@ -369,6 +369,14 @@ static void lookups(void)
 	CHECK(strcmp(json_string_value(json_object_get(j, "mac")), MAC1) == 0);
 	CHECK(strcmp(json_string_value(json_object_get(j, "platform")), "esp32s3") == 0);
 	CHECK(json_is_false(json_object_get(json_object_get(j, "lockout"), "locked")));
+	CHECK(json_is_null(json_object_get(json_object_get(j, "lockout"), "locked_until")));
+	const char *reg = json_string_value(json_object_get(j, "registered"));
+	CHECK(reg && strlen(reg) == 20 && reg[10] == 'T' && reg[19] == 'Z');
+	json_t *n0 = json_array_get(json_object_get(j, "nodes"), 0);
+	CHECK(n0 && strcmp(json_string_value(json_object_get(n0, "node_id")), MAC1) == 0 &&
+	      json_is_null(json_object_get(n0, "user")) &&
+	      json_is_string(json_object_get(n0, "claimed")) &&
+	      json_is_null(json_object_get(n0, "released")));
 	CHECK(json_array_size(json_object_get(j, "nodes")) == 1);
 	CHECK(json_array_size(json_object_get(j, "certificates")) == 1);
 	text = json_dumps(j, 0);
@@ -397,7 +405,8 @@ static void lookups(void)
 	CHECK(json_is_null(json_object_get(j, "user")));
 	CHECK(strcmp(json_string_value(json_object_get(j, "platform")), "esp32s3") == 0);
 	CHECK(json_is_string(json_object_get(j, "created")) &&
-	      json_is_string(json_object_get(j, "claimed")));
+	      json_is_string(json_object_get(j, "claimed")) &&
+	      json_is_null(json_object_get(j, "released")));
 	json_t *c0 = json_array_get(json_object_get(j, "certificates"), 0);
 	CHECK(c0 && strcmp(json_string_value(json_object_get(c0, "serial")), serial) == 0);
 	CHECK(c0 && strcmp(json_string_value(json_object_get(c0, "status")), "valid") == 0);
