@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building and running claimd need, and with --test
-# also those only the test suite needs (a sanitizer-capable clang, clang-format, nginx,
-# the MQTT broker). docker/demo.sh calls it plain; tests/run.sh and .ci/run with --test.
+# Installs the Debian packages that building and running claimd need; with --test also
+# those only the test suite needs (a sanitizer-capable clang, clang-format, nginx, the
+# MQTT broker and its clients, systemd-analyze for the unit's test, docker-compose to
+# validate docker/compose.yaml); with --image also podman and debootstrap for the image
+# test. docker/demo.sh calls it plain, tests/run.sh with --test, .ci/run with --image.
 # So a fresh Debian 12 machine needs nothing installed by hand. Idempotent: no apt-get
 # when everything is present. Prints one line before a (slow, first-run) install.
-#   .ci/deps.sh [--test]
+#   .ci/deps.sh [--test | --image]
 set -euo pipefail
 
 pkgs=(
@@ -13,9 +15,13 @@ pkgs=(
   libcsv-dev libjwt-dev
   postgresql postgresql-contrib
 )
-if [ "${1:-}" = --test ]; then
+case "${1:-}" in
+--test | --image)
   pkgs+=(nginx clang libclang-rt-14-dev clang-format mosquitto mosquitto-clients curl)
-fi
+  pkgs+=(systemd docker-compose)
+  ;;&
+--image) pkgs+=(podman debootstrap) ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

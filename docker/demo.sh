@@ -13,6 +13,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 state=${CLAIMD_STATE:-$root/state}
 port=${PORT:-8080}
 once=${1:-}
+case "$port" in
+'' | *[!0-9]*) echo "demo: PORT must be a port number, not '$port'" >&2; exit 2 ;;
+esac
+case "$state" in
+*[[:space:]]*) echo "demo: CLAIMD_STATE must not contain spaces: '$state'" >&2; exit 2 ;;
+esac
+mkdir -p "$state"
+state=$(cd "$state" && pwd) # absolute: the database URL names its socket folder
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; fi
+  "$root/tests/pg.sh" stop "$state/pg"
+}
 
 echo "== Debian packages (installed only if missing)"
 bash "$root/.ci/deps.sh"
@@ -20,16 +33,20 @@ echo "== building claimd, claimctl and claimsim in $root/build"
 cmake -S "$root" -B "$root/build" >/dev/null
 cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim >/dev/null
 B=$root/build
-mkdir -p "$state"
 
 echo "== private PostgreSQL in $state/pg"
+trap cleanup EXIT # from here on, whatever fails stops PostgreSQL again
 pg=$("$root/tests/pg.sh" start "$state/pg")
 if ! psql "$pg" -qtAc "SELECT 1 FROM pg_database WHERE datname = 'claimd'" | grep -q 1; then
   psql "$pg" -qc "CREATE DATABASE claimd"
 fi
 
 echo "== development CA and secrets key"
-[ -f "$state/ca/intermediate.pem" ] || "$B/claimctl" dev-ca --out "$state/ca"
+if [ -f "$state/ca/intermediate.pem" ]; then
+  echo "   (reusing those of an earlier run in $state)"
+else
+  "$B/claimctl" dev-ca --out "$state/ca"
+fi
 [ -f "$state/secrets.key" ] || (umask 077 && "$B/claimctl" keygen >"$state/secrets.key")
 [ -f "$state/idp/jwks.json" ] || "$B/claimctl" dev-idp --out "$state/idp"
 cat >"$state/claimd.yaml" <<YAML
@@ -50,8 +67,8 @@ users:
     issuer: "https://idp.claimd-demo.invalid/"
     audience: "claimd"
 YAML
-"$B/claimd" -t -c "$state/claimd.yaml"
 "$B/claimctl" -c "$state/claimd.yaml" migrate
+"$B/claimd" -t -c "$state/claimd.yaml"
 
 echo "== registering simulated devices (as a factory would, from its CSV)"
 if [ ! -f "$state/devices.csv" ]; then
@@ -66,12 +83,12 @@ echo "== starting claimd on 127.0.0.1:$port (log: $state/claimd.log)"
 rm -f "$state/ready"
 "$B/claimd" -c "$state/claimd.yaml" --ready-file "$state/ready" 2>"$state/claimd.log" &
 pid=$!
-cleanup() {
-  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  "$root/tests/pg.sh" stop "$state/pg"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do [ -f "$state/ready" ] && break; sleep 0.1; done
+# Until it says it listens, or it exits (a taken port, say): no need to wait longer.
+for _ in $(seq 100); do
+  [ -f "$state/ready" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
 if [ ! -f "$state/ready" ]; then
   cat "$state/claimd.log"
   if grep -q "already in use" "$state/claimd.log"; then

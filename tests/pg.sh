@@ -3,6 +3,7 @@
 # in DIR. Used by the CTest fixture, docker/demo.sh and the benchmark.
 #   tests/pg.sh start DIR [fast]   -> prints a libpq connection string for database 'postgres'
 #   tests/pg.sh stop DIR
+#   tests/pg.sh reach DIR          make DIR reachable for the postgres user (start does it too)
 # 'fast' turns fsync off (tests only: durability is not under test there).
 # As root, the cluster runs as the unprivileged 'postgres' user (initdb refuses root).
 set -euo pipefail
@@ -17,23 +18,29 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# reach DIR: as root, the server runs as 'postgres' and must reach DIR through every
+# parent: a parent that others cannot search (such as /root, mode 700) gets o+x (search
+# only, not read), and each change is said, since it is outside DIR. Checked from /
+# down, so that each check sees the parents above it already searchable.
+reach() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  local target=$1 p parents=()
+  p=$target
+  while [ "$p" != / ]; do p=$(dirname "$p"); parents=("$p" "${parents[@]}"); done
+  for p in "${parents[@]}"; do
+    if ! runuser -u postgres -- test -x "$p" 2>/dev/null; then
+      chmod o+x "$p" && echo "pg.sh: $p made searchable by others (o+x) so that the postgres user can reach $target" >&2
+    fi
+  done
+}
+
 case "$cmd" in
 start)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres: "$dir"
-    # The server runs as 'postgres' and must reach its directory through every parent:
-    # a parent that others cannot search (such as /root, mode 700) gets o+x (search
-    # only, not read), and the change is said, since it is outside the directory.
-    # From / down, so that each check sees the parents above it already searchable.
-    parents=() p=$dir
-    while [ "$p" != / ]; do p=$(dirname "$p"); parents=("$p" "${parents[@]}"); done
-    for p in "${parents[@]}"; do
-      if ! runuser -u postgres -- test -x "$p" 2>/dev/null; then
-        chmod o+x "$p" && echo "pg.sh: $p made searchable by others (o+x) so that the postgres user can reach $dir" >&2
-      fi
-    done
+    reach "$dir"
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
@@ -47,6 +54,12 @@ start)
       || { tail -n 20 "$dir/server.log" >&2; exit 1; }
   fi
   echo "host=$dir user=postgres dbname=postgres"
+  ;;
+reach)
+  # What start does to the parents of DIR, alone: tests/run.sh says it before CTest,
+  # which shows no output of a passing test.
+  mkdir -p "$dir"
+  reach "$(cd "$dir" && pwd)"
   ;;
 stop)
   [ -d "$dir/data" ] || exit 0

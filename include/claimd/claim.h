@@ -21,6 +21,10 @@ struct claim_ctx {
 	const char *request_id;
 	const char *user;     /* the token's user (assisted / host-driven), or NULL (self) */
 	unsigned retry_after; /* out: seconds for Retry-After with CE_MAC_LOCKED */
+	/* out, for the access log: the MAC and node_id a verify turned out to be about
+	 * ("" when not known) */
+	char mac[13];
+	char node_id[NODE_ID_MAX + 1];
 };
 
 struct initiate_result {

@@ -1,6 +1,6 @@
 /*
- * What the management API reads beyond the other resource files: one registered device
- * with its lockout state (never its key), and a node's certificates with their PEM.
+ * What the management API reads beyond the other resource files: a node, the nodes of
+ * a MAC, and a node's certificates with their PEM (devices: db_device_detail()).
  * Facts only; statuses are named by cert_status_name() and replies built by the handlers.
  */
 #ifndef CLAIMD_DB_ADMIN_H
@@ -12,21 +12,6 @@
 
 #include "claimd/db.h"
 #include "claimd/db_lifecycle.h"
-
-/* A registered device, as `devices show` describes it: no key material. */
-struct device_info {
-	char mac[13], platform[33];
-	int64_t registered_at, updated_at; /* unix seconds */
-	int64_t failures;                  /* wrong challenge responses since the last lock */
-	int64_t lockouts;                  /* how many times it was locked */
-	int64_t locked_until;              /* unix seconds; 0 when not locked now */
-};
-
-/**
- * The device of normalised MAC @p mac into @p out. DB_OK; DB_NO_ROWS when it is not
- * registered; DB_SOFT or DB_HARD on failure.
- */
-enum db_status db_device_show(struct db *db, const char *mac, struct device_info *out);
 
 /* A certificate with the facts listings show and its PEM. */
 struct cert_pem {

@@ -45,4 +45,48 @@ enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts
 /** Abandons an import in progress (ROLLBACK). */
 void db_import_abort(struct db *db);
 
+/* A registered chip as listings show it (never its key). */
+struct device_entry {
+	char mac[13], platform[33];
+	int64_t registered_at; /* unix seconds */
+	int64_t nodes;         /* its nodes, self and user, released ones included */
+	bool claimed;          /* it has a live node that was claimed */
+};
+
+/** Which devices a listing wants: NULL platform and DEVICES_ANY do not filter. */
+enum device_claimed { DEVICES_ANY, DEVICES_CLAIMED, DEVICES_UNCLAIMED };
+struct device_filter {
+	const char *platform;
+	enum device_claimed claimed;
+};
+
+/* Where listed devices go: a struct the caller defines for itself. */
+struct device_sink;
+/** Takes one device; 0 to go on, -1 to stop (the listing then fails). */
+typedef int (*device_list_fn)(struct device_sink *s, const struct device_entry *d);
+
+/**
+ * The registered devices @p f selects, in MAC order, each passed to @p fn as it is read
+ * (memory stays flat for a million). DB_OK; DB_NO_ROWS (none); DB_HARD when @p fn
+ * stopped; DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_devices_list(struct db *db, const struct device_filter *f, device_list_fn fn,
+                               struct device_sink *s);
+
+/* One chip with its wrong-answer lockout state. */
+struct device_detail {
+	struct device_entry d;
+	int64_t updated_at;   /* unix seconds: last registration change */
+	int64_t failures;     /* wrong answers counted towards the next lock */
+	int64_t lockouts;     /* locks so far */
+	int64_t locked_until; /* unix seconds, 0 if never locked */
+	bool locked;          /* the lock runs now */
+};
+
+/**
+ * Registered device @p mac (canonical) with its lockout state into *@p out. DB_OK;
+ * DB_NO_ROWS when it is not registered; DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_device_detail(struct db *db, const char *mac, struct device_detail *out);
+
 #endif

@@ -28,12 +28,14 @@ struct cert_selector {
  * @p reason, noting @p by, and appends one audit row per certificate from @p a (its
  * mac, node_id, user_id and serial filled from each certificate). Idempotent: already
  * revoked ones keep their first revocation. *@p matched gets how many certificates the
- * selector found, *@p revoked how many this call revoked. DB_OK (even when nothing was
- * new), DB_NO_ROWS when nothing matched, DB_SOFT or DB_HARD on failure.
+ * selector found, *@p revoked how many this call revoked, *@p missing the named serials
+ * that do not exist, space-separated and malloc'd (the caller frees it), or NULL when
+ * there are none. DB_OK (even when nothing was new), DB_NO_ROWS when nothing matched,
+ * DB_SOFT or DB_HARD on failure.
  */
 enum db_status db_certs_revoke(struct db *db, const struct cert_selector *sel, int reason,
                                const char *by, const struct audit_rec *a, long *matched,
-                               long *revoked);
+                               long *revoked, char **missing);
 
 /* A certificate as listings show it: facts, from which cert_status_name() decides. */
 struct cert_row {

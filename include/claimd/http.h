@@ -18,8 +18,10 @@
 struct request {
 	struct app *app;
 	struct runtime *rt; /* the generation this request started with */
-	char id[17];        /* random, in the log and the audit row */
+	char id[65];        /* random, or a trusted proxy's X-Request-Id; in the log, the audit
+	                     * row and the X-Request-Id reply header */
 	char remote[64];    /* client address after trusted-proxy resolution */
+	bool peer_trusted;  /* the TCP peer is in server.trusted_proxies */
 	char *body;
 	size_t len, cap;
 	bool too_large;
@@ -32,6 +34,8 @@ struct request {
 	char method[16];
 	char path[96];    /* escaped, for the access log */
 	char target[256]; /* the path as routed ('/' runs collapsed), for path parameters */
+	/* What the request was about, for the access log (escaped; "" when unknown). */
+	char mac[13], node_id[65], user[96];
 	char actor[ADMIN_TOKEN_NAME_MAX + 7]; /* management API: "admin:<token name>" */
 };
 
@@ -92,6 +96,8 @@ enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigne
  * or user rates). False (with rq->retry_after set) when the client must wait.
  */
 bool request_allowed(struct request *rq, enum bucket kind, const char *key);
+/** Adds the headers every reply carries (X-Request-Id) to @p r. */
+void reply_common_headers(const struct request *rq, struct MHD_Response *r);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
 /**

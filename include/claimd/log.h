@@ -1,14 +1,22 @@
 /*
- * Logging to stderr, one line per event, safe from several threads. Anything that came
- * from a request must go through log_escape() first: a log line never carries raw
- * client bytes, and secrets are never passed here at all.
+ * Logging to stderr, one line per event, safe from several threads: plain text, or one
+ * JSON object per line (log.format: json) for log shippers. Anything that came from a
+ * request must go through log_escape() first: a log line never carries raw client
+ * bytes, and secrets (keys, tokens, eFuse data) are never passed here at all.
  */
 #ifndef CLAIMD_LOG_H
 #define CLAIMD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_TEXT, LOG_JSON };
+
+/** Sets how lines are written (default LOG_TEXT). */
+void log_set_format(enum log_format f);
+/** Parses "text" or "json"; returns -1 for anything else. */
+int log_format_parse(const char *s);
 
 /** Sets the lowest level that is printed (default LOG_INFO). */
 void log_set_level(enum log_level l);
@@ -16,6 +24,25 @@ void log_set_level(enum log_level l);
 int log_level_parse(const char *s);
 /** Prints one line with a timestamp and level. */
 void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One HTTP request, as its access-log line shows it. Strings are escaped already
+ * (log_escape()); NULL or "" ones are left out. */
+struct log_request {
+	enum log_level level;
+	const char *request_id, *remote, *method, *route, *path;
+	unsigned status;
+	const char *outcome; /* the error-table name, OK for success */
+	unsigned long duration_ms;
+	const char *mac, *node_id, *user;
+	bool aborted;
+};
+
+/**
+ * Prints the access-log line of a request: in text "req=ID remote=ADDR METHOD PATH ->
+ * STATUS OUTCOME NNms [mac=..] [node_id=..] [user=..]"; in JSON an object with time,
+ * level, message, request_id, route, method, path, status, outcome, duration_ms, remote
+ * and mac, node_id, user when known.
+ */
+void log_request(const struct log_request *r);
 /** Drains OpenSSL's error queue into the log at LOG_WARN, prefixed by @p what. */
 void log_openssl(const char *what);
 /**

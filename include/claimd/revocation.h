@@ -71,8 +71,9 @@ struct crl_cache {
 	uint8_t *der;
 	size_t len;
 	int64_t number;
-	uint8_t key_id[32]; /* the CA it belongs to */
-	int64_t checked_ms; /* monotonic milliseconds of the last check, 0: never */
+	uint8_t key_id[32];  /* the CA it belongs to */
+	int64_t checked_ms;  /* monotonic milliseconds of the last check, 0: never */
+	int64_t next_update; /* the cached CRL's nextUpdate, unix seconds */
 };
 
 /** Initialises an empty cache. 0, or -1. */
@@ -82,7 +83,10 @@ void crl_cache_destroy(struct crl_cache *c);
 /**
  * The current CRL of @p ca as a malloc'd copy in *@p der of *@p len bytes, and its
  * number: the cached one when it was checked less than CRL_CHECK_SECONDS ago and
- * belongs to @p ca, else crl_current(). 0, or -1 (*@p busy as crl_current() sets it).
+ * belongs to @p ca, else crl_current(). When the database cannot be asked, the cached
+ * CRL of @p ca is still served until its nextUpdate (a broker's refresh job keeps
+ * working through an outage), with a warning in the log; @p db may be NULL (no
+ * connection could be made). 0, or -1 (*@p busy as crl_current() sets it).
  */
 int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
                   const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,

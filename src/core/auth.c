@@ -8,6 +8,7 @@
 #include "claimd/auth.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/core_names.h>
@@ -166,11 +167,20 @@ static bool load_one(json_t *jwk, struct jwk *out, size_t index)
 struct jwks *jwks_load(const char *path, char *err, size_t errsz)
 {
 	json_error_t jerr;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *arr;
+	json_t *root = NULL, *arr;
 	struct jwks *k = NULL;
 	size_t i;
 	json_t *v;
+	/* Opened here, so a missing file says why in words (jansson reports it at line -1). */
+	FILE *f = fopen(path, "r");
 
+	if (!f) {
+		snprintf(err, errsz, "users.jwt.jwks_file: %s: cannot open: %s", path,
+		         strerror(errno));
+		return NULL;
+	}
+	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	fclose(f);
 	if (!root) {
 		snprintf(err, errsz, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 		return NULL;

@@ -68,15 +68,27 @@ out:
 	return out;
 }
 
-/* Appends every certificate of a PEM file, normalised, to *acc joined by '\n'. */
-static int append_certs(const char *path, char **acc, X509 **first, char *err, size_t errsz)
+/*
+ * Appends every certificate of a PEM file, normalised, to *acc joined by '\n'. @p key
+ * names the config key that gave @p path, for the message when it cannot be opened.
+ */
+static int append_certs(const char *key, const char *path, char **acc, X509 **first, char *err,
+                        size_t errsz)
 {
-	BIO *b = BIO_new_file(path, "r");
+	/* Opened with stdio, not BIO_new_file(): a missing file is then errno's plain
+	 * reason, not two lines of OpenSSL's error queue. */
+	FILE *f = fopen(path, "r");
+	BIO *b = NULL;
 	X509 *x = NULL;
 	int count = 0, rc = -1;
 
-	if (!b) {
-		snprintf(err, errsz, "%s: cannot open", path);
+	if (!f) {
+		snprintf(err, errsz, "%s: %s: cannot open: %s", key, path, strerror(errno));
+		goto out;
+	}
+	if (!(b = BIO_new_fp(f, BIO_CLOSE))) {
+		fclose(f);
+		snprintf(err, errsz, "%s: out of memory", path);
 		goto out;
 	}
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
@@ -204,10 +216,10 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if (append_certs(cert, &ca->chain_pem, &ca->cert, err, errsz) < 0)
+	if (append_certs("ca.certificate", cert, &ca->chain_pem, &ca->cert, err, errsz) < 0)
 		goto fail;
 	if (stat(key, &st) < 0) {
-		snprintf(err, errsz, "%s: %s", key, strerror(errno));
+		snprintf(err, errsz, "ca.key: %s: cannot open: %s", key, strerror(errno));
 		goto fail;
 	}
 	if (st.st_mode & 077) {
@@ -232,7 +244,8 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 		snprintf(err, errsz, "%s: CA key must be EC P-256 or RSA 2048-4096", key);
 		goto fail;
 	}
-	if (chain && chain[0] && append_certs(chain, &ca->chain_pem, NULL, err, errsz) < 0)
+	if (chain && chain[0] &&
+	    append_certs("ca.chain", chain, &ca->chain_pem, NULL, err, errsz) < 0)
 		goto fail;
 	if (X509_cmp_current_time(X509_get0_notAfter(ca->cert)) < 0)
 		log_warn("%s: the CA certificate has expired", cert);
@@ -679,6 +692,23 @@ out:
 	ASN1_INTEGER_free(num);
 	ASN1_TIME_free(tu);
 	ASN1_TIME_free(nu);
+	X509_CRL_free(crl);
+	return rc;
+}
+
+int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update)
+{
+	const unsigned char *p = der;
+	X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+	const ASN1_TIME *nu = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
+	int rc = -1;
+
+	if (nu) {
+		*next_update = asn1_to_unix(nu);
+		rc = 0;
+	} else {
+		log_openssl("d2i_X509_CRL");
+	}
 	X509_CRL_free(crl);
 	return rc;
 }

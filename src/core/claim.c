@@ -287,6 +287,7 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		e = self_verify_commit(cc, rq, &v, leaf_pem);
 	if (!v.audited)
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
+	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
 	csr_free(v.csr);
 	crypto_wipe(v.response, sizeof(v.response));
 	return e;
@@ -375,6 +376,8 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	if (s == DB_OK) {
 		log_info("%s: claimed node %s (%s) for a user, serial %s", cc->request_id, cn,
 		         v.mac, is.serial);
+		snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
+		snprintf(cc->node_id, sizeof(cc->node_id), "%s", cn);
 		*leaf_pem = is.pem;
 		is.pem = NULL;
 		csr_free(csr);
@@ -385,5 +388,6 @@ out:
 	issued_clear(&is);
 	csr_free(csr);
 	audit(cc, "verify", e, NULL, cn[0] ? cn : NULL, NULL);
+	snprintf(cc->node_id, sizeof(cc->node_id), "%s", cn);
 	return e;
 }

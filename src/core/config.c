@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 enum ktype { K_STR, K_PATH, K_UINT, K_LIST, K_HOST };
@@ -110,6 +111,9 @@ static const struct key keys[] = {
      "nextUpdate of each CRL, in hours after thisUpdate; a CRL is re-issued at half-life"},
     {"revocation.on_reclaim", K_STR, O(on_reclaim), "supersede", 0, 0, RELOAD,
      "supersede (a re-claim revokes the node's earlier certificates) or keep"},
+    {"log.format", K_STR, O(log_format), "text", 0, 0, RELOAD,
+     "text, or json: one object per line (time, level, message; request lines add "
+     "request_id, route, method, status, duration_ms, mac or node_id, user)"},
     {"admin.listen", K_STR, O(admin_listen), "", 0, 0, RESTART,
      "optional: host:port of the management API (bearer tokens); empty = off"},
     {"admin.tokens_file", K_PATH, O(admin_tokens_file), "", 0, 0, RELOAD,
@@ -444,6 +448,8 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	if (strcmp(c->on_reclaim, "supersede") && strcmp(c->on_reclaim, "keep"))
 		return fail_at(L, node_of(doc, "revocation.on_reclaim"),
 		               "revocation.on_reclaim: expected supersede or keep");
+	if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
+		return fail_at(L, node_of(doc, "log.format"), "log.format: expected text or json");
 	if (c->jwt_jwks_file[0] && !c->jwt_issuer[0])
 		return fail_at(L, node_of(doc, "users.jwt"),
 		               "users.jwt.issuer: required when jwks_file is set");
@@ -513,8 +519,15 @@ out:
 struct claimd_config *config_load(const char *path, char *err, size_t errsz)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	if (!f) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* A directory opens for reading on Linux and only fails at the first read. */
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errsz, "%s: is a directory, not a config file", path);
+		fclose(f);
 		return NULL;
 	}
 	struct claimd_config *c = load(path, f, NULL, 0, err, errsz);

@@ -128,14 +128,37 @@ int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
 		uint8_t *fresh = NULL;
 		size_t flen = 0;
 		int64_t n = 0;
-		rc = crl_current(db, ca, p, &fresh, &flen, &n, busy);
+		int64_t next_update = 0;
+		if (db) {
+			rc = crl_current(db, ca, p, &fresh, &flen, &n, busy);
+		} else {
+			rc = -1;
+			*busy = true;
+		}
+		if (rc == 0 && ca_crl_next_update(fresh, flen, &next_update) < 0)
+			rc = -1;
 		if (rc == 0) {
 			free(c->der);
 			c->der = fresh;
 			c->len = flen;
 			c->number = n;
+			c->next_update = next_update;
 			memcpy(c->key_id, key_id, sizeof(key_id));
 			c->checked_ms = now;
+		} else {
+			free(fresh);
+			/* The database is away (or the build failed): the last good CRL of this CA
+			 * is still true until its nextUpdate. */
+			if (c->der && memcmp(c->key_id, key_id, sizeof(key_id)) == 0 &&
+			    now_unix() < c->next_update) {
+				log_warn(
+				    "CRL: the database cannot be asked; serving CRL number %lld "
+				    "until it is back (valid until its nextUpdate)",
+				    (long long)c->number);
+				/* Ask again after the usual interval, not on every request. */
+				c->checked_ms = now;
+				rc = 0;
+			}
 		}
 	}
 	if (rc == 0 && (*der = malloc(c->len ? c->len : 1)) != NULL) {

@@ -214,26 +214,30 @@ static json_t *cert_json(const struct cert_row *r, const char *pem)
 	return o;
 }
 
+/*
+ * As `claimctl devices show`: the registration and lockout state when the chip is
+ * registered (null when it only has user-claimed nodes), its nodes and certificates.
+ */
 enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connection *c)
 {
 	char seg[64], mac[MAC_LEN + 1];
-	struct device_info d;
+	struct device_detail d;
 	struct node_show *nodes = NULL;
 	struct cert_row *certs = NULL;
 	size_t nn = 0, nc = 0;
 	struct db *db;
-	enum db_status s;
+	enum db_status s, sd;
 
 	if (!request_segment(rq, 3, seg, sizeof(seg)) || !mac_normalize(mac, seg, strlen(seg)))
 		return reply_error(rq, c, CE_ADMIN_MAC);
 	if (!(db = app_db(rq->app)))
 		return reply_error(rq, c, CE_BUSY);
-	if ((s = db_device_show(db, mac, &d)) == DB_NO_ROWS)
-		return reply_error(rq, c, CE_ADMIN_NO_DEVICE);
-	if (s < DB_NO_ROWS)
-		return reply_db(rq, c, s);
+	if ((sd = db_device_detail(db, mac, &d)) < DB_NO_ROWS)
+		return reply_db(rq, c, sd);
 	if ((s = db_device_nodes(db, mac, &nodes, &nn)) < DB_NO_ROWS)
 		return reply_db(rq, c, s);
+	if (sd == DB_NO_ROWS && nn == 0)
+		return reply_error(rq, c, CE_ADMIN_NO_DEVICE);
 	struct cert_filter f = {NULL, mac, false};
 	if ((s = db_certs_list(db, &f, &certs, &nc)) < DB_NO_ROWS) {
 		free(nodes);
@@ -241,9 +245,10 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 	}
 	json_t *jn = json_array(), *jc = json_array();
 	for (size_t i = 0; i < nn; i++)
-		json_array_append_new(jn, json_pack("{s:s, s:o, s:o, s:o, s:o}", "node_id",
+		json_array_append_new(jn, json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "node_id",
 		                                    nodes[i].node_id, "user",
-		                                    json_opt(nodes[i].user_id), "created",
+		                                    json_opt(nodes[i].user_id), "platform",
+		                                    json_opt(nodes[i].platform), "created",
 		                                    json_time(nodes[i].created_at), "claimed",
 		                                    json_time_opt(nodes[i].claimed_at), "released",
 		                                    json_time_opt(nodes[i].released_at)));
@@ -251,13 +256,16 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 		json_array_append_new(jc, cert_json(&certs[i], NULL));
 	free(nodes);
 	free(certs);
-	return reply_json(
-	    rq, c, 200,
-	    json_pack("{s:s, s:s, s:o, s:o, s:{s:b, s:I, s:I, s:o}, s:o, s:o}", "mac", d.mac,
-	              "platform", d.platform, "registered", json_time(d.registered_at), "updated",
-	              json_time(d.updated_at), "lockout", "locked", d.locked_until != 0, "failures",
-	              (json_int_t)d.failures, "lockouts", (json_int_t)d.lockouts, "locked_until",
-	              json_time_opt(d.locked_until), "nodes", jn, "certificates", jc));
+	json_t *reg = json_null();
+	if (sd == DB_OK)
+		reg = json_pack("{s:s, s:o, s:o, s:{s:b, s:I, s:I, s:o}}", "platform", d.d.platform,
+		                "registered", json_time(d.d.registered_at), "updated",
+		                json_time(d.updated_at), "lockout", "locked", d.locked, "failures",
+		                (json_int_t)d.failures, "lockouts", (json_int_t)d.lockouts,
+		                "locked_until", json_time_opt(d.locked ? d.locked_until : 0));
+	return reply_json(rq, c, 200,
+	                  json_pack("{s:s, s:o, s:o, s:o}", "mac", mac, "registration", reg,
+	                            "nodes", jn, "certificates", jc));
 }
 
 /* --- GET /admin/v1/nodes/{node_id} --- */
@@ -401,7 +409,9 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 	                      .remote_addr = rq->remote,
 	                      .request_id = rq->id,
 	                      .detail = detail};
-	s = db_certs_revoke(db, &sel, reason, rq->actor, &a, &matched, &revoked);
+	char *missing = NULL; /* one serial named: it is missing exactly when nothing matched */
+	s = db_certs_revoke(db, &sel, reason, rq->actor, &a, &matched, &revoked, &missing);
+	free(missing);
 	if (s == DB_NO_ROWS)
 		return reply_error(rq, c, CE_ADMIN_NO_CERT);
 	if (s < DB_NO_ROWS)

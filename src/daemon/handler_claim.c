@@ -33,6 +33,7 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 			return CE_UNAUTHORIZED;
 		}
 		cc->user = user;
+		log_escape(rq->user, sizeof(rq->user), user, strlen(user));
 		if (!request_allowed(rq, BUCKET_USER, user))
 			return CE_RATE_LIMITED;
 	}
@@ -57,6 +58,7 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 
 	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK || (e = fields_initiate(j, &in)) != CE_OK)
 		goto fail;
+	snprintf(rq->mac, sizeof(rq->mac), "%s", in.mac);
 	if (!request_allowed(rq, BUCKET_MAC, in.mac)) {
 		e = CE_RATE_LIMITED;
 		goto fail;
@@ -65,6 +67,7 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 	if (cc.user) {
 		if ((e = claim_user_initiate(&cc, in.mac, in.platform, node_id)) != CE_OK)
 			return reply_error(rq, c, e);
+		snprintf(rq->node_id, sizeof(rq->node_id), "%s", node_id);
 		return reply_json(rq, c, 200, json_pack("{s:s}", "node_id", node_id));
 	}
 	if ((e = claim_self_initiate(&cc, in.mac, in.platform, &out)) != CE_OK) {
@@ -77,6 +80,13 @@ enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection 
 fail:
 	json_decref(j);
 	return reply_error(rq, c, e);
+}
+
+/* What a verify turned out to be about, for the access log. */
+static void note_subject(struct request *rq, const struct claim_ctx *cc)
+{
+	snprintf(rq->mac, sizeof(rq->mac), "%s", cc->mac);
+	log_escape(rq->node_id, sizeof(rq->node_id), cc->node_id, strlen(cc->node_id));
 }
 
 /* ?matter=False (any case) is the normal flow; anything else asks for Matter. */
@@ -113,9 +123,11 @@ static enum MHD_Result user_verify(struct request *rq, struct MHD_Connection *c,
 	if ((e = fields_verify_user(j, &in)) != CE_OK ||
 	    (e = claim_user_verify(cc, in.csr, in.csr_len, in.node_policies, &leaf)) != CE_OK) {
 		json_decref(j);
+		note_subject(rq, cc);
 		return reply_error(rq, c, e);
 	}
 	json_decref(j);
+	note_subject(rq, cc);
 	/* The apps ask for mqtt_host; mqtt_cred_host is the firmware's alone. */
 	return reply_certificate(rq, c, leaf,
 	                         in.send_mqtt_host ? CERT_REPLY_MQTT_HOST : CERT_REPLY_NO_HOSTS);
@@ -141,7 +153,9 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 		goto fail;
 	struct verify_request vr = {in.auth_id, in.auth_id_len, in.response,     in.response_len,
 	                            in.csr,     in.csr_len,     in.node_policies};
-	if ((e = claim_self_verify(&cc, &vr, &leaf)) != CE_OK) {
+	e = claim_self_verify(&cc, &vr, &leaf);
+	note_subject(rq, &cc);
+	if (e != CE_OK) {
 		rq->retry_after = cc.retry_after;
 		goto fail;
 	}

@@ -53,6 +53,7 @@ enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c)
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+	reply_common_headers(rq, r);
 	ok = MHD_queue_response(c, 200, r);
 	MHD_destroy_response(r);
 	rq->status = 200;

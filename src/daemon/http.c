@@ -222,7 +222,7 @@ static void resolve_remote(struct request *rq, struct MHD_Connection *c)
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->remote,
 		          sizeof(rq->remote));
-	if (!trusted(rq->rt->cfg, rq->remote))
+	if (!(rq->peer_trusted = trusted(rq->rt->cfg, rq->remote)))
 		return;
 	xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
 	if (xff && strlen(xff) < sizeof(buf)) {
@@ -248,7 +248,6 @@ static void resolve_remote(struct request *rq, struct MHD_Connection *c)
 
 static struct request *request_new(struct app *app, const char *method, const char *path)
 {
-	/* (path is the routed path, at most 255 bytes) */
 	struct request *rq = calloc(1, sizeof(*rq));
 	uint8_t id[8];
 
@@ -264,6 +263,25 @@ static struct request *request_new(struct app *app, const char *method, const ch
 	snprintf(rq->target, sizeof(rq->target), "%s", path);
 	atomic_fetch_add(&app->inflight, 1);
 	return rq;
+}
+
+/*
+ * A trusted proxy's X-Request-Id replaces the generated id, so one id follows a request
+ * through the proxy's log and ours; anyone else's is not believed. Only 1-64 characters
+ * of [A-Za-z0-9_.-] are taken: the id goes into log lines, the audit row and a header.
+ */
+static void take_request_id(struct request *rq, struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+	size_t n = v ? strlen(v) : 0;
+
+	if (!rq->peer_trusted || n == 0 || n >= sizeof(rq->id))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= 'a' && v[i] <= 'z') ||
+		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '.' || v[i] == '-'))
+			return;
+	memcpy(rq->id, v, n + 1);
 }
 
 /*
@@ -283,6 +301,7 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 		return MHD_NO;
 	*con_cls = rq;
 	resolve_remote(rq, c);
+	take_request_id(rq, c);
 	rq->route = route_find(s, path);
 	/* The management listener answers nothing, not even 404, without a token. */
 	if (s->site == HTTP_ADMIN) {
@@ -388,10 +407,25 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	if (!rq)
 		return;
-	log_info("req=%s remote=%s %s %s -> %u %s %lums%s", rq->id, rq->remote, rq->method,
-	         rq->path, rq->status, err_name(rq->code),
-	         (unsigned long)(now_ms_monotonic() - rq->start_ms),
-	         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+	/* Probes poll all day: their lines are debug, so info shows only real traffic. */
+	bool probe =
+	    rq->route && (rq->route->fn == handle_healthz || rq->route->fn == handle_readyz);
+	struct log_request lr = {
+	    .level = probe ? LOG_DEBUG : LOG_INFO,
+	    .request_id = rq->id,
+	    .remote = rq->remote,
+	    .method = rq->method,
+	    .route = rq->route && rq->route->fn ? rq->route->path : "unmatched",
+	    .path = rq->path,
+	    .status = rq->status,
+	    .outcome = err_name(rq->code),
+	    .duration_ms = (unsigned long)(now_ms_monotonic() - rq->start_ms),
+	    .mac = rq->mac,
+	    .node_id = rq->node_id,
+	    .user = rq->actor[0] ? rq->actor : rq->user, /* management API: the token's name */
+	    .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+	};
+	log_request(&lr);
 	if (rq->claim_slot)
 		atomic_fetch_sub(&app->claims_in_flight, 1);
 	runtime_release(rq->rt);

@@ -18,9 +18,11 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: claimd -c FILE [-t] [--ready-file FILE]\n"
+	fputs("usage: claimd -c FILE [-t [--no-database]] [--ready-file FILE]\n"
 	      "  -c, --config FILE   configuration (YAML)\n"
-	      "  -t, --test          check the config, CA, key and secrets key, then exit\n"
+	      "  -t, --test          check the config, CA, key and secrets key, and that the\n"
+	      "                      database answers with a current schema, then exit\n"
+	      "      --no-database   with -t: leave the database out (where it cannot be reached)\n"
 	      "      --ready-file F  once listening, write the bound port to F\n"
 	      "  -h, --help          this text\n"
 	      "  -V, --version       print the version\n"
@@ -56,12 +58,15 @@ static int write_ready(const char *path, unsigned port, unsigned admin_port)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},     {"test", no_argument, NULL, 't'},
-	    {"ready-file", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"test", no_argument, NULL, 't'},
+	                                     {"ready-file", required_argument, NULL, 'r'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {"no-database", no_argument, NULL, 'n'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *config = NULL, *ready = NULL;
-	bool test_only = false;
+	bool test_only = false, test_db = true;
 	char err[1024];
 	struct runtime *rt;
 	struct app app;
@@ -79,6 +84,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			ready = optarg;
+			break;
+		case 'n':
+			test_db = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -103,16 +111,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	if (test_only && test_db) {
+		/* The same check start-up makes when a worker first connects: the server
+		 * answers and the schema is current (every statement prepares). */
+		struct db *db = db_connect(rt->cfg->db_url, true, err, sizeof(err));
+		if (!db) {
+			fprintf(stderr, "%s: database.url: the database cannot be used: %s\n",
+			        config, err);
+			runtime_release(rt);
+			return 1;
+		}
+		db_close(db);
+	}
 	if (test_only) {
-		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes)\n", config,
-		       ca_key_type(rt->ca),
+		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes; database "
+		       "%s)\n",
+		       config, ca_key_type(rt->ca),
 		       cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
 		                      CERT_REPLY_ALL_HOSTS),
-		       RESPONSE_MAX);
+		       RESPONSE_MAX, test_db ? "answers, schema current" : "not checked");
 		runtime_release(rt);
 		return 0;
 	}
 	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
+	log_set_format((enum log_format)log_format_parse(rt->cfg->log_format));
 	/* Workers inherit this mask, so only the main thread's sigwait sees these. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
@@ -157,6 +179,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			log_set_level((enum log_level)log_level_parse(next->cfg->log_level));
+			log_set_format((enum log_format)log_format_parse(next->cfg->log_format));
 			app_swap(&app, next);
 			log_info("reloaded %s (CA key %s)", config, ca_key_type(next->ca));
 			continue;

@@ -28,6 +28,11 @@ static const char *allow_list(char *buf, size_t n, unsigned methods)
 	return buf;
 }
 
+void reply_common_headers(const struct request *rq, struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "X-Request-Id", rq->id);
+}
+
 static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsigned status,
                              char *text, enum claimd_err e)
 {
@@ -43,6 +48,7 @@ static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsig
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	reply_common_headers(rq, r);
 	if (e == CE_METHOD) {
 		char allow[32];
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,

@@ -1,6 +1,6 @@
 /*
- * Reads for the management API: a device with its lockout state, a node, and a node's
- * certificates with their PEM. No key material is ever selected (the sealed eFuse key
+ * Reads for the management API: a node, the nodes of a MAC, and a node's certificates
+ * with their PEM. No key material is ever selected (the sealed eFuse key
  * and its tag stay in the table); nothing here decides a status or builds a reply.
  */
 #include "claimd/db_admin.h"
@@ -20,14 +20,6 @@
 	" LEFT JOIN devices d ON d.mac = n.mac AND n.user_id IS NULL"
 
 const struct db_stmt db_admin_stmts[] = {
-    /* $1 mac */
-    {"admin_device_show",
-     "SELECT d.mac, d.platform, extract(epoch FROM d.registered_at)::int8 AS registered_at,"
-     " extract(epoch FROM d.updated_at)::int8 AS updated_at,"
-     " coalesce(l.failures, 0)::int8 AS failures, coalesce(l.lockouts, 0)::int8 AS lockouts,"
-     " CASE WHEN l.locked_until > now() THEN extract(epoch FROM l.locked_until)::int8"
-     " ELSE 0 END AS locked_until"
-     " FROM devices d LEFT JOIN mac_lockouts l USING (mac) WHERE d.mac = $1"},
     /* $1 node_id */
     {"admin_node_certs", "SELECT " CERT_FACTS ", c.pem FROM certificates c JOIN nodes n"
                          " USING (node_id) WHERE c.node_id = $1 ORDER BY c.issued_at, c.serial"},
@@ -37,23 +29,6 @@ const struct db_stmt db_admin_stmts[] = {
     {"admin_device_nodes", NODE_SHOW " WHERE n.mac = $1 ORDER BY n.created_at, n.node_id"},
     {NULL, NULL},
 };
-
-enum db_status db_device_show(struct db *db, const char *mac, struct device_info *out)
-{
-	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
-	const struct db_col cols[] = {
-	    DB_COL_TEXT("mac", out->mac),
-	    DB_COL_TEXT("platform", out->platform),
-	    DB_COL_INT("registered_at", &out->registered_at),
-	    DB_COL_INT("updated_at", &out->updated_at),
-	    DB_COL_INT("failures", &out->failures),
-	    DB_COL_INT("lockouts", &out->lockouts),
-	    DB_COL_INT("locked_until", &out->locked_until),
-	    DB_COLS_END,
-	};
-	memset(out, 0, sizeof(*out));
-	return db_run_exec(db, "admin_device_show", p, cols);
-}
 
 enum db_status db_node_cert_pems(struct db *db, const char *node_id, struct cert_pem **out,
                                  size_t *n)

@@ -13,7 +13,25 @@
 #include "claimd/util.h"
 #include "db_internal.h"
 
+/* A device's nodes, and whether one of them is live and claimed, for listings. */
+#define DEVICE_NODES                                                                               \
+	" (SELECT count(*) FROM nodes n WHERE n.mac = d.mac) AS nodes,"                            \
+	" EXISTS (SELECT 1 FROM nodes n WHERE n.mac = d.mac AND n.claimed_at IS NOT NULL"          \
+	"  AND n.released_at IS NULL) AS claimed"
+
 const struct db_stmt db_devices_stmts[] = {
+    /* $1 platform or NULL, $2 0 any / 1 claimed / 2 unclaimed */
+    {"devices_list", "SELECT * FROM (SELECT d.mac, d.platform,"
+                     " extract(epoch FROM d.registered_at)::int8 AS registered_at," DEVICE_NODES
+                     " FROM devices d WHERE ($1::text IS NULL OR d.platform = $1)) x"
+                     " WHERE $2::int = 0 OR claimed = ($2::int = 1) ORDER BY mac"},
+    {"device_detail",
+     "SELECT d.mac, d.platform, extract(epoch FROM d.registered_at)::int8 AS registered_at,"
+     " extract(epoch FROM d.updated_at)::int8 AS updated_at," DEVICE_NODES ","
+     " coalesce(l.failures, 0)::int8 AS failures, coalesce(l.lockouts, 0)::int8 AS lockouts,"
+     " coalesce(extract(epoch FROM l.locked_until)::int8, 0) AS locked_until,"
+     " coalesce(l.locked_until > now(), false) AS locked"
+     " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $1"},
     {NULL, NULL},
 };
 
@@ -201,4 +219,55 @@ fail:
 void db_import_abort(struct db *db)
 {
 	db_stream_abort(db);
+}
+
+struct list_tx {
+	device_list_fn fn;
+	struct device_sink *s;
+	struct device_entry row;
+};
+
+static enum db_status list_row(void *cls, int index)
+{
+	struct list_tx *t = cls;
+	(void)index;
+	return t->fn(t->s, &t->row) == 0 ? DB_OK : DB_HARD;
+}
+
+enum db_status db_devices_list(struct db *db, const struct device_filter *f, device_list_fn fn,
+                               struct device_sink *s)
+{
+	struct list_tx t = {.fn = fn, .s = s};
+	const struct db_param p[] = {DB_TEXT(f->platform), DB_INT(f->claimed), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("mac", t.row.mac),
+	    DB_COL_TEXT("platform", t.row.platform),
+	    DB_COL_INT("registered_at", &t.row.registered_at),
+	    DB_COL_INT("nodes", &t.row.nodes),
+	    DB_COL_BOOL("claimed", &t.row.claimed),
+	    DB_COLS_END,
+	};
+	/* Not through the runner: rows already handed out cannot be taken back. */
+	return db_exec_rows(db, "devices_list", p, cols, list_row, &t);
+}
+
+enum db_status db_device_detail(struct db *db, const char *mac, struct device_detail *out)
+{
+	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("mac", out->d.mac),
+	    DB_COL_TEXT("platform", out->d.platform),
+	    DB_COL_INT("registered_at", &out->d.registered_at),
+	    DB_COL_INT("nodes", &out->d.nodes),
+	    DB_COL_BOOL("claimed", &out->d.claimed),
+	    DB_COL_INT("updated_at", &out->updated_at),
+	    DB_COL_INT("failures", &out->failures),
+	    DB_COL_INT("lockouts", &out->lockouts),
+	    DB_COL_INT("locked_until", &out->locked_until),
+	    DB_COL_BOOL("locked", &out->locked),
+	    DB_COLS_END,
+	};
+
+	memset(out, 0, sizeof(*out));
+	return db_run_exec(db, "device_detail", p, cols);
 }

@@ -28,7 +28,9 @@ const struct db_stmt db_lifecycle_stmts[] = {
      "  INSERT INTO audit (" AUDIT_COLS ")"
      "  SELECT $1, $2, $3, $4, coalesce($5, r.mac), coalesce($6, r.node_id),"
      "   coalesce($7, r.user_id), $8, $9, coalesce($10, r.serial), $11 FROM r)"
-     " SELECT (SELECT count(*) FROM sel) AS matched, (SELECT count(*) FROM r) AS revoked"},
+     " SELECT (SELECT count(*) FROM sel) AS matched, (SELECT count(*) FROM r) AS revoked,"
+     " array_to_string(ARRAY(SELECT x FROM unnest($12::text[]) x"
+     "  WHERE x NOT IN (SELECT serial FROM sel)), ' ') AS missing"},
     /* $1 node_id or NULL $2 mac or NULL $3 revoked only */
     {"certs_list", "SELECT " CERT_FACTS " FROM certificates c JOIN nodes n USING (node_id)"
                    " WHERE ($1::text IS NULL OR c.node_id = $1)"
@@ -111,12 +113,13 @@ static char *serial_array(const char *const *serials, size_t n)
 
 enum db_status db_certs_revoke(struct db *db, const struct cert_selector *sel, int reason,
                                const char *by, const struct audit_rec *a, long *matched,
-                               long *revoked)
+                               long *revoked, char **missing)
 {
 	struct db_param p[AUDIT_NPARAMS + 6];
 	int64_t m = 0, r = 0;
+	char *miss = NULL;
 	const struct db_col cols[] = {DB_COL_INT("matched", &m), DB_COL_INT("revoked", &r),
-	                              DB_COLS_END};
+	                              DB_COL_STR("missing", &miss), DB_COLS_END};
 	char *serials = NULL;
 	enum db_status s;
 
@@ -133,6 +136,12 @@ enum db_status db_certs_revoke(struct db *db, const struct cert_selector *sel, i
 	free(serials);
 	*matched = s == DB_OK ? (long)m : 0;
 	*revoked = s == DB_OK ? (long)r : 0;
+	if (s == DB_OK && miss && *miss) {
+		*missing = miss;
+	} else {
+		free(miss);
+		*missing = NULL;
+	}
 	return s == DB_OK && m == 0 ? DB_NO_ROWS : s;
 }
 

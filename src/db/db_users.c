@@ -11,6 +11,10 @@
 
 #include "db_internal.h"
 
+/* A self-claimed node has no platform of its own: its device's registration says it. */
+#define NODE_PLATFORM                                                                              \
+	" coalesce(n.platform, (SELECT d.platform FROM devices d WHERE d.mac = n.mac), '')"
+
 const struct db_stmt db_users_stmts[] = {
     /* $1 user $2 mac $3 platform $4 ttl seconds */
     {"user_node_touch",
@@ -56,13 +60,13 @@ const struct db_stmt db_users_stmts[] = {
      "INSERT INTO user_quotas (user_id, quota) VALUES ($1, $2::int)"
      " ON CONFLICT (user_id) DO UPDATE SET quota = EXCLUDED.quota, updated_at = now()"},
     {"nodes_by_user",
-     "SELECT node_id, mac, coalesce(user_id, '') AS user_id, coalesce(platform, '') AS platform,"
+     "SELECT node_id, mac, coalesce(user_id, '') AS user_id," NODE_PLATFORM " AS platform,"
      " coalesce(node_policies, '') AS policies, created_at::text AS created_at,"
      " coalesce(claimed_at::text, '') AS claimed_at,"
      " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id) AS certificates"
      " FROM nodes n WHERE user_id = $1 ORDER BY created_at, node_id"},
     {"nodes_by_key",
-     "SELECT node_id, mac, coalesce(user_id, '') AS user_id, coalesce(platform, '') AS platform,"
+     "SELECT node_id, mac, coalesce(user_id, '') AS user_id," NODE_PLATFORM " AS platform,"
      " coalesce(node_policies, '') AS policies, created_at::text AS created_at,"
      " coalesce(claimed_at::text, '') AS claimed_at,"
      " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id) AS certificates"

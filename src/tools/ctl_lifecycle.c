@@ -21,6 +21,15 @@
 #include "claimd/util.h"
 #include "ctl.h"
 
+int ctl_flush_stdout(const char *what)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "%s: writing the output failed\n", what);
+		return 1;
+	}
+	return 0;
+}
+
 const char *ctl_actor(void)
 {
 	static char who[96];
@@ -114,7 +123,11 @@ static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 			o->json = true;
 			break;
 		case 'R':
-			if ((o->reason = crl_reason_from_name(optarg)) < 0 || !revoke ||
+			if (!revoke) {
+				fprintf(stderr, "certs: --reason goes with revoke only\n");
+				return -1;
+			}
+			if ((o->reason = crl_reason_from_name(optarg)) < 0 ||
 			    o->reason == CRL_REASON_REMOVE_FROM_CRL) {
 				fprintf(stderr,
 				        "certs: --reason: '%s' is not an RFC 5280 reason name\n",
@@ -192,7 +205,7 @@ static int certs_list(int argc, char **argv)
 		json_decref(arr);
 	}
 	free(rows);
-	return 0;
+	return ctl_flush_stdout("certs list");
 }
 
 static int certs_revoke(int argc, char **argv)
@@ -239,7 +252,9 @@ static int certs_revoke(int argc, char **argv)
 	                      .outcome = "ok",
 	                      .reason = "OK",
 	                      .detail = detail};
-	enum db_status s = db_certs_revoke(db, &sel, o.reason, ctl_actor(), &a, &matched, &revoked);
+	char *missing = NULL;
+	enum db_status s =
+	    db_certs_revoke(db, &sel, o.reason, ctl_actor(), &a, &matched, &revoked, &missing);
 	db_close(db);
 	free(serials);
 	free(ptrs);
@@ -249,9 +264,17 @@ static int certs_revoke(int argc, char **argv)
 	}
 	if (s < DB_NO_ROWS)
 		return 1;
-	printf("certs revoke: %ld certificate(s) revoked (%s), %ld already revoked\n", revoked,
-	       crl_reason_name(o.reason), matched - revoked);
-	return 0;
+	/* A mistyped serial among good ones must not pass unnoticed: the others are revoked,
+	 * each unknown one is named, and the exit status says it. */
+	if (missing)
+		fprintf(stderr, "certs revoke: no such certificate: %s\n", missing);
+	printf("certs revoke: %ld certificate(s) revoked (%s), %ld already revoked (each keeps its "
+	       "first revocation and reason)\n",
+	       revoked, crl_reason_name(o.reason), matched - revoked);
+	rc = ctl_flush_stdout("certs revoke");
+	rc = missing ? 1 : rc;
+	free(missing);
+	return rc;
 }
 
 int ctl_certs(int argc, char **argv)
@@ -304,12 +327,12 @@ int ctl_crl(int argc, char **argv)
 		goto out;
 	}
 	if (der_out) {
-		rc = fwrite(der, 1, len, stdout) == len ? 0 : 1;
+		rc = fwrite(der, 1, len, stdout) == len ? ctl_flush_stdout("crl") : 1;
 		goto out;
 	}
 	const unsigned char *q = der;
 	X509_CRL *crl = d2i_X509_CRL(NULL, &q, (long)len);
-	rc = crl && PEM_write_X509_CRL(stdout, crl) ? 0 : 1;
+	rc = crl && PEM_write_X509_CRL(stdout, crl) ? ctl_flush_stdout("crl") : 1;
 	X509_CRL_free(crl);
 out:
 	free(der);
@@ -334,6 +357,9 @@ int ctl_nodes_release(int argc, char **argv)
 		fputs("usage: claimctl nodes release NODE_ID\n", stderr);
 		return 2;
 	}
+	/* A self-claimed node's node_id is its MAC: any spelling of a MAC names it. */
+	char mac[MAC_LEN + 1];
+	const char *node = mac_normalize(mac, argv[1], strlen(argv[1])) ? mac : argv[1];
 	struct db *db = ctl_db();
 	if (!db)
 		return 1;
@@ -342,19 +368,19 @@ int ctl_nodes_release(int argc, char **argv)
 	                      .flow = "operator",
 	                      .outcome = "ok",
 	                      .reason = "OK",
-	                      .node_id = argv[1],
+	                      .node_id = node,
 	                      .detail = detail};
-	enum db_status s = db_node_release(db, argv[1], CRL_REASON_CESSATION_OF_OPERATION,
-	                                   ctl_actor(), &a, &revoked);
+	enum db_status s =
+	    db_node_release(db, node, CRL_REASON_CESSATION_OF_OPERATION, ctl_actor(), &a, &revoked);
 	db_close(db);
 	if (s == DB_NO_ROWS) {
-		fprintf(stderr, "nodes release: no live node %s\n", argv[1]);
+		fprintf(stderr, "nodes release: no live node %s\n", node);
 		return 1;
 	}
 	if (s < DB_NO_ROWS)
 		return 1;
 	printf("nodes release: %s released, %ld certificate(s) revoked (cessationOfOperation)\n",
-	       argv[1], revoked);
+	       node, revoked);
 	return 0;
 }
 
@@ -451,34 +477,54 @@ static int export_audit(struct export_sink *s, const struct audit_export *a)
 	return ferror(s->out) ? -1 : 0;
 }
 
+/* The @p n digits at @p s as a number, or -1 if any is not a digit. */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
 /*
- * An RFC 3339 date-time (2026-11-29T13:00:00Z, fractions and offsets allowed) or a full
- * date (2026-11-29, midnight UTC). Checked here so that a typo is an error that names
- * the option, not a database error.
+ * An RFC 3339 date-time (2026-11-29T13:00:00Z; a fraction of a second and an offset
+ * allowed; section 5.6) or a full date (2026-11-29, midnight UTC), checked to the day of
+ * the month, so that a typo is an error naming the option rather than a database error
+ * or, worse, a different time. Offsets are limited to what PostgreSQL reads: +-15:59.
  */
 static bool rfc3339_ok(const char *s)
 {
-	int y, mo, d, h, mi, sec, n = 0;
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 || mo < 1 || mo > 12 ||
-	    d < 1 || d > 31)
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y = digits(s, 4), mo, d, h, mi, sec;
+
+	if (strlen(s) < 10 || y < 1 || s[4] != '-' || s[7] != '-' || (mo = digits(s + 5, 2)) < 1 ||
+	    mo > 12 || (d = digits(s + 8, 2)) < 1)
+		return false;
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (d > mdays[mo - 1] + (mo == 2 && leap))
 		return false;
 	if (!s[10])
 		return true;
-	if ((s[10] != 'T' && s[10] != 't') ||
-	    sscanf(s + 11, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8 || h > 23 ||
-	    mi > 59 || sec > 60)
+	const char *p = s + 11;
+	if ((s[10] != 'T' && s[10] != 't') || strlen(p) < 9 || p[2] != ':' || p[5] != ':' ||
+	    (h = digits(p, 2)) < 0 || h > 23 || (mi = digits(p + 3, 2)) < 0 || mi > 59 ||
+	    (sec = digits(p + 6, 2)) < 0 || sec > 60)
 		return false;
-	const char *p = s + 19;
+	p += 8;
 	if (*p == '.') {
-		if (!(p[1] >= '0' && p[1] <= '9'))
+		/* A leap second has no fraction in PostgreSQL's reading. */
+		if (digits(p + 1, 1) < 0 || sec == 60)
 			return false;
 		for (p++; *p >= '0' && *p <= '9'; p++)
 			;
 	}
 	if ((*p == 'Z' || *p == 'z') && !p[1])
 		return true;
-	return (*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) == 2 && n == 5 &&
-	       !p[6] && h <= 23 && mi <= 59;
+	return (*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+	       (h = digits(p + 1, 2)) >= 0 && h <= 15 && (mi = digits(p + 4, 2)) >= 0 && mi <= 59;
 }
 
 int ctl_audit_export(int argc, char **argv)

@@ -4,9 +4,11 @@
  * FILE:LINE: reason where there is a line to name; exit status 0 means success.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,42 +26,6 @@
 #include "ctl.h"
 
 static const char *config_path = "/etc/claimd/claimd.yaml";
-
-static void usage(FILE *f)
-{
-	fputs(
-	    "usage: claimctl [-c FILE] COMMAND [ARGS]\n"
-	    "  migrate                         create or upgrade the database schema\n"
-	    "  devices import [--replace] [--skip-invalid] FILE.csv|-\n"
-	    "                                  register manufactured chips "
-	    "(mac,platform,efuse_key)\n"
-	    "  users quota USER N              let USER hold N devices (0 = unlimited)\n"
-	    "  nodes list --user USER          the nodes USER holds\n"
-	    "  nodes show NODE_ID|MAC          a node (or every node of a MAC) and its "
-	    "certificates\n"
-	    "  nodes release NODE_ID           revoke its certificates (cessationOfOperation) "
-	    "and free its (user, MAC)\n"
-	    "  certs list [--node NODE_ID|--mac MAC] [--revoked] [--json]\n"
-	    "                                  issued certificates and their status\n"
-	    "  certs revoke (SERIAL...|--node NODE_ID|--mac MAC) [--reason R]\n"
-	    "                                  revoke (R: an RFC 5280 reason name; idempotent)\n"
-	    "  crl [--der]                     print the current CRL (PEM unless --der)\n"
-	    "  nodes export [--user USER]      CSV node_id,mac,user,platform,certs of live nodes\n"
-	    "  audit export [--since T] [--until T] [--format jsonl|csv]\n"
-	    "                                  the audit trail, oldest first (T: RFC 3339)\n"
-	    "  devices unlock MAC              lift a wrong-answer lockout\n"
-	    "  keygen                          print a new secrets key\n"
-	    "  dev-idp --out DIR [--key ec|rsa] [--kid KID]\n"
-	    "                                  make a development identity provider (key + JWKS)\n"
-	    "  dev-token --idp DIR --issuer ISS --user USER [--audience AUD] [--kid KID]\n"
-	    "            [--ttl SECONDS] [--user-claim NAME]\n"
-	    "                                  print an access token from that provider\n"
-	    "  dev-ca --out DIR [--key ec|rsa2048|rsa3072]\n"
-	    "                                  make a development root + intermediate CA\n"
-	    "  config-example                  print the documented example config\n"
-	    "options: -c, --config FILE (default /etc/claimd/claimd.yaml), -h, -V\n",
-	    f);
-}
 
 struct claimd_config *ctl_config(void)
 {
@@ -88,8 +54,26 @@ static int cmd_migrate(void)
 	return 0;
 }
 
+/*
+ * The progress line of an import, on a terminal only. While rows are read it counts
+ * them (with a percentage when the input is a regular file); while the database checks
+ * and merges them, which is most of a large import's time and one long wait on the
+ * server, a thread keeps the line moving with the seconds spent so far.
+ */
+struct progress {
+	bool on;
+	pthread_mutex_t lock; /* one writer of stderr at a time: the ticker or a report */
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running, stop;
+	long rows;
+	uint64_t started, phase_started;
+	off_t size; /* bytes of a regular input file; 0 when not known */
+};
+
 struct import_reporter {
 	const char *file;
+	struct progress *p;
 };
 
 struct import_state {
@@ -97,23 +81,84 @@ struct import_state {
 	const char *file;
 	struct secrets *secrets;
 	struct db *db;
+	FILE *in;
 	bool failed_db;
-	bool progress;
+	struct progress p;
 	long rows;
-	uint64_t started, last;
+	uint64_t last;
 };
+
+/* Clears the progress line so that a message starts at the left margin. */
+static void progress_clear(struct progress *p)
+{
+	if (p->on)
+		fputs("\r\033[K", stderr);
+}
+
+static void *progress_tick(void *arg)
+{
+	struct progress *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		uint64_t now = now_ms_monotonic();
+		fprintf(stderr,
+		        "\r\033[K%ld rows read in %.1f s; checking and storing them in the "
+		        "database (%.0f s)",
+		        p->rows, (double)(p->phase_started - p->started) / 1000.0,
+		        (double)(now - p->phase_started) / 1000.0);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* The database phase begins: the ticker takes over the line. */
+static void progress_db_start(struct progress *p, long rows)
+{
+	if (!p->on)
+		return;
+	p->rows = rows;
+	p->phase_started = now_ms_monotonic();
+	p->running = pthread_create(&p->thread, NULL, progress_tick, p) == 0;
+}
+
+static void progress_stop(struct progress *p)
+{
+	if (!p->on)
+		return;
+	if (p->running) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_signal(&p->wake);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->thread, NULL);
+		p->running = false;
+	}
+	progress_clear(p);
+}
 
 static void import_error(void *arg, long line, const char *reason)
 {
 	struct import_state *st = arg;
-	if (st->progress)
-		fputs("\r\033[K", stderr);
+	progress_clear(&st->p);
 	fprintf(stderr, "%s:%ld: %s\n", st->file, line, reason);
 }
 
 static void import_conflict(struct import_reporter *r, long line, const char *mac, const char *what)
 {
+	/* Called while the ticker runs. */
+	pthread_mutex_lock(&r->p->lock);
+	progress_clear(r->p);
 	fprintf(stderr, "%s:%ld: %s: %s\n", r->file, line, mac, what);
+	pthread_mutex_unlock(&r->p->lock);
 }
 
 static int import_row(void *arg, const struct csv_row *row)
@@ -128,11 +173,16 @@ static int import_row(void *arg, const struct csv_row *row)
 		return -1;
 	}
 	st->rows++;
-	if (st->progress && (st->rows & 1023) == 0) {
+	if (st->p.on && (st->rows & 1023) == 0) {
 		uint64_t now = now_ms_monotonic();
 		if (now - st->last >= 250) {
-			double secs = (double)(now - st->started) / 1000.0;
-			fprintf(stderr, "\r%ld rows read (%.0f rows/s)", st->rows,
+			double secs = (double)(now - st->p.started) / 1000.0;
+			long pos = st->p.size > 0 ? ftell(st->in) : -1;
+			char pct[32] = "";
+			if (pos >= 0)
+				snprintf(pct, sizeof(pct), " %.0f%%,",
+				         100.0 * (double)pos / (double)st->p.size);
+			fprintf(stderr, "\r\033[K%ld rows read (%s %.0f rows/s)", st->rows, pct,
 			        secs > 0 ? (double)st->rows / secs : 0.0);
 			st->last = now;
 		}
@@ -146,7 +196,9 @@ static int cmd_import(int argc, char **argv)
 	                                     {"skip-invalid", no_argument, NULL, 's'},
 	                                     {NULL, 0, NULL, 0}};
 	bool replace = false, skip = false;
-	struct import_state st = {0};
+	struct import_state st = {
+	    .p = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER}};
+	struct stat sb;
 	struct claimd_config *c = NULL;
 	struct csv_result res;
 	struct import_counts counts;
@@ -161,14 +213,17 @@ static int cmd_import(int argc, char **argv)
 			replace = true;
 		else if (opt == 's')
 			skip = true;
-		else
+		else {
+			ctl_usage_of("devices import", stderr);
 			return 2;
+		}
 	}
 	if (optind + 1 != argc) {
-		usage(stderr);
+		ctl_usage_of("devices import", stderr);
 		return 2;
 	}
 	st.file = st.rep.file = argv[optind];
+	st.rep.p = &st.p;
 	if (!(c = ctl_config()))
 		return 1;
 	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
@@ -184,28 +239,34 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	st.progress = isatty(STDERR_FILENO);
-	st.started = st.last = now_ms_monotonic();
+	st.in = f;
+	st.p.on = isatty(STDERR_FILENO);
+	st.p.started = now_ms_monotonic();
+	st.last = 0; /* the first line comes at once */
+	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode))
+		st.p.size = sb.st_size;
 	if (db_import_begin(st.db) < DB_NO_ROWS) {
 		fprintf(stderr, "%s: cannot start the import\n", st.file);
 		goto out;
 	}
 	if (csv_read_stream(f, import_row, import_error, &st, &res) < 0 || st.failed_db) {
 		db_import_abort(st.db);
+		progress_clear(&st.p);
 		fprintf(stderr, "%s: nothing stored\n", st.file);
 		goto out;
 	}
-	if (st.progress)
-		fputs("\r\033[K", stderr);
 	if (res.errors && !skip) {
 		db_import_abort(st.db);
+		progress_clear(&st.p);
 		fprintf(stderr,
 		        "%s: %ld invalid row(s); nothing stored (--skip-invalid to import "
 		        "the valid ones)\n",
 		        st.file, res.errors);
 		goto out;
 	}
+	progress_db_start(&st.p, res.rows);
 	s = db_import_finish(st.db, replace, skip, import_conflict, &st.rep, &counts);
+	progress_stop(&st.p);
 	if (s == DB_NO_ROWS) {
 		fprintf(stderr, "%s: %ld conflicting row(s); nothing stored\n", st.file,
 		        counts.conflicts);
@@ -215,7 +276,7 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "%s: database error; nothing stored\n", st.file);
 		goto out;
 	}
-	double secs = (double)(now_ms_monotonic() - st.started) / 1000.0;
+	double secs = (double)(now_ms_monotonic() - st.p.started) / 1000.0;
 	printf("%s: %ld rows in %.1f s: %ld added, %ld replaced, %ld unchanged, %ld skipped\n",
 	       st.file, res.rows, secs, counts.added, counts.replaced, counts.unchanged,
 	       res.errors + counts.conflicts);
@@ -249,11 +310,13 @@ static int dev_opts(int argc, char **argv, const char **out, const char **key, c
 			*key = optarg;
 		else if (opt == 'i' && kid)
 			*kid = optarg;
-		else
+		else {
+			ctl_usage_of(argv[0], stderr);
 			return 2;
+		}
 	}
-	if (!*out) {
-		usage(stderr);
+	if (!*out || optind != argc) {
+		ctl_usage_of(argv[0], stderr);
 		return 2;
 	}
 	return 0;
@@ -307,7 +370,7 @@ static int cmd_quota(int argc, char **argv)
 {
 	char *end;
 	if (argc != 4 || strcmp(argv[1], "quota") != 0) {
-		usage(stderr);
+		ctl_usage_of("users quota", stderr);
 		return 2;
 	}
 	unsigned long n = strtoul(argv[3], &end, 10);
@@ -359,7 +422,9 @@ static int cmd_nodes(int argc, char **argv)
 		list = false;
 		key = mac_normalize(mac, argv[2], strlen(argv[2])) ? mac : argv[2];
 	} else {
-		usage(stderr);
+		ctl_usage_of(argc >= 2 && strcmp(argv[1], "show") == 0 ? "nodes show"
+		                                                       : "nodes list",
+		             stderr);
 		return 2;
 	}
 	struct db *db = ctl_db();
@@ -430,11 +495,12 @@ static int cmd_devtoken(int argc, char **argv)
 			t.user_claim = optarg;
 			break;
 		default:
+			ctl_usage_of("dev-token", stderr);
 			return 2;
 		}
 	}
-	if (!dir || !t.issuer || !t.user) {
-		usage(stderr);
+	if (!dir || !t.issuer || !t.user || optind != argc) {
+		ctl_usage_of("dev-token", stderr);
 		return 2;
 	}
 	snprintf(keyfile, sizeof(keyfile), "%s/idp.key", dir);
@@ -463,63 +529,84 @@ int main(int argc, char **argv)
 			config_path = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			ctl_usage(stdout);
 			return 0;
 		case 'V':
 			printf("claimctl %s\n", CLAIMD_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			ctl_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		ctl_usage(stderr);
 		return 2;
+	}
+	argc -= optind;
+	argv += optind;
+	/* Help before anything else: no config, no database, no argument checks. */
+	char name[64];
+	ctl_command_name(argc, argv, name, sizeof(name));
+	if (ctl_help_wanted(argc, argv)) {
+		if (!ctl_command_known(name)) {
+			fprintf(stderr, "claimctl: unknown command '%s'\n", argv[0]);
+			ctl_usage(stderr);
+			return 2;
+		}
+		ctl_usage_of(name, stdout);
+		return 0;
 	}
 	if (crypto_init() < 0) {
 		fprintf(stderr, "claimctl: cannot initialise libsodium\n");
 		return 1;
 	}
-	argc -= optind;
-	argv += optind;
 	if (strcmp(argv[0], "migrate") == 0 && argc == 1)
 		return cmd_migrate();
-	if (strcmp(argv[0], "devices") == 0 && argc >= 2 && strcmp(argv[1], "import") == 0)
+	if (strcmp(name, "devices import") == 0)
 		return cmd_import(argc - 1, argv + 1);
-	if (strcmp(argv[0], "devices") == 0 && argc == 3 && strcmp(argv[1], "unlock") == 0)
-		return cmd_unlock(argv[2]);
-	if (strcmp(argv[0], "keygen") == 0 && argc == 1) {
+	if (strcmp(name, "devices unlock") == 0) {
+		if (argc == 3)
+			return cmd_unlock(argv[2]);
+	} else if (strcmp(name, "devices list") == 0) {
+		return ctl_devices_list(argc - 1, argv + 1);
+	} else if (strcmp(name, "devices show") == 0) {
+		return ctl_devices_show(argc - 1, argv + 1);
+	} else if (strcmp(argv[0], "keygen") == 0 && argc == 1) {
 		char key[64];
 		secrets_keygen(key, sizeof(key));
 		printf("%s\n", key);
 		crypto_wipe(key, sizeof(key));
 		return 0;
-	}
-	if (strcmp(argv[0], "dev-ca") == 0)
+	} else if (strcmp(argv[0], "dev-ca") == 0) {
 		return cmd_devca(argc, argv);
-	if (strcmp(argv[0], "dev-idp") == 0)
+	} else if (strcmp(argv[0], "dev-idp") == 0) {
 		return cmd_devidp(argc, argv);
-	if (strcmp(argv[0], "dev-token") == 0)
+	} else if (strcmp(argv[0], "dev-token") == 0) {
 		return cmd_devtoken(argc, argv);
-	if (strcmp(argv[0], "users") == 0)
+	} else if (strcmp(argv[0], "users") == 0) {
 		return cmd_quota(argc, argv);
-	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "release") == 0)
+	} else if (strcmp(name, "nodes release") == 0) {
 		return ctl_nodes_release(argc - 1, argv + 1);
-	if (strcmp(argv[0], "nodes") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0)
+	} else if (strcmp(name, "nodes export") == 0) {
 		return ctl_nodes_export(argc - 1, argv + 1);
-	if (strcmp(argv[0], "audit") == 0 && argc >= 2 && strcmp(argv[1], "export") == 0)
+	} else if (strcmp(name, "audit export") == 0) {
 		return ctl_audit_export(argc - 1, argv + 1);
-	if (strcmp(argv[0], "nodes") == 0)
+	} else if (strcmp(argv[0], "nodes") == 0) {
 		return cmd_nodes(argc, argv);
-	if (strcmp(argv[0], "certs") == 0)
+	} else if (strcmp(argv[0], "certs") == 0) {
 		return ctl_certs(argc, argv);
-	if (strcmp(argv[0], "crl") == 0)
+	} else if (strcmp(argv[0], "crl") == 0) {
 		return ctl_crl(argc, argv);
-	if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
+	} else if (strcmp(argv[0], "config-example") == 0 && argc == 1) {
 		config_write_example(stdout);
 		return 0;
 	}
-	usage(stderr);
+	if (ctl_command_known(name)) {
+		ctl_usage_of(name, stderr);
+		return 2;
+	}
+	fprintf(stderr, "claimctl: unknown command '%s'\n", argv[0]);
+	ctl_usage(stderr);
 	return 2;
 }

@@ -367,10 +367,11 @@ static void lookups(void)
 	j = ajson(&f, "GET", "/admin/v1/devices/7c:df:a1:00:00:01", TOKEN_B, NULL, 200);
 	REQUIRE(j);
 	CHECK(strcmp(json_string_value(json_object_get(j, "mac")), MAC1) == 0);
-	CHECK(strcmp(json_string_value(json_object_get(j, "platform")), "esp32s3") == 0);
-	CHECK(json_is_false(json_object_get(json_object_get(j, "lockout"), "locked")));
-	CHECK(json_is_null(json_object_get(json_object_get(j, "lockout"), "locked_until")));
-	const char *reg = json_string_value(json_object_get(j, "registered"));
+	json_t *rg = json_object_get(j, "registration");
+	CHECK(strcmp(json_string_value(json_object_get(rg, "platform")), "esp32s3") == 0);
+	CHECK(json_is_false(json_object_get(json_object_get(rg, "lockout"), "locked")));
+	CHECK(json_is_null(json_object_get(json_object_get(rg, "lockout"), "locked_until")));
+	const char *reg = json_string_value(json_object_get(rg, "registered"));
 	CHECK(reg && strlen(reg) == 20 && reg[10] == 'T' && reg[19] == 'Z');
 	json_t *n0 = json_array_get(json_object_get(j, "nodes"), 0);
 	CHECK(n0 && strcmp(json_string_value(json_object_get(n0, "node_id")), MAC1) == 0 &&

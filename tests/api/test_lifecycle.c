@@ -20,8 +20,8 @@
 #include "claimd/util.h"
 #include "harness.h"
 
-#define ISSUER   "https://idp.test.invalid/"
-#define AUDIENCE "claimd"
+#define ISSUER   TEST_ISSUER
+#define AUDIENCE TEST_AUDIENCE
 
 /* A self claim of MAC1 with device @p dv; true on success. */
 static bool self_claim(struct fx *f, const struct sim_device *dv)
@@ -196,6 +196,26 @@ static void revoke_and_list(void)
 	free(out);
 	CHECK(ctl(&f, &out, "certs --help") == 0);
 	free(out);
+	/* A mistyped serial among good ones: the good one is revoked, the other named, and
+	 * the exit status says it. */
+	REQUIRE(self_claim(&f, &dv));
+	char *second = serial_of(&f, MAC1, 1);
+	REQUIRE(second);
+	snprintf(cmd, sizeof(cmd), "certs revoke %s 0123456789ABCDEF0123456789ABCDEF", second);
+	CHECK(ctl(&f, &out, cmd) == 1);
+	CHECKF(out && strstr(out, "no such certificate: 0123456789ABCDEF0123456789ABCDEF") &&
+	           strstr(out, "1 certificate(s) revoked"),
+	       "%s", out);
+	free(out);
+	free(second);
+	/* --reason is revoke's; output that cannot be written is a failure. */
+	CHECK(ctl(&f, &out, "certs list --reason keyCompromise") == 2);
+	CHECK(out && strstr(out, "--reason goes with revoke only"));
+	free(out);
+	CHECK(t_run(NULL, "'%s' -c '%s' crl --der > /dev/full", t_bin("claimctl"), f.t.config) ==
+	      1);
+	CHECK(t_run(NULL, "'%s' -c '%s' certs list > /dev/full", t_bin("claimctl"), f.t.config) ==
+	      1);
 	free(serial);
 	EVP_PKEY_free(dv.key);
 	fx_down(&f);
@@ -317,38 +337,20 @@ struct ufx {
 
 static bool ufx_up(struct ufx *u, const char *name, unsigned quota, unsigned ttl)
 {
-	char err[256], dir[1050];
 	struct topts o = {.ttl = ttl};
 
-	snprintf(u->yaml, sizeof(u->yaml),
-	         "users:\n  jwt:\n    jwks_file: idp/jwks.json\n    issuer: \"" ISSUER "\"\n"
-	         "    audience: \"" AUDIENCE "\"\n  quota: %u\n",
-	         quota);
+	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;
 	if (!tenv_setup(&u->f.t, name, &o))
 		return false;
-	snprintf(dir, sizeof(dir), "%s/idp", u->f.t.dir);
-	snprintf(u->idp, sizeof(u->idp), "%s/idp.key", dir);
-	if (devidp_create(dir, "ec", "k1", err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (!test_idp_create(&u->f.t, "ec", u->idp))
 		return false;
-	}
 	return daemon_start(&u->f.t, &u->f.d);
 }
 
 static char *token_for(struct ufx *u, const char *user)
 {
-	char err[256];
-	struct devtoken t = {.key_file = u->idp,
-	                     .kid = "k1",
-	                     .issuer = ISSUER,
-	                     .audience = AUDIENCE,
-	                     .user = user,
-	                     .ttl = 600};
-	char *tok = devidp_token(&t, err, sizeof(err));
-	if (!tok)
-		fprintf(stderr, "token: %s\n", err);
-	return tok;
+	return test_token(u->idp, user);
 }
 
 static bool user_claim(struct ufx *u, const char *token, const char *mac, char node[65])
@@ -496,8 +498,33 @@ static void exports(void)
 	          "--format csv") == 0);
 	CHECK(out && strstr(out, "row(s)"));
 	free(out);
-	CHECK(ctl(&f, &out, "audit export --since yesterday") == 2);
-	CHECK(out && strstr(out, "not an RFC 3339 time"));
+	/* Times are checked to the day of the month, and offsets to what PostgreSQL reads. */
+	static const char *const bad[] = {"yesterday",
+	                                  "2026-02-31",
+	                                  "2025-02-29",
+	                                  "0000-01-01",
+	                                  "+202-11-29",
+	                                  "2026- 1- 1",
+	                                  "2026-11-29T-1:00:00Z",
+	                                  "2026-11-29T00:-1:00Z",
+	                                  "2026-11-29T00:00:00+-1:00",
+	                                  "2026-11-29T00:00:00+16:00",
+	                                  "2026-11-29T24:00:00Z",
+	                                  "2026-11-29T00:00:00",
+	                                  "2016-12-31T23:59:60.5Z"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char arg[96];
+		snprintf(arg, sizeof(arg), "audit export --since '%s'", bad[i]);
+		CHECKF(ctl(&f, &out, arg) == 2 && out && strstr(out, "not an RFC 3339 time"),
+		       "%s: %s", bad[i], out ? out : "");
+		free(out);
+	}
+	CHECK(ctl(&f, &out, "audit export --since 2024-02-29 --until 2999-12-31T23:59:60-15:59") ==
+	      0);
+	free(out);
+	/* A self node is released by its MAC in any spelling (its node_id is the MAC). */
+	CHECK(ctl(&f, &out, "nodes release 7c:df:a1:00:00:01") == 0);
+	CHECKF(out && strstr(out, MAC1 " released"), "%s", out);
 	free(out);
 	free(valid);
 	free(pem);
@@ -566,8 +593,8 @@ static void *reclaim_thread(void *arg)
 }
 
 /* One device re-claiming from six threads on two daemons while an operator revokes its
- * certificates: every claim succeeds, one node, every certificate kept, and at most
- * one of them is still valid (each claim supersedes the ones before it). */
+ * certificates: every claim succeeds, one node, every certificate kept, only the
+ * reasons of those two, and after one more claim only the newest is valid. */
 static void racing_reclaims_and_revoke(void)
 {
 	struct fx f;
@@ -594,10 +621,76 @@ static void racing_reclaims_and_revoke(void)
 	CHECK(ok == N * 4);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes") == 1);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == ok);
-	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL") <= 1);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL AND "
 	                     "revocation_reason NOT IN (1, 4)") == 0);
+	/* Two re-claims committed at the same instant do not see each other's certificate
+	 * (each statement supersedes what was committed when it began), so both may stay
+	 * valid for now; the device's next claim supersedes every one of them. */
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	REQUIRE(self_claim(&f, &dv));
+	EVP_PKEY_free(dv.key);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL") == 1);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL AND "
+	                     "issued_at = (SELECT max(issued_at) FROM certificates)") == 1);
 	CHECK(daemon_stop(&d2) == 0);
+	fx_down(&f);
+}
+
+/* The CRL outlives a database outage until its nextUpdate (a broker's refresh job keeps
+ * working), and If-None-Match is read as HTTP says: lists, weak tags, "*". */
+static void crl_through_outage(void)
+{
+	struct fx f;
+	char etag[40], inm[160];
+	int status = 0;
+	REQUIRE(fx_up(&f, "crl_through_outage", NULL));
+	X509_CRL *crl = get_crl(&f.d, NULL, &status, etag, sizeof(etag));
+	REQUIRE(crl && status == 200);
+	long number = crl_number(crl);
+	X509_CRL_free(crl);
+	snprintf(inm, sizeof(inm), "If-None-Match: W/\"x\", W/%s\r\n", etag);
+	CHECK(!get_crl(&f.d, inm, &status, NULL, 0) && status == 304);
+	CHECK(!get_crl(&f.d, "If-None-Match: *\r\n", &status, NULL, 0) && status == 304);
+	CHECK((crl = get_crl(&f.d, "If-None-Match: \"0\", \"x\"\r\n", &status, NULL, 0)));
+	X509_CRL_free(crl);
+	/* The database refuses claimd's connections: the cached CRL is still served. (The
+	 * switch is made from the server's own database: not from the one it closes.) */
+	PGconn *admin = PQconnectdb(getenv("CLAIMD_TEST_PG"));
+	char sql[512];
+	REQUIRE(PQstatus(admin) == CONNECTION_OK);
+	snprintf(sql, sizeof(sql),
+	         "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false;"
+	         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+	         PQdb(f.t.pg), PQdb(f.t.pg));
+	PGresult *r = PQexec(admin, sql);
+	CHECKF(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	struct timespec ts = {2, 200 * 1000000L}; /* past the 2 s check interval */
+	nanosleep(&ts, NULL);
+	crl = get_crl(&f.d, NULL, &status, NULL, 0);
+	CHECKF(crl && status == 200 && crl_number(crl) == number, "status %d", status);
+	X509_CRL_free(crl);
+	/* A claim meanwhile is refused as busy, not an error. */
+	struct session s;
+	struct http_response hr;
+	memset(&s, 0, sizeof(s));
+	char body[96];
+	snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"esp32s3\"}", MAC1);
+	CHECK(post(&f.d, "claim/initiate", "", body, &hr) == 0 && hr.status == 503);
+	http_response_free(&hr);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", PQdb(f.t.pg));
+	r = PQexec(admin, sql);
+	CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(admin);
+	/* The harness's own connection was ended too. */
+	PQreset(f.t.pg);
+	/* Back: claims work again without a restart. */
+	CHECK(initiate(&f.d, MAC1, "esp32s3", &s));
+	char *log = NULL;
+	t_run(&log, "cat '%s'", f.d.log);
+	CHECK(log && strstr(log, "serving CRL number"));
+	free(log);
 	fx_down(&f);
 }
 
@@ -610,6 +703,7 @@ static const struct t_case cases[] = {
     {"exports", exports},
     {"crl_url_in_certificates", crl_url_in_certificates},
     {"racing_reclaims_and_revoke", racing_reclaims_and_revoke},
+    {"crl_through_outage", crl_through_outage},
     {NULL, NULL},
 };
 

@@ -22,8 +22,8 @@
 #include "claimd/util.h"
 #include "harness.h"
 
-#define ISSUER   "https://idp.test.invalid/"
-#define AUDIENCE "claimd"
+#define ISSUER   TEST_ISSUER
+#define AUDIENCE TEST_AUDIENCE
 /* The @TIMEOUT@ the tests fill in: short, so the slow-client case is quick. */
 #define CLIENT_TIMEOUT_S 2
 
@@ -210,20 +210,15 @@ struct pfx {
 
 static bool pfx_up(struct pfx *p, const char *name, int replicas)
 {
-	char err[256], dir[1050];
-	struct topts o = {.mqtt_host = "mqtt.test",
-	                  .extra = "users:\n  jwt:\n    jwks_file: idp/jwks.json\n"
-	                           "    issuer: \"" ISSUER "\"\n    audience: \"" AUDIENCE "\"\n"};
+	char users[512];
+	struct topts o = {.mqtt_host = "mqtt.test", .extra = users};
 
 	memset(p, 0, sizeof(*p));
+	test_users_yaml(users, sizeof(users), 5);
 	if (!tenv_setup(&p->t, name, &o))
 		return false;
-	snprintf(dir, sizeof(dir), "%s/idp", p->t.dir);
-	snprintf(p->idp, sizeof(p->idp), "%s/idp.key", dir);
-	if (devidp_create(dir, "ec", "k1", err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (!test_idp_create(&p->t, "ec", p->idp))
 		return false;
-	}
 	for (int i = 1; i <= 8; i++) {
 		char mac[13];
 		snprintf(mac, sizeof(mac), "7CDFA10000%02X", i);
@@ -250,19 +245,9 @@ static void pfx_down(struct pfx *p, int replicas)
 	tenv_teardown(&p->t);
 }
 
-static char *token_for(struct pfx *p, const char *user)
+static char *token_for(struct pfx *u, const char *user)
 {
-	char err[256];
-	struct devtoken t = {.key_file = p->idp,
-	                     .kid = "k1",
-	                     .issuer = ISSUER,
-	                     .audience = AUDIENCE,
-	                     .user = user,
-	                     .ttl = 600};
-	char *tok = devidp_token(&t, err, sizeof(err));
-	if (!tok)
-		fprintf(stderr, "token: %s\n", err);
-	return tok;
+	return test_token(u->idp, user);
 }
 
 static void claims_through_nginx(void)

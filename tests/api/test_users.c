@@ -17,8 +17,8 @@
 #include "claimd/util.h"
 #include "harness.h"
 
-#define ISSUER   "https://idp.test.invalid/"
-#define AUDIENCE "claimd"
+#define ISSUER   TEST_ISSUER
+#define AUDIENCE TEST_AUDIENCE
 
 struct ufx {
 	struct fx f;
@@ -30,23 +30,15 @@ struct ufx {
 static bool ufx_up(struct ufx *u, const char *name, const char *keytype, unsigned quota,
                    const char *mqtt_host)
 {
-	char err[256], dir[1050];
 	struct topts o = {.mqtt_host = mqtt_host,
 	                  .mqtt_cred_host = mqtt_host ? "creds.test" : NULL};
 
-	snprintf(u->yaml, sizeof(u->yaml),
-	         "users:\n  jwt:\n    jwks_file: idp/jwks.json\n    issuer: \"" ISSUER "\"\n"
-	         "    audience: \"" AUDIENCE "\"\n  quota: %u\n",
-	         quota);
+	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;
 	if (!tenv_setup(&u->f.t, name, &o))
 		return false;
-	snprintf(dir, sizeof(dir), "%s/idp", u->f.t.dir);
-	snprintf(u->idp, sizeof(u->idp), "%s/idp.key", dir);
-	if (devidp_create(dir, keytype, "k1", err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (!test_idp_create(&u->f.t, keytype, u->idp))
 		return false;
-	}
 	if (!tenv_add_device(&u->f.t, MAC1, "esp32s3", K1))
 		return false;
 	return daemon_start(&u->f.t, &u->f.d);
@@ -54,17 +46,7 @@ static bool ufx_up(struct ufx *u, const char *name, const char *keytype, unsigne
 
 static char *token_for(struct ufx *u, const char *user)
 {
-	char err[256];
-	struct devtoken t = {.key_file = u->idp,
-	                     .kid = "k1",
-	                     .issuer = ISSUER,
-	                     .audience = AUDIENCE,
-	                     .user = user,
-	                     .ttl = 600};
-	char *tok = devidp_token(&t, err, sizeof(err));
-	if (!tok)
-		fprintf(stderr, "token: %s\n", err);
-	return tok;
+	return test_token(u->idp, user);
 }
 
 static bool claim(struct ufx *u, enum sim_client client, const char *token, const char *mac,

@@ -13,7 +13,7 @@
 # Environment: CLAIMD_BUILD_DIR (default build/; its claimsim and claimctl are used),
 # CLAIMD_CI_CACHE (default /var/cache/claimd-ci: base tarballs and podman's storage,
 # so a second run reuses the base and the build stage's packages). Needs root and the
-# packages of .ci/deps-deploy.sh --image. Work files go to BUILD/image-test.*, removed
+# packages of .ci/deps.sh --image. Work files go to BUILD/image-test.*, removed
 # after a passing run (a failed run's are kept until the next run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,7 +28,7 @@ step() { echo "== image test: $*"; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (podman build, chroot, bind mount)"
 for t in podman debootstrap chroot openssl psql; do
-  command -v "$t" >/dev/null || die "$t not found: run .ci/deps-deploy.sh --image"
+  command -v "$t" >/dev/null || die "$t not found: run .ci/deps.sh --image"
 done
 for b in claimsim claimctl; do
   [ -x "$build/$b" ] || die "$build/$b not built (cmake --build build)"
@@ -155,13 +155,13 @@ sed -e 's|^  listen: .*|  listen: "127.0.0.1:0"|' \
 [ "$(diff "$root/docker/compose/claimd.yaml" "$rootfs/etc/claimd/claimd.yaml" | grep -c '^>')" = 2 ] ||
   die "docker/compose/claimd.yaml no longer has one 'listen:' and one 'url:' line to rewrite"
 # Keys owned by root, as a first try often leaves them: the image's user cannot read them.
-if in_image claimd -t -c /etc/claimd/claimd.yaml >"$work/t-root.log" 2>&1 ||
+if in_image claimd -t --no-database -c /etc/claimd/claimd.yaml >"$work/t-root.log" 2>&1 ||
   ! grep -q 'Permission denied' "$work/t-root.log"; then
   cat "$work/t-root.log" >&2
   die "claimd -t with root-owned 0600 keys did not fail on permissions, as the docs say it does"
 fi
 chown -R 10001:10001 "$keys"
-in_image claimd -t -c /etc/claimd/claimd.yaml || die "claimd -t refused the compose config"
+in_image claimd -t --no-database -c /etc/claimd/claimd.yaml || die "claimd -t refused the compose config"
 
 step "private PostgreSQL; role and database as docs/install.md creates them"
 pg=$("$root/tests/pg.sh" start "$work/pg" fast)

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${CLAIMD_BUILD_DIR:-$root/build}
 die() { echo "systemd test: $*" >&2; exit 1; }
 
-command -v systemd-analyze >/dev/null || die "systemd-analyze not found: run .ci/deps-deploy.sh"
+command -v systemd-analyze >/dev/null || die "systemd-analyze not found: run .ci/deps.sh --test"
 [ -x "$build/claimd" ] || die "$build/claimd not built"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

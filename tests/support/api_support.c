@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "claimd/cert_reply.h"
+#include "claimd/devidp.h"
 #include "claimd/util.h"
 
 uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -153,4 +154,39 @@ struct sim_device device(const char *mac, const char *platform, const char *keyt
 	memcpy(dv.efuse_key, K1, 16);
 	dv.key = sim_key_new(keytype);
 	return dv;
+}
+
+void test_users_yaml(char *buf, size_t bufsz, unsigned quota)
+{
+	snprintf(buf, bufsz,
+	         "users:\n  jwt:\n    jwks_file: idp/jwks.json\n    issuer: \"" TEST_ISSUER "\"\n"
+	         "    audience: \"" TEST_AUDIENCE "\"\n  quota: %u\n",
+	         quota);
+}
+
+bool test_idp_create(const struct tenv *t, const char *keytype, char key[1200])
+{
+	char err[256], dir[1050];
+	snprintf(dir, sizeof(dir), "%s/idp", t->dir);
+	snprintf(key, 1200, "%s/idp.key", dir);
+	if (devidp_create(dir, keytype, "k1", err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return false;
+	}
+	return true;
+}
+
+char *test_token(const char *key, const char *user)
+{
+	char err[256];
+	struct devtoken t = {.key_file = key,
+	                     .kid = "k1",
+	                     .issuer = TEST_ISSUER,
+	                     .audience = TEST_AUDIENCE,
+	                     .user = user,
+	                     .ttl = 600};
+	char *tok = devidp_token(&t, err, sizeof(err));
+	if (!tok)
+		fprintf(stderr, "token: %s\n", err);
+	return tok;
 }

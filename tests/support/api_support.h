@@ -56,4 +56,21 @@ int verify(struct daemon *d, const char *body, struct http_response *r);
 /** A simulated device with eFuse key K1 and a new key of @p keytype. */
 struct sim_device device(const char *mac, const char *platform, const char *keytype);
 
+/* The development identity provider the user-flow tests share. */
+#define TEST_ISSUER   "https://idp.test.invalid/"
+#define TEST_AUDIENCE "claimd"
+
+/**
+ * The users: section of a config trusting the case's development IdP (idp/jwks.json,
+ * TEST_ISSUER, TEST_AUDIENCE) with @p quota, into @p buf.
+ */
+void test_users_yaml(char *buf, size_t bufsz, unsigned quota);
+/**
+ * Makes the case's development IdP (key type @p keytype, kid "k1") in T->dir/idp and
+ * writes its private key's path to @p key (1200 bytes). False after printing why.
+ */
+bool test_idp_create(const struct tenv *t, const char *keytype, char key[1200]);
+/** A 10-minute access token of @p user from the IdP whose key is @p key (caller frees). */
+char *test_token(const char *key, const char *user);
+
 #endif

@@ -1,0 +1,487 @@
+/*
+ * The operator's side against a real daemon and database: every claimctl command's
+ * --help, devices list/show, nodes show of a self-claimed node, claimd -t with and
+ * without a database, the messages for missing files, the import's progress on a
+ * terminal, and the JSON log (request ids from trusted proxies, health probes at debug).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "api_support.h"
+#include "claimd/util.h"
+#include "harness.h"
+
+/* Runs claimctl with @p args on the case's config; exit status, output in *@p out. */
+static int ctl(struct fx *f, char **out, const char *args)
+{
+	return t_run(out, "'%s' -c '%s' %s 2>&1", t_bin("claimctl"), f->t.config, args);
+}
+
+static bool self_claim(struct fx *f, const char *mac, const char *platform)
+{
+	struct sim_device dv = device(mac, platform, "ec");
+	struct sim_result res;
+	int rc = sim_self_claim(&f->d.url, &dv, NULL, f->t.root, &res);
+	if (rc != 0)
+		fprintf(stderr, "self claim: %s\n", res.err);
+	free(res.certificate);
+	EVP_PKEY_free(dv.key);
+	return rc == 0;
+}
+
+/* Every command and subcommand: --help and -h answer 0 with their own usage, with no
+ * config file, no database and whatever else is on the line. */
+static void help_everywhere(void)
+{
+	static const struct {
+		const char *args, *want;
+	} cmds[] = {
+	    {"migrate", "claimctl [-c FILE] migrate"},
+	    {"devices import", "devices import [--replace] [--skip-invalid] FILE.csv|-"},
+	    {"devices import x.csv", "devices import [--replace]"},
+	    {"devices list", "devices list [--platform P] [--claimed|--unclaimed] [--json]"},
+	    {"devices show", "devices show MAC"},
+	    {"devices unlock", "devices unlock MAC"},
+	    {"devices", "devices unlock MAC"},
+	    {"users quota", "users quota USER N"},
+	    {"users", "users quota USER N"},
+	    {"nodes list", "nodes list --user USER"},
+	    {"nodes show", "nodes show NODE_ID|MAC"},
+	    {"nodes release", "nodes release NODE_ID"},
+	    {"nodes export", "nodes export [--user USER]"},
+	    {"nodes", "nodes release NODE_ID"},
+	    {"certs list", "certs list [--node NODE_ID|--mac MAC] [--revoked] [--json]"},
+	    {"certs revoke", "certs revoke (SERIAL...|--node NODE_ID|--mac MAC) [--reason R]"},
+	    {"certs", "certs revoke"},
+	    {"crl", "crl [--der]"},
+	    {"audit export", "audit export [--since T] [--until T] [--format jsonl|csv]"},
+	    {"audit", "audit export"},
+	    {"keygen", "keygen"},
+	    {"dev-idp", "dev-idp --out DIR"},
+	    {"dev-token", "dev-token --idp DIR"},
+	    {"dev-ca", "dev-ca --out DIR"},
+	    {"config-example", "config-example"},
+	};
+	char *out = NULL;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		for (int h = 0; h < 2; h++) {
+			const char *flag = h ? "-h" : "--help";
+			/* stdout only: the usage must go there, not to stderr. */
+			int rc = t_run(&out, "'%s' -c /nonexistent %s %s 2>/dev/null",
+			               t_bin("claimctl"), cmds[i].args, flag);
+			CHECKF(rc == 0, "claimctl %s %s exited %d", cmds[i].args, flag, rc);
+			CHECKF(out && strstr(out, "usage: ") && strstr(out, cmds[i].want),
+			       "claimctl %s %s printed:\n%s", cmds[i].args, flag, out ? out : "");
+			free(out);
+			out = NULL;
+		}
+	}
+	/* The overview names every command, devices unlock, list and show included. */
+	CHECK(t_run(&out, "'%s' --help", t_bin("claimctl")) == 0);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strchr(cmds[i].args, '.'))
+			CHECKF(out && strstr(out, cmds[i].args), "overview lacks %s", cmds[i].args);
+	free(out);
+	/* Options after operands and help anywhere on the line. */
+	CHECK(t_run(&out, "'%s' -c /nonexistent nodes show --help", t_bin("claimctl")) == 0);
+	CHECK(out && strstr(out, "nodes show NODE_ID|MAC") && !strstr(out, "none found"));
+	free(out);
+	CHECK(t_run(&out, "'%s' -c /nonexistent certs list --json --help", t_bin("claimctl")) == 0);
+	free(out);
+	/* An unknown command is still an error. */
+	CHECK(t_run(&out, "'%s' -c /nonexistent frobnicate --help 2>&1", t_bin("claimctl")) == 2);
+	free(out);
+}
+
+static void devices_list_and_show(void)
+{
+	struct fx f;
+	char *out = NULL, args[128];
+
+	REQUIRE(fx_up(&f, "devices_list_and_show", NULL));
+	REQUIRE(tenv_add_device(&f.t, "7CDFA1000003", "esp32s3", K1));
+	REQUIRE(self_claim(&f, MAC1, "esp32s3"));
+
+	/* All three, one per line, in MAC order. */
+	CHECK(ctl(&f, &out, "devices list") == 0);
+	CHECKF(out && strstr(out, MAC1 "  esp32s3") && strstr(out, MAC2 "  esp32c3") &&
+	           strstr(out, "7CDFA1000003") && strstr(out, MAC1) < strstr(out, MAC2),
+	       "%s", out ? out : "");
+	free(out);
+	CHECK(ctl(&f, &out, "devices list --claimed") == 0);
+	CHECKF(out && strstr(out, MAC1) && !strstr(out, MAC2) && !strstr(out, "7CDFA1000003"), "%s",
+	       out ? out : "");
+	free(out);
+	CHECK(ctl(&f, &out, "devices list --unclaimed --platform esp32s3") == 0);
+	CHECKF(out && !strstr(out, MAC1) && !strstr(out, MAC2) && strstr(out, "7CDFA1000003"), "%s",
+	       out ? out : "");
+	free(out);
+	CHECK(ctl(&f, &out, "devices list --claimed --unclaimed") == 2);
+	free(out);
+
+	/* JSON: an array of objects, filters applied, never a key. */
+	CHECK(t_run(&out, "'%s' -c '%s' devices list --json --platform esp32s3", t_bin("claimctl"),
+	            f.t.config) == 0);
+	json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+	CHECKF(json_is_array(j) && json_array_size(j) == 2, "%s", out ? out : "");
+	size_t i;
+	json_t *e;
+	json_array_foreach(j, i, e)
+	{
+		const char *mac = json_string_value(json_object_get(e, "mac"));
+		CHECK(mac && json_is_string(json_object_get(e, "registered")));
+		CHECK(strcmp(json_string_value(json_object_get(e, "platform")) ?: "", "esp32s3") ==
+		      0);
+		CHECK(json_is_true(json_object_get(e, "claimed")) ==
+		      (mac && strcmp(mac, MAC1) == 0));
+		CHECK(!json_object_get(e, "efuse_key") && !json_object_get(e, "sealed"));
+	}
+	json_decref(j);
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' devices list --json --platform esp32h2", t_bin("claimctl"),
+	            f.t.config) == 0);
+	j = out ? json_loads(out, 0, NULL) : NULL;
+	CHECKF(json_is_array(j) && json_array_size(j) == 0, "%s", out ? out : "");
+	json_decref(j);
+	free(out);
+
+	/* show: platform, registration, lockout, nodes and certificates; no key. Any MAC
+	 * spelling is accepted. */
+	CHECK(ctl(&f, &out, "devices show 7c:df:a1:00:00:01") == 0);
+	CHECKF(out && strstr(out, "platform esp32s3") && strstr(out, "registered 20") &&
+	           strstr(out, "lockout: not locked") && strstr(out, "nodes: 1") &&
+	           strstr(out, "(self-claimed)") && strstr(out, "certificates: 1") &&
+	           strstr(out, "valid") && !strstr(out, K1HEX) && !strcasestr(out, "0001020304"),
+	       "%s", out ? out : "");
+	free(out);
+	/* A locked device says so. */
+	CHECK(sql_long(&f.t,
+	               "INSERT INTO mac_lockouts (mac, failures, lockouts, locked_until) VALUES "
+	               "('%s', 0, 1, now() + interval '5 minutes') RETURNING 1",
+	               MAC2) == 1);
+	CHECK(ctl(&f, &out, "devices show " MAC2) == 0);
+	CHECKF(out && strstr(out, "lockout: locked until") && strstr(out, "nodes: 0") &&
+	           strstr(out, "certificates: 0"),
+	       "%s", out ? out : "");
+	free(out);
+	CHECK(ctl(&f, &out, "devices unlock " MAC2) == 0);
+	free(out);
+	CHECK(ctl(&f, &out, "devices show " MAC2) == 0);
+	CHECK(out && strstr(out, "lockout: not locked"));
+	free(out);
+	snprintf(args, sizeof(args), "devices show %s", "7CDFA1000099");
+	CHECK(ctl(&f, &out, args) == 1);
+	CHECK(out && strstr(out, "not registered"));
+	free(out);
+	CHECK(ctl(&f, &out, "devices show not-a-mac") == 2);
+	free(out);
+
+	/* nodes show: a self-claimed node's platform comes from its device. */
+	CHECK(ctl(&f, &out, "nodes show " MAC1) == 0);
+	CHECKF(out && strstr(out, "platform esp32s3") && !strstr(out, "platform -"), "%s",
+	       out ? out : "");
+	free(out);
+	fx_down(&f);
+}
+
+/* claimd -t answers for the database too; --no-database leaves it out. */
+static void check_mode_database(void)
+{
+	struct tenv t;
+	char *out = NULL;
+
+	REQUIRE(tenv_setup(&t, "check_mode_database", NULL));
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) == 0);
+	CHECKF(out && strstr(out, "schema current"), "%s", out ? out : "");
+	free(out);
+	/* A database that does not answer. */
+	CHECK(
+	    t_run(NULL,
+	          "sed -i 's|^  url: .*|  url: \"host=%s/nosuchdir dbname=x connect_timeout=2\"|' "
+	          "'%s'",
+	          t.dir, t.config) == 0);
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "database.url") && strstr(out, "cannot be used"), "%s",
+	       out ? out : "");
+	free(out);
+	CHECK(t_run(&out, "'%s' -t --no-database -c '%s' 2>&1", t_bin("claimd"), t.config) == 0);
+	CHECKF(out && strstr(out, "not checked"), "%s", out ? out : "");
+	free(out);
+	/* A database that answers but whose schema is behind this build. */
+	REQUIRE(tenv_write_config(&t));
+	CHECK(sql_long(
+	          &t,
+	          "WITH d AS (DELETE FROM schema_migrations WHERE version = (SELECT "
+	          "max(version) FROM schema_migrations) RETURNING 1) SELECT count(*) FROM d") == 1);
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "database.url") && strstr(out, "claimctl migrate"), "%s",
+	       out ? out : "");
+	free(out);
+	tenv_teardown(&t);
+}
+
+/* Missing files and a directory for a config say so in words, naming the key. */
+static void missing_file_messages(void)
+{
+	struct tenv t;
+	char *out = NULL;
+
+	REQUIRE(tenv_setup(&t, "missing_file_messages", NULL));
+	/* The config path is a directory. */
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.dir) != 0);
+	CHECKF(out && strstr(out, "is a directory") && !strstr(out, "input error"), "%s",
+	       out ? out : "");
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' devices list 2>&1", t_bin("claimctl"), t.dir) != 0);
+	CHECKF(out && strstr(out, "is a directory"), "%s", out ? out : "");
+	free(out);
+	/* A missing CA certificate: one plain line, no OpenSSL error queue before it. */
+	CHECK(t_run(NULL,
+	            "sed -i 's|certificate: ca/intermediate.pem|certificate: ca/nope.pem|' '%s'",
+	            t.config) == 0);
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "ca.certificate: ") &&
+	           strstr(out, "nope.pem: cannot open: No such file or directory") &&
+	           !strstr(out, "error:") && !strstr(out, "BIO") &&
+	           strchr(out, '\n') == out + strlen(out) - 1,
+	       "%s", out ? out : "");
+	free(out);
+	REQUIRE(tenv_write_config(&t));
+	/* A missing JWKS file. */
+	t.o.extra = "users:\n  jwt:\n    jwks_file: ./nope.json\n    issuer: \"https://x/\"\n";
+	REQUIRE(tenv_write_config(&t));
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "users.jwt.jwks_file: ") &&
+	           strstr(out, "nope.json: cannot open: No such file or directory") &&
+	           !strstr(out, ":-1:-1"),
+	       "%s", out ? out : "");
+	free(out);
+	t.o.extra = NULL;
+	tenv_teardown(&t);
+}
+
+/* On a terminal the import shows progress through the database phase too. */
+static void import_progress(void)
+{
+	struct tenv t;
+	char *out = NULL, csv[1100];
+
+	REQUIRE(tenv_setup(&t, "import_progress", NULL));
+	snprintf(csv, sizeof(csv), "%s/devices.csv", t.dir);
+	FILE *f = fopen(csv, "w");
+	REQUIRE(f);
+	fputs("mac,platform,efuse_key\n", f);
+	for (int i = 0; i < 20000; i++)
+		fprintf(f, "7CDFA2%06X,esp32s3,%s\n", i, K1HEX);
+	REQUIRE(fclose(f) == 0);
+	/* script(1) gives claimctl a terminal for stderr. */
+	CHECK(t_run(&out, "script -qec \"'%s' -c '%s' devices import '%s'\" /dev/null",
+	            t_bin("claimctl"), t.config, csv) == 0);
+	CHECKF(out && strstr(out, "rows read (") && strstr(out, "%,") &&
+	           strstr(out, "storing them in the database") && strstr(out, "20000 rows in") &&
+	           strstr(out, "20000 added"),
+	       "%s", out ? out : "");
+	free(out);
+	/* Without a terminal: no progress line at all. */
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s' 2>&1", t_bin("claimctl"), t.config,
+	            csv) == 0);
+	CHECKF(out && !strstr(out, "rows read") && !strstr(out, "\033[K") &&
+	           strstr(out, "20000 unchanged"),
+	       "%s", out ? out : "");
+	free(out);
+	tenv_teardown(&t);
+}
+
+/* The daemon's log lines, each parsed as JSON (NULL entries for lines that are not). */
+static json_t *log_lines(const struct daemon *d)
+{
+	json_t *all = json_array();
+	FILE *f = fopen(d->log, "r");
+	char *line = NULL;
+	size_t cap = 0;
+
+	while (f && getline(&line, &cap, f) > 0) {
+		json_t *o = json_loads(line, 0, NULL);
+		CHECKF(json_is_object(o), "not a JSON object: %s", line);
+		json_array_append_new(all, o ? o : json_null());
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return all;
+}
+
+/* The request line with request id @p id, or NULL. */
+static json_t *request_line(json_t *all, const char *id)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(all, i, o)
+	{
+		const char *rid = json_string_value(json_object_get(o, "request_id"));
+		if (rid && strcmp(rid, id) == 0 && json_object_get(o, "status"))
+			return o;
+	}
+	return NULL;
+}
+
+/* The X-Request-Id header of a reply, copied into @p out; false if absent. */
+static bool reply_id(const struct http_response *r, char *out, size_t n)
+{
+	const char *h = r->headers ? strcasestr(r->headers, "\nX-Request-Id: ") : NULL;
+	if (!h)
+		return false;
+	h += strlen("\nX-Request-Id: ");
+	size_t len = strcspn(h, "\r\n");
+	if (len == 0 || len >= n)
+		return false;
+	memcpy(out, h, len);
+	out[len] = '\0';
+	return true;
+}
+
+static void json_logs(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct topts o = {.extra = "log:\n  format: json\n"};
+	char id[80], init_id[80], health_id[80], bad_id[80];
+	const char *body = "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}";
+
+	REQUIRE(fx_up(&f, "json_logs", &o));
+	/* From loopback, a trusted proxy by default: its X-Request-Id is taken and echoed. */
+	REQUIRE(post(&f.d, "claim/initiate", "X-Request-Id: proxy-req.0001_A\r\n", body, &r) == 0);
+	CHECK(r.status == 200);
+	CHECK(reply_id(&r, init_id, sizeof(init_id)) && strcmp(init_id, "proxy-req.0001_A") == 0);
+	http_response_free(&r);
+	/* A malformed one is not taken: a generated id instead. */
+	REQUIRE(post(&f.d, "claim/initiate", "X-Request-Id: bad id\"{}\r\n", body, &r) == 0);
+	CHECK(reply_id(&r, bad_id, sizeof(bad_id)) && strcmp(bad_id, "bad") != 0 &&
+	      strlen(bad_id) == 16);
+	http_response_free(&r);
+	/* Every reply carries one: errors, health probes. */
+	REQUIRE(raw(&f.d, "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) ==
+	        0);
+	CHECK(r.status == 404 && reply_id(&r, id, sizeof(id)));
+	http_response_free(&r);
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) ==
+	        0);
+	CHECK(r.status == 200 && reply_id(&r, health_id, sizeof(health_id)));
+	http_response_free(&r);
+	REQUIRE(raw(&f.d, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) ==
+	        0);
+	CHECK(r.status == 200 && reply_id(&r, id, sizeof(id)));
+	http_response_free(&r);
+	REQUIRE(raw(&f.d, "GET /crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) == 0);
+	CHECK(r.status == 200 && reply_id(&r, id, sizeof(id)));
+	http_response_free(&r);
+	/* A whole self claim: the verify's line names its MAC. */
+	REQUIRE(self_claim(&f, MAC2, "esp32c3"));
+	REQUIRE(daemon_stop(&f.d) == 0);
+
+	json_t *all = log_lines(&f.d);
+	size_t i;
+	json_t *l;
+	json_array_foreach(all, i, l)
+	{
+		CHECK(json_is_string(json_object_get(l, "time")) &&
+		      json_is_string(json_object_get(l, "level")) &&
+		      json_is_string(json_object_get(l, "message")));
+	}
+	json_t *a = request_line(all, "proxy-req.0001_A");
+	CHECKF(a, "no request line with the proxy's id");
+	if (a) {
+		CHECK(strcmp(json_string_value(json_object_get(a, "level")) ?: "", "info") == 0);
+		CHECK(strcmp(json_string_value(json_object_get(a, "route")) ?: "",
+		             "/claim/initiate") == 0);
+		CHECK(strcmp(json_string_value(json_object_get(a, "method")) ?: "", "POST") == 0);
+		CHECK(json_integer_value(json_object_get(a, "status")) == 200);
+		CHECK(json_is_integer(json_object_get(a, "duration_ms")));
+		CHECK(strcmp(json_string_value(json_object_get(a, "mac")) ?: "", MAC1) == 0);
+	}
+	json_t *h = request_line(all, health_id);
+	CHECKF(h, "no line for the health probe (log_level is debug in tests)");
+	if (h)
+		CHECK(strcmp(json_string_value(json_object_get(h, "level")) ?: "", "debug") == 0);
+	/* The verify of MAC2 names its MAC; no line carries a key or a challenge response. */
+	bool verify_seen = false;
+	json_array_foreach(all, i, l)
+	{
+		const char *route = json_string_value(json_object_get(l, "route"));
+		const char *mac = json_string_value(json_object_get(l, "mac"));
+		if (route && strcmp(route, "/claim/verify") == 0 && mac && strcmp(mac, MAC2) == 0 &&
+		    json_integer_value(json_object_get(l, "status")) == 200)
+			verify_seen = true;
+		char *text = json_dumps(l, 0);
+		CHECKF(text && !strcasestr(text, "0001020304050607") &&
+		           !strstr(text, "BEGIN CERTIFICATE") &&
+		           !strstr(text, "challenge_response"),
+		       "%s", text ? text : "");
+		free(text);
+	}
+	CHECK(verify_seen);
+	json_decref(all);
+	f.d.pid = 0;
+	tenv_teardown(&f.t);
+
+	/* A peer outside server.trusted_proxies is not believed. */
+	REQUIRE(tenv_setup(&f.t, "json_logs_untrusted", &o));
+	CHECK(t_run(NULL, "sed -i 's|^server:|server:\\n  trusted_proxies: [\"10.0.0.0/8\"]|' '%s'",
+	            f.t.config) == 0);
+	REQUIRE(tenv_add_device(&f.t, MAC1, "esp32s3", K1));
+	REQUIRE(daemon_start(&f.t, &f.d));
+	REQUIRE(post(&f.d, "claim/initiate", "X-Request-Id: spoofed-1\r\n", body, &r) == 0);
+	CHECK(reply_id(&r, id, sizeof(id)) && strcmp(id, "spoofed-1") != 0);
+	http_response_free(&r);
+	REQUIRE(daemon_stop(&f.d) == 0);
+	all = log_lines(&f.d);
+	CHECK(!request_line(all, "spoofed-1") && request_line(all, id));
+	json_decref(all);
+	f.d.pid = 0;
+	tenv_teardown(&f.t);
+}
+
+/* The text format keeps its shape and gains the request's subject. */
+static void text_log_subject(void)
+{
+	struct fx f;
+	struct http_response r;
+	char *out = NULL;
+	const char *body = "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}";
+
+	REQUIRE(fx_up(&f, "text_log_subject", NULL));
+	REQUIRE(post(&f.d, "claim/initiate", "X-Request-Id: text-1\r\n", body, &r) == 0);
+	http_response_free(&r);
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) ==
+	        0);
+	http_response_free(&r);
+	CHECK(t_run(&out, "grep -F 'req=text-1 ' '%s'", f.d.log) == 0);
+	CHECKF(
+	    out &&
+	        strstr(out, " info req=text-1 remote=127.0.0.1 POST /claim/initiate -> 200 OK") &&
+	        strstr(out, "mac=" MAC1),
+	    "%s", out ? out : "");
+	free(out);
+	CHECK(t_run(&out, "grep -F 'GET /healthz' '%s'", f.d.log) == 0);
+	CHECKF(out && strstr(out, " debug req=") && !strstr(out, " info req="), "%s",
+	       out ? out : "");
+	free(out);
+	fx_down(&f);
+}
+
+static const struct t_case cases[] = {
+    {"help_everywhere", help_everywhere},         {"devices_list_and_show", devices_list_and_show},
+    {"check_mode_database", check_mode_database}, {"missing_file_messages", missing_file_messages},
+    {"import_progress", import_progress},         {"json_logs", json_logs},
+    {"text_log_subject", text_log_subject},       {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
