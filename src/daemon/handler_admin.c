@@ -230,6 +230,7 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 
 	if (!request_segment(rq, 3, seg, sizeof(seg)) || !mac_normalize(mac, seg, strlen(seg)))
 		return reply_error(rq, c, CE_ADMIN_MAC);
+	snprintf(rq->mac, sizeof(rq->mac), "%s", mac); /* for the access log */
 	if (!(db = app_db(rq->app)))
 		return reply_error(rq, c, CE_BUSY);
 	if ((sd = db_device_detail(db, mac, &d)) < DB_NO_ROWS)
@@ -270,10 +271,13 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 
 /* --- GET /admin/v1/nodes/{node_id} --- */
 
-/* The node_id path segment into @p out; false when it is not one. */
-static bool path_node_id(const struct request *rq, char out[NODE_ID_TEXT_MAX + 1])
+/* The node_id path segment into @p out (and the access log); false when it is not one. */
+static bool path_node_id(struct request *rq, char out[NODE_ID_TEXT_MAX + 1])
 {
-	return request_segment(rq, 3, out, NODE_ID_TEXT_MAX + 1) && node_id_ok(out);
+	if (!request_segment(rq, 3, out, NODE_ID_TEXT_MAX + 1) || !node_id_ok(out))
+		return false;
+	snprintf(rq->node_id, sizeof(rq->node_id), "%s", out); /* for the access log */
+	return true;
 }
 
 enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection *c)
