@@ -93,6 +93,14 @@ int ca_key_id(const struct ca *ca, uint8_t out[32]);
 int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
                 int64_t this_update, int64_t next_update, uint8_t **der, size_t *len);
 
+/**
+ * Whether @p sig (@p siglen bytes) is a SHA-256 signature of @p msg by the public key of
+ * certificate @p cert_pem: ECDSA (DER), RSA PKCS#1 v1.5, or RSA-PSS (MGF1-SHA-256, any
+ * salt length). Sets *@p valid; returns 0, or -1 when the certificate cannot be read
+ * (logged). Implemented in ca_verify.c.
+ */
+int ca_cert_verify_signature(const char *cert_pem, const void *msg, size_t n, const uint8_t *sig,
+                             size_t siglen, bool *valid);
 /** The nextUpdate (unix seconds) of DER CRL @p der. 0, or -1 (not a CRL, logged). */
 int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update);
 

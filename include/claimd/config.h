@@ -59,7 +59,11 @@ struct claimd_config {
 	unsigned crl_hours;
 	char *on_reclaim; /* "supersede" or "keep" */
 
-	char *log_format; /* "text" or "json" */
+	char *log_format;   /* "text" or "json" */
+	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
+	char *admin_listen_host;
+	unsigned admin_listen_port;
+	char *admin_tokens_file; /* "" = none (every management request is refused) */
 };
 
 /**

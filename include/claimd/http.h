@@ -32,9 +32,11 @@ struct request {
 	uint64_t start_ms;
 	const struct route *route;
 	char method[16];
-	char path[96]; /* escaped, for the access log */
+	char path[96];    /* escaped, for the access log */
+	char target[256]; /* the path as routed ('/' runs collapsed), for path parameters */
 	/* What the request was about, for the access log (escaped; "" when unknown). */
 	char mac[13], node_id[65], user[96];
+	char actor[ADMIN_TOKEN_NAME_MAX + 7]; /* management API: "admin:<token name>" */
 };
 
 typedef enum MHD_Result (*handler_fn)(struct request *rq, struct MHD_Connection *c);
@@ -61,8 +63,17 @@ struct route {
 
 struct http_server;
 
-/** Starts listening on cfg->listen with cfg->threads workers. NULL + @p err on failure. */
-struct http_server *http_start(struct app *app, char *err, size_t errsz);
+/* Which listener: the same admission and body handling, each with its own routes. */
+enum http_site {
+	HTTP_PUBLIC, /* server.listen: the claim protocol, health, metrics, CRL */
+	HTTP_ADMIN,  /* admin.listen: the management API; every request needs a bearer token */
+};
+
+/**
+ * Starts listening for @p site: server.listen with server.threads workers, or
+ * admin.listen with a small pool of its own. NULL + @p err on failure.
+ */
+struct http_server *http_start(struct app *app, enum http_site site, char *err, size_t errsz);
 /** The port actually bound (useful with port 0). */
 unsigned http_port(const struct http_server *s);
 /**
@@ -89,6 +100,11 @@ bool request_allowed(struct request *rq, enum bucket kind, const char *key);
 void reply_common_headers(const struct request *rq, struct MHD_Response *r);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
+/**
+ * Path segment @p idx (0 = the first after the leading '/') of the routed path into
+ * @p out. False when there is no such segment or it does not fit.
+ */
+bool request_segment(const struct request *rq, int idx, char *out, size_t outsz);
 
 enum MHD_Result handle_claim_initiate(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c);
@@ -96,5 +112,13 @@ enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_crl(struct request *rq, struct MHD_Connection *c);
+
+/* The management API (handler_admin.c), on the admin listener only. */
+enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_verify_signature(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *c);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "claimd/admin_tokens.h"
 #include "claimd/auth.h"
 #include "claimd/ca.h"
 #include "claimd/cert_reply.h"
@@ -25,7 +26,8 @@ struct runtime {
 	struct claimd_config *cfg;
 	struct ca *ca;
 	struct secrets *secrets;
-	struct jwks *jwks; /* NULL: assisted claiming disabled */
+	struct jwks *jwks;                 /* NULL: assisted claiming disabled */
+	struct admin_tokens *admin_tokens; /* NULL: admin.tokens_file unset */
 	atomic_int refs;
 };
 

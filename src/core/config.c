@@ -119,6 +119,10 @@ static const struct key keys[] = {
     {"log.format", K_STR, O(log_format), "text", 0, 0, RELOAD,
      "text, or json: one object per line (time, level, message; request lines add "
      "request_id, route, method, status, duration_ms, mac or node_id, user)"},
+    {"admin.listen", K_STR, O(admin_listen), "", 0, 0, RESTART,
+     "optional: host:port of the management API (bearer tokens); empty = off"},
+    {"admin.tokens_file", K_PATH, O(admin_tokens_file), "", 0, 0, RELOAD,
+     "lines \"sha256-hex-of-token name\" accepted by the management API; mode 0600"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -391,34 +395,35 @@ static bool valid_cidr(const char *s)
 	return parse_uint(slash + 1, &bits) && bits <= (unsigned long)maxbits;
 }
 
-static int split_listen(struct loader *L, const yaml_node_t *n)
+/* Splits listen key @p key's value @p s into *@p host_out (malloc'd) and *@p port_out. */
+static int split_listen(struct loader *L, const yaml_node_t *n, const char *key, const char *s,
+                        char **host_out, unsigned *port_out)
 {
-	struct claimd_config *c = L->c;
-	const char *s = c->listen, *colon;
+	const char *colon;
 	unsigned long port;
 	char *host;
 
 	if (s[0] == '[') {
 		const char *end = strchr(s, ']');
 		if (!end || end[1] != ':')
-			return fail_at(L, n, "server.listen: expected host:port");
+			return fail_at(L, n, "%s: expected host:port", key);
 		host = strndup(s + 1, (size_t)(end - s - 1));
 		colon = end + 1;
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon || colon == s)
-			return fail_at(L, n, "server.listen: expected host:port");
+			return fail_at(L, n, "%s: expected host:port", key);
 		host = strndup(s, (size_t)(colon - s));
 	}
 	if (!host)
 		return fail_at(L, n, "out of memory");
 	if (!parse_uint(colon + 1, &port) || port > 65535) {
 		free(host);
-		return fail_at(L, n, "server.listen: port must be 0-65535");
+		return fail_at(L, n, "%s: port must be 0-65535", key);
 	}
-	free(c->listen_host);
-	c->listen_host = host;
-	c->listen_port = (unsigned)port;
+	free(*host_out);
+	*host_out = host;
+	*port_out = (unsigned)port;
 	return 0;
 }
 
@@ -455,8 +460,16 @@ static int validate(struct loader *L, yaml_document_t *doc)
 			return fail_at(L, yaml_document_get_root_node(doc), "%s: required",
 			               keys[i].name);
 	}
-	if (split_listen(L, node_of(doc, "server.listen")) < 0)
+	if (split_listen(L, node_of(doc, "server.listen"), "server.listen", c->listen,
+	                 &c->listen_host, &c->listen_port) < 0)
 		return -1;
+	if (c->admin_listen[0] &&
+	    split_listen(L, node_of(doc, "admin.listen"), "admin.listen", c->admin_listen,
+	                 &c->admin_listen_host, &c->admin_listen_port) < 0)
+		return -1;
+	if (c->admin_listen[0] && !c->admin_tokens_file[0])
+		return fail_at(L, node_of(doc, "admin"),
+		               "admin.tokens_file: required when admin.listen is set");
 	for (size_t i = 0; i < c->n_trusted_proxies; i++)
 		if (!valid_cidr(c->trusted_proxies[i]))
 			return fail_at(L, node_of(doc, "server.trusted_proxies"),
@@ -586,6 +599,7 @@ void config_free(struct claimd_config *c)
 		if (keys[i].type == K_LIST)
 			free_list(*field_list(c, &keys[i]), *field_count(c, &keys[i]));
 	free(c->listen_host);
+	free(c->admin_listen_host);
 	free(c->file);
 	free(c->dir);
 	free(c);

@@ -57,6 +57,9 @@ struct runtime *runtime_load(const char *path, char *err, size_t errsz)
 	if (rt->cfg->jwt_jwks_file[0] &&
 	    !(rt->jwks = jwks_load(rt->cfg->jwt_jwks_file, err, errsz)))
 		goto fail;
+	if (rt->cfg->admin_tokens_file[0] &&
+	    !(rt->admin_tokens = admin_tokens_load(rt->cfg->admin_tokens_file, err, errsz)))
+		goto fail;
 	return rt;
 fail:
 	runtime_release(rt);
@@ -69,6 +72,7 @@ void runtime_release(struct runtime *rt)
 		return;
 	ca_free(rt->ca);
 	jwks_free(rt->jwks);
+	admin_tokens_free(rt->admin_tokens);
 	secrets_free(rt->secrets);
 	config_free(rt->cfg);
 	free(rt);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,9 @@
 struct http_server {
 	struct MHD_Daemon *d;
 	struct app *app;
+	enum http_site site;
+	const struct route *routes;
+	size_t n_routes;
 	unsigned port;
 };
 
@@ -39,15 +43,94 @@ static const struct route routes[] = {
     {"/crl", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_crl},
 };
 
+/*
+ * The management API (interface.md), on admin.listen only: the public listener has none
+ * of these paths, so they are 404 there. '*' stands for one path segment. No address
+ * rate: a factory line registers as fast as it programs; the bearer token is the gate.
+ */
+static const struct route admin_routes[] = {
+    {"/admin/v1/devices", HTTP_POST, 0, handle_admin_devices_post},
+    {"/admin/v1/devices/*", HTTP_GET, 0, handle_admin_device_get},
+    {"/admin/v1/nodes/*", HTTP_GET, 0, handle_admin_node_get},
+    {"/admin/v1/nodes/*/verify-signature", HTTP_POST, 0, handle_admin_verify_signature},
+    {"/admin/v1/nodes/*/release", HTTP_POST, 0, handle_admin_release},
+    {"/admin/v1/certificates/*/revoke", HTTP_POST, 0, handle_admin_revoke},
+    {"/metrics", HTTP_GET | HTTP_HEAD, 0, handle_metrics},
+};
+
+/* The management API's workers: it serves operators and test stations, not fleets. */
+#define ADMIN_THREADS 2
+
 /* Unknown paths: 404 before any policy applies. */
 static const struct route not_found = {"", 0, 0, NULL};
 
-static const struct route *route_find(const char *path)
+/* @p path matches @p pattern, where '*' matches one non-empty segment. */
+static bool path_match(const char *pattern, const char *path)
 {
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(routes[i].path, path) == 0)
-			return &routes[i];
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			size_t n = strcspn(path, "/");
+			if (n == 0)
+				return false;
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+static const struct route *route_find(const struct http_server *s, const char *path)
+{
+	for (size_t i = 0; i < s->n_routes; i++)
+		if (path_match(s->routes[i].path, path))
+			return &s->routes[i];
 	return &not_found;
+}
+
+bool request_segment(const struct request *rq, int idx, char *out, size_t outsz)
+{
+	const char *p = rq->target;
+	for (int i = 0; i <= idx; i++) {
+		if (*p != '/')
+			return false;
+		p++;
+		if (i < idx)
+			p += strcspn(p, "/");
+	}
+	size_t n = strcspn(p, "/");
+	if (n == 0 || n >= outsz)
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * The management API's gate: "Authorization: Bearer <token>" whose SHA-256 is listed in
+ * admin.tokens_file. Sets rq->actor to the token's name for the audit trail.
+ */
+static bool bearer_ok(struct request *rq, struct MHD_Connection *c)
+{
+	const char *h =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *name;
+	size_t n;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	n = strcspn(h, " \t");
+	if (h[n + strspn(h + n, " \t")] != '\0')
+		return false;
+	if (!(name = admin_tokens_check(rq->rt->admin_tokens, h, n)))
+		return false;
+	snprintf(rq->actor, sizeof(rq->actor), "admin:%s", name);
+	return true;
 }
 
 /* The method's bit; 0 for methods no route answers. */
@@ -177,6 +260,7 @@ static struct request *request_new(struct app *app, const char *method, const ch
 	hex_encode_lower(rq->id, id, sizeof(id));
 	log_escape(rq->method, sizeof(rq->method), method, strlen(method));
 	log_escape(rq->path, sizeof(rq->path), path, strlen(path));
+	snprintf(rq->target, sizeof(rq->target), "%s", path);
 	atomic_fetch_add(&app->inflight, 1);
 	return rq;
 }
@@ -204,9 +288,10 @@ static void take_request_id(struct request *rq, struct MHD_Connection *c)
  * The first call for a request, with its headers: find the route, then apply its
  * policy (method, address rate, claim slot) and the body size the headers announce.
  */
-static enum MHD_Result admit(struct app *app, struct MHD_Connection *c, const char *url,
+static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, const char *url,
                              const char *method, void **con_cls)
 {
+	struct app *app = s->app;
 	struct request *rq;
 	char path[256];
 	const char *cl;
@@ -217,7 +302,14 @@ static enum MHD_Result admit(struct app *app, struct MHD_Connection *c, const ch
 	*con_cls = rq;
 	resolve_remote(rq, c);
 	take_request_id(rq, c);
-	rq->route = route_find(path);
+	rq->route = route_find(s, path);
+	/* The management listener answers nothing, not even 404, without a token. */
+	if (s->site == HTTP_ADMIN) {
+		if (!bearer_ok(rq, c))
+			return reply_error(rq, c, CE_ADMIN_TOKEN);
+		log_info("req=%s remote=%s %s %s by %s", rq->id, rq->remote, rq->method, rq->path,
+		         rq->actor);
+	}
 	if (!rq->route->fn)
 		return reply_error(rq, c, CE_NOT_FOUND);
 	if (!(rq->route->methods & method_bit(method)))
@@ -309,7 +401,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-	struct app *app = cls;
+	struct app *app = ((struct http_server *)cls)->app;
 	struct request *rq = *con_cls;
 	(void)c;
 
@@ -330,7 +422,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	    .duration_ms = (unsigned long)(now_ms_monotonic() - rq->start_ms),
 	    .mac = rq->mac,
 	    .node_id = rq->node_id,
-	    .user = rq->user,
+	    .user = rq->actor[0] ? rq->actor : rq->user, /* management API: the token's name */
 	    .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
 	};
 	log_request(&lr);
@@ -398,7 +490,7 @@ static const char *bind_error(const struct addrinfo *ai)
 	                       : "refused by libmicrohttpd";
 }
 
-struct http_server *http_start(struct app *app, char *err, size_t errsz)
+struct http_server *http_start(struct app *app, enum http_site site, char *err, size_t errsz)
 {
 	struct runtime *rt = app_acquire(app);
 	const struct claimd_config *cfg = rt->cfg;
@@ -409,32 +501,41 @@ struct http_server *http_start(struct app *app, char *err, size_t errsz)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ITC |
 	                 MHD_USE_ERROR_LOG;
 
+	const char *key = site == HTTP_ADMIN ? "admin.listen" : "server.listen";
+	const char *listen = site == HTTP_ADMIN ? cfg->admin_listen : cfg->listen;
+	const char *host = site == HTTP_ADMIN ? cfg->admin_listen_host : cfg->listen_host;
+	unsigned threads = site == HTTP_ADMIN ? ADMIN_THREADS : cfg->threads;
+
 	if (!s)
 		goto fail;
-	snprintf(port, sizeof(port), "%u", cfg->listen_port);
-	if (getaddrinfo(cfg->listen_host, port, &hints, &ai) != 0 || !ai) {
-		snprintf(err, errsz, "server.listen: cannot resolve '%s'", cfg->listen_host);
+	s->site = site;
+	s->routes = site == HTTP_ADMIN ? admin_routes : routes;
+	s->n_routes = site == HTTP_ADMIN ? sizeof(admin_routes) / sizeof(admin_routes[0])
+	                                 : sizeof(routes) / sizeof(routes[0]);
+	snprintf(port, sizeof(port), "%u",
+	         site == HTTP_ADMIN ? cfg->admin_listen_port : cfg->listen_port);
+	if (!host || getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
+		snprintf(err, errsz, "%s: cannot resolve '%s'", key, host ? host : "");
 		goto fail;
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->app = app;
 	s->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, access_cb, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, app, MHD_OPTION_CONNECTION_TIMEOUT,
+	    flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_CONNECTION_TIMEOUT,
 	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_address,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul,
 	    NULL, MHD_OPTION_END);
 	if (!s->d) {
-		snprintf(err, errsz, "server.listen: cannot listen on %s: %s", cfg->listen,
-		         bind_error(ai));
+		snprintf(err, errsz, "%s: cannot listen on %s: %s", key, listen, bind_error(ai));
 		goto fail;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : cfg->listen_port;
+	s->port = di ? di->port : (unsigned)atoi(port);
 	freeaddrinfo(ai);
 	runtime_release(rt);
 	return s;

@@ -39,7 +39,8 @@ static void housekeeping(struct app *app)
 		log_info("housekeeping: deleted %ld expired claim sessions", n);
 }
 
-static int write_ready(const char *path, unsigned port)
+/* The public port, then the management API's when it listens (tests read both). */
+static int write_ready(const char *path, unsigned port, unsigned admin_port)
 {
 	char tmp[4096];
 	FILE *f;
@@ -48,6 +49,8 @@ static int write_ready(const char *path, unsigned port)
 	if (!(f = fopen(tmp, "w")))
 		return -1;
 	fprintf(f, "%u\n", port);
+	if (admin_port)
+		fprintf(f, "%u\n", admin_port);
 	if (fclose(f) != 0)
 		return -1;
 	return rename(tmp, path);
@@ -67,7 +70,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	struct runtime *rt;
 	struct app app;
-	struct http_server *srv;
+	struct http_server *srv, *admin = NULL;
 	sigset_t set;
 	int c, sig;
 
@@ -143,14 +146,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "claimd: out of memory\n");
 		return 1;
 	}
-	if (!(srv = http_start(&app, err, sizeof(err)))) {
+	if (!(srv = http_start(&app, HTTP_PUBLIC, err, sizeof(err)))) {
 		log_error("%s", err);
+		app_destroy(&app);
+		return 1;
+	}
+	if (rt->cfg->admin_listen[0] && !(admin = http_start(&app, HTTP_ADMIN, err, sizeof(err)))) {
+		log_error("%s", err);
+		http_stop(srv, 0);
 		app_destroy(&app);
 		return 1;
 	}
 	log_info("claimd %s listening on %s port %u (CA key %s, %u workers)", CLAIMD_VERSION,
 	         rt->cfg->listen_host, http_port(srv), ca_key_type(rt->ca), rt->cfg->threads);
-	if (ready && write_ready(ready, http_port(srv)) < 0)
+	if (admin)
+		log_info("management API listening on %s port %u", rt->cfg->admin_listen_host,
+		         http_port(admin));
+	if (ready && write_ready(ready, http_port(srv), admin ? http_port(admin) : 0) < 0)
 		log_warn("cannot write %s", ready);
 	for (;;) {
 		/* Between signals, every five minutes, housekeeping on this thread. */
@@ -175,6 +187,8 @@ int main(int argc, char **argv)
 		log_info("signal %d: draining in-flight requests", sig);
 		break;
 	}
+	if (admin)
+		http_stop(admin, 0);
 	http_stop(srv, 10000);
 	app_destroy(&app);
 	log_info("stopped");

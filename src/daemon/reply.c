@@ -54,6 +54,10 @@ static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsig
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
 		                        allow_list(allow, sizeof(allow), rq->route->methods));
 	}
+	/* RFC 6750: a 401 for a bearer token says which scheme it wants. */
+	if (e == CE_ADMIN_TOKEN)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        "Bearer realm=\"claimd-admin\"");
 	if (status == 503 || status == 429) {
 		char ra[16];
 		snprintf(ra, sizeof(ra), "%u", rq->retry_after ? rq->retry_after : 1);

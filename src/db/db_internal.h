@@ -26,6 +26,17 @@ extern const struct db_stmt db_claims_stmts[];
 extern const struct db_stmt db_devices_stmts[];
 extern const struct db_stmt db_lifecycle_stmts[];
 extern const struct db_stmt db_users_stmts[];
+extern const struct db_stmt db_admin_stmts[];
+
+/* One certificate row (struct cert_row), as every listing names its columns. */
+#define CERT_FACTS                                                                                 \
+	"c.serial, c.node_id, n.mac,"                                                              \
+	" extract(epoch FROM c.not_before)::int8 AS not_before,"                                   \
+	" extract(epoch FROM c.not_after)::int8 AS not_after,"                                     \
+	" extract(epoch FROM c.issued_at)::int8 AS issued_at,"                                     \
+	" c.revoked_at IS NOT NULL AS revoked,"                                                    \
+	" coalesce(extract(epoch FROM c.revoked_at), 0)::int8 AS revoked_at,"                      \
+	" coalesce(c.revocation_reason, 0) AS reason, c.not_after < now() AS expired"
 
 /*
  * Typed parameters. Text, numbers and booleans travel in text format (the statement's

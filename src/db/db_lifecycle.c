@@ -12,16 +12,6 @@
 #include "claimd/log.h"
 #include "db_internal.h"
 
-/* One certificate row, as every listing below names its columns. */
-#define CERT_FACTS                                                                                 \
-	"c.serial, c.node_id, n.mac,"                                                              \
-	" extract(epoch FROM c.not_before)::int8 AS not_before,"                                   \
-	" extract(epoch FROM c.not_after)::int8 AS not_after,"                                     \
-	" extract(epoch FROM c.issued_at)::int8 AS issued_at,"                                     \
-	" c.revoked_at IS NOT NULL AS revoked,"                                                    \
-	" coalesce(extract(epoch FROM c.revoked_at), 0)::int8 AS revoked_at,"                      \
-	" coalesce(c.revocation_reason, 0) AS reason, c.not_after < now() AS expired"
-
 const struct db_stmt db_lifecycle_stmts[] = {
     /* $1-$11 the audit row (mac, node_id, user_id and serial NULL: from each
      * certificate), then $12 serials (text[]) $13 node_id $14 mac $15 reason $16 by */

@@ -330,9 +330,11 @@ bool daemon_start(struct tenv *t, struct daemon *d)
 	for (int i = 0; i < 1000; i++) {
 		FILE *f = fopen(ready, "r");
 		if (f) {
-			unsigned port = 0;
+			unsigned port = 0, admin = 0;
 			if (fscanf(f, "%u", &port) == 1)
 				d->port = port;
+			if (fscanf(f, "%u", &admin) == 1)
+				d->admin_port = admin;
 			fclose(f);
 			if (d->port)
 				break;
@@ -353,7 +355,10 @@ bool daemon_start(struct tenv *t, struct daemon *d)
 	}
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u", d->port);
-	return http_url_parse(url, &d->url);
+	if (!http_url_parse(url, &d->url))
+		return false;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", d->admin_port);
+	return !d->admin_port || http_url_parse(url, &d->admin_url);
 }
 
 int daemon_stop(struct daemon *d)

@@ -89,8 +89,10 @@ long sql_long(struct tenv *t, const char *fmt, ...) __attribute__((format(printf
 struct daemon {
 	pid_t pid;
 	unsigned port;
+	unsigned admin_port; /* the management API's, 0 when admin.listen is unset */
 	char log[1024];
 	struct http_url url;
+	struct http_url admin_url;
 };
 
 /** Starts build/claimd on the case's config and waits until it listens. */

@@ -284,6 +284,8 @@ static struct ca *test_ca(const char *type)
 {
 	char dir[700], cert[800], key[800], err[256];
 	snprintf(dir, sizeof(dir), "%s/tmp/unit/ca-%s", getenv("CLAIMD_BUILD_DIR") ?: ".", type);
+	/* devca_create() makes the last folder only; a case may run first in a fresh tree. */
+	t_run(NULL, "mkdir -p '%s'", dir);
 	if (devca_create(dir, type, err, sizeof(err)) < 0)
 		return NULL;
 	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
@@ -639,6 +641,7 @@ static void ca_load_rules(void)
 {
 	char dir[700], cert[800], key[800], err[256];
 	snprintf(dir, sizeof(dir), "%s/tmp/unit/ca-rules", getenv("CLAIMD_BUILD_DIR") ?: ".");
+	t_run(NULL, "mkdir -p '%s'", dir);
 	REQUIRE(devca_create(dir, "ec", err, sizeof(err)) == 0);
 	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
 	snprintf(key, sizeof(key), "%s/intermediate.key", dir);
@@ -753,6 +756,7 @@ static void cert_reply_exact(void)
 		char dir[700], cert[800], key[800], root[800], err[256];
 		snprintf(dir, sizeof(dir), "%s/tmp/unit/reply-%s",
 		         getenv("CLAIMD_BUILD_DIR") ?: ".", ca_types[t]);
+		t_run(NULL, "mkdir -p '%s'", dir);
 		REQUIRE(devca_create(dir, ca_types[t], err, sizeof(err)) == 0);
 		snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
 		snprintf(key, sizeof(key), "%s/intermediate.key", dir);

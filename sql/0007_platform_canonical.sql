@@ -1,4 +1,4 @@
--- claimd schema, version 6: registered platforms in the canonical form that every entry
+-- claimd schema, version 7: registered platforms in the canonical form that every entry
 -- point now uses (src/core/canon.c: lower case, '-' and '_' removed), so that a device
 -- imported before as 'esp32-s3' (the flashing tools' spelling) matches the firmware's
 -- 'esp32s3' when it initiates. Names that are no known target are left as they are:

@@ -1,0 +1,456 @@
+/*
+ * The management API (interface.md, "The management API"): device registration, device
+ * and node lookups, verify-signature, revocation and release, for factory stations and
+ * backends that hold a bearer token. The server has checked the token and named it in
+ * rq->actor before any of these run; every change is audited with that name. Key
+ * material never leaves: lookups select none, and registered keys are sealed at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "claimd/canon.h"
+#include "claimd/csvimport.h"
+#include "claimd/db_admin.h"
+#include "claimd/db_audit.h"
+#include "claimd/db_devices.h"
+#include "claimd/db_lifecycle.h"
+#include "claimd/db_users.h" /* NODE_ID_TEXT_MAX */
+#include "claimd/http.h"
+#include "claimd/log.h"
+#include "claimd/util.h"
+
+/* Longest signature accepted (RSA-4096 is 512 bytes; DER ECDSA P-256 at most 72). */
+#define SIG_MAX 1024
+
+/* The reply for a failed database call. */
+static enum MHD_Result reply_db(struct request *rq, struct MHD_Connection *c, enum db_status s)
+{
+	return reply_error(rq, c, s == DB_SOFT ? CE_BUSY : CE_INTERNAL);
+}
+
+/* RFC 3339 UTC of unix seconds @p t. */
+static json_t *json_time(int64_t t)
+{
+	char out[24];
+	time_t tt = (time_t)t;
+	struct tm tm;
+	strftime(out, sizeof(out), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+	return json_string(out);
+}
+
+/* A time that is 0 when unset: RFC 3339, or null. */
+static json_t *json_time_opt(int64_t t)
+{
+	return t ? json_time(t) : json_null();
+}
+
+/* A text column that is "" when unset: the string, or null. */
+static json_t *json_opt(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+/* A node_id as the nodes table allows it (1-64 of [A-Za-z0-9_-]). */
+static bool node_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > NODE_ID_TEXT_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* The body as a JSON value, or NULL when it is not JSON (duplicate keys refused). */
+static json_t *body_json(const struct request *rq)
+{
+	return rq->body ? json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+}
+
+/* The string member @p key of object @p o, or NULL when missing or not a string. */
+static const char *member_str(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* --- POST /admin/v1/devices --- */
+
+struct import_reporter {
+	long conflicts;
+};
+
+static void count_conflict(struct import_reporter *r, long line, const char *mac, const char *what)
+{
+	(void)line;
+	(void)mac;
+	(void)what;
+	r->conflicts++;
+}
+
+/*
+ * Every item is checked by canon_device(), as every entry point checks a device, before
+ * anything is stored;
+ * then the rows go through the same importer, sealed the same way, without --replace:
+ * the same rows again change nothing, a known MAC with another key or platform is a
+ * conflict, and a conflict stores nothing.
+ */
+enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connection *c)
+{
+	json_t *arr = body_json(rq);
+	struct csv_row *rows = NULL;
+	struct import_reporter rep = {0};
+	struct import_counts counts = {0};
+	enum claimd_err e = CE_OK;
+	enum db_status s = DB_OK;
+	struct db *db = NULL;
+	size_t n = 0;
+	char detail[160];
+	enum MHD_Result ret;
+
+	if (!json_is_array(arr) || (n = json_array_size(arr)) == 0) {
+		e = CE_DEVICES_BODY;
+		goto out;
+	}
+	if (!(rows = calloc(n, sizeof(*rows)))) {
+		e = CE_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n && e == CE_OK; i++) {
+		struct canon_device d;
+		json_t *it = json_array_get(arr, i);
+		const char *mac = member_str(it, "mac"), *plat = member_str(it, "platform"),
+		           *key = member_str(it, "efuse_key");
+		if (!json_is_object(it) || !mac || !plat || !key)
+			e = CE_DEVICES_BODY;
+		else
+			e = canon_device(mac, plat, key, rq->rt->cfg->extra_platforms, &d);
+		if (e == CE_OK) {
+			memcpy(rows[i].mac, d.mac, sizeof(rows[i].mac));
+			memcpy(rows[i].platform, d.platform, sizeof(rows[i].platform));
+			memcpy(rows[i].efuse_key, d.efuse_key, sizeof(rows[i].efuse_key));
+		}
+		rows[i].line = (long)i + 1;
+	}
+	if (e != CE_OK)
+		goto out;
+	if (!(db = app_db(rq->app))) {
+		e = CE_BUSY;
+		goto out;
+	}
+	if ((s = db_import_begin(db)) < DB_NO_ROWS)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t sealed[SEALED_EFUSE_BYTES], tag[EFUSE_TAG_BYTES];
+		efuse_seal(rq->rt->secrets, rows[i].mac, rows[i].efuse_key, sealed);
+		efuse_tag(rq->rt->secrets, rows[i].mac, rows[i].efuse_key, tag);
+		if ((s = db_import_row(db, rows[i].line, rows[i].mac, rows[i].platform, sealed,
+		                       tag)) < DB_NO_ROWS) {
+			db_import_abort(db);
+			goto out;
+		}
+	}
+	s = db_import_finish(db, false, false, count_conflict, &rep, &counts);
+	if (s == DB_NO_ROWS) {
+		e = CE_DEVICE_CONFLICT;
+		goto out;
+	}
+	if (s < DB_NO_ROWS)
+		goto out;
+	snprintf(detail, sizeof(detail), "%ld added, %ld unchanged by %s", counts.added,
+	         counts.unchanged, rq->actor);
+	struct audit_rec a = {.event = "register",
+	                      .flow = "operator",
+	                      .outcome = "ok",
+	                      .reason = "OK",
+	                      .remote_addr = rq->remote,
+	                      .request_id = rq->id,
+	                      .detail = detail};
+	if (db_audit(db, &a) < DB_NO_ROWS)
+		log_error("req=%s: registered %ld device(s) but could not audit it", rq->id,
+		          counts.added);
+	log_info("req=%s: devices registered by %s: %ld added, %ld unchanged", rq->id, rq->actor,
+	         counts.added, counts.unchanged);
+out:
+	if (rows)
+		crypto_wipe(rows, n * sizeof(*rows));
+	free(rows);
+	json_decref(arr);
+	if (e != CE_OK)
+		return reply_error(rq, c, e);
+	if (s < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	ret = reply_json(rq, c, 200,
+	                 json_pack("{s:s, s:I, s:I}", "status", "success", "added",
+	                           (json_int_t)counts.added, "unchanged",
+	                           (json_int_t)counts.unchanged));
+	return ret;
+}
+
+/* --- GET /admin/v1/devices/{mac} --- */
+
+static json_t *cert_json(const struct cert_row *r, const char *pem)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o}", "serial", r->serial, "node_id",
+	                      r->node_id, "status", cert_status_name(r), "not_before",
+	                      json_time(r->not_before), "not_after", json_time(r->not_after));
+	if (o && r->revoked) {
+		json_object_set_new(o, "revoked_at", json_time(r->revoked_at));
+		json_object_set_new(o, "reason", json_string(crl_reason_name((int)r->reason)));
+	}
+	if (o && pem)
+		json_object_set_new(o, "pem", json_string(pem));
+	return o;
+}
+
+/*
+ * As `claimctl devices show`: the registration and lockout state when the chip is
+ * registered (null when it only has user-claimed nodes), its nodes and certificates.
+ */
+enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connection *c)
+{
+	char seg[64], mac[MAC_LEN + 1];
+	struct device_detail d;
+	struct node_show *nodes = NULL;
+	struct cert_row *certs = NULL;
+	size_t nn = 0, nc = 0;
+	struct db *db;
+	enum db_status s, sd;
+
+	if (!request_segment(rq, 3, seg, sizeof(seg)) || !mac_normalize(mac, seg, strlen(seg)))
+		return reply_error(rq, c, CE_ADMIN_MAC);
+	snprintf(rq->mac, sizeof(rq->mac), "%s", mac); /* for the access log */
+	if (!(db = app_db(rq->app)))
+		return reply_error(rq, c, CE_BUSY);
+	if ((sd = db_device_detail(db, mac, &d)) < DB_NO_ROWS)
+		return reply_db(rq, c, sd);
+	if ((s = db_device_nodes(db, mac, &nodes, &nn)) < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	if (sd == DB_NO_ROWS && nn == 0)
+		return reply_error(rq, c, CE_ADMIN_NO_DEVICE);
+	struct cert_filter f = {NULL, mac, false};
+	if ((s = db_certs_list(db, &f, &certs, &nc)) < DB_NO_ROWS) {
+		free(nodes);
+		return reply_db(rq, c, s);
+	}
+	json_t *jn = json_array(), *jc = json_array();
+	for (size_t i = 0; i < nn; i++)
+		json_array_append_new(jn, json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "node_id",
+		                                    nodes[i].node_id, "user",
+		                                    json_opt(nodes[i].user_id), "platform",
+		                                    json_opt(nodes[i].platform), "created",
+		                                    json_time(nodes[i].created_at), "claimed",
+		                                    json_time_opt(nodes[i].claimed_at), "released",
+		                                    json_time_opt(nodes[i].released_at)));
+	for (size_t i = 0; i < nc; i++)
+		json_array_append_new(jc, cert_json(&certs[i], NULL));
+	free(nodes);
+	free(certs);
+	json_t *reg = json_null();
+	if (sd == DB_OK)
+		reg = json_pack("{s:s, s:o, s:o, s:{s:b, s:I, s:I, s:o}}", "platform", d.d.platform,
+		                "registered", json_time(d.d.registered_at), "updated",
+		                json_time(d.updated_at), "lockout", "locked", d.locked, "failures",
+		                (json_int_t)d.failures, "lockouts", (json_int_t)d.lockouts,
+		                "locked_until", json_time_opt(d.locked ? d.locked_until : 0));
+	return reply_json(rq, c, 200,
+	                  json_pack("{s:s, s:o, s:o, s:o}", "mac", mac, "registration", reg,
+	                            "nodes", jn, "certificates", jc));
+}
+
+/* --- GET /admin/v1/nodes/{node_id} --- */
+
+/* The node_id path segment into @p out (and the access log); false when it is not one. */
+static bool path_node_id(struct request *rq, char out[NODE_ID_TEXT_MAX + 1])
+{
+	if (!request_segment(rq, 3, out, NODE_ID_TEXT_MAX + 1) || !node_id_ok(out))
+		return false;
+	snprintf(rq->node_id, sizeof(rq->node_id), "%s", out); /* for the access log */
+	return true;
+}
+
+enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection *c)
+{
+	char node_id[NODE_ID_TEXT_MAX + 1];
+	struct node_show n;
+	struct cert_pem *certs = NULL;
+	size_t nc = 0;
+	struct db *db;
+	enum db_status s;
+
+	if (!path_node_id(rq, node_id))
+		return reply_error(rq, c, CE_ADMIN_NODE_ID);
+	if (!(db = app_db(rq->app)))
+		return reply_error(rq, c, CE_BUSY);
+	if ((s = db_node_show(db, node_id, &n)) == DB_NO_ROWS)
+		return reply_error(rq, c, CE_ADMIN_NO_NODE);
+	if (s < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	if ((s = db_node_cert_pems(db, node_id, &certs, &nc)) < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	json_t *jc = json_array();
+	for (size_t i = 0; i < nc; i++)
+		json_array_append_new(jc, cert_json(&certs[i].facts, certs[i].pem));
+	db_cert_pems_free(certs, nc);
+	return reply_json(rq, c, 200,
+	                  json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "node_id",
+	                            n.node_id, "mac", n.mac, "user", json_opt(n.user_id),
+	                            "platform", json_opt(n.platform), "created",
+	                            json_time(n.created_at), "claimed", json_time_opt(n.claimed_at),
+	                            "released", json_time_opt(n.released_at), "certificates", jc));
+}
+
+/* --- POST /admin/v1/nodes/{node_id}/verify-signature --- */
+
+enum MHD_Result handle_admin_verify_signature(struct request *rq, struct MHD_Connection *c)
+{
+	char node_id[NODE_ID_TEXT_MAX + 1];
+	json_t *body = NULL;
+	const char *challenge, *sighex;
+	uint8_t sig[SIG_MAX];
+	struct cert_pem *certs = NULL;
+	size_t nc = 0, siglen;
+	const struct cert_pem *cur = NULL;
+	bool valid = false;
+	enum claimd_err e = CE_OK;
+	enum db_status s = DB_OK;
+	struct db *db;
+
+	if (!path_node_id(rq, node_id))
+		return reply_error(rq, c, CE_ADMIN_NODE_ID);
+	body = body_json(rq);
+	if (!json_is_object(body)) {
+		e = CE_BAD_JSON;
+		goto out;
+	}
+	challenge = member_str(body, "challenge");
+	sighex = member_str(body, "signature");
+	if (!challenge || !challenge[0]) {
+		e = CE_ADMIN_CHALLENGE;
+		goto out;
+	}
+	siglen = sighex ? strlen(sighex) / 2 : 0;
+	if (!sighex || siglen == 0 || siglen > SIG_MAX ||
+	    !hex_decode(sig, siglen, sighex, strlen(sighex), false)) {
+		e = CE_ADMIN_SIGNATURE;
+		goto out;
+	}
+	if (!(db = app_db(rq->app))) {
+		e = CE_BUSY;
+		goto out;
+	}
+	if ((s = db_node_cert_pems(db, node_id, &certs, &nc)) < DB_NO_ROWS)
+		goto out;
+	/* The current valid certificate: the newest one neither revoked nor expired. */
+	for (size_t i = 0; i < nc; i++)
+		if (strcmp(cert_status_name(&certs[i].facts), "valid") == 0)
+			cur = &certs[i];
+	if (!cur) {
+		e = CE_ADMIN_NO_VALID_CERT;
+		goto out;
+	}
+	if (ca_cert_verify_signature(cur->pem, challenge, strlen(challenge), sig, siglen, &valid) <
+	    0)
+		e = CE_INTERNAL;
+out:
+	db_cert_pems_free(certs, nc);
+	json_decref(body);
+	if (e != CE_OK)
+		return reply_error(rq, c, e);
+	if (s < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	return reply_json(rq, c, 200, json_pack("{s:b}", "valid", valid));
+}
+
+/* --- POST /admin/v1/certificates/{serial}/revoke --- */
+
+enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c)
+{
+	char seg[80], serial[SERIAL_HEX_LEN + 1], detail[160];
+	int reason = CRL_REASON_UNSPECIFIED;
+	long matched = 0, revoked = 0;
+	struct db *db;
+	enum db_status s;
+
+	if (!request_segment(rq, 3, seg, sizeof(seg)) || !cert_serial_normalize(serial, seg))
+		return reply_error(rq, c, CE_ADMIN_SERIAL);
+	/* The body is optional: no body, or one without "reason", is "unspecified". */
+	if (rq->len > 0) {
+		json_t *body = body_json(rq);
+		json_t *r = json_object_get(body, "reason");
+		if (!json_is_object(body)) {
+			json_decref(body);
+			return reply_error(rq, c, CE_BAD_JSON);
+		}
+		if (r && (!json_is_string(r) ||
+		          (reason = crl_reason_from_name(json_string_value(r))) < 0 ||
+		          reason == CRL_REASON_REMOVE_FROM_CRL)) {
+			json_decref(body);
+			return reply_error(rq, c, CE_ADMIN_REASON);
+		}
+		json_decref(body);
+	}
+	if (!(db = app_db(rq->app)))
+		return reply_error(rq, c, CE_BUSY);
+	snprintf(detail, sizeof(detail), "%s by %s", crl_reason_name(reason), rq->actor);
+	const char *serials[] = {serial};
+	struct cert_selector sel = {serials, 1, NULL, NULL};
+	struct audit_rec a = {.event = "revoke",
+	                      .flow = "operator",
+	                      .outcome = "ok",
+	                      .reason = "OK",
+	                      .remote_addr = rq->remote,
+	                      .request_id = rq->id,
+	                      .detail = detail};
+	char *missing = NULL; /* one serial named: it is missing exactly when nothing matched */
+	s = db_certs_revoke(db, &sel, reason, rq->actor, &a, &matched, &revoked, &missing);
+	free(missing);
+	if (s == DB_NO_ROWS)
+		return reply_error(rq, c, CE_ADMIN_NO_CERT);
+	if (s < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	log_info("req=%s: certificate %s revoked (%s) by %s%s", rq->id, serial,
+	         crl_reason_name(reason), rq->actor, revoked ? "" : ": was already revoked");
+	return reply_json(rq, c, 200,
+	                  json_pack("{s:s, s:s, s:b}", "serial", serial, "reason",
+	                            crl_reason_name(reason), "newly_revoked", revoked > 0));
+}
+
+/* --- POST /admin/v1/nodes/{node_id}/release --- */
+
+enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *c)
+{
+	char node_id[NODE_ID_TEXT_MAX + 1], detail[160];
+	long revoked = 0;
+	struct db *db;
+	enum db_status s;
+
+	if (!path_node_id(rq, node_id))
+		return reply_error(rq, c, CE_ADMIN_NODE_ID);
+	if (!(db = app_db(rq->app)))
+		return reply_error(rq, c, CE_BUSY);
+	snprintf(detail, sizeof(detail), "released by %s", rq->actor);
+	struct audit_rec a = {.event = "release",
+	                      .flow = "operator",
+	                      .outcome = "ok",
+	                      .reason = "OK",
+	                      .node_id = node_id,
+	                      .remote_addr = rq->remote,
+	                      .request_id = rq->id,
+	                      .detail = detail};
+	s = db_node_release(db, node_id, CRL_REASON_CESSATION_OF_OPERATION, rq->actor, &a,
+	                    &revoked);
+	if (s == DB_NO_ROWS)
+		return reply_error(rq, c, CE_ADMIN_NO_LIVE_NODE);
+	if (s < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	log_info("req=%s: node %s released by %s, %ld certificate(s) revoked", rq->id, node_id,
+	         rq->actor, revoked);
+	return reply_json(rq, c, 200,
+	                  json_pack("{s:s, s:b, s:I}", "node_id", node_id, "released", true,
+	                            "certificates_revoked", (json_int_t)revoked));
+}
