@@ -53,25 +53,6 @@ static const char *rfc3339(char out[21], int64_t t)
 	return out;
 }
 
-/*
- * A serial as the operator typed it (either case, ':' separators allowed) in the form
- * claimd writes: 32 upper-case hex digits. False if it is not one.
- */
-static bool serial_normalize(char out[SERIAL_HEX_LEN + 1], const char *in)
-{
-	size_t n = 0;
-	for (const char *p = in; *p; p++) {
-		if (*p == ':')
-			continue;
-		if (n == SERIAL_HEX_LEN || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-		                             (*p >= 'A' && *p <= 'F')))
-			return false;
-		out[n++] = (char)(*p >= 'a' ? *p - 'a' + 'A' : *p);
-	}
-	out[n] = '\0';
-	return n == SERIAL_HEX_LEN;
-}
-
 static void certs_usage(FILE *f)
 {
 	fputs("usage: claimctl certs list [--node NODE_ID|--mac MAC] [--revoked] [--json]\n"
@@ -229,7 +210,7 @@ static int certs_revoke(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
-		if (!serial_normalize(serials[i], argv[optind + i])) {
+		if (!cert_serial_normalize(serials[i], argv[optind + i])) {
 			fprintf(stderr, "certs revoke: '%s' is not a serial (32 hex digits)\n",
 			        argv[optind + i]);
 			free(serials);

@@ -124,21 +124,6 @@ static json_t *ajson(struct fx *f, const char *method, const char *path, const c
 	return j;
 }
 
-static bool self_claim(struct fx *f, const struct sim_device *dv)
-{
-	struct sim_result res;
-	int rc = sim_self_claim(&f->d.url, dv, NULL, f->t.root, &res);
-	if (rc != 0)
-		fprintf(stderr, "self claim: %s\n", res.err);
-	free(res.certificate);
-	return rc == 0;
-}
-
-static int ctl(struct fx *f, char **out, const char *args)
-{
-	return t_run(out, "'%s' -c '%s' %s 2>&1", t_bin("claimctl"), f->t.config, args);
-}
-
 /* The daemon's log contains @p s. */
 static bool log_has(struct fx *f, const char *s)
 {
@@ -289,7 +274,7 @@ static void register_devices(void)
 	free(sealed);
 	/* A registered device self-claims. */
 	struct sim_device dv = device("7CDFA1000101", "esp32s3", "ec");
-	CHECK(self_claim(&f, &dv));
+	CHECK(fx_self_claim(&f, &dv));
 	EVP_PKEY_free(dv.key);
 	/* Again: a no-op. */
 	j = ajson(&f, "POST", "/admin/v1/devices", TOKEN_A, two, 200);
@@ -362,7 +347,7 @@ static void lookups(void)
 	char *text;
 	REQUIRE(admin_up(&f, "admin_lookups"));
 	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	EVP_PKEY_free(dv.key);
 	char *serial =
 	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
@@ -484,8 +469,8 @@ static void verify_signature(void)
 	REQUIRE(admin_up(&f, "admin_verify_signature"));
 	struct sim_device ec = device(MAC1, "esp32s3", "ec");
 	struct sim_device rsa = device(MAC2, "esp32c3", "rsa");
-	REQUIRE(self_claim(&f, &ec));
-	REQUIRE(self_claim(&f, &rsa));
+	REQUIRE(fx_self_claim(&f, &ec));
+	REQUIRE(fx_self_claim(&f, &rsa));
 
 	/* ECDSA, DER. */
 	char *s = sign_hex(ec.key, ch, 0, 0);
@@ -528,7 +513,7 @@ static void verify_signature(void)
 	CHECK(astatus(&f, "POST", path, TOKEN_A, "{\"reason\":\"keyCompromise\"}") == 200);
 	CHECK(verify_sig(&f, MAC1, ch, s) == -404);
 	/* A new certificate (re-claim) is the current one again. */
-	REQUIRE(self_claim(&f, &ec));
+	REQUIRE(fx_self_claim(&f, &ec));
 	CHECK(verify_sig(&f, MAC1, ch, s) == 1);
 	free(s);
 	free(serial);
@@ -576,8 +561,8 @@ static void revoke_and_release(void)
 	REQUIRE(admin_up(&f, "admin_revoke_release"));
 	struct sim_device dv = device(MAC1, "esp32s3", "ec");
 	struct sim_device dv2 = device(MAC2, "esp32c3", "ec");
-	REQUIRE(self_claim(&f, &dv));
-	REQUIRE(self_claim(&f, &dv2));
+	REQUIRE(fx_self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv2));
 	char *serial =
 	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
 	REQUIRE(serial);
@@ -608,7 +593,7 @@ static void revoke_and_release(void)
 	for (int i = 0; i < 100 && (listed = crl_lists(&f, serial)) != 1; i++)
 		usleep(50000); /* the process's CRL copy is checked every CRL_CHECK_SECONDS */
 	CHECK(listed == 1);
-	CHECK(ctl(&f, &out, "certs list --mac " MAC1) == 0);
+	CHECK(fx_claimctl(&f, &out, "certs list --mac " MAC1) == 0);
 	CHECKF(out && strstr(out, serial) && strstr(out, "revoked"), "%s", out);
 	free(out);
 	/* Refusals: unknown and malformed serials, a bad reason. */
@@ -634,7 +619,7 @@ static void revoke_and_release(void)
 	               "SELECT count(*) FROM audit WHERE event = 'release' AND node_id = '%s' AND "
 	               "mac = '%s' AND detail = 'released by admin:factory-1'",
 	               MAC2, MAC2) == 1);
-	CHECK(ctl(&f, &out, "certs list --mac " MAC2) == 0);
+	CHECK(fx_claimctl(&f, &out, "certs list --mac " MAC2) == 0);
 	CHECKF(out && strstr(out, serial2) && strstr(out, "revoked"), "%s", out);
 	free(out);
 	for (int i = 0; i < 100 && (listed = crl_lists(&f, serial2)) != 1; i++)

@@ -23,23 +23,6 @@
 #define ISSUER   TEST_ISSUER
 #define AUDIENCE TEST_AUDIENCE
 
-/* A self claim of MAC1 with device @p dv; true on success. */
-static bool self_claim(struct fx *f, const struct sim_device *dv)
-{
-	struct sim_result res;
-	int rc = sim_self_claim(&f->d.url, dv, NULL, f->t.root, &res);
-	if (rc != 0)
-		fprintf(stderr, "self claim: %s\n", res.err);
-	free(res.certificate);
-	return rc == 0;
-}
-
-/* Runs claimctl with @p args on the case's config; exit status, output in *@p out. */
-static int ctl(struct fx *f, char **out, const char *args)
-{
-	return t_run(out, "'%s' -c '%s' %s 2>&1", t_bin("claimctl"), f->t.config, args);
-}
-
 /* GET /crl from @p d: the parsed CRL, or NULL. *@p etag gets its ETag when asked. */
 static X509_CRL *get_crl(struct daemon *d, const char *extra, int *status, char *etag,
                          size_t etagsz)
@@ -150,10 +133,10 @@ static void revoke_and_list(void)
 	char *out = NULL, cmd[256];
 	REQUIRE(fx_up(&f, "revoke_and_list", NULL));
 	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	char *serial = serial_of(&f, MAC1, 0);
 	REQUIRE(serial);
-	CHECK(ctl(&f, &out, "certs list --mac 7c:df:a1:00:00:01") == 0);
+	CHECK(fx_claimctl(&f, &out, "certs list --mac 7c:df:a1:00:00:01") == 0);
 	CHECKF(out && strstr(out, serial) && strstr(out, "valid"), "%s", out);
 	free(out);
 	/* Lower case with ':' separators names the same serial. */
@@ -161,12 +144,12 @@ static void revoke_and_list(void)
 	for (int i = 0; serial[i]; i++)
 		o += sprintf(o, "%s%c", i && i % 2 == 0 ? ":" : "", serial[i] | 0x20);
 	snprintf(cmd, sizeof(cmd), "certs revoke %s --reason keyCompromise", typed);
-	CHECK(ctl(&f, &out, cmd) == 0);
+	CHECK(fx_claimctl(&f, &out, cmd) == 0);
 	CHECKF(out && strstr(out, "1 certificate(s) revoked (keyCompromise), 0 already"), "%s",
 	       out);
 	free(out);
 	/* Again: nothing new, still success. */
-	CHECK(ctl(&f, &out, cmd) == 0);
+	CHECK(fx_claimctl(&f, &out, cmd) == 0);
 	CHECKF(out && strstr(out, "0 certificate(s) revoked (keyCompromise), 1 already"), "%s",
 	       out);
 	free(out);
@@ -177,39 +160,39 @@ static void revoke_and_list(void)
 	             "SELECT count(*) FROM audit WHERE event = 'revoke' AND flow = 'operator' AND "
 	             "serial = '%s' AND mac = '%s' AND detail LIKE 'keyCompromise by claimctl:%%'",
 	             serial, MAC1) == 1);
-	CHECK(ctl(&f, &out, "certs list --revoked --json") == 0);
+	CHECK(fx_claimctl(&f, &out, "certs list --revoked --json") == 0);
 	CHECKF(out && strstr(out, "\"status\": \"revoked\"") &&
 	           strstr(out, "\"reason\": \"keyCompromise\""),
 	       "%s", out);
 	free(out);
 	/* Refusals: an unknown serial, a bad reason, a malformed serial, two selectors. */
-	CHECK(ctl(&f, &out, "certs revoke 0123456789ABCDEF0123456789ABCDEF") == 1);
+	CHECK(fx_claimctl(&f, &out, "certs revoke 0123456789ABCDEF0123456789ABCDEF") == 1);
 	CHECK(out && strstr(out, "no such certificate"));
 	free(out);
 	snprintf(cmd, sizeof(cmd), "certs revoke %s --reason stolen", serial);
-	CHECK(ctl(&f, &out, cmd) == 2);
+	CHECK(fx_claimctl(&f, &out, cmd) == 2);
 	CHECK(out && strstr(out, "not an RFC 5280 reason name"));
 	free(out);
-	CHECK(ctl(&f, &out, "certs revoke 12345") == 2);
+	CHECK(fx_claimctl(&f, &out, "certs revoke 12345") == 2);
 	free(out);
-	CHECK(ctl(&f, &out, "certs revoke --node A --mac 7CDFA1000001") == 2);
+	CHECK(fx_claimctl(&f, &out, "certs revoke --node A --mac 7CDFA1000001") == 2);
 	free(out);
-	CHECK(ctl(&f, &out, "certs --help") == 0);
+	CHECK(fx_claimctl(&f, &out, "certs --help") == 0);
 	free(out);
 	/* A mistyped serial among good ones: the good one is revoked, the other named, and
 	 * the exit status says it. */
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	char *second = serial_of(&f, MAC1, 1);
 	REQUIRE(second);
 	snprintf(cmd, sizeof(cmd), "certs revoke %s 0123456789ABCDEF0123456789ABCDEF", second);
-	CHECK(ctl(&f, &out, cmd) == 1);
+	CHECK(fx_claimctl(&f, &out, cmd) == 1);
 	CHECKF(out && strstr(out, "no such certificate: 0123456789ABCDEF0123456789ABCDEF") &&
 	           strstr(out, "1 certificate(s) revoked"),
 	       "%s", out);
 	free(out);
 	free(second);
 	/* --reason is revoke's; output that cannot be written is a failure. */
-	CHECK(ctl(&f, &out, "certs list --reason keyCompromise") == 2);
+	CHECK(fx_claimctl(&f, &out, "certs list --reason keyCompromise") == 2);
 	CHECK(out && strstr(out, "--reason goes with revoke only"));
 	free(out);
 	CHECK(t_run(NULL, "'%s' -c '%s' crl --der > /dev/full", t_bin("claimctl"), f.t.config) ==
@@ -228,8 +211,8 @@ static void supersede_on_reclaim(void)
 	char *out = NULL;
 	REQUIRE(fx_up(&f, "supersede_on_reclaim", NULL));
 	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	REQUIRE(self_claim(&f, &dv));
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	char *first = serial_of(&f, MAC1, 0), *second = serial_of(&f, MAC1, 1);
 	REQUIRE(first && second);
 	CHECK(sql_long(&f.t, "SELECT revocation_reason FROM certificates WHERE serial = '%s'",
@@ -238,7 +221,7 @@ static void supersede_on_reclaim(void)
 	               "SELECT count(*) FROM certificates WHERE serial = '%s' AND revoked_at "
 	               "IS NULL",
 	               second) == 1);
-	CHECK(ctl(&f, &out, "certs list --node " MAC1) == 0);
+	CHECK(fx_claimctl(&f, &out, "certs list --node " MAC1) == 0);
 	CHECKF(out && strstr(out, "superseded") && strstr(out, "valid"), "%s", out);
 	free(out);
 	free(first);
@@ -248,8 +231,8 @@ static void supersede_on_reclaim(void)
 	f.t.o.extra = "revocation:\n  on_reclaim: keep\n";
 	REQUIRE(tenv_write_config(&f.t));
 	REQUIRE(daemon_start(&f.t, &f.d));
-	REQUIRE(self_claim(&f, &dv));
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	/* The second of the first two, and both of the last two. */
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL") == 3);
 	EVP_PKEY_free(dv.key);
@@ -280,15 +263,16 @@ static void crl_served(void)
 	CHECK(!crl && status == 304);
 	/* A revocation reaches both daemons' /crl within a few seconds, same number. */
 	struct sim_device dv = device(MAC1, "esp32s3", "ec"), dv2 = device(MAC2, "esp32c3", "rsa");
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	struct sim_result res;
 	REQUIRE(sim_self_claim(&d2.url, &dv2, NULL, f.t.root, &res) == 0);
 	free(res.certificate);
 	char *s1 = serial_of(&f, MAC1, 0), *s2 = serial_of(&f, MAC2, 0);
 	REQUIRE(s1 && s2);
 	snprintf(cmd, sizeof(cmd), "certs revoke %s --reason keyCompromise", s1);
-	CHECK(ctl(&f, NULL, cmd) == 0);
-	CHECK(ctl(&f, NULL, "certs revoke --mac " MAC2 " --reason cessationOfOperation") == 0);
+	CHECK(fx_claimctl(&f, NULL, cmd) == 0);
+	CHECK(fx_claimctl(&f, NULL, "certs revoke --mac " MAC2 " --reason cessationOfOperation") ==
+	      0);
 	long n1 = -1, n2 = -2;
 	for (int i = 0; i < 50 && (n1 != n2 || n1 < 2); i++) {
 		X509_CRL *a = get_crl(&f.d, NULL, &status, NULL, 0);
@@ -308,13 +292,13 @@ static void crl_served(void)
 	}
 	CHECKF(n1 == n2 && n1 >= 2, "CRL numbers %ld and %ld", n1, n2);
 	/* claimctl crl prints the same CRL as PEM (or DER), parsed by openssl. */
-	CHECK(ctl(&f, &out, "crl") == 0);
+	CHECK(fx_claimctl(&f, &out, "crl") == 0);
 	CHECK(out && strstr(out, "-----BEGIN X509 CRL-----"));
 	free(out);
 	char path[1100], der_cmd[1200];
 	snprintf(path, sizeof(path), "%s/crl.der", f.t.dir);
 	snprintf(der_cmd, sizeof(der_cmd), "crl --der > '%s'", path);
-	CHECK(ctl(&f, NULL, der_cmd) == 0);
+	CHECK(fx_claimctl(&f, NULL, der_cmd) == 0);
 	CHECK(t_run(&out, "openssl crl -inform DER -in '%s' -noout -text", path) == 0);
 	CHECKF(out && strstr(out, "Key Compromise") && strstr(out, "Cessation Of Operation"), "%s",
 	       out);
@@ -393,7 +377,7 @@ static void release_node(void)
 	check_failure(&r, 400, "quota");
 	http_response_free(&r);
 	snprintf(cmd, sizeof(cmd), "nodes release %s", node);
-	CHECK(ctl(&u.f, &out, cmd) == 0);
+	CHECK(fx_claimctl(&u.f, &out, cmd) == 0);
 	CHECKF(out && strstr(out, "1 certificate(s) revoked"), "%s", out);
 	free(out);
 	CHECK(sql_long(&u.f.t, "SELECT revocation_reason FROM certificates WHERE node_id = '%s'",
@@ -403,7 +387,7 @@ static void release_node(void)
 	               "'%s' AND user_id = 'alice' AND mac = '7CDFA1000401'",
 	               node) == 1);
 	/* Released twice: there is no live node of that id. */
-	CHECK(ctl(&u.f, &out, cmd) == 1);
+	CHECK(fx_claimctl(&u.f, &out, cmd) == 1);
 	CHECK(out && strstr(out, "no live node"));
 	free(out);
 	/* The slot is free; the same MAC gets a new node_id; the old node stays. */
@@ -455,10 +439,10 @@ static void exports(void)
 	char *out = NULL;
 	REQUIRE(fx_up(&f, "exports", NULL));
 	struct sim_device dv = device(MAC1, "esp32s3", "ec"), dv2 = device(MAC2, "esp32c3", "ec");
-	REQUIRE(self_claim(&f, &dv));
-	REQUIRE(self_claim(&f, &dv)); /* the first is superseded */
-	REQUIRE(self_claim(&f, &dv2));
-	CHECK(ctl(&f, NULL, "certs revoke --mac " MAC2) == 0);
+	REQUIRE(fx_self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv)); /* the first is superseded */
+	REQUIRE(fx_self_claim(&f, &dv2));
+	CHECK(fx_claimctl(&f, NULL, "certs revoke --mac " MAC2) == 0);
 	char *valid = serial_of(&f, MAC1, 1);
 	char *pem = sql_value(&f.t, "SELECT pem FROM certificates WHERE serial = '%s'", valid);
 	REQUIRE(valid && pem);
@@ -490,12 +474,12 @@ static void exports(void)
 	           strstr(out, "unspecified by claimctl:"),
 	       "%s", out);
 	free(out);
-	CHECK(ctl(&f, &out, "audit export --since 2999-01-01T00:00:00Z") == 0);
+	CHECK(fx_claimctl(&f, &out, "audit export --since 2999-01-01T00:00:00Z") == 0);
 	CHECKF(out && strstr(out, "audit export: 0 row(s)"), "%s", out);
 	free(out);
-	CHECK(ctl(&f, &out,
-	          "audit export --until 2999-01-01 --since 2000-01-01T00:00:00.5+02:00 "
-	          "--format csv") == 0);
+	CHECK(fx_claimctl(&f, &out,
+	                  "audit export --until 2999-01-01 --since 2000-01-01T00:00:00.5+02:00 "
+	                  "--format csv") == 0);
 	CHECK(out && strstr(out, "row(s)"));
 	free(out);
 	/* Times are checked to the day of the month, and offsets to what PostgreSQL reads. */
@@ -515,15 +499,17 @@ static void exports(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char arg[96];
 		snprintf(arg, sizeof(arg), "audit export --since '%s'", bad[i]);
-		CHECKF(ctl(&f, &out, arg) == 2 && out && strstr(out, "not an RFC 3339 time"),
+		CHECKF(fx_claimctl(&f, &out, arg) == 2 && out &&
+		           strstr(out, "not an RFC 3339 time"),
 		       "%s: %s", bad[i], out ? out : "");
 		free(out);
 	}
-	CHECK(ctl(&f, &out, "audit export --since 2024-02-29 --until 2999-12-31T23:59:60-15:59") ==
+	CHECK(fx_claimctl(&f, &out,
+	                  "audit export --since 2024-02-29 --until 2999-12-31T23:59:60-15:59") ==
 	      0);
 	free(out);
 	/* A self node is released by its MAC in any spelling (its node_id is the MAC). */
-	CHECK(ctl(&f, &out, "nodes release 7c:df:a1:00:00:01") == 0);
+	CHECK(fx_claimctl(&f, &out, "nodes release 7c:df:a1:00:00:01") == 0);
 	CHECKF(out && strstr(out, MAC1 " released"), "%s", out);
 	free(out);
 	free(valid);
@@ -611,7 +597,8 @@ static void racing_reclaims_and_revoke(void)
 		pthread_create(&th[i], NULL, reclaim_thread, &r[i]);
 	}
 	for (int i = 0; i < 3; i++)
-		CHECK(ctl(&f, NULL, "certs revoke --mac " MAC1 " --reason keyCompromise") <= 1);
+		CHECK(fx_claimctl(&f, NULL, "certs revoke --mac " MAC1 " --reason keyCompromise") <=
+		      1);
 	int ok = 0;
 	for (int i = 0; i < N; i++) {
 		pthread_join(th[i], NULL);
@@ -627,7 +614,7 @@ static void racing_reclaims_and_revoke(void)
 	 * (each statement supersedes what was committed when it began), so both may stay
 	 * valid for now; the device's next claim supersedes every one of them. */
 	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	REQUIRE(self_claim(&f, &dv));
+	REQUIRE(fx_self_claim(&f, &dv));
 	EVP_PKEY_free(dv.key);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL") == 1);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL AND "

@@ -190,3 +190,18 @@ char *test_token(const char *key, const char *user)
 		fprintf(stderr, "token: %s\n", err);
 	return tok;
 }
+
+bool fx_self_claim(struct fx *f, const struct sim_device *dv)
+{
+	struct sim_result res;
+	int rc = sim_self_claim(&f->d.url, dv, NULL, f->t.root, &res);
+	if (rc != 0)
+		fprintf(stderr, "self claim: %s\n", res.err);
+	free(res.certificate);
+	return rc == 0;
+}
+
+int fx_claimctl(struct fx *f, char **out, const char *args)
+{
+	return t_run(out, "'%s' -c '%s' %s 2>&1", t_bin("claimctl"), f->t.config, args);
+}

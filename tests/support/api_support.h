@@ -56,6 +56,11 @@ int verify(struct daemon *d, const char *body, struct http_response *r);
 /** A simulated device with eFuse key K1 and a new key of @p keytype. */
 struct sim_device device(const char *mac, const char *platform, const char *keytype);
 
+/** A firmware-style self claim of device @p dv against the case's daemon; true on 200. */
+bool fx_self_claim(struct fx *f, const struct sim_device *dv);
+/** Runs claimctl with @p args on the case's config: exit status, output in *@p out. */
+int fx_claimctl(struct fx *f, char **out, const char *args);
+
 /* The development identity provider the user-flow tests share. */
 #define TEST_ISSUER   "https://idp.test.invalid/"
 #define TEST_AUDIENCE "claimd"
