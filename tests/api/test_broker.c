@@ -121,21 +121,6 @@ static bool wait_for_count(const char *path, const char *needle, int n, long ms)
 	return false;
 }
 
-/* A loopback port nothing listens on right now (the broker retries if it is taken). */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	unsigned port = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 static bool port_open(unsigned port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
@@ -250,7 +235,7 @@ static bool broker_conf(struct broker *b, unsigned port)
 static bool broker_start(struct broker *b)
 {
 	for (int attempt = 0; attempt < 5; attempt++) {
-		unsigned port = free_port();
+		unsigned port = t_free_port();
 		if (!port || !broker_conf(b, port))
 			return false;
 		unlink(b->log);

@@ -41,21 +41,6 @@ static const char *nginx_bin(void)
 	return access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : "nginx";
 }
 
-/* A loopback port nobody listens on right now (the kernel's choice). */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	unsigned port = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 /* A TLS root and a server certificate for "localhost" only (no IP address in it). */
 static bool make_server_cert(const char *dir)
 {
@@ -91,7 +76,7 @@ static bool nginx_start(struct tenv *t, struct nginx *ng, struct daemon *up, int
 	for (int i = 0; i < n; i++)
 		o +=
 		    (size_t)snprintf(ups + o, sizeof(ups) - o, "server 127.0.0.1:%u; ", up[i].port);
-	if (!(ng->port = free_port()))
+	if (!(ng->port = t_free_port()))
 		return false;
 	if (t_run(NULL,
 	          "sed -e 's|@LISTEN@|127.0.0.1:%u|' -e 's|@CERT@|%s/server.pem|'"

@@ -113,6 +113,8 @@ void t_forget(pid_t pid);
  */
 char *t_pem_rewrap(const char *pem, size_t width, const char *eol);
 
+/** A loopback TCP port nothing listens on right now (the kernel's choice), or 0. */
+unsigned t_free_port(void);
 /** Path of a built program (build/claimd etc.). */
 const char *t_bin(const char *name);
 /** Runs a shell command; returns its exit status; output into @p out (malloc'd) if given. */
