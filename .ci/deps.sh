@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building and running claimd need; with --test also
 # those only the test suite needs (a sanitizer-capable clang, clang-format, nginx, the
-# MQTT broker and its clients, systemd-analyze for the unit's test, docker-compose to
+# MQTT broker and its clients, promtool (prometheus) for the metrics test,
+# systemd-analyze for the unit's test, docker-compose to
 # validate docker/compose.yaml); with --image also podman and debootstrap for the image
 # test. docker/demo.sh calls it plain, tests/run.sh with --test, .ci/run with --image.
 # So a fresh Debian 12 machine needs nothing installed by hand. Idempotent: no apt-get
@@ -18,7 +19,7 @@ pkgs=(
 case "${1:-}" in
 --test | --image)
   pkgs+=(nginx clang libclang-rt-14-dev clang-format mosquitto mosquitto-clients curl)
-  pkgs+=(systemd docker-compose)
+  pkgs+=(systemd docker-compose prometheus)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac

@@ -19,6 +19,7 @@
 #include "claimd/crypto.h"
 #include "claimd/db.h"
 #include "claimd/errors.h"
+#include "claimd/metrics.h"
 #include "claimd/ratelimit.h"
 #include "claimd/revocation.h"
 
@@ -42,6 +43,7 @@ struct app {
 	atomic_long claims_in_flight;    /* claim requests between headers and reply */
 	struct ratelimit *limiter;       /* address, MAC and user buckets */
 	struct crl_cache crl;            /* this process's copy of the current CRL */
+	struct metrics metrics;          /* requests by route and status, claims by outcome */
 };
 
 /**

@@ -94,6 +94,8 @@ int app_init(struct app *app, struct runtime *rt)
 	app->limiter = ratelimit_new(16);
 	if (crl_cache_init(&app->crl) < 0)
 		return -1;
+	if (metrics_init(&app->metrics) < 0)
+		return -1;
 	if (!app->db_url || !app->limiter)
 		return -1;
 	app->rt = rt;
@@ -109,6 +111,7 @@ void app_destroy(struct app *app)
 	runtime_release(app->rt);
 	ratelimit_free(app->limiter);
 	crl_cache_destroy(&app->crl);
+	metrics_destroy(&app->metrics);
 	free(app->db_url);
 	pthread_mutex_destroy(&app->lock);
 }

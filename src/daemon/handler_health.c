@@ -46,6 +46,7 @@ enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c)
 	        "# TYPE claimd_certificates_issued_total counter\n"
 	        "claimd_certificates_issued_total %ld\n",
 	        atomic_load(&rq->app->inflight), atomic_load(&rq->app->certificates_issued));
+	metrics_write(&rq->app->metrics, CLAIMD_VERSION, f);
 	fclose(f);
 	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 	if (!r) {

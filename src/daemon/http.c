@@ -426,6 +426,10 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	    .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
 	};
 	log_request(&lr);
+	metrics_request(&app->metrics, lr.route, rq->status, (uint64_t)lr.duration_ms * 1000);
+	/* Claims are the claim routes' requests; health and metrics requests are not. */
+	if (rq->route && (rq->route->policy & ROUTE_CLAIM_SLOT))
+		metrics_claim(&app->metrics, rq->user[0] ? FLOW_USER : FLOW_SELF, rq->code);
 	if (rq->claim_slot)
 		atomic_fetch_sub(&app->claims_in_flight, 1);
 	runtime_release(rq->rt);

@@ -1037,6 +1037,64 @@ static void import_spellings_self_claim(void)
 	fx_down(&f);
 }
 
+/* The metric families interface.md fixes: requests by route and status, durations by
+ * route, claims by flow and outcome (health and metrics requests are not claims), the
+ * build; and the whole page passes promtool's check. */
+static void metrics_contract(void)
+{
+	struct fx f;
+	struct http_response r;
+	char *out = NULL, path[1100];
+	REQUIRE(fx_up(&f, "metrics_contract", NULL));
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	REQUIRE(fx_self_claim(&f, &dv));
+	EVP_PKEY_free(dv.key);
+	struct session s;
+	CHECK(!initiate(&f.d, "7CDFA1FFFFFE", "esp32s3", &s)); /* unknown: 400 */
+	REQUIRE(raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	http_response_free(&r);
+	/* A request's counters move when its connection completes: stop nothing, but ask
+	 * until the last of them shows. */
+	char *page = NULL;
+	for (int i = 0; i < 50; i++) {
+		REQUIRE(raw(&f.d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+		free(page);
+		page = strdup(r.body ? r.body : "");
+		http_response_free(&r);
+		if (strstr(page, "claimd_http_requests_total{route=\"/healthz\",code=\"200\"} 1"))
+			break;
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	REQUIRE(page);
+	static const char *const want[] = {
+	    "claimd_http_requests_total{route=\"/claim/initiate\",code=\"200\"} 1\n",
+	    "claimd_http_requests_total{route=\"/claim/initiate\",code=\"400\"} 1\n",
+	    "claimd_http_requests_total{route=\"/claim/verify\",code=\"200\"} 1\n",
+	    "claimd_http_requests_total{route=\"/healthz\",code=\"200\"} 1\n",
+	    "claimd_http_request_duration_seconds_count{route=\"/claim/verify\"} 1\n",
+	    "claimd_http_request_duration_seconds_bucket{route=\"/claim/verify\",le=\"+Inf\"} 1\n",
+	    "claimd_claims_total{flow=\"self\",outcome=\"OK\"} 2\n",
+	    "claimd_claims_total{flow=\"self\",outcome=\"UNKNOWN_DEVICE\"} 1\n",
+	    "claimd_build_info{version=\"" CLAIMD_VERSION "\"} 1\n",
+	    "# TYPE claimd_http_request_duration_seconds histogram\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECKF(strstr(page, want[i]) != NULL, "missing: %s", want[i]);
+	/* Health and metrics requests are not claims: no flow counts them. */
+	CHECK(!strstr(page, "claimd_claims_total{flow=\"self\",outcome=\"OK\"} 3"));
+	snprintf(path, sizeof(path), "%s/metrics.txt", f.t.dir);
+	FILE *fp = fopen(path, "w");
+	REQUIRE(fp);
+	fputs(page, fp);
+	fclose(fp);
+	CHECK(t_run(&out, "promtool check metrics < '%s' 2>&1", path) == 0);
+	CHECKF(out && !strstr(out, "error"), "%s", out ? out : "");
+	free(out);
+	free(page);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"self_claim_ec", self_claim_ec},
     {"self_claim_rsa_device", self_claim_rsa_device},
@@ -1060,6 +1118,7 @@ static const struct t_case cases[] = {
     {"matter_parameter", matter_parameter},
     {"policies_and_mqtt_hosts", policies_and_mqtt_hosts},
     {"health_ready_metrics", health_ready_metrics},
+    {"metrics_contract", metrics_contract},
     {"reload_and_shutdown", reload_and_shutdown},
     {"reload_restart_keys", reload_restart_keys},
     {"config_check_mode", config_check_mode},

@@ -1,0 +1,57 @@
+/*
+ * The daemon's request and claim counters in the names and labels interface.md fixes
+ * ("Metrics"): requests by route and status code, their duration as a histogram by
+ * route, claims by flow and outcome, and the build. Lock-free counters; writing the
+ * Prometheus text format; nothing here knows HTTP.
+ */
+#ifndef CLAIMD_METRICS_H
+#define CLAIMD_METRICS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "claimd/errors.h"
+
+#define METRICS_ROUTES  32 /* distinct route labels a process may have */
+#define METRICS_STATUS  16 /* the status codes counted apart, and one slot for the rest */
+#define METRICS_BUCKETS 11 /* duration histogram buckets, +Inf included */
+
+struct metrics_route {
+	const char *label; /* a route's path as the route table spells it; NULL: free */
+	atomic_long by_status[METRICS_STATUS];
+	atomic_long buckets[METRICS_BUCKETS]; /* not cumulative: each request in one bucket */
+	atomic_llong sum_us;                  /* durations, microseconds */
+	atomic_long count;
+};
+
+enum metrics_flow { FLOW_SELF, FLOW_USER, FLOW__COUNT };
+
+struct metrics {
+	pthread_mutex_t lock; /* taken only to add a route label */
+	struct metrics_route routes[METRICS_ROUTES];
+	atomic_long claims[FLOW__COUNT][CE__COUNT];
+};
+
+/** Initialises @p m. 0, or -1. */
+int metrics_init(struct metrics *m);
+/** Releases what metrics_init() took. */
+void metrics_destroy(struct metrics *m);
+/**
+ * Counts one finished request of route @p label (a static string; "unmatched" for no
+ * route) with HTTP @p status, which took @p duration_us microseconds. Once
+ * METRICS_ROUTES labels exist, further ones are not counted.
+ */
+void metrics_request(struct metrics *m, const char *label, unsigned status, uint64_t duration_us);
+/** Counts one claim request of @p flow that ended with @p e (CE_OK: a certificate). */
+void metrics_claim(struct metrics *m, enum metrics_flow flow, enum claimd_err e);
+/**
+ * Writes claimd_http_requests_total, claimd_http_request_duration_seconds,
+ * claimd_claims_total and claimd_build_info (version @p version) in the Prometheus
+ * text exposition format (version 0.0.4) to @p f.
+ */
+void metrics_write(struct metrics *m, const char *version, FILE *f);
+
+#endif
