@@ -101,6 +101,8 @@ int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry 
  */
 int ca_cert_verify_signature(const char *cert_pem, const void *msg, size_t n, const uint8_t *sig,
                              size_t siglen, bool *valid);
+/** The issuing CA certificate's notAfter, unix seconds. */
+int64_t ca_not_after(const struct ca *ca);
 /** The nextUpdate (unix seconds) of DER CRL @p der. 0, or -1 (not a CRL, logged). */
 int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update);
 

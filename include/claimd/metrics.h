@@ -31,6 +31,7 @@ enum metrics_flow { FLOW_SELF, FLOW_USER, FLOW__COUNT };
 
 struct metrics {
 	pthread_mutex_t lock; /* taken only to add a route label */
+	double start_time;    /* unix seconds, with fractions, when the process started */
 	struct metrics_route routes[METRICS_ROUTES];
 	atomic_long claims[FLOW__COUNT][CE__COUNT];
 };
@@ -47,11 +48,20 @@ void metrics_destroy(struct metrics *m);
 void metrics_request(struct metrics *m, const char *label, unsigned status, uint64_t duration_us);
 /** Counts one claim request of @p flow that ended with @p e (CE_OK: a certificate). */
 void metrics_claim(struct metrics *m, enum metrics_flow flow, enum claimd_err e);
+/** The gauges of the moment that metrics_write() adds to the counters. */
+struct metrics_gauges {
+	const char *version;   /* claimd_build_info */
+	int64_t ca_not_after;  /* claimd_ca_not_after_timestamp_seconds */
+	long claims_in_flight; /* claimd_claims_in_flight */
+};
+
 /**
  * Writes claimd_http_requests_total, claimd_http_request_duration_seconds,
- * claimd_claims_total and claimd_build_info (version @p version) in the Prometheus
- * text exposition format (version 0.0.4) to @p f.
+ * claimd_claims_total, claimd_build_info, claimd_ca_not_after_timestamp_seconds,
+ * claimd_claims_in_flight and the standard process_* metrics (resident memory, open
+ * file descriptors, CPU seconds, start time; read from /proc and getrusage) in the
+ * Prometheus text exposition format (version 0.0.4) to @p f.
  */
-void metrics_write(struct metrics *m, const char *version, FILE *f);
+void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f);
 
 #endif

@@ -723,3 +723,8 @@ int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update)
 	X509_CRL_free(crl);
 	return rc;
 }
+
+int64_t ca_not_after(const struct ca *ca)
+{
+	return asn1_to_unix(X509_get0_notAfter(ca->cert));
+}

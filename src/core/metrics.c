@@ -6,7 +6,11 @@
  */
 #include "claimd/metrics.h"
 
+#include <dirent.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 /* The status codes claimd and libmicrohttpd send, each its own series; any other
  * goes to the last slot, labelled by the first such code seen ("other" before). */
@@ -19,7 +23,11 @@ static const double bounds[METRICS_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1
 
 int metrics_init(struct metrics *m)
 {
+	struct timespec ts;
+
 	memset(m, 0, sizeof(*m));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	return pthread_mutex_init(&m->lock, NULL) == 0 ? 0 : -1;
 }
 
@@ -88,7 +96,63 @@ static void label(FILE *f, const char *s)
 	}
 }
 
-void metrics_write(struct metrics *m, const char *version, FILE *f)
+/* Resident memory in bytes from /proc/self/statm, or -1. */
+static long resident_bytes(void)
+{
+	long pages = -1, size;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f && fscanf(f, "%ld %ld", &size, &pages) != 2)
+		pages = -1;
+	if (f)
+		fclose(f);
+	return pages < 0 ? -1 : pages * sysconf(_SC_PAGESIZE);
+}
+
+/* Open file descriptors, from /proc/self/fd, or -1. */
+static long open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	long n = 0;
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own descriptor */
+}
+
+static void write_process(const struct metrics *m, FILE *f)
+{
+	struct rusage ru;
+	long rss = resident_bytes(), fds = open_fds();
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		fprintf(f,
+		        "# HELP process_cpu_seconds_total User and system CPU time spent.\n"
+		        "# TYPE process_cpu_seconds_total counter\n"
+		        "process_cpu_seconds_total %.3f\n",
+		        (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+	if (rss >= 0)
+		fprintf(f,
+		        "# HELP process_resident_memory_bytes Resident memory size.\n"
+		        "# TYPE process_resident_memory_bytes gauge\n"
+		        "process_resident_memory_bytes %ld\n",
+		        rss);
+	if (fds >= 0)
+		fprintf(f,
+		        "# HELP process_open_fds Open file descriptors.\n"
+		        "# TYPE process_open_fds gauge\n"
+		        "process_open_fds %ld\n",
+		        fds);
+	fprintf(f,
+	        "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
+	        "# TYPE process_start_time_seconds gauge\n"
+	        "process_start_time_seconds %.3f\n",
+	        m->start_time);
+}
+
+void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 {
 	static const char *const flows[FLOW__COUNT] = {"self", "user"};
 	int n = 0;
@@ -146,6 +210,15 @@ void metrics_write(struct metrics *m, const char *version, FILE *f)
 	fprintf(f,
 	        "# HELP claimd_build_info The running build.\n"
 	        "# TYPE claimd_build_info gauge\n"
-	        "claimd_build_info{version=\"%s\"} 1\n",
-	        version);
+	        "claimd_build_info{version=\"%s\"} 1\n"
+	        "# HELP claimd_ca_not_after_timestamp_seconds When the issuing CA certificate "
+	        "expires.\n"
+	        "# TYPE claimd_ca_not_after_timestamp_seconds gauge\n"
+	        "claimd_ca_not_after_timestamp_seconds %lld\n"
+	        "# HELP claimd_claims_in_flight Claim requests between their headers and their "
+	        "reply.\n"
+	        "# TYPE claimd_claims_in_flight gauge\n"
+	        "claimd_claims_in_flight %ld\n",
+	        g->version, (long long)g->ca_not_after, g->claims_in_flight);
+	write_process(m, f);
 }

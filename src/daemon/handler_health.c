@@ -46,7 +46,9 @@ enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c)
 	        "# TYPE claimd_certificates_issued_total counter\n"
 	        "claimd_certificates_issued_total %ld\n",
 	        atomic_load(&rq->app->inflight), atomic_load(&rq->app->certificates_issued));
-	metrics_write(&rq->app->metrics, CLAIMD_VERSION, f);
+	struct metrics_gauges g = {CLAIMD_VERSION, ca_not_after(rq->rt->ca),
+	                           atomic_load(&rq->app->claims_in_flight)};
+	metrics_write(&rq->app->metrics, &g, f);
 	fclose(f);
 	r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 	if (!r) {

@@ -1078,7 +1078,16 @@ static void metrics_contract(void)
 	    "claimd_claims_total{flow=\"self\",outcome=\"UNKNOWN_DEVICE\"} 1\n",
 	    "claimd_build_info{version=\"" CLAIMD_VERSION "\"} 1\n",
 	    "# TYPE claimd_http_request_duration_seconds histogram\n",
+	    "\nclaimd_claims_in_flight 0\n",
+	    "\nprocess_resident_memory_bytes ",
+	    "\nprocess_open_fds ",
+	    "\nprocess_cpu_seconds_total ",
+	    "\nprocess_start_time_seconds ",
 	};
+	/* The CA gauge is the intermediate's notAfter: the dev CA's is years away. */
+	const char *ca = strstr(page, "\nclaimd_ca_not_after_timestamp_seconds ");
+	CHECK(ca && atoll(ca + strlen("\nclaimd_ca_not_after_timestamp_seconds ")) >
+	                (long long)time(NULL) + 365LL * 86400);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECKF(strstr(page, want[i]) != NULL, "missing: %s", want[i]);
 	/* Health and metrics requests are not claims: no flow counts them. */
