@@ -56,6 +56,7 @@ int ctl_devices_list(int argc, char **argv)
 	                                     {"unclaimed", no_argument, NULL, 'u'},
 	                                     {"json", no_argument, NULL, 'j'},
 	                                     {NULL, 0, NULL, 0}};
+	char platform[PLATFORM_MAX + 1];
 	struct device_filter f = {NULL, DEVICES_ANY};
 	struct device_sink s = {NULL, 0};
 	bool json = false;
@@ -65,7 +66,14 @@ int ctl_devices_list(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			f.platform = optarg;
+			/* Stored canonical (canon.c): ESP32-S3 finds esp32s3. */
+			if (!platform_normalize(platform, optarg, strlen(optarg))) {
+				fprintf(stderr,
+				        "devices list: --platform: '%s' is not a platform name\n",
+				        optarg);
+				return 2;
+			}
+			f.platform = platform;
 			break;
 		case 'c':
 		case 'u':

@@ -123,6 +123,12 @@ static void devices_list_and_show(void)
 	free(out);
 	CHECK(ctl(&f, &out, "devices list --claimed --unclaimed") == 2);
 	free(out);
+	/* The filter is canonicalised like every platform: the flashing tools' spelling. */
+	CHECK(ctl(&f, &out, "devices list --unclaimed --platform ESP32-S3") == 0);
+	CHECKF(out && strstr(out, "7CDFA1000003"), "%s", out ? out : "");
+	free(out);
+	CHECK(ctl(&f, &out, "devices list --platform 'esp 32'") == 2);
+	free(out);
 
 	/* JSON: an array of objects, filters applied, never a key. */
 	CHECK(t_run(&out, "'%s' -c '%s' devices list --json --platform esp32s3", t_bin("claimctl"),
