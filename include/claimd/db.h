@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "claimd/metrics.h"
+
 enum db_status {
 	DB_HARD = -2,   /* a bug or a broken database: give up, log, 500 */
 	DB_SOFT = -1,   /* retries exhausted after serialization failures, deadlocks or a
@@ -42,6 +44,11 @@ extern const struct db_migration db_migrations[];
 struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz);
 /** Closes @p db; NULL is a no-op. */
 void db_close(struct db *db);
+/**
+ * Makes @p db count its transactions, retries and failed reconnects in @p m (borrowed;
+ * it must outlive @p db). Without this call a connection counts nothing (claimctl).
+ */
+void db_set_metrics(struct db *db, struct metrics_db *m);
 /** True when a trivial query answers, reconnecting once if the connection was lost. */
 bool db_ping(struct db *db);
 

@@ -29,7 +29,7 @@ struct request {
 	unsigned retry_after; /* seconds, for 429 replies */
 	unsigned status;
 	enum claimd_err code;
-	uint64_t start_ms;
+	uint64_t start_us; /* now_us_monotonic() at the first byte */
 	const struct route *route;
 	char method[16];
 	char path[96];    /* escaped, for the access log */

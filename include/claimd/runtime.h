@@ -38,12 +38,11 @@ struct app {
 	char *db_url;       /* fixed for the process lifetime */
 	pthread_key_t db_key;
 	atomic_long inflight;
-	atomic_long by_code[CE__COUNT];  /* replies by error code (CE_OK = success) */
-	atomic_long certificates_issued; /* by both flows, self and user */
-	atomic_long claims_in_flight;    /* claim requests between headers and reply */
-	struct ratelimit *limiter;       /* address, MAC and user buckets */
-	struct crl_cache crl;            /* this process's copy of the current CRL */
-	struct metrics metrics;          /* requests by route and status, claims by outcome */
+	atomic_long by_code[CE__COUNT]; /* replies by error code (CE_OK = success) */
+	atomic_long claims_in_flight;   /* claim requests between headers and reply */
+	struct ratelimit *limiter;      /* address, MAC and user buckets */
+	struct crl_cache crl;           /* this process's copy of the current CRL */
+	struct metrics metrics;         /* requests by route and status, claims by outcome */
 };
 
 /**

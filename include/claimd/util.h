@@ -35,6 +35,8 @@ void mac_from_bytes(char out[MAC_LEN + 1], const uint8_t in[6]);
 char *file_read_all(const char *path, size_t max, size_t *len_out);
 /** Milliseconds from a monotonic clock. */
 uint64_t now_ms_monotonic(void);
+/** Microseconds from the same monotonic clock. */
+uint64_t now_us_monotonic(void);
 /** Seconds since the epoch. */
 int64_t now_unix(void);
 

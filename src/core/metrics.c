@@ -17,9 +17,12 @@
 static const unsigned statuses[METRICS_STATUS - 1] = {200, 304, 400, 401, 403, 404, 405, 408,
                                                       409, 413, 414, 429, 431, 500, 503};
 
-/* Upper bounds of the duration buckets, seconds (the last one is +Inf). */
-static const double bounds[METRICS_BUCKETS - 1] = {0.005, 0.01, 0.025, 0.05, 0.1,
-                                                   0.25,  0.5,  1,     2.5,  5};
+/* Upper bounds of the duration buckets, seconds (the last one is +Inf). A claim's
+ * database transaction takes about a millisecond, a whole claim a few. */
+static const double bounds[METRICS_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,   0.25,   0.5,   1,    2.5,   5};
+
+static const char *const flows[FLOW__COUNT] = {"self", "user"};
 
 int metrics_init(struct metrics *m)
 {
@@ -61,22 +64,28 @@ static struct metrics_route *route_slot(struct metrics *m, const char *label)
 	return r;
 }
 
+void metrics_observe(struct metrics_histogram *h, uint64_t us)
+{
+	int b = METRICS_BUCKETS - 1;
+
+	for (int i = METRICS_BUCKETS - 2; i >= 0 && (double)us / 1e6 <= bounds[i]; i--)
+		b = i;
+	atomic_fetch_add(&h->buckets[b], 1);
+	atomic_fetch_add(&h->sum_us, (long long)us);
+}
+
 void metrics_request(struct metrics *m, const char *label, unsigned status, uint64_t duration_us)
 {
 	struct metrics_route *r = route_slot(m, label);
-	int s = METRICS_STATUS - 1, b = METRICS_BUCKETS - 1;
+	int s = METRICS_STATUS - 1;
 
 	if (!r)
 		return;
 	for (int i = 0; i < METRICS_STATUS - 1; i++)
 		if (statuses[i] == status)
 			s = i;
-	for (int i = METRICS_BUCKETS - 2; i >= 0 && (double)duration_us / 1e6 <= bounds[i]; i--)
-		b = i;
 	atomic_fetch_add(&r->by_status[s], 1);
-	atomic_fetch_add(&r->buckets[b], 1);
-	atomic_fetch_add(&r->sum_us, (long long)duration_us);
-	atomic_fetch_add(&r->count, 1);
+	metrics_observe(&r->duration, duration_us);
 }
 
 void metrics_claim(struct metrics *m, enum metrics_flow flow, enum claimd_err e)
@@ -85,15 +94,45 @@ void metrics_claim(struct metrics *m, enum metrics_flow flow, enum claimd_err e)
 		atomic_fetch_add(&m->claims[flow][e], 1);
 }
 
-/* A label value: the route labels are route-table paths, so nothing needs escaping
- * but what the exposition format escapes anyway. */
-static void label(FILE *f, const char *s)
+void metrics_issued(struct metrics *m, enum metrics_flow flow)
 {
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f);
-		fputc(*s == '\n' ? ' ' : *s, f);
+	if (flow >= 0 && flow < FLOW__COUNT)
+		atomic_fetch_add(&m->issued[flow], 1);
+}
+
+void metrics_db_tx(struct metrics_db *db, enum metrics_tx outcome, uint64_t us)
+{
+	if (!db || outcome < 0 || outcome >= TX__COUNT)
+		return;
+	atomic_fetch_add(&db->tx[outcome], 1);
+	metrics_observe(&db->tx_duration, us);
+}
+
+void metrics_db_retry(struct metrics_db *db, enum metrics_retry why)
+{
+	if (db && why >= 0 && why < RETRY__COUNT)
+		atomic_fetch_add(&db->retries[why], 1);
+}
+
+void metrics_db_connection_error(struct metrics_db *db)
+{
+	if (db)
+		atomic_fetch_add(&db->connection_errors, 1);
+}
+
+/* The label set `route="<path>"` of a route, escaped as the exposition format asks
+ * (route labels are route-table paths, so nothing is expected to need it). */
+static void route_labels(char *out, size_t cap, const char *path)
+{
+	size_t n = (size_t)snprintf(out, cap, "route=\"");
+
+	for (; *path && n + 4 < cap; path++) {
+		if (*path == '\\' || *path == '"')
+			out[n++] = '\\';
+		out[n++] = *path == '\n' ? ' ' : *path;
 	}
+	out[n++] = '"';
+	out[n] = '\0';
 }
 
 /* Resident memory in bytes from /proc/self/statm, or -1. */
@@ -152,9 +191,68 @@ static void write_process(const struct metrics *m, FILE *f)
 	        m->start_time);
 }
 
+/* The _bucket, _sum and _count lines of histogram @p name for one label set @p labels
+ * ("route=\"/claim/verify\"", or "" for none). */
+static void write_histogram(FILE *f, const char *name, const char *labels,
+                            const struct metrics_histogram *h)
+{
+	const char *sep = labels[0] ? "," : "";
+	long cumulative = 0;
+
+	for (int b = 0; b < METRICS_BUCKETS; b++) {
+		cumulative += atomic_load(&h->buckets[b]);
+		if (b < METRICS_BUCKETS - 1)
+			fprintf(f, "%s_bucket{%s%sle=\"%g\"} %ld\n", name, labels, sep, bounds[b],
+			        cumulative);
+		else
+			fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %ld\n", name, labels, sep,
+			        cumulative);
+	}
+	if (labels[0]) {
+		fprintf(f, "%s_sum{%s} %.6f\n", name, labels,
+		        (double)atomic_load(&h->sum_us) / 1e6);
+		fprintf(f, "%s_count{%s} %ld\n", name, labels, cumulative);
+	} else {
+		fprintf(f, "%s_sum %.6f\n", name, (double)atomic_load(&h->sum_us) / 1e6);
+		fprintf(f, "%s_count %ld\n", name, cumulative);
+	}
+}
+
+static void write_db(const struct metrics_db *db, FILE *f)
+{
+	static const char *const outcomes[TX__COUNT] = {"ok", "busy", "error"};
+	static const char *const reasons[RETRY__COUNT] = {"conflict", "connection"};
+
+	fputs("# HELP claimd_db_transaction_duration_seconds Database transactions, from the "
+	      "first statement to the last reply, retries included.\n"
+	      "# TYPE claimd_db_transaction_duration_seconds histogram\n",
+	      f);
+	write_histogram(f, "claimd_db_transaction_duration_seconds", "", &db->tx_duration);
+	fputs("# HELP claimd_db_transactions_total Database transactions by outcome (busy: "
+	      "retries exhausted, answered 503; error: a hard failure, answered 500).\n"
+	      "# TYPE claimd_db_transactions_total counter\n",
+	      f);
+	for (int i = 0; i < TX__COUNT; i++)
+		fprintf(f, "claimd_db_transactions_total{outcome=\"%s\"} %ld\n", outcomes[i],
+		        atomic_load(&db->tx[i]));
+	fputs("# HELP claimd_db_transaction_retries_total Transactions tried again, by reason "
+	      "(conflict: serialization failure or deadlock; connection: the connection was "
+	      "lost or down).\n"
+	      "# TYPE claimd_db_transaction_retries_total counter\n",
+	      f);
+	for (int i = 0; i < RETRY__COUNT; i++)
+		fprintf(f, "claimd_db_transaction_retries_total{reason=\"%s\"} %ld\n", reasons[i],
+		        atomic_load(&db->retries[i]));
+	fprintf(f,
+	        "# HELP claimd_db_connection_errors_total Connects and reconnects to the database "
+	        "that failed.\n"
+	        "# TYPE claimd_db_connection_errors_total counter\n"
+	        "claimd_db_connection_errors_total %ld\n",
+	        atomic_load(&db->connection_errors));
+}
+
 void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 {
-	static const char *const flows[FLOW__COUNT] = {"self", "user"};
 	int n = 0;
 
 	while (n < METRICS_ROUTES && __atomic_load_n(&m->routes[n].label, __ATOMIC_ACQUIRE))
@@ -162,39 +260,30 @@ void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 	fputs("# HELP claimd_http_requests_total HTTP requests finished, by route and status "
 	      "code.\n# TYPE claimd_http_requests_total counter\n",
 	      f);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		char labels[160];
+		route_labels(labels, sizeof(labels), m->routes[i].label);
 		for (int s = 0; s < METRICS_STATUS; s++) {
 			long v = atomic_load(&m->routes[i].by_status[s]);
 			if (!v)
 				continue;
-			fputs("claimd_http_requests_total{route=\"", f);
-			label(f, m->routes[i].label);
 			if (s < METRICS_STATUS - 1)
-				fprintf(f, "\",code=\"%u\"} %ld\n", statuses[s], v);
+				fprintf(f, "claimd_http_requests_total{%s,code=\"%u\"} %ld\n",
+				        labels, statuses[s], v);
 			else
-				fprintf(f, "\",code=\"other\"} %ld\n", v);
+				fprintf(f, "claimd_http_requests_total{%s,code=\"other\"} %ld\n",
+				        labels, v);
 		}
+	}
 	fputs("# HELP claimd_http_request_duration_seconds Time from a request's first byte "
 	      "to its reply being queued, by route.\n"
 	      "# TYPE claimd_http_request_duration_seconds histogram\n",
 	      f);
 	for (int i = 0; i < n; i++) {
-		long cumulative = 0;
-		for (int b = 0; b < METRICS_BUCKETS; b++) {
-			cumulative += atomic_load(&m->routes[i].buckets[b]);
-			fputs("claimd_http_request_duration_seconds_bucket{route=\"", f);
-			label(f, m->routes[i].label);
-			if (b < METRICS_BUCKETS - 1)
-				fprintf(f, "\",le=\"%g\"} %ld\n", bounds[b], cumulative);
-			else
-				fprintf(f, "\",le=\"+Inf\"} %ld\n", cumulative);
-		}
-		fputs("claimd_http_request_duration_seconds_sum{route=\"", f);
-		label(f, m->routes[i].label);
-		fprintf(f, "\"} %.6f\n", (double)atomic_load(&m->routes[i].sum_us) / 1e6);
-		fputs("claimd_http_request_duration_seconds_count{route=\"", f);
-		label(f, m->routes[i].label);
-		fprintf(f, "\"} %ld\n", cumulative);
+		char labels[160];
+		route_labels(labels, sizeof(labels), m->routes[i].label);
+		write_histogram(f, "claimd_http_request_duration_seconds", labels,
+		                &m->routes[i].duration);
 	}
 	fputs("# HELP claimd_claims_total Claim requests (initiate and verify) by flow and "
 	      "outcome (the error-table name, OK for success).\n"
@@ -207,6 +296,13 @@ void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 				fprintf(f, "claimd_claims_total{flow=\"%s\",outcome=\"%s\"} %ld\n",
 				        flows[fl], err_name((enum claimd_err)e), v);
 		}
+	fputs("# HELP claimd_certificates_issued_total Certificates sent to clients, by flow.\n"
+	      "# TYPE claimd_certificates_issued_total counter\n",
+	      f);
+	for (int fl = 0; fl < FLOW__COUNT; fl++)
+		fprintf(f, "claimd_certificates_issued_total{flow=\"%s\"} %ld\n", flows[fl],
+		        atomic_load(&m->issued[fl]));
+	write_db(&m->db, f);
 	fprintf(f,
 	        "# HELP claimd_build_info The running build.\n"
 	        "# TYPE claimd_build_info gauge\n"

@@ -147,9 +147,11 @@ struct db *app_db(struct app *app)
 		return db;
 	db = db_connect(app->db_url, true, err, sizeof(err));
 	if (!db) {
+		metrics_db_connection_error(&app->metrics.db);
 		log_error("%s", err);
 		return NULL;
 	}
+	db_set_metrics(db, &app->metrics.db);
 	pthread_setspecific(app->db_key, db);
 	return db;
 }

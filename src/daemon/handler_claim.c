@@ -105,7 +105,7 @@ static enum MHD_Result reply_certificate(struct request *rq, struct MHD_Connecti
 {
 	char *body = cert_reply_body(leaf, ca_chain_pem(rq->rt->ca), rq->rt->cfg, hosts);
 
-	atomic_fetch_add(&rq->app->certificates_issued, 1);
+	metrics_issued(&rq->app->metrics, rq->user[0] ? FLOW_USER : FLOW_SELF);
 	free(leaf);
 	if (!body)
 		return reply_error(rq, c, CE_INTERNAL);

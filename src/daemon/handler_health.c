@@ -40,12 +40,8 @@ enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c)
 	fprintf(f,
 	        "# HELP claimd_requests_in_flight Requests being handled now.\n"
 	        "# TYPE claimd_requests_in_flight gauge\n"
-	        "claimd_requests_in_flight %ld\n"
-	        "# HELP claimd_certificates_issued_total Certificates issued by this process "
-	        "(self and user claims).\n"
-	        "# TYPE claimd_certificates_issued_total counter\n"
-	        "claimd_certificates_issued_total %ld\n",
-	        atomic_load(&rq->app->inflight), atomic_load(&rq->app->certificates_issued));
+	        "claimd_requests_in_flight %ld\n",
+	        atomic_load(&rq->app->inflight));
 	struct metrics_gauges g = {CLAIMD_VERSION, ca_not_after(rq->rt->ca),
 	                           atomic_load(&rq->app->claims_in_flight)};
 	metrics_write(&rq->app->metrics, &g, f);

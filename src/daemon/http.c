@@ -255,7 +255,7 @@ static struct request *request_new(struct app *app, const char *method, const ch
 		return NULL;
 	rq->app = app;
 	rq->rt = app_acquire(app);
-	rq->start_ms = now_ms_monotonic();
+	rq->start_us = now_us_monotonic();
 	crypto_random(id, sizeof(id));
 	hex_encode_lower(rq->id, id, sizeof(id));
 	log_escape(rq->method, sizeof(rq->method), method, strlen(method));
@@ -331,7 +331,8 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 
 static bool too_slow(const struct request *rq)
 {
-	return now_ms_monotonic() - rq->start_ms > 1000u * rq->rt->cfg->request_seconds;
+	return now_us_monotonic() - rq->start_us >
+	       1000000u * (uint64_t)rq->rt->cfg->request_seconds;
 }
 
 /*
@@ -410,6 +411,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	/* Probes poll all day: their lines are debug, so info shows only real traffic. */
 	bool probe =
 	    rq->route && (rq->route->fn == handle_healthz || rq->route->fn == handle_readyz);
+	uint64_t duration_us = now_us_monotonic() - rq->start_us;
 	struct log_request lr = {
 	    .level = probe ? LOG_DEBUG : LOG_INFO,
 	    .request_id = rq->id,
@@ -419,14 +421,14 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	    .path = rq->path,
 	    .status = rq->status,
 	    .outcome = err_name(rq->code),
-	    .duration_ms = (unsigned long)(now_ms_monotonic() - rq->start_ms),
+	    .duration_ms = (unsigned long)(duration_us / 1000),
 	    .mac = rq->mac,
 	    .node_id = rq->node_id,
 	    .user = rq->actor[0] ? rq->actor : rq->user, /* management API: the token's name */
 	    .aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
 	};
 	log_request(&lr);
-	metrics_request(&app->metrics, lr.route, rq->status, (uint64_t)lr.duration_ms * 1000);
+	metrics_request(&app->metrics, lr.route, rq->status, duration_us);
 	/* Claims are the claim routes' requests; health and metrics requests are not. */
 	if (rq->route && (rq->route->policy & ROUTE_CLAIM_SLOT))
 		metrics_claim(&app->metrics, rq->user[0] ? FLOW_USER : FLOW_SELF, rq->code);

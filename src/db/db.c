@@ -13,6 +13,7 @@
 
 #include "claimd/crypto.h"
 #include "claimd/log.h"
+#include "claimd/util.h"
 
 static const struct db_stmt *const stmt_tables[] = {db_audit_stmts,     db_claims_stmts,
                                                     db_lifecycle_stmts, db_devices_stmts,
@@ -50,8 +51,10 @@ static bool reconnect(struct db *db)
 	char err[256];
 
 	PQreset(db->conn);
-	if (PQstatus(db->conn) != CONNECTION_OK)
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		metrics_db_connection_error(db->metrics);
 		return false;
+	}
 	/* A reset connection has lost its prepared statements. */
 	if (db->prepared && prepare_all(db, err, sizeof(err)) < 0) {
 		log_error("%s", err);
@@ -100,6 +103,11 @@ fail:
 	PQclear(r);
 	db_close(db);
 	return NULL;
+}
+
+void db_set_metrics(struct db *db, struct metrics_db *m)
+{
+	db->metrics = m;
 }
 
 void db_close(struct db *db)
@@ -364,14 +372,28 @@ static void backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* What a transaction's end says for the metrics: DB_SOFT after the last try is "busy"
+ * (503), DB_HARD "error" (500). */
+static enum db_status counted(struct db *db, enum db_status s, uint64_t start_us)
+{
+	enum metrics_tx o = s == DB_SOFT ? TX_BUSY : s == DB_HARD ? TX_ERROR : TX_OK;
+	metrics_db_tx(db->metrics, o, now_us_monotonic() - start_us);
+	return s;
+}
+
 enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct db *db, void *cls),
                       void *cls)
 {
 	enum { TRIES = 5 };
+	uint64_t start_us = now_us_monotonic();
 
 	for (int attempt = 0; attempt < TRIES; attempt++) {
 		enum db_status s;
 
+		if (attempt > 0)
+			metrics_db_retry(db->metrics, PQstatus(db->conn) == CONNECTION_OK
+			                                  ? RETRY_CONFLICT
+			                                  : RETRY_CONNECTION);
 		if (PQstatus(db->conn) != CONNECTION_OK && !reconnect(db)) {
 			backoff(attempt);
 			continue;
@@ -391,13 +413,13 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 				goto retry_or_fail;
 			}
 		}
-		return s;
+		return counted(db, s, start_us);
 	retry_or_fail:
 		if (s == DB_HARD)
-			return DB_HARD;
+			return counted(db, DB_HARD, start_us);
 		backoff(attempt);
 	}
-	return DB_SOFT;
+	return counted(db, DB_SOFT, start_us);
 }
 
 struct one_stmt {

@@ -15,8 +15,9 @@
 
 struct db {
 	PGconn *conn;
-	bool prepared; /* statements were prepared: re-prepare after a reset */
-	char *copybuf; /* COPY batch of an import in progress */
+	bool prepared;              /* statements were prepared: re-prepare after a reset */
+	struct metrics_db *metrics; /* NULL: nothing counted */
+	char *copybuf;              /* COPY batch of an import in progress */
 	size_t copylen;
 };
 

@@ -1083,6 +1083,13 @@ static void metrics_contract(void)
 	    "\nprocess_open_fds ",
 	    "\nprocess_cpu_seconds_total ",
 	    "\nprocess_start_time_seconds ",
+	    "claimd_certificates_issued_total{flow=\"self\"} 1\n",
+	    "claimd_certificates_issued_total{flow=\"user\"} 0\n",
+	    "# TYPE claimd_db_transaction_duration_seconds histogram\n",
+	    "claimd_db_transactions_total{outcome=\"busy\"} 0\n",
+	    "claimd_db_transactions_total{outcome=\"error\"} 0\n",
+	    "claimd_db_transaction_retries_total{reason=\"connection\"} 0\n",
+	    "\nclaimd_db_connection_errors_total 0\n",
 	};
 	/* The CA gauge is the intermediate's notAfter: the dev CA's is years away. */
 	const char *ca = strstr(page, "\nclaimd_ca_not_after_timestamp_seconds ");
@@ -1090,6 +1097,15 @@ static void metrics_contract(void)
 	                (long long)time(NULL) + 365LL * 86400);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECKF(strstr(page, want[i]) != NULL, "missing: %s", want[i]);
+	/* Every transaction of the claims (initiate, verify, their audit rows) is counted
+	 * once, and the histogram holds each of them. */
+	const char *ok = strstr(page, "claimd_db_transactions_total{outcome=\"ok\"} ");
+	const char *n = strstr(page, "\nclaimd_db_transaction_duration_seconds_count ");
+	REQUIRE(ok && n);
+	long txs = atol(ok + strlen("claimd_db_transactions_total{outcome=\"ok\"} "));
+	CHECKF(txs >= 3, "%ld transactions", txs);
+	CHECKF(atol(n + strlen("\nclaimd_db_transaction_duration_seconds_count ")) == txs,
+	       "histogram count differs from %ld transactions", txs);
 	/* Health and metrics requests are not claims: no flow counts them. */
 	CHECK(!strstr(page, "claimd_claims_total{flow=\"self\",outcome=\"OK\"} 3"));
 	snprintf(path, sizeof(path), "%s/metrics.txt", f.t.dir);

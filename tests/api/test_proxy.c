@@ -391,8 +391,10 @@ static void claims_through_nginx(void)
 	 * progress lives in one process), and together they issued every certificate. */
 	long ok0 = metric(&p.d[0], "claimd_replies_total{code=\"OK\",status=\"200\"}");
 	long ok1 = metric(&p.d[1], "claimd_replies_total{code=\"OK\",status=\"200\"}");
-	long c0 = metric(&p.d[0], "claimd_certificates_issued_total");
-	long c1 = metric(&p.d[1], "claimd_certificates_issued_total");
+	long c0 = metric(&p.d[0], "claimd_certificates_issued_total{flow=\"self\"}") +
+	          metric(&p.d[0], "claimd_certificates_issued_total{flow=\"user\"}");
+	long c1 = metric(&p.d[1], "claimd_certificates_issued_total{flow=\"self\"}") +
+	          metric(&p.d[1], "claimd_certificates_issued_total{flow=\"user\"}");
 	CHECKF(ok0 >= 5 && ok1 >= 5, "replica 1 answered %ld claim requests, replica 2 %ld", ok0,
 	       ok1);
 	CHECKF(c0 + c1 == certs && certs == 11, "certificates issued %ld + %ld, received %d", c0,

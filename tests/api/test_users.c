@@ -108,8 +108,9 @@ static void assisted_android(void)
 	/* A user claim's certificate counts in /metrics like a self claim's. */
 	struct http_response m;
 	REQUIRE(raw(&u.f.d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &m) == 0);
-	CHECKF(m.status == 200 && strstr(m.body, "\nclaimd_certificates_issued_total 1\n"), "%s",
-	       m.body);
+	CHECKF(m.status == 200 &&
+	           strstr(m.body, "\nclaimd_certificates_issued_total{flow=\"user\"} 1\n"),
+	       "%s", m.body);
 	http_response_free(&m);
 	res_free(&r);
 	free(tok);
