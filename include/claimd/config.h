@@ -60,6 +60,7 @@ struct claimd_config {
 	char *on_reclaim; /* "supersede" or "keep" */
 
 	char *log_format;   /* "text" or "json" */
+	char *metrics_on;   /* server.metrics: "public" or "admin" */
 	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
 	char *admin_listen_host;
 	unsigned admin_listen_port;

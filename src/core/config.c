@@ -49,6 +49,9 @@ static const struct key keys[] = {
     {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600, RESTART,
      "idle connections are closed after this long"},
     {"server.log_level", K_STR, O(log_level), "info", 0, 0, RELOAD, "debug, info, warn or error"},
+    {"server.metrics", K_STR, O(metrics_on), "public", 0, 0, RELOAD,
+     "where /metrics is served: public (server.listen and admin.listen) or admin (only "
+     "admin.listen, behind its tokens; the public listener answers 404)"},
     {"database.url", K_STR, O(db_url), "postgresql:///claimd?host=/run/postgresql", 0, 0, RESTART,
      "any libpq connection string or URI"},
     {"ca.certificate", K_PATH, O(ca_certificate), NULL, 0, 0, RELOAD,
@@ -479,6 +482,13 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
 		return fail_at(L, node_of(doc, "server.log_level"),
 		               "server.log_level: expected debug, info, warn or error");
+	if (strcmp(c->metrics_on, "public") && strcmp(c->metrics_on, "admin"))
+		return fail_at(L, node_of(doc, "server.metrics"),
+		               "server.metrics: expected public or admin");
+	if (strcmp(c->metrics_on, "admin") == 0 && !c->admin_listen[0])
+		return fail_at(
+		    L, node_of(doc, "server.metrics"),
+		    "server.metrics: admin needs admin.listen (else /metrics is nowhere)");
 	if (strcmp(c->on_reclaim, "supersede") && strcmp(c->on_reclaim, "keep"))
 		return fail_at(L, node_of(doc, "revocation.on_reclaim"),
 		               "revocation.on_reclaim: expected supersede or keep");

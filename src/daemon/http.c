@@ -303,6 +303,10 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 	resolve_remote(rq, c);
 	take_request_id(rq, c);
 	rq->route = route_find(s, path);
+	/* server.metrics: admin keeps the counters off the internet-facing listener. */
+	if (s->site == HTTP_PUBLIC && rq->route->fn == handle_metrics &&
+	    strcmp(rq->rt->cfg->metrics_on, "admin") == 0)
+		rq->route = &not_found;
 	/* The management listener answers nothing, not even 404, without a token. */
 	if (s->site == HTTP_ADMIN) {
 		if (!bearer_ok(rq, c))

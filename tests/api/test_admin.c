@@ -231,6 +231,21 @@ static void public_listener(void)
 	      strstr(r.body, "code=\"ADMIN_TOKEN\",status=\"401\"} 2"));
 	CHECK(r.headers && strstr(r.headers, "text/plain"));
 	http_response_free(&r);
+	/* server.metrics: admin (taken at SIGHUP): the public listener answers 404 for
+	 * /metrics and the admin listener still serves it behind its tokens. */
+	REQUIRE(t_run(NULL,
+	              "sed -i 's/^  log_level: debug$/  log_level: debug\\n  metrics: admin/' '%s'",
+	              f.t.config) == 0);
+	kill(f.d.pid, SIGHUP);
+	for (int i = 0; i < 100 && !log_has(&f, "reloaded"); i++)
+		usleep(20000);
+	REQUIRE(req(&f.d.url, "GET", "/metrics", NULL, NULL, &r) == 0);
+	check_failure(&r, 404, "no such endpoint");
+	http_response_free(&r);
+	CHECK(astatus(&f, "GET", "/metrics", NULL, NULL) == 401);
+	REQUIRE(req(&f.d.admin_url, "GET", "/metrics", TOKEN_B, NULL, &r) == 0);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\nclaimd_build_info{"));
+	http_response_free(&r);
 	fx_down(&f);
 }
 
@@ -667,6 +682,15 @@ static void config_keys(void)
 	config_case(REQUIRED_KEYS "admin:\n  listen: \"a:70000\"\n  tokens_file: t\n",
 	            "admin.listen: port must be 0-65535");
 	config_case(REQUIRED_KEYS "admin:\n  bogus: 1\n", "unknown key 'admin.bogus'");
+	/* /metrics on the management listener only: it must exist. */
+	config_case(REQUIRED_KEYS "server:\n  metrics: admin\n",
+	            "server.metrics: admin needs admin.listen");
+	config_case(REQUIRED_KEYS "server:\n  metrics: private\n",
+	            "c.yaml:7:12: server.metrics: expected public or admin");
+	config_case(
+	    REQUIRED_KEYS
+	    "server:\n  metrics: admin\nadmin:\n  listen: \"127.0.0.1:8081\"\n  tokens_file: t\n",
+	    NULL);
 	/* admin.listen needs a restart; the tokens file is re-read on SIGHUP. */
 	char err[256];
 	const char *a = REQUIRED_KEYS "admin:\n  listen: \"127.0.0.1:1\"\n  tokens_file: a\n";
