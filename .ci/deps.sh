@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building and running claimd need; with --test also
 # those only the test suite needs (a sanitizer-capable clang, clang-format, nginx, the
-# MQTT broker and its clients, promtool (prometheus) for the metrics test,
+# MQTT broker and its clients, promtool (prometheus) for the metrics test, jq for the
+# dashboard test,
 # systemd-analyze for the unit's test, docker-compose to
 # validate docker/compose.yaml); with --image also podman and debootstrap for the image
 # test. docker/demo.sh calls it plain, tests/run.sh with --test, .ci/run with --image.
@@ -19,7 +20,7 @@ pkgs=(
 case "${1:-}" in
 --test | --image)
   pkgs+=(nginx clang libclang-rt-14-dev clang-format mosquitto mosquitto-clients curl)
-  pkgs+=(systemd docker-compose prometheus)
+  pkgs+=(systemd docker-compose prometheus jq)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac
