@@ -61,6 +61,7 @@ struct claimd_config {
 
 	char *log_format;   /* "text" or "json" */
 	char *metrics_on;   /* server.metrics: "public" or "admin" */
+	char *event_loop;   /* server.event_loop: "epoll" or "poll" */
 	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
 	char *admin_listen_host;
 	unsigned admin_listen_port;

@@ -49,6 +49,9 @@ static const struct key keys[] = {
     {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600, RESTART,
      "idle connections are closed after this long"},
     {"server.log_level", K_STR, O(log_level), "info", 0, 0, RELOAD, "debug, info, warn or error"},
+    {"server.event_loop", K_STR, O(event_loop), "epoll", 0, 0, RESTART,
+     "epoll, or poll: also closes at once a connection whose client half-closed after "
+     "its request (epoll waits for connection_timeout_seconds; docs/operations.md)"},
     {"server.metrics", K_STR, O(metrics_on), "public", 0, 0, RELOAD,
      "where /metrics is served: public (server.listen and admin.listen) or admin (only "
      "admin.listen, behind its tokens; the public listener answers 404)"},
@@ -482,6 +485,9 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
 		return fail_at(L, node_of(doc, "server.log_level"),
 		               "server.log_level: expected debug, info, warn or error");
+	if (strcmp(c->event_loop, "epoll") && strcmp(c->event_loop, "poll"))
+		return fail_at(L, node_of(doc, "server.event_loop"),
+		               "server.event_loop: expected epoll or poll");
 	if (strcmp(c->metrics_on, "public") && strcmp(c->metrics_on, "admin"))
 		return fail_at(L, node_of(doc, "server.metrics"),
 		               "server.metrics: expected public or admin");

@@ -508,8 +508,11 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *ai = NULL;
 	char port[8];
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ITC |
-	                 MHD_USE_ERROR_LOG;
+	/* server.event_loop: libmicrohttpd 0.9.75's epoll mode does not notice a client's
+	 * half-close (FIN after its request) until the connection times out; poll() does. */
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+	    (strcmp(cfg->event_loop, "poll") == 0 ? MHD_USE_POLL : MHD_USE_EPOLL_LINUX_ONLY);
 
 	const char *key = site == HTTP_ADMIN ? "admin.listen" : "server.listen";
 	const char *listen = site == HTTP_ADMIN ? cfg->admin_listen : cfg->listen;

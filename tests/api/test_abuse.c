@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api_support.h"
@@ -553,7 +554,69 @@ static void hostile_clients(void)
 	fx_down(&f);
 }
 
+/* Milliseconds from @p t0 until the connection of @p fd ends (EOF, reset or a reply to
+ * read) within @p wait_ms; -1 if it is still open then. */
+static long ms_until_readable(int fd, const struct timespec *t0, int wait_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct timespec t1;
+	if (poll(&p, 1, wait_ms) <= 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * server.event_loop: poll, straight to claimd (no proxy): a client that half-closes
+ * (sends FIN) in the middle of its request is noticed and dropped at once, not after
+ * connection_timeout_seconds (30 here), and one that half-closes after a whole request
+ * still gets its reply. Claims work as with epoll.
+ */
+static void half_closed_poll(void)
+{
+	struct fx f;
+	struct http_response r;
+	struct timespec t0;
+	char err[256], req[256];
+	const char *body = "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32s3\"}";
+	struct topts o = {.server = "  event_loop: poll\n  connection_timeout_seconds: 30\n"};
+
+	REQUIRE(fx_up(&f, "half_closed_poll", &o));
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	struct sim_result res;
+	CHECKF(sim_self_claim(&f.d.url, &dv, NULL, f.t.root, &res) == 0, "%s", res.err);
+	free(res.certificate);
+	EVP_PKEY_free(dv.key);
+	int n = snprintf(req, sizeof(req),
+	                 "POST /claim/initiate HTTP/1.1\r\nHost: localhost\r\n"
+	                 "Content-Length: %zu\r\n\r\n%s",
+	                 strlen(body), body);
+	/* A whole request, then FIN: the reply. */
+	struct http_conn c = {.url = f.d.url, .fd = -1};
+	REQUIRE(http_conn_open(&c, 5000, err, sizeof(err)) == 0);
+	REQUIRE(http_conn_write(&c, req, (size_t)n) == 0);
+	REQUIRE(http_conn_shutdown_write(&c) == 0);
+	REQUIRE(http_conn_exchange(&c, "", 0, 5000, &r, err, sizeof(err)) == 0);
+	check_framing(&r);
+	CHECKF(r.status == 200 && r.body && strstr(r.body, "auth_id"), "%d %s", r.status,
+	       r.body ? r.body : "");
+	http_response_free(&r);
+	http_conn_close(&c);
+	/* Half a request, then FIN: the connection ends at once. */
+	REQUIRE(http_conn_open(&c, 5000, err, sizeof(err)) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	REQUIRE(http_conn_write(&c, req, (size_t)n - 10) == 0);
+	REQUIRE(http_conn_shutdown_write(&c) == 0);
+	long ms = ms_until_readable(c.fd, &t0, 10000);
+	/* Well under the 30 s timeout; generous for a loaded machine. */
+	CHECKF(ms >= 0 && ms < 5000, "connection still open after %ld ms", ms);
+	printf("half-closed mid-request, poll mode: closed after %ld ms\n", ms);
+	http_conn_close(&c);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
+    {"half_closed_poll", half_closed_poll},
     {"rate_limits", rate_limits},
     {"trusted_proxies", trusted_proxies},
     {"mac_lockout", mac_lockout},

@@ -168,10 +168,10 @@ bool tenv_write_config(struct tenv *t)
 	if (!f)
 		return false;
 	fprintf(f,
-	        "server:\n  listen: \"127.0.0.1:0\"\n  threads: 4\n  log_level: debug\n"
+	        "server:\n  listen: \"127.0.0.1:0\"\n  threads: 4\n  log_level: debug\n%s"
 	        "database:\n  url: \"%s\"\n"
 	        "ca:\n  certificate: ca/intermediate.pem\n  key: ca/intermediate.key\n",
-	        t->conninfo);
+	        t->o.server ? t->o.server : "", t->conninfo);
 	if (t->o.chain)
 		fprintf(f, "  chain: \"%s\"\n", t->o.chain);
 	fprintf(f,

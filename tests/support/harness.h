@@ -58,8 +58,9 @@ struct topts {
 	unsigned ttl;        /* claim.challenge_ttl_seconds, 0 = default */
 	unsigned max_attempts;
 	const char *mqtt_host, *mqtt_cred_host;
-	const char *chain; /* ca.chain path, or NULL */
-	const char *extra; /* extra top-level YAML appended verbatim, or NULL */
+	const char *chain;  /* ca.chain path, or NULL */
+	const char *extra;  /* extra top-level YAML appended verbatim, or NULL */
+	const char *server; /* extra lines of the server: section ("  key: value\n"), or NULL */
 };
 
 struct tenv {
