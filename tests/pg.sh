@@ -50,7 +50,10 @@ start)
   opts="$opts -c shared_buffers=256MB"
   if [ "$mode" = fast ]; then opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; fi
   if ! as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" start >/dev/null \
+    # The server outlives this script: it must not keep the caller's other descriptors
+    # (a lock taken around a test run, say) open for its whole life.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" start \
+      >/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- \
       || { tail -n 20 "$dir/server.log" >&2; exit 1; }
   fi
   echo "host=$dir user=postgres dbname=postgres"
