@@ -27,7 +27,7 @@ struct metrics_route {
 	atomic_long count;
 };
 
-enum metrics_flow { FLOW_SELF, FLOW_USER, FLOW__COUNT };
+enum metrics_flow { FLOW_SELF, FLOW_USER, FLOW_MATTER, FLOW__COUNT };
 
 struct metrics {
 	pthread_mutex_t lock; /* taken only to add a route label */

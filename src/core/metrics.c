@@ -154,7 +154,7 @@ static void write_process(const struct metrics *m, FILE *f)
 
 void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 {
-	static const char *const flows[FLOW__COUNT] = {"self", "user"};
+	static const char *const flows[FLOW__COUNT] = {"self", "user", "matter"};
 	int n = 0;
 
 	while (n < METRICS_ROUTES && __atomic_load_n(&m->routes[n].label, __ATOMIC_ACQUIRE))
