@@ -87,19 +87,20 @@ static int pai_check(struct pai *p, const char *cert, const char *key, const cha
 		snprintf(err, errsz, "matter.pai_key: %s: key does not match %s", key, cert);
 		return -1;
 	}
-	/* X509_check_ca() is 1 only for basicConstraints CA:TRUE (and keyCertSign when a
-	 * keyUsage is present); the path length must be 0: a PAI signs DACs only. */
-	if (X509_check_ca(p->cert) != 1 || X509_get_pathlen(p->cert) != 0) {
-		snprintf(err, errsz,
-		         "matter.pai_certificate: %s: not a PAI: needs basicConstraints CA:TRUE "
-		         "with pathLenConstraint 0",
-		         cert);
-		return -1;
-	}
 	if (!(X509_get_extension_flags(p->cert) & EXFLAG_KUSAGE) ||
 	    !(X509_get_key_usage(p->cert) & KU_KEY_CERT_SIGN)) {
 		snprintf(err, errsz,
 		         "matter.pai_certificate: %s: not a PAI: keyUsage keyCertSign missing",
+		         cert);
+		return -1;
+	}
+	/* keyUsage first: X509_check_ca() is 0 for a CA:TRUE certificate whose keyUsage
+	 * lacks keyCertSign, and the message should name what is wrong. The path length
+	 * must be 0: a PAI signs DACs only. */
+	if (X509_check_ca(p->cert) != 1 || X509_get_pathlen(p->cert) != 0) {
+		snprintf(err, errsz,
+		         "matter.pai_certificate: %s: not a PAI: needs basicConstraints CA:TRUE "
+		         "with pathLenConstraint 0",
 		         cert);
 		return -1;
 	}

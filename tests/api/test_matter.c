@@ -54,7 +54,7 @@ static const char pki_cnf[] =
     "[dac_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,digitalSignature\n"
     "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
     "[dac_no_aki]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
-    "subjectKeyIdentifier = hash\n";
+    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = none\n";
 
 #define EC_KEY_CMD  "openssl ecparam -name prime256v1 -genkey -noout -out"
 #define P384_CMD    "openssl ecparam -name secp384r1 -genkey -noout -out"

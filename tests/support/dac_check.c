@@ -150,7 +150,9 @@ static const char *extension_rules(X509 *dac, X509 *pai)
 
 	if (ext_critical(dac, NID_basic_constraints) != 1)
 		return "basicConstraints: missing, repeated or not critical";
-	if (X509_check_ca(dac) != 0 || X509_get_pathlen(dac) != -1)
+	/* Read from the extension itself: X509_check_ca() says 0 for CA:TRUE when the
+	 * keyUsage lacks keyCertSign, which would hide exactly this mistake. */
+	if ((X509_get_extension_flags(dac) & EXFLAG_CA) || X509_get_pathlen(dac) != -1)
 		return "basicConstraints: not CA:FALSE without a path length";
 	if (ext_critical(dac, NID_key_usage) != 1)
 		return "keyUsage: missing, repeated or not critical";
