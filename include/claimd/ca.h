@@ -58,8 +58,30 @@ const char *ca_largest_leaf_pem(const struct ca *ca);
  * CE_OK with *@p out set.
  */
 enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1]);
+#define MATTER_ID_LEN 4 /* hex digits of a Matter vendor or product id */
+
+/* A Matter CSR's subject, read (protocol.md section 6). */
+struct matter_subject {
+	char cn[NODE_ID_MAX + 1];          /* "" when there is no single valid CN */
+	char vendor_id[MATTER_ID_LEN + 1]; /* four upper-case hex digits */
+	char product_id[MATTER_ID_LEN + 1];
+};
+
+/**
+ * Parses and checks a CSR for a Matter DAC: the checks of csr_check() up to the
+ * signature, then an EC P-256 key and a subject of exactly a CN (as csr_check()
+ * allows), the Matter vendor id and the product id, each once, the ids as UTF8String
+ * of four upper-case hex digits, in any order and RDN layout. Fills @p subj (its cn
+ * also on refusals after the signature, for the audit trail). Whether the ids are
+ * allowed is the caller's decision. Returns the codes of csr_check() up to
+ * CE_CSR_SIGNATURE, then CE_MATTER_KEY, CE_MATTER_SUBJECT, or CE_OK with *@p out set.
+ */
+enum claimd_err csr_check_matter(const char *pem, size_t len, struct csr **out,
+                                 struct matter_subject *subj);
 /** Frees @p c; NULL is a no-op. */
 void csr_free(struct csr *c);
+/** The CSR's SubjectPublicKeyInfo, DER (*@p len bytes), valid while @p c is. */
+const uint8_t *csr_spki(const struct csr *c, size_t *len);
 /** SHA-256 of the CSR's SubjectPublicKeyInfo (DER). */
 void csr_key_fingerprint(const struct csr *c, uint8_t out[32]);
 /**
@@ -105,5 +127,57 @@ int ca_cert_verify_signature(const char *cert_pem, const void *msg, size_t n, co
 int64_t ca_not_after(const struct ca *ca);
 /** The nextUpdate (unix seconds) of DER CRL @p der. 0, or -1 (not a CRL, logged). */
 int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update);
+
+/* ---- Matter: the Product Attestation Intermediate and its DACs (ca_matter.c) ---- */
+
+struct pai;
+
+/**
+ * Loads the Matter PAI certificate and key (interface.md, matter.*): refuses a key
+ * file that is group- or world-accessible, a key that does not match, a key other than
+ * EC P-256, a certificate that is not a CA with pathLenConstraint 0 and keyCertSign,
+ * or whose subject's vendor id (1.3.6.1.4.1.37244.2.1) is not @p vendor_id (four
+ * upper-case hex digits). Measures the largest DAC it would issue
+ * (pai_largest_dac_pem()). NULL with a message in @p err on failure.
+ */
+struct pai *pai_load(const char *cert, const char *key, const char *vendor_id, char *err,
+                     size_t errsz);
+/** Frees @p p; NULL is a no-op. */
+void pai_free(struct pai *p);
+/** The PAI certificate, PEM without a trailing newline: the reply's chain. */
+const char *pai_pem(const struct pai *p);
+/** The product id the PAI's subject names (four hex digits), or "" when it names none. */
+const char *pai_product_id(const struct pai *p);
+/** A DAC (PEM) for the longest node_id and product id FFFF, signed at load time. */
+const char *pai_largest_dac_pem(const struct pai *p);
+
+/* The profiles a signer knows. Only Matter DACs go through it so far. */
+enum cert_profile {
+	CERT_PROFILE_MATTER_DAC, /* Matter Core Specification 6.2.2.3 */
+};
+
+/* Everything a signer needs to build one certificate of a profile; it looks nothing up. */
+struct cert_request {
+	enum cert_profile profile;
+	const uint8_t *spki; /* the subject's public key: SubjectPublicKeyInfo, DER */
+	size_t spki_len;
+	const char *cn, *vendor_id, *product_id; /* the subject */
+	uint8_t serial[16];                      /* positive: top bit clear */
+	int64_t not_before, not_after;           /* unix seconds */
+};
+
+/**
+ * Signs @p rq with the PAI's key: the narrow interface a separate signer process can
+ * take over. The certificate goes to a malloc'd *@p der of *@p len bytes. 0, or -1
+ * after logging OpenSSL's errors (a key that is not EC P-256 among them).
+ */
+int pai_sign(const struct pai *p, const struct cert_request *rq, uint8_t **der, size_t *len);
+/**
+ * Issues a DAC for the checked Matter CSR @p c and subject @p subj, valid @p days days
+ * from now, clamped to the PAI's own validity: a random serial, pai_sign(), then PEM.
+ * 0, or -1 (logged; also when the PAI's validity has ended).
+ */
+int pai_issue_dac(const struct pai *p, const struct csr *c, const struct matter_subject *subj,
+                  unsigned days, struct issued *out);
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef CLAIMD_CLAIM_H
 #define CLAIMD_CLAIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "claimd/authid.h"
@@ -20,6 +21,7 @@ struct claim_ctx {
 	const char *remote_addr;
 	const char *request_id;
 	const char *user;     /* the token's user (assisted / host-driven), or NULL (self) */
+	bool matter;          /* a Matter verify: audited with flow "matter" */
 	unsigned retry_after; /* out: seconds for Retry-After with CE_MAC_LOCKED */
 	/* out, for the access log: the MAC and node_id a verify turned out to be about
 	 * ("" when not known) */
@@ -70,6 +72,19 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
  */
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
                                   const char *node_policies, char **leaf_pem);
+/**
+ * Host-driven verify for a Matter DAC (protocol.md section 6, ?matter=true): the CSR
+ * is checked by csr_check_matter(); its vendor id must be matter.vendor_id and its
+ * product id allowed (matter.product_ids, and the PAI's own product id if it names
+ * one); its CN must be a node_id cc->user initiated within the TTL. The DAC is signed
+ * by the PAI and recorded like any certificate (profile matter-dac), audited with flow
+ * "matter". On CE_OK *@p leaf_pem is the DAC (caller frees; the chain is pai_pem()).
+ * Errors: CE_MATTER (no PAI configured), the CE_CSR_* codes of csr_check_matter(),
+ * CE_MATTER_KEY, CE_MATTER_SUBJECT, CE_MATTER_VENDOR, CE_MATTER_PRODUCT,
+ * CE_CSR_TOO_BIG_FOR_DEVICE, CE_CSR_NOT_INITIATED, CE_BUSY, CE_INTERNAL.
+ */
+enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
+                                    const char *node_policies, char **leaf_pem);
 #define NODE_ID_RANDOM_LEN 22 /* characters of a new node_id: 22 * log2(62) = 131 bits */
 
 /**

@@ -58,6 +58,12 @@ struct claimd_config {
 
 	unsigned crl_hours;
 	char *on_reclaim; /* "supersede" or "keep" */
+	/* matter: all empty when Matter is not configured */
+	char *matter_pai_certificate;
+	char *matter_pai_key;
+	char *matter_vendor_id;    /* four upper-case hex digits */
+	char **matter_product_ids; /* the same form, NULL-terminated; none = any */
+	size_t n_matter_product_ids;
 
 	char *log_format;   /* "text" or "json" */
 	char *metrics_on;   /* server.metrics: "public" or "admin" */

@@ -25,6 +25,14 @@ enum csr_sig_alg {
 	CSR_SIG_RSA, /* PKCS#1 v1.5 */
 };
 
+/* One kind of subject attribute: how often it occurs, and the first one's value. */
+struct csr_attr {
+	unsigned count;
+	uint8_t tag; /* the value's ASN.1 tag (0x0c UTF8String, 0x13 PrintableString...) */
+	const uint8_t *p;
+	size_t len;
+};
+
 /* Pointers into the DER the request was parsed from: valid while it is. */
 struct csr_fields {
 	const uint8_t *info; /* CertificationRequestInfo, tag and length included: what is signed */
@@ -43,6 +51,10 @@ struct csr_fields {
 	unsigned subject_entries; /* attribute values in the subject, over all its RDNs */
 	const uint8_t *cn; /* the value when the only entry is a CN in an ASCII string type */
 	size_t cn_len;
+	/* For Matter CSRs (protocol.md section 6): the subject's CNs, vendor ids
+	 * (1.3.6.1.4.1.37244.2.1) and product ids (1.3.6.1.4.1.37244.2.2), whatever else
+	 * the subject holds; subject_entries says whether it holds anything else. */
+	struct csr_attr m_cn, m_vid, m_pid;
 };
 
 /**

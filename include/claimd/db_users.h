@@ -37,6 +37,7 @@ struct user_verify {
 	bool supersede;                /* revoke the node's earlier certificates ... */
 	int supersede_reason;          /* ... with this RFC 5280 reason code ... */
 	const char *superseded_by;     /* ... noting this */
+	const char *profile;           /* "node" (the CA's) or "matter-dac" (the PAI's) */
 	/* out */
 	char mac[13];
 };

@@ -26,6 +26,7 @@ struct request {
 	size_t len, cap;
 	bool too_large;
 	bool claim_slot;      /* counted in app->claims_in_flight */
+	bool matter;          /* a verify with ?matter=true: the claim metrics' flow "matter" */
 	unsigned retry_after; /* seconds, for 429 replies */
 	unsigned status;
 	enum claimd_err code;
@@ -112,6 +113,7 @@ enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_crl(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_mqtt_host(struct request *rq, struct MHD_Connection *c);
 
 /* The management API (handler_admin.c), on the admin listener only. */
 enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connection *c);

@@ -31,7 +31,7 @@ struct metrics_route {
 	struct metrics_histogram duration;
 };
 
-enum metrics_flow { FLOW_SELF, FLOW_USER, FLOW__COUNT };
+enum metrics_flow { FLOW_SELF, FLOW_USER, FLOW_MATTER, FLOW__COUNT };
 
 /* How a database transaction (one db_run(), retries included) ended. */
 enum metrics_tx { TX_OK, TX_BUSY, TX_ERROR, TX__COUNT };

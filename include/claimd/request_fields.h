@@ -18,10 +18,19 @@ struct initiate_fields {
 	char platform[PLATFORM_MAX + 1]; /* canonical: "ESP32-S3" is "esp32s3" */
 };
 
+enum policy_bits { POLICY_MQTT = 1 << 0, POLICY_VIDEOSTREAM = 1 << 1 };
+
+/* A node_policies list, read: which policies, and the canonical text that is stored. */
+struct policies {
+	unsigned bits; /* enum policy_bits */
+	char text[24]; /* "mqtt", "videostream" or "mqtt,videostream" */
+};
+
 struct verify_fields {
 	const char *auth_id, *response, *csr; /* borrowed from the JSON */
 	size_t auth_id_len, response_len, csr_len;
-	const char *node_policies; /* or NULL */
+	const char *node_policies; /* canonical (policies.text), or NULL when not sent */
+	struct policies policies;  /* what was asked; mqtt when nothing was */
 	bool send_mqtt_host;
 };
 
@@ -41,13 +50,21 @@ enum claimd_err fields_initiate(json_t *j, struct initiate_fields *out);
 /**
  * A self claim's verify: auth_id, challenge_response, csr, optional node_policies.
  * Errors: CE_AUTHID_MISSING/TYPE, CE_RESPONSE_MISSING/TYPE, CE_CSR_MISSING/TYPE,
- * CE_POLICIES_TYPE.
+ * CE_POLICIES_TYPE, CE_POLICIES_VALUE (policies_parse()).
  */
 enum claimd_err fields_verify_self(json_t *j, struct verify_fields *out);
 /**
  * A user claim's verify: csr, optional send_mqtt_host and node_policies.
- * Errors: CE_CSR_MISSING/TYPE, CE_SEND_MQTT_HOST_TYPE, CE_POLICIES_TYPE.
+ * Errors: CE_CSR_MISSING/TYPE, CE_SEND_MQTT_HOST_TYPE, CE_POLICIES_TYPE,
+ * CE_POLICIES_VALUE.
  */
 enum claimd_err fields_verify_user(json_t *j, struct verify_fields *out);
+/**
+ * Reads a node_policies list (protocol.md section 7): @p n bytes of comma-separated
+ * policy names, mqtt and videostream, in any case, spaces around names ignored; empty
+ * means mqtt. Fills @p out (bits and the canonical text, names in the order mqtt,
+ * videostream, each once). CE_OK, or CE_POLICIES_VALUE for an unknown or empty name.
+ */
+enum claimd_err policies_parse(const char *s, size_t n, struct policies *out);
 
 #endif

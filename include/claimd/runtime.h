@@ -26,6 +26,7 @@
 struct runtime {
 	struct claimd_config *cfg;
 	struct ca *ca;
+	struct pai *pai; /* the Matter PAI; NULL: ?matter=true is refused */
 	struct secrets *secrets;
 	struct jwks *jwks;                 /* NULL: assisted claiming disabled */
 	struct admin_tokens *admin_tokens; /* NULL: admin.tokens_file unset */

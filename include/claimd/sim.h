@@ -92,4 +92,32 @@ int sim_user_claim(const struct http_url *u, enum sim_client client, const char 
                    const char *mac, const char *platform, EVP_PKEY *key, const char *root_file,
                    struct sim_user_result *res);
 
+/**
+ * A Matter CSR as the CLI's --matter makes it: subject CN=@p cn then the Matter vendor
+ * and product id attributes (each left out when NULL, for negative tests), one RDN
+ * each, all UTF8String; a critical basicConstraints CA:false request; SHA-256; PEM
+ * with its trailing newline. The caller frees the result.
+ */
+char *sim_matter_csr_pem(EVP_PKEY *key, const char *cn, const char *vendor_id,
+                         const char *product_id);
+
+struct sim_matter_result {
+	struct sim_user_result u; /* stage, status, node_id, err; certificate = the reply's */
+	uint8_t *dac, *pai;       /* the two certificates as the CLI writes them: DER */
+	size_t dac_len, pai_len;
+};
+
+/**
+ * A host-driven Matter claim as `esp-rainmaker-cli claim --matter` makes it: initiate,
+ * then verify?matter=True&test=True with the Matter CSR (json.dumps spacing); the reply
+ * is split at the second BEGIN line into exactly two certificates, DER. Checks that the
+ * DAC holds @p key and is signed by the PAI, and with @p paa_file that DAC -> PAI ->
+ * PAA verifies. 0 on success; free @p res with sim_matter_result_free() either way.
+ */
+int sim_matter_claim(const struct http_url *u, const char *token, const char *mac,
+                     const char *platform, EVP_PKEY *key, const char *vendor_id,
+                     const char *product_id, const char *paa_file, struct sim_matter_result *res);
+/** Frees what sim_matter_claim() put in @p res. */
+void sim_matter_result_free(struct sim_matter_result *res);
+
 #endif

@@ -9,6 +9,8 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "claimd/ca.h"
 
+#include "ca_internal.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <openssl/bn.h>
@@ -50,8 +52,7 @@ struct csr {
 	struct csr_fields f;
 };
 
-/* PEM of one certificate without its trailing newline. */
-static char *cert_pem(X509 *x)
+char *cert_pem(X509 *x)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	char *data, *out = NULL;
@@ -68,12 +69,8 @@ out:
 	return out;
 }
 
-/*
- * Appends every certificate of a PEM file, normalised, to *acc joined by '\n'. @p key
- * names the config key that gave @p path, for the message when it cannot be opened.
- */
-static int append_certs(const char *key, const char *path, char **acc, X509 **first, char *err,
-                        size_t errsz)
+int append_certs(const char *key, const char *path, char **acc, X509 **first, char *err,
+                 size_t errsz)
 {
 	/* Opened with stdio, not BIO_new_file(): a missing file is then errno's plain
 	 * reason, not two lines of OpenSSL's error queue. */
@@ -121,8 +118,7 @@ out:
 	return rc;
 }
 
-/* The CA key's type: "ec-p256" / "rsa-2048"..., or NULL for one we do not accept. */
-static const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz)
+const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz)
 {
 	if (EVP_PKEY_is_a(k, "EC")) {
 		char group[64];
@@ -185,7 +181,7 @@ out:
 	return rc;
 }
 
-static X509_EXTENSION *make_ext(X509 *issuer, int nid, const char *value)
+X509_EXTENSION *make_ext(X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX v3;
 	X509V3_set_ctx(&v3, issuer, NULL, NULL, NULL, 0);
@@ -206,11 +202,31 @@ static int prepare_profile(struct ca *ca)
 	           : -1;
 }
 
+EVP_PKEY *read_key_file(const char *cfg_key, const char *path, char *err, size_t errsz)
+{
+	struct stat st;
+	BIO *kb = NULL;
+	EVP_PKEY *k = NULL;
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errsz, "%s: %s: cannot open: %s", cfg_key, path, strerror(errno));
+		return NULL;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errsz, "%s: %s: the key is group- or world-accessible (chmod 600)",
+		         cfg_key, path);
+		return NULL;
+	}
+	kb = BIO_new_file(path, "r");
+	if (!kb || !(k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL)))
+		snprintf(err, errsz, "%s: %s: not a PEM private key (or encrypted)", cfg_key, path);
+	BIO_free(kb);
+	return k;
+}
+
 struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz)
 {
 	struct ca *ca = calloc(1, sizeof(*ca));
-	struct stat st;
-	BIO *kb = NULL;
 
 	if (!ca) {
 		snprintf(err, errsz, "out of memory");
@@ -218,19 +234,8 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 	}
 	if (append_certs("ca.certificate", cert, &ca->chain_pem, &ca->cert, err, errsz) < 0)
 		goto fail;
-	if (stat(key, &st) < 0) {
-		snprintf(err, errsz, "ca.key: %s: cannot open: %s", key, strerror(errno));
+	if (!(ca->key = read_key_file("ca.key", key, err, errsz)))
 		goto fail;
-	}
-	if (st.st_mode & 077) {
-		snprintf(err, errsz, "%s: CA key is group- or world-accessible (chmod 600)", key);
-		goto fail;
-	}
-	kb = BIO_new_file(key, "r");
-	if (!kb || !(ca->key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL))) {
-		snprintf(err, errsz, "%s: not a PEM private key (or encrypted)", key);
-		goto fail;
-	}
 	if (!X509_check_private_key(ca->cert, ca->key)) {
 		snprintf(err, errsz, "%s: key does not match %s", key, cert);
 		goto fail;
@@ -255,11 +260,9 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 	}
 	if (measure_max_leaf(ca, err, errsz) < 0)
 		goto fail;
-	BIO_free(kb);
 	return ca;
 fail:
 	log_openssl("ca_load");
-	BIO_free(kb);
 	ca_free(ca);
 	return NULL;
 }
@@ -399,7 +402,11 @@ static bool csr_verify(const struct csr_fields *f)
 	return ok;
 }
 
-enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1])
+/*
+ * What every CSR must pass, whatever profile it is for: size, PEM, DER, a key we sign
+ * and its self-signature, in the order csr_check() documents.
+ */
+static enum claimd_err csr_read_verified(const char *pem, size_t len, struct csr **out)
 {
 	enum claimd_err rc = CE_INTERNAL;
 	struct csr *c = NULL;
@@ -423,11 +430,6 @@ enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn
 	rc = CE_CSR_SIGNATURE;
 	if (!csr_verify(&c->f))
 		goto out;
-	rc = CE_CSR_SUBJECT;
-	if (!c->f.cn || !valid_cn(c->f.cn, c->f.cn_len))
-		goto out;
-	memcpy(cn, c->f.cn, c->f.cn_len);
-	cn[c->f.cn_len] = '\0';
 	rc = CE_OK;
 	*out = c;
 	c = NULL;
@@ -435,6 +437,77 @@ out:
 	ERR_clear_error(); /* a refused CSR is the client's problem, not a log line */
 	csr_free(c);
 	return rc;
+}
+
+enum claimd_err csr_check(const char *pem, size_t len, struct csr **out, char cn[NODE_ID_MAX + 1])
+{
+	struct csr *c = NULL;
+	enum claimd_err rc = csr_read_verified(pem, len, &c);
+
+	*out = NULL;
+	if (rc != CE_OK)
+		return rc;
+	if (!c->f.cn || !valid_cn(c->f.cn, c->f.cn_len)) {
+		csr_free(c);
+		return CE_CSR_SUBJECT;
+	}
+	memcpy(cn, c->f.cn, c->f.cn_len);
+	cn[c->f.cn_len] = '\0';
+	*out = c;
+	return CE_OK;
+}
+
+/* A Matter vendor or product id as the DAC profile writes it: a UTF8String of four
+ * upper-case hex digits (Matter Core Specification 6.1.1, 6.2.2.2). */
+static bool matter_id_ok(const struct csr_attr *a, char out[MATTER_ID_LEN + 1])
+{
+	if (a->count != 1 || a->tag != 0x0c || a->len != MATTER_ID_LEN)
+		return false;
+	for (size_t i = 0; i < MATTER_ID_LEN; i++) {
+		char ch = (char)a->p[i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F')))
+			return false;
+		out[i] = ch;
+	}
+	out[MATTER_ID_LEN] = '\0';
+	return true;
+}
+
+enum claimd_err csr_check_matter(const char *pem, size_t len, struct csr **out,
+                                 struct matter_subject *subj)
+{
+	struct csr *c = NULL;
+	enum claimd_err rc = csr_read_verified(pem, len, &c);
+	const struct csr_fields *f;
+
+	*out = NULL;
+	memset(subj, 0, sizeof(*subj));
+	if (rc != CE_OK)
+		return rc;
+	f = &c->f;
+	/* The CN is kept for the audit row even when the rest is refused. */
+	if (f->m_cn.count == 1 && valid_cn(f->m_cn.p, f->m_cn.len) &&
+	    (f->m_cn.tag == 0x0c || f->m_cn.tag == 0x13 || f->m_cn.tag == 0x16)) {
+		memcpy(subj->cn, f->m_cn.p, f->m_cn.len);
+		subj->cn[f->m_cn.len] = '\0';
+	}
+	if (f->key_alg != CSR_KEY_EC_P256)
+		rc = CE_MATTER_KEY;
+	else if (f->subject_entries != 3 || !subj->cn[0] ||
+	         !matter_id_ok(&f->m_vid, subj->vendor_id) ||
+	         !matter_id_ok(&f->m_pid, subj->product_id))
+		rc = CE_MATTER_SUBJECT;
+	if (rc == CE_OK)
+		*out = c;
+	else
+		csr_free(c);
+	return rc;
+}
+
+const uint8_t *csr_spki(const struct csr *c, size_t *len)
+{
+	*len = c->f.spki_len;
+	return c->f.spki;
 }
 
 void csr_free(struct csr *c)
@@ -450,7 +523,7 @@ void csr_key_fingerprint(const struct csr *c, uint8_t out[32])
 	crypto_sha256(out, c->f.spki, c->f.spki_len);
 }
 
-static int64_t asn1_to_unix(const ASN1_TIME *t)
+int64_t asn1_to_unix(const ASN1_TIME *t)
 {
 	struct tm tm;
 	if (!ASN1_TIME_to_tm(t, &tm))

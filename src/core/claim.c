@@ -38,7 +38,9 @@ static struct audit_rec audit_row(const struct claim_ctx *cc, const char *event,
 {
 	return (struct audit_rec){
 	    .event = event,
-	    .flow = cc->user ? "user" : "self",
+	    .flow = cc->matter ? "matter"
+	            : cc->user ? "user"
+	                       : "self",
 	    .user_id = cc->user,
 	    .outcome = outcome_of(e),
 	    .reason = err_name(e),
@@ -334,15 +336,57 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 	return e;
 }
 
+/*
+ * The end of a user-flow verify, either profile: the reply must fit the firmware's
+ * buffer with @p chain_pem, then the pending initiate of @p cn is spent and @p is
+ * recorded with @p profile, in one statement. On CE_OK *@p leaf_pem takes is->pem.
+ */
+static enum claimd_err user_verify_commit(struct claim_ctx *cc, const struct csr *csr,
+                                          const char *cn, const char *node_policies,
+                                          struct issued *is, const char *chain_pem,
+                                          const char *profile, char **leaf_pem)
+{
+	uint8_t fp[32];
+	enum db_status s;
+
+	if (cert_reply_len(is->pem, chain_pem, cc->rt->cfg, CERT_REPLY_ALL_HOSTS) > RESPONSE_MAX)
+		return CE_CSR_TOO_BIG_FOR_DEVICE;
+	csr_key_fingerprint(csr, fp);
+	struct user_verify v = {
+	    .user = cc->user,
+	    .node_id = cn,
+	    .node_policies = node_policies,
+	    .serial = is->serial,
+	    .pem = is->pem,
+	    .not_before = is->not_before,
+	    .not_after = is->not_after,
+	    .key_sha256 = fp,
+	    .supersede = supersedes(cc),
+	    .supersede_reason = CRL_REASON_SUPERSEDED,
+	    .superseded_by = cc->request_id,
+	    .profile = profile,
+	};
+	/* The node's MAC is a fact the statement fills in. */
+	struct audit_rec a = audit_row(cc, "verify", CE_OK, NULL, cn, is->serial);
+	s = db_user_verify(cc->db, &v, &a);
+	if (s == DB_OK) {
+		log_info("%s: claimed node %s (%s) for a user, serial %s (%s)", cc->request_id, cn,
+		         v.mac, is->serial, profile);
+		snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
+		*leaf_pem = is->pem;
+		is->pem = NULL;
+		return CE_OK;
+	}
+	return s == DB_NO_ROWS ? CE_CSR_NOT_INITIATED : from_db(s, cc, "user verify");
+}
+
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, size_t csr_len,
                                   const char *node_policies, char **leaf_pem)
 {
 	char cn[NODE_ID_MAX + 1] = "";
 	struct csr *csr = NULL;
 	struct issued is = {0};
-	uint8_t fp[32];
 	enum claimd_err e;
-	enum db_status s;
 
 	*leaf_pem = NULL;
 	if ((e = csr_check(csr_pem, csr_len, &csr, cn)) != CE_OK)
@@ -351,43 +395,69 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 		e = CE_INTERNAL;
 		goto out;
 	}
-	if (cert_reply_len(is.pem, ca_chain_pem(cc->rt->ca), cc->rt->cfg, CERT_REPLY_ALL_HOSTS) >
-	    RESPONSE_MAX) {
-		e = CE_CSR_TOO_BIG_FOR_DEVICE;
-		goto out;
-	}
-	csr_key_fingerprint(csr, fp);
-	struct user_verify v = {
-	    .user = cc->user,
-	    .node_id = cn,
-	    .node_policies = node_policies,
-	    .serial = is.serial,
-	    .pem = is.pem,
-	    .not_before = is.not_before,
-	    .not_after = is.not_after,
-	    .key_sha256 = fp,
-	    .supersede = supersedes(cc),
-	    .supersede_reason = CRL_REASON_SUPERSEDED,
-	    .superseded_by = cc->request_id,
-	};
-	/* The node's MAC is a fact the statement fills in. */
-	struct audit_rec a = audit_row(cc, "verify", CE_OK, NULL, cn, is.serial);
-	s = db_user_verify(cc->db, &v, &a);
-	if (s == DB_OK) {
-		log_info("%s: claimed node %s (%s) for a user, serial %s", cc->request_id, cn,
-		         v.mac, is.serial);
-		snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
-		snprintf(cc->node_id, sizeof(cc->node_id), "%s", cn);
-		*leaf_pem = is.pem;
-		is.pem = NULL;
-		csr_free(csr);
-		return CE_OK;
-	}
-	e = s == DB_NO_ROWS ? CE_CSR_NOT_INITIATED : from_db(s, cc, "user verify");
+	e = user_verify_commit(cc, csr, cn, node_policies, &is, ca_chain_pem(cc->rt->ca), "node",
+	                       leaf_pem);
 out:
 	issued_clear(&is);
 	csr_free(csr);
-	audit(cc, "verify", e, NULL, cn[0] ? cn : NULL, NULL);
+	if (e != CE_OK)
+		audit(cc, "verify", e, NULL, cn[0] ? cn : NULL, NULL);
 	snprintf(cc->node_id, sizeof(cc->node_id), "%s", cn);
+	return e;
+}
+
+/* Whether the configuration lets a DAC name product @p pid (protocol.md section 6). */
+static bool product_allowed(const struct runtime *rt, const char *pid)
+{
+	const struct claimd_config *c = rt->cfg;
+	const char *only = pai_product_id(rt->pai);
+
+	if (only[0] && strcmp(only, pid) != 0)
+		return false;
+	if (!c->n_matter_product_ids)
+		return true;
+	for (size_t i = 0; i < c->n_matter_product_ids; i++)
+		if (strcmp(c->matter_product_ids[i], pid) == 0)
+			return true;
+	return false;
+}
+
+enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr_pem, size_t csr_len,
+                                    const char *node_policies, char **leaf_pem)
+{
+	struct matter_subject subj;
+	struct csr *csr = NULL;
+	struct issued is = {0};
+	enum claimd_err e;
+
+	*leaf_pem = NULL;
+	cc->matter = true;
+	if (!cc->rt->pai) {
+		memset(&subj, 0, sizeof(subj));
+		e = CE_MATTER;
+		goto out;
+	}
+	if ((e = csr_check_matter(csr_pem, csr_len, &csr, &subj)) != CE_OK)
+		goto out;
+	if (strcmp(subj.vendor_id, cc->rt->cfg->matter_vendor_id) != 0) {
+		e = CE_MATTER_VENDOR;
+		goto out;
+	}
+	if (!product_allowed(cc->rt, subj.product_id)) {
+		e = CE_MATTER_PRODUCT;
+		goto out;
+	}
+	if (pai_issue_dac(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &is) < 0) {
+		e = CE_INTERNAL;
+		goto out;
+	}
+	e = user_verify_commit(cc, csr, subj.cn, node_policies, &is, pai_pem(cc->rt->pai),
+	                       "matter-dac", leaf_pem);
+out:
+	issued_clear(&is);
+	csr_free(csr);
+	if (e != CE_OK)
+		audit(cc, "verify", e, NULL, subj.cn[0] ? subj.cn : NULL, NULL);
+	snprintf(cc->node_id, sizeof(cc->node_id), "%s", subj.cn);
 	return e;
 }

@@ -129,6 +129,15 @@ static const struct key keys[] = {
      "optional: host:port of the management API (bearer tokens); empty = off"},
     {"admin.tokens_file", K_PATH, O(admin_tokens_file), "", 0, 0, RELOAD,
      "lines \"sha256-hex-of-token name\" accepted by the management API; mode 0600"},
+    {"matter.pai_certificate", K_PATH, O(matter_pai_certificate), "", 0, 0, RELOAD,
+     "optional: the Matter PAI (P-256, CA with pathLenConstraint 0) that signs DACs for "
+     "?matter=true; empty = Matter refused with 400"},
+    {"matter.pai_key", K_PATH, O(matter_pai_key), "", 0, 0, RELOAD,
+     "the PAI's private key, PEM (P-256); mode 0600"},
+    {"matter.vendor_id", K_STR, O(matter_vendor_id), "", 0, 0, RELOAD,
+     "the Matter vendor id, 4 hex digits (e.g. \"131B\"); must match the PAI's subject"},
+    {"matter.product_ids", K_LIST, O(matter_product_ids), "[]", 0, 0, RELOAD,
+     "product ids (4 hex digits each) a DAC may be issued for; empty = any"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -244,6 +253,7 @@ static const struct {
 } list_counts[] = {
     {O(trusted_proxies), O(n_trusted_proxies)},
     {O(extra_platforms), O(n_extra_platforms)},
+    {O(matter_product_ids), O(n_matter_product_ids)},
 };
 
 static size_t count_off(const struct key *k)
@@ -457,6 +467,43 @@ static const yaml_node_t *node_of(yaml_document_t *doc, const char *path)
 	return n;
 }
 
+/* Four hex digits, upper-cased in place (the form Matter certificates carry). */
+static bool matter_id(char *s)
+{
+	if (strlen(s) != 4)
+		return false;
+	for (char *p = s; *p; p++) {
+		if (!isxdigit((unsigned char)*p))
+			return false;
+		*p = (char)toupper((unsigned char)*p);
+	}
+	return true;
+}
+
+/* The matter section: all of it or none of it, ids in canonical form. */
+static int check_matter(struct loader *L, yaml_document_t *doc)
+{
+	struct claimd_config *c = L->c;
+	bool any = c->matter_pai_certificate[0] || c->matter_pai_key[0] || c->matter_vendor_id[0] ||
+	           c->n_matter_product_ids;
+
+	if (!any)
+		return 0;
+	if (!c->matter_pai_certificate[0] || !c->matter_pai_key[0] || !c->matter_vendor_id[0])
+		return fail_at(L, node_of(doc, "matter"),
+		               "matter: pai_certificate, pai_key and vendor_id are all required "
+		               "when Matter is configured");
+	if (!matter_id(c->matter_vendor_id))
+		return fail_at(L, node_of(doc, "matter.vendor_id"),
+		               "matter.vendor_id: expected 4 hex digits");
+	for (size_t i = 0; i < c->n_matter_product_ids; i++)
+		if (!matter_id(c->matter_product_ids[i]))
+			return fail_at(L, node_of(doc, "matter.product_ids"),
+			               "matter.product_ids: '%.16s' is not 4 hex digits",
+			               c->matter_product_ids[i]);
+	return 0;
+}
+
 static int validate(struct loader *L, yaml_document_t *doc)
 {
 	struct claimd_config *c = L->c;
@@ -513,6 +560,8 @@ static int validate(struct loader *L, yaml_document_t *doc)
 			    p);
 		memcpy(p, canon, strlen(canon) + 1);
 	}
+	if (check_matter(L, doc) < 0)
+		return -1;
 	if (c->jwt_jwks_file[0] && !c->jwt_issuer[0])
 		return fail_at(L, node_of(doc, "users.jwt"),
 		               "users.jwt.issuer: required when jwks_file is set");

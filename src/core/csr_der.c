@@ -66,6 +66,21 @@ static const uint8_t OID_EC_PUBKEY[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01
 static const uint8_t OID_P256[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t OID_RSA[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
 static const uint8_t OID_CN[] = {0x55, 0x04, 0x03};
+/* 1.3.6.1.4.1.37244.2.1 and .2.2: the Matter vendor and product id attributes. */
+static const uint8_t OID_MATTER_VID[] = {0x2b, 0x06, 0x01, 0x04, 0x01,
+                                         0x82, 0xa2, 0x7c, 0x02, 0x01};
+static const uint8_t OID_MATTER_PID[] = {0x2b, 0x06, 0x01, 0x04, 0x01,
+                                         0x82, 0xa2, 0x7c, 0x02, 0x02};
+
+/* Keeps a Matter-relevant subject value: one of each kind is kept, all are counted. */
+static void note_attr(struct csr_attr *a, uint8_t tag, const struct cur *val)
+{
+	if (a->count++ == 0) {
+		a->tag = tag;
+		a->p = val->p;
+		a->len = (size_t)(val->end - val->p);
+	}
+}
 
 static const struct {
 	uint8_t oid[9];
@@ -189,6 +204,12 @@ static bool subject(struct cur *c, struct csr_fields *f)
 				cn = val.p;
 				cn_len = (size_t)(val.end - val.p);
 			}
+			if (is(&oid, OID_CN, sizeof(OID_CN)))
+				note_attr(&f->m_cn, tag, &val);
+			else if (is(&oid, OID_MATTER_VID, sizeof(OID_MATTER_VID)))
+				note_attr(&f->m_vid, tag, &val);
+			else if (is(&oid, OID_MATTER_PID, sizeof(OID_MATTER_PID)))
+				note_attr(&f->m_pid, tag, &val);
 		}
 	}
 	if (f->subject_entries == 1 && cn) {

@@ -22,7 +22,7 @@ static const unsigned statuses[METRICS_STATUS - 1] = {200, 304, 400, 401, 403, 4
 static const double bounds[METRICS_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                    0.1,   0.25,   0.5,   1,    2.5,   5};
 
-static const char *const flows[FLOW__COUNT] = {"self", "user"};
+static const char *const flows[FLOW__COUNT] = {"self", "user", "matter"};
 
 int metrics_init(struct metrics *m)
 {

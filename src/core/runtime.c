@@ -13,25 +13,66 @@
 #include "claimd/cert_reply.h"
 #include "claimd/log.h"
 
-static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
+/*
+ * The largest reply, @p leaf then @p chain with every configured host, must fit the
+ * firmware's buffer (protocol.md section 3); @p what names the certificates and
+ * @p hint what to change, for the message.
+ */
+static int check_fits(struct runtime *rt, const char *leaf, const char *chain, const char *what,
+                      const char *hint, char *err, size_t errsz)
 {
-	size_t total = cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
-	                              CERT_REPLY_ALL_HOSTS);
+	size_t total = cert_reply_len(leaf, chain, rt->cfg, CERT_REPLY_ALL_HOSTS);
 	if (total == SIZE_MAX) {
-		snprintf(err, errsz,
-		         "%s: the CA's certificates cannot be sent as the firmware reads them",
-		         rt->cfg->file);
+		snprintf(err, errsz, "%s: the %s cannot be sent as the firmware reads them",
+		         rt->cfg->file, what);
 		return -1;
 	}
 	if (total > RESPONSE_MAX) {
-		snprintf(err, errsz,
-		         "%s: the certificate response would be %zu bytes for an RSA-2048 device "
-		         "key, over the firmware's limit of %d: use a smaller CA key or chain, or "
-		         "drop mqtt_cred_host",
-		         rt->cfg->file, total, RESPONSE_MAX);
+		snprintf(
+		    err, errsz,
+		    "%s: the %s response would be %zu bytes, over the firmware's limit of %d: %s",
+		    rt->cfg->file, what, total, RESPONSE_MAX, hint);
 		return -1;
 	}
 	return 0;
+}
+
+static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
+{
+	return check_fits(rt, ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca),
+	                  "certificate (RSA-2048 device key)",
+	                  "use a smaller CA key or chain, or drop mqtt_cred_host", err, errsz);
+}
+
+/* The largest Matter reply (a DAC for the longest node_id, then the PAI) must fit the
+ * same buffer: the CLI writes the two certificates to a device with the same limits. */
+static int check_matter_fits(struct runtime *rt, char *err, size_t errsz)
+{
+	return check_fits(rt, pai_largest_dac_pem(rt->pai), pai_pem(rt->pai), "Matter DAC and PAI",
+	                  "use a PAI with a shorter subject, or drop mqtt_cred_host", err, errsz);
+}
+
+/* The Matter PAI, when configured, checked against the config's ids. */
+static int load_matter(struct runtime *rt, char *err, size_t errsz)
+{
+	const struct claimd_config *c = rt->cfg;
+
+	if (!c->matter_pai_certificate[0])
+		return 0;
+	if (!(rt->pai = pai_load(c->matter_pai_certificate, c->matter_pai_key, c->matter_vendor_id,
+	                         err, errsz)))
+		return -1;
+	/* A PAI that names a product signs DACs for that product only (Matter Core
+	 * 6.2.2.4): any other product id configured could never be issued. */
+	const char *only = pai_product_id(rt->pai);
+	for (size_t i = 0; only[0] && i < c->n_matter_product_ids; i++)
+		if (strcmp(c->matter_product_ids[i], only) != 0) {
+			snprintf(err, errsz,
+			         "matter.product_ids: %s: the PAI's subject names product %s only",
+			         c->matter_product_ids[i], only);
+			return -1;
+		}
+	return check_matter_fits(rt, err, errsz);
 }
 
 struct runtime *runtime_load(const char *path, char *err, size_t errsz)
@@ -54,6 +95,8 @@ struct runtime *runtime_load(const char *path, char *err, size_t errsz)
 		goto fail;
 	if (check_response_fits(rt, err, errsz) < 0)
 		goto fail;
+	if (load_matter(rt, err, errsz) < 0)
+		goto fail;
 	if (rt->cfg->jwt_jwks_file[0] &&
 	    !(rt->jwks = jwks_load(rt->cfg->jwt_jwks_file, err, errsz)))
 		goto fail;
@@ -71,6 +114,7 @@ void runtime_release(struct runtime *rt)
 	if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
 	ca_free(rt->ca);
+	pai_free(rt->pai);
 	jwks_free(rt->jwks);
 	admin_tokens_free(rt->admin_tokens);
 	secrets_free(rt->secrets);

@@ -2,7 +2,8 @@
  * POST /claim/initiate and /claim/verify: JSON in, field checks with messages that name
  * the field, a call into claim.c, JSON out in the exact shape the clients parse. No
  * Authorization header: self claiming (the device alone). With one: the user flow
- * (the phone apps' assisted claiming and the CLI's host-driven claiming).
+ * (the phone apps' assisted claiming and the CLI's host-driven claiming). GET /mqtt_host
+ * answers the question the CLI asks its API host before every claim.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +17,16 @@
 
 /*
  * Common prologue: who is asking (a token makes it the user flow; a bad token is 401
- * before anything else is looked at), the JSON body, and this worker's database.
+ * before anything else is looked at, and is the only 401), the JSON body, and this
+ * worker's database.
  */
 static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, json_t **j,
                                 struct claim_ctx *cc, char user[USER_ID_MAX + 1])
 {
 	const char *authz =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (authz && !rq->rt->jwks)
+		return CE_USERS_DISABLED; /* not the token's fault: no 401 (protocol.md 7) */
 	if (authz) {
 		const struct claimd_config *cfg = rq->rt->cfg;
 		struct auth_policy p = {rq->rt->jwks, cfg->jwt_issuer, cfg->jwt_audience,
@@ -89,11 +93,20 @@ static void note_subject(struct request *rq, const struct claim_ctx *cc)
 	log_escape(rq->node_id, sizeof(rq->node_id), cc->node_id, strlen(cc->node_id));
 }
 
-/* ?matter=False (any case) is the normal flow; anything else asks for Matter. */
+/* ?matter=False (any case) is the normal flow; anything else asks for Matter. Other
+ * query parameters (older CLIs send test=True) are not looked at (protocol.md 1). */
 static bool matter_requested(struct MHD_Connection *c)
 {
 	const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "matter");
 	return m && strcasecmp(m, "false") != 0;
+}
+
+/* Which configured hosts a user-flow reply carries: mqtt_host when the app asks for it,
+ * mqtt_cred_host when videostream was granted (camera firmware needs it, protocol.md 7). */
+static unsigned user_hosts(const struct verify_fields *in)
+{
+	return (in->send_mqtt_host ? CERT_REPLY_MQTT_HOST : 0) |
+	       (in->policies.bits & POLICY_VIDEOSTREAM ? CERT_REPLY_MQTT_CRED_HOST : 0);
 }
 
 /*
@@ -101,36 +114,37 @@ static bool matter_requested(struct MHD_Connection *c)
  * against the firmware's limit. @p hosts says which configured hosts this flow sends.
  */
 static enum MHD_Result reply_certificate(struct request *rq, struct MHD_Connection *c, char *leaf,
-                                         unsigned hosts)
+                                         const char *chain, unsigned hosts)
 {
-	char *body = cert_reply_body(leaf, ca_chain_pem(rq->rt->ca), rq->rt->cfg, hosts);
+	char *body = cert_reply_body(leaf, chain, rq->rt->cfg, hosts);
 
-	metrics_issued(&rq->app->metrics, rq->user[0] ? FLOW_USER : FLOW_SELF);
+	metrics_issued(&rq->app->metrics, rq->matter    ? FLOW_MATTER
+	                                  : rq->user[0] ? FLOW_USER
+	                                                : FLOW_SELF);
 	free(leaf);
 	if (!body)
 		return reply_error(rq, c, CE_INTERNAL);
 	return reply_text(rq, c, 200, body);
 }
 
-/* The user flow's verify: only the CSR (and options); the user and CN say the rest. */
+/* The user flow's verify: only the CSR (and options); the user and CN say the rest.
+ * With ?matter=true the certificate is a Matter DAC and the chain the PAI. */
 static enum MHD_Result user_verify(struct request *rq, struct MHD_Connection *c,
-                                   struct claim_ctx *cc, json_t *j)
+                                   struct claim_ctx *cc, json_t *j, bool matter)
 {
 	struct verify_fields in;
 	char *leaf = NULL;
 	enum claimd_err e;
 
-	if ((e = fields_verify_user(j, &in)) != CE_OK ||
-	    (e = claim_user_verify(cc, in.csr, in.csr_len, in.node_policies, &leaf)) != CE_OK) {
-		json_decref(j);
-		note_subject(rq, cc);
-		return reply_error(rq, c, e);
-	}
+	if ((e = fields_verify_user(j, &in)) == CE_OK)
+		e = matter ? claim_matter_verify(cc, in.csr, in.csr_len, in.node_policies, &leaf)
+		           : claim_user_verify(cc, in.csr, in.csr_len, in.node_policies, &leaf);
 	json_decref(j);
 	note_subject(rq, cc);
-	/* The apps ask for mqtt_host; mqtt_cred_host is the firmware's alone. */
-	return reply_certificate(rq, c, leaf,
-	                         in.send_mqtt_host ? CERT_REPLY_MQTT_HOST : CERT_REPLY_NO_HOSTS);
+	if (e != CE_OK)
+		return reply_error(rq, c, e);
+	return reply_certificate(
+	    rq, c, leaf, matter ? pai_pem(rq->rt->pai) : ca_chain_pem(rq->rt->ca), user_hosts(&in));
 }
 
 enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c)
@@ -141,14 +155,17 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 	json_t *j = NULL;
 	enum claimd_err e;
 
-	if (matter_requested(c)) {
-		e = CE_MATTER;
-		goto fail;
-	}
+	rq->matter = matter_requested(c);
+	/* A token is checked first: its problems are the only 401s (protocol.md 7). */
 	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK)
 		goto fail;
 	if (cc.user)
-		return user_verify(rq, c, &cc, j);
+		return user_verify(rq, c, &cc, j, rq->matter);
+	if (rq->matter) {
+		/* Matter is host-driven only: a DAC needs a user's initiated node_id. */
+		e = rq->rt->pai ? CE_MATTER_NO_USER : CE_MATTER;
+		goto fail;
+	}
 	if ((e = fields_verify_self(j, &in)) != CE_OK)
 		goto fail;
 	struct verify_request vr = {in.auth_id, in.auth_id_len, in.response,     in.response_len,
@@ -160,8 +177,28 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 		goto fail;
 	}
 	json_decref(j);
-	return reply_certificate(rq, c, leaf, CERT_REPLY_ALL_HOSTS);
+	return reply_certificate(rq, c, leaf, ca_chain_pem(rq->rt->ca), CERT_REPLY_ALL_HOSTS);
 fail:
 	json_decref(j);
 	return reply_error(rq, c, e);
+}
+
+/*
+ * GET /mqtt_host: {"mqtt_host":...,"mqtt_cred_host":...} with the hosts configured, for
+ * deployments that point the CLI's API host at claimd. Public facts, so no token is
+ * needed (one that is sent is not looked at); 404 when neither host is configured.
+ */
+enum MHD_Result handle_mqtt_host(struct request *rq, struct MHD_Connection *c)
+{
+	const struct claimd_config *cfg = rq->rt->cfg;
+	json_t *j;
+
+	if (!cfg->mqtt_host[0] && !cfg->mqtt_cred_host[0])
+		return reply_error(rq, c, CE_MQTT_HOST_UNSET);
+	j = json_object();
+	if (j && cfg->mqtt_host[0])
+		json_object_set_new(j, "mqtt_host", json_string(cfg->mqtt_host));
+	if (j && cfg->mqtt_cred_host[0])
+		json_object_set_new(j, "mqtt_cred_host", json_string(cfg->mqtt_cred_host));
+	return reply_json(rq, c, 200, j);
 }

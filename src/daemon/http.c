@@ -41,6 +41,7 @@ static const struct route routes[] = {
     {"/readyz", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_readyz},
     {"/metrics", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_metrics},
     {"/crl", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_crl},
+    {"/mqtt_host", HTTP_GET, ROUTE_LIMIT_ADDRESS, handle_mqtt_host},
 };
 
 /*
@@ -435,7 +436,11 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	metrics_request(&app->metrics, lr.route, rq->status, duration_us);
 	/* Claims are the claim routes' requests; health and metrics requests are not. */
 	if (rq->route && (rq->route->policy & ROUTE_CLAIM_SLOT))
-		metrics_claim(&app->metrics, rq->user[0] ? FLOW_USER : FLOW_SELF, rq->code);
+		metrics_claim(&app->metrics,
+		              rq->matter    ? FLOW_MATTER
+		              : rq->user[0] ? FLOW_USER
+		                            : FLOW_SELF,
+		              rq->code);
 	if (rq->claim_slot)
 		atomic_fetch_sub(&app->claims_in_flight, 1);
 	runtime_release(rq->rt);

@@ -7,6 +7,7 @@
 #include "claimd/request_fields.h"
 
 #include <string.h>
+#include <strings.h>
 
 json_t *fields_parse(const char *body, size_t len)
 {
@@ -53,18 +54,65 @@ enum claimd_err fields_initiate(json_t *j, struct initiate_fields *out)
 	return CE_OK;
 }
 
-/* node_policies: optional, 1-256 characters. */
-static enum claimd_err policies_field(json_t *j, const char **out)
+/* The policies the protocol knows (protocol.md section 7), in canonical order. */
+static const struct {
+	const char *name;
+	unsigned bit;
+} policies[] = {{"mqtt", POLICY_MQTT}, {"videostream", POLICY_VIDEOSTREAM}};
+
+enum claimd_err policies_parse(const char *s, size_t n, struct policies *out)
+{
+	const char *end = s + n;
+
+	out->bits = 0;
+	out->text[0] = '\0';
+	while (s < end) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		const char *a = s, *b = comma ? comma : end;
+		bool known = false;
+		while (a < b && *a == ' ')
+			a++;
+		while (b > a && b[-1] == ' ')
+			b--;
+		for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
+			if ((size_t)(b - a) == strlen(policies[i].name) &&
+			    strncasecmp(a, policies[i].name, (size_t)(b - a)) == 0) {
+				out->bits |= policies[i].bit;
+				known = true;
+			}
+		if (!known)
+			return CE_POLICIES_VALUE;
+		s = comma ? comma + 1 : end;
+		if (comma && s == end)
+			return CE_POLICIES_VALUE; /* a trailing comma names an empty policy */
+	}
+	if (!out->bits)
+		out->bits = POLICY_MQTT;
+	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++)
+		if (out->bits & policies[i].bit) {
+			if (out->text[0])
+				strcat(out->text, ",");
+			strcat(out->text, policies[i].name);
+		}
+	return CE_OK;
+}
+
+/* node_policies: optional; a string of at most 256 characters holding a list. */
+static enum claimd_err policies_field(json_t *j, struct verify_fields *out)
 {
 	json_t *pol = json_object_get(j, "node_policies");
-	*out = NULL;
+	out->node_policies = NULL;
+	out->policies = (struct policies){POLICY_MQTT, "mqtt"};
 	if (!pol)
 		return CE_OK;
-	if (!json_is_string(pol) || json_string_length(pol) == 0 || json_string_length(pol) > 256 ||
+	if (!json_is_string(pol) || json_string_length(pol) > 256 ||
 	    strlen(json_string_value(pol)) != json_string_length(pol))
 		return CE_POLICIES_TYPE;
-	*out = json_string_value(pol);
-	return CE_OK;
+	enum claimd_err e =
+	    policies_parse(json_string_value(pol), json_string_length(pol), &out->policies);
+	if (e == CE_OK)
+		out->node_policies = out->policies.text;
+	return e;
 }
 
 enum claimd_err fields_verify_self(json_t *j, struct verify_fields *out)
@@ -78,7 +126,7 @@ enum claimd_err fields_verify_self(json_t *j, struct verify_fields *out)
 	    (e = string_field(j, "csr", CE_CSR_MISSING, CE_CSR_TYPE, &out->csr, &out->csr_len)) !=
 	        CE_OK)
 		return e;
-	return policies_field(j, &out->node_policies);
+	return policies_field(j, out);
 }
 
 enum claimd_err fields_verify_user(json_t *j, struct verify_fields *out)
@@ -93,5 +141,5 @@ enum claimd_err fields_verify_user(json_t *j, struct verify_fields *out)
 	if (smh && !json_is_boolean(smh))
 		return CE_SEND_MQTT_HOST_TYPE;
 	out->send_mqtt_host = smh && json_is_true(smh);
-	return policies_field(j, &out->node_policies);
+	return policies_field(j, out);
 }

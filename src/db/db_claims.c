@@ -33,8 +33,9 @@
 	"  AND EXISTS (SELECT 1 FROM s) RETURNING 1),"                                             \
 	" c AS ("                                                                                  \
 	"  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem, "    \
-	"auth_id)"                                                                                 \
-	"  SELECT $19, $17, $20, to_timestamp($21), to_timestamp($22), $23, $12"                   \
+	"auth_id, node_policies)"                                                                  \
+	"  SELECT $19, $17, $20, to_timestamp($21), to_timestamp($22), $23, $12,"                  \
+	"   coalesce($18, 'mqtt')"                                                                 \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1),"                                           \
 	" a AS ("                                                                                  \
 	"  INSERT INTO audit (" AUDIT_COLS ")"                                                     \

@@ -62,14 +62,15 @@ const struct db_stmt db_lifecycle_stmts[] = {
      "SELECT l.number, l.revoked_count,"
      " extract(epoch FROM l.this_update)::int8 AS this_update,"
      " extract(epoch FROM l.next_update)::int8 AS next_update,"
-     " (SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL) AS revoked_now,"
+     " (SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL AND profile = 'node')"
+     "  AS revoked_now,"
      " (SELECT coalesce(max(number), 0) FROM crls) AS max_number"
      " FROM (SELECT 1) one LEFT JOIN LATERAL ("
      "  SELECT number, revoked_count, this_update, next_update FROM crls"
      "  WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1) l ON true"},
     {"crl_revoked", "SELECT serial, extract(epoch FROM revoked_at)::int8 AS revoked_at,"
                     " revocation_reason AS reason FROM certificates WHERE revoked_at IS NOT NULL"
-                    " ORDER BY serial"},
+                    " AND profile = 'node' ORDER BY serial"},
     /* $1 number $2 issuer key id $3 revoked count $4 this update $5 next update $6 der */
     {"crl_store", "INSERT INTO crls (number, issuer_key_id, revoked_count, this_update,"
                   " next_update, der) VALUES ($1, $2, $3, to_timestamp($4), to_timestamp($5), $6)"},

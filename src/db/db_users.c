@@ -36,7 +36,7 @@ const struct db_stmt db_users_stmts[] = {
                          " ON CONFLICT DO NOTHING RETURNING node_id"},
     /* $1-$11 the audit row ($5 mac NULL: taken from the node), then $12 user $13 node_id
      * $14 policies $15 serial $16 key_sha256 $17 not_before $18 not_after $19 pem
-     * $20 supersede $21 its reason code $22 by whom */
+     * $20 supersede $21 its reason code $22 by whom $23 certificate profile */
     {"user_verify",
      "WITH n AS ("
      "  UPDATE nodes SET pending_until = NULL, updated_at = now(),"
@@ -49,8 +49,10 @@ const struct db_stmt db_users_stmts[] = {
      "  WHERE node_id = $13 AND revoked_at IS NULL AND $20::bool"
      "  AND EXISTS (SELECT 1 FROM n) RETURNING 1),"
      " c AS ("
-     "  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem)"
-     "  SELECT $15, node_id, $16, to_timestamp($17), to_timestamp($18), $19 FROM n RETURNING 1),"
+     "  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem,"
+     "   node_policies, profile)"
+     "  SELECT $15, node_id, $16, to_timestamp($17), to_timestamp($18), $19,"
+     "   coalesce($14, 'mqtt'), $23 FROM n RETURNING 1),"
      " a AS ("
      "  INSERT INTO audit (" AUDIT_COLS ")"
      "  SELECT $1, $2, $3, $4, coalesce($5, n.mac), $6, $7, $8, $9, $10, $11 FROM n"
@@ -143,7 +145,7 @@ enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const st
 
 enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a)
 {
-	struct db_param p[AUDIT_NPARAMS + 12];
+	struct db_param p[AUDIT_NPARAMS + 13];
 	const struct db_col cols[] = {DB_COL_TEXT("mac", v->mac), DB_COLS_END};
 
 	db_audit_params(p, a);
@@ -158,7 +160,8 @@ enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct
 	p[19] = DB_BOOL(v->supersede);
 	p[20] = DB_INT(v->supersede_reason);
 	p[21] = DB_TEXT(v->superseded_by);
-	p[22] = DB_PARAMS_END;
+	p[22] = DB_TEXT(v->profile);
+	p[23] = DB_PARAMS_END;
 	return db_run_exec(db, "user_verify", p, cols);
 }
 

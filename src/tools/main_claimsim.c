@@ -32,6 +32,13 @@ static void usage(FILE *f)
 	      "  --ios), or host-driven claiming as the RainMaker CLI does it, with a user's\n"
 	      "  access token. Writes DIR/NODE_ID.key and DIR/NODE_ID.crt. Defaults:\n"
 	      "  platform esp32 (app) or host (cli).\n"
+	      "       claimsim cli --matter --vendor-id VID --product-id PID --url URL --token T\n"
+	      "                     --mac MAC [--platform P] [--key-file F] [--out DIR]\n"
+	      "                     [--root PAA.pem] [--cacert FILE]\n"
+	      "  A Matter claim as `esp-rainmaker-cli claim --matter` makes it (P-256 CSR with\n"
+	      "  the vendor and product id, ?matter=True); the reply is split into the DAC and\n"
+	      "  the PAI, written as DIR/NODE_ID.dac.der and DIR/NODE_ID.pai.der; --root\n"
+	      "  verifies DAC -> PAI -> that PAA.\n"
 	      "       claimsim bench --url URL --devices FILE.csv [--concurrency N] [--count N]\n"
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
 	      "                      [--pid PID] [--cfssl] [--keep-alive] [--rate N] [--cacert "
@@ -256,6 +263,65 @@ static int user_run(const struct http_url *u, enum sim_client client, const char
 	return rc == 0 ? 0 : 1;
 }
 
+/* Writes @p n bytes to @p path; 0 or -1. */
+static int write_bytes(const char *path, const uint8_t *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = f && fwrite(p, 1, n, f) == n ? 0 : -1;
+	if (f && fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* claimsim cli --matter: the claim, then the two DER files and the key. */
+static int matter_run(const struct http_url *u, const char *token, const char *mac,
+                      const char *platform, const char *vid, const char *pid,
+                      const struct dev_opts *o)
+{
+	struct sim_matter_result res;
+	EVP_PKEY *key = o->keyfile ? sim_key_load_or_create(o->keyfile, "ec") : sim_key_new("ec");
+	char dac[4096], pai[4096], kp[4096];
+	int rc = 1;
+
+	if (!key) {
+		fprintf(stderr, "claimsim: cannot make the device key\n");
+		return 1;
+	}
+	if (sim_matter_claim(u, token, mac, platform, key, vid, pid, o->root, &res) < 0) {
+		fprintf(stderr, "claimsim: matter claim of %s failed at %s: %s\n", mac,
+		        res.u.stage == 1   ? "initiate"
+		        : res.u.stage == 2 ? "verify"
+		                           : "checking",
+		        res.u.err);
+		goto out;
+	}
+	snprintf(dac, sizeof(dac), "%s/%s.dac.der", o->out, res.u.node_id);
+	snprintf(pai, sizeof(pai), "%s/%s.pai.der", o->out, res.u.node_id);
+	snprintf(kp, sizeof(kp), "%s/%s.key", o->out, res.u.node_id);
+	if (write_bytes(dac, res.dac, res.dac_len) < 0 ||
+	    write_bytes(pai, res.pai, res.pai_len) < 0) {
+		fprintf(stderr, "claimsim: cannot write %s or %s\n", dac, pai);
+		goto out;
+	}
+	if (!o->keyfile) {
+		FILE *f = fopen(kp, "w");
+		bool ok = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+		if (f)
+			fclose(f);
+		if (!ok) {
+			fprintf(stderr, "claimsim: cannot write %s\n", kp);
+			goto out;
+		}
+	}
+	printf("claimsim: cli claimed %s as Matter node %s; DAC in %s, PAI in %s\n", mac,
+	       res.u.node_id, dac, pai);
+	rc = 0;
+out:
+	sim_matter_result_free(&res);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
 static int cmd_user(int argc, char **argv, bool cli)
 {
 	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
@@ -268,9 +334,14 @@ static int cmd_user(int argc, char **argv, bool cli)
 	                                     {"out", required_argument, NULL, 'o'},
 	                                     {"root", required_argument, NULL, 'r'},
 	                                     {"cacert", required_argument, NULL, 'C'},
+	                                     {"matter", no_argument, NULL, 'M'},
+	                                     {"vendor-id", required_argument, NULL, 'V'},
+	                                     {"product-id", required_argument, NULL, 'P'},
 	                                     {NULL, 0, NULL, 0}};
 	struct dev_opts o = {.keytype = "ec", .out = "."};
 	const char *token = NULL, *mac = NULL, *platform = cli ? "host" : "esp32";
+	const char *vid = NULL, *pid = NULL;
+	bool matter = false;
 	enum sim_client client = cli ? SIM_CLI : SIM_ANDROID;
 	struct http_url u;
 	int c;
@@ -292,18 +363,30 @@ static int cmd_user(int argc, char **argv, bool cli)
 		case 'i':
 			client = cli ? SIM_CLI : SIM_IOS;
 			break;
+		case 'M':
+			matter = true;
+			break;
+		case 'V':
+			vid = optarg;
+			break;
+		case 'P':
+			pid = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!o.url || !token || !mac) {
+	/* Matter is the CLI's alone, and needs both ids for the CSR's subject. */
+	if (!o.url || !token || !mac || (matter && (!cli || !vid || !pid)) ||
+	    (!matter && (vid || pid))) {
 		usage(stderr);
 		return 2;
 	}
 	if (!url_setup(o.url, o.cacert, &u))
 		return 2;
-	int rc = user_run(&u, client, token, mac, platform, &o);
+	int rc = matter ? matter_run(&u, token, mac, platform, vid, pid, &o)
+	                : user_run(&u, client, token, mac, platform, &o);
 	http_url_free(&u);
 	return rc;
 }

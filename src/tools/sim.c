@@ -180,12 +180,39 @@ static STACK_OF(X509) * read_chain(const char *pem)
 	return sk;
 }
 
+/* Whether @p leaf verifies up to the root(s) in @p root_file through @p untrusted, for
+ * @p purpose (0: any). 0, or -1 with a message naming @p root_file. */
+static int verify_to_root(X509 *leaf, STACK_OF(X509) * untrusted, const char *root_file,
+                          int purpose, char *err, size_t errsz)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int rc = -1;
+
+	if (!store || !ctx || X509_STORE_load_file(store, root_file) != 1 ||
+	    !X509_STORE_CTX_init(ctx, store, leaf, untrusted)) {
+		snprintf(err, errsz, "cannot load %s", root_file);
+		goto out;
+	}
+	if (purpose)
+		X509_STORE_CTX_set_purpose(ctx, purpose);
+	if (X509_verify_cert(ctx) != 1) {
+		snprintf(err, errsz, "chain does not verify against %s: %s", root_file,
+		         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	rc = 0;
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return rc;
+}
+
 int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const char *root_file,
                     char *err, size_t errsz)
 {
 	STACK_OF(X509) *sk = read_chain(chain_pem);
-	X509_STORE *store = NULL;
-	X509_STORE_CTX *ctx = NULL;
 	X509 *leaf, *issuer;
 	char got[128];
 	int rc = -1;
@@ -221,26 +248,12 @@ int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const 
 		snprintf(err, errsz, "leaf lacks clientAuth or claims to be a CA");
 		goto out;
 	}
-	if (root_file) {
-		store = X509_STORE_new();
-		ctx = X509_STORE_CTX_new();
-		if (!store || !ctx || X509_STORE_load_file(store, root_file) != 1 ||
-		    !X509_STORE_CTX_init(ctx, store, leaf, sk)) {
-			snprintf(err, errsz, "cannot load %s", root_file);
-			goto out;
-		}
-		X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
-		if (X509_verify_cert(ctx) != 1) {
-			snprintf(err, errsz, "chain does not verify against %s: %s", root_file,
-			         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-			goto out;
-		}
-	}
+	if (root_file &&
+	    verify_to_root(leaf, sk, root_file, X509_PURPOSE_SSL_CLIENT, err, errsz) < 0)
+		goto out;
 	rc = 0;
 out:
 	ERR_clear_error();
-	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(store);
 	sk_X509_pop_free(sk, X509_free);
 	return rc;
 }
@@ -373,22 +386,23 @@ char *sim_json_string(const char *s, enum sim_client client)
 	return out;
 }
 
-int sim_user_claim(const struct http_url *u, enum sim_client client, const char *token,
-                   const char *mac, const char *platform, EVP_PKEY *key, const char *root_file,
-                   struct sim_user_result *res)
+/*
+ * The user flow's headers and initiate, as @p client sends them: the token raw, the
+ * client's Content-Type, the client's JSON spacing. Fills @p hdr and res->node_id.
+ */
+static int user_initiate(const struct http_url *u, enum sim_client client, const char *token,
+                         const char *mac, const char *platform, char hdr[TOKEN_HDR_MAX],
+                         struct sim_user_result *res)
 {
 	struct http_response r = {0};
-	char body[512], hdr[TOKEN_HDR_MAX], *csr = NULL, *csr_json = NULL, *vbody = NULL;
-	char *cert = NULL;
+	char body[512];
 	bool cli = client == SIM_CLI;
 	int rc = -1;
 
-	memset(res, 0, sizeof(*res));
 	res->stage = 1;
-	if (snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n%s", token,
+	if (snprintf(hdr, TOKEN_HDR_MAX, "Authorization: %s\r\n%s", token,
 	             cli ? "Content-Type: application/json\r\n"
-	                 : "Content-Type: application/json; charset=utf-8\r\n") >=
-	    (int)sizeof(hdr)) {
+	                 : "Content-Type: application/json; charset=utf-8\r\n") >= TOKEN_HDR_MAX) {
 		snprintf(res->err, sizeof(res->err), "token too long");
 		return -1;
 	}
@@ -406,7 +420,25 @@ int sim_user_claim(const struct http_url *u, enum sim_client client, const char 
 		         r.body ? r.body : "");
 		goto out;
 	}
+	rc = 0;
+out:
 	http_response_free(&r);
+	return rc;
+}
+
+int sim_user_claim(const struct http_url *u, enum sim_client client, const char *token,
+                   const char *mac, const char *platform, EVP_PKEY *key, const char *root_file,
+                   struct sim_user_result *res)
+{
+	struct http_response r = {0};
+	char hdr[TOKEN_HDR_MAX], *csr = NULL, *csr_json = NULL, *vbody = NULL;
+	char *cert = NULL;
+	bool cli = client == SIM_CLI;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (user_initiate(u, client, token, mac, platform, hdr, res) < 0)
+		return -1;
 	/* The device (app flow) or the CLI makes a CSR for the node_id it was given. */
 	res->stage = 2;
 	if (!(csr = sim_csr_pem(key, res->node_id, cli)) ||
@@ -421,7 +453,9 @@ int sim_user_claim(const struct http_url *u, enum sim_client client, const char 
 		goto out;
 	}
 	rc = -1;
-	if (http_post(u, cli ? "claim/verify?matter=False" : "claim/verify", hdr, vbody,
+	/* The CLI's query string: requests writes Python's True/False (test=True until late
+	 * 2025). */
+	if (http_post(u, cli ? "claim/verify?matter=False&test=True" : "claim/verify", hdr, vbody,
 	              strlen(vbody), 10000, &r, res->err, sizeof(res->err)) < 0)
 		goto out;
 	res->status = r.status;
@@ -447,4 +481,187 @@ out:
 	free(csr_json);
 	free(csr);
 	return rc;
+}
+
+char *sim_matter_csr_pem(EVP_PKEY *key, const char *cn, const char *vendor_id,
+                         const char *product_id)
+{
+	X509_REQ *r = X509_REQ_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *e =
+	    X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:FALSE");
+	X509_NAME *n = r ? X509_REQ_get_subject_name(r) : NULL;
+	char *data, *out = NULL;
+	long len;
+
+	/* As the CLI's gen_host_csr(): CN, then each pair in order, one RDN each, all
+	 * UTF8String (the cryptography package's default for these attributes). */
+	if (!n || !b || !exts || !e || !X509_REQ_set_version(r, 0) ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", V_ASN1_UTF8STRING, (const unsigned char *)cn, -1,
+	                                -1, 0) ||
+	    (vendor_id &&
+	     !X509_NAME_add_entry_by_txt(n, "1.3.6.1.4.1.37244.2.1", V_ASN1_UTF8STRING,
+	                                 (const unsigned char *)vendor_id, -1, -1, 0)) ||
+	    (product_id &&
+	     !X509_NAME_add_entry_by_txt(n, "1.3.6.1.4.1.37244.2.2", V_ASN1_UTF8STRING,
+	                                 (const unsigned char *)product_id, -1, -1, 0)) ||
+	    !X509_REQ_set_pubkey(r, key))
+		goto out;
+	if (!sk_X509_EXTENSION_push(exts, e))
+		goto out;
+	e = NULL;
+	if (!X509_REQ_add_extensions(r, exts) || !X509_REQ_sign(r, key, EVP_sha256()) ||
+	    !PEM_write_bio_X509_REQ(b, r))
+		goto out;
+	len = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)len); /* the CLI keeps the trailing newline */
+out:
+	X509_EXTENSION_free(e);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	BIO_free(b);
+	X509_REQ_free(r);
+	return out;
+}
+
+/* DER of one PEM certificate; -1 when @p pem is not exactly one. */
+static int pem_to_der(const char *pem, size_t n, uint8_t **der, size_t *len)
+{
+	BIO *b = BIO_new_mem_buf(pem, (int)n);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL, *extra = NULL;
+	unsigned char *out = NULL;
+	int dl = -1, rc = -1;
+
+	if (x && !(extra = PEM_read_bio_X509(b, NULL, NULL, NULL)) &&
+	    (dl = i2d_X509(x, &out)) > 0) {
+		*der = out;
+		*len = (size_t)dl;
+		out = NULL;
+		rc = 0;
+	}
+	ERR_clear_error();
+	OPENSSL_free(out);
+	X509_free(extra);
+	X509_free(x);
+	BIO_free(b);
+	return rc;
+}
+
+/*
+ * What the CLI does with a Matter reply: json.loads, then the certificate string split
+ * at the second BEGIN line into the DAC and the PAI, each written as DER. Anything but
+ * exactly two certificates fails, as the partition needs both.
+ */
+static int cli_split_matter(const char *body, struct sim_matter_result *res)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	json_t *j = json_loads(body, 0, NULL);
+	const char *cert = json_string_value(json_object_get(j, "certificate"));
+	const char *second =
+	    cert && strncmp(cert, begin, strlen(begin)) == 0 ? strstr(cert + 1, begin) : NULL;
+	int rc = -1;
+
+	if (!second || strstr(second + 1, begin)) {
+		snprintf(res->u.err, sizeof(res->u.err),
+		         "the reply's certificate is not exactly two PEM certificates");
+		goto out;
+	}
+	if (pem_to_der(cert, (size_t)(second - cert), &res->dac, &res->dac_len) < 0 ||
+	    pem_to_der(second, strlen(second), &res->pai, &res->pai_len) < 0) {
+		snprintf(res->u.err, sizeof(res->u.err),
+		         "a certificate of the reply does not parse");
+		goto out;
+	}
+	res->u.certificate = strdup(cert);
+	rc = res->u.certificate ? 0 : -1;
+out:
+	json_decref(j);
+	return rc;
+}
+
+/* The DAC holds @p key and is signed by the PAI; with @p paa_file the path verifies
+ * (any purpose: a DAC has no extendedKeyUsage). */
+static int check_dac_chain(struct sim_matter_result *res, EVP_PKEY *key, const char *paa_file)
+{
+	const unsigned char *p = res->dac, *q = res->pai;
+	X509 *dac = d2i_X509(NULL, &p, (long)res->dac_len);
+	X509 *pai = d2i_X509(NULL, &q, (long)res->pai_len);
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	char *err = res->u.err;
+	size_t errsz = sizeof(res->u.err);
+	int rc = -1;
+
+	if (!dac || !pai || !untrusted || !sk_X509_push(untrusted, pai)) {
+		snprintf(err, errsz, "cannot read the DAC or PAI");
+		X509_free(pai);
+		goto out;
+	}
+	/* pai is the stack's now */
+	if (EVP_PKEY_eq(X509_get0_pubkey(dac), key) != 1) {
+		snprintf(err, errsz, "the DAC does not hold the CLI's key");
+		goto out;
+	}
+	if (X509_verify(dac, X509_get0_pubkey(pai)) != 1) {
+		snprintf(err, errsz, "the DAC is not signed by the PAI");
+		goto out;
+	}
+	if (paa_file && verify_to_root(dac, untrusted, paa_file, 0, err, errsz) < 0)
+		goto out;
+	rc = 0;
+out:
+	ERR_clear_error();
+	sk_X509_pop_free(untrusted, X509_free);
+	X509_free(dac);
+	return rc;
+}
+
+int sim_matter_claim(const struct http_url *u, const char *token, const char *mac,
+                     const char *platform, EVP_PKEY *key, const char *vendor_id,
+                     const char *product_id, const char *paa_file, struct sim_matter_result *res)
+{
+	struct http_response r = {0};
+	char hdr[TOKEN_HDR_MAX], *csr = NULL, *csr_json = NULL, *vbody = NULL;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (user_initiate(u, SIM_CLI, token, mac, platform, hdr, &res->u) < 0)
+		return -1;
+	res->u.stage = 2;
+	if (!(csr = sim_matter_csr_pem(key, res->u.node_id, vendor_id, product_id)) ||
+	    !(csr_json = sim_json_string(csr, SIM_CLI)) ||
+	    asprintf(&vbody, "{\"csr\": %s}", csr_json) < 0) {
+		vbody = NULL;
+		snprintf(res->u.err, sizeof(res->u.err), "cannot make the CSR");
+		goto out;
+	}
+	if (http_post(u, "claim/verify?matter=True&test=True", hdr, vbody, strlen(vbody), 10000, &r,
+	              res->u.err, sizeof(res->u.err)) < 0)
+		goto out;
+	res->u.status = r.status;
+	if (r.status != 200 || r.content_length <= 0 || r.chunked || r.len > SIM_RESPONSE_MAX) {
+		snprintf(res->u.err, sizeof(res->u.err), "verify: status %d, %zu bytes: %.300s",
+		         r.status, r.len, r.body ? r.body : "");
+		goto out;
+	}
+	res->u.stage = 3;
+	if (cli_split_matter(r.body, res) < 0 || check_dac_chain(res, key, paa_file) < 0)
+		goto out;
+	res->u.body = r.body;
+	r.body = NULL;
+	rc = 0;
+out:
+	http_response_free(&r);
+	free(vbody);
+	free(csr_json);
+	free(csr);
+	return rc;
+}
+
+void sim_matter_result_free(struct sim_matter_result *res)
+{
+	free(res->u.certificate);
+	free(res->u.body);
+	OPENSSL_free(res->dac);
+	OPENSSL_free(res->pai);
+	memset(res, 0, sizeof(*res));
 }

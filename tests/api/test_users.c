@@ -668,9 +668,11 @@ static void no_idp_configured(void)
 	struct fx f;
 	struct http_response r;
 	REQUIRE(fx_up(&f, "no_idp_configured", NULL));
+	/* Not the token's fault: a 401 would make the apps refresh and replay it forever,
+	 * or log the user out (protocol.md 7). */
 	REQUIRE(post(&f.d, "claim/initiate", "Authorization: a.b.c\r\n",
 	             "{\"mac_addr\":\"" MAC1 "\",\"platform\":\"esp32\"}", &r) == 0);
-	check_failure(&r, 401, "unauthorized");
+	check_failure(&r, 403, "authorization: this server takes no user tokens");
 	http_response_free(&r);
 	fx_down(&f);
 }

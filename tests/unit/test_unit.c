@@ -1276,8 +1276,93 @@ static void csv_spellings(void)
 	       t.reasons[0]);
 }
 
+/* node_policies lists (protocol.md 7): canonical text and bits, and what is refused. */
+static void policies_lists(void)
+{
+	static const struct {
+		const char *in;
+		const char *text; /* NULL: refused */
+	} cases[] = {
+	    {"", "mqtt"},
+	    {"mqtt", "mqtt"},
+	    {"videostream", "videostream"},
+	    {"videostream,mqtt", "mqtt,videostream"},
+	    {" MQTT , VideoStream ", "mqtt,videostream"},
+	    {"mqtt,mqtt", "mqtt"},
+	    {"camera", NULL},
+	    {"mqtt,", NULL},
+	    {",mqtt", NULL},
+	    {"mqtt,,videostream", NULL},
+	    {"mqttvideostream", NULL},
+	    {"mqtt;videostream", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct policies p;
+		enum claimd_err e = policies_parse(cases[i].in, strlen(cases[i].in), &p);
+		if (cases[i].text)
+			CHECKF(e == CE_OK && strcmp(p.text, cases[i].text) == 0 &&
+			           !!(p.bits & POLICY_VIDEOSTREAM) ==
+			               !!strstr(cases[i].text, "video"),
+			       "'%s': %s '%s'", cases[i].in, err_name(e), p.text);
+		else
+			CHECKF(e == CE_POLICIES_VALUE, "'%s' accepted", cases[i].in);
+	}
+}
+
+/* A Matter CSR as the CLI makes it: the subject's CN and ids are read, and a subject
+ * with anything else, an id spelt otherwise or a non-P-256 key is refused. */
+static void csr_matter_subject(void)
+{
+	EVP_PKEY *ec = sim_key_new("ec"), *rsa = sim_key_new("rsa");
+	struct matter_subject m;
+	struct csr *c = NULL;
+	char *pem;
+
+	REQUIRE(ec && rsa);
+	pem = sim_matter_csr_pem(ec, "node1", "131B", "0002");
+	REQUIRE(pem);
+	CHECK(csr_check_matter(pem, strlen(pem), &c, &m) == CE_OK && c &&
+	      strcmp(m.cn, "node1") == 0 && strcmp(m.vendor_id, "131B") == 0 &&
+	      strcmp(m.product_id, "0002") == 0);
+	csr_free(c);
+	/* The same CSR is no plain CSR: its subject is more than a CN. */
+	char cn[NODE_ID_MAX + 1];
+	CHECK(csr_check(pem, strlen(pem), &c, cn) == CE_CSR_SUBJECT && !c);
+	free(pem);
+	static const struct {
+		const char *cn, *vid, *pid;
+		enum claimd_err want;
+	} bad[] = {
+	    {"node1", "131B", NULL, CE_MATTER_SUBJECT},
+	    {"node1", NULL, "0002", CE_MATTER_SUBJECT},
+	    {"node1", "131b", "0002", CE_MATTER_SUBJECT},
+	    {"node1", "131B", "02", CE_MATTER_SUBJECT},
+	    {"node1", "131B", "00020", CE_MATTER_SUBJECT},
+	    {"bad cn", "131B", "0002", CE_MATTER_SUBJECT},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pem = sim_matter_csr_pem(ec, bad[i].cn, bad[i].vid, bad[i].pid);
+		REQUIRE(pem);
+		enum claimd_err e = csr_check_matter(pem, strlen(pem), &c, &m);
+		CHECKF(e == bad[i].want && !c, "case %zu: %s", i, err_name(e));
+		free(pem);
+	}
+	/* A plain CSR has no ids; an RSA key is refused before the subject is looked at. */
+	pem = sim_csr_pem(ec, "node1", true);
+	CHECK(csr_check_matter(pem, strlen(pem), &c, &m) == CE_MATTER_SUBJECT &&
+	      strcmp(m.cn, "node1") == 0);
+	free(pem);
+	pem = sim_matter_csr_pem(rsa, "node1", "131B", "0002");
+	CHECK(csr_check_matter(pem, strlen(pem), &c, &m) == CE_MATTER_KEY && !c);
+	free(pem);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+}
+
 static const struct t_case cases[] = {
     {"hmac_vector", hmac_vector},
+    {"policies_lists", policies_lists},
+    {"csr_matter_subject", csr_matter_subject},
     {"config_errors", config_errors},
     {"config_defaults_and_paths", config_defaults_and_paths},
     {"config_example_in_step", config_example_in_step},

@@ -1,0 +1,674 @@
+/*
+ * Matter device certificates (protocol.md section 6) and what today's clients send
+ * (section 7): a PAA and PAI made with the openssl program at test time, the CLI's
+ * --matter claim through claimsim, every DAC through the test-side profile checker
+ * (tests/support/dac_check.c, itself tested on certificates that break one rule
+ * each), refusals, start-up refusals of bad PAIs, node_policies lists, and which
+ * refusals may be 401.
+ */
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_support.h"
+#include "dac_check.h"
+#include "harness.h"
+
+#define VID "131B"
+#define PID "0002"
+
+/*
+ * The openssl config the PKI is made with: the Matter attribute names, and one
+ * extension section per certificate shape (good ones, and ones that break one rule).
+ */
+static const char pki_cnf[] =
+    "oid_section = oids\n"
+    "[oids]\nmatterVID = 1.3.6.1.4.1.37244.2.1\nmatterPID = 1.3.6.1.4.1.37244.2.2\n"
+    "[req]\ndistinguished_name = dn\nstring_mask = utf8only\n[dn]\n"
+    "[paa]\nbasicConstraints = critical,CA:TRUE,pathlen:1\n"
+    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid:always\n"
+    "[pai]\nbasicConstraints = critical,CA:TRUE,pathlen:0\n"
+    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid:always\n"
+    "[pai_path1]\nbasicConstraints = critical,CA:TRUE,pathlen:1\n"
+    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid:always\n"
+    "[pai_nopath]\nbasicConstraints = critical,CA:TRUE\n"
+    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid:always\n"
+    "[pai_no_certsign]\nbasicConstraints = critical,CA:TRUE,pathlen:0\n"
+    "keyUsage = critical,digitalSignature,cRLSign\nsubjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid:always\n"
+    "[dac]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
+    "[dac_eku]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+    "extendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid:always\n"
+    "[dac_ku_noncrit]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = digitalSignature\n"
+    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
+    "[dac_ku_more]\nbasicConstraints = critical,CA:FALSE\n"
+    "keyUsage = critical,digitalSignature,keyEncipherment\n"
+    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
+    "[dac_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,digitalSignature\n"
+    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
+    "[dac_no_aki]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
+    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = none\n";
+
+#define EC_KEY_CMD  "openssl ecparam -name prime256v1 -genkey -noout -out"
+#define P384_CMD    "openssl ecparam -name secp384r1 -genkey -noout -out"
+#define RSA_KEY_CMD "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out"
+
+/* Runs @p cmd in @p dir quietly; true on exit status 0 (else prints the output). */
+static bool in_dir(const char *dir, const char *cmd)
+{
+	char *out = NULL;
+	int rc = t_run(&out, "cd '%s' && ( %s ) 2>&1", dir, cmd);
+	if (rc != 0)
+		fprintf(stderr, "in %s: %s: exit %d: %s\n", dir, cmd, rc, out ? out : "");
+	free(out);
+	return rc == 0;
+}
+
+/* A certificate @p name (.key, .pem) signed by @p ca with key command @p keycmd,
+ * subject @p subj, extension section @p ext and @p days of validity. */
+static bool issue(const char *dir, const char *name, const char *keycmd, const char *subj,
+                  const char *ca, const char *ext, int days)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+	         "%s %s.key && chmod 600 %s.key && "
+	         "openssl req -config m.cnf -new -key %s.key -subj '%s' -out %s.csr && "
+	         "openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key -days %d "
+	         "-set_serial 0x%08X -extfile m.cnf -extensions %s -out %s.pem",
+	         keycmd, name, name, name, subj, name, name, ca, ca, days,
+	         (unsigned)(days * 131 + (unsigned char)name[0] * 7 + strlen(name)), ext, name);
+	return in_dir(dir, cmd);
+}
+
+/* The PAA and the good PAI in @p dir (T->dir/matter). */
+static bool make_pki(const char *dir)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "mkdir -p '%s'", dir);
+	if (t_run(NULL, "%s", path) != 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/m.cnf", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	fputs(pki_cnf, f);
+	fclose(f);
+	return in_dir(dir, EC_KEY_CMD " paa.key && chmod 600 paa.key && "
+	                              "openssl req -config m.cnf -new -x509 -key paa.key "
+	                              "-subj '/CN=Test PAA/matterVID=" VID
+	                              "' -days 3650 -extensions paa "
+	                              "-out paa.pem") &&
+	       issue(dir, "pai", EC_KEY_CMD, "/CN=Test PAI/matterVID=" VID, "paa", "pai", 1825);
+}
+
+struct mfx {
+	struct fx f;
+	char idp[1200];
+	char yaml[2048];
+	char dir[1100]; /* T->dir/matter */
+};
+
+/* The users: and matter: sections, the PAI given as @p pai (relative to the config). */
+static void mfx_yaml(struct mfx *m, const char *pai, const char *products)
+{
+	char users[512];
+	test_users_yaml(users, sizeof(users), 0);
+	snprintf(m->yaml, sizeof(m->yaml),
+	         "%smatter:\n  pai_certificate: matter/%s.pem\n  pai_key: matter/%s.key\n"
+	         "  vendor_id: \"131b\"\n  product_ids: %s\n",
+	         users, pai, pai, products);
+	m->f.t.o.extra = m->yaml;
+}
+
+/* A world with users, the PKI, and Matter configured for products 0002 and 8000. */
+static bool mfx_up(struct mfx *m, const char *name, bool start)
+{
+	struct topts o = {.mqtt_host = "mqtt.test", .mqtt_cred_host = "creds.test"};
+	if (!tenv_setup(&m->f.t, name, &o))
+		return false;
+	snprintf(m->dir, sizeof(m->dir), "%s/matter", m->f.t.dir);
+	mfx_yaml(m, "pai", "[\"0002\", \"8000\"]");
+	if (!make_pki(m->dir) || !tenv_write_config(&m->f.t) ||
+	    !test_idp_create(&m->f.t, "ec", m->idp))
+		return false;
+	return !start || daemon_start(&m->f.t, &m->f.d);
+}
+
+static X509 *cert_at(const struct mfx *m, const char *name)
+{
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/%s.pem", m->dir, name);
+	return dac_read_cert(path);
+}
+
+/* The checker's verdict on certificate @p name of the PKI. */
+static const char *verdict(const struct mfx *m, const char *name, const char *vid, const char *pid)
+{
+	X509 *dac = cert_at(m, name), *pai = cert_at(m, "pai"), *paa = cert_at(m, "paa");
+	const char *why = dac ? dac_profile_check(dac, pai, paa, NULL, vid, pid) : "unreadable";
+	X509_free(dac);
+	X509_free(pai);
+	X509_free(paa);
+	return why;
+}
+
+/* The checker itself: a good DAC passes, and each broken rule is caught by that rule. */
+static void dac_checker_rules(void)
+{
+	struct mfx m;
+	REQUIRE(mfx_up(&m, "dac_checker_rules", false));
+	const char *good = "/CN=node1/matterVID=" VID "/matterPID=" PID;
+	REQUIRE(issue(m.dir, "good", EC_KEY_CMD, good, "pai", "dac", 365));
+	const char *why = verdict(&m, "good", VID, PID);
+	CHECKF(why == NULL, "a good DAC: %s", why);
+	static const struct {
+		const char *name, *keycmd, *subj, *ext;
+		int days;
+		const char *rule;
+	} bad[] = {
+	    {"eku", EC_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac_eku", 365,
+	     "extendedKeyUsage"},
+	    {"kunc", EC_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac_ku_noncrit", 365,
+	     "keyUsage: missing, repeated or not critical"},
+	    {"kumore", EC_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac_ku_more", 365,
+	     "keyUsage: not digitalSignature alone"},
+	    {"ca", EC_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac_ca", 365,
+	     "basicConstraints: not CA:FALSE"},
+	    {"noaki", EC_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac_no_aki", 365,
+	     "authorityKeyIdentifier"},
+	    {"rsa", RSA_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac", 365,
+	     "key: not EC P-256"},
+	    {"p384", P384_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac", 365,
+	     "key: not EC P-256"},
+	    {"nopid", EC_KEY_CMD, "/CN=n/matterVID=131B", "dac", 365, "product id missing"},
+	    {"novid", EC_KEY_CMD, "/CN=n/matterPID=0002", "dac", 365, "vendor id missing"},
+	    {"wrongvid", EC_KEY_CMD, "/CN=n/matterVID=FFF1/matterPID=0002", "dac", 365,
+	     "subject: vendor id not the expected"},
+	    {"lowerhex", EC_KEY_CMD, "/CN=n/matterVID=131b/matterPID=0002", "dac", 365,
+	     "subject: vendor id not the expected"},
+	    {"extra", EC_KEY_CMD, "/CN=n/O=Acme/matterVID=131B/matterPID=0002", "dac", 365,
+	     "attributes other than"},
+	    {"outlives", EC_KEY_CMD, "/CN=n/matterVID=131B/matterPID=0002", "dac", 4000,
+	     "validity: outside the PAI's"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		REQUIRE(issue(m.dir, bad[i].name, bad[i].keycmd, bad[i].subj, "pai", bad[i].ext,
+		              bad[i].days));
+		why = verdict(&m, bad[i].name, VID, PID);
+		CHECKF(why && strstr(why, bad[i].rule), "%s: expected '%s', got '%s'", bad[i].name,
+		       bad[i].rule, why ? why : "(passed)");
+	}
+	/* A good DAC checked against other expectations, and against a foreign PAA. */
+	why = verdict(&m, "good", VID, "0003");
+	CHECKF(why && strstr(why, "product id"), "%s", why ? why : "(passed)");
+	REQUIRE(in_dir(m.dir,
+	               EC_KEY_CMD " other.key && openssl req -config m.cnf -new -x509 "
+	                          "-key other.key -subj '/CN=Other PAA' -days 30 -extensions paa "
+	                          "-out other.pem"));
+	X509 *dac = cert_at(&m, "good"), *pai = cert_at(&m, "pai"), *other = cert_at(&m, "other");
+	why = dac_profile_check(dac, pai, other, NULL, VID, PID);
+	CHECKF(why && strstr(why, "chain"), "%s", why ? why : "(passed)");
+	why = dac_profile_check(dac, pai, NULL, "node2", VID, PID);
+	CHECKF(why && strstr(why, "CN"), "%s", why ? why : "(passed)");
+	/* Signed by the PAA instead of the PAI: the issuer is wrong. */
+	X509 *paa = cert_at(&m, "paa");
+	why = dac_profile_check(dac, paa, NULL, NULL, VID, PID);
+	CHECKF(why != NULL, "a DAC checked against the wrong issuer passed");
+	X509_free(paa);
+	X509_free(dac);
+	X509_free(pai);
+	X509_free(other);
+	tenv_teardown(&m.f.t);
+}
+
+/* A Matter claim as the CLI makes it, from the claimsim program: two DER files. */
+static void matter_cli_claim(void)
+{
+	struct mfx m;
+	char *out = NULL;
+	REQUIRE(mfx_up(&m, "matter_cli_claim", true));
+	char *tok = test_token(m.idp, "alice");
+	REQUIRE(tok);
+	char paa[1200];
+	snprintf(paa, sizeof(paa), "%s/paa.pem", m.dir);
+	int rc = t_run(&out,
+	               "'%s' cli --matter --vendor-id 131B --product-id 0002 "
+	               "--url 'http://127.0.0.1:%u' --token '%s' --mac 7C:DF:A1:00:05:01 "
+	               "--out '%s' --root '%s' 2>&1",
+	               t_bin("claimsim"), m.f.d.port, tok, m.f.t.dir, paa);
+	CHECKF(rc == 0, "%s", out ? out : "");
+	char node[65] = "";
+	const char *at = out ? strstr(out, "Matter node ") : NULL;
+	REQUIRE(at && sscanf(at, "Matter node %64[A-Za-z0-9_-]", node) == 1);
+	free(out);
+	char dacf[1300], paif[1300];
+	snprintf(dacf, sizeof(dacf), "%s/%s.dac.der", m.f.t.dir, node);
+	snprintf(paif, sizeof(paif), "%s/%s.pai.der", m.f.t.dir, node);
+	X509 *dac = dac_read_cert(dacf), *pai = dac_read_cert(paif), *paa_x = cert_at(&m, "paa");
+	REQUIRE(dac && pai && paa_x);
+	const char *why = dac_profile_check(dac, pai, paa_x, node, VID, PID);
+	CHECKF(why == NULL, "the issued DAC: %s", why);
+	/* The second file is the configured PAI itself. */
+	X509 *pai_conf = cert_at(&m, "pai");
+	CHECK(pai_conf && X509_cmp(pai, pai_conf) == 0);
+	X509_free(pai_conf);
+	X509_free(dac);
+	X509_free(pai);
+	X509_free(paa_x);
+	/* Recorded like any certificate, with its profile and flow. */
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM certificates c JOIN nodes n USING (node_id) "
+	               "WHERE node_id = '%s' AND profile = 'matter-dac' AND c.node_policies = "
+	               "'mqtt' AND n.user_id = 'alice' AND n.mac = '7CDFA1000501'",
+	               node) == 1);
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM audit WHERE flow = 'matter' AND event = 'verify' "
+	               "AND outcome = 'ok' AND node_id = '%s' AND serial IS NOT NULL",
+	               node) == 1);
+	struct http_response r;
+	REQUIRE(raw(&m.f.d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECKF(strstr(r.body, "claimd_claims_total{flow=\"matter\",outcome=\"OK\"} 1\n"), "%s",
+	       r.body);
+	CHECKF(strstr(r.body, "claimd_certificates_issued_total{flow=\"matter\"} 1\n"), "%s",
+	       r.body);
+	http_response_free(&r);
+	/* claimctl lists and revokes it; the CA's CRL does not carry the PAI's serials. */
+	char *serial =
+	    sql_value(&m.f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", node);
+	REQUIRE(serial);
+	char args[256];
+	snprintf(args, sizeof(args), "certs list --node %s", node);
+	CHECK(fx_claimctl(&m.f, &out, args) == 0 && out && strstr(out, serial) &&
+	      strstr(out, "valid"));
+	free(out);
+	snprintf(args, sizeof(args), "certs revoke %s --reason keyCompromise", serial);
+	CHECK(fx_claimctl(&m.f, &out, args) == 0);
+	free(out);
+	snprintf(args, sizeof(args), "certs list --node %s", node);
+	CHECK(fx_claimctl(&m.f, &out, args) == 0 && out && strstr(out, "revoked"));
+	free(out);
+	CHECK(fx_claimctl(&m.f, &out, "crl") == 0 && out);
+	if (out) {
+		char *txt = NULL;
+		char crl[1300];
+		snprintf(crl, sizeof(crl), "%s/ca.crl", m.f.t.dir);
+		FILE *f = fopen(crl, "w");
+		if (f) {
+			fputs(out, f);
+			fclose(f);
+		}
+		CHECK(t_run(&txt, "openssl crl -in '%s' -noout -text", crl) == 0 && txt &&
+		      !strstr(txt, serial));
+		free(txt);
+	}
+	free(out);
+	free(serial);
+	free(tok);
+	fx_down(&m.f);
+}
+
+/* In-process: videostream brings mqtt_cred_host; a re-claim supersedes the first DAC. */
+static void matter_policies_and_reclaim(void)
+{
+	struct mfx m;
+	struct sim_matter_result res;
+	char paa[1200];
+	REQUIRE(mfx_up(&m, "matter_policies_and_reclaim", true));
+	snprintf(paa, sizeof(paa), "%s/paa.pem", m.dir);
+	char *tok = test_token(m.idp, "bob");
+	REQUIRE(tok);
+	EVP_PKEY *k = sim_key_new("ec");
+	int rc =
+	    sim_matter_claim(&m.f.d.url, tok, "7CDFA1000601", "host", k, VID, "8000", paa, &res);
+	CHECKF(rc == 0, "%s", res.u.err);
+	CHECK(!strstr(res.u.body ? res.u.body : "", "mqtt_host"));
+	char node[65];
+	snprintf(node, sizeof(node), "%s", res.u.node_id);
+	sim_matter_result_free(&res);
+	/* The same device again, asking for videostream: a second DAC, the first superseded. */
+	char hdr[4200], body[128], *csr = NULL, *b = NULL;
+	struct http_response r;
+	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", tok);
+	snprintf(body, sizeof(body), "{\"mac_addr\": \"7CDFA1000601\", \"platform\": \"host\"}");
+	REQUIRE(post(&m.f.d, "claim/initiate", hdr, body, &r) == 0 && r.status == 200);
+	http_response_free(&r);
+	csr = sim_matter_csr_pem(k, node, VID, "8000");
+	char *js = sim_json_string(csr, SIM_CLI);
+	REQUIRE(asprintf(&b, "{\"csr\": %s, \"node_policies\": \"mqtt, VideoStream\"}", js) > 0);
+	REQUIRE(post(&m.f.d, "claim/verify?matter=True&test=True", hdr, b, &r) == 0);
+	CHECKF(r.status == 200, "%s", r.body);
+	check_framing(&r);
+	char host[64];
+	CHECK(sim_firmware_string(r.body, "mqtt_cred_host", host, sizeof(host), false) &&
+	      strcmp(host, "creds.test") == 0);
+	CHECK(!strstr(r.body, "\"mqtt_host\""));
+	http_response_free(&r);
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM certificates WHERE node_id = '%s' AND profile = "
+	               "'matter-dac' AND node_policies = 'mqtt,videostream' AND revoked_at IS NULL",
+	               node) == 1);
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM certificates WHERE node_id = '%s' AND revoked_at IS "
+	               "NOT NULL AND revocation_reason = 4",
+	               node) == 1);
+	free(b);
+	free(js);
+	free(csr);
+	EVP_PKEY_free(k);
+	free(tok);
+	fx_down(&m.f);
+}
+
+/* Posts a Matter verify of @p csr for @p tok; the status, with the body in @p r. */
+static int matter_verify(struct mfx *m, const char *tok, const char *csr, struct http_response *r)
+{
+	char hdr[4200], *js = sim_json_string(csr, SIM_CLI), *b = NULL;
+	int rc = -1;
+	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", tok);
+	if (js && asprintf(&b, "{\"csr\": %s}", js) > 0 &&
+	    post(&m->f.d, "claim/verify?matter=True", hdr, b, r) == 0)
+		rc = r->status;
+	free(b);
+	free(js);
+	return rc;
+}
+
+static char *initiate_as(struct mfx *m, const char *tok, const char *mac)
+{
+	char hdr[4200], body[128], node[65];
+	struct http_response r;
+	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", tok);
+	snprintf(body, sizeof(body), "{\"mac_addr\": \"%s\", \"platform\": \"host\"}", mac);
+	if (post(&m->f.d, "claim/initiate", hdr, body, &r) < 0)
+		return NULL;
+	bool ok =
+	    r.status == 200 && sim_firmware_string(r.body, "node_id", node, sizeof(node), false);
+	http_response_free(&r);
+	return ok ? strdup(node) : NULL;
+}
+
+/* Every refusal names its reason, with 400; nothing is recorded but the audit row. */
+static void matter_refusals(void)
+{
+	struct mfx m;
+	struct http_response r;
+	REQUIRE(mfx_up(&m, "matter_refusals", true));
+	char *alice = test_token(m.idp, "alice"), *bob = test_token(m.idp, "bob");
+	REQUIRE(alice && bob);
+	char *node = initiate_as(&m, alice, "7CDFA1000701");
+	char *bobs = initiate_as(&m, bob, "7CDFA1000702");
+	REQUIRE(node && bobs);
+	EVP_PKEY *ec = sim_key_new("ec"), *rsa = sim_key_new("rsa");
+	REQUIRE(ec && rsa);
+	static const struct {
+		const char *what, *vid, *pid;
+		bool rsa, others_node;
+		const char *desc;
+	} cases[] = {
+	    {"RSA key", VID, PID, true, false, "csr: a Matter DAC needs an EC P-256 key"},
+	    {"wrong vendor", "FFF1", PID, false, false, "csr: the Matter vendor id is not"},
+	    {"product not allowed", VID, "0003", false, false, "csr: the Matter product id"},
+	    {"no product id", VID, NULL, false, false, "csr: a Matter CSR's subject must be"},
+	    {"no vendor id", NULL, PID, false, false, "csr: a Matter CSR's subject must be"},
+	    {"lower-case vendor", "131b", PID, false, false, "csr: a Matter CSR's subject must be"},
+	    {"another user's node", VID, PID, false, true, "csr: CN is not a node this user"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *csr =
+		    sim_matter_csr_pem(cases[i].rsa ? rsa : ec, cases[i].others_node ? bobs : node,
+		                       cases[i].vid, cases[i].pid);
+		REQUIRE(csr);
+		int st = matter_verify(&m, alice, csr, &r);
+		CHECKF(st == 400, "%s: %d %s", cases[i].what, st, r.body);
+		check_failure(&r, 400, cases[i].desc);
+		http_response_free(&r);
+		free(csr);
+	}
+	/* A plain (non-Matter) CSR is a subject refusal too. */
+	char *plain = sim_csr_pem(ec, node, true);
+	CHECK(matter_verify(&m, alice, plain, &r) == 400);
+	check_failure(&r, 400, "subject must be CN=<node_id> with the Matter vendor id");
+	http_response_free(&r);
+	free(plain);
+	/* No token: Matter is host-driven only (400); a bad token: 401, before anything. */
+	REQUIRE(post(&m.f.d, "claim/verify?matter=true", "", "{\"csr\":\"x\"}", &r) == 0);
+	check_failure(&r, 400, "host-driven claiming only");
+	http_response_free(&r);
+	REQUIRE(post(&m.f.d, "claim/verify?matter=true", "Authorization: x.y.z\r\n",
+	             "{\"csr\":\"x\"}", &r) == 0);
+	check_failure(&r, 401, "unauthorized");
+	http_response_free(&r);
+	CHECK(sql_long(&m.f.t, "SELECT count(*) FROM certificates") == 0);
+	CHECK(sql_long(&m.f.t, "SELECT count(*) FROM audit WHERE flow = 'matter' AND outcome = "
+	                       "'refused'") == 8);
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM audit WHERE flow = 'matter' AND reason = "
+	               "'MATTER_KEY' AND node_id = '%s'",
+	               node) == 1);
+	/* After all that, a right CSR still works: refusals do not spend the initiate. */
+	char *good = sim_matter_csr_pem(ec, node, VID, PID);
+	CHECK(matter_verify(&m, alice, good, &r) == 200);
+	http_response_free(&r);
+	free(good);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+	free(node);
+	free(bobs);
+	free(alice);
+	free(bob);
+	fx_down(&m.f);
+}
+
+/* claimd -t on the case's config: exit status, and whether the output holds @p want. */
+static void refused_with(struct mfx *m, const char *pai, const char *products, const char *want)
+{
+	char *out = NULL;
+	mfx_yaml(m, pai, products);
+	REQUIRE(tenv_write_config(&m->f.t));
+	int rc = t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), m->f.t.config);
+	CHECKF(rc != 0 && out && strstr(out, want), "%s: exit %d: %s", pai, rc, out ? out : "");
+	free(out);
+}
+
+/* Start-up refuses every PAI that could not sign a valid DAC, and says why. */
+static void pai_startup_refusals(void)
+{
+	struct mfx m;
+	char *out = NULL;
+	REQUIRE(mfx_up(&m, "pai_startup_refusals", false));
+	/* The good one passes, products in any case. */
+	mfx_yaml(&m, "pai", "[\"0002\", \"800a\"]");
+	REQUIRE(tenv_write_config(&m.f.t));
+	CHECKF(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), m.f.t.config) == 0, "%s", out);
+	free(out);
+	const char *s = "/CN=PAI/matterVID=" VID;
+	REQUIRE(issue(m.dir, "rsa", RSA_KEY_CMD, s, "paa", "pai", 365));
+	REQUIRE(issue(m.dir, "p384", P384_CMD, s, "paa", "pai", 365));
+	REQUIRE(issue(m.dir, "path1", EC_KEY_CMD, s, "paa", "pai_path1", 365));
+	REQUIRE(issue(m.dir, "nopath", EC_KEY_CMD, s, "paa", "pai_nopath", 365));
+	REQUIRE(issue(m.dir, "nosign", EC_KEY_CMD, s, "paa", "pai_no_certsign", 365));
+	REQUIRE(issue(m.dir, "leaf", EC_KEY_CMD, s, "paa", "dac", 365));
+	REQUIRE(issue(m.dir, "vid", EC_KEY_CMD, "/CN=PAI/matterVID=FFF1", "paa", "pai", 365));
+	REQUIRE(issue(m.dir, "novid", EC_KEY_CMD, "/CN=PAI", "paa", "pai", 365));
+	REQUIRE(issue(m.dir, "pidpai", EC_KEY_CMD, "/CN=PAI/matterVID=131B/matterPID=0002", "paa",
+	              "pai", 365));
+	/* A subject so long that a DAC and the PAI cannot fit in 3071 bytes. */
+	char big[1400] = "/CN=PAI";
+	for (int i = 0; i < 14; i++)
+		strcat(big, "/OU=ouououououououououououououououououououououououououououououou");
+	strcat(big, "/matterVID=" VID);
+	REQUIRE(issue(m.dir, "big", EC_KEY_CMD, big, "paa", "pai", 365));
+	refused_with(&m, "rsa", "[]", "the PAI key must be EC P-256");
+	refused_with(&m, "p384", "[]", "the PAI key must be EC P-256");
+	refused_with(&m, "path1", "[]", "pathLenConstraint 0");
+	refused_with(&m, "nopath", "[]", "pathLenConstraint 0");
+	refused_with(&m, "nosign", "[]", "keyCertSign");
+	refused_with(&m, "leaf", "[]", "not a PAI");
+	refused_with(&m, "vid", "[]", "vendor id (FFF1) is not matter.vendor_id (131B)");
+	refused_with(&m, "novid", "[]", "vendor id (none, or malformed)");
+	refused_with(&m, "pidpai", "[\"0003\"]", "the PAI's subject names product 0002 only");
+	refused_with(&m, "big", "[]", "over the firmware's limit of 3071");
+	refused_with(&m, "pai", "[\"12345\"]", "matter.product_ids: '12345' is not 4 hex digits");
+	/* A readable key is refused like the CA's. */
+	t_run(NULL, "chmod 644 '%s/pai.key'", m.dir);
+	refused_with(&m, "pai", "[]", "group- or world-accessible");
+	t_run(NULL, "chmod 600 '%s/pai.key'", m.dir);
+	/* Half a section is an error with its position. */
+	char users[512];
+	test_users_yaml(users, sizeof(users), 0);
+	snprintf(m.yaml, sizeof(m.yaml), "%smatter:\n  pai_certificate: matter/pai.pem\n", users);
+	REQUIRE(tenv_write_config(&m.f.t));
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), m.f.t.config) != 0 && out &&
+	      strstr(out, "claimd.yaml:") && strstr(out, "are all required"));
+	free(out);
+	tenv_teardown(&m.f.t);
+}
+
+/* node_policies lists in both flows: canonical per certificate, mqtt_cred_host with
+ * videostream, anything else 400. */
+static void node_policies_lists(void)
+{
+	struct mfx m;
+	struct http_response r;
+	REQUIRE(mfx_up(&m, "node_policies_lists", true));
+	char *tok = test_token(m.idp, "carol");
+	REQUIRE(tok);
+	static const struct {
+		const char *sent; /* NULL: no field */
+		int status;
+		const char *stored; /* certificates.node_policies, or the refusal */
+		bool cred_host;
+	} cases[] = {
+	    {NULL, 200, "mqtt", false},
+	    {"", 200, "mqtt", false},
+	    {"mqtt", 200, "mqtt", false},
+	    {"videostream", 200, "videostream", true},
+	    {" videostream , MQTT", 200, "mqtt,videostream", true},
+	    {"mqtt,videostream,mqtt", 200, "mqtt,videostream", true},
+	    {"bogus", 400, "node_policies: must be a comma-separated list", false},
+	    {"mqtt,", 400, "node_policies: must be a comma-separated list", false},
+	    {"mqtt,,videostream", 400, "node_policies: must be a comma-separated list", false},
+	};
+	char hdr[4200];
+	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", tok);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char mac[13];
+		snprintf(mac, sizeof(mac), "7CDFA10008%02zu", i);
+		char *node = initiate_as(&m, tok, mac);
+		REQUIRE(node);
+		EVP_PKEY *k = sim_key_new("ec");
+		char *csr = sim_csr_pem(k, node, false), *js = sim_json_string(csr, SIM_ANDROID),
+		     *b;
+		char pol[128] = "";
+		if (cases[i].sent)
+			snprintf(pol, sizeof(pol), ",\"node_policies\":\"%s\"", cases[i].sent);
+		REQUIRE(asprintf(&b, "{\"csr\":%s%s}", js, pol) > 0);
+		REQUIRE(post(&m.f.d, "claim/verify", hdr, b, &r) == 0);
+		CHECKF(r.status == cases[i].status, "'%s': %d %s", cases[i].sent, r.status, r.body);
+		if (cases[i].status == 200) {
+			check_cert_reply(r.body, r.len, NULL,
+			                 cases[i].cred_host ? "creds.test" : NULL);
+			CHECKF(
+			    sql_long(&m.f.t,
+			             "SELECT count(*) FROM certificates WHERE node_id = '%s' AND "
+			             "node_policies = '%s' AND profile = 'node'",
+			             node, cases[i].stored) == 1,
+			    "'%s' not stored as %s", cases[i].sent, cases[i].stored);
+		} else {
+			check_failure(&r, cases[i].status, cases[i].stored);
+		}
+		http_response_free(&r);
+		free(b);
+		free(js);
+		free(csr);
+		EVP_PKEY_free(k);
+		free(node);
+	}
+	free(tok);
+	fx_down(&m.f);
+}
+
+/* 401 only for token problems; unknown query parameters ignored; GET /mqtt_host. */
+static void status_rules(void)
+{
+	struct mfx m;
+	struct http_response r;
+	REQUIRE(mfx_up(&m, "status_rules", true));
+	char *tok = test_token(m.idp, "dave");
+	REQUIRE(tok);
+	char hdr[4200];
+	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", tok);
+	/* Unknown parameters on both endpoints, as older CLIs send them. */
+	REQUIRE(post(&m.f.d, "claim/initiate?test=True&x=1", hdr,
+	             "{\"mac_addr\": \"7CDFA1000901\", \"platform\": \"host\"}", &r) == 0);
+	CHECKF(r.status == 200, "%s", r.body);
+	http_response_free(&r);
+	/* Token problems: 401 with the description the iOS app looks for. */
+	static const char *const bad[] = {"Authorization: \r\n", "Authorization: Bearer \r\n",
+	                                  "Authorization: not-a-jwt\r\n",
+	                                  "Authorization: a.b.c\r\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		REQUIRE(post(&m.f.d, "claim/verify?matter=True", bad[i], "{\"csr\":\"x\"}", &r) ==
+		        0);
+		check_failure(&r, 401, "unauthorized");
+		http_response_free(&r);
+	}
+	/* Every other refusal a user can meet is not 401: field, CSR, initiate, Matter. */
+	static const struct {
+		const char *path, *body;
+		int status;
+	} other[] = {
+	    {"claim/verify", "{\"csr\":5}", 400},
+	    {"claim/verify", "{\"csr\":\"x\"}", 400},
+	    {"claim/verify", "[]", 400},
+	    {"claim/verify?matter=True", "{\"csr\":\"x\"}", 400},
+	    {"claim/verify", "{\"csr\":\"x\",\"node_policies\":\"camera\"}", 400},
+	    {"claim/initiate", "{\"mac_addr\":\"xyz\",\"platform\":\"host\"}", 400},
+	};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		REQUIRE(post(&m.f.d, other[i].path, hdr, other[i].body, &r) == 0);
+		CHECKF(r.status == other[i].status, "%s %s: %d %s", other[i].path, other[i].body,
+		       r.status, r.body);
+		http_response_free(&r);
+	}
+	/* The CLI asks its API host for the MQTT host before every claim. */
+	REQUIRE(raw(&m.f.d, "GET /mqtt_host HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECKF(r.status == 200 &&
+	           strcmp(r.body,
+	                  "{\"mqtt_host\":\"mqtt.test\",\"mqtt_cred_host\":\"creds.test\"}") == 0,
+	       "%d %s", r.status, r.body);
+	check_framing(&r);
+	http_response_free(&r);
+	fx_down(&m.f);
+	/* Without hosts configured it is a clear 404. */
+	struct fx f;
+	REQUIRE(fx_up(&f, "status_rules_nohost", NULL));
+	REQUIRE(raw(&f.d, "GET /mqtt_host HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	check_failure(&r, 404, "mqtt_host: not configured");
+	http_response_free(&r);
+	fx_down(&f);
+	free(tok);
+}
+
+static const struct t_case cases[] = {
+    {"dac_checker_rules", dac_checker_rules},
+    {"matter_cli_claim", matter_cli_claim},
+    {"matter_policies_and_reclaim", matter_policies_and_reclaim},
+    {"matter_refusals", matter_refusals},
+    {"pai_startup_refusals", pai_startup_refusals},
+    {"node_policies_lists", node_policies_lists},
+    {"status_rules", status_rules},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
