@@ -500,24 +500,10 @@ static void half_closed_client(void)
 	struct pfx p;
 	struct http_response r;
 	struct timespec t0;
-	char err[256], req[256];
-	const char *body = "{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp32s3\"}";
 
 	REQUIRE(pfx_up(&p, "half_closed_client", 1));
 	struct http_conn c = {.url = p.ng.front.url, .fd = -1};
-	int n = snprintf(req, sizeof(req),
-	                 "POST /claim/initiate HTTP/1.1\r\nHost: localhost\r\n"
-	                 "Content-Length: %zu\r\n\r\n%s",
-	                 strlen(body), body);
-	REQUIRE(http_conn_open(&c, 5000, err, sizeof(err)) == 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	REQUIRE(http_conn_write(&c, req, (size_t)n) == 0);
-	REQUIRE(http_conn_shutdown_write(&c) == 0);
-	/* Nothing more to send: read the one reply. */
-	REQUIRE(http_conn_exchange(&c, "", 0, 5000, &r, err, sizeof(err)) == 0);
-	check_framing(&r);
-	CHECKF(r.status == 200 && r.body && strstr(r.body, "auth_id"), "%d %s", r.status,
-	       r.body ? r.body : "");
+	REQUIRE(initiate_then_fin(&c, 0, &t0, &r));
 	http_response_free(&r);
 	/* Then the end of the connection, well before any timeout. */
 	bool ended = c.fd < 0 || http_conn_readable(&c, 5000);

@@ -4,10 +4,12 @@
  */
 #include "api_support.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "claimd/cert_reply.h"
 #include "claimd/devidp.h"
@@ -56,6 +58,38 @@ int raw(struct daemon *d, const char *req, struct http_response *r)
 }
 
 /* Framing every reply must have: Content-Length > 0 that matches, never chunked, ASCII. */
+bool initiate_then_fin(struct http_conn *c, size_t short_by, struct timespec *t0,
+                       struct http_response *r)
+{
+	static const char body[] = "{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp32s3\"}";
+	char req[256], err[256] = "";
+	int n = snprintf(req, sizeof(req),
+	                 "POST /claim/initiate HTTP/1.1\r\nHost: localhost\r\n"
+	                 "Content-Length: %zu\r\n\r\n%s",
+	                 strlen(body), body);
+
+	memset(r, 0, sizeof(*r));
+	if (http_conn_open(c, 5000, err, sizeof(err)) < 0)
+		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, t0);
+	if (http_conn_write(c, req, (size_t)n - short_by) < 0 || http_conn_shutdown_write(c) < 0) {
+		snprintf(err, sizeof(err), "write: %s", strerror(errno));
+		goto fail;
+	}
+	if (short_by)
+		return true;
+	/* Nothing more to send: read the one reply. */
+	if (http_conn_exchange(c, "", 0, 5000, r, err, sizeof(err)) < 0)
+		goto fail;
+	check_framing(r);
+	if (r->status == 200 && r->body && strstr(r->body, "auth_id"))
+		return true;
+	snprintf(err, sizeof(err), "reply %d %s", r->status, r->body ? r->body : "");
+fail:
+	fprintf(stderr, "initiate then FIN: %s\n", err);
+	return false;
+}
+
 void check_framing(const struct http_response *r)
 {
 	CHECKF(r->content_length > 0, "Content-Length %ld", r->content_length);

@@ -40,6 +40,14 @@ int raw(struct daemon *d, const char *req, struct http_response *r);
 /** Content-Length > 0 and right, not chunked, <= 3071 bytes, ASCII. */
 void check_framing(const struct http_response *r);
 /**
+ * Opens @p c (its url set, fd -1) and sends a self-claim initiate for 7CDFA1000001 less
+ * its last @p short_by bytes, then half-closes (FIN). @p t0 gets the time of the first
+ * byte. With @p short_by 0 it reads the one reply into @p r and checks its framing and
+ * that it is a 200 with an auth_id. False (said on stderr) on any failure.
+ */
+bool initiate_then_fin(struct http_conn *c, size_t short_by, struct timespec *t0,
+                       struct http_response *r);
+/**
  * A certificate reply is byte for byte what cert_reply_body() makes of the certificates
  * it carries, with exactly the hosts @p mqtt_host and @p mqtt_cred_host (NULL: absent).
  */
