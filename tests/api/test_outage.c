@@ -1,17 +1,16 @@
 /*
  * Operations under a steady load of self claims (claimsim bench --rate): PostgreSQL
  * stopped (fast shutdown) and killed (kill -9 of the postmaster) and started again, a
- * failover to a synchronous standby, and claimd stopped with SIGTERM. The devices may
- * see only 200, or 503 with Retry-After and the failure body, each within their 5 s;
- * claims must work again soon after the database is back, without a restart; and the
- * database must hold every certificate a device was given (the serials the load
- * generator logged), with its node and audit rows, no spent challenge without its
- * certificate and no auth_id spent twice. The PostgreSQL cases run clusters of their
- * own (stopping the fixture's would break the other tests). OUTAGE_RATE (claims/s) and
- * OUTAGE_PHASE (seconds each phase lasts) scale them: tests/bench/outage.sh runs the
- * full version.
+ * failover and a switchover to a synchronous standby, and claimd stopped with SIGTERM
+ * with a verify in flight. The devices may see only 200, or 503 with Retry-After and
+ * the failure body, each within their 5 s; claims must work again soon after the
+ * database is back, without a restart; and the database must hold every certificate a
+ * device was given (the serials the load generator logged), with its node and audit
+ * rows, no spent challenge without its certificate and no auth_id spent twice. The
+ * PostgreSQL cases run clusters of their own (stopping the fixture's would break the
+ * other tests). OUTAGE_RATE (claims/s) and OUTAGE_PHASE (seconds each phase lasts)
+ * scale them: tests/bench/outage.sh runs the full version.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
