@@ -436,10 +436,13 @@ static bool pg_exec(const char *conninfo, const char *sql)
 static bool pair_up(struct tenv *t, struct daemon *d, struct load *l, const char *name, char *a,
                     char *b, size_t dirsz, double rate, double phase)
 {
-	char conninfo[700], *out = NULL;
+	char conninfo[700], which[64], *out = NULL;
 
-	pg_dir(a, dirsz, "primary");
-	pg_dir(b, dirsz, "standby");
+	/* Named after the case: the failover and switchover cases may run at once. */
+	snprintf(which, sizeof(which), "%s_primary", name);
+	pg_dir(a, dirsz, which);
+	snprintf(which, sizeof(which), "%s_standby", name);
+	pg_dir(b, dirsz, which);
 	if (!pg_up(a))
 		return false;
 	int rc = pg_sh("standby", b, a, &out);
