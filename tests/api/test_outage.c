@@ -185,8 +185,9 @@ struct seen {
 	long by_class[5]; /* 200, 503-retry-after, other, transport, cut */
 	long late;        /* replies or failures later than the device's timeout */
 	double max_ms;
-	/* For each moment the database was back: seconds to the first claim that succeeded
-	 * after it (-1: none), and to the last refused one. */
+	/* For each moment the database was back: seconds to the first claim request served
+	 * after it (a 200 to an initiate or a verify; -1: none), and to the last refused one.
+	 * (The first complete claim comes PAUSE_MS later.) */
 	double recovered[MAX_UPS], last_refusal[MAX_UPS];
 };
 
@@ -229,7 +230,7 @@ static void read_replies(const char *path, const double *downs, const double *up
 		for (int i = 0; i < nups; i++) {
 			if (at < ups[i] || (i + 1 < nups && at >= downs[i + 1]))
 				continue;
-			if (c == 0 && strcmp(stage, "verify") == 0 && s->recovered[i] < 0)
+			if (c == 0 && s->recovered[i] < 0)
 				s->recovered[i] = at - ups[i];
 			if (c != 0)
 				s->last_refusal[i] = at - ups[i];
@@ -322,8 +323,8 @@ static void report(const char *what, const struct seen *s, const char *const *ev
 	       "%.0f ms",
 	       what, s->by_class[1], acked, lost, s->max_ms);
 	for (int i = 0; i < nups; i++)
-		printf("; after %s: first claim %.2f s, last refusal %.2f s", events[i],
-		       s->recovered[i], s->last_refusal[i]);
+		printf("; after %s: first 200 %.2f s, last 503 %.2f s", events[i], s->recovered[i],
+		       s->last_refusal[i]);
 	printf("\n");
 }
 
@@ -333,7 +334,7 @@ static void check_recovery(const struct seen *s, const char *const *events, int 
 {
 	for (int i = 0; i < nups; i++) {
 		CHECKF(s->recovered[i] >= 0 && s->recovered[i] <= RECOVERY_LIMIT,
-		       "after %s: first claim %.2f s after PostgreSQL accepted connections",
+		       "after %s: first 200 %.2f s after PostgreSQL accepted connections",
 		       events[i], s->recovered[i]);
 		CHECKF(s->last_refusal[i] <= RECOVERY_LIMIT,
 		       "after %s: a refusal %.2f s after PostgreSQL accepted connections",
