@@ -4,7 +4,14 @@
 #   tests/pg.sh start DIR [fast]   -> prints a libpq connection string for database 'postgres'
 #   tests/pg.sh stop DIR
 #   tests/pg.sh reach DIR          make DIR reachable for the postgres user (start does it too)
-# 'fast' turns fsync off (tests only: durability is not under test there).
+# For the outage and failover tests (tests/api/test_outage.c), on clusters of their own:
+#   tests/pg.sh standby DIR PRIMARY_DIR   a streaming standby of the cluster in PRIMARY_DIR
+#                                         (pg_basebackup -R), started like 'start'
+#   tests/pg.sh kill DIR           kill -9 of the postmaster alone; returns once its
+#                                  children have noticed and exited ('start' recovers it)
+#   tests/pg.sh promote DIR        promotes the standby in DIR, waiting until it is done
+# 'fast' turns fsync off (tests only: durability is not under test there). PG_OPTS adds
+# server options ("-c name=value ...").
 # As root, the cluster runs as the unprivileged 'postgres' user (initdb refuses root).
 set -euo pipefail
 
@@ -34,20 +41,20 @@ reach() {
   done
 }
 
-case "$cmd" in
-start)
+# own DIR: DIR made, absolute in $dir, owned by the server's user and reachable by it.
+own() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres: "$dir"
     reach "$dir"
   fi
-  if [ ! -f "$dir/data/PG_VERSION" ]; then
-    as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
-      || { cat "$dir/initdb.log" >&2; exit 1; }
-  fi
+}
+
+# serve: starts the cluster in $dir/data unless it runs, and prints its connection string.
+serve() {
   opts="-c listen_addresses= -c unix_socket_directories=$dir -c max_connections=200"
-  opts="$opts -c shared_buffers=256MB"
+  opts="$opts -c shared_buffers=256MB ${PG_OPTS:-}"
   if [ "$mode" = fast ]; then opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; fi
   if ! as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     # The server outlives this script: it must not keep the caller's other descriptors
@@ -57,6 +64,45 @@ start)
       || { tail -n 20 "$dir/server.log" >&2; exit 1; }
   fi
   echo "host=$dir user=postgres dbname=postgres"
+}
+
+case "$cmd" in
+start)
+  own
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+  fi
+  serve
+  ;;
+standby)
+  primary=$(cd "${3:?usage: pg.sh standby DIR PRIMARY_DIR}" && pwd)
+  mode=durable
+  own
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$bindir/pg_basebackup" -D "$dir/data" -h "$primary" -U postgres -R -X stream -c fast \
+      >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+  fi
+  serve
+  ;;
+kill)
+  [ -f "$dir/data/postmaster.pid" ] || exit 0
+  pid=$(head -n 1 "$dir/data/postmaster.pid")
+  kids=$(pgrep -P "$pid" || true)
+  kill -9 "$pid"
+  # The children notice their parent's death and exit; a new postmaster cannot start
+  # while they hold the old shared memory.
+  for _ in $(seq 300); do
+    alive=
+    for p in $pid $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && exit 0
+    sleep 0.1
+  done
+  echo "pg.sh: processes of the killed postmaster still run: $pid $kids" >&2
+  exit 1
+  ;;
+promote)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
   ;;
 reach)
   # What start does to the parents of DIR, alone: tests/run.sh says it before CTest,

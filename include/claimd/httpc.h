@@ -30,6 +30,7 @@ struct http_response {
 	char *headers; /* raw header block */
 	char *body;
 	size_t len;
+	bool cut; /* the peer closed before the Content-Length's body had all arrived */
 };
 
 /** Parses "http[s]://host[:port][/base]"; false for anything else. */
@@ -45,7 +46,9 @@ int http_url_tls(struct http_url *u, const char *cacert, char *err, size_t errsz
 void http_url_free(struct http_url *u);
 /**
  * Connects to @p u, sends @p raw (@p n bytes), reads the reply until its Content-Length
- * is satisfied or the peer closes, within @p timeout_ms. Returns 0, or -1 with @p err.
+ * is satisfied or the peer closes, within @p timeout_ms. Returns 0 (out->cut tells a
+ * body the peer ended early), or -1 with @p err (which starts "reply cut short" when the
+ * peer closed in the middle of the reply's head).
  */
 int http_exchange(const struct http_url *u, const char *raw, size_t n, int timeout_ms,
                   struct http_response *out, char *err, size_t errsz);

@@ -48,6 +48,12 @@ bool sim_firmware_string(const char *body, const char *key, char *out, size_t ma
  */
 int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const char *root_file,
                     char *err, size_t errsz);
+/**
+ * The serial number of the first certificate in @p chain_pem as claimd writes serials:
+ * upper-case hex without separators, two digits a byte (interface.md). False if there is
+ * no certificate or its serial does not fit @p outsz.
+ */
+bool sim_leaf_serial(const char *chain_pem, char *out, size_t outsz);
 /** HMAC-SHA512(efuse_key, challenge) as 128 upper-case hex digits plus NUL. */
 void sim_challenge_response(const uint8_t efuse_key[16], const char *challenge, char out[129]);
 

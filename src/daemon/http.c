@@ -575,6 +575,14 @@ void http_stop(struct http_server *s, unsigned drain_ms)
 	uint64_t until = now_ms_monotonic() + drain_ms;
 	MHD_socket l = MHD_quiesce_daemon(s->d);
 
+	/* Stop listening now, not when the drain ends: a connection the kernel would queue
+	 * meanwhile is never served, so it is better refused at once (Linux: a listening
+	 * socket shut down refuses new connections and resets those in its backlog). The
+	 * descriptor stays open, as libmicrohttpd's threads may still hold it, until
+	 * MHD_stop_daemon(). */
+	if (l != MHD_INVALID_SOCKET)
+		shutdown(l, SHUT_RDWR);
+
 	while (atomic_load(&s->app->inflight) > 0 && now_ms_monotonic() < until) {
 		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);

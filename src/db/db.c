@@ -50,6 +50,7 @@ static bool reconnect(struct db *db)
 {
 	char err[256];
 
+	db->stale = false;
 	PQreset(db->conn);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		metrics_db_connection_error(db->metrics);
@@ -151,6 +152,15 @@ enum db_status db_classify(struct db *db, PGresult *r, const char *what)
 	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
 		return DB_SOFT;
+	/* A server that no longer takes writes (25006: a demoted or fenced old primary in a
+	 * failover) while the connection stays up: retried on a new connection, which libpq
+	 * makes to whichever of database.url's hosts takes writes now
+	 * (target_session_attrs=read-write). */
+	if (state && strcmp(state, "25006") == 0) {
+		log_warn("database: %s: the server is read-only; reconnecting", what);
+		db->stale = true;
+		return DB_SOFT;
+	}
 	log_error("database: %s: %s%s", what, state ? state : "",
 	          r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
 	return DB_HARD;
@@ -390,11 +400,13 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 	for (int attempt = 0; attempt < TRIES; attempt++) {
 		enum db_status s;
 
+		/* A write refused as read-only (stale) is a connection retry. */
 		if (attempt > 0)
-			metrics_db_retry(db->metrics, PQstatus(db->conn) == CONNECTION_OK
-			                                  ? RETRY_CONFLICT
-			                                  : RETRY_CONNECTION);
-		if (PQstatus(db->conn) != CONNECTION_OK && !reconnect(db)) {
+			metrics_db_retry(db->metrics,
+			                 PQstatus(db->conn) == CONNECTION_OK && !db->stale
+			                     ? RETRY_CONFLICT
+			                     : RETRY_CONNECTION);
+		if ((PQstatus(db->conn) != CONNECTION_OK || db->stale) && !reconnect(db)) {
 			backoff(attempt);
 			continue;
 		}

@@ -16,6 +16,7 @@
 struct db {
 	PGconn *conn;
 	bool prepared;              /* statements were prepared: re-prepare after a reset */
+	bool stale;                 /* a write refused as read-only: reconnect before a retry */
 	struct metrics_db *metrics; /* NULL: nothing counted */
 	char *copybuf;              /* COPY batch of an import in progress */
 	size_t copylen;
@@ -132,8 +133,10 @@ enum db_tx {
 /**
  * The transaction runner (the only one): runs @p fn, inside BEGIN/COMMIT with
  * DB_EXPLICIT. On a serialization failure or deadlock (SQLSTATE 40001, 40P01) it rolls
- * back and retries with jittered backoff; after a lost connection it resets the
- * connection, prepares the statements again and retries. At most 5 tries, then DB_SOFT
+ * back and retries with jittered backoff; after a lost connection, or a write refused
+ * by a read-only server (25006: an old primary fenced in a failover), it resets the
+ * connection (libpq chooses among database.url's hosts again), prepares the statements
+ * again and retries. At most 5 tries, then DB_SOFT
  * ("busy", 503). DB_HARD on any other error, at once. Otherwise what @p fn returned.
  * @p fn must be safe to run again from the start: it gets @p cls unchanged each time.
  */

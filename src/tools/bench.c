@@ -1,7 +1,11 @@
 /*
  * claimsim bench. Each worker thread is one firmware-like client: a new connection per
  * request, the firmware's exact bodies and checks. Latencies are kept per request and
- * sorted at the end; nothing here is on the server's side of the measurement.
+ * sorted at the end; nothing here is on the server's side of the measurement. Every
+ * reply is also classed as a device would see it (success, a refusal it may retry,
+ * anything else, no reply, a reply cut short, a reply later than its read timeout), and
+ * optionally logged with every acknowledged certificate's serial, so that a test can
+ * hold the database to what the devices were told.
  */
 #include "claimd/bench.h"
 
@@ -12,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/times.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +26,14 @@
 
 #define KEY_POOL  16
 #define MAX_KINDS 32
+/* The firmware's read timeout (protocol.md section 3): a later reply is a failure. */
+#define DEVICE_TIMEOUT_US 5000000u
+
+/* How a device sees one exchange. */
+enum reply_class { REPLY_OK, REPLY_BUSY, REPLY_OTHER, REPLY_TRANSPORT, REPLY_CUT, REPLY_CLASSES };
+/* The names --replies writes. */
+static const char *const class_names[REPLY_CLASSES] = {"200", "503-retry-after", "other",
+                                                       "transport", "cut"};
 
 struct bdev {
 	struct sim_device d;
@@ -55,7 +68,20 @@ struct bench {
 	char kinds[MAX_KINDS][160];
 	long kind_count[MAX_KINDS];
 	long failures;
+	atomic_long replies[REPLY_CLASSES];
+	atomic_long late;     /* exchanges that took longer than DEVICE_TIMEOUT_US */
+	FILE *serials;        /* --serials: "SERIAL NODE_ID" per acknowledged claim */
+	FILE *reply_log;      /* --replies: one line per exchange */
+	pthread_mutex_t logs; /* the two files above */
 };
+
+/* Set by bench_stop(), from a signal handler: start no more claims. */
+static atomic_bool stop_requested;
+
+void bench_stop(void)
+{
+	atomic_store(&stop_requested, true);
+}
 
 static int load_row(void *arg, const struct csv_row *r)
 {
@@ -151,7 +177,7 @@ static bool should_go(struct bench *b, long *ticket, uint64_t *due)
 		uint64_t at = b->start + (uint64_t)((double)*ticket * 1e6 / b->o->rate);
 		if (b->o->count <= 0 && at / 1000 >= b->deadline)
 			return false; /* due after the end */
-		while (*due < at) {
+		while (*due < at && !atomic_load(&stop_requested)) {
 			uint64_t wait = at - *due;
 			struct timespec ts = {(time_t)(wait / 1000000),
 			                      (long)(wait % 1000000) * 1000};
@@ -160,19 +186,85 @@ static bool should_go(struct bench *b, long *ticket, uint64_t *due)
 		}
 		*due = at;
 	}
+	if (atomic_load(&stop_requested))
+		return false;
 	if (b->o->count > 0)
 		return *ticket < b->o->count;
 	return now_ms_monotonic() < b->deadline;
 }
 
-/* One POST, on the worker's kept connection or on a new one, as the options say. */
-static int bpost(struct worker *w, const char *path, const char *extra, const char *body,
-                 struct http_response *r, char *err, size_t errsz)
+/* A 503 a device may simply retry: Retry-After and the protocol's failure body. */
+static bool busy_reply(const struct http_response *r)
 {
+	char v[100];
+	return r->status == 503 && http_header(r, "Retry-After", v, sizeof(v)) && r->body &&
+	       sim_firmware_string(r->body, "status", v, sizeof(v), false) &&
+	       strcmp(v, "failure") == 0 &&
+	       sim_firmware_string(r->body, "description", v, sizeof(v), false);
+}
+
+/* Classes and counts one exchange that took from @p t0 to @p t1 (now_us()); logs it. */
+static void note_reply(struct bench *b, const char *stage, int rc, const struct http_response *r,
+                       const char *err, uint64_t t0, uint64_t t1)
+{
+	enum reply_class c = REPLY_OTHER;
+	struct timespec now;
+
+	if (rc < 0)
+		c = strncmp(err, "reply cut short", 15) == 0 ? REPLY_CUT : REPLY_TRANSPORT;
+	else if (r->cut)
+		c = REPLY_CUT;
+	else if (r->status == 200)
+		c = REPLY_OK;
+	else if (busy_reply(r))
+		c = REPLY_BUSY;
+	atomic_fetch_add(&b->replies[c], 1);
+	if (t1 - t0 > DEVICE_TIMEOUT_US)
+		atomic_fetch_add(&b->late, 1);
+	if (!b->reply_log)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&b->logs);
+	fprintf(b->reply_log, "%lld.%03ld %s %s %d %.1f\n", (long long)now.tv_sec,
+	        now.tv_nsec / 1000000, stage, class_names[c], rc < 0 ? 0 : r->status,
+	        (double)(t1 - t0) / 1000.0);
+	pthread_mutex_unlock(&b->logs);
+}
+
+/*
+ * One POST, on the worker's kept connection or on a new one, as the options say, noted
+ * as @p stage's reply. *@p t1 is when it ended (now_us()).
+ */
+static int bpost(struct worker *w, const char *stage, const char *path, const char *extra,
+                 const char *body, struct http_response *r, char *err, size_t errsz, uint64_t *t1)
+{
+	uint64_t t0 = now_us();
+	int rc;
+
 	if (w->b->o->keep_alive)
-		return http_conn_post(&w->conn, path, extra, body, strlen(body), 10000, r, err,
-		                      errsz);
-	return http_post(&w->b->url, path, extra, body, strlen(body), 10000, r, err, errsz);
+		rc =
+		    http_conn_post(&w->conn, path, extra, body, strlen(body), 10000, r, err, errsz);
+	else
+		rc = http_post(&w->b->url, path, extra, body, strlen(body), 10000, r, err, errsz);
+	*t1 = now_us();
+	note_reply(w->b, stage, rc, r, err, t0, *t1);
+	return rc;
+}
+
+/* --serials: the serial of the leaf in @p chain, acknowledged to device @p node_id. */
+static void log_serial(struct bench *b, const char *chain, const char *node_id)
+{
+	char serial[66];
+
+	if (!b->serials)
+		return;
+	if (!sim_leaf_serial(chain, serial, sizeof(serial))) {
+		count_error(b, "verify: no certificate serial in the reply");
+		return;
+	}
+	pthread_mutex_lock(&b->logs);
+	fprintf(b->serials, "%s %s\n", serial, node_id);
+	pthread_mutex_unlock(&b->logs);
 }
 
 /* cfssl's sign endpoint: one request per certificate, no challenge, no database. */
@@ -181,15 +273,14 @@ static void cfssl_sign(struct worker *w, struct bdev *d, uint64_t due)
 	struct bench *b = w->b;
 	struct http_response r = {0};
 	char err[256];
-	uint64_t t0 = now_us();
+	uint64_t t0 = now_us(), t1;
 	const char *body = d->cfssl_body;
 
-	if (bpost(w, "api/v1/cfssl/sign", "Content-Type: application/json\r\n", body, &r, err,
-	          sizeof(err)) < 0) {
+	if (bpost(w, "sign", "api/v1/cfssl/sign", "Content-Type: application/json\r\n", body, &r,
+	          err, sizeof(err), &t1) < 0) {
 		fail_kind(b, "sign", NULL, err);
 		return;
 	}
-	uint64_t t1 = now_us();
 	if (r.status != 200 || !r.body || !strstr(r.body, "\"success\":true") ||
 	    !strstr(r.body, "BEGIN CERTIFICATE")) {
 		fail_kind(b, "sign", &r, NULL);
@@ -222,11 +313,11 @@ static void *worker_main(void *arg)
 
 		snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->d.mac,
 		         d->d.platform);
-		if (bpost(w, "claim/initiate", "", body, &r, err, sizeof(err)) < 0) {
+		if (bpost(w, "initiate", "claim/initiate", "", body, &r, err, sizeof(err), &t1) <
+		    0) {
 			fail_kind(b, "initiate", NULL, err);
 			continue;
 		}
-		t1 = now_us();
 		if (r.status != 200 || r.content_length <= 0 ||
 		    !sim_firmware_string(r.body, "auth_id", auth_id, sizeof(auth_id), false) ||
 		    !sim_firmware_string(r.body, "challenge", challenge, sizeof(challenge),
@@ -238,15 +329,19 @@ static void *worker_main(void *arg)
 		http_response_free(&r);
 		lat_add(&w->init, t1 - t0);
 		sim_challenge_response(d->d.efuse_key, challenge, response);
+		if (b->o->pause_ms > 0) {
+			struct timespec ts = {(time_t)(b->o->pause_ms / 1000),
+			                      (long)(b->o->pause_ms % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
 		char *vb = NULL;
 		if (asprintf(&vb,
 		             "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\"}",
 		             auth_id, response, d->csr_escaped) < 0)
 			continue;
 		t1 = now_us();
-		int rc = bpost(w, "claim/verify", "", vb, &r, err, sizeof(err));
+		int rc = bpost(w, "verify", "claim/verify", "", vb, &r, err, sizeof(err), &t2);
 		free(vb);
-		t2 = now_us();
 		if (rc < 0) {
 			fail_kind(b, "verify", NULL, err);
 			continue;
@@ -258,17 +353,18 @@ static void *worker_main(void *arg)
 		}
 		lat_add(&w->verify, t2 - t1);
 		lat_add(&w->claim, t2 - due);
-		if (b->o->verify) {
+		if (b->o->verify || b->serials) {
 			char *cert = malloc(r.len + 1);
 			if (!cert ||
 			    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true) ||
-			    sim_check_chain(cert, d->d.key, d->d.mac, b->o->root, err,
-			                    sizeof(err)) < 0) {
+			    (b->o->verify && sim_check_chain(cert, d->d.key, d->d.mac, b->o->root,
+			                                     err, sizeof(err)) < 0)) {
 				count_error(b, "verify: certificate check failed");
 				free(cert);
 				http_response_free(&r);
 				continue;
 			}
+			log_serial(b, cert, d->d.mac);
 			free(cert);
 		}
 		http_response_free(&r);
@@ -389,6 +485,7 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	int rc = 1;
 
 	pthread_mutex_init(&b.lock, NULL);
+	pthread_mutex_init(&b.logs, NULL);
 	if (!http_url_parse(o->url, &b.url)) {
 		fprintf(stderr, "bench: bad --url\n");
 		goto out;
@@ -396,6 +493,14 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	char err[512];
 	if (http_url_tls(&b.url, o->cacert, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench: %s\n", err);
+		goto out;
+	}
+	if (o->serials_file && !(b.serials = fopen(o->serials_file, "w"))) {
+		perror(o->serials_file);
+		goto out;
+	}
+	if (o->replies_file && !(b.reply_log = fopen(o->replies_file, "w"))) {
+		perror(o->replies_file);
 		goto out;
 	}
 	if (!(f = fopen(o->devices_file, "r"))) {
@@ -474,6 +579,12 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		report_lat(out, "claim", w, o->concurrency, offsetof(struct worker, claim));
 	}
 	cpu_report(out, &cpu0, &cpu1, o->pid, done, o->cfssl ? "certificate" : "claim");
+	fprintf(out,
+	        "  replies: %ld 200, %ld 503 with Retry-After, %ld other, %ld transport errors, "
+	        "%ld cut short, %ld later than 5 s\n",
+	        atomic_load(&b.replies[REPLY_OK]), atomic_load(&b.replies[REPLY_BUSY]),
+	        atomic_load(&b.replies[REPLY_OTHER]), atomic_load(&b.replies[REPLY_TRANSPORT]),
+	        atomic_load(&b.replies[REPLY_CUT]), atomic_load(&b.late));
 	fprintf(out, "  errors: %ld\n", b.failures);
 	for (int i = 0; i < MAX_KINDS && b.kinds[i][0]; i++)
 		fprintf(out, "    %6ld  %s\n", b.kind_count[i], b.kinds[i]);
@@ -498,7 +609,13 @@ out:
 		EVP_PKEY_free(b.keys[i]);
 	if (f)
 		fclose(f);
+	/* The logs are the evidence a test reads: a failed write fails the run. */
+	if (b.serials && fclose(b.serials) != 0)
+		rc = 1;
+	if (b.reply_log && fclose(b.reply_log) != 0)
+		rc = 1;
 	http_url_free(&b.url);
 	pthread_mutex_destroy(&b.lock);
+	pthread_mutex_destroy(&b.logs);
 	return rc;
 }

@@ -344,12 +344,16 @@ static int exchange_on(struct io *io, const char *raw, size_t n, int timeout_ms,
 			break;
 	}
 	if (!hlen) {
-		snprintf(err, errsz, "connection closed before a reply");
+		if (len)
+			snprintf(err, errsz, "reply cut short after %zu bytes of its head", len);
+		else
+			snprintf(err, errsz, "connection closed before a reply");
 		goto out;
 	}
 	out->len = len - hlen - 2;
 	if (out->content_length >= 0 && out->len > (size_t)out->content_length)
 		out->len = (size_t)out->content_length;
+	out->cut = out->content_length >= 0 && out->len < (size_t)out->content_length;
 	/* Bodies may be binary (a DER CRL): copied by length, NUL added for text callers. */
 	out->body = malloc(out->len + 1);
 	if (out->body) {

@@ -43,6 +43,7 @@ static void usage(FILE *f)
 	      "                      [--duration S] [--key ec|rsa] [--verify] [--root CA.pem]\n"
 	      "                      [--pid PID] [--cfssl] [--keep-alive] [--rate N] [--cacert "
 	      "FILE]\n"
+	      "                      [--pause MS] [--serials FILE] [--replies FILE]\n"
 	      "  Many devices doing complete self claims (keys and CSRs prepared first, a new\n"
 	      "  connection per request as the firmware does). Prints claims/s, requests/s,\n"
 	      "  latency percentiles per endpoint, errors by kind, the CPU time per claim and,\n"
@@ -52,6 +53,13 @@ static void usage(FILE *f)
 	      "  --keep-alive keeps one connection per client (as a reverse proxy would).\n"
 	      "  --rate N starts N claims per second in all (a line of devices arriving)\n"
 	      "  instead of as many as the clients can; latency counts from when each was due.\n"
+	      "  --pause MS waits between each initiate and its verify (a device answering).\n"
+	      "  The replies are counted as a device sees them: 200, 503 with Retry-After and\n"
+	      "  the failure body, other, transport errors, cut short, later than 5 s.\n"
+	      "  --serials FILE writes \"SERIAL NODE_ID\" for every certificate received (the\n"
+	      "  claims acknowledged); --replies FILE a line per exchange: \"UNIX_TIME STAGE\n"
+	      "  CLASS STATUS MS\" (CLASS 200, 503-retry-after, other, transport or cut).\n"
+	      "  SIGINT or SIGTERM ends a bench early: claims under way finish, then the report.\n"
 	      "Every URL may be https://: the server's certificate is then verified against\n"
 	      "--cacert FILE (PEM; default the system's trust store) and the URL's host, as the\n"
 	      "firmware checks its claiming server; replies are framed and checked the same.\n"
@@ -391,6 +399,12 @@ static int cmd_user(int argc, char **argv, bool cli)
 	return rc;
 }
 
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	bench_stop();
+}
+
 static int cmd_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
@@ -406,6 +420,9 @@ static int cmd_bench(int argc, char **argv)
 	                                     {"keep-alive", no_argument, NULL, 'K'},
 	                                     {"rate", required_argument, NULL, 'R'},
 	                                     {"cacert", required_argument, NULL, 'C'},
+	                                     {"serials", required_argument, NULL, 'S'},
+	                                     {"replies", required_argument, NULL, 'L'},
+	                                     {"pause", required_argument, NULL, 'P'},
 	                                     {NULL, 0, NULL, 0}};
 	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10};
 	int c;
@@ -452,6 +469,15 @@ static int cmd_bench(int argc, char **argv)
 		case 'C':
 			o.cacert = optarg;
 			break;
+		case 'S':
+			o.serials_file = optarg;
+			break;
+		case 'L':
+			o.replies_file = optarg;
+			break;
+		case 'P':
+			o.pause_ms = (unsigned)atoi(optarg);
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -461,6 +487,11 @@ static int cmd_bench(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* SIGINT or SIGTERM ends the run early with its report (and complete log files). */
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	return bench_run(&o, stdout);
 }
 

@@ -209,6 +209,22 @@ out:
 	return rc;
 }
 
+bool sim_leaf_serial(const char *chain_pem, char *out, size_t outsz)
+{
+	STACK_OF(X509) *sk = read_chain(chain_pem);
+	const ASN1_INTEGER *serial =
+	    sk && sk_X509_num(sk) > 0 ? X509_get0_serialNumber(sk_X509_value(sk, 0)) : NULL;
+	/* The DER content octets: a positive serial's bytes, as claimd chose them. */
+	const unsigned char *b = serial ? ASN1_STRING_get0_data(serial) : NULL;
+	int n = serial ? ASN1_STRING_length(serial) : 0;
+	bool ok = b && n > 0 && (size_t)n * 2 < outsz;
+
+	if (ok)
+		hex_encode_upper(out, b, (size_t)n);
+	sk_X509_pop_free(sk, X509_free);
+	return ok;
+}
+
 int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const char *root_file,
                     char *err, size_t errsz)
 {

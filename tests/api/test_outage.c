@@ -1,0 +1,648 @@
+/*
+ * Operations under a steady load of self claims (claimsim bench --rate): PostgreSQL
+ * stopped (fast shutdown) and killed (kill -9 of the postmaster) and started again, a
+ * failover and a switchover to a synchronous standby, and claimd stopped with SIGTERM
+ * with a verify in flight. The devices may see only 200, or 503 with Retry-After and
+ * the failure body, each within their 5 s; claims must work again soon after the
+ * database is back, without a restart; and the database must hold every certificate a
+ * device was given (the serials the load generator logged), with its node and audit
+ * rows, no spent challenge without its certificate and no auth_id spent twice. The
+ * PostgreSQL cases run clusters of their own (stopping the fixture's would break the
+ * other tests). OUTAGE_RATE (claims/s) and OUTAGE_PHASE (seconds each phase lasts)
+ * scale them: tests/bench/outage.sh runs the full version.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_support.h"
+#include "harness.h"
+
+/* The scaled-down defaults: a few seconds a case. */
+#define DEFAULT_RATE  20.0
+#define DEFAULT_PHASE 1.5
+#define CLIENTS       "16"
+/* Between initiate and verify: so that outages also meet verifies, not only initiates. */
+#define PAUSE_MS "100"
+/* The bound: claims work again within 2 s of PostgreSQL accepting connections. */
+#define RECOVERY_LIMIT 2.0
+/* The firmware's read timeout (protocol.md section 3). */
+#define DEVICE_TIMEOUT_MS 5000.0
+#define MAX_UPS           4
+
+static double env_num(const char *name, double dflt)
+{
+	const char *v = getenv(name);
+	return v && atof(v) > 0 ? atof(v) : dflt;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+/* tests/pg.sh CMD DIR [ARG] on a cluster of the case's own; its exit status. */
+static int pg_sh(const char *cmd, const char *dir, const char *arg, char **out)
+{
+	return t_run(out, "'%s/tests/pg.sh' %s '%s' '%s'", CLAIMD_SOURCE_DIR, cmd, dir,
+	             arg ? arg : "");
+}
+
+/* A cluster directory for the case: the build tree's tmp/pg_NAME, emptied. */
+static void pg_dir(char *dir, size_t dirsz, const char *name)
+{
+	const char *b = getenv("CLAIMD_BUILD_DIR");
+	snprintf(dir, dirsz, "%s/tmp/pg_%s", b ? b : ".", name);
+	pg_sh("stop", dir, NULL, NULL);
+	t_run(NULL, "rm -rf '%s'", dir);
+}
+
+/* Starts (or restarts) the cluster in @p dir; its wall-clock time once it accepts
+ * connections (pg_ctl -w returned), or 0 on failure. */
+static double pg_up(const char *dir)
+{
+	char *out = NULL;
+	int rc = pg_sh("start", dir, NULL, &out);
+	double at = wall_now();
+	if (rc != 0)
+		fprintf(stderr, "pg.sh start %s: %s\n", dir, out ? out : "");
+	free(out);
+	return rc == 0 ? at : 0;
+}
+
+/*
+ * The case's database (tenv_setup) in the cluster at @p conninfo, with its devices:
+ * @p n chips with eFuse key K1, MACs 7CDFA2000001 up, imported by claimctl, listed in
+ * t->dir/devices.csv for the load generator. The per-address and per-MAC limits are
+ * off: one load generator re-claims from one address.
+ */
+static bool world(struct tenv *t, const char *name, const char *conninfo, long n)
+{
+	static const struct topts o = {
+	    .extra = "limits:\n  address_per_minute: 0\n  mac_per_minute: 0\n"};
+	char path[1100], *out = NULL;
+
+	if (conninfo)
+		setenv("CLAIMD_TEST_PG", conninfo, 1);
+	if (!tenv_setup(t, name, &o))
+		return false;
+	snprintf(path, sizeof(path), "%s/devices.csv", t->dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	fprintf(f, "mac,platform,efuse_key\n");
+	for (long i = 1; i <= n; i++)
+		fprintf(f, "7CDFA2%06lX,esp32s3,%s\n", i, K1HEX);
+	if (fclose(f) != 0)
+		return false;
+	int rc =
+	    t_run(&out, "'%s' -c '%s' devices import '%s'", t_bin("claimctl"), t->config, path);
+	if (rc != 0)
+		fprintf(stderr, "import: %s\n", out ? out : "");
+	free(out);
+	return rc == 0;
+}
+
+/* The load generator: claimsim bench as a device line would see the service. */
+struct load {
+	pid_t pid;
+	char out[1100], serials[1100], replies[1100];
+};
+
+static bool load_start(const struct tenv *t, const struct daemon *d, double rate, struct load *l)
+{
+	char url[64], rates[32], devices[1100];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", d->port);
+	snprintf(rates, sizeof(rates), "%g", rate);
+	snprintf(devices, sizeof(devices), "%s/devices.csv", t->dir);
+	snprintf(l->out, sizeof(l->out), "%s/bench.out", t->dir);
+	snprintf(l->serials, sizeof(l->serials), "%s/serials", t->dir);
+	snprintf(l->replies, sizeof(l->replies), "%s/replies", t->dir);
+	l->pid = fork();
+	if (l->pid < 0)
+		return false;
+	if (l->pid == 0) {
+		int fd = open(l->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		/* Stopped by SIGINT (bench_stop) when the case is done; the duration only
+		 * bounds a case that never says so. */
+		execl(t_bin("claimsim"), "claimsim", "bench", "--url", url, "--devices", devices,
+		      "--concurrency", CLIENTS, "--rate", rates, "--duration", "600", "--pause",
+		      PAUSE_MS, "--serials", l->serials, "--replies", l->replies, (char *)NULL);
+		_exit(127);
+	}
+	t_adopt(l->pid);
+	/* Running once the first reply is logged (keys and CSRs are made before). */
+	for (int i = 0; i < 600; i++) {
+		FILE *f = fopen(l->replies, "r");
+		int c = f ? fgetc(f) : EOF;
+		if (f)
+			fclose(f);
+		if (c != EOF)
+			return true;
+		sleep_s(0.05);
+	}
+	fprintf(stderr, "the load generator logged no reply\n");
+	return false;
+}
+
+/* Ends the run (SIGINT: claims under way finish) and prints its report. */
+static void load_stop(struct load *l)
+{
+	char *out = NULL;
+	int st;
+
+	if (l->pid <= 0)
+		return;
+	kill(l->pid, SIGINT);
+	waitpid(l->pid, &st, 0);
+	t_forget(l->pid);
+	l->pid = 0;
+	t_run(&out, "cat '%s'", l->out);
+	fprintf(stderr, "--- load generator ---\n%s---\n", out ? out : "");
+	free(out);
+}
+
+/* What the devices saw, from the --replies log. */
+struct seen {
+	long by_class[5]; /* 200, 503-retry-after, other, transport, cut */
+	long late;        /* replies or failures later than the device's timeout */
+	double max_ms;
+	/* For each moment the database was back: seconds to the first claim request served
+	 * after it (a 200 to an initiate or a verify; -1: none), and to the last refused one.
+	 * (The first complete claim comes PAUSE_MS later.) */
+	double recovered[MAX_UPS], last_refusal[MAX_UPS];
+};
+
+static const char *const class_names[5] = {"200", "503-retry-after", "other", "transport", "cut"};
+
+/* @p ups[i]: when the database was back; @p downs[i]: when it went away (each up counts
+ * until the next down). */
+static void read_replies(const char *path, const double *downs, const double *ups, int nups,
+                         struct seen *s)
+{
+	char line[256], stage[16], cls[32];
+	FILE *f = fopen(path, "r");
+
+	memset(s, 0, sizeof(*s));
+	for (int i = 0; i < nups; i++)
+		s->recovered[i] = s->last_refusal[i] = -1;
+	if (!f) {
+		CHECKF(false, "no reply log %s", path);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		double at, ms;
+		int status, c;
+		if (sscanf(line, "%lf %15s %31s %d %lf", &at, stage, cls, &status, &ms) != 5) {
+			CHECKF(false, "reply log line: %s", line);
+			continue;
+		}
+		for (c = 0; c < 5 && strcmp(cls, class_names[c]) != 0; c++)
+			;
+		if (c == 5) {
+			CHECKF(false, "reply class: %s", line);
+			continue;
+		}
+		s->by_class[c]++;
+		s->late += ms > DEVICE_TIMEOUT_MS;
+		if (ms > s->max_ms)
+			s->max_ms = ms;
+		if (c == 2 || c == 3 || c == 4)
+			fprintf(stderr, "reply: %s", line);
+		for (int i = 0; i < nups; i++) {
+			if (at < ups[i] || (i + 1 < nups && at >= downs[i + 1]))
+				continue;
+			if (c == 0 && s->recovered[i] < 0)
+				s->recovered[i] = at - ups[i];
+			if (c != 0)
+				s->last_refusal[i] = at - ups[i];
+		}
+	}
+	fclose(f);
+}
+
+/* The protocol facts: only 200 and 503 with Retry-After, none late, none cut. With
+ * @p transport_ok, a refused connection is allowed (claimd itself stopping). */
+static void check_seen(const struct seen *s, bool transport_ok)
+{
+	CHECKF(s->by_class[0] > 0, "no claim succeeded");
+	CHECKF(s->by_class[2] == 0, "%ld replies neither 200 nor 503 with Retry-After",
+	       s->by_class[2]);
+	CHECKF(transport_ok || s->by_class[3] == 0, "%ld exchanges without a reply",
+	       s->by_class[3]);
+	CHECKF(s->by_class[4] == 0, "%ld replies cut short", s->by_class[4]);
+	CHECKF(s->late == 0, "%ld replies later than 5 s (slowest %.0f ms)", s->late, s->max_ms);
+}
+
+/*
+ * Zero loss: every serial in @p serials (the claims acknowledged) has its certificate
+ * for that node, the node and an audit row of the successful verify; no spent
+ * challenge lacks its certificate; no auth_id produced two. Returns the number lost.
+ */
+static long check_accounting(PGconn *pg, const char *serials, long *acked)
+{
+	char line[128], serial[70], node[70], sql[512];
+	long lost = 0;
+	FILE *f = fopen(serials, "r");
+
+	*acked = 0;
+	if (!f) {
+		CHECKF(false, "no serials file %s", serials);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%69s %69s", serial, node) != 2 || strlen(serial) != 32 ||
+		    strspn(serial, "0123456789ABCDEF") != 32) {
+			CHECKF(false, "serials line: %s", line);
+			continue;
+		}
+		(*acked)++;
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM certificates c JOIN nodes n USING (node_id)"
+		         " WHERE c.serial = '%s' AND c.node_id = '%s' AND EXISTS (SELECT 1 FROM"
+		         " audit a WHERE a.serial = c.serial AND a.event = 'verify'"
+		         " AND a.outcome = 'ok' AND a.mac = n.mac)",
+		         serial, node);
+		PGresult *r = PQexec(pg, sql);
+		bool ok =
+		    PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+		if (!ok) {
+			fprintf(stderr, "LOST: certificate %s of %s (%s)\n", serial, node,
+			        PQresultErrorMessage(r));
+			lost++;
+		}
+		PQclear(r);
+	}
+	fclose(f);
+	PGresult *r = PQexec(pg, "SELECT (SELECT count(*) FROM claim_sessions s WHERE s.used AND"
+	                         " NOT EXISTS (SELECT 1 FROM certificates c"
+	                         "  WHERE c.auth_id = s.auth_id)),"
+	                         " (SELECT count(*) FROM (SELECT auth_id FROM certificates"
+	                         "  WHERE auth_id IS NOT NULL GROUP BY auth_id"
+	                         "  HAVING count(*) > 1) d),"
+	                         " (SELECT count(*) FROM certificates)");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		CHECKF(strcmp(PQgetvalue(r, 0, 0), "0") == 0,
+		       "%s spent challenges without a certificate", PQgetvalue(r, 0, 0));
+		CHECKF(strcmp(PQgetvalue(r, 0, 1), "0") == 0, "%s auth_ids spent twice",
+		       PQgetvalue(r, 0, 1));
+		fprintf(stderr, "certificates stored: %s (acknowledged %ld)\n", PQgetvalue(r, 0, 2),
+		        *acked);
+	} else {
+		CHECKF(false, "accounting query: %s", PQresultErrorMessage(r));
+	}
+	PQclear(r);
+	CHECKF(lost == 0, "%ld acknowledged claims lost", lost);
+	CHECKF(*acked > 0, "no claim acknowledged");
+	return lost;
+}
+
+/* Prints the case's figures in one line (tests/bench/outage.sh collects them). */
+static void report(const char *what, const struct seen *s, const char *const *events, int nups,
+                   long acked, long lost)
+{
+	printf("figures %s: %ld 503s seen, %ld claims acknowledged, %ld lost; slowest reply "
+	       "%.0f ms",
+	       what, s->by_class[1], acked, lost, s->max_ms);
+	for (int i = 0; i < nups; i++)
+		printf("; after %s: first 200 %.2f s, last 503 %.2f s", events[i], s->recovered[i],
+		       s->last_refusal[i]);
+	printf("\n");
+}
+
+/* Claims work again within the bound after each moment the database was back, and
+ * every claim is served from then on (the last refusal comes within the bound too). */
+static void check_recovery(const struct seen *s, const char *const *events, int nups)
+{
+	for (int i = 0; i < nups; i++) {
+		CHECKF(s->recovered[i] >= 0 && s->recovered[i] <= RECOVERY_LIMIT,
+		       "after %s: first 200 %.2f s after PostgreSQL accepted connections",
+		       events[i], s->recovered[i]);
+		CHECKF(s->last_refusal[i] <= RECOVERY_LIMIT,
+		       "after %s: a refusal %.2f s after PostgreSQL accepted connections",
+		       events[i], s->last_refusal[i]);
+	}
+}
+
+static long devices_for(double rate, double seconds)
+{
+	return (long)(rate * seconds) + 200;
+}
+
+/* PostgreSQL stopped (fast), started; killed (kill -9 of the postmaster), started. */
+static void pg_stop_and_kill(void)
+{
+	double rate = env_num("OUTAGE_RATE", DEFAULT_RATE),
+	       phase = env_num("OUTAGE_PHASE", DEFAULT_PHASE);
+	static const char *const events[] = {"fast stop", "kill -9"};
+	char dir[300], conninfo[700], *out = NULL;
+	double ups[2], downs[2];
+	struct tenv t;
+	struct daemon d;
+	struct load l = {0};
+	struct seen s;
+	long acked = 0, lost;
+
+	pg_dir(dir, sizeof(dir), "outage");
+	REQUIRE(pg_up(dir) > 0);
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres", dir);
+	REQUIRE(world(&t, "pg_stop_and_kill", conninfo, devices_for(rate, 6 * phase + 20)));
+	REQUIRE(daemon_start(&t, &d));
+	REQUIRE(load_start(&t, &d, rate, &l));
+	sleep_s(phase);
+	downs[0] = wall_now();
+	CHECK(pg_sh("stop", dir, NULL, &out) == 0);
+	free(out);
+	sleep_s(phase);
+	ups[0] = pg_up(dir);
+	sleep_s(phase + RECOVERY_LIMIT);
+	downs[1] = wall_now();
+	CHECK(pg_sh("kill", dir, NULL, &out) == 0);
+	free(out);
+	sleep_s(phase);
+	ups[1] = pg_up(dir);
+	sleep_s(phase + RECOVERY_LIMIT);
+	load_stop(&l);
+	CHECKF(ups[0] > 0 && ups[1] > 0, "PostgreSQL did not come back");
+	CHECKF(kill(d.pid, 0) == 0, "claimd is gone");
+	read_replies(l.replies, downs, ups, 2, &s);
+	check_seen(&s, false);
+	CHECKF(s.by_class[1] > 0, "no 503 seen: the outage was not under load");
+	check_recovery(&s, events, 2);
+	PQreset(t.pg); /* the harness's connection went with the server */
+	lost = check_accounting(t.pg, l.serials, &acked);
+	report("outage", &s, events, 2, acked, lost);
+	CHECK(daemon_stop(&d) == 0);
+	if (t_failures)
+		daemon_dump_log(&d);
+	tenv_teardown(&t);
+	pg_sh("stop", dir, NULL, NULL);
+}
+
+/* Polls @p sql on the cluster at @p conninfo until it returns "t" (10 s). */
+static bool pg_wait_true(const char *conninfo, const char *sql)
+{
+	for (int i = 0; i < 200; i++) {
+		PGconn *c = PQconnectdb(conninfo);
+		PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+		bool yes = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		           strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+		PQfinish(c);
+		if (yes)
+			return true;
+		sleep_s(0.05);
+	}
+	fprintf(stderr, "never true: %s\n", sql);
+	return false;
+}
+
+/* SQL on the cluster at @p conninfo; false (after a message) unless it succeeds. */
+static bool pg_exec(const char *conninfo, const char *sql)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+	bool ok =
+	    r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+	if (!ok)
+		fprintf(stderr, "%s: %s", sql, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok;
+}
+
+/*
+ * A primary in @p a and a synchronous streaming standby of it in @p b (clusters of the
+ * case's own), the case's world on the primary, and claimd started on a multi-host
+ * connection string naming both (target_session_attrs=read-write), under load.
+ */
+static bool pair_up(struct tenv *t, struct daemon *d, struct load *l, const char *name, char *a,
+                    char *b, size_t dirsz, double rate, double phase)
+{
+	char conninfo[700], which[64], *out = NULL;
+
+	/* Named after the case: the failover and switchover cases may run at once. */
+	snprintf(which, sizeof(which), "%s_primary", name);
+	pg_dir(a, dirsz, which);
+	snprintf(which, sizeof(which), "%s_standby", name);
+	pg_dir(b, dirsz, which);
+	if (!pg_up(a))
+		return false;
+	int rc = pg_sh("standby", b, a, &out);
+	if (rc != 0)
+		fprintf(stderr, "standby: %s\n", out ? out : "");
+	free(out);
+	/* Synchronous from here: a commit is acknowledged once the standby has it. */
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres dbname=postgres", a);
+	if (rc != 0 || !pg_exec(conninfo, "ALTER SYSTEM SET synchronous_standby_names = '*'") ||
+	    !pg_exec(conninfo, "SELECT pg_reload_conf()") ||
+	    !pg_wait_true(conninfo, "SELECT EXISTS (SELECT 1 FROM pg_stat_replication"
+	                            " WHERE sync_state = 'sync' AND state = 'streaming')"))
+		return false;
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres", a);
+	if (!world(t, name, conninfo, devices_for(rate, 3 * phase + 20)))
+		return false;
+	snprintf(t->conninfo, sizeof(t->conninfo),
+	         "host=%s,%s user=postgres dbname=%s target_session_attrs=read-write", a, b,
+	         t->name);
+	return tenv_write_config(t) && daemon_start(t, d) && load_start(t, d, rate, l);
+}
+
+/* After the switch to the standby in @p b at @p down, promoted at @p up: what the devices
+ * saw and what the new primary holds. */
+static void pair_check(struct tenv *t, struct daemon *d, struct load *l, const char *what,
+                       const char *const *events, double down, double up)
+{
+	struct seen s;
+	long acked = 0, lost;
+
+	load_stop(l);
+	CHECKF(kill(d->pid, 0) == 0, "claimd is gone");
+	read_replies(l->replies, &down, &up, 1, &s);
+	check_seen(&s, false);
+	CHECKF(s.by_class[1] > 0, "no 503 seen: the switch was not under load");
+	check_recovery(&s, events, 1);
+	/* Counted on the new primary. */
+	PQfinish(t->pg);
+	t->pg = PQconnectdb(t->conninfo);
+	lost = check_accounting(t->pg, l->serials, &acked);
+	report(what, &s, events, 1, acked, lost);
+	CHECK(daemon_stop(d) == 0);
+	if (t_failures)
+		daemon_dump_log(d);
+	tenv_teardown(t);
+}
+
+/* How the old primary is taken out of service before the standby is promoted. */
+enum fence { FENCE_STOP, FENCE_READ_ONLY };
+
+/* Under load, the old primary goes (@p how), then the standby is promoted. */
+static void switch_to_standby(const char *name, enum fence how)
+{
+	double rate = env_num("OUTAGE_RATE", DEFAULT_RATE),
+	       phase = env_num("OUTAGE_PHASE", DEFAULT_PHASE);
+	static const char *const events[] = {"promotion"};
+	char a[300], b[300], conninfo[400], *out = NULL;
+	double up, down;
+	struct tenv t;
+	struct daemon d;
+	struct load l = {0};
+
+	REQUIRE(pair_up(&t, &d, &l, name, a, b, sizeof(a), rate, phase));
+	sleep_s(phase);
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres dbname=postgres", a);
+	down = wall_now();
+	if (how == FENCE_STOP)
+		CHECK(pg_sh("stop", a, NULL, &out) == 0);
+	else
+		CHECK(pg_exec(conninfo, "ALTER SYSTEM SET default_transaction_read_only = on") &&
+		      pg_exec(conninfo, "SELECT pg_reload_conf()"));
+	free(out);
+	out = NULL;
+	sleep_s(phase);
+	CHECK(pg_sh("promote", b, NULL, &out) == 0);
+	up = wall_now();
+	free(out);
+	sleep_s(phase + RECOVERY_LIMIT);
+	pair_check(&t, &d, &l, name, events, down, up);
+	pg_sh("stop", b, NULL, NULL);
+	pg_sh("stop", a, NULL, NULL);
+}
+
+/*
+ * Failover: the primary stops, the standby is promoted: claims go on against it without
+ * a restart of claimd, and nothing acknowledged is lost.
+ */
+static void failover(void)
+{
+	switch_to_standby("failover", FENCE_STOP);
+}
+
+/*
+ * Switchover: the old primary is fenced first (default_transaction_read_only, so that
+ * nothing more is written there) while claimd's connections to it stay open, then the
+ * standby is promoted. A write refused as read-only (SQLSTATE 25006) is a 503 and a
+ * reconnection, never a 500, and claims go on against the new primary.
+ */
+static void switchover(void)
+{
+	switch_to_standby("switchover", FENCE_READ_ONLY);
+}
+
+/*
+ * SIGTERM while claims run: a verify whose body is still arriving when the signal comes
+ * is finished and answered in full, new connections are refused meanwhile, claimd exits
+ * 0, and the load generator sees no reply cut short and loses nothing.
+ */
+static void graceful_stop(void)
+{
+	double rate = env_num("OUTAGE_RATE", DEFAULT_RATE),
+	       phase = env_num("OUTAGE_PHASE", DEFAULT_PHASE);
+	struct tenv t;
+	struct daemon d;
+	struct load l = {0};
+	struct session sess;
+	struct http_response hr = {0};
+	struct seen s;
+	char err[256], mac[13];
+	long acked = 0;
+	int st = -1;
+
+	REQUIRE(world(&t, "graceful_stop", NULL, devices_for(rate, 2 * phase + 20)));
+	REQUIRE(daemon_start(&t, &d));
+	/* The slow device: its last device, never used by the load generator that early. */
+	snprintf(mac, sizeof(mac), "7CDFA2%06lX", devices_for(rate, 2 * phase + 20));
+	REQUIRE(initiate(&d, mac, "esp32s3", &sess));
+	struct sim_device dv = device(mac, "esp32s3", "ec");
+	char *body = verify_body(&sess, K1, dv.key, mac);
+	REQUIRE(body);
+	char head[256];
+	int hl = snprintf(
+	    head, sizeof(head),
+	    "POST /claim/verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\n\r\n",
+	    strlen(body));
+	size_t half = strlen(body) / 2;
+	struct http_conn slow = {.url = d.url, .fd = -1};
+	REQUIRE(load_start(&t, &d, rate, &l));
+	sleep_s(phase);
+	REQUIRE(http_conn_open(&slow, 5000, err, sizeof(err)) == 0);
+	REQUIRE(http_conn_write(&slow, head, (size_t)hl) == 0 &&
+	        http_conn_write(&slow, body, half) == 0);
+	sleep_s(0.3); /* the request is in flight: its head has been read */
+	kill(d.pid, SIGTERM);
+	sleep_s(0.5);
+	/* Draining: the listener is closed, so a new connection is refused outright. */
+	struct http_conn fresh = {.url = d.url, .fd = -1};
+	CHECKF(http_conn_open(&fresh, 2000, err, sizeof(err)) < 0,
+	       "a new connection was accepted while draining");
+	http_conn_close(&fresh);
+	CHECKF(waitpid(d.pid, &st, WNOHANG) == 0, "claimd did not wait for the claim in flight");
+	/* The rest of the body: the claim completes and its reply arrives whole. */
+	int rc = http_conn_exchange(&slow, body + half, strlen(body) - half, 10000, &hr, err,
+	                            sizeof(err));
+	CHECKF(rc == 0 && hr.status == 200 && !hr.cut,
+	       "in-flight verify: rc %d status %d cut %d %s", rc, hr.status, hr.cut,
+	       rc < 0 ? err : "");
+	char cert[4096], serial[70] = "";
+	if (rc == 0 && hr.status == 200) {
+		check_framing(&hr);
+		CHECK(sim_firmware_string(hr.body, "certificate", cert, sizeof(cert), true) &&
+		      sim_leaf_serial(cert, serial, sizeof(serial)));
+	}
+	http_response_free(&hr);
+	http_conn_close(&slow);
+	/* claimd exits 0 once nothing is in flight. */
+	for (int i = 0; i < 200 && waitpid(d.pid, &st, WNOHANG) == 0; i++)
+		sleep_s(0.05);
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "claimd's exit status %d", st);
+	t_forget(d.pid);
+	pid_t dpid = d.pid;
+	d.pid = 0;
+	sleep_s(0.3); /* the load generator meets the closed port */
+	load_stop(&l);
+	read_replies(l.replies, NULL, NULL, 0, &s);
+	check_seen(&s, true);
+	CHECKF(s.by_class[3] > 0, "the load generator never found the port closed");
+	check_accounting(t.pg, l.serials, &acked);
+	CHECKF(serial[0] && sql_long(&t, "SELECT count(*) FROM certificates WHERE serial = '%s'",
+	                             serial) == 1,
+	       "the in-flight claim's certificate %s is not stored", serial);
+	printf("figures stop: %ld claims acknowledged, %ld refused connections after SIGTERM, "
+	       "%ld replies cut short\n",
+	       acked, s.by_class[3], s.by_class[4]);
+	if (t_failures) {
+		d.pid = dpid;
+		daemon_dump_log(&d);
+	}
+	free(body);
+	EVP_PKEY_free(dv.key);
+	tenv_teardown(&t);
+}
+
+static const struct t_case cases[] = {
+    {"pg_stop_and_kill", pg_stop_and_kill}, {"failover", failover}, {"switchover", switchover},
+    {"graceful_stop", graceful_stop},       {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
