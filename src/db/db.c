@@ -406,10 +406,12 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 			                 PQstatus(db->conn) == CONNECTION_OK && !db->stale
 			                     ? RETRY_CONFLICT
 			                     : RETRY_CONNECTION);
-		if ((PQstatus(db->conn) != CONNECTION_OK || db->stale) && !reconnect(db)) {
-			backoff(attempt);
-			continue;
-		}
+		/* No server takes the connection: the database is down or between primaries.
+		 * Say so now (503 with Retry-After): the client's retry is the backoff, and a
+		 * worker that slept through more reconnects would only make the devices behind
+		 * it wait past their timeout. */
+		if ((PQstatus(db->conn) != CONNECTION_OK || db->stale) && !reconnect(db))
+			return counted(db, DB_SOFT, start_us);
 		if (tx == DB_EXPLICIT && (s = db_exec_sql(db, "BEGIN")) < DB_NO_ROWS)
 			goto retry_or_fail;
 		s = fn(db, cls);

@@ -136,8 +136,10 @@ enum db_tx {
  * back and retries with jittered backoff; after a lost connection, or a write refused
  * by a read-only server (25006: an old primary fenced in a failover), it resets the
  * connection (libpq chooses among database.url's hosts again), prepares the statements
- * again and retries. At most 5 tries, then DB_SOFT
- * ("busy", 503). DB_HARD on any other error, at once. Otherwise what @p fn returned.
+ * again and retries; when no server takes the new connection it returns DB_SOFT at once
+ * (the database is down: the client's Retry-After is the wait). At most 5 tries, then
+ * DB_SOFT ("busy", 503). DB_HARD on any other error, at once. Otherwise what @p fn
+ * returned.
  * @p fn must be safe to run again from the start: it gets @p cls unchanged each time.
  */
 enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct db *db, void *cls),

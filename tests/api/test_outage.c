@@ -390,6 +390,15 @@ static void pg_stop_and_kill(void)
 	PQreset(t.pg); /* the harness's connection went with the server */
 	lost = check_accounting(t.pg, l.serials, &acked);
 	report("outage", &s, events, 2, acked, lost);
+	/* The database metrics saw it: failed connects, transactions refused as busy, and
+	 * no hard error (no 500). */
+	long busy = metric(&d, "claimd_db_transactions_total{outcome=\"busy\"}"),
+	     conn = metric(&d, "claimd_db_connection_errors_total"),
+	     hard = metric(&d, "claimd_db_transactions_total{outcome=\"error\"}");
+	CHECKF(busy > 0 && conn > 0 && hard == 0, "busy %ld, connection errors %ld, errors %ld",
+	       busy, conn, hard);
+	printf("outage: database metrics: %ld transactions busy, %ld failed connects\n", busy,
+	       conn);
 	CHECK(daemon_stop(&d) == 0);
 	if (t_failures)
 		daemon_dump_log(&d);

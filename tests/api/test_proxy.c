@@ -170,21 +170,6 @@ static void nginx_stop(struct nginx *ng)
 }
 
 /* The value of the sample @p name (with its labels) on one replica, read directly. */
-static long metric(struct daemon *d, const char *name)
-{
-	struct http_response r;
-	char pat[160];
-	long n = -1;
-	if (raw(d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r) < 0)
-		return -1;
-	snprintf(pat, sizeof(pat), "\n%s ", name);
-	const char *p = r.body ? strstr(r.body, pat) : NULL;
-	if (p)
-		n = atol(p + strlen(pat));
-	http_response_free(&r);
-	return n;
-}
-
 /* The world of a proxy case: database, CA, devices, an IdP, two claimd, nginx. */
 struct pfx {
 	struct tenv t;

@@ -58,6 +58,21 @@ int raw(struct daemon *d, const char *req, struct http_response *r)
 }
 
 /* Framing every reply must have: Content-Length > 0 that matches, never chunked, ASCII. */
+long metric(struct daemon *d, const char *series)
+{
+	struct http_response r;
+	char pat[200];
+	long n = -1;
+	if (raw(d, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r) < 0)
+		return -1;
+	snprintf(pat, sizeof(pat), "\n%s ", series);
+	const char *p = r.body ? strstr(r.body, pat) : NULL;
+	if (p)
+		n = atol(p + strlen(pat));
+	http_response_free(&r);
+	return n;
+}
+
 bool initiate_then_fin(struct http_conn *c, size_t short_by, struct timespec *t0,
                        struct http_response *r)
 {

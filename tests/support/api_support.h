@@ -37,6 +37,12 @@ int post(struct daemon *d, const char *path, const char *extra, const char *body
          struct http_response *r);
 /** Sends raw bytes; 0 or -1. */
 int raw(struct daemon *d, const char *req, struct http_response *r);
+/**
+ * The value of the series @p series (a metric name with its labels as /metrics writes
+ * them, e.g. claimd_db_transactions_total{outcome="busy"}) on @p d's public /metrics;
+ * -1 when the page or the series is missing.
+ */
+long metric(struct daemon *d, const char *series);
 /** Content-Length > 0 and right, not chunked, <= 3071 bytes, ASCII. */
 void check_framing(const struct http_response *r);
 /**
