@@ -21,6 +21,44 @@
 struct ca;
 struct csr;
 
+/* ca_sign() and ca_crl_sign(): the signer process could not be asked (see signer.h). */
+#define CA_UNAVAILABLE (-2)
+
+/*
+ * Certificate profiles the CA signs. The number travels in the signer protocol, so a
+ * value is never reused; a new profile (a Matter DAC, say) takes the next one.
+ */
+enum ca_profile {
+	CA_PROFILE_DEVICE = 1, /* RainMaker node: CN=<node_id>, clientAuth, CA:FALSE */
+};
+
+/* What a leaf is made of: everything the CA puts in it that is not its profile. */
+struct leaf_request {
+	enum ca_profile profile;
+	const uint8_t *spki; /* SubjectPublicKeyInfo, DER */
+	size_t spki_len;
+	const char *subject;           /* the CN: 1-64 of [A-Za-z0-9_-] */
+	uint8_t serial[16];            /* positive: top bit clear, first byte non-zero */
+	int64_t not_before, not_after; /* unix seconds */
+};
+
+/* A CRL's contents (RFC 5280 section 5), signed by ca_crl_sign(). */
+struct crl_request {
+	int64_t number, this_update, next_update;
+	const struct revoked_entry *e;
+	size_t n;
+};
+
+/*
+ * Where a key-less CA (ca_from_remote()) sends its private-key work: each returns 0
+ * with a malloc'd DER, -1 when the work was refused or failed, or CA_UNAVAILABLE.
+ */
+struct ca_remote {
+	int (*issue)(void *ctx, const struct leaf_request *rq, uint8_t **der, size_t *len);
+	int (*crl)(void *ctx, const struct crl_request *rq, uint8_t **der, size_t *len);
+	void *ctx;
+};
+
 struct issued {
 	char serial[SERIAL_HEX_LEN + 1]; /* upper-case hex of 16 bytes */
 	char *pem;                       /* leaf, PEM, no trailing newline; free() it */
@@ -34,10 +72,20 @@ struct issued {
  * @p chain may be NULL or "". Returns NULL with a message in @p err on failure.
  */
 struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz);
+/**
+ * A CA without its key, for the network-facing process: the certificates come from
+ * @p chain_pem (the issuing CA first, as ca_chain_pem() gives it), the largest leaf
+ * and key type as the key holder measured them, and every signature from @p remote.
+ * Returns NULL with a message in @p err when @p chain_pem holds no certificate.
+ */
+struct ca *ca_from_remote(const char *chain_pem, const char *largest_leaf, const char *key_type,
+                          const struct ca_remote *remote, char *err, size_t errsz);
 /** Frees @p ca; NULL is a no-op. */
 void ca_free(struct ca *ca);
 /** The issuing CA and chain as PEM joined by single newlines, no trailing newline. */
 const char *ca_chain_pem(const struct ca *ca);
+/** Whether the key is a PKCS#11 token's (ca.key was a pkcs11: URI). */
+bool ca_key_in_token(const struct ca *ca);
 /** "ec-p256" or "rsa-NNNN": the CA key type, for logs and metrics. */
 const char *ca_key_type(const struct ca *ca);
 /**
@@ -85,11 +133,21 @@ const uint8_t *csr_spki(const struct csr *c, size_t *len);
 /** SHA-256 of the CSR's SubjectPublicKeyInfo (DER). */
 void csr_key_fingerprint(const struct csr *c, uint8_t out[32]);
 /**
- * Signs a certificate for @p node_id with the CSR's public key, valid @p days days.
- * Returns 0, or -1 after logging OpenSSL's errors.
+ * Signs a certificate for @p node_id with the CSR's public key, valid @p days days
+ * from an hour ago (loose device clocks), with a random 16-byte serial: here, or
+ * through the remote of a ca_from_remote() CA. Returns 0, -1 after logging
+ * OpenSSL's errors, or CA_UNAVAILABLE (the remote did not answer).
  */
 int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
             struct issued *out);
+/**
+ * Builds and signs the leaf @p rq describes with this process's key (the signer's
+ * side of ca_sign()). Checks everything it is given: a profile it knows, an EC P-256
+ * or RSA 2048-4096 (e = 65537) SubjectPublicKeyInfo, a valid CN, a positive serial and
+ * not_before < not_after. The DER goes to a malloc'd *@p der of *@p len bytes.
+ * 0, or -1 (refused or OpenSSL failed; logged).
+ */
+int ca_issue(const struct ca *ca, const struct leaf_request *rq, uint8_t **der, size_t *len);
 /** Frees what ca_sign() put in @p i. */
 void issued_clear(struct issued *i);
 
@@ -109,8 +167,9 @@ int ca_key_id(const struct ca *ca, uint8_t out[32]);
  * Signs an X.509 v2 CRL (RFC 5280 section 5) for this CA: issuer = the CA's subject,
  * thisUpdate/nextUpdate (unix seconds), the @p n entries @p e (serial, revocation date,
  * reasonCode unless unspecified), cRLNumber @p number and authorityKeyIdentifier,
- * signed with SHA-256. The DER goes to a malloc'd *@p der of *@p len bytes. 0, or -1
- * after logging OpenSSL's errors (an unparsable serial among them).
+ * signed with SHA-256. The DER goes to a malloc'd *@p der of *@p len bytes. 0, -1
+ * after logging OpenSSL's errors (an unparsable serial among them), or CA_UNAVAILABLE
+ * (a ca_from_remote() CA whose remote did not answer).
  */
 int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
                 int64_t this_update, int64_t next_update, uint8_t **der, size_t *len);

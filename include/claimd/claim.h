@@ -54,7 +54,8 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
  * Finishes a self claim. On CE_OK *@p leaf_pem is the new certificate (PEM, no trailing
  * newline) for the caller to free. Errors: CE_AUTHID_INVALID, CE_AUTHID_EXPIRED,
  * CE_AUTHID_USED, CE_AUTHID_BURNED, CE_RESPONSE_FORMAT, CE_RESPONSE_WRONG, every
- * CE_CSR_* code, CE_UNKNOWN_DEVICE, CE_MAC_LOCKED, CE_BUSY, CE_INTERNAL.
+ * CE_CSR_* code, CE_UNKNOWN_DEVICE, CE_MAC_LOCKED, CE_BUSY, CE_SIGNER_DOWN (the signer
+ * did not answer), CE_INTERNAL.
  */
 enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
                                   char **leaf_pem);
@@ -68,7 +69,7 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 /**
  * Assisted / host-driven verify: the CSR's CN must be a node_id cc->user initiated
  * within the TTL. On CE_OK *@p leaf_pem is the certificate (caller frees).
- * Errors: every CE_CSR_* code, CE_CSR_NOT_INITIATED, CE_BUSY, CE_INTERNAL.
+ * Errors: every CE_CSR_* code, CE_CSR_NOT_INITIATED, CE_BUSY, CE_SIGNER_DOWN, CE_INTERNAL.
  */
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
                                   const char *node_policies, char **leaf_pem);

@@ -72,6 +72,9 @@ struct claimd_config {
 	char *admin_listen_host;
 	unsigned admin_listen_port;
 	char *admin_tokens_file; /* "" = none (every management request is refused) */
+
+	char *signer_user;       /* the signer's user when started as root */
+	unsigned signer_timeout; /* seconds */
 };
 
 /**

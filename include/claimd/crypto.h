@@ -41,6 +41,18 @@ void crypto_sha256(uint8_t out[32], const void *in, size_t n);
 struct secrets *secrets_load(const char *path, char *err, size_t errsz);
 /** Builds secrets from 32 raw bytes (tests, keygen checks). */
 struct secrets *secrets_from_bytes(const uint8_t key[SECRETS_KEY_BYTES]);
+/**
+ * Secrets that can only issue and check auth_ids: the two subkeys the signer hands
+ * the network-facing process (signer.h). Sealing with them stops the process.
+ */
+struct secrets *secrets_authid_only(const uint8_t authid[32], const uint8_t challenge[32]);
+/** Copies the auth_id tag and challenge subkeys of @p s (for the signer's hello). */
+void secrets_authid_keys(const struct secrets *s, uint8_t authid[32], uint8_t challenge[32]);
+/**
+ * The sealing subkey the signer derives from secrets key @p key: what the separation
+ * test looks for in each process's memory. Nothing else needs it.
+ */
+void secrets_seal_subkey(const uint8_t key[SECRETS_KEY_BYTES], uint8_t out[32]);
 /** Frees and wipes @p s; NULL is a no-op. */
 void secrets_free(struct secrets *s);
 /** Writes a new secrets key as base64 plus a NUL into @p out (at least 64 bytes). */

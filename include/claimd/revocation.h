@@ -55,7 +55,8 @@ struct crl_policy {
  * than half its validity left, else a new one signed now, stored and numbered one
  * above any other (all under a database lock, so replicas agree). A malloc'd DER in
  * *@p der of *@p len bytes, and its number. 0, or -1 (database or signing failure,
- * logged; *@p busy is set when the database was busy or unreachable).
+ * logged; *@p busy is set when the database was busy or unreachable, or the signer
+ * could not be asked).
  */
 int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
                 size_t *len, int64_t *number, bool *busy);

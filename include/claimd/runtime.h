@@ -22,13 +22,16 @@
 #include "claimd/metrics.h"
 #include "claimd/ratelimit.h"
 #include "claimd/revocation.h"
+#include "claimd/signer.h"
 
 struct runtime {
 	struct claimd_config *cfg;
-	struct ca *ca;
-	struct pai *pai; /* the Matter PAI; NULL: ?matter=true is refused */
-	struct secrets *secrets;
-	struct jwks *jwks;                 /* NULL: assisted claiming disabled */
+	struct signer *signer;         /* the process holding the keys; one per generation */
+	struct ca *ca;                 /* signer_ca(signer): certificates only, no key */
+	struct pai *pai;               /* signer_pai(signer): the Matter PAI without its key; NULL:
+	                                  ?matter=true is refused */
+	const struct secrets *secrets; /* signer_secrets(signer): auth_id subkeys only */
+	struct jwks *jwks;             /* NULL: assisted claiming disabled */
 	struct admin_tokens *admin_tokens; /* NULL: admin.tokens_file unset */
 	atomic_int refs;
 };
@@ -47,11 +50,12 @@ struct app {
 };
 
 /**
- * Loads a config file and everything it names (secrets key, CA) and checks that the
- * largest response fits RESPONSE_MAX. Returns NULL with "FILE:LINE:COL: message" or
- * "PATH: message" in @p err.
+ * Loads a config file and everything it names: starts a signer (program @p exe, see
+ * signer.h) that loads the CA and the secrets key, and checks that the largest
+ * response fits RESPONSE_MAX. Returns NULL with "FILE:LINE:COL: message" or
+ * "PATH: message" (the signer's, when it could not load a key) in @p err.
  */
-struct runtime *runtime_load(const char *path, char *err, size_t errsz);
+struct runtime *runtime_load(const char *path, const char *exe, char *err, size_t errsz);
 /** Drops one reference; frees the generation at zero. NULL is a no-op. */
 void runtime_release(struct runtime *rt);
 

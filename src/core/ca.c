@@ -33,6 +33,8 @@
 #include "claimd/crypto.h"
 #include "claimd/csr_der.h"
 #include "claimd/log.h"
+#include "claimd/pkcs11.h"
+#include "claimd/util.h"
 
 struct ca {
 	X509 *cert;
@@ -44,7 +46,10 @@ struct ca {
 	X509_EXTENSION *ext_cdp; /* CRL Distribution Points (ca.crl_url), or NULL */
 	char *chain_pem;
 	char key_type[16];
-	char *largest_leaf; /* see ca_largest_leaf_pem() */
+	char *largest_leaf;      /* see ca_largest_leaf_pem() */
+	struct ca_remote remote; /* where signatures go when key is NULL (ca_from_remote) */
+	bool in_token;           /* key is a PKCS#11 token's */
+	struct p11_key *p11;     /* the token's module and session, when in_token */
 };
 
 struct csr {
@@ -224,6 +229,21 @@ EVP_PKEY *read_key_file(const char *cfg_key, const char *path, char *err, size_t
 	return k;
 }
 
+EVP_PKEY *load_private_key(const char *cfg_key, const char *ref, struct p11_key **p11, char *err,
+                           size_t errsz)
+{
+	EVP_PKEY *k;
+
+	*p11 = NULL;
+	if (strncmp(ref, "pkcs11:", 7) != 0)
+		return read_key_file(cfg_key, ref, err, errsz);
+	if (!(*p11 = p11_key_load(cfg_key, ref, err, errsz)))
+		return NULL;
+	k = p11_key_pkey(*p11);
+	EVP_PKEY_up_ref(k);
+	return k;
+}
+
 struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz)
 {
 	struct ca *ca = calloc(1, sizeof(*ca));
@@ -234,8 +254,11 @@ struct ca *ca_load(const char *cert, const char *key, const char *chain, char *e
 	}
 	if (append_certs("ca.certificate", cert, &ca->chain_pem, &ca->cert, err, errsz) < 0)
 		goto fail;
-	if (!(ca->key = read_key_file("ca.key", key, err, errsz)))
+	if (!(ca->key = load_private_key("ca.key", key, &ca->p11, err, errsz)))
 		goto fail;
+	ca->in_token = ca->p11 != NULL;
+	if (ca->in_token)
+		key = "ca.key (pkcs11: URI)"; /* the URI may hold a PIN: never in a message */
 	if (!X509_check_private_key(ca->cert, ca->key)) {
 		snprintf(err, errsz, "%s: key does not match %s", key, cert);
 		goto fail;
@@ -267,12 +290,40 @@ fail:
 	return NULL;
 }
 
+struct ca *ca_from_remote(const char *chain_pem, const char *largest_leaf, const char *key_type,
+                          const struct ca_remote *remote, char *err, size_t errsz)
+{
+	struct ca *ca = calloc(1, sizeof(*ca));
+	BIO *b = NULL;
+
+	if (!ca || !(ca->chain_pem = strdup(chain_pem)) ||
+	    !(ca->largest_leaf = strdup(largest_leaf))) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if (!(b = BIO_new_mem_buf(chain_pem, -1)) ||
+	    !(ca->cert = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		snprintf(err, errsz, "the signer sent no CA certificate");
+		goto fail;
+	}
+	snprintf(ca->key_type, sizeof(ca->key_type), "%s", key_type);
+	ca->remote = *remote;
+	BIO_free(b);
+	return ca;
+fail:
+	log_openssl("ca_from_remote");
+	BIO_free(b);
+	ca_free(ca);
+	return NULL;
+}
+
 void ca_free(struct ca *ca)
 {
 	if (!ca)
 		return;
 	X509_free(ca->cert);
 	EVP_PKEY_free(ca->key);
+	p11_key_free(ca->p11); /* after the key that uses its session */
 	EVP_MD_free(ca->sha256);
 	EVP_MD_free(ca->sha1);
 	X509_EXTENSION_free(ca->ext_bc);
@@ -288,6 +339,11 @@ void ca_free(struct ca *ca)
 const char *ca_chain_pem(const struct ca *ca)
 {
 	return ca->chain_pem;
+}
+
+bool ca_key_in_token(const struct ca *ca)
+{
+	return ca->in_token;
 }
 
 const char *ca_key_type(const struct ca *ca)
@@ -532,65 +588,80 @@ int64_t asn1_to_unix(const ASN1_TIME *t)
 }
 
 /*
- * Gives @p x the CSR's SubjectPublicKeyInfo as it came: algorithm, parameters and key
- * bits are set directly, so the certificate carries the very bytes the CSR signed.
+ * Gives @p x the SubjectPublicKeyInfo as it came: algorithm, parameters and key bits
+ * are set directly, so the certificate carries the very bytes the CSR signed.
  * X509_set_pubkey() would decode and re-encode the key through OpenSSL 3's provider
  * layer, which the profile showed costing more than the signature.
  */
-static int copy_pubkey(X509 *x, const struct csr *c)
+static int copy_pubkey(X509 *x, const struct csr_fields *f)
 {
-	unsigned char *bits = OPENSSL_memdup(c->f.key, c->f.key_len);
+	unsigned char *bits = OPENSSL_memdup(f->key, f->key_len);
 	int ok = 0;
 
-	if (!bits || c->f.key_len > INT_MAX)
+	if (!bits || f->key_len > INT_MAX)
 		goto out;
-	if (c->f.key_alg == CSR_KEY_EC_P256)
+	if (f->key_alg == CSR_KEY_EC_P256)
 		ok = X509_PUBKEY_set0_param(
 		    X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-		    OBJ_nid2obj(NID_X9_62_prime256v1), bits, (int)c->f.key_len);
-	else if (c->f.key_alg == CSR_KEY_RSA)
+		    OBJ_nid2obj(NID_X9_62_prime256v1), bits, (int)f->key_len);
+	else if (f->key_alg == CSR_KEY_RSA)
 		ok = X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_rsaEncryption),
-		                            V_ASN1_NULL, NULL, bits, (int)c->f.key_len);
+		                            V_ASN1_NULL, NULL, bits, (int)f->key_len);
 out:
 	if (!ok)
 		OPENSSL_free(bits);
 	return ok ? 0 : -1;
 }
 
-int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
-            struct issued *out)
+/* Whether ca_issue() may sign @p rq: it checks again what the caller should have. */
+static bool leaf_request_ok(const struct leaf_request *rq, struct csr_fields *f)
+{
+	if (rq->profile != CA_PROFILE_DEVICE) {
+		log_error("ca_issue: unknown certificate profile %d", (int)rq->profile);
+		return false;
+	}
+	if (!csr_spki_parse(rq->spki, rq->spki_len, f) || !csr_key_ok(f)) {
+		log_error("ca_issue: not an EC P-256 or RSA 2048-4096 public key");
+		return false;
+	}
+	if (!rq->subject || !valid_cn((const unsigned char *)rq->subject, strlen(rq->subject))) {
+		log_error("ca_issue: not a valid subject CN");
+		return false;
+	}
+	if ((rq->serial[0] & 0x80) || rq->serial[0] == 0 || rq->not_before >= rq->not_after) {
+		log_error("ca_issue: serial not positive or validity empty");
+		return false;
+	}
+	return true;
+}
+
+int ca_issue(const struct ca *ca, const struct leaf_request *rq, uint8_t **der, size_t *len)
 {
 	X509 *x = X509_new();
 	X509_NAME *subj = X509_NAME_new();
 	BIGNUM *bn = NULL;
 	ASN1_INTEGER *serial = NULL;
 	ASN1_OCTET_STRING *ski = NULL;
-	unsigned char ski_md[EVP_MAX_MD_SIZE];
+	unsigned char ski_md[EVP_MAX_MD_SIZE], *enc = NULL;
 	unsigned int ski_len = 0;
-	uint8_t sb[16];
-	int rc = -1;
+	struct csr_fields f;
+	int rc = -1, n;
 
-	memset(out, 0, sizeof(*out));
-	if (!x || !subj)
+	*der = NULL;
+	*len = 0;
+	if (!x || !subj || !ca->key || !leaf_request_ok(rq, &f))
 		goto out;
-	/* 16 random bytes, top bit clear so the DER INTEGER stays positive and 16 bytes. */
-	crypto_random(sb, sizeof(sb));
-	sb[0] &= 0x7f;
-	sb[0] |= 0x01;
-	for (int i = 0; i < 16; i++)
-		snprintf(out->serial + 2 * i, 3, "%02X", sb[i]);
-	bn = BN_bin2bn(sb, sizeof(sb), NULL);
+	bn = BN_bin2bn(rq->serial, sizeof(rq->serial), NULL);
 	serial = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
 	if (!serial || !X509_set_version(x, X509_VERSION_3) || !X509_set_serialNumber(x, serial))
 		goto out;
 	if (!X509_NAME_add_entry_by_NID(subj, NID_commonName, MBSTRING_ASC,
-	                                (const unsigned char *)node_id, -1, -1, 0) ||
+	                                (const unsigned char *)rq->subject, -1, -1, 0) ||
 	    !X509_set_subject_name(x, subj) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)))
 		goto out;
-	/* Backdated a little: devices and verifiers have loose clocks. */
-	if (!X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) || copy_pubkey(x, c) < 0)
+	if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)rq->not_before) ||
+	    !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)rq->not_after) || copy_pubkey(x, &f) < 0)
 		goto out;
 	/* The subject key identifier is the SHA-1 of the public key bits (RFC 5280 4.2.1.2). */
 	if (!X509_pubkey_digest(x, ca->sha1, ski_md, &ski_len) ||
@@ -603,21 +674,79 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 		goto out;
 	if (!X509_sign(x, ca->key, ca->sha256))
 		goto out;
-	out->not_before = asn1_to_unix(X509_get0_notBefore(x));
-	out->not_after = asn1_to_unix(X509_get0_notAfter(x));
-	out->pem = cert_pem(x);
-	if (!out->pem)
+	if ((n = i2d_X509(x, &enc)) <= 0 || !(*der = malloc((size_t)n)))
 		goto out;
+	memcpy(*der, enc, (size_t)n);
+	*len = (size_t)n;
 	rc = 0;
 out:
 	if (rc < 0)
-		log_openssl("ca_sign");
+		log_openssl("ca_issue");
+	OPENSSL_free(enc);
 	ASN1_OCTET_STRING_free(ski);
 	ASN1_INTEGER_free(serial);
 	BN_free(bn);
 	X509_NAME_free(subj);
 	X509_free(x);
 	return rc;
+}
+
+/* PEM of a DER certificate, lines of 64, no trailing newline; NULL when out of memory. */
+static char *der_to_pem(const uint8_t *der, size_t n)
+{
+	static const char head[] = "-----BEGIN CERTIFICATE-----\n",
+	                  tail[] = "-----END CERTIFICATE-----";
+	size_t cap = sizeof(head) + (n + 2) / 3 * 4 + n / 48 + 2 + sizeof(tail);
+	char *out = malloc(cap), *p;
+
+	if (!out)
+		return NULL;
+	p = out + strlen(head);
+	memcpy(out, head, strlen(head));
+	for (size_t i = 0; i < n; i += 48) {
+		size_t chunk = n - i < 48 ? n - i : 48;
+		p += b64_encode(p, cap - (size_t)(p - out), der + i, chunk);
+		*p++ = '\n';
+	}
+	memcpy(p, tail, sizeof(tail));
+	return out;
+}
+
+int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
+            struct issued *out)
+{
+	int64_t now = now_unix();
+	struct leaf_request rq = {
+	    .profile = CA_PROFILE_DEVICE,
+	    .spki = c->f.spki,
+	    .spki_len = c->f.spki_len,
+	    .subject = node_id,
+	    /* Backdated a little: devices and verifiers have loose clocks. */
+	    .not_before = now - 3600,
+	    .not_after = now + (int64_t)days * 86400,
+	};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	/* 16 random bytes, top bit clear so the DER INTEGER stays positive and 16 bytes. */
+	crypto_random(rq.serial, sizeof(rq.serial));
+	rq.serial[0] &= 0x7f;
+	rq.serial[0] |= 0x01;
+	if (ca->key)
+		rc = ca_issue(ca, &rq, &der, &len);
+	else
+		rc = ca->remote.issue(ca->remote.ctx, &rq, &der, &len);
+	if (rc < 0)
+		return rc;
+	hex_encode_upper(out->serial, rq.serial, sizeof(rq.serial));
+	out->serial[SERIAL_HEX_LEN] = '\0';
+	out->not_before = rq.not_before;
+	out->not_after = rq.not_after;
+	out->pem = der_to_pem(der, len);
+	free(der);
+	return out->pem ? 0 : -1;
 }
 
 void issued_clear(struct issued *i)
@@ -715,7 +844,7 @@ out:
 int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
                 int64_t this_update, int64_t next_update, uint8_t **der, size_t *len)
 {
-	X509_CRL *crl = X509_CRL_new();
+	X509_CRL *crl = NULL;
 	ASN1_TIME *tu = NULL, *nu = NULL;
 	ASN1_INTEGER *num = NULL;
 	X509_EXTENSION *aki = NULL;
@@ -725,6 +854,11 @@ int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry 
 
 	*der = NULL;
 	*len = 0;
+	if (!ca->key) {
+		struct crl_request rq = {number, this_update, next_update, e, n};
+		return ca->remote.crl(ca->remote.ctx, &rq, der, len);
+	}
+	crl = X509_CRL_new();
 	if (!crl || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert))) {
 		log_openssl("X509_CRL_set_issuer_name");

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "claimd/pkcs11.h"
+
 /** PEM of one certificate without its trailing newline (malloc'd), or NULL. */
 char *cert_pem(X509 *x);
 /**
@@ -26,6 +28,13 @@ int append_certs(const char *key, const char *path, char **acc, X509 **first, ch
  * @p err on failure.
  */
 EVP_PKEY *read_key_file(const char *cfg_key, const char *path, char *err, size_t errsz);
+/**
+ * A private key from @p ref: a PEM file (read_key_file()) or an RFC 7512 pkcs11: URI
+ * (pkcs11.h), whose token session goes to *@p p11 (NULL for a file), freed with
+ * p11_key_free() after the key. NULL with a message naming @p cfg_key on failure.
+ */
+EVP_PKEY *load_private_key(const char *cfg_key, const char *ref, struct p11_key **p11, char *err,
+                           size_t errsz);
 /** "ec-p256" / "rsa-2048"... into @p buf, or NULL for a key type we do not accept. */
 const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz);
 /** An extension from OpenSSL's config syntax, @p issuer as the issuer; NULL on failure. */

@@ -4,7 +4,8 @@
  * says. The database reports facts (is the MAC registered, locked, was the session
  * spent); every decision, and the error-table name each audit row records, is made
  * here. Cheap, stateless checks (auth_id tag, expiry, CSR) run before the database is
- * touched; the eFuse key is decrypted only for the moment of the HMAC and wiped.
+ * touched. The eFuse key is never decrypted here: the signer process checks the
+ * response (signer.h).
  */
 #include "claimd/claim.h"
 
@@ -15,6 +16,7 @@
 #include "claimd/db_users.h"
 #include "claimd/log.h"
 #include "claimd/revocation.h"
+#include "claimd/signer.h"
 
 static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
 {
@@ -142,13 +144,15 @@ static enum claimd_err self_verify_inputs(struct claim_ctx *cc, const struct ver
 	return strcmp(cn, v->mac) == 0 ? CE_OK : CE_CSR_CN;
 }
 
-/* Step 2: the answer is right iff HMAC-SHA512(eFuse key, challenge) equals it. */
+/* Step 2: the answer is right iff HMAC-SHA512(eFuse key, challenge) equals it. The
+ * signer decides: the eFuse key is opened there and never leaves it. */
 static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_verify *v)
 {
 	struct device_row d;
-	uint8_t key[EFUSE_KEY_BYTES], expect[HMAC_SHA512_BYTES];
+	enum signer_verdict verdict = SIGNER_UNOPENABLE;
 	enum db_status s = db_device_get(cc->db, v->mac, &d);
 	enum claimd_err e;
+	int rc;
 
 	if (s < DB_NO_ROWS)
 		return from_db(s, cc, "device lookup");
@@ -157,19 +161,23 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 	struct device_facts f = {s == DB_OK, true, s == DB_OK ? d.locked_for : 0};
 	if ((e = device_allows(&f, false)) == CE_MAC_LOCKED)
 		cc->retry_after = f.locked_for;
-	if (e == CE_OK && !efuse_open(cc->rt->secrets, v->mac, d.sealed, sizeof(d.sealed), key)) {
-		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
-		          cc->request_id, v->mac);
-		e = CE_INTERNAL;
-	}
-	crypto_wipe(d.sealed, sizeof(d.sealed));
 	if (e != CE_OK)
 		return e;
-	crypto_hmac_sha512(expect, key, sizeof(key), v->challenge, strlen(v->challenge));
-	e = crypto_equal(expect, v->response, sizeof(expect)) ? CE_OK : CE_RESPONSE_WRONG;
-	crypto_wipe(key, sizeof(key));
-	crypto_wipe(expect, sizeof(expect));
-	return e;
+	rc = signer_check(cc->rt->signer, v->mac, d.sealed, v->challenge, v->response, &verdict);
+	if (rc == SIGNER_DOWN)
+		return CE_SIGNER_DOWN;
+	if (rc != SIGNER_OK || verdict == SIGNER_UNOPENABLE) {
+		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
+		          cc->request_id, v->mac);
+		return CE_INTERNAL;
+	}
+	return verdict == SIGNER_RIGHT ? CE_OK : CE_RESPONSE_WRONG;
+}
+
+/* ca_sign()'s failure as an error: the signer gone is a 503 the client may retry. */
+static enum claimd_err sign_failed(int rc)
+{
+	return rc == CA_UNAVAILABLE ? CE_SIGNER_DOWN : CE_INTERNAL;
 }
 
 /* revocation.on_reclaim: whether a successful claim revokes the node's earlier
@@ -233,8 +241,9 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	enum claimd_err e = CE_OK;
 	enum db_status s;
 
-	if (ca_sign(cc->rt->ca, v->csr, v->mac, cc->rt->cfg->validity_days, &is) < 0) {
-		e = CE_INTERNAL;
+	int rc = ca_sign(cc->rt->ca, v->csr, v->mac, cc->rt->cfg->validity_days, &is);
+	if (rc < 0) {
+		e = sign_failed(rc);
 		goto out;
 	}
 	size_t reply_len =
@@ -391,8 +400,9 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	*leaf_pem = NULL;
 	if ((e = csr_check(csr_pem, csr_len, &csr, cn)) != CE_OK)
 		goto out;
-	if (ca_sign(cc->rt->ca, csr, cn, cc->rt->cfg->validity_days, &is) < 0) {
-		e = CE_INTERNAL;
+	int rc = ca_sign(cc->rt->ca, csr, cn, cc->rt->cfg->validity_days, &is);
+	if (rc < 0) {
+		e = sign_failed(rc);
 		goto out;
 	}
 	e = user_verify_commit(cc, csr, cn, node_policies, &is, ca_chain_pem(cc->rt->ca), "node",

@@ -19,7 +19,8 @@
 
 #include "claimd/canon.h"
 
-enum ktype { K_STR, K_PATH, K_UINT, K_LIST, K_HOST };
+/* K_KEYREF: a path, or an RFC 7512 "pkcs11:" URI taken as it is. */
+enum ktype { K_STR, K_PATH, K_KEYREF, K_UINT, K_LIST, K_HOST };
 
 /* When a changed value takes effect: at the next SIGHUP, or only when the process
  * starts (the listening socket, the worker pool and its connections are made once). */
@@ -59,8 +60,9 @@ static const struct key keys[] = {
      "any libpq connection string or URI"},
     {"ca.certificate", K_PATH, O(ca_certificate), NULL, 0, 0, RELOAD,
      "the signing (intermediate) CA certificate, PEM"},
-    {"ca.key", K_PATH, O(ca_key), NULL, 0, 0, RELOAD,
-     "its private key, PEM (P-256 or RSA 2048/3072); mode 0600"},
+    {"ca.key", K_KEYREF, O(ca_key), NULL, 0, 0, RELOAD,
+     "its private key: a PEM file (P-256 or RSA 2048/3072; mode 0600), or an RFC 7512 "
+     "pkcs11: URI with module-path and pin-source (or pin-value) in its query"},
     {"ca.chain", K_PATH, O(ca_chain), "", 0, 0, RELOAD,
      "optional: certificates appended after the issuing CA in every response"},
     {"ca.crl_url", K_STR, O(ca_crl_url), "", 0, 0, RELOAD,
@@ -138,6 +140,12 @@ static const struct key keys[] = {
      "the Matter vendor id, 4 hex digits (e.g. \"131B\"); must match the PAI's subject"},
     {"matter.product_ids", K_LIST, O(matter_product_ids), "[]", 0, 0, RELOAD,
      "product ids (4 hex digits each) a DAC may be issued for; empty = any"},
+    {"signer.user", K_STR, O(signer_user), "claimd-signer", 0, 0, RELOAD,
+     "when claimd starts as root, the key-holding signer process runs as this user "
+     "(it must exist; no other user's files are needed after start-up)"},
+    {"signer.timeout_seconds", K_UINT, O(signer_timeout), "5", 1, 60, RELOAD,
+     "a signer that has not answered in this long is killed, the request gets 503 and "
+     "claimd exits for its supervisor to restart it"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -220,7 +228,8 @@ static int set_scalar(struct loader *L, const struct key *k, const char *v, cons
 			               k->name);
 		break;
 	case K_PATH:
-		if (v[0] && v[0] != '/') {
+	case K_KEYREF:
+		if (v[0] && v[0] != '/' && (k->type == K_PATH || strncmp(v, "pkcs11:", 7) != 0)) {
 			char *p = NULL;
 			if (asprintf(&p, "%s/%s", c->dir, v) < 0)
 				return fail_at(L, n, "out of memory");
@@ -690,6 +699,7 @@ static bool same_value(const struct key *k, const struct claimd_config *a,
 	}
 	case K_STR:
 	case K_PATH:
+	case K_KEYREF:
 	case K_HOST:
 		break;
 	}

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -20,7 +21,18 @@ struct secrets {
 	uint8_t tag[32];
 	uint8_t authid[32];
 	uint8_t challenge[32];
+	bool sealing; /* seal and tag are set: false in the network process (signer.h) */
 };
+
+/* The network-facing process holds no sealing key: reaching for one is a bug that must
+ * stop the process rather than seal under zeros. */
+static void need_sealing(const struct secrets *s)
+{
+	if (!s->sealing) {
+		fputs("claimd: BUG: eFuse sealing outside the signer\n", stderr);
+		abort();
+	}
+}
 
 int crypto_init(void)
 {
@@ -67,9 +79,16 @@ void crypto_sha256(uint8_t out[32], const void *in, size_t n)
 	crypto_hash_sha256(out, in, n);
 }
 
+static const char kdf_ctx[crypto_kdf_CONTEXTBYTES] = {'c', 'l', 'a', 'i', 'm', 'd', '0', '1'};
+
+void secrets_seal_subkey(const uint8_t key[SECRETS_KEY_BYTES], uint8_t out[32])
+{
+	crypto_kdf_derive_from_key(out, 32, SUB_SEAL, kdf_ctx, key);
+}
+
 struct secrets *secrets_from_bytes(const uint8_t key[SECRETS_KEY_BYTES])
 {
-	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'c', 'l', 'a', 'i', 'm', 'd', '0', '1'};
+	const char *ctx = kdf_ctx;
 	struct secrets *s = sodium_malloc(sizeof(*s));
 	if (!s)
 		return NULL;
@@ -77,8 +96,27 @@ struct secrets *secrets_from_bytes(const uint8_t key[SECRETS_KEY_BYTES])
 	crypto_kdf_derive_from_key(s->tag, 32, SUB_TAG, ctx, key);
 	crypto_kdf_derive_from_key(s->authid, 32, SUB_AUTHID, ctx, key);
 	crypto_kdf_derive_from_key(s->challenge, 32, SUB_CHALLENGE, ctx, key);
+	s->sealing = true;
 	sodium_mprotect_readonly(s);
 	return s;
+}
+
+struct secrets *secrets_authid_only(const uint8_t authid[32], const uint8_t challenge[32])
+{
+	struct secrets *s = sodium_malloc(sizeof(*s));
+	if (!s)
+		return NULL;
+	sodium_memzero(s, sizeof(*s));
+	memcpy(s->authid, authid, 32);
+	memcpy(s->challenge, challenge, 32);
+	sodium_mprotect_readonly(s);
+	return s;
+}
+
+void secrets_authid_keys(const struct secrets *s, uint8_t authid[32], uint8_t challenge[32])
+{
+	memcpy(authid, s->authid, 32);
+	memcpy(challenge, s->challenge, 32);
 }
 
 struct secrets *secrets_load(const char *path, char *err, size_t errsz)
@@ -135,6 +173,7 @@ void efuse_seal(const struct secrets *s, const char *mac, const uint8_t key[EFUS
                 uint8_t out[SEALED_EFUSE_BYTES])
 {
 	uint8_t *nonce = out, *ct = out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+	need_sealing(s);
 	randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, key, EFUSE_KEY_BYTES,
 	                                           (const uint8_t *)mac, strlen(mac), NULL, nonce,
@@ -144,6 +183,7 @@ void efuse_seal(const struct secrets *s, const char *mac, const uint8_t key[EFUS
 bool efuse_open(const struct secrets *s, const char *mac, const uint8_t *sealed, size_t n,
                 uint8_t key[EFUSE_KEY_BYTES])
 {
+	need_sealing(s);
 	if (n != SEALED_EFUSE_BYTES)
 		return false;
 	return crypto_aead_xchacha20poly1305_ietf_decrypt(
@@ -156,6 +196,7 @@ void efuse_tag(const struct secrets *s, const char *mac, const uint8_t key[EFUSE
                uint8_t out[EFUSE_TAG_BYTES])
 {
 	crypto_generichash_state st;
+	need_sealing(s);
 	crypto_generichash_init(&st, s->tag, 32, EFUSE_TAG_BYTES);
 	crypto_generichash_update(&st, (const uint8_t *)mac, strlen(mac));
 	crypto_generichash_update(&st, key, EFUSE_KEY_BYTES);

@@ -56,6 +56,7 @@ struct crl_build {
 	const struct ca *ca;
 	const struct crl_policy *p;
 	int64_t now;
+	bool unavailable; /* the signer could not be asked: a 503, not a 500 */
 };
 
 /* Stale: a revocation it does not list, or less than half its validity left. */
@@ -71,8 +72,11 @@ static int crl_sign(struct crl_build *b, int64_t number, const struct revoked_en
 {
 	*this_update = b->now;
 	*next_update = b->now + (int64_t)b->p->hours * 3600;
-	if (ca_crl_sign(b->ca, number, e, n, *this_update, *next_update, der, len) < 0)
+	int rc = ca_crl_sign(b->ca, number, e, n, *this_update, *next_update, der, len);
+	if (rc < 0) {
+		b->unavailable = rc == CA_UNAVAILABLE;
 		return -1;
+	}
 	log_info("issued CRL number %lld with %zu entries (%zu bytes)", (long long)number, n, *len);
 	return 0;
 }
@@ -80,7 +84,7 @@ static int crl_sign(struct crl_build *b, int64_t number, const struct revoked_en
 int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
                 size_t *len, int64_t *number, bool *busy)
 {
-	struct crl_build b = {ca, p, now_unix()};
+	struct crl_build b = {ca, p, now_unix(), false};
 	uint8_t key_id[32];
 	enum db_status s;
 
@@ -92,7 +96,7 @@ int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, 
 	s = db_crl_refresh(db, key_id, crl_stale, crl_sign, &b, number);
 	if (s == DB_OK)
 		s = db_crl_get(db, *number, der, len);
-	*busy = s == DB_SOFT;
+	*busy = s == DB_SOFT || b.unavailable;
 	return s == DB_OK ? 0 : -1;
 }
 

@@ -75,7 +75,7 @@ static int load_matter(struct runtime *rt, char *err, size_t errsz)
 	return check_matter_fits(rt, err, errsz);
 }
 
-struct runtime *runtime_load(const char *path, char *err, size_t errsz)
+struct runtime *runtime_load(const char *path, const char *exe, char *err, size_t errsz)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
 
@@ -86,13 +86,11 @@ struct runtime *runtime_load(const char *path, char *err, size_t errsz)
 	atomic_init(&rt->refs, 1);
 	if (!(rt->cfg = config_load(path, err, errsz)))
 		goto fail;
-	if (!(rt->secrets = secrets_load(rt->cfg->secrets_key_file, err, errsz)))
+	/* The keys are loaded by the signer, never here. */
+	if (!(rt->signer = signer_start(exe, rt->cfg, err, errsz)))
 		goto fail;
-	if (!(rt->ca =
-	          ca_load(rt->cfg->ca_certificate, rt->cfg->ca_key, rt->cfg->ca_chain, err, errsz)))
-		goto fail;
-	if (ca_set_crl_url(rt->ca, rt->cfg->ca_crl_url, err, errsz) < 0)
-		goto fail;
+	rt->ca = signer_ca(rt->signer);
+	rt->secrets = signer_secrets(rt->signer);
 	if (check_response_fits(rt, err, errsz) < 0)
 		goto fail;
 	if (load_matter(rt, err, errsz) < 0)
@@ -113,11 +111,9 @@ void runtime_release(struct runtime *rt)
 {
 	if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
-	ca_free(rt->ca);
-	pai_free(rt->pai);
+	signer_free(rt->signer); /* and with it the key-less CA and the auth_id subkeys */
 	jwks_free(rt->jwks);
 	admin_tokens_free(rt->admin_tokens);
-	secrets_free(rt->secrets);
 	config_free(rt->cfg);
 	free(rt);
 }

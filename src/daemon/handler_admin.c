@@ -103,6 +103,9 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 {
 	json_t *arr = body_json(rq);
 	struct csv_row *rows = NULL;
+	struct {
+		uint8_t sealed[SEALED_EFUSE_BYTES], tag[EFUSE_TAG_BYTES];
+	} *sealed = NULL;
 	struct import_reporter rep = {0};
 	struct import_counts counts = {0};
 	enum claimd_err e = CE_OK;
@@ -138,6 +141,19 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 	}
 	if (e != CE_OK)
 		goto out;
+	/* Sealed by the signer (this process holds no sealing key), all before the
+	 * transaction opens, so no lock waits on the signer. */
+	if (!(sealed = calloc(n, sizeof(*sealed)))) {
+		e = CE_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n && e == CE_OK; i++) {
+		int rc = signer_seal(rq->rt->signer, rows[i].mac, rows[i].efuse_key,
+		                     sealed[i].sealed, sealed[i].tag);
+		e = rc == SIGNER_OK ? CE_OK : rc == SIGNER_DOWN ? CE_SIGNER_DOWN : CE_INTERNAL;
+	}
+	if (e != CE_OK)
+		goto out;
 	if (!(db = app_db(rq->app))) {
 		e = CE_BUSY;
 		goto out;
@@ -145,11 +161,8 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 	if ((s = db_import_begin(db)) < DB_NO_ROWS)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t sealed[SEALED_EFUSE_BYTES], tag[EFUSE_TAG_BYTES];
-		efuse_seal(rq->rt->secrets, rows[i].mac, rows[i].efuse_key, sealed);
-		efuse_tag(rq->rt->secrets, rows[i].mac, rows[i].efuse_key, tag);
-		if ((s = db_import_row(db, rows[i].line, rows[i].mac, rows[i].platform, sealed,
-		                       tag)) < DB_NO_ROWS) {
+		if ((s = db_import_row(db, rows[i].line, rows[i].mac, rows[i].platform,
+		                       sealed[i].sealed, sealed[i].tag)) < DB_NO_ROWS) {
 			db_import_abort(db);
 			goto out;
 		}
@@ -179,6 +192,7 @@ out:
 	if (rows)
 		crypto_wipe(rows, n * sizeof(*rows));
 	free(rows);
+	free(sealed);
 	json_decref(arr);
 	if (e != CE_OK)
 		return reply_error(rq, c, e);

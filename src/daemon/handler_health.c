@@ -1,5 +1,5 @@
 /*
- * /healthz (the process answers), /readyz (database and CA usable) and /metrics
+ * /healthz (the process answers), /readyz (database and signer usable) and /metrics
  * (Prometheus text). Cheap enough to be polled; nothing here writes.
  */
 #include <stdio.h>
@@ -16,7 +16,7 @@ enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c)
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c)
 {
 	struct db *db = app_db(rq->app);
-	if (!db || !db_ping(db) || !rq->rt->ca)
+	if (!db || !db_ping(db) || !rq->rt->ca || !signer_alive(rq->rt->signer))
 		return reply_error(rq, c, CE_NOT_READY);
 	return reply_json(rq, c, 200, json_pack("{s:s}", "status", "ready"));
 }

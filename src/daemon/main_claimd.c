@@ -1,10 +1,14 @@
 /*
- * claimd: the daemon. Loads the config, CA and secrets, starts the HTTP workers and
- * then waits for signals on the main thread: SIGHUP reloads (a bad new config is
- * refused and the old one kept), SIGTERM/SIGINT drain in-flight requests and exit 0.
+ * claimd: the daemon. Loads the config and starts the signer (the process that holds
+ * the keys, signer.h), starts the HTTP workers and then waits for signals on the main
+ * thread: SIGHUP reloads (a bad new config is refused and the old one kept),
+ * SIGTERM/SIGINT drain in-flight requests and exit 0, and the signer's end (SIGCHLD)
+ * drains and exits 1 for the supervisor to restart everything. "claimd --signer
+ * CONFIG" is the signer itself, started by claimd, never by hand.
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,11 @@
 #include "claimd/http.h"
 #include "claimd/log.h"
 #include "claimd/runtime.h"
+#include "claimd/signer.h"
+
+/* The signer is this same program, run again: a fresh address space, not a fork of a
+ * process that already has threads and sockets. */
+#define SELF_EXE "/proc/self/exe"
 
 static void usage(FILE *f)
 {
@@ -37,6 +46,34 @@ static void housekeeping(struct app *app)
 	long n = 0;
 	if (db && db_sessions_gc(db, &n) >= DB_NO_ROWS && n > 0)
 		log_info("housekeeping: deleted %ld expired claim sessions", n);
+}
+
+/*
+ * Whether the current generation's signer has ended. It is not restarted here: the
+ * only process that talks to it is this one, so a signer that crashed may have been
+ * attacked by it, and a fresh start of both (by systemd, Docker) is the answer that
+ * trusts nothing that ran before. In-flight requests get 503 meanwhile (signer.h).
+ */
+static bool signer_ended(struct app *app)
+{
+	struct runtime *rt = app_acquire(app);
+	int st = 0;
+	bool ended = signer_reap(rt->signer, &st);
+
+	if (ended) {
+		if (WIFSIGNALED(st))
+			log_error(
+			    "the signer process (pid %d) was ended by signal %d: exiting for the "
+			    "supervisor to restart claimd",
+			    (int)signer_pid(rt->signer), WTERMSIG(st));
+		else
+			log_error(
+			    "the signer process (pid %d) exited with status %d: exiting for the "
+			    "supervisor to restart claimd",
+			    (int)signer_pid(rt->signer), WEXITSTATUS(st));
+	}
+	runtime_release(rt);
+	return ended;
 }
 
 /* The public port, then the management API's when it listens (tests read both). */
@@ -72,7 +109,10 @@ int main(int argc, char **argv)
 	struct app app;
 	struct http_server *srv, *admin = NULL;
 	sigset_t set;
-	int c, sig;
+	int c, sig, status = 0;
+
+	if (argc == 3 && strcmp(argv[1], "--signer") == 0)
+		_exit(signer_main(argv[2])); /* _exit: no atexit work outside the allow-list */
 
 	while ((c = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
 		switch (c) {
@@ -107,7 +147,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "claimd: cannot initialise libsodium\n");
 		return 1;
 	}
-	if (!(rt = runtime_load(config, err, sizeof(err)))) {
+	if (!(rt = runtime_load(config, SELF_EXE, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -140,6 +180,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (app_init(&app, rt) < 0) {
@@ -172,8 +213,15 @@ int main(int argc, char **argv)
 			housekeeping(&app);
 			continue;
 		}
+		if (sig == SIGCHLD) {
+			if (!signer_ended(&app))
+				continue; /* a replaced generation's signer, reaped by signer_free()
+				           */
+			status = 1;
+			break;
+		}
 		if (sig == SIGHUP) {
-			struct runtime *next = runtime_load(config, err, sizeof(err));
+			struct runtime *next = runtime_load(config, SELF_EXE, err, sizeof(err));
 			if (!next) {
 				log_error("reload refused, keeping the running config: %s", err);
 				continue;
@@ -192,5 +240,5 @@ int main(int argc, char **argv)
 	http_stop(srv, 10000);
 	app_destroy(&app);
 	log_info("stopped");
-	return 0;
+	return status;
 }

@@ -1,0 +1,96 @@
+/*
+ * The signer: a separate process, started by claimd before it opens a socket, that
+ * holds the CA key and the secrets key. The network-facing process asks it, over a
+ * socketpair and a small fixed-format protocol, for four things only: a certificate
+ * built from our profile, a CRL, whether a challenge response is right, and an eFuse
+ * key sealed. It never sends a key back, except the two auth_id subkeys (see
+ * docs/operations.md, "Privilege separation", for why those may leave).
+ *
+ * Wire format, both ways: a header of two big-endian u32 (request: operation; reply:
+ * 0 = done, 1 = refused) and the payload length, at most SIGNER_MSG_MAX, then the
+ * payload. Integers are big-endian, i64 two's complement; every field has a fixed size
+ * or a u32 length before it, and both sides refuse a payload whose parts do not add
+ * up to its length exactly.
+ */
+#ifndef CLAIMD_SIGNER_H
+#define CLAIMD_SIGNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "claimd/ca.h"
+#include "claimd/config.h"
+#include "claimd/crypto.h"
+#include "claimd/util.h"
+
+#define SIGNER_MSG_MAX (16u << 20) /* a CRL of some 340,000 entries */
+#define SIGNER_FD      3           /* the signer's end of the socketpair, in the signer */
+
+/* Results of the calls below; SIGNER_DOWN equals CA_UNAVAILABLE on purpose. */
+enum signer_result { SIGNER_OK = 0, SIGNER_FAILED = -1, SIGNER_DOWN = CA_UNAVAILABLE };
+
+/* What the signer found for a challenge response. */
+enum signer_verdict { SIGNER_RIGHT = 0, SIGNER_WRONG = 1, SIGNER_UNOPENABLE = 2 };
+
+struct signer;
+
+/**
+ * Starts a signer: runs program @p exe (claimd itself, "/proc/self/exe") as
+ * "claimd-signer --signer CONFIG" with its end of a new socketpair as SIGNER_FD, and
+ * waits (cfg->signer_timeout seconds at most) for its hello: the CA's certificates,
+ * key type and largest leaf, and the auth_id subkeys. The signer reads @p cfg's file
+ * itself. Returns NULL with the signer's own message ("ca.key: ...") in @p err when it
+ * could not load its keys or drop its privileges.
+ */
+struct signer *signer_start(const char *exe, const struct claimd_config *cfg, char *err,
+                            size_t errsz);
+/**
+ * Closes the channel (the signer exits when it reads end-of-file), waits for the
+ * process a moment and kills it if it lingers, and frees the CA and secrets the
+ * signer handed out. NULL is a no-op.
+ */
+void signer_free(struct signer *s);
+/** The signer's process id. */
+pid_t signer_pid(const struct signer *s);
+/**
+ * A key-less CA whose signatures are made by the signer (ca_from_remote()); owned by
+ * @p s.
+ */
+struct ca *signer_ca(struct signer *s);
+/** Secrets that can issue and check auth_ids only (secrets_authid_only()); owned by @p s. */
+const struct secrets *signer_secrets(const struct signer *s);
+/** False once a call found the signer gone or timed out (then it stays false). */
+bool signer_alive(struct signer *s);
+/**
+ * Whether the signer process has ended, reaping it if so (waitpid without waiting),
+ * with its wait status in *@p status. The caller decides what a dead signer means.
+ */
+bool signer_reap(struct signer *s, int *status);
+
+/**
+ * Asks whether @p response is HMAC-SHA512(eFuse key, @p challenge) for the key
+ * @p sealed (efuse_seal() under @p mac); the key never leaves the signer.
+ * SIGNER_OK with *@p v set, SIGNER_FAILED, or SIGNER_DOWN.
+ */
+int signer_check(struct signer *s, const char mac[MAC_LEN + 1],
+                 const uint8_t sealed[SEALED_EFUSE_BYTES], const char *challenge,
+                 const uint8_t response[HMAC_SHA512_BYTES], enum signer_verdict *v);
+/**
+ * Seals an eFuse key for @p mac and computes its tag (efuse_seal(), efuse_tag()).
+ * SIGNER_OK, SIGNER_FAILED or SIGNER_DOWN.
+ */
+int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key[EFUSE_KEY_BYTES],
+                uint8_t sealed[SEALED_EFUSE_BYTES], uint8_t tag[EFUSE_TAG_BYTES]);
+
+/**
+ * The signer process's main, for "claimd --signer CONFIG": closes every descriptor
+ * above SIGNER_FD, loads the config's CA and secrets key, drops its privileges
+ * (sandbox.h), says hello and answers requests until end-of-file. Returns the exit
+ * status: 0 after end-of-file, 1 when it could not start or the peer broke the
+ * protocol.
+ */
+int signer_main(const char *config);
+
+#endif
