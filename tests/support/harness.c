@@ -170,8 +170,9 @@ bool tenv_write_config(struct tenv *t)
 	fprintf(f,
 	        "server:\n  listen: \"127.0.0.1:0\"\n  threads: 4\n  log_level: debug\n%s"
 	        "database:\n  url: \"%s\"\n"
-	        "ca:\n  certificate: ca/intermediate.pem\n  key: ca/intermediate.key\n",
-	        t->o.server ? t->o.server : "", t->conninfo);
+	        "ca:\n  certificate: ca/intermediate.pem\n  key: \"%s\"\n",
+	        t->o.server ? t->o.server : "", t->conninfo,
+	        t->o.ca_key ? t->o.ca_key : "ca/intermediate.key");
 	if (t->o.chain)
 		fprintf(f, "  chain: \"%s\"\n", t->o.chain);
 	fprintf(f,
@@ -182,6 +183,9 @@ bool tenv_write_config(struct tenv *t)
 		fprintf(f, "  mqtt_host: %s\n", t->o.mqtt_host);
 	if (t->o.mqtt_cred_host)
 		fprintf(f, "  mqtt_cred_host: %s\n", t->o.mqtt_cred_host);
+	/* Tests run as root: the signer drops to a user every Debian system has. */
+	if (!t->o.extra || !strstr(t->o.extra, "signer:"))
+		fputs("signer:\n  user: nobody\n", f);
 	if (t->o.extra)
 		fputs(t->o.extra, f);
 	return fclose(f) == 0;

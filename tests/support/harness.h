@@ -61,6 +61,7 @@ struct topts {
 	const char *chain;  /* ca.chain path, or NULL */
 	const char *extra;  /* extra top-level YAML appended verbatim, or NULL */
 	const char *server; /* extra lines of the server: section ("  key: value\n"), or NULL */
+	const char *ca_key; /* ca.key's value (a pkcs11: URI, say); NULL: the CA's key file */
 };
 
 struct tenv {

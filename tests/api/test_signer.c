@@ -1,0 +1,495 @@
+/*
+ * The privilege-separated signer, checked from outside as root: after real claims the
+ * network-facing claimd's memory (/proc/PID/mem over every readable mapping) holds
+ * neither the CA's private key nor the secrets key, while the same scan of the signer
+ * finds them; the signer runs as another user, non-dumpable, under a seccomp filter,
+ * with no descriptor but its channel; a hung or dead signer gives 503 with Retry-After
+ * and claimd exits for its supervisor; CA keys in SoftHSM2 (P-256 and RSA-2048, the
+ * token made here) sign claims and a wrong PIN stops start-up with a clear message.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_support.h"
+#include "claimd/util.h"
+#include "harness.h"
+
+#define REGION_MAX (1UL << 30) /* larger: a sanitizer's shadow, reserved, never a key */
+#define SOFTHSM    "/usr/lib/softhsm/libsofthsm2.so"
+
+/* A byte string to look for, in both byte orders (OpenSSL keeps a BIGNUM's limbs
+ * little-endian in memory). */
+struct needle {
+	const char *what;
+	uint8_t be[512], le[512];
+	size_t n;
+};
+
+static void needle_set(struct needle *nd, const char *what, const uint8_t *b, size_t n)
+{
+	nd->what = what;
+	nd->n = n;
+	memcpy(nd->be, b, n);
+	for (size_t i = 0; i < n; i++)
+		nd->le[i] = b[n - 1 - i];
+}
+
+/* Whether process @p pid's readable memory holds @p nd in either order. */
+static bool memory_holds(pid_t pid, const struct needle *nd)
+{
+	char path[64], line[512];
+	bool found = false;
+	size_t scanned = 0;
+	uint8_t *buf = malloc((1 << 20) + 512);
+	FILE *maps;
+	int mem;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	mem = open(path, O_RDONLY);
+	if (!maps || mem < 0 || !buf) {
+		fprintf(stderr, "cannot read the memory of %d: %s\n", (int)pid, strerror(errno));
+		if (maps)
+			fclose(maps);
+		if (mem >= 0)
+			close(mem);
+		free(buf);
+		return false;
+	}
+	while (!found && fgets(line, sizeof(line), maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+		    strstr(line, "[vvar]") || strstr(line, "[vsyscall]") || hi - lo > REGION_MAX)
+			continue;
+		size_t carry = 0;
+		for (unsigned long a = lo; a < hi && !found;) {
+			size_t want = hi - a < (1 << 20) ? hi - a : (1 << 20);
+			ssize_t r = pread(mem, buf + carry, want, (off_t)a);
+			if (r <= 0)
+				break;
+			size_t have = carry + (size_t)r;
+			found =
+			    memmem(buf, have, nd->be, nd->n) || memmem(buf, have, nd->le, nd->n);
+			/* Keep the tail: a key may straddle two reads. */
+			carry = have < nd->n - 1 ? have : nd->n - 1;
+			memmove(buf, buf + have - carry, carry);
+			a += (unsigned long)r;
+			scanned += (size_t)r;
+		}
+	}
+	fclose(maps);
+	close(mem);
+	free(buf);
+	/* A scan that finds nothing must have read something like a whole process. */
+	CHECKF(found || scanned > (1 << 20), "scanned only %zu bytes of %d", scanned, (int)pid);
+	return found;
+}
+
+/* The claimd signer child of @p parent, from /proc (its comm is "claimd-signer"). */
+static pid_t signer_of(pid_t parent)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = -1;
+
+	while (d && (e = readdir(d))) {
+		char path[300], buf[512];
+		int pid = atoi(e->d_name), ppid = 0;
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			char *rp = strrchr(buf, ')');
+			if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == parent &&
+			    strstr(buf, "(claimd-signer)"))
+				found = pid;
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* The private scalar (EC) or first prime (RSA) of the PEM key at @p path. */
+static bool key_secret(const char *path, struct needle *nd)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+	BIGNUM *bn = NULL;
+	uint8_t b[512];
+	int n = 0;
+
+	if (f)
+		fclose(f);
+	if (k && EVP_PKEY_is_a(k, "EC") && EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_PRIV_KEY, &bn))
+		n = BN_bn2binpad(bn, b, 32);
+	else if (k && EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_FACTOR1, &bn))
+		n = BN_bn2bin(bn, b);
+	if (n > 0)
+		needle_set(nd, EVP_PKEY_is_a(k, "EC") ? "CA EC scalar" : "CA RSA prime p", b,
+		           (size_t)n);
+	BN_clear_free(bn);
+	EVP_PKEY_free(k);
+	return n > 0;
+}
+
+/* The case's secrets key and the sealing subkey the signer derives from it. */
+static bool secrets_needles(const struct tenv *t, struct needle *master, struct needle *seal)
+{
+	char path[1100], *text;
+	uint8_t key[SECRETS_KEY_BYTES], sub[32];
+	size_t n = 0, klen = 0;
+
+	snprintf(path, sizeof(path), "%s/secrets.key", t->dir);
+	if (!(text = file_read_all(path, 1024, &n)) ||
+	    !b64_decode(key, sizeof(key), &klen, text, n) || klen != sizeof(key)) {
+		free(text);
+		return false;
+	}
+	free(text);
+	secrets_seal_subkey(key, sub);
+	needle_set(master, "secrets key", key, sizeof(key));
+	needle_set(seal, "sealing subkey", sub, sizeof(sub));
+	return true;
+}
+
+/* A few self claims, so the keys have been used since start-up. */
+static void some_claims(struct fx *f, int n)
+{
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	for (int i = 0; i < n; i++)
+		CHECK(fx_self_claim(f, &dv));
+	EVP_PKEY_free(dv.key);
+}
+
+/* claimd up for case @p name, and its signer's pid (or -1). */
+static pid_t up_with_signer(struct fx *f, const char *name, const struct topts *o)
+{
+	if (!fx_up(f, name, o))
+		return -1;
+	return signer_of(f->d.pid);
+}
+
+static void separation_memory_scan(void)
+{
+	struct fx f;
+	struct needle ca, master, seal;
+	char path[1100];
+
+	REQUIRE(geteuid() == 0); /* reading another user's non-dumpable process needs root */
+	REQUIRE(fx_up(&f, "signer_scan", NULL));
+	snprintf(path, sizeof(path), "%s/intermediate.key", f.t.ca_dir);
+	REQUIRE(key_secret(path, &ca) && secrets_needles(&f.t, &master, &seal));
+	some_claims(&f, 3);
+	pid_t sg = signer_of(f.d.pid);
+	CHECKF(sg > 0, "no claimd-signer child of %d", (int)f.d.pid);
+	CHECKF(!memory_holds(f.d.pid, &ca), "claimd holds the %s", ca.what);
+	CHECKF(!memory_holds(f.d.pid, &master), "claimd holds the %s", master.what);
+	CHECKF(!memory_holds(f.d.pid, &seal), "claimd holds the %s", seal.what);
+	/* The scan works: the process that signs has them. */
+	if (sg > 0) {
+		CHECKF(memory_holds(sg, &ca), "the signer lacks the %s", ca.what);
+		CHECKF(memory_holds(sg, &seal), "the signer lacks the %s", seal.what);
+	}
+	fx_down(&f);
+}
+
+/* The value of "Name:" in /proc/PID/status, or "". */
+static void proc_status(pid_t pid, const char *name, char *out, size_t outsz)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	out[0] = '\0';
+	if (!(f = fopen(path, "r")))
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, name, n) == 0 && line[n] == ':') {
+			snprintf(out, outsz, "%s", line + n + 1 + strspn(line + n + 1, " \t"));
+			out[strcspn(out, "\n")] = '\0';
+			break;
+		}
+	fclose(f);
+}
+
+static void signer_confined(void)
+{
+	struct fx f;
+	char v[128], path[64], link[512];
+	struct passwd *nobody = getpwnam("nobody");
+	struct stat st;
+
+	REQUIRE(geteuid() == 0 && nobody);
+	pid_t sg = up_with_signer(&f, "signer_confined", NULL);
+	REQUIRE(sg > 0);
+	some_claims(&f, 1);
+	proc_status(sg, "Seccomp", v, sizeof(v));
+	CHECKF(strcmp(v, "2") == 0, "Seccomp: %s (2 = filter)", v);
+	proc_status(sg, "NoNewPrivs", v, sizeof(v));
+	CHECKF(strcmp(v, "1") == 0, "NoNewPrivs: %s", v);
+	proc_status(sg, "Uid", v, sizeof(v));
+	CHECKF(atoi(v) == (int)nobody->pw_uid &&
+	           strtol(strrchr(v, '\t') + 1, NULL, 10) == (long)nobody->pw_uid,
+	       "Uid: %s", v);
+	proc_status(sg, "Groups", v, sizeof(v));
+	CHECKF(v[0] == '\0', "Groups: %s", v);
+	/* Not dumpable: its /proc files belong to root although it runs as nobody. */
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)sg);
+	CHECK(stat(path, &st) == 0 && st.st_uid == 0);
+	/* Its root is an empty directory that no longer exists. */
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)sg);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = '\0';
+	CHECKF(strstr(link, "(deleted)") != NULL, "root: %s", link);
+	/* No descriptor but stdio and the channel. */
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)sg);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int extra = 0;
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > 3)
+			extra++;
+	if (d)
+		closedir(d);
+	CHECKF(extra == 0, "the signer holds %d descriptors above 3", extra);
+	fx_down(&f);
+}
+
+/* Waits up to @p ms for @p pid to end; its exit status, or -1 if it did not. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int st;
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			t_forget(pid);
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(10000);
+	}
+	return -1;
+}
+
+static bool log_has(const struct daemon *d, const char *s)
+{
+	size_t n = 0;
+	char *text = file_read_all(d->log, 1 << 22, &n);
+	bool ok = text && strstr(text, s);
+	free(text);
+	return ok;
+}
+
+/* claimd must exit 1 (for its supervisor) soon, having logged @p why; then the case's
+ * environment goes. */
+static void expect_exit(struct fx *f, const char *why)
+{
+	int st = wait_exit(f->d.pid, 15000);
+	CHECKF(st == 1, "claimd exited with %d", st);
+	CHECK(log_has(&f->d, why));
+	CHECK(log_has(&f->d, "exiting for the supervisor"));
+	if (st != 1 || t_failures)
+		daemon_dump_log(&f->d);
+	if (st < 0)
+		daemon_stop(&f->d);
+	f->d.pid = -1;
+	tenv_teardown(&f->t);
+}
+
+/* A signer that stops answering: the claim gets 503 + Retry-After in about the
+ * timeout, the signer is killed and claimd exits 1 for its supervisor. */
+static void signer_hang_gives_503(void)
+{
+	struct fx f;
+	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
+	struct session s;
+	struct http_response r = {0};
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	char ra[16] = "";
+
+	pid_t sg = up_with_signer(&f, "signer_hang", &o);
+	REQUIRE(sg > 0);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s)); /* needs no signer */
+	REQUIRE(kill(sg, SIGSTOP) == 0);
+	char *body = verify_body(&s, K1, dv.key, MAC1);
+	time_t t0 = time(NULL);
+	REQUIRE(body && verify(&f.d, body, &r) == 0);
+	CHECKF(r.status == 503, "status %d", r.status);
+	CHECK(http_header(&r, "Retry-After", ra, sizeof(ra)) && atoi(ra) >= 1);
+	CHECK(time(NULL) - t0 <= 5);
+	http_response_free(&r);
+	free(body);
+	EVP_PKEY_free(dv.key);
+	expect_exit(&f, "no answer in time");
+}
+
+/* A signer that dies: claimd notices without any request, says why, and exits 1. */
+static void signer_death_exits(void)
+{
+	struct fx f;
+
+	pid_t sg = up_with_signer(&f, "signer_death", NULL);
+	REQUIRE(sg > 0);
+	REQUIRE(kill(sg, SIGKILL) == 0);
+	expect_exit(&f, "was ended by signal 9");
+}
+
+/* A reload starts a new signer and retires the old one; claims go on. */
+static void reload_replaces_signer(void)
+{
+	struct fx f;
+
+	pid_t before = up_with_signer(&f, "signer_reload", NULL);
+	REQUIRE(before > 0);
+	REQUIRE(kill(f.d.pid, SIGHUP) == 0);
+	pid_t after = -1;
+	for (int i = 0; i < 500 && (after <= 0 || after == before); i++) {
+		usleep(10000);
+		after = signer_of(f.d.pid);
+	}
+	CHECKF(after > 0 && after != before, "signer %d, then %d", (int)before, (int)after);
+	some_claims(&f, 1);
+	for (int i = 0; i < 500 && kill(before, 0) == 0; i++)
+		usleep(10000);
+	CHECKF(kill(before, 0) < 0, "the old signer %d still runs", (int)before);
+	CHECK(kill(f.d.pid, 0) == 0); /* a retired signer's end is not a reason to exit */
+	fx_down(&f);
+}
+
+/* ---- PKCS#11 through SoftHSM2 ---- */
+
+/* A SoftHSM2 token in the case's folder holding the case's CA key (imported, then the
+ * key file removed), readable by the signer's user. Writes the pkcs11: URI. */
+static bool hsm_token(const struct tenv *t, const char *pin_in_file, char *uri, size_t urisz)
+{
+	char cmd[16384], dir[1100];
+	struct passwd *nobody = getpwnam("nobody");
+
+	snprintf(dir, sizeof(dir), "%s/hsm", t->dir);
+	snprintf(cmd, sizeof(cmd),
+	         "set -e; mkdir -p '%s/tokens'; printf 'directories.tokendir = %s/tokens\\n"
+	         "objectstore.backend = file\\nlog.level = ERROR\\n' > '%s/softhsm2.conf'; "
+	         "export SOFTHSM2_CONF='%s/softhsm2.conf'; "
+	         "softhsm2-util --init-token --free --label claimd-ca --pin 1234 --so-pin 4321 "
+	         ">/dev/null; openssl pkcs8 -topk8 -nocrypt -in '%s/intermediate.key' "
+	         "-out '%s/ca.p8'; softhsm2-util --import '%s/ca.p8' --token claimd-ca "
+	         "--label ca --id 01 --pin 1234 >/dev/null; rm -f '%s/ca.p8'; "
+	         "printf '%s\\n' > '%s/pin'; chmod 600 '%s/pin'; chown -R %d '%s'",
+	         dir, dir, dir, dir, t->ca_dir, dir, dir, dir, pin_in_file, dir, dir,
+	         nobody ? (int)nobody->pw_uid : 65534, dir);
+	if (t_run(NULL, "%s", cmd) != 0)
+		return false;
+	snprintf(cmd, sizeof(cmd), "%s/softhsm2.conf", dir);
+	setenv("SOFTHSM2_CONF", cmd, 1); /* claimd and its signer inherit it */
+	snprintf(uri, urisz,
+	         "pkcs11:token=claimd-ca;object=ca;type=private?module-path=" SOFTHSM
+	         "&pin-source=file:%s/pin",
+	         dir);
+	return true;
+}
+
+/* Claims signed through the token; the key file is gone and the network process
+ * holds no copy of the key. */
+static void hsm_claims(const char *ca_type)
+{
+	struct fx f;
+	struct topts o = {.ca_type = ca_type};
+	struct needle ca;
+	char uri[1400], path[1100], name[64];
+
+	snprintf(name, sizeof(name), "signer_hsm_%s", ca_type);
+	REQUIRE(tenv_setup(&f.t, name, &o));
+	snprintf(path, sizeof(path), "%s/intermediate.key", f.t.ca_dir);
+	REQUIRE(key_secret(path, &ca));
+	REQUIRE(hsm_token(&f.t, "1234", uri, sizeof(uri)));
+	REQUIRE(unlink(path) == 0); /* only the token has the key now */
+	f.t.o.ca_key = uri;
+	REQUIRE(tenv_write_config(&f.t));
+	REQUIRE(tenv_add_device(&f.t, MAC1, "esp32s3", K1));
+	REQUIRE(daemon_start(&f.t, &f.d));
+	some_claims(&f, 3);
+	CHECKF(!memory_holds(f.d.pid, &ca), "claimd holds the %s", ca.what);
+	CHECK(log_has(&f.d, strcmp(ca_type, "ec") == 0 ? "CA key ec-p256" : "CA key rsa-2048"));
+	/* The CRL is signed through the token too. */
+	char *out = NULL;
+	int rc = fx_claimctl(&f, &out, "crl"); /* claimctl reads the same URI */
+	CHECKF(rc == 0 && out && strstr(out, "BEGIN X509 CRL"), "claimctl crl: %d %s", rc,
+	       out ? out : "");
+	free(out);
+	struct http_response r = {0};
+	CHECK(raw(&f.d, "GET /crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) == 0 &&
+	      r.status == 200 && r.len > 100);
+	http_response_free(&r);
+	fx_down(&f);
+	unsetenv("SOFTHSM2_CONF");
+}
+
+static void hsm_p256_claims(void)
+{
+	hsm_claims("ec");
+}
+
+static void hsm_rsa2048_claims(void)
+{
+	hsm_claims("rsa2048");
+}
+
+/* A wrong PIN stops claimd at start-up (and claimd -t) with a message naming it. */
+static void hsm_wrong_pin_refused(void)
+{
+	struct tenv t;
+	char uri[1400], *out = NULL;
+
+	REQUIRE(tenv_setup(&t, "signer_hsm_pin", NULL));
+	REQUIRE(hsm_token(&t, "9999", uri, sizeof(uri)));
+	t.o.ca_key = uri;
+	REQUIRE(tenv_write_config(&t));
+	int rc = t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config);
+	CHECKF(rc != 0 && out && strstr(out, "refused the PIN (CKR_PIN_INCORRECT)"), "rc %d: %s",
+	       rc, out ? out : "");
+	free(out);
+	out = NULL;
+	rc = t_run(&out, "timeout 20 '%s' -c '%s' 2>&1", t_bin("claimd"), t.config);
+	CHECKF(rc == 1 && out && strstr(out, "ca.key: the token \"claimd-ca\" refused the PIN"),
+	       "rc %d: %s", rc, out ? out : "");
+	free(out);
+	unsetenv("SOFTHSM2_CONF");
+	tenv_teardown(&t);
+}
+
+static const struct t_case cases[] = {
+    {"separation_memory_scan", separation_memory_scan},
+    {"signer_confined", signer_confined},
+    {"signer_hang_gives_503", signer_hang_gives_503},
+    {"signer_death_exits", signer_death_exits},
+    {"reload_replaces_signer", reload_replaces_signer},
+    {"hsm_p256_claims", hsm_p256_claims},
+    {"hsm_rsa2048_claims", hsm_rsa2048_claims},
+    {"hsm_wrong_pin_refused", hsm_wrong_pin_refused},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
