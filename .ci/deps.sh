@@ -2,7 +2,7 @@
 # Installs the Debian packages that building and running claimd need; with --test also
 # those only the test suite needs (a sanitizer-capable clang, clang-format, nginx, the
 # MQTT broker and its clients, promtool (prometheus) for the metrics test, jq for the
-# dashboard test,
+# dashboard test, SoftHSM2 for the PKCS#11 tests,
 # systemd-analyze for the unit's test, docker-compose to
 # validate docker/compose.yaml); with --image also podman and debootstrap for the image
 # test. docker/demo.sh calls it plain, tests/run.sh with --test, .ci/run with --image.
@@ -14,13 +14,13 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config git ca-certificates openssl
   libmicrohttpd-dev libssl-dev libpq-dev libjansson-dev libsodium-dev libyaml-dev
-  libcsv-dev libjwt-dev
+  libcsv-dev libjwt-dev libseccomp-dev libp11-dev
   postgresql postgresql-contrib
 )
 case "${1:-}" in
 --test | --image)
   pkgs+=(nginx clang libclang-rt-14-dev clang-format mosquitto mosquitto-clients curl)
-  pkgs+=(systemd docker-compose prometheus jq)
+  pkgs+=(systemd docker-compose prometheus jq softhsm2)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac
