@@ -15,7 +15,7 @@
  * becomes @p user (setgroups, setresgid, setresuid; checked irreversible) inside a
  * chroot; otherwise it only moves to an empty directory. @p token_files keeps the
  * file-system calls a PKCS#11 module makes while signing (open, stat, locks: SoftHSM
- * re-reads its token files) and skips the chroot; nothing else changes. A system call
+ * re-reads its token files) and Unix-domain sockets (pcscd), and skips the chroot. A system call
  * outside the list ends the process after one line on stderr naming it.
  * 0, or -1 with a message in @p err (an unknown @p user, a failed call).
  */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* What every signer calls after start-up. */
@@ -119,6 +120,12 @@ static int load_filter(bool token_files, char *err, size_t errsz)
 	                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0 ||
 	    seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 	                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0)
+		goto out;
+	/* A token behind a local daemon (pcscd for smart cards) is reached over a Unix
+	 * socket; no other address family, so no network either way. */
+	if (token_files && (seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	                                     SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0 ||
+	                    seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) < 0))
 		goto out;
 	if (seccomp_load(f) < 0)
 		goto out;
