@@ -62,7 +62,7 @@ static const struct key keys[] = {
      "the signing (intermediate) CA certificate, PEM"},
     {"ca.key", K_KEYREF, O(ca_key), NULL, 0, 0, RELOAD,
      "its private key: a PEM file (P-256 or RSA 2048/3072; mode 0600), or an RFC 7512 "
-     "pkcs11: URI with module-path and pin-source (or pin-value) in its query"},
+     "pkcs11: URI (docs/operations.md)"},
     {"ca.chain", K_PATH, O(ca_chain), "", 0, 0, RELOAD,
      "optional: certificates appended after the issuing CA in every response"},
     {"ca.crl_url", K_STR, O(ca_crl_url), "", 0, 0, RELOAD,
@@ -141,11 +141,9 @@ static const struct key keys[] = {
     {"matter.product_ids", K_LIST, O(matter_product_ids), "[]", 0, 0, RELOAD,
      "product ids (4 hex digits each) a DAC may be issued for; empty = any"},
     {"signer.user", K_STR, O(signer_user), "claimd-signer", 0, 0, RELOAD,
-     "when claimd starts as root, the key-holding signer process runs as this user "
-     "(it must exist; no other user's files are needed after start-up)"},
+     "the key-holding signer process's user when claimd starts as root (must exist)"},
     {"signer.timeout_seconds", K_UINT, O(signer_timeout), "5", 1, 60, RELOAD,
-     "a signer that has not answered in this long is killed, the request gets 503 and "
-     "claimd exits for its supervisor to restart it"},
+     "a signer silent this long is killed: 503, and claimd exits for its supervisor"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
