@@ -91,6 +91,9 @@ if sed -e '/^[[:space:]]*#/d' -e 's/[[:space:]]#.*$//' "$tmp/claimd.yaml" |
   die "$config_src names the paths above, outside the mounted secrets"
 fi
 grep -q "passfile=$keys/pgpass" "$tmp/claimd.yaml" || die "database.url does not read $keys_target/pgpass"
+# The image runs claimd as uid 10001, so its signer keeps that user; run as root here,
+# the signer drops to signer.user, which must exist on this machine.
+[ "$(id -u)" -ne 0 ] || printf 'signer:\n  user: nobody\n' >>"$tmp/claimd.yaml"
 "$build/claimd" -t --no-database -c "$tmp/claimd.yaml" || die "$config_src does not pass claimd -t"
 
 # The nginx config compose mounts is the kit's template filled in, and still in step.

@@ -167,6 +167,10 @@ bool tenv_write_config(struct tenv *t)
 	FILE *f = fopen(t->config, "w");
 	if (!f)
 		return false;
+	/* Tests run as root: the signer drops to a user every Debian system has. First, so
+	 * that an extra which continues the last section stays in it. */
+	if (!t->o.extra || !strstr(t->o.extra, "signer:"))
+		fputs("signer:\n  user: nobody\n", f);
 	fprintf(f,
 	        "server:\n  listen: \"127.0.0.1:0\"\n  threads: 4\n  log_level: debug\n%s"
 	        "database:\n  url: \"%s\"\n"
@@ -183,9 +187,6 @@ bool tenv_write_config(struct tenv *t)
 		fprintf(f, "  mqtt_host: %s\n", t->o.mqtt_host);
 	if (t->o.mqtt_cred_host)
 		fprintf(f, "  mqtt_cred_host: %s\n", t->o.mqtt_cred_host);
-	/* Tests run as root: the signer drops to a user every Debian system has. */
-	if (!t->o.extra || !strstr(t->o.extra, "signer:"))
-		fputs("signer:\n  user: nobody\n", f);
 	if (t->o.extra)
 		fputs(t->o.extra, f);
 	return fclose(f) == 0;
