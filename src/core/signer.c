@@ -373,6 +373,8 @@ struct signer *signer_start(const char *exe, const struct claimd_config *cfg, ch
 {
 	struct signer *s = calloc(1, sizeof(*s));
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none;
 	int sv[2] = {-1, -1};
 	char *argv[] = {"claimd-signer", "--signer", cfg->file, NULL};
 
@@ -396,7 +398,14 @@ struct signer *signer_start(const char *exe, const struct claimd_config *cfg, ch
 		goto fail;
 	}
 	posix_spawn_file_actions_adddup2(&fa, sv[1], SIGNER_FD);
-	int e = posix_spawn(&s->pid, exe, &fa, NULL, argv, environ);
+	/* Not the signal mask of the thread that asks (a reload runs with the signals
+	 * the main loop waits for blocked). */
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	int e = posix_spawn(&s->pid, exe, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(sv[1]);
 	sv[1] = -1;
@@ -740,6 +749,12 @@ int signer_main(const char *config)
 	 * database connection, whatever the parent forgot to mark close-on-exec. */
 	close_range(SIGNER_FD + 1, ~0U, 0);
 	signal(SIGPIPE, SIG_IGN);
+	/* claimd's to handle: a stop (systemd signals the whole group, a terminal's Ctrl-C
+	 * the foreground group) must let claimd drain with its signer, which exits when
+	 * claimd closes the channel. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	prctl(PR_SET_NAME, "claimd-signer", 0, 0, 0); /* not "exe", for ps and top */
 	if (crypto_init() < 0) {
 		hello_failed("signer: cannot initialise libsodium");

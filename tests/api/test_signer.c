@@ -354,6 +354,22 @@ static void signer_death_exits(void)
 	expect_exit(&f, "was ended by signal 9");
 }
 
+/* systemd stops a service by signalling its whole group: the signer leaves SIGTERM to
+ * claimd, which drains and exits 0 (signalled first here, so a signer that died of it
+ * would make claimd exit 1 for certain). */
+static void group_stop_exits_0(void)
+{
+	struct fx f;
+
+	pid_t sg = up_with_signer(&f, "signer_group_stop", NULL);
+	REQUIRE(sg > 0);
+	REQUIRE(kill(sg, SIGTERM) == 0 && kill(sg, SIGINT) == 0 && kill(sg, SIGHUP) == 0);
+	usleep(200000);
+	CHECKF(kill(sg, 0) == 0, "the signer died of SIGTERM, SIGINT or SIGHUP");
+	some_claims(&f, 1);
+	fx_down(&f); /* SIGTERM to claimd: exit status 0 required */
+}
+
 /* A reload starts a new signer and retires the old one; claims go on. */
 static void reload_replaces_signer(void)
 {
@@ -483,6 +499,7 @@ static const struct t_case cases[] = {
     {"signer_hang_gives_503", signer_hang_gives_503},
     {"signer_death_exits", signer_death_exits},
     {"reload_replaces_signer", reload_replaces_signer},
+    {"group_stop_exits_0", group_stop_exits_0},
     {"hsm_p256_claims", hsm_p256_claims},
     {"hsm_rsa2048_claims", hsm_rsa2048_claims},
     {"hsm_wrong_pin_refused", hsm_wrong_pin_refused},

@@ -9,21 +9,46 @@ bench_build() {
   rm -rf "$work" && mkdir -p "$work"
 }
 
-# bench_setup CA_KEYTYPE [EXTRA_YAML]: everything up to a migrated database.
+# bench_hsm: a SoftHSM2 token in $work/hsm holding the development CA's key (imported,
+# the file then removed); prints the pkcs11: URI for ca.key. The caller exports
+# SOFTHSM2_CONF=$work/hsm/softhsm2.conf (this runs in a command substitution).
+bench_hsm() {
+  local h=$work/hsm
+  mkdir -p "$h/tokens"
+  printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+    "$h" >"$h/softhsm2.conf"
+  SOFTHSM2_CONF=$h/softhsm2.conf softhsm2-util --init-token --free --label claimd-ca --pin 1234 --so-pin 4321 >/dev/null
+  openssl pkcs8 -topk8 -nocrypt -in "$work/ca/intermediate.key" -out "$h/ca.p8"
+  SOFTHSM2_CONF=$h/softhsm2.conf softhsm2-util --import "$h/ca.p8" --token claimd-ca --label ca --id 01 --pin 1234 >/dev/null
+  rm -f "$h/ca.p8" "$work/ca/intermediate.key"
+  (umask 077 && echo 1234 >"$h/pin")
+  # Started as root, the signer runs as nobody and must read the token's files.
+  [ "$(id -u)" -ne 0 ] || chown -R nobody "$h"
+  echo "pkcs11:token=claimd-ca;object=ca;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$h/pin"
+}
+
+# bench_setup CA_KEYTYPE [EXTRA_YAML]: everything up to a migrated database. HSM=1: the
+# CA key in a SoftHSM2 token (bench_hsm).
 bench_setup() {
-  local ca=$1 extra=${2:-}
+  local ca=$1 extra=${2:-} key=ca/intermediate.key
   bench_build
   pg=$("$root/tests/pg.sh" start "$work/pg")
   psql "$pg" -qc "CREATE DATABASE claimd"
   "$B/claimctl" dev-ca --out "$work/ca" --key "$ca" >/dev/null
   (umask 077 && "$B/claimctl" keygen >"$work/secrets.key")
+  if [ -n "${HSM:-}" ]; then
+    key=$(bench_hsm)
+    export SOFTHSM2_CONF=$work/hsm/softhsm2.conf
+  fi
   { [ -z "$extra" ] || printf '%s\n' "$extra"
+    # Run as root, the signer drops to signer.user: one that exists everywhere.
+    [ "$(id -u)" -ne 0 ] || printf 'signer:\n  user: nobody\n'
     cat <<YAML
 database:
   url: "host=$work/pg user=postgres dbname=claimd"
 ca:
   certificate: ca/intermediate.pem
-  key: ca/intermediate.key
+  key: "$key"
 secrets:
   key_file: secrets.key
 YAML
