@@ -206,6 +206,12 @@ static void separation_memory_scan(void)
 	CHECKF(!memory_holds(f.d.pid, &ca), "claimd holds the %s", ca.what);
 	CHECKF(!memory_holds(f.d.pid, &master), "claimd holds the %s", master.what);
 	CHECKF(!memory_holds(f.d.pid, &seal), "claimd holds the %s", seal.what);
+	/* The same scan of claimd finds what claimd is meant to hold: the auth_id subkey. */
+	uint8_t authid[32], challenge[32];
+	struct needle own;
+	secrets_authid_keys(f.t.secrets, authid, challenge);
+	needle_set(&own, "auth_id subkey", authid, sizeof(authid));
+	CHECKF(memory_holds(f.d.pid, &own), "the scan of claimd misses its own %s", own.what);
 	/* The scan works: the process that signs has them. */
 	if (sg > 0) {
 		CHECKF(memory_holds(sg, &ca), "the signer lacks the %s", ca.what);
