@@ -25,21 +25,23 @@ struct csr;
 #define CA_UNAVAILABLE (-2)
 
 /*
- * Certificate profiles the CA signs. The number travels in the signer protocol, so a
- * value is never reused; a new profile (a Matter DAC, say) takes the next one.
+ * The certificate profiles the signer knows. The number travels in the signer
+ * protocol (signer.h), so a value is never reused; a new profile takes the next one.
  */
-enum ca_profile {
-	CA_PROFILE_DEVICE = 1, /* RainMaker node: CN=<node_id>, clientAuth, CA:FALSE */
+enum cert_profile {
+	CERT_PROFILE_DEVICE = 1,     /* RainMaker node: CN=<node_id>, clientAuth, CA:FALSE */
+	CERT_PROFILE_MATTER_DAC = 2, /* Matter Core Specification 6.2.2.3, by the PAI */
 };
 
-/* What a leaf is made of: everything the CA puts in it that is not its profile. */
-struct leaf_request {
-	enum ca_profile profile;
-	const uint8_t *spki; /* SubjectPublicKeyInfo, DER */
+/* Everything a signer needs to build one certificate of a profile; it looks nothing up. */
+struct cert_request {
+	enum cert_profile profile;
+	const uint8_t *spki; /* the subject's public key: SubjectPublicKeyInfo, DER */
 	size_t spki_len;
-	const char *subject;           /* the CN: 1-64 of [A-Za-z0-9_-] */
-	uint8_t serial[16];            /* positive: top bit clear, first byte non-zero */
-	int64_t not_before, not_after; /* unix seconds */
+	const char *cn;                     /* 1-64 of [A-Za-z0-9_-] */
+	const char *vendor_id, *product_id; /* a DAC's subject: 4 hex digits each; else "" */
+	uint8_t serial[16];                 /* positive: top bit clear, first byte non-zero */
+	int64_t not_before, not_after;      /* unix seconds */
 };
 
 /* A CRL's contents (RFC 5280 section 5), signed by ca_crl_sign(). */
@@ -54,7 +56,7 @@ struct crl_request {
  * with a malloc'd DER, -1 when the work was refused or failed, or CA_UNAVAILABLE.
  */
 struct ca_remote {
-	int (*issue)(void *ctx, const struct leaf_request *rq, uint8_t **der, size_t *len);
+	int (*issue)(void *ctx, const struct cert_request *rq, uint8_t **der, size_t *len);
 	int (*crl)(void *ctx, const struct crl_request *rq, uint8_t **der, size_t *len);
 	void *ctx;
 };
@@ -147,7 +149,7 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
  * not_before < not_after. The DER goes to a malloc'd *@p der of *@p len bytes.
  * 0, or -1 (refused or OpenSSL failed; logged).
  */
-int ca_issue(const struct ca *ca, const struct leaf_request *rq, uint8_t **der, size_t *len);
+int ca_issue(const struct ca *ca, const struct cert_request *rq, uint8_t **der, size_t *len);
 /** Frees what ca_sign() put in @p i. */
 void issued_clear(struct issued *i);
 
@@ -192,10 +194,10 @@ int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update);
 struct pai;
 
 /**
- * Loads the Matter PAI certificate and key (interface.md, matter.*): refuses a key
- * file that is group- or world-accessible, a key that does not match, a key other than
- * EC P-256, a certificate that is not a CA with pathLenConstraint 0 and keyCertSign,
- * or whose subject's vendor id (1.3.6.1.4.1.37244.2.1) is not @p vendor_id (four
+ * Loads the Matter PAI certificate and key (interface.md, matter.*; the key a PEM file
+ * or a pkcs11: URI, as ca.key): refuses a key file that is group- or world-accessible, a key that
+ * does not match, a key other than EC P-256, a certificate that is not a CA with pathLenConstraint
+ * 0 and keyCertSign, or whose subject's vendor id (1.3.6.1.4.1.37244.2.1) is not @p vendor_id (four
  * upper-case hex digits). Measures the largest DAC it would issue
  * (pai_largest_dac_pem()). NULL with a message in @p err on failure.
  */
@@ -210,31 +212,28 @@ const char *pai_product_id(const struct pai *p);
 /** A DAC (PEM) for the longest node_id and product id FFFF, signed at load time. */
 const char *pai_largest_dac_pem(const struct pai *p);
 
-/* The profiles a signer knows. Only Matter DACs go through it so far. */
-enum cert_profile {
-	CERT_PROFILE_MATTER_DAC, /* Matter Core Specification 6.2.2.3 */
-};
-
-/* Everything a signer needs to build one certificate of a profile; it looks nothing up. */
-struct cert_request {
-	enum cert_profile profile;
-	const uint8_t *spki; /* the subject's public key: SubjectPublicKeyInfo, DER */
-	size_t spki_len;
-	const char *cn, *vendor_id, *product_id; /* the subject */
-	uint8_t serial[16];                      /* positive: top bit clear */
-	int64_t not_before, not_after;           /* unix seconds */
-};
-
 /**
- * Signs @p rq with the PAI's key: the narrow interface a separate signer process can
- * take over. The certificate goes to a malloc'd *@p der of *@p len bytes. 0, or -1
- * after logging OpenSSL's errors (a key that is not EC P-256 among them).
+ * The PAI of the network-facing process: the certificate @p pem and the largest DAC as
+ * the signer measured it, every DAC signed through @p remote (its issue only). NULL
+ * with a message in @p err when @p pem is not a certificate.
+ */
+struct pai *pai_from_remote(const char *pem, const char *largest_dac,
+                            const struct ca_remote *remote, char *err, size_t errsz);
+/** Whether the PAI key is a PKCS#11 token's (matter.pai_key was a pkcs11: URI). */
+bool pai_key_in_token(const struct pai *p);
+/**
+ * Signs @p rq with the PAI's key, or through the remote of a pai_from_remote() PAI.
+ * The signing side checks the request against the PAI: profile CERT_PROFILE_MATTER_DAC,
+ * an EC SubjectPublicKeyInfo, the PAI's vendor id (and product id, when the PAI names
+ * one), a CN of 1-64 characters, a positive serial. The certificate goes to a
+ * malloc'd *@p der of *@p len bytes. 0, -1 (refused or OpenSSL failed; logged), or
+ * CA_UNAVAILABLE.
  */
 int pai_sign(const struct pai *p, const struct cert_request *rq, uint8_t **der, size_t *len);
 /**
  * Issues a DAC for the checked Matter CSR @p c and subject @p subj, valid @p days days
  * from now, clamped to the PAI's own validity: a random serial, pai_sign(), then PEM.
- * 0, or -1 (logged; also when the PAI's validity has ended).
+ * 0, -1 (logged; also when the PAI's validity has ended), or CA_UNAVAILABLE.
  */
 int pai_issue_dac(const struct pai *p, const struct csr *c, const struct matter_subject *subj,
                   unsigned days, struct issued *out);

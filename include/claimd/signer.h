@@ -1,10 +1,10 @@
 /*
  * The signer: a separate process, started by claimd before it opens a socket, that
- * holds the CA key and the secrets key. The network-facing process asks it, over a
- * socketpair and a small fixed-format protocol, for four things only: a certificate
- * built from our profile, a CRL, whether a challenge response is right, and an eFuse
- * key sealed. It never sends a key back, except the two auth_id subkeys (see
- * docs/operations.md, "Privilege separation", for why those may leave).
+ * holds the CA key, the Matter PAI key (when configured) and the secrets key. The network-facing
+ * process asks it, over a socketpair and a small fixed-format protocol, for four things only: a
+ * certificate built from one of our profiles (a RainMaker node's, a Matter DAC), a CRL, whether a
+ * challenge response is right, and an eFuse key sealed. It never sends a key back, except the two
+ * auth_id subkeys (see docs/operations.md, "Privilege separation", for why those may leave).
  *
  * Wire format, both ways: a header of two big-endian u32 (request: operation; reply:
  * 0 = done, 1 = refused) and the payload length, at most SIGNER_MSG_MAX, then the
@@ -40,9 +40,9 @@ struct signer;
  * Starts a signer: runs program @p exe (claimd itself, "/proc/self/exe") as
  * "claimd-signer --signer CONFIG" with its end of a new socketpair as SIGNER_FD, and
  * waits (cfg->signer_timeout seconds at most) for its hello: the CA's certificates,
- * key type and largest leaf, and the auth_id subkeys. The signer reads @p cfg's file
- * itself. Returns NULL with the signer's own message ("ca.key: ...") in @p err when it
- * could not load its keys or drop its privileges.
+ * key type and largest leaf, the auth_id subkeys, and the PAI and its largest DAC. The signer reads
+ * @p cfg's file itself. Returns NULL with the signer's own message ("ca.key: ...") in @p err when
+ * it could not load its keys or drop its privileges.
  */
 struct signer *signer_start(const char *exe, const struct claimd_config *cfg, char *err,
                             size_t errsz);
@@ -59,6 +59,11 @@ pid_t signer_pid(const struct signer *s);
  * @p s.
  */
 struct ca *signer_ca(struct signer *s);
+/**
+ * The Matter PAI without its key (pai_from_remote()), its DACs signed by the signer;
+ * NULL when matter.* is not configured. Owned by @p s.
+ */
+struct pai *signer_pai(struct signer *s);
 /** Secrets that can issue and check auth_ids only (secrets_authid_only()); owned by @p s. */
 const struct secrets *signer_secrets(const struct signer *s);
 /** False once a call found the signer gone or timed out (then it stays false). */
@@ -86,7 +91,7 @@ int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key
 
 /**
  * The signer process's main, for "claimd --signer CONFIG": closes every descriptor
- * above SIGNER_FD, loads the config's CA and secrets key, drops its privileges
+ * above SIGNER_FD, loads the config's CA, Matter PAI and secrets key, drops its privileges
  * (sandbox.h), says hello and answers requests until end-of-file. Returns the exit
  * status: 0 after end-of-file, 1 when it could not start or the peer broke the
  * protocol.

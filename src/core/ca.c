@@ -290,31 +290,31 @@ fail:
 	return NULL;
 }
 
+X509 *pem_first_cert(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+
+	if (!x)
+		log_openssl("pem_first_cert");
+	BIO_free(b);
+	return x;
+}
+
 struct ca *ca_from_remote(const char *chain_pem, const char *largest_leaf, const char *key_type,
                           const struct ca_remote *remote, char *err, size_t errsz)
 {
 	struct ca *ca = calloc(1, sizeof(*ca));
-	BIO *b = NULL;
 
 	if (!ca || !(ca->chain_pem = strdup(chain_pem)) ||
-	    !(ca->largest_leaf = strdup(largest_leaf))) {
-		snprintf(err, errsz, "out of memory");
-		goto fail;
-	}
-	if (!(b = BIO_new_mem_buf(chain_pem, -1)) ||
-	    !(ca->cert = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
-		snprintf(err, errsz, "the signer sent no CA certificate");
-		goto fail;
+	    !(ca->largest_leaf = strdup(largest_leaf)) || !(ca->cert = pem_first_cert(chain_pem))) {
+		snprintf(err, errsz, "the signer's CA certificates cannot be read");
+		ca_free(ca);
+		return NULL;
 	}
 	snprintf(ca->key_type, sizeof(ca->key_type), "%s", key_type);
 	ca->remote = *remote;
-	BIO_free(b);
 	return ca;
-fail:
-	log_openssl("ca_from_remote");
-	BIO_free(b);
-	ca_free(ca);
-	return NULL;
 }
 
 void ca_free(struct ca *ca)
@@ -614,9 +614,9 @@ out:
 }
 
 /* Whether ca_issue() may sign @p rq: it checks again what the caller should have. */
-static bool leaf_request_ok(const struct leaf_request *rq, struct csr_fields *f)
+static bool leaf_request_ok(const struct cert_request *rq, struct csr_fields *f)
 {
-	if (rq->profile != CA_PROFILE_DEVICE) {
+	if (rq->profile != CERT_PROFILE_DEVICE) {
 		log_error("ca_issue: unknown certificate profile %d", (int)rq->profile);
 		return false;
 	}
@@ -624,7 +624,7 @@ static bool leaf_request_ok(const struct leaf_request *rq, struct csr_fields *f)
 		log_error("ca_issue: not an EC P-256 or RSA 2048-4096 public key");
 		return false;
 	}
-	if (!rq->subject || !valid_cn((const unsigned char *)rq->subject, strlen(rq->subject))) {
+	if (!rq->cn || !valid_cn((const unsigned char *)rq->cn, strlen(rq->cn))) {
 		log_error("ca_issue: not a valid subject CN");
 		return false;
 	}
@@ -635,7 +635,7 @@ static bool leaf_request_ok(const struct leaf_request *rq, struct csr_fields *f)
 	return true;
 }
 
-int ca_issue(const struct ca *ca, const struct leaf_request *rq, uint8_t **der, size_t *len)
+int ca_issue(const struct ca *ca, const struct cert_request *rq, uint8_t **der, size_t *len)
 {
 	X509 *x = X509_new();
 	X509_NAME *subj = X509_NAME_new();
@@ -656,7 +656,7 @@ int ca_issue(const struct ca *ca, const struct leaf_request *rq, uint8_t **der, 
 	if (!serial || !X509_set_version(x, X509_VERSION_3) || !X509_set_serialNumber(x, serial))
 		goto out;
 	if (!X509_NAME_add_entry_by_NID(subj, NID_commonName, MBSTRING_ASC,
-	                                (const unsigned char *)rq->subject, -1, -1, 0) ||
+	                                (const unsigned char *)rq->cn, -1, -1, 0) ||
 	    !X509_set_subject_name(x, subj) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)))
 		goto out;
@@ -716,11 +716,13 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
             struct issued *out)
 {
 	int64_t now = now_unix();
-	struct leaf_request rq = {
-	    .profile = CA_PROFILE_DEVICE,
+	struct cert_request rq = {
+	    .profile = CERT_PROFILE_DEVICE,
 	    .spki = c->f.spki,
 	    .spki_len = c->f.spki_len,
-	    .subject = node_id,
+	    .cn = node_id,
+	    .vendor_id = "",
+	    .product_id = "",
 	    /* Backdated a little: devices and verifiers have loose clocks. */
 	    .not_before = now - 3600,
 	    .not_after = now + (int64_t)days * 86400,

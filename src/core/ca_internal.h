@@ -13,6 +13,8 @@
 
 #include "claimd/pkcs11.h"
 
+/** The first certificate of PEM text @p pem, or NULL (logged). */
+X509 *pem_first_cert(const char *pem);
 /** PEM of one certificate without its trailing newline (malloc'd), or NULL. */
 char *cert_pem(X509 *x);
 /**

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ca_internal.h"
+#include "claimd/pkcs11.h"
 #include "claimd/ca.h"
 #include "claimd/crypto.h"
 #include "claimd/log.h"
@@ -32,6 +33,8 @@ struct pai {
 	char product_id[MATTER_ID_LEN + 1]; /* "" when the PAI names none */
 	int64_t not_before, not_after;
 	char *largest_dac;
+	struct p11_key *p11;     /* the token's session when the key is in one */
+	struct ca_remote remote; /* where DACs are signed when key is NULL (pai_from_remote) */
 };
 
 /*
@@ -178,8 +181,11 @@ struct pai *pai_load(const char *cert, const char *key, const char *vendor_id, c
 		snprintf(err, errsz, "matter.pai_certificate: %s: expected one certificate", cert);
 		goto fail;
 	}
-	if (!(p->key = read_key_file("matter.pai_key", key, err, errsz)))
+	if (!(p->key = load_private_key("matter.pai_key", key, &p->p11, err, errsz)))
 		goto fail;
+	if (p->p11)
+		key =
+		    "matter.pai_key (pkcs11: URI)"; /* the URI may hold a PIN: never in a message */
 	if (pai_check(p, cert, key, vendor_id, err, errsz) < 0 ||
 	    measure_largest_dac(p, err, errsz) < 0)
 		goto fail;
@@ -190,12 +196,48 @@ fail:
 	return NULL;
 }
 
+struct pai *pai_from_remote(const char *pem, const char *largest_dac,
+                            const struct ca_remote *remote, char *err, size_t errsz)
+{
+	struct pai *p = calloc(1, sizeof(*p));
+	BIO *b = NULL;
+
+	if (!p || !(p->pem = strdup(pem)) || !(p->largest_dac = strdup(largest_dac))) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if (!(b = BIO_new_mem_buf(pem, -1)) ||
+	    !(p->cert = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		snprintf(err, errsz, "the signer sent no PAI certificate");
+		goto fail;
+	}
+	const X509_NAME *subj = X509_get_subject_name(p->cert);
+	if (name_matter_id(subj, OID_MATTER_VID, p->vendor_id) < 0 ||
+	    name_matter_id(subj, OID_MATTER_PID, p->product_id) < 0) {
+		snprintf(err, errsz, "the signer's PAI has malformed Matter ids");
+		goto fail;
+	}
+	p->not_before = asn1_to_unix(X509_get0_notBefore(p->cert));
+	p->not_after = asn1_to_unix(X509_get0_notAfter(p->cert));
+	p->remote = *remote;
+	return p;
+fail:
+	pai_free(p);
+	return NULL;
+}
+
+bool pai_key_in_token(const struct pai *p)
+{
+	return p->p11 != NULL;
+}
+
 void pai_free(struct pai *p)
 {
 	if (!p)
 		return;
 	X509_free(p->cert);
 	EVP_PKEY_free(p->key);
+	p11_key_free(p->p11); /* after the key that uses its session */
 	free(p->pem);
 	free(p->largest_dac);
 	free(p);
@@ -269,6 +311,22 @@ static int dac_extensions(X509 *x, X509 *issuer)
 	return 0;
 }
 
+/* What the key holder checks again, whoever asks: the request fits this PAI. */
+static bool dac_request_ok(const struct pai *p, const struct cert_request *rq)
+{
+	size_t cn = rq->cn ? strlen(rq->cn) : 0;
+	bool ok = rq->profile == CERT_PROFILE_MATTER_DAC && rq->spki_len <= 1024 &&
+	          !(rq->serial[0] & 0x80) && rq->serial[0] && cn >= 1 && cn <= NODE_ID_MAX &&
+	          rq->vendor_id && strcmp(rq->vendor_id, p->vendor_id) == 0 && rq->product_id &&
+	          strlen(rq->product_id) == MATTER_ID_LEN &&
+	          strspn(rq->product_id, "0123456789ABCDEF") == MATTER_ID_LEN &&
+	          (!p->product_id[0] || strcmp(rq->product_id, p->product_id) == 0) &&
+	          rq->not_before < rq->not_after;
+	if (!ok)
+		log_error("pai_sign: not a DAC request this PAI may sign");
+	return ok;
+}
+
 int pai_sign(const struct pai *p, const struct cert_request *rq, uint8_t **der, size_t *len)
 {
 	X509 *x = NULL;
@@ -283,11 +341,10 @@ int pai_sign(const struct pai *p, const struct cert_request *rq, uint8_t **der, 
 
 	*der = NULL;
 	*len = 0;
-	if (rq->profile != CERT_PROFILE_MATTER_DAC || rq->spki_len > 1024 ||
-	    (rq->serial[0] & 0x80)) {
-		log_error("pai_sign: not a DAC request");
+	if (!p->key)
+		return p->remote.issue(p->remote.ctx, rq, der, len);
+	if (!dac_request_ok(p, rq))
 		return -1;
-	}
 	if (!(pub = d2i_PUBKEY(NULL, &q, (long)rq->spki_len)) || !EVP_PKEY_is_a(pub, "EC")) {
 		log_openssl("pai_sign: d2i_PUBKEY");
 		goto out;
@@ -369,8 +426,9 @@ int pai_issue_dac(const struct pai *p, const struct csr *c, const struct matter_
 	rq.serial[0] |= 0x01;
 	for (size_t i = 0; i < sizeof(rq.serial); i++)
 		snprintf(out->serial + 2 * i, 3, "%02X", rq.serial[i]);
-	if (pai_sign(p, &rq, &der, &len) < 0)
+	if ((rc = pai_sign(p, &rq, &der, &len)) < 0)
 		goto out;
+	rc = -1;
 	const unsigned char *q = der;
 	if (!(x = d2i_X509(NULL, &q, (long)len)) || !(out->pem = cert_pem(x))) {
 		log_openssl("pai_issue_dac: PEM");

@@ -457,8 +457,9 @@ enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr_pem, s
 		e = CE_MATTER_PRODUCT;
 		goto out;
 	}
-	if (pai_issue_dac(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &is) < 0) {
-		e = CE_INTERNAL;
+	int rc = pai_issue_dac(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &is);
+	if (rc < 0) {
+		e = sign_failed(rc);
 		goto out;
 	}
 	e = user_verify_commit(cc, csr, subj.cn, node_policies, &is, pai_pem(cc->rt->pai),

@@ -134,8 +134,8 @@ static const struct key keys[] = {
     {"matter.pai_certificate", K_PATH, O(matter_pai_certificate), "", 0, 0, RELOAD,
      "optional: the Matter PAI (P-256, CA with pathLenConstraint 0) that signs DACs for "
      "?matter=true; empty = Matter refused with 400"},
-    {"matter.pai_key", K_PATH, O(matter_pai_key), "", 0, 0, RELOAD,
-     "the PAI's private key, PEM (P-256); mode 0600"},
+    {"matter.pai_key", K_KEYREF, O(matter_pai_key), "", 0, 0, RELOAD,
+     "the PAI's private key: a PEM file (P-256; mode 0600) or a pkcs11: URI, as ca.key"},
     {"matter.vendor_id", K_STR, O(matter_vendor_id), "", 0, 0, RELOAD,
      "the Matter vendor id, 4 hex digits (e.g. \"131B\"); must match the PAI's subject"},
     {"matter.product_ids", K_LIST, O(matter_product_ids), "[]", 0, 0, RELOAD,

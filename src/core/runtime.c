@@ -59,9 +59,11 @@ static int load_matter(struct runtime *rt, char *err, size_t errsz)
 
 	if (!c->matter_pai_certificate[0])
 		return 0;
-	if (!(rt->pai = pai_load(c->matter_pai_certificate, c->matter_pai_key, c->matter_vendor_id,
-	                         err, errsz)))
+	/* The signer loaded it; this process has the certificate only. */
+	if (!(rt->pai = signer_pai(rt->signer))) {
+		snprintf(err, errsz, "matter: the signer did not load the PAI");
 		return -1;
+	}
 	/* A PAI that names a product signs DACs for that product only (Matter Core
 	 * 6.2.2.4): any other product id configured could never be issued. */
 	const char *only = pai_product_id(rt->pai);

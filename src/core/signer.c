@@ -257,10 +257,11 @@ struct signer {
 	bool broken;          /* under lock: the channel is out of step or closed */
 	bool reaped;
 	struct ca *ca;
+	struct pai *pai; /* NULL: no Matter PAI configured */
 	struct secrets *authid;
 };
 
-static int remote_issue(void *ctx, const struct leaf_request *rq, uint8_t **der, size_t *len);
+static int remote_issue(void *ctx, const struct cert_request *rq, uint8_t **der, size_t *len);
 static int remote_crl(void *ctx, const struct crl_request *rq, uint8_t **der, size_t *len);
 
 static uint64_t deadline_of(const struct signer *s)
@@ -326,7 +327,8 @@ static int read_hello(struct signer *s, char *err, size_t errsz)
 	uint8_t *p = NULL, keys[64];
 	size_t n = 0;
 	uint32_t code = 0;
-	char *type = NULL, *chain = NULL, *leaf = NULL;
+	char *type = NULL, *chain = NULL, *leaf = NULL, *pai = NULL, *dac = NULL;
+	uint32_t has_pai = 0;
 	int rc = -1;
 
 	if (recv_msg(s->fd, &code, &p, &n, deadline_of(s)) < 0) {
@@ -345,12 +347,19 @@ static int read_hello(struct signer *s, char *err, size_t errsz)
 	chain = get_cstr(&r, SIGNER_MSG_MAX);
 	leaf = get_cstr(&r, SIGNER_MSG_MAX);
 	get(&r, keys, sizeof(keys));
+	has_pai = get_u32(&r);
+	if (has_pai) {
+		pai = get_cstr(&r, SIGNER_MSG_MAX);
+		dac = get_cstr(&r, SIGNER_MSG_MAX);
+	}
 	if (!rd_done(&r)) {
 		snprintf(err, errsz, "signer: malformed hello");
 		goto out;
 	}
 	struct ca_remote remote = {remote_issue, remote_crl, s};
 	if (!(s->ca = ca_from_remote(chain, leaf, type, &remote, err, errsz)))
+		goto out;
+	if (has_pai && !(s->pai = pai_from_remote(pai, dac, &remote, err, errsz)))
 		goto out;
 	if (!(s->authid = secrets_authid_only(keys, keys + 32))) {
 		snprintf(err, errsz, "signer: cannot allocate locked memory");
@@ -365,6 +374,8 @@ out:
 	free(type);
 	free(chain);
 	free(leaf);
+	free(pai);
+	free(dac);
 	return rc;
 }
 
@@ -445,6 +456,7 @@ void signer_free(struct signer *s)
 		}
 	}
 	ca_free(s->ca);
+	pai_free(s->pai);
 	secrets_free(s->authid);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -458,6 +470,11 @@ pid_t signer_pid(const struct signer *s)
 struct ca *signer_ca(struct signer *s)
 {
 	return s->ca;
+}
+
+struct pai *signer_pai(struct signer *s)
+{
+	return s->pai;
 }
 
 const struct secrets *signer_secrets(const struct signer *s)
@@ -485,18 +502,21 @@ bool signer_reap(struct signer *s, int *status)
 	return ended;
 }
 
-static int remote_issue(void *ctx, const struct leaf_request *rq, uint8_t **der, size_t *len)
+static int remote_issue(void *ctx, const struct cert_request *rq, uint8_t **der, size_t *len)
 {
 	struct wr w = {0};
-	size_t subj = strlen(rq->subject);
+	size_t cn = strlen(rq->cn), vid = strlen(rq->vendor_id), pid = strlen(rq->product_id);
 
 	put_u32(&w, (uint32_t)rq->profile);
 	put_i64(&w, rq->not_before);
 	put_i64(&w, rq->not_after);
 	put(&w, rq->serial, sizeof(rq->serial));
-	put_str(&w, rq->subject, subj);
+	put_str(&w, rq->cn, cn);
+	put_str(&w, rq->vendor_id, vid);
+	put_str(&w, rq->product_id, pid);
 	put_str(&w, rq->spki, rq->spki_len);
-	if (subj > NODE_ID_MAX || rq->spki_len > SPKI_MAX)
+	if (cn > NODE_ID_MAX || vid > MATTER_ID_LEN || pid > MATTER_ID_LEN ||
+	    rq->spki_len > SPKI_MAX)
 		w.bad = true;
 	int rc = rpc(ctx, OP_ISSUE, &w, der, len);
 	free(w.p);
@@ -575,31 +595,40 @@ int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key
 
 struct keyring {
 	struct ca *ca;
+	struct pai *pai; /* NULL: no Matter PAI configured */
 	struct secrets *secrets;
 };
 
 static int serve_issue(const struct keyring *k, struct rd *r, struct wr *out)
 {
-	struct leaf_request rq = {0};
+	struct cert_request rq = {0};
 	uint8_t *der = NULL;
 	size_t len = 0;
-	char *subject;
+	char *cn, *vid, *pid;
 	int rc = -1;
 
-	rq.profile = (enum ca_profile)get_u32(r);
+	rq.profile = (enum cert_profile)get_u32(r);
 	rq.not_before = get_i64(r);
 	rq.not_after = get_i64(r);
 	get(r, rq.serial, sizeof(rq.serial));
-	subject = get_cstr(r, NODE_ID_MAX);
+	rq.cn = cn = get_cstr(r, NODE_ID_MAX);
+	rq.vendor_id = vid = get_cstr(r, MATTER_ID_LEN);
+	rq.product_id = pid = get_cstr(r, MATTER_ID_LEN);
 	rq.spki = get_str(r, SPKI_MAX, &rq.spki_len);
-	rq.subject = subject;
-	if (rd_done(r) && ca_issue(k->ca, &rq, &der, &len) == 0) {
+	/* Each profile has its key; ca_issue() and pai_sign() check the rest. */
+	if (!rd_done(r))
+		rc = -1;
+	else if (rq.profile == CERT_PROFILE_MATTER_DAC)
+		rc = k->pai ? pai_sign(k->pai, &rq, &der, &len) : -1;
+	else
+		rc = ca_issue(k->ca, &rq, &der, &len);
+	if (rc == 0)
 		put(out, der, len);
-		rc = 0;
-	}
 	free(der);
-	free(subject);
-	return rc;
+	free(cn);
+	free(vid);
+	free(pid);
+	return rc < 0 ? -1 : 0;
 }
 
 static int serve_crl(const struct keyring *k, struct rd *r, struct wr *out)
@@ -770,7 +799,12 @@ int signer_main(const char *config)
 		goto fail;
 	if (ca_set_crl_url(k.ca, cfg->ca_crl_url, err, sizeof(err)) < 0)
 		goto fail;
-	if (sandbox_enter(cfg->signer_user, ca_key_in_token(k.ca), err, sizeof(err)) < 0)
+	if (cfg->matter_pai_certificate[0] &&
+	    !(k.pai = pai_load(cfg->matter_pai_certificate, cfg->matter_pai_key,
+	                       cfg->matter_vendor_id, err, sizeof(err))))
+		goto fail;
+	bool token = ca_key_in_token(k.ca) || (k.pai && pai_key_in_token(k.pai));
+	if (sandbox_enter(cfg->signer_user, token, err, sizeof(err)) < 0)
 		goto fail;
 	const char *chain = ca_chain_pem(k.ca), *leaf = ca_largest_leaf_pem(k.ca),
 	           *type = ca_key_type(k.ca);
@@ -780,6 +814,11 @@ int signer_main(const char *config)
 	secrets_authid_keys(k.secrets, keys, keys + 32);
 	put(&w, keys, sizeof(keys));
 	crypto_wipe(keys, sizeof(keys));
+	put_u32(&w, k.pai ? 1 : 0);
+	if (k.pai) {
+		put_str(&w, pai_pem(k.pai), strlen(pai_pem(k.pai)));
+		put_str(&w, pai_largest_dac_pem(k.pai), strlen(pai_largest_dac_pem(k.pai)));
+	}
 	int sent = send_msg(SIGNER_FD, 0, &w, 0);
 	crypto_wipe(w.p, w.n);
 	free(w.p);
@@ -790,6 +829,7 @@ fail:
 	hello_failed(err); /* claimd reports it: at start-up, with -t, or refusing a reload */
 out:
 	ca_free(k.ca);
+	pai_free(k.pai);
 	secrets_free(k.secrets);
 	config_free(cfg);
 	return rc;

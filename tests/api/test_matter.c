@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_support.h"
 #include "dac_check.h"
 #include "harness.h"
+#include "proc_scan.h"
 
 #define VID "131B"
 #define PID "0002"
@@ -657,6 +659,59 @@ static void status_rules(void)
 	free(tok);
 }
 
+/* One Matter claim through claimsim; true when it succeeded. */
+static bool one_matter_claim(struct mfx *m, const char *mac)
+{
+	char *tok = test_token(m->idp, "alice"), *out = NULL, paa[1200];
+	snprintf(paa, sizeof(paa), "%s/paa.pem", m->dir);
+	int rc = tok ? t_run(&out,
+	                     "'%s' cli --matter --vendor-id 131B --product-id 0002 "
+	                     "--url 'http://127.0.0.1:%u' --token '%s' --mac %s "
+	                     "--out '%s' --root '%s' 2>&1",
+	                     t_bin("claimsim"), m->f.d.port, tok, mac, m->f.t.dir, paa)
+	             : -1;
+	CHECKF(rc == 0, "%s", out ? out : "");
+	free(out);
+	free(tok);
+	return rc == 0;
+}
+
+/* The PAI key is the signer's: after a DAC, claimd's memory holds no copy of its
+ * scalar and the signer's does; then the same with the PAI key in a SoftHSM2 token
+ * (matter.pai_key a pkcs11: URI), the key file deleted. */
+static void pai_only_in_signer(void)
+{
+	struct mfx m;
+	struct needle pai;
+	char key[1200], uri[1400];
+
+	REQUIRE(geteuid() == 0);
+	REQUIRE(mfx_up(&m, "pai_only_in_signer", true));
+	snprintf(key, sizeof(key), "%s/pai.key", m.dir);
+	REQUIRE(key_secret(key, &pai));
+	CHECK(one_matter_claim(&m, "7C:DF:A1:00:05:21"));
+	pid_t sg = signer_of(m.f.d.pid);
+	REQUIRE(sg > 0);
+	CHECKF(!memory_holds(m.f.d.pid, &pai), "claimd holds the PAI key");
+	CHECKF(memory_holds(sg, &pai), "the signer lacks the PAI key");
+	CHECK(daemon_stop(&m.f.d) == 0);
+	REQUIRE(hsm_token(&m.f.t, key, "1234", uri, sizeof(uri)));
+	REQUIRE(unlink(key) == 0);
+	char yaml[4096];
+	snprintf(yaml, sizeof(yaml), "%s", m.yaml);
+	char *at = strstr(yaml, "pai_key: ");
+	REQUIRE(at);
+	snprintf(at, sizeof(yaml) - (size_t)(at - yaml),
+	         "pai_key: \"%s\"\n  vendor_id: \"131b\"\n  product_ids: [\"0002\"]\n", uri);
+	m.f.t.o.extra = yaml;
+	REQUIRE(tenv_write_config(&m.f.t));
+	REQUIRE(daemon_start(&m.f.t, &m.f.d));
+	CHECK(one_matter_claim(&m, "7C:DF:A1:00:05:22"));
+	CHECKF(!memory_holds(m.f.d.pid, &pai), "claimd holds the PAI key (token)");
+	fx_down(&m.f);
+	unsetenv("SOFTHSM2_CONF");
+}
+
 static const struct t_case cases[] = {
     {"dac_checker_rules", dac_checker_rules},
     {"matter_cli_claim", matter_cli_claim},
@@ -665,6 +720,7 @@ static const struct t_case cases[] = {
     {"pai_startup_refusals", pai_startup_refusals},
     {"node_policies_lists", node_policies_lists},
     {"status_rules", status_rules},
+    {"pai_only_in_signer", pai_only_in_signer},
     {NULL, NULL},
 };
 
