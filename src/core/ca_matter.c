@@ -200,15 +200,10 @@ struct pai *pai_from_remote(const char *pem, const char *largest_dac,
                             const struct ca_remote *remote, char *err, size_t errsz)
 {
 	struct pai *p = calloc(1, sizeof(*p));
-	BIO *b = NULL;
 
-	if (!p || !(p->pem = strdup(pem)) || !(p->largest_dac = strdup(largest_dac))) {
-		snprintf(err, errsz, "out of memory");
-		goto fail;
-	}
-	if (!(b = BIO_new_mem_buf(pem, -1)) ||
-	    !(p->cert = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
-		snprintf(err, errsz, "the signer sent no PAI certificate");
+	if (!p || !(p->pem = strdup(pem)) || !(p->largest_dac = strdup(largest_dac)) ||
+	    !(p->cert = pem_first_cert(pem))) {
+		snprintf(err, errsz, "the signer's PAI certificate cannot be read");
 		goto fail;
 	}
 	const X509_NAME *subj = X509_get_subject_name(p->cert);
