@@ -68,9 +68,10 @@ struct issued {
 };
 
 /**
- * Loads the issuing CA certificate and key and the optional extra chain. Refuses a key
- * file that is group- or world-accessible, a key that does not match, a certificate
- * that is not a CA, and key types other than EC P-256 and RSA 2048-4096.
+ * Loads the issuing CA certificate and key and the optional extra chain; @p key is a
+ * PEM file or an RFC 7512 pkcs11: URI (pkcs11.h). Refuses a key file that is group- or
+ * world-accessible, a key that does not match, a certificate that is not a CA, and key
+ * types other than EC P-256 and RSA 2048-4096.
  * @p chain may be NULL or "". Returns NULL with a message in @p err on failure.
  */
 struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz);

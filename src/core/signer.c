@@ -422,7 +422,8 @@ struct signer *signer_start(const char *exe, const struct claimd_config *cfg, ch
 	sv[1] = -1;
 	if (e != 0) {
 		s->pid = -1;
-		snprintf(err, errsz, "signer: cannot run %s: %s", exe, strerror(e));
+		snprintf(err, errsz, "signer: cannot run %s: %s (is /proc mounted?)", exe,
+		         strerror(e));
 		goto fail;
 	}
 	if (read_hello(s, err, errsz) < 0)

@@ -34,6 +34,15 @@ for b in claimsim claimctl; do
   [ -x "$build/$b" ] || die "$build/$b not built (cmake --build build)"
 done
 
+# What the test mounts in a root filesystem (a container runtime provides both): /proc
+# (claimd starts its signer from /proc/self/exe) and the PostgreSQL socket directory.
+unmount_in() {
+  local m
+  for m in "$1/proc" "$1/run/postgresql"; do
+    if mountpoint -q "$m" 2>/dev/null; then umount "$m"; fi
+  done
+}
+
 start=$(date +%s)
 mkdir -p "$build" "$cache"
 # A run that was killed (SIGKILL at a CTest timeout) leaves its work directory, its
@@ -41,7 +50,7 @@ mkdir -p "$build" "$cache"
 # Either is cleared now.
 for old in "$build"/image-test.*; do
   [ -d "$old" ] || continue
-  if mountpoint -q "$old/rootfs/run/postgresql"; then umount "$old/rootfs/run/postgresql"; fi
+  unmount_in "$old/rootfs"
   "$root/tests/pg.sh" stop "$old/pg" || true
   rm -rf --one-file-system "$old"
 done
@@ -58,9 +67,7 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   fi
-  if mountpoint -q "$rootfs/run/postgresql" 2>/dev/null; then
-    umount "$rootfs/run/postgresql"
-  fi
+  unmount_in "$rootfs"
   "$root/tests/pg.sh" stop "$work/pg" || true
   [ -z "$cid" ] || "${podman[@]}" rm -f "$cid" >/dev/null 2>&1 || true
   "${podman[@]}" rmi "$tag" >/dev/null 2>&1 || true
@@ -133,6 +140,8 @@ for f in usr/bin/cc usr/bin/gcc usr/bin/c++ usr/bin/ld usr/bin/make usr/bin/cmak
   [ ! -e "$rootfs/$f" ] || die "the runtime image contains /$f (no build tools belong there)"
 done
 grep -q '^claimd:x:10001:10001:' "$rootfs/etc/passwd" || die "no user claimd with uid 10001 in the image"
+mkdir -p "$rootfs/proc"
+mount -t proc proc "$rootfs/proc"
 
 # Runs a command inside the image's files as the image's user, with only the image's
 # environment (plus the given NAME=VALUE words).
