@@ -90,6 +90,19 @@ int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key
                 uint8_t sealed[SEALED_EFUSE_BYTES], uint8_t tag[EFUSE_TAG_BYTES]);
 
 /**
+ * The signer's answer to one request frame: operation @p op (ISSUE 1, CRL 2, CHECK 3,
+ * SEAL 4; the wire numbers of signer.c) with its payload @p p of @p n bytes, served with
+ * @p ca, @p pai (NULL: no Matter PAI configured) and @p secrets. Returns 0 with the reply
+ * payload in *@p out (malloc'd, *@p outn bytes; the caller wipes and frees it), or -1 with
+ * *@p out NULL for a refusal: an unknown operation, a payload shorter or longer than its
+ * fields, a field over its limit, a malformed MAC, a profile whose key is not configured,
+ * or a certificate or CRL the keys refuse to sign. The signer's loop calls it for every
+ * frame; the fuzz target (tests/fuzz/fuzz_signer.c) calls it directly.
+ */
+int signer_answer(struct ca *ca, struct pai *pai, struct secrets *secrets, uint32_t op,
+                  const uint8_t *p, size_t n, uint8_t **out, size_t *outn);
+
+/**
  * The signer process's main, for "claimd --signer CONFIG": closes every descriptor
  * above SIGNER_FD, loads the config's CA, Matter PAI and secrets key, drops its privileges
  * (sandbox.h), says hello and answers requests until end-of-file. Returns the exit

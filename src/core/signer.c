@@ -712,6 +712,44 @@ static int serve_seal(const struct keyring *k, struct rd *r, struct wr *out)
 	return 0;
 }
 
+int signer_answer(struct ca *ca, struct pai *pai, struct secrets *secrets, uint32_t op,
+                  const uint8_t *p, size_t n, uint8_t **out, size_t *outn)
+{
+	const struct keyring k = {ca, pai, secrets};
+	struct rd r = {p, n, false};
+	struct wr w = {0};
+	int rc = -1;
+
+	switch (op) {
+	case OP_ISSUE:
+		rc = serve_issue(&k, &r, &w);
+		break;
+	case OP_CRL:
+		rc = serve_crl(&k, &r, &w);
+		break;
+	case OP_CHECK:
+		rc = serve_check(&k, &r, &w);
+		break;
+	case OP_SEAL:
+		rc = serve_seal(&k, &r, &w);
+		break;
+	default:
+		log_error("signer: unknown operation %u", op);
+		break;
+	}
+	if (w.bad) /* the reply did not fit or memory ran out: not sent half-made */
+		rc = -1;
+	if (rc < 0) {
+		if (w.p)
+			crypto_wipe(w.p, w.n);
+		free(w.p);
+		w = (struct wr){0};
+	}
+	*out = w.p;
+	*outn = w.n;
+	return rc < 0 ? -1 : 0;
+}
+
 /* Answers requests until end-of-file (0) or a broken frame (1). */
 static int serve(const struct keyring *k)
 {
@@ -720,35 +758,13 @@ static int serve(const struct keyring *k)
 		size_t n = 0;
 		uint32_t op = 0;
 		struct wr out = {0};
-		int rc = -1;
 
 		/* End-of-file: claimd closed the channel (a reload, a stop, or it died). */
 		if (recv_msg(SIGNER_FD, &op, &p, &n, 0) < 0)
 			return 0;
-		struct rd r = {p, n, false};
-		switch (op) {
-		case OP_ISSUE:
-			rc = serve_issue(k, &r, &out);
-			break;
-		case OP_CRL:
-			rc = serve_crl(k, &r, &out);
-			break;
-		case OP_CHECK:
-			rc = serve_check(k, &r, &out);
-			break;
-		case OP_SEAL:
-			rc = serve_seal(k, &r, &out);
-			break;
-		default:
-			log_error("signer: unknown operation %u", op);
-			break;
-		}
+		int rc = signer_answer(k->ca, k->pai, k->secrets, op, p, n, &out.p, &out.n);
 		crypto_wipe(p, n);
 		free(p);
-		if (rc < 0) {
-			free(out.p);
-			out = (struct wr){0};
-		}
 		int sent = send_msg(SIGNER_FD, rc < 0 ? 1 : 0, &out, 0);
 		if (out.p)
 			crypto_wipe(out.p, out.n);
