@@ -89,18 +89,34 @@ int signer_check(struct signer *s, const char mac[MAC_LEN + 1],
 int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key[EFUSE_KEY_BYTES],
                 uint8_t sealed[SEALED_EFUSE_BYTES], uint8_t tag[EFUSE_TAG_BYTES]);
 
+/* What the signer process holds and the policy it signs by (from its config). */
+struct signer_keys {
+	struct ca *ca;
+	struct pai *pai; /* NULL: no Matter PAI configured */
+	struct secrets *secrets;
+	unsigned validity_days;   /* ca.validity_days: the longest certificate it signs */
+	unsigned crl_hours;       /* revocation.crl_hours: the longest CRL it signs */
+	char *const *product_ids; /* matter.product_ids, NULL-terminated; NULL or empty = any */
+	int64_t crl_number;       /* the highest CRL number signed so far (0: none) */
+	int64_t now;              /* unix seconds to judge validity by; 0: the clock (the
+	                             fuzz target fixes it so its seeds stay valid) */
+};
+
 /**
  * The signer's answer to one request frame: operation @p op (ISSUE 1, CRL 2, CHECK 3,
  * SEAL 4; the wire numbers of signer.c) with its payload @p p of @p n bytes, served with
- * @p ca, @p pai (NULL: no Matter PAI configured) and @p secrets. Returns 0 with the reply
- * payload in *@p out (malloc'd, *@p outn bytes; the caller wipes and frees it), or -1 with
- * *@p out NULL for a refusal: an unknown operation, a payload shorter or longer than its
- * fields, a field over its limit, a malformed MAC, a profile whose key is not configured,
- * or a certificate or CRL the keys refuse to sign. The signer's loop calls it for every
- * frame; the fuzz target (tests/fuzz/fuzz_signer.c) calls it directly.
+ * @p k. Returns 0 with the reply payload in *@p out (malloc'd, *@p outn bytes; the caller
+ * wipes and frees it), or -1 with *@p out NULL for a refusal: an unknown operation, a
+ * payload shorter or longer than its fields, a field over its limit, a malformed MAC, a
+ * profile whose key is not configured, a validity outside [now - 1 h, now] ..
+ * now + validity_days (5 minutes of slack), a CRL whose thisUpdate is not now, whose
+ * nextUpdate is more than crl_hours later, whose number is below one already signed or
+ * whose reasons are not RFC 5280 codes (section 5.3.1), or a certificate or CRL the keys
+ * refuse to sign. The signer's loop calls it for every frame; the fuzz target
+ * (tests/fuzz/fuzz_signer.c) calls it directly.
  */
-int signer_answer(struct ca *ca, struct pai *pai, struct secrets *secrets, uint32_t op,
-                  const uint8_t *p, size_t n, uint8_t **out, size_t *outn);
+int signer_answer(struct signer_keys *k, uint32_t op, const uint8_t *p, size_t n, uint8_t **out,
+                  size_t *outn);
 
 /**
  * The signer process's main, for "claimd --signer CONFIG": closes every descriptor

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -287,7 +288,7 @@ static void broken(struct signer *s, const char *what, bool timed_out)
  */
 static int rpc(struct signer *s, enum op op, const struct wr *req, uint8_t **rep, size_t *replen)
 {
-	uint64_t deadline = deadline_of(s);
+	uint64_t deadline;
 	struct timespec ts;
 	uint32_t code = 0;
 	int rc = SIGNER_DOWN;
@@ -296,12 +297,15 @@ static int rpc(struct signer *s, enum op op, const struct wr *req, uint8_t **rep
 	*replen = 0;
 	if (req->bad)
 		return SIGNER_FAILED;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += s->timeout_ms / 1000;
-	if (pthread_mutex_timedlock(&s->lock, &ts) != 0) {
+	if (pthread_mutex_clocklock(&s->lock, CLOCK_MONOTONIC, &ts) != 0) {
 		log_error("signer (pid %d): busy for longer than the timeout", (int)s->pid);
 		return SIGNER_DOWN;
 	}
+	/* The signer's own time starts when this request is its only one: a wait for the
+	 * lock behind other requests is not the signer failing to answer. */
+	deadline = deadline_of(s);
 	if (s->broken)
 		goto out;
 	if (send_msg(s->fd, op, req, deadline) < 0 ||
@@ -594,13 +598,61 @@ int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key
 
 /* ---- the signer process ---- */
 
-struct keyring {
-	struct ca *ca;
-	struct pai *pai; /* NULL: no Matter PAI configured */
-	struct secrets *secrets;
-};
+/* Slack for clocks and queueing between claimd's "now" and the signer's, seconds. */
+#define CLOCK_SLACK 300
 
-static int serve_issue(const struct keyring *k, struct rd *r, struct wr *out)
+/*
+ * What claimd's own policy asks for (claim.c, revocation.c), checked again here so that
+ * a compromised network process cannot have a long-lived certificate or CRL signed:
+ * a certificate starts between an hour (the backdating) before now and now, and lasts
+ * at most validity_days; a CRL's thisUpdate is now, its nextUpdate at most crl_hours
+ * later, its reasons RFC 5280 codes, and its number never below one already signed.
+ */
+static bool validity_ok(const struct signer_keys *k, const struct cert_request *rq)
+{
+	int64_t now = k->now ? k->now : now_unix();
+	bool ok = rq->not_before >= now - 3600 - CLOCK_SLACK &&
+	          rq->not_before <= now + CLOCK_SLACK && rq->not_after > rq->not_before &&
+	          rq->not_after <= now + (int64_t)k->validity_days * 86400 + CLOCK_SLACK;
+	if (!ok)
+		log_error("signer: validity %lld..%lld is outside policy (now %lld, %u days)",
+		          (long long)rq->not_before, (long long)rq->not_after, (long long)now,
+		          k->validity_days);
+	return ok;
+}
+
+static bool crl_ok(struct signer_keys *k, const struct crl_request *rq)
+{
+	int64_t now = k->now ? k->now : now_unix();
+	bool ok = rq->this_update >= now - CLOCK_SLACK && rq->this_update <= now + CLOCK_SLACK &&
+	          rq->next_update > rq->this_update &&
+	          rq->next_update - rq->this_update <= (int64_t)k->crl_hours * 3600 + CLOCK_SLACK &&
+	          rq->number >= 1 && rq->number >= k->crl_number;
+	for (size_t i = 0; ok && i < rq->n; i++)
+		ok = rq->e[i].reason >= 0 && rq->e[i].reason <= 10 && rq->e[i].reason != 7;
+	if (!ok) {
+		log_error("signer: CRL number %lld, %lld..%lld is outside policy (now %lld)",
+		          (long long)rq->number, (long long)rq->this_update,
+		          (long long)rq->next_update, (long long)now);
+		return false;
+	}
+	k->crl_number = rq->number;
+	return true;
+}
+
+/* A DAC's product id is one matter.product_ids allows (none listed: any). */
+static bool product_ok(const struct signer_keys *k, const char *pid)
+{
+	if (!k->product_ids || !k->product_ids[0])
+		return true;
+	for (char *const *p = k->product_ids; *p; p++)
+		if (pid && strcmp(*p, pid) == 0)
+			return true;
+	log_error("signer: product id %s is not in matter.product_ids", pid ? pid : "(none)");
+	return false;
+}
+
+static int serve_issue(const struct signer_keys *k, struct rd *r, struct wr *out)
 {
 	struct cert_request rq = {0};
 	uint8_t *der = NULL;
@@ -617,10 +669,11 @@ static int serve_issue(const struct keyring *k, struct rd *r, struct wr *out)
 	rq.product_id = pid = get_cstr(r, MATTER_ID_LEN);
 	rq.spki = get_str(r, SPKI_MAX, &rq.spki_len);
 	/* Each profile has its key; ca_issue() and pai_sign() check the rest. */
-	if (!rd_done(r))
+	if (!rd_done(r) || !validity_ok(k, &rq))
 		rc = -1;
 	else if (rq.profile == CERT_PROFILE_MATTER_DAC)
-		rc = k->pai ? pai_sign(k->pai, &rq, &der, &len) : -1;
+		rc =
+		    k->pai && product_ok(k, rq.product_id) ? pai_sign(k->pai, &rq, &der, &len) : -1;
 	else
 		rc = ca_issue(k->ca, &rq, &der, &len);
 	if (rc == 0)
@@ -632,7 +685,7 @@ static int serve_issue(const struct keyring *k, struct rd *r, struct wr *out)
 	return rc < 0 ? -1 : 0;
 }
 
-static int serve_crl(const struct keyring *k, struct rd *r, struct wr *out)
+static int serve_crl(struct signer_keys *k, struct rd *r, struct wr *out)
 {
 	struct crl_request rq = {0};
 	struct revoked_entry *e = NULL;
@@ -656,8 +709,9 @@ static int serve_crl(const struct keyring *k, struct rd *r, struct wr *out)
 		e[i].reason = get_i64(r);
 	}
 	rq.e = e;
-	if (rd_done(r) && ca_crl_sign(k->ca, rq.number, rq.e, rq.n, rq.this_update, rq.next_update,
-	                              &der, &len) == 0) {
+	if (rd_done(r) && crl_ok(k, &rq) &&
+	    ca_crl_sign(k->ca, rq.number, rq.e, rq.n, rq.this_update, rq.next_update, &der, &len) ==
+	        0) {
 		put(out, der, len);
 		rc = 0;
 	}
@@ -667,7 +721,7 @@ out:
 	return rc;
 }
 
-static int serve_check(const struct keyring *k, struct rd *r, struct wr *out)
+static int serve_check(const struct signer_keys *k, struct rd *r, struct wr *out)
 {
 	char mac[MAC_LEN + 1], challenge[CHALLENGE_HEX];
 	uint8_t sealed[SEALED_EFUSE_BYTES], response[HMAC_SHA512_BYTES];
@@ -692,7 +746,7 @@ static int serve_check(const struct keyring *k, struct rd *r, struct wr *out)
 	return 0;
 }
 
-static int serve_seal(const struct keyring *k, struct rd *r, struct wr *out)
+static int serve_seal(const struct signer_keys *k, struct rd *r, struct wr *out)
 {
 	char mac[MAC_LEN + 1];
 	uint8_t key[EFUSE_KEY_BYTES], sealed[SEALED_EFUSE_BYTES], tag[EFUSE_TAG_BYTES];
@@ -712,26 +766,25 @@ static int serve_seal(const struct keyring *k, struct rd *r, struct wr *out)
 	return 0;
 }
 
-int signer_answer(struct ca *ca, struct pai *pai, struct secrets *secrets, uint32_t op,
-                  const uint8_t *p, size_t n, uint8_t **out, size_t *outn)
+int signer_answer(struct signer_keys *k, uint32_t op, const uint8_t *p, size_t n, uint8_t **out,
+                  size_t *outn)
 {
-	const struct keyring k = {ca, pai, secrets};
 	struct rd r = {p, n, false};
 	struct wr w = {0};
 	int rc = -1;
 
 	switch (op) {
 	case OP_ISSUE:
-		rc = serve_issue(&k, &r, &w);
+		rc = serve_issue(k, &r, &w);
 		break;
 	case OP_CRL:
-		rc = serve_crl(&k, &r, &w);
+		rc = serve_crl(k, &r, &w);
 		break;
 	case OP_CHECK:
-		rc = serve_check(&k, &r, &w);
+		rc = serve_check(k, &r, &w);
 		break;
 	case OP_SEAL:
-		rc = serve_seal(&k, &r, &w);
+		rc = serve_seal(k, &r, &w);
 		break;
 	default:
 		log_error("signer: unknown operation %u", op);
@@ -751,7 +804,7 @@ int signer_answer(struct ca *ca, struct pai *pai, struct secrets *secrets, uint3
 }
 
 /* Answers requests until end-of-file (0) or a broken frame (1). */
-static int serve(const struct keyring *k)
+static int serve(struct signer_keys *k)
 {
 	for (;;) {
 		uint8_t *p = NULL;
@@ -762,7 +815,7 @@ static int serve(const struct keyring *k)
 		/* End-of-file: claimd closed the channel (a reload, a stop, or it died). */
 		if (recv_msg(SIGNER_FD, &op, &p, &n, 0) < 0)
 			return 0;
-		int rc = signer_answer(k->ca, k->pai, k->secrets, op, p, n, &out.p, &out.n);
+		int rc = signer_answer(k, op, p, n, &out.p, &out.n);
 		crypto_wipe(p, n);
 		free(p);
 		int sent = send_msg(SIGNER_FD, rc < 0 ? 1 : 0, &out, 0);
@@ -785,7 +838,7 @@ static void hello_failed(const char *msg)
 int signer_main(const char *config)
 {
 	struct claimd_config *cfg = NULL;
-	struct keyring k = {0};
+	struct signer_keys k = {0};
 	struct wr w = {0};
 	uint8_t keys[64];
 	char err[1024];
@@ -793,7 +846,13 @@ int signer_main(const char *config)
 
 	/* Nothing of the parent's but stdio and the channel: no listening socket, no
 	 * database connection, whatever the parent forgot to mark close-on-exec. */
-	close_range(SIGNER_FD + 1, ~0U, 0);
+	if (close_range(SIGNER_FD + 1, ~0U, 0) < 0) {
+		/* An old kernel, or a container profile that refuses close_range(2): one by one. */
+		struct rlimit rl = {1024, 1024};
+		getrlimit(RLIMIT_NOFILE, &rl);
+		for (rlim_t fd = SIGNER_FD + 1; fd < rl.rlim_cur && fd < 1048576; fd++)
+			close((int)fd);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* claimd's to handle: a stop (systemd signals the whole group, a terminal's Ctrl-C
 	 * the foreground group) must let claimd drain with its signer, which exits when
@@ -808,6 +867,9 @@ int signer_main(const char *config)
 	}
 	if (!(cfg = config_load(config, err, sizeof(err))))
 		goto fail;
+	k.validity_days = cfg->validity_days;
+	k.crl_hours = cfg->crl_hours;
+	k.product_ids = cfg->matter_product_ids;
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
 	log_set_format((enum log_format)log_format_parse(cfg->log_format));
 	if (!(k.secrets = secrets_load(cfg->secrets_key_file, err, sizeof(err))))

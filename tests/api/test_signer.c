@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "api_support.h"
+#include "claimd/signer.h"
 #include "claimd/util.h"
 #include "harness.h"
 #include "proc_scan.h"
@@ -353,6 +354,127 @@ static void hsm_wrong_pin_refused(void)
 	tenv_teardown(&t);
 }
 
+/* A frame payload being built: big-endian integers and length-prefixed strings. */
+struct frame {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void fr_put(struct frame *f, const void *p, size_t n)
+{
+	if (f->n + n <= sizeof(f->b)) {
+		memcpy(f->b + f->n, p, n);
+		f->n += n;
+	}
+}
+
+static void fr_u32(struct frame *f, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	fr_put(f, b, 4);
+}
+
+static void fr_i64(struct frame *f, int64_t v)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+	fr_put(f, b, 8);
+}
+
+static void fr_str(struct frame *f, const void *p, size_t n)
+{
+	fr_u32(f, (uint32_t)n);
+	fr_put(f, p, n);
+}
+
+/* signer_answer()'s verdict (0 or -1) on frame @p f of operation @p op. */
+static int answer(struct signer_keys *k, uint32_t op, const struct frame *f)
+{
+	uint8_t *out = NULL;
+	size_t outn = 0;
+	int rc = signer_answer(k, op, f->b, f->n, &out, &outn);
+	free(out);
+	return rc;
+}
+
+/* signer_answer()'s verdict on an ISSUE of a device certificate valid [nb, na]. */
+static int issue_answer(struct signer_keys *k, const uint8_t *spki, size_t spki_len, int64_t nb,
+                        int64_t na)
+{
+	static const uint8_t serial[16] = {0x41, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+	struct frame f = {.n = 0};
+	fr_u32(&f, CERT_PROFILE_DEVICE);
+	fr_i64(&f, nb);
+	fr_i64(&f, na);
+	fr_put(&f, serial, sizeof(serial));
+	fr_str(&f, "7CDFA1000001", 12);
+	fr_str(&f, "", 0);
+	fr_str(&f, "", 0);
+	fr_str(&f, spki, spki_len);
+	return answer(k, 1, &f);
+}
+
+/* signer_answer()'s verdict on a CRL request with one entry of @p reason. */
+static int crl_answer(struct signer_keys *k, int64_t number, int64_t this_update,
+                      int64_t next_update, int64_t reason)
+{
+	struct frame f = {.n = 0};
+	fr_i64(&f, number);
+	fr_i64(&f, this_update);
+	fr_i64(&f, next_update);
+	fr_u32(&f, 1);
+	fr_put(&f, "41000000000000000000000000000001", 32);
+	fr_i64(&f, this_update - 60);
+	fr_i64(&f, reason);
+	return answer(k, 2, &f);
+}
+
+/*
+ * The signer's own policy, whatever the network process asks (a compromised claimd
+ * included): certificates only from an hour before now to ca.validity_days ahead, CRLs
+ * dated now, lasting at most revocation.crl_hours, with RFC 5280 reasons and a number
+ * that never goes back. Called in-process on real keys (a development CA).
+ */
+static void signer_policy(void)
+{
+	struct tenv t;
+	char cert[1100], key[1100], err[512];
+	uint8_t sk[SECRETS_KEY_BYTES] = {1}, *spki = NULL;
+	REQUIRE(tenv_setup(&t, "signer_policy", NULL));
+	snprintf(cert, sizeof(cert), "%s/intermediate.pem", t.ca_dir);
+	snprintf(key, sizeof(key), "%s/intermediate.key", t.ca_dir);
+	struct signer_keys k = {.validity_days = 365, .crl_hours = 24};
+	k.ca = ca_load(cert, key, "", err, sizeof(err));
+	k.secrets = secrets_from_bytes(sk);
+	REQUIRE(k.ca && k.secrets);
+	EVP_PKEY *dev = EVP_EC_gen("P-256");
+	int spki_len = dev ? i2d_PUBKEY(dev, &spki) : -1;
+	REQUIRE(spki_len > 0);
+	int64_t now = now_unix(), day = 86400;
+	/* What claimd asks for: an hour back, validity_days ahead. */
+	CHECK(issue_answer(&k, spki, (size_t)spki_len, now - 3600, now + 365 * day) == 0);
+	CHECK(issue_answer(&k, spki, (size_t)spki_len, now - 3600, now + 366 * day) < 0);
+	CHECK(issue_answer(&k, spki, (size_t)spki_len, now - 2 * day, now + day) < 0);
+	CHECK(issue_answer(&k, spki, (size_t)spki_len, now + day, now + 2 * day) < 0);
+	CHECK(issue_answer(&k, spki, (size_t)spki_len, 0, 253402300799LL) < 0);
+	CHECK(issue_answer(&k, spki, (size_t)spki_len, now, now) < 0);
+	/* CRLs: now, at most crl_hours, numbers never back, reasons RFC 5280's. */
+	CHECK(crl_answer(&k, 5, now, now + 24 * 3600, 1) == 0);
+	CHECK(crl_answer(&k, 5, now, now + 24 * 3600, 4) == 0); /* a retried transaction */
+	CHECK(crl_answer(&k, 4, now, now + 24 * 3600, 1) < 0);
+	CHECK(crl_answer(&k, 6, now, now + 25 * 3600, 1) < 0);
+	CHECK(crl_answer(&k, 6, now - day, now + 3600, 1) < 0);
+	CHECK(crl_answer(&k, 6, now, now + 3600, 7) < 0);
+	CHECK(crl_answer(&k, 6, now, now + 3600, 11) < 0);
+	CHECK(crl_answer(&k, 6, now, now + 3600, 5) == 0);
+	OPENSSL_free(spki);
+	EVP_PKEY_free(dev);
+	ca_free(k.ca);
+	secrets_free(k.secrets);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"separation_memory_scan", separation_memory_scan},
     {"signer_confined", signer_confined},
@@ -363,6 +485,7 @@ static const struct t_case cases[] = {
     {"hsm_p256_claims", hsm_p256_claims},
     {"hsm_rsa2048_claims", hsm_rsa2048_claims},
     {"hsm_wrong_pin_refused", hsm_wrong_pin_refused},
+    {"signer_policy", signer_policy},
     {NULL, NULL},
 };
 

@@ -17,8 +17,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct ca *ca;
-static struct secrets *secrets;
+/* "Now" is fixed at the seeds' time (2026-01-01 00:01 UTC) so that they stay valid. */
+static struct signer_keys k = {.validity_days = 3650, .crl_hours = 24, .now = 1767225660};
 
 /* The CA and secrets key, made on the first input; aborts if they cannot be. */
 static void keys(void)
@@ -29,7 +29,7 @@ static void keys(void)
 	char dir[256], cert[300], key[300], err[512];
 	uint8_t sk[SECRETS_KEY_BYTES];
 
-	if (ca)
+	if (k.ca)
 		return;
 	/* Refusals are the point: keep stderr quiet. */
 	log_set_level((enum log_level)(LOG_ERROR + 1));
@@ -38,7 +38,7 @@ static void keys(void)
 		abort();
 	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
 	snprintf(key, sizeof(key), "%s/intermediate.key", dir);
-	ca = ca_load(cert, key, "", err, sizeof(err));
+	k.ca = ca_load(cert, key, "", err, sizeof(err));
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char path[300];
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
@@ -46,7 +46,7 @@ static void keys(void)
 	}
 	rmdir(dir);
 	memset(sk, 0x5a, sizeof(sk));
-	if (!ca || !(secrets = secrets_from_bytes(sk)))
+	if (!k.ca || !(k.secrets = secrets_from_bytes(sk)))
 		abort();
 }
 
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint32_t op =
 	    (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3];
-	int rc = signer_answer(ca, NULL, secrets, op, data + 4, size - 4, &out, &outn);
+	int rc = signer_answer(&k, op, data + 4, size - 4, &out, &outn);
 	/* A refusal carries nothing; an answer carries something. */
 	if ((rc < 0 && out) || (rc == 0 && (!out || !outn)))
 		abort();
