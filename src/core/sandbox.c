@@ -109,7 +109,10 @@ static int load_filter(bool token_files, char *err, size_t errsz)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigsys;
 	sa.sa_flags = SA_SIGINFO;
-	if (!f || sigaction(SIGSYS, &sa, NULL) < 0)
+	/* TSYNC: the filter covers every thread, also any a PKCS#11 module started while it
+	 * was loaded or logged in; if one cannot be synchronised, loading fails. */
+	if (!f || sigaction(SIGSYS, &sa, NULL) < 0 ||
+	    seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0)
 		goto out;
 	if (add_all(f, base_calls, sizeof(base_calls) / sizeof(base_calls[0])) < 0 ||
 	    (token_files &&
