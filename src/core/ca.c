@@ -356,7 +356,7 @@ const char *ca_largest_leaf_pem(const struct ca *ca)
 	return ca->largest_leaf;
 }
 
-static bool valid_cn(const unsigned char *s, size_t n)
+bool valid_cn(const unsigned char *s, size_t n)
 {
 	if (n < 1 || n > NODE_ID_MAX)
 		return false;
@@ -547,7 +547,8 @@ enum claimd_err csr_check_matter(const char *pem, size_t len, struct csr **out,
 		memcpy(subj->cn, f->m_cn.p, f->m_cn.len);
 		subj->cn[f->m_cn.len] = '\0';
 	}
-	if (f->key_alg != CSR_KEY_EC_P256)
+	/* Uncompressed: Matter stacks (and the DAC profile checker) read only that form. */
+	if (f->key_alg != CSR_KEY_EC_P256 || f->key_len != 65)
 		rc = CE_MATTER_KEY;
 	else if (f->subject_entries != 3 || !subj->cn[0] ||
 	         !matter_id_ok(&f->m_vid, subj->vendor_id) ||

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "claimd/csr_der.h"
 #include "claimd/pkcs11.h"
 
 /** The first certificate of PEM text @p pem, or NULL (logged). */
@@ -43,5 +44,8 @@ const char *key_kind(EVP_PKEY *k, char *buf, size_t bufsz);
 X509_EXTENSION *make_ext(X509 *issuer, int nid, const char *value);
 /** Unix seconds of @p t, or 0 when it cannot be read. */
 int64_t asn1_to_unix(const ASN1_TIME *t);
+
+/** @p s (@p n bytes) is a node_id-shaped CN: 1 to NODE_ID_MAX of [A-Za-z0-9_-]. */
+bool valid_cn(const unsigned char *s, size_t n);
 
 #endif

@@ -309,9 +309,14 @@ static int dac_extensions(X509 *x, X509 *issuer)
 /* What the key holder checks again, whoever asks: the request fits this PAI. */
 static bool dac_request_ok(const struct pai *p, const struct cert_request *rq)
 {
+	struct csr_fields f;
 	size_t cn = rq->cn ? strlen(rq->cn) : 0;
+	/* An uncompressed P-256 point, a node_id CN, within the PAI's own validity. */
 	bool ok = rq->profile == CERT_PROFILE_MATTER_DAC && rq->spki_len <= 1024 &&
-	          !(rq->serial[0] & 0x80) && rq->serial[0] && cn >= 1 && cn <= NODE_ID_MAX &&
+	          csr_spki_parse(rq->spki, rq->spki_len, &f) && f.key_alg == CSR_KEY_EC_P256 &&
+	          f.key_len == 65 && f.key[0] == 4 && !(rq->serial[0] & 0x80) && rq->serial[0] &&
+	          cn >= 1 && valid_cn((const unsigned char *)rq->cn, cn) &&
+	          rq->not_before >= p->not_before && rq->not_after <= p->not_after &&
 	          rq->vendor_id && strcmp(rq->vendor_id, p->vendor_id) == 0 && rq->product_id &&
 	          strlen(rq->product_id) == MATTER_ID_LEN &&
 	          strspn(rq->product_id, "0123456789ABCDEF") == MATTER_ID_LEN &&

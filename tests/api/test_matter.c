@@ -6,6 +6,7 @@
  * each), refusals, start-up refusals of bad PAIs, node_policies lists, and which
  * refusals may be 401.
  */
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +440,18 @@ static void matter_refusals(void)
 	check_failure(&r, 400, "subject must be CN=<node_id> with the Matter vendor id");
 	http_response_free(&r);
 	free(plain);
+	/* A compressed P-256 point: Matter stacks read only the uncompressed form. */
+	EVP_PKEY *packed = sim_key_new("ec");
+	REQUIRE(packed && EVP_PKEY_set_utf8_string_param(
+	                      packed, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	                      OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED) == 1);
+	char *packed_csr = sim_matter_csr_pem(packed, node, VID, PID);
+	REQUIRE(packed_csr);
+	CHECK(matter_verify(&m, alice, packed_csr, &r) == 400);
+	check_failure(&r, 400, "csr: a Matter DAC needs an EC P-256 key, uncompressed");
+	http_response_free(&r);
+	free(packed_csr);
+	EVP_PKEY_free(packed);
 	/* No token: Matter is host-driven only (400); a bad token: 401, before anything. */
 	REQUIRE(post(&m.f.d, "claim/verify?matter=true", "", "{\"csr\":\"x\"}", &r) == 0);
 	check_failure(&r, 400, "host-driven claiming only");
@@ -449,11 +462,11 @@ static void matter_refusals(void)
 	http_response_free(&r);
 	CHECK(sql_long(&m.f.t, "SELECT count(*) FROM certificates") == 0);
 	CHECK(sql_long(&m.f.t, "SELECT count(*) FROM audit WHERE flow = 'matter' AND outcome = "
-	                       "'refused'") == 8);
+	                       "'refused'") == 9);
 	CHECK(sql_long(&m.f.t,
 	               "SELECT count(*) FROM audit WHERE flow = 'matter' AND reason = "
 	               "'MATTER_KEY' AND node_id = '%s'",
-	               node) == 1);
+	               node) == 2);
 	/* After all that, a right CSR still works: refusals do not spend the initiate. */
 	char *good = sim_matter_csr_pem(ec, node, VID, PID);
 	CHECK(matter_verify(&m, alice, good, &r) == 200);
