@@ -49,6 +49,12 @@ else
 fi
 [ -f "$state/secrets.key" ] || (umask 077 && "$B/claimctl" keygen >"$state/secrets.key")
 [ -f "$state/idp/jwks.json" ] || "$B/claimctl" dev-idp --out "$state/idp"
+# Started as root, claimd's signer process drops to its own system user (README,
+# "Security"): make it, as docs/install.md says to.
+if [ "$(id -u)" -eq 0 ] && ! id claimd-signer >/dev/null 2>&1; then
+  echo "== system user claimd-signer for the signer process"
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin claimd-signer
+fi
 cat >"$state/claimd.yaml" <<YAML
 server:
   listen: "127.0.0.1:$port"

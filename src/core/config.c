@@ -142,8 +142,9 @@ static const struct key keys[] = {
      "product ids (4 hex digits each) a DAC may be issued for; empty = any"},
     {"signer.user", K_STR, O(signer_user), "claimd-signer", 0, 0, RELOAD,
      "the key-holding signer process's user when claimd starts as root (must exist)"},
-    {"signer.timeout_seconds", K_UINT, O(signer_timeout), "5", 1, 60, RELOAD,
-     "a signer silent this long is killed: 503, and claimd exits for its supervisor"},
+    {"signer.timeout_seconds", K_UINT, O(signer_timeout), "3", 1, 60, RELOAD,
+     "a signer silent this long is killed: 503, and claimd exits for its supervisor (under the "
+     "firmware's 5 s wait for a reply)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
