@@ -119,8 +119,17 @@ static int pai_check(struct pai *p, const char *cert, const char *key, const cha
 	}
 	p->not_before = asn1_to_unix(X509_get0_notBefore(p->cert));
 	p->not_after = asn1_to_unix(X509_get0_notAfter(p->cert));
-	if (X509_cmp_current_time(X509_get0_notAfter(p->cert)) < 0)
-		log_warn("%s: the Matter PAI certificate has expired", cert);
+	/* Every DAC's validity lies inside the PAI's: outside it none can be signed, and
+	 * each Matter claim would fail, so say so now. */
+	if (X509_cmp_current_time(X509_get0_notAfter(p->cert)) < 0 ||
+	    X509_cmp_current_time(X509_get0_notBefore(p->cert)) > 0) {
+		snprintf(err, errsz,
+		         "matter.pai_certificate: %s: %s: no DAC can be signed under it", cert,
+		         X509_cmp_current_time(X509_get0_notAfter(p->cert)) < 0
+		             ? "has expired"
+		             : "is not valid yet");
+		return -1;
+	}
 	return 0;
 }
 

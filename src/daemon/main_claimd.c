@@ -203,6 +203,11 @@ int main(int argc, char **argv)
 	if (admin)
 		log_info("management API listening on %s port %u", rt->cfg->admin_listen_host,
 		         http_port(admin));
+	/* The signer drops to signer.user; this process keeps the user it was started as. */
+	if (geteuid() == 0)
+		log_warn(
+		    "claimd runs as root: code execution in it could read the key files and "
+		    "trace the signer; start it as an unprivileged user (README, \"Security\")");
 	if (ready && write_ready(ready, http_port(srv), admin ? http_port(admin) : 0) < 0)
 		log_warn("cannot write %s", ready);
 	for (;;) {

@@ -90,6 +90,38 @@ static bool issue(const char *dir, const char *name, const char *keycmd, const c
 	return in_dir(dir, cmd);
 }
 
+/* Moves DIR/NAME.pem's validity to [now + @p nb, now + @p na] (seconds) and signs it
+ * again with DIR/CA.key: the openssl command cannot date a certificate in the past. */
+static bool redate(const char *dir, const char *name, const char *ca, long nb, long na)
+{
+	char path[1200];
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	FILE *f;
+	bool ok = false;
+
+	snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
+	if ((f = fopen(path, "r"))) {
+		x = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/%s.key", dir, ca);
+	if ((f = fopen(path, "r"))) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
+	if (x && k && X509_gmtime_adj(X509_getm_notBefore(x), nb) &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), na) && X509_sign(x, k, EVP_sha256()) > 0 &&
+	    (f = fopen(path, "w"))) {
+		ok = PEM_write_X509(f, x) == 1;
+		ok = fclose(f) == 0 && ok;
+	}
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return ok;
+}
+
 /* The PAA and the good PAI in @p dir (T->dir/matter). */
 static bool make_pki(const char *dir)
 {
@@ -520,6 +552,11 @@ static void pai_startup_refusals(void)
 		strcat(big, "/OU=ouououououououououououououououououououououououououououououou");
 	strcat(big, "/matterVID=" VID);
 	REQUIRE(issue(m.dir, "big", EC_KEY_CMD, big, "paa", "pai", 365));
+	/* Expired yesterday; valid from tomorrow. */
+	REQUIRE(issue(m.dir, "expired", EC_KEY_CMD, s, "paa", "pai", 365));
+	REQUIRE(redate(m.dir, "expired", "paa", -2 * 86400, -86400));
+	REQUIRE(issue(m.dir, "future", EC_KEY_CMD, s, "paa", "pai", 365));
+	REQUIRE(redate(m.dir, "future", "paa", 86400, 2 * 86400));
 	refused_with(&m, "rsa", "[]", "the PAI key must be EC P-256");
 	refused_with(&m, "p384", "[]", "the PAI key must be EC P-256");
 	refused_with(&m, "path1", "[]", "pathLenConstraint 0");
@@ -530,6 +567,8 @@ static void pai_startup_refusals(void)
 	refused_with(&m, "novid", "[]", "vendor id (none, or malformed)");
 	refused_with(&m, "pidpai", "[\"0003\"]", "the PAI's subject names product 0002 only");
 	refused_with(&m, "big", "[]", "over the firmware's limit of 3071");
+	refused_with(&m, "expired", "[]", "has expired: no DAC can be signed under it");
+	refused_with(&m, "future", "[]", "is not valid yet: no DAC can be signed under it");
 	refused_with(&m, "pai", "[\"12345\"]", "matter.product_ids: '12345' is not 4 hex digits");
 	/* A readable key is refused like the CA's. */
 	t_run(NULL, "chmod 644 '%s/pai.key'", m.dir);

@@ -307,6 +307,7 @@ static void hsm_claims(const char *ca_type)
 	some_claims(&f, 3);
 	CHECKF(!memory_holds(f.d.pid, &ca), "claimd holds the %s", ca.what);
 	CHECK(log_has(&f.d, strcmp(ca_type, "ec") == 0 ? "CA key ec-p256" : "CA key rsa-2048"));
+	CHECK(log_has(&f.d, "claimd runs as root")); /* the tests run as root */
 	/* The CRL is signed through the token too. */
 	char *out = NULL;
 	int rc = fx_claimctl(&f, &out, "crl"); /* claimctl reads the same URI */
