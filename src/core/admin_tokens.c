@@ -3,7 +3,7 @@
  * not give a token away; the check hashes what the client sent and compares it with
  * every listed hash in constant time, so timing tells neither which nor whether.
  */
-#include "claimd/admin_tokens.h"
+#include "core/admin_tokens.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "claimd/crypto.h"
-#include "claimd/util.h"
+#include "lib/crypto.h"
+#include "lib/util.h"
 
 struct admin_token {
 	uint8_t hash[32];

@@ -3,7 +3,7 @@
  * 58 characters of [A-Za-z0-9_-], within the firmware's 63; the nonce gives 128 bits of
  * unpredictability and the tag makes it unforgeable without the secrets key.
  */
-#include "claimd/authid.h"
+#include "core/authid.h"
 
 #include <string.h>
 

@@ -7,16 +7,16 @@
  * touched. The eFuse key is never decrypted here: the signer process checks the
  * response (signer.h).
  */
-#include "claimd/claim.h"
+#include "core/claim.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/db_claims.h"
-#include "claimd/db_users.h"
-#include "claimd/log.h"
-#include "claimd/revocation.h"
-#include "claimd/signer.h"
+#include "db/db_claims.h"
+#include "db/db_users.h"
+#include "lib/log.h"
+#include "core/revocation.h"
+#include "signer/signer.h"
 
 static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
 {

@@ -3,7 +3,7 @@
  * takes it over with a full bucket. With 65,536 slots that only happens under a flood
  * of distinct keys, when the per-address limit (or the proxy) is what matters anyway.
  */
-#include "claimd/ratelimit.h"
+#include "core/ratelimit.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/crypto.h"
+#include "lib/crypto.h"
 
 #define STRIPES 64
 

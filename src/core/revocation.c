@@ -3,14 +3,14 @@
  * re-issued. The CRL itself is signed in ca.c and stored by db_lifecycle.c; this file
  * decides when, and keeps each process's copy fresh.
  */
-#include "claimd/revocation.h"
+#include "core/revocation.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 static const struct {
 	int code;

@@ -10,16 +10,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "claimd/canon.h"
-#include "claimd/csvimport.h"
-#include "claimd/db_admin.h"
-#include "claimd/db_audit.h"
-#include "claimd/db_devices.h"
-#include "claimd/db_lifecycle.h"
-#include "claimd/db_users.h" /* NODE_ID_TEXT_MAX */
-#include "claimd/http.h"
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "lib/canon.h"
+#include "lib/csvimport.h"
+#include "db/db_admin.h"
+#include "db/db_audit.h"
+#include "db/db_devices.h"
+#include "db/db_lifecycle.h"
+#include "db/db_users.h" /* NODE_ID_TEXT_MAX */
+#include "daemon/http.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 /* Longest signature accepted (RSA-4096 is 512 bytes; DER ECDSA P-256 at most 72). */
 #define SIG_MAX 1024

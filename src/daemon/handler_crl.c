@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/http.h"
-#include "claimd/log.h"
+#include "daemon/http.h"
+#include "lib/log.h"
 
 /*
  * Whether If-None-Match value @p inm names @p etag (RFC 9110 13.1.2): "*", or a

@@ -3,7 +3,7 @@
  * by table, body size limits (413 before the rest is read) and client-address
  * resolution through trusted proxies. Handlers run only once the whole body is in.
  */
-#include "claimd/http.h"
+#include "daemon/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "claimd/crypto.h"
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 struct http_server {
 	struct MHD_Daemon *d;

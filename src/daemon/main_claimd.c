@@ -14,12 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/cert_reply.h"
-#include "claimd/db_claims.h"
-#include "claimd/http.h"
-#include "claimd/log.h"
-#include "claimd/runtime.h"
-#include "claimd/signer.h"
+#include "core/cert_reply.h"
+#include "db/db_claims.h"
+#include "daemon/http.h"
+#include "lib/log.h"
+#include "core/runtime.h"
+#include "signer/signer.h"
 
 /* The signer is this same program, run again: a fresh address space, not a fork of a
  * process that already has threads and sockets. */

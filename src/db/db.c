@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "claimd/crypto.h"
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 static const struct db_stmt *const stmt_tables[] = {db_audit_stmts,     db_claims_stmts,
                                                     db_lifecycle_stmts, db_devices_stmts,

@@ -4,12 +4,12 @@
  * replica serve the same CRL with a number that only grows. Facts only: a status name
  * or a CRL's staleness is decided by the callers.
  */
-#include "claimd/db_lifecycle.h"
+#include "db/db_lifecycle.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/log.h"
+#include "lib/log.h"
 #include "db_internal.h"
 
 const struct db_stmt db_lifecycle_stmts[] = {

@@ -4,7 +4,7 @@
  * node_id because the unique index nodes_user_mac says so. Facts only: whether the
  * user is over quota is reported, the refusal is claim.c's.
  */
-#include "claimd/db_users.h"
+#include "db/db_users.h"
 
 #include <stdlib.h>
 #include <string.h>

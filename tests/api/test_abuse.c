@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/authid.h"
-#include "claimd/util.h"
+#include "core/authid.h"
+#include "lib/util.h"
 #include "harness.h"
 
 /* A raw connection the test drives byte by byte. */

@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/config.h"
-#include "claimd/db_devices.h"
-#include "claimd/util.h"
+#include "lib/config.h"
+#include "db/db_devices.h"
+#include "lib/util.h"
 #include "harness.h"
 
 #define TOKEN_A     "factory-line-token-0123456789"

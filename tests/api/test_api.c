@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/authid.h"
-#include "claimd/sim.h"
-#include "claimd/util.h"
+#include "core/authid.h"
+#include "sim/sim.h"
+#include "lib/util.h"
 #include "api_support.h"
 #include "harness.h"
 

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/devidp.h"
+#include "sim/devidp.h"
 #include "harness.h"
 
 #define ISSUER   "https://idp.test.invalid/"

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/signer.h"
-#include "claimd/util.h"
+#include "signer/signer.h"
+#include "lib/util.h"
 #include "harness.h"
 #include "proc_scan.h"
 

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "claimd/crypto.h"
-#include "claimd/db.h"
-#include "claimd/db_claims.h"
+#include "lib/crypto.h"
+#include "db/db.h"
+#include "db/db_claims.h"
 
 static const char *url, *mode;
 static unsigned ndevices;

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "claimd/claim.h"
-#include "claimd/db.h"
-#include "claimd/db_claims.h"
-#include "claimd/db_users.h"
+#include "core/claim.h"
+#include "db/db.h"
+#include "db/db_claims.h"
+#include "db/db_users.h"
 #include "harness.h"
 
 struct mig {

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/ca.h"
-#include "claimd/crypto.h"
-#include "claimd/csr_der.h"
+#include "x509/ca.h"
+#include "lib/crypto.h"
+#include "x509/csr_der.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/auth.h"
-#include "claimd/crypto.h"
+#include "core/auth.h"
+#include "lib/crypto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

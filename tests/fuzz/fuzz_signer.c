@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/ca.h"
-#include "claimd/crypto.h"
-#include "claimd/devca.h"
-#include "claimd/log.h"
-#include "claimd/signer.h"
+#include "x509/ca.h"
+#include "lib/crypto.h"
+#include "sim/devca.h"
+#include "lib/log.h"
+#include "signer/signer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

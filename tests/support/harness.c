@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "claimd/db.h"
-#include "claimd/db_devices.h"
-#include "claimd/devca.h"
-#include "claimd/util.h"
+#include "db/db.h"
+#include "db/db_devices.h"
+#include "sim/devca.h"
+#include "lib/util.h"
 
 int t_failures;
 

@@ -17,17 +17,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "claimd/authid.h"
-#include "claimd/ca.h"
-#include "claimd/canon.h"
-#include "claimd/cert_reply.h"
-#include "claimd/config.h"
-#include "claimd/crypto.h"
-#include "claimd/csvimport.h"
-#include "claimd/devca.h"
-#include "claimd/request_fields.h"
-#include "claimd/sim.h"
-#include "claimd/util.h"
+#include "core/authid.h"
+#include "x509/ca.h"
+#include "lib/canon.h"
+#include "core/cert_reply.h"
+#include "lib/config.h"
+#include "lib/crypto.h"
+#include "lib/csvimport.h"
+#include "sim/devca.h"
+#include "daemon/request_fields.h"
+#include "sim/sim.h"
+#include "lib/util.h"
 #include "harness.h"
 
 static void hmac_vector(void)
