@@ -304,7 +304,7 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 	return e;
 }
 
-void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1])
+void claim_new_node_id(char out[NODE_ID_MAX + 1])
 {
 	static const char digits[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

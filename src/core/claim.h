@@ -25,7 +25,7 @@ struct claim_ctx {
 	unsigned retry_after; /* out: seconds for Retry-After with CE_MAC_LOCKED */
 	/* out, for the access log: the MAC and node_id a verify turned out to be about
 	 * ("" when not known) */
-	char mac[13];
+	char mac[MAC_LEN + 1];
 	char node_id[NODE_ID_MAX + 1];
 };
 
@@ -92,6 +92,6 @@ enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr, size_
  * Writes a new random node_id, NODE_ID_RANDOM_LEN characters of [A-Za-z0-9] (131 bits,
  * like Espressif's short UUIDs), NUL-terminated, to @p out.
  */
-void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1]);
+void claim_new_node_id(char out[NODE_ID_MAX + 1]);
 
 #endif

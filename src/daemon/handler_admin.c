@@ -16,7 +16,8 @@
 #include "db/db_audit.h"
 #include "db/db_devices.h"
 #include "db/db_lifecycle.h"
-#include "db/db_users.h" /* NODE_ID_TEXT_MAX */
+#include "db/db_users.h"
+#include "lib/vocab.h"
 #include "daemon/http.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -56,7 +57,7 @@ static json_t *json_opt(const char *s)
 static bool node_id_ok(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > NODE_ID_TEXT_MAX)
+	if (n == 0 || n > NODE_ID_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
@@ -279,9 +280,9 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 /* --- GET /admin/v1/nodes/{node_id} --- */
 
 /* The node_id path segment into @p out (and the access log); false when it is not one. */
-static bool path_node_id(struct request *rq, char out[NODE_ID_TEXT_MAX + 1])
+static bool path_node_id(struct request *rq, char out[NODE_ID_MAX + 1])
 {
-	if (!request_segment(rq, 3, out, NODE_ID_TEXT_MAX + 1) || !node_id_ok(out))
+	if (!request_segment(rq, 3, out, NODE_ID_MAX + 1) || !node_id_ok(out))
 		return false;
 	snprintf(rq->node_id, sizeof(rq->node_id), "%s", out); /* for the access log */
 	return true;
@@ -289,7 +290,7 @@ static bool path_node_id(struct request *rq, char out[NODE_ID_TEXT_MAX + 1])
 
 enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection *c)
 {
-	char node_id[NODE_ID_TEXT_MAX + 1];
+	char node_id[NODE_ID_MAX + 1];
 	struct node_show n;
 	struct cert_pem *certs = NULL;
 	size_t nc = 0;
@@ -322,7 +323,7 @@ enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection 
 
 enum MHD_Result handle_admin_verify_signature(struct request *rq, struct MHD_Connection *c)
 {
-	char node_id[NODE_ID_TEXT_MAX + 1];
+	char node_id[NODE_ID_MAX + 1];
 	json_t *body = NULL;
 	const char *challenge, *sighex;
 	uint8_t sig[SIG_MAX];
@@ -438,7 +439,7 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 
 enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *c)
 {
-	char node_id[NODE_ID_TEXT_MAX + 1], detail[160];
+	char node_id[NODE_ID_MAX + 1], detail[160];
 	long revoked = 0;
 	struct db *db;
 	enum db_status s;

@@ -14,6 +14,7 @@
 
 #include "lib/errors.h"
 #include "core/runtime.h"
+#include "lib/vocab.h"
 
 struct request {
 	struct app *app;
@@ -36,7 +37,7 @@ struct request {
 	char path[96];    /* escaped, for the access log */
 	char target[256]; /* the path as routed ('/' runs collapsed), for path parameters */
 	/* What the request was about, for the access log (escaped; "" when unknown). */
-	char mac[13], node_id[65], user[96];
+	char mac[MAC_LEN + 1], node_id[NODE_ID_MAX + 1], user[96];
 	char actor[ADMIN_TOKEN_NAME_MAX + 7]; /* management API: "admin:<token name>" */
 };
 

@@ -31,11 +31,12 @@ void db_cert_pems_free(struct cert_pem *c, size_t n);
 
 /* A node as the management API shows it. */
 struct node_show {
-	char node_id[65], mac[13], user_id[256]; /* user_id "" for a self-claimed node */
-	char platform[33];                       /* the device's for a self-claimed node */
-	int64_t created_at;                      /* unix seconds */
-	int64_t claimed_at;                      /* unix seconds; 0 if never claimed */
-	int64_t released_at;                     /* unix seconds; 0 while live */
+	char node_id[NODE_ID_MAX + 1], mac[MAC_LEN + 1],
+	    user_id[256];    /* user_id "" for a self-claimed node */
+	char platform[33];   /* the device's for a self-claimed node */
+	int64_t created_at;  /* unix seconds */
+	int64_t claimed_at;  /* unix seconds; 0 if never claimed */
+	int64_t released_at; /* unix seconds; 0 while live */
 };
 
 /**

@@ -11,6 +11,7 @@
 
 #include "lib/crypto.h"
 #include "db/db.h"
+#include "lib/vocab.h"
 
 struct import_counts {
 	long added, replaced, unchanged, conflicts;
@@ -47,7 +48,7 @@ void db_import_abort(struct db *db);
 
 /* A registered chip as listings show it (never its key). */
 struct device_entry {
-	char mac[13], platform[33];
+	char mac[MAC_LEN + 1], platform[33];
 	int64_t registered_at; /* unix seconds */
 	int64_t nodes;         /* its nodes, self and user, released ones included */
 	bool claimed;          /* it has a live node that was claimed */

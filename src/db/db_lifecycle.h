@@ -14,6 +14,7 @@
 
 #include "db/db.h"
 #include "db/db_audit.h"
+#include "lib/vocab.h"
 
 /* Which certificates an operator names: exactly one of the three. */
 struct cert_selector {
@@ -39,7 +40,7 @@ enum db_status db_certs_revoke(struct db *db, const struct cert_selector *sel, i
 
 /* A certificate as listings show it: facts, from which cert_status_name() decides. */
 struct cert_row {
-	char serial[33], node_id[65], mac[13];
+	char serial[SERIAL_HEX_LEN + 1], node_id[NODE_ID_MAX + 1], mac[MAC_LEN + 1];
 	int64_t not_before, not_after, issued_at; /* unix seconds */
 	bool revoked;
 	int64_t revoked_at; /* unix seconds, 0 if not revoked */
@@ -73,7 +74,7 @@ enum db_status db_node_release(struct db *db, const char *node_id, int reason, c
 
 /* A live node with its valid certificates, for registering nodes with a backend. */
 struct node_export {
-	char node_id[65], mac[13], user_id[256], platform[33];
+	char node_id[NODE_ID_MAX + 1], mac[MAC_LEN + 1], user_id[256], platform[33];
 	char *certs; /* its valid certificates' PEM, oldest first, joined by newlines */
 };
 
@@ -95,7 +96,8 @@ struct audit_export {
 	int64_t id;
 	char at[40]; /* RFC 3339, UTC, microseconds */
 	char event[16], flow[16], outcome[16], reason[65];
-	char mac[13], node_id[65], user_id[256], remote_addr[65], request_id[65], serial[33];
+	char mac[MAC_LEN + 1], node_id[NODE_ID_MAX + 1], user_id[256], remote_addr[65],
+	    request_id[65], serial[SERIAL_HEX_LEN + 1];
 	char detail[257];
 	bool has_mac, has_node_id, has_user_id, has_remote_addr, has_request_id, has_serial,
 	    has_detail;
@@ -113,13 +115,6 @@ typedef int (*audit_export_fn)(struct export_sink *s, const struct audit_export 
  */
 enum db_status db_audit_export(struct db *db, const char *since, const char *until,
                                audit_export_fn fn, struct export_sink *s);
-
-/* One entry of a CRL. */
-struct revoked_entry {
-	char serial[33];
-	int64_t revoked_at; /* unix seconds */
-	int64_t reason;     /* RFC 5280 code */
-};
 
 /* The newest stored CRL of an issuer, and how many revocations exist now. */
 struct crl_facts {

@@ -115,7 +115,7 @@ static enum db_status user_initiate_tx(struct db *db, void *cls)
 			u->over_quota = true;
 			return DB_NO_ROWS;
 		}
-		char candidate[NODE_ID_TEXT_MAX + 1];
+		char candidate[NODE_ID_MAX + 1];
 		u->new_node_id(candidate);
 		const struct db_param ins[] = {DB_TEXT(candidate), DB_TEXT(u->mac),
 		                               DB_TEXT(u->user),   DB_TEXT(u->platform),

@@ -13,8 +13,7 @@
 
 #include "db/db.h"
 #include "db/db_audit.h"
-
-#define NODE_ID_TEXT_MAX 64 /* the node_id column's longest value (sql/0004_domains.sql) */
+#include "lib/vocab.h"
 
 struct user_initiate {
 	const char *user, *mac, *platform;
@@ -22,9 +21,9 @@ struct user_initiate {
 	unsigned default_quota; /* users.quota; 0 = unlimited */
 	/* Writes a fresh random node_id candidate (NUL-terminated, at most 64 characters of
 	 * [A-Za-z0-9_-]); called for each try, in case a random id ever collides. */
-	void (*new_node_id)(char out[NODE_ID_TEXT_MAX + 1]);
+	void (*new_node_id)(char out[NODE_ID_MAX + 1]);
 	/* out */
-	char node_id[NODE_ID_TEXT_MAX + 1];
+	char node_id[NODE_ID_MAX + 1];
 	bool over_quota; /* the user holds as many MACs as the quota allows */
 	bool created;    /* the (user, MAC) got its node_id just now */
 };
@@ -39,7 +38,7 @@ struct user_verify {
 	const char *superseded_by;     /* ... noting this */
 	const char *profile;           /* "node" (the CA's) or "matter-dac" (the PAI's) */
 	/* out */
-	char mac[13];
+	char mac[MAC_LEN + 1];
 };
 
 /**
@@ -61,14 +60,14 @@ enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct
 enum db_status db_user_set_quota(struct db *db, const char *user, unsigned quota);
 
 struct node_info {
-	char node_id[NODE_ID_TEXT_MAX + 1], mac[13], user_id[256], platform[33], policies[257];
+	char node_id[NODE_ID_MAX + 1], mac[MAC_LEN + 1], user_id[256], platform[33], policies[257];
 	char created_at[48],
 	    claimed_at[48]; /* PostgreSQL's text timestamps; claimed_at "" if never */
 	int64_t certificates;
 };
 
 struct cert_info {
-	char serial[33], not_before[48], not_after[48], issued_at[48];
+	char serial[SERIAL_HEX_LEN + 1], not_before[48], not_after[48], issued_at[48];
 	char key_sha256[65]; /* hex */
 };
 

@@ -14,8 +14,8 @@
 
 #include "lib/crypto.h"
 #include "lib/errors.h"
+#include "lib/vocab.h"
 
-#define MAC_LEN      12 /* upper-case hex digits of a canonical MAC */
 #define PLATFORM_MAX 32 /* characters of a platform as written, and so of its canonical form */
 
 /** A device as stored: canonical MAC and platform, the key's 16 bytes. */

@@ -11,12 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/vocab.h"
 #include "sim/httpc.h"
 
 #define SIM_RESPONSE_MAX 3071
 
 struct sim_device {
-	char mac[13];
+	char mac[MAC_LEN + 1];
 	char platform[33];
 	uint8_t efuse_key[16];
 	EVP_PKEY *key;
@@ -83,7 +84,7 @@ char *sim_json_string(const char *s, enum sim_client client);
 struct sim_user_result {
 	int stage;
 	int status;
-	char node_id[65];
+	char node_id[NODE_ID_MAX + 1];
 	char *certificate; /* caller frees */
 	char *body;        /* the verify reply, as the app would forward it; caller frees */
 	char err[512];

@@ -10,13 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db/db_lifecycle.h"
 #include "lib/errors.h"
+#include "lib/vocab.h"
 
 #define CSR_MAX_PEM        8192
-#define NODE_ID_MAX        64 /* longest CN a CSR may carry */
 #define NODE_ID_ISSUED_MAX 22 /* longest node_id this server issues (self: 12) */
-#define SERIAL_HEX_LEN     32
 
 struct ca;
 struct csr;
