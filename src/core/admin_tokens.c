@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/util.h"
 
 struct admin_token {

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/log.h"
 
 struct jwk {

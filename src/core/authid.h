@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/errors.h"
 #include "lib/util.h"
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 
 #define STRIPES 64
 

@@ -16,7 +16,7 @@
 #include "x509/ca.h"
 #include "core/cert_reply.h"
 #include "lib/config.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "db/db.h"
 #include "lib/errors.h"
 #include "lib/metrics.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "lib/config.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/csvimport.h"
 #include "db/db.h"
 #include "db/db_claims.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "db/db.h"
 #include "db/db_audit.h"
 

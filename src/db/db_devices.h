@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "db/db.h"
 #include "lib/vocab.h"
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/errors.h"
 #include "lib/vocab.h"
 

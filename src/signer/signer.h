@@ -22,7 +22,7 @@
 
 #include "x509/ca.h"
 #include "lib/config.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/util.h"
 
 #define SIGNER_MSG_MAX (16u << 20) /* a CRL of some 340,000 entries */

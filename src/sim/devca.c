@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/log.h"
 
 static EVP_PKEY *make_key(const char *type)

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/util.h"
 
 static char *b64url_bn(EVP_PKEY *k, const char *param)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "sim/bench.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "sim/sim.h"
 #include "lib/util.h"
 

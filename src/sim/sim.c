@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/util.h"
 
 #define TOKEN_HDR_MAX 9000

@@ -30,7 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "x509/csr_der.h"
 #include "lib/log.h"
 #include "x509/pkcs11.h"

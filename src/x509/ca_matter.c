@@ -18,7 +18,7 @@
 #include "ca_internal.h"
 #include "x509/pkcs11.h"
 #include "x509/ca.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/log.h"
 #include "lib/util.h"
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 
 struct cur {
 	const uint8_t *p, *end;

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "db/db.h"
 #include "db/db_claims.h"
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "x509/ca.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "x509/csr_der.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/auth.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

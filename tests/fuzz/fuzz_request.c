@@ -8,7 +8,7 @@
 
 #include "core/authid.h"
 #include "x509/ca.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "daemon/request_fields.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

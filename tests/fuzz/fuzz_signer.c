@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "x509/ca.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "sim/devca.h"
 #include "lib/log.h"
 #include "signer/signer.h"

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "sim/httpc.h"
 
 extern int t_failures;

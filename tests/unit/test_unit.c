@@ -22,7 +22,7 @@
 #include "lib/canon.h"
 #include "core/cert_reply.h"
 #include "lib/config.h"
-#include "lib/crypto.h"
+#include "lib/secure.h"
 #include "lib/csvimport.h"
 #include "sim/devca.h"
 #include "daemon/request_fields.h"

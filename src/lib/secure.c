@@ -3,7 +3,7 @@
  * secrets key with crypto_kdf so that sealing, fingerprints and auth_id tags never share
  * a key; the master key is wiped as soon as they exist.
  */
-#include "lib/crypto.h"
+#include "lib/secure.h"
 
 #include <errno.h>
 #include <sodium.h>
