@@ -300,7 +300,7 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
 	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
 	csr_free(v.csr);
-	crypto_wipe(v.response, sizeof(v.response));
+	secure_wipe(v.response, sizeof(v.response));
 	return e;
 }
 
@@ -313,7 +313,7 @@ void claim_new_node_id(char out[NODE_ID_MAX + 1])
 
 	/* Rejection sampling keeps every character uniform over the 62 digits. */
 	while (n < NODE_ID_RANDOM_LEN) {
-		crypto_random(b, sizeof(b));
+		secure_random(b, sizeof(b));
 		for (size_t i = 0; i < sizeof(b) && n < NODE_ID_RANDOM_LEN; i++)
 			if (b[i] < 248)
 				out[n++] = digits[b[i] % 62];

@@ -558,7 +558,7 @@ int main(int argc, char **argv)
 		ctl_usage_of(name, stdout);
 		return 0;
 	}
-	if (crypto_init() < 0) {
+	if (secure_init() < 0) {
 		fprintf(stderr, "claimctl: cannot initialise libsodium\n");
 		return 1;
 	}
@@ -577,7 +577,7 @@ int main(int argc, char **argv)
 		char key[64];
 		secrets_keygen(key, sizeof(key));
 		printf("%s\n", key);
-		crypto_wipe(key, sizeof(key));
+		secure_wipe(key, sizeof(key));
 		return 0;
 	} else if (strcmp(argv[0], "dev-ca") == 0) {
 		return cmd_devca(argc, argv);

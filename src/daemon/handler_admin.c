@@ -191,7 +191,7 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 	         counts.added, counts.unchanged);
 out:
 	if (rows)
-		crypto_wipe(rows, n * sizeof(*rows));
+		secure_wipe(rows, n * sizeof(*rows));
 	free(rows);
 	free(sealed);
 	json_decref(arr);

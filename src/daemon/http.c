@@ -257,7 +257,7 @@ static struct request *request_new(struct app *app, const char *method, const ch
 	rq->app = app;
 	rq->rt = app_acquire(app);
 	rq->start_us = now_us_monotonic();
-	crypto_random(id, sizeof(id));
+	secure_random(id, sizeof(id));
 	hex_encode_lower(rq->id, id, sizeof(id));
 	log_escape(rq->method, sizeof(rq->method), method, strlen(method));
 	log_escape(rq->path, sizeof(rq->path), path, strlen(path));

@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (crypto_init() < 0) {
+	if (secure_init() < 0) {
 		fprintf(stderr, "claimd: cannot initialise libsodium\n");
 		return 1;
 	}

@@ -376,7 +376,7 @@ enum db_status db_exec_sql(struct db *db, const char *sql)
 static void backoff(int attempt)
 {
 	uint32_t jitter;
-	crypto_random(&jitter, sizeof(jitter));
+	secure_random(&jitter, sizeof(jitter));
 	long ms = (1L << attempt) * 5 + (long)(jitter % 10);
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);

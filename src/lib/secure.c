@@ -34,27 +34,27 @@ static void need_sealing(const struct secrets *s)
 	}
 }
 
-int crypto_init(void)
+int secure_init(void)
 {
 	return sodium_init() < 0 ? -1 : 0;
 }
 
-void crypto_random(void *buf, size_t n)
+void secure_random(void *buf, size_t n)
 {
 	randombytes_buf(buf, n);
 }
 
-bool crypto_equal(const void *a, const void *b, size_t n)
+bool secure_equal(const void *a, const void *b, size_t n)
 {
 	return sodium_memcmp(a, b, n) == 0;
 }
 
-void crypto_wipe(void *p, size_t n)
+void secure_wipe(void *p, size_t n)
 {
 	sodium_memzero(p, n);
 }
 
-void crypto_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size_t keylen,
+void secure_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size_t keylen,
                         const void *msg, size_t msglen)
 {
 	crypto_auth_hmacsha512_state st;
@@ -64,7 +64,7 @@ void crypto_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size
 	sodium_memzero(&st, sizeof(st));
 }
 
-uint64_t crypto_hash64(const uint8_t key[16], const void *in, size_t n)
+uint64_t secure_hash64(const uint8_t key[16], const void *in, size_t n)
 {
 	uint8_t out[crypto_shorthash_BYTES];
 	uint64_t v = 0;
@@ -74,7 +74,7 @@ uint64_t crypto_hash64(const uint8_t key[16], const void *in, size_t n)
 	return v;
 }
 
-void crypto_sha256(uint8_t out[32], const void *in, size_t n)
+void secure_sha256(uint8_t out[32], const void *in, size_t n)
 {
 	crypto_hash_sha256(out, in, n);
 }

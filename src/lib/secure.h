@@ -3,8 +3,8 @@
  * sealing, HMAC-SHA512, constant-time comparison and base64. Keys live in guarded,
  * locked memory and are wiped on free; nothing here logs key material.
  */
-#ifndef CLAIMD_CRYPTO_H
-#define CLAIMD_CRYPTO_H
+#ifndef CLAIMD_SECURE_H
+#define CLAIMD_SECURE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,20 +19,20 @@
 struct secrets;
 
 /** Initialises libsodium; returns -1 if it cannot. Safe to call more than once. */
-int crypto_init(void);
+int secure_init(void);
 /** Fills @p buf with @p n unpredictable bytes. */
-void crypto_random(void *buf, size_t n);
+void secure_random(void *buf, size_t n);
 /** True when @p a and @p b (both @p n bytes) are equal, in time independent of content. */
-bool crypto_equal(const void *a, const void *b, size_t n);
+bool secure_equal(const void *a, const void *b, size_t n);
 /** Overwrites @p n bytes at @p p in a way the compiler keeps. */
-void crypto_wipe(void *p, size_t n);
+void secure_wipe(void *p, size_t n);
 /** HMAC-SHA512 of @p msg under a key of any length. */
-void crypto_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size_t keylen,
+void secure_hmac_sha512(uint8_t out[HMAC_SHA512_BYTES], const uint8_t *key, size_t keylen,
                         const void *msg, size_t msglen);
 /** A keyed 64-bit hash (SipHash) of @p in; @p key is 16 bytes. */
-uint64_t crypto_hash64(const uint8_t key[16], const void *in, size_t n);
+uint64_t secure_hash64(const uint8_t key[16], const void *in, size_t n);
 /** SHA-256 of @p in. */
-void crypto_sha256(uint8_t out[32], const void *in, size_t n);
+void secure_sha256(uint8_t out[32], const void *in, size_t n);
 
 /**
  * Loads the secrets key file (one line: base64 of 32 bytes). Refuses a file that is

@@ -3,7 +3,7 @@
  * calls from its worker threads, one request at a time under a lock and never longer
  * than signer.timeout_seconds, and the signer process's loop. Every payload is read
  * through a bounds-checked cursor; a short or long payload is a refusal, never a
- * guess. No OpenSSL here (ca.c builds and signs) and no libsodium (crypto.c).
+ * guess. No OpenSSL here (ca.c builds and signs) and no libsodium (secure.c).
  */
 #include "signer/signer.h"
 
@@ -371,9 +371,9 @@ static int read_hello(struct signer *s, char *err, size_t errsz)
 	}
 	rc = 0;
 out:
-	crypto_wipe(keys, sizeof(keys));
+	secure_wipe(keys, sizeof(keys));
 	if (p)
-		crypto_wipe(p, n);
+		secure_wipe(p, n);
 	free(p);
 	free(type);
 	free(chain);
@@ -584,7 +584,7 @@ int signer_seal(struct signer *s, const char mac[MAC_LEN + 1], const uint8_t key
 	put(&w, mac, MAC_LEN);
 	put(&w, key, EFUSE_KEY_BYTES);
 	int rc = rpc(s, OP_SEAL, &w, &rep, &n);
-	crypto_wipe(w.p, w.n);
+	secure_wipe(w.p, w.n);
 	free(w.p);
 	if (rc == SIGNER_OK && n != SEALED_EFUSE_BYTES + EFUSE_TAG_BYTES)
 		rc = SIGNER_FAILED;
@@ -736,12 +736,12 @@ static int serve_check(const struct signer_keys *k, struct rd *r, struct wr *out
 	if (!rd_done(r) || !mac_ok(mac))
 		return -1;
 	if (efuse_open(k->secrets, mac, sealed, sizeof(sealed), key)) {
-		crypto_hmac_sha512(expect, key, sizeof(key), challenge, sizeof(challenge));
+		secure_hmac_sha512(expect, key, sizeof(key), challenge, sizeof(challenge));
 		verdict =
-		    crypto_equal(expect, response, sizeof(expect)) ? SIGNER_RIGHT : SIGNER_WRONG;
+		    secure_equal(expect, response, sizeof(expect)) ? SIGNER_RIGHT : SIGNER_WRONG;
 	}
-	crypto_wipe(key, sizeof(key));
-	crypto_wipe(expect, sizeof(expect));
+	secure_wipe(key, sizeof(key));
+	secure_wipe(expect, sizeof(expect));
 	put(out, &verdict, 1);
 	return 0;
 }
@@ -755,12 +755,12 @@ static int serve_seal(const struct signer_keys *k, struct rd *r, struct wr *out)
 	mac[MAC_LEN] = '\0';
 	get(r, key, sizeof(key));
 	if (!rd_done(r) || !mac_ok(mac)) {
-		crypto_wipe(key, sizeof(key));
+		secure_wipe(key, sizeof(key));
 		return -1;
 	}
 	efuse_seal(k->secrets, mac, key, sealed);
 	efuse_tag(k->secrets, mac, key, tag);
-	crypto_wipe(key, sizeof(key));
+	secure_wipe(key, sizeof(key));
 	put(out, sealed, sizeof(sealed));
 	put(out, tag, sizeof(tag));
 	return 0;
@@ -794,7 +794,7 @@ int signer_answer(struct signer_keys *k, uint32_t op, const uint8_t *p, size_t n
 		rc = -1;
 	if (rc < 0) {
 		if (w.p)
-			crypto_wipe(w.p, w.n);
+			secure_wipe(w.p, w.n);
 		free(w.p);
 		w = (struct wr){0};
 	}
@@ -816,11 +816,11 @@ static int serve(struct signer_keys *k)
 		if (recv_msg(SIGNER_FD, &op, &p, &n, 0) < 0)
 			return 0;
 		int rc = signer_answer(k, op, p, n, &out.p, &out.n);
-		crypto_wipe(p, n);
+		secure_wipe(p, n);
 		free(p);
 		int sent = send_msg(SIGNER_FD, rc < 0 ? 1 : 0, &out, 0);
 		if (out.p)
-			crypto_wipe(out.p, out.n);
+			secure_wipe(out.p, out.n);
 		free(out.p);
 		if (sent < 0)
 			return 1;
@@ -861,7 +861,7 @@ int signer_main(const char *config)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	prctl(PR_SET_NAME, "claimd-signer", 0, 0, 0); /* not "exe", for ps and top */
-	if (crypto_init() < 0) {
+	if (secure_init() < 0) {
 		hello_failed("signer: cannot initialise libsodium");
 		return 1;
 	}
@@ -892,14 +892,14 @@ int signer_main(const char *config)
 	put_str(&w, leaf, strlen(leaf));
 	secrets_authid_keys(k.secrets, keys, keys + 32);
 	put(&w, keys, sizeof(keys));
-	crypto_wipe(keys, sizeof(keys));
+	secure_wipe(keys, sizeof(keys));
 	put_u32(&w, k.pai ? 1 : 0);
 	if (k.pai) {
 		put_str(&w, pai_pem(k.pai), strlen(pai_pem(k.pai)));
 		put_str(&w, pai_largest_dac_pem(k.pai), strlen(pai_largest_dac_pem(k.pai)));
 	}
 	int sent = send_msg(SIGNER_FD, 0, &w, 0);
-	crypto_wipe(w.p, w.n);
+	secure_wipe(w.p, w.n);
 	free(w.p);
 	if (sent == 0)
 		rc = serve(&k);

@@ -46,7 +46,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *is
 	BIGNUM *bn = NULL;
 	ASN1_INTEGER *ai = NULL;
 
-	crypto_random(serial, sizeof(serial));
+	secure_random(serial, sizeof(serial));
 	serial[0] &= 0x7f;
 	bn = BN_bin2bn(serial, sizeof(serial), NULL);
 	ai = BN_to_ASN1_INTEGER(bn, NULL);

@@ -130,7 +130,7 @@ char *devidp_token(const struct devtoken *t, char *err, size_t errsz)
 	    !(tok = jwt_encode_str(jwt)))
 		snprintf(err, errsz, "cannot sign the token");
 	jwt_free(jwt);
-	crypto_wipe(pem, len);
+	secure_wipe(pem, len);
 	free(pem);
 	return tok;
 }

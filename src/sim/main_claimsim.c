@@ -505,7 +505,7 @@ int main(int argc, char **argv)
 		printf("claimsim %s\n", CLAIMD_VERSION);
 		return 0;
 	}
-	if (crypto_init() < 0)
+	if (secure_init() < 0)
 		return 1;
 	/* A TLS write to a server that has hung up must be an error, not the end. */
 	signal(SIGPIPE, SIG_IGN);

@@ -163,7 +163,7 @@ bool sim_firmware_string(const char *body, const char *key, char *out, size_t ma
 void sim_challenge_response(const uint8_t efuse_key[16], const char *challenge, char out[129])
 {
 	uint8_t mac[64];
-	crypto_hmac_sha512(mac, efuse_key, 16, challenge, strlen(challenge));
+	secure_hmac_sha512(mac, efuse_key, 16, challenge, strlen(challenge));
 	hex_encode_upper(out, mac, sizeof(mac));
 }
 

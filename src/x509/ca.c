@@ -402,7 +402,7 @@ static void p256_init(void)
 
 static unsigned char *sha256_sodium(const unsigned char *in, size_t n, unsigned char *md)
 {
-	crypto_sha256(md, in, n); /* libsodium: no OpenSSL algorithm fetch per call */
+	secure_sha256(md, in, n); /* libsodium: no OpenSSL algorithm fetch per call */
 	return md;
 }
 
@@ -577,7 +577,7 @@ void csr_free(struct csr *c)
 
 void csr_key_fingerprint(const struct csr *c, uint8_t out[32])
 {
-	crypto_sha256(out, c->f.spki, c->f.spki_len);
+	secure_sha256(out, c->f.spki, c->f.spki_len);
 }
 
 int64_t asn1_to_unix(const ASN1_TIME *t)
@@ -734,7 +734,7 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 
 	memset(out, 0, sizeof(*out));
 	/* 16 random bytes, top bit clear so the DER INTEGER stays positive and 16 bytes. */
-	crypto_random(rq.serial, sizeof(rq.serial));
+	secure_random(rq.serial, sizeof(rq.serial));
 	rq.serial[0] &= 0x7f;
 	rq.serial[0] |= 0x01;
 	if (ca->key)
@@ -799,7 +799,7 @@ int ca_key_id(const struct ca *ca, uint8_t out[32])
 		log_openssl("i2d_PUBKEY");
 		return -1;
 	}
-	crypto_sha256(out, der, (size_t)n);
+	secure_sha256(out, der, (size_t)n);
 	OPENSSL_free(der);
 	return 0;
 }

@@ -430,7 +430,7 @@ int pai_issue_dac(const struct pai *p, const struct csr *c, const struct matter_
 		return -1;
 	}
 	/* 16 random bytes, top bit clear: positive and well under the 20 octets allowed. */
-	crypto_random(rq.serial, sizeof(rq.serial));
+	secure_random(rq.serial, sizeof(rq.serial));
 	rq.serial[0] &= 0x7f;
 	rq.serial[0] |= 0x01;
 	for (size_t i = 0; i < sizeof(rq.serial); i++)

@@ -169,7 +169,7 @@ static bool read_pin(const struct p11_uri *u, const char *key, char *pin, size_t
 		snprintf(pin, pinsz, "%.*s", (int)len, text);
 	else
 		snprintf(err, errsz, "%s: pin-source %s: PIN too long", key, path);
-	crypto_wipe(text, n);
+	secure_wipe(text, n);
 	free(text);
 	return ok;
 }
@@ -223,7 +223,7 @@ static bool login(PKCS11_SLOT *slot, const struct p11_uri *u, const char *key, c
 		return false;
 	ERR_clear_error();
 	ok = PKCS11_open_session(slot, 0) == 0 && PKCS11_login(slot, 0, pin) == 0;
-	crypto_wipe(pin, sizeof(pin));
+	secure_wipe(pin, sizeof(pin));
 	if (!ok) {
 		unsigned long e = ERR_peek_last_error();
 		if (ERR_GET_REASON(e) == CKR_PIN_INCORRECT_)
@@ -288,13 +288,13 @@ struct p11_key *p11_key_load(const char *key, const char *uri, char *err, size_t
 		snprintf(err, errsz, "%s: the token's key cannot be used", key);
 		goto fail;
 	}
-	crypto_wipe(u, sizeof(*u));
+	secure_wipe(u, sizeof(*u));
 	free(u);
 	return k;
 fail:
 	log_openssl("pkcs11");
 	if (u)
-		crypto_wipe(u, sizeof(*u));
+		secure_wipe(u, sizeof(*u));
 	free(u);
 	p11_key_free(k);
 	return NULL;

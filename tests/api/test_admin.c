@@ -45,7 +45,7 @@ static bool write_tokens(const char *path, const char *const *toks, const char *
 	for (int i = 0; i < n; i++) {
 		uint8_t h[32];
 		char hex[65];
-		crypto_sha256(h, toks[i], strlen(toks[i]));
+		secure_sha256(h, toks[i], strlen(toks[i]));
 		hex_encode_lower(hex, h, sizeof(h));
 		fprintf(f, "%s %s\n", hex, names[i]);
 	}

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!s) {
 		uint8_t k[32] = {1};
-		crypto_init();
+		secure_init();
 		s = secrets_from_bytes(k);
 	}
 	if (size > 16384)

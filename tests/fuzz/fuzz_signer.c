@@ -34,7 +34,7 @@ static void keys(void)
 	/* Refusals are the point: keep stderr quiet. */
 	log_set_level((enum log_level)(LOG_ERROR + 1));
 	snprintf(dir, sizeof(dir), "%s/claimd-fuzz-signer-XXXXXX", tmp);
-	if (crypto_init() < 0 || !mkdtemp(dir) || devca_create(dir, "ec", err, sizeof(err)) < 0)
+	if (secure_init() < 0 || !mkdtemp(dir) || devca_create(dir, "ec", err, sizeof(err)) < 0)
 		abort();
 	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
 	snprintf(key, sizeof(key), "%s/intermediate.key", dir);

@@ -56,7 +56,7 @@ int t_main(int argc, char **argv, const struct t_case *cases)
 {
 	int ran = 0;
 
-	if (crypto_init() < 0)
+	if (secure_init() < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	atexit(stop_leftovers);

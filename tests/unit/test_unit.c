@@ -172,7 +172,7 @@ static void seal_roundtrip(void)
 	uint8_t key[16], sealed[SEALED_EFUSE_BYTES], sealed2[SEALED_EFUSE_BYTES], out[16];
 	uint8_t t1[16], t2[16], t3[16];
 
-	crypto_random(key, sizeof(key));
+	secure_random(key, sizeof(key));
 	efuse_seal(s, "7CDFA1000001", key, sealed);
 	CHECK(efuse_open(s, "7CDFA1000001", sealed, sizeof(sealed), out));
 	CHECK(memcmp(out, key, 16) == 0);
@@ -623,7 +623,7 @@ static void csr_encodings(void)
 	unsigned char *spki = NULL, fp[32], want[32];
 	int len = x ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki) : -1;
 	REQUIRE(len > 0);
-	crypto_sha256(want, spki, (size_t)len);
+	secure_sha256(want, spki, (size_t)len);
 	csr_key_fingerprint(c, fp);
 	CHECK(memcmp(fp, want, 32) == 0);
 	CHECK(EVP_PKEY_eq(X509_get0_pubkey(x), r3072) == 1);
