@@ -174,10 +174,20 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 	return verdict == SIGNER_RIGHT ? CE_OK : CE_RESPONSE_WRONG;
 }
 
-/* ca_sign()'s failure as an error: the signer gone is a 503 the client may retry. */
+/* signer_issue()'s failure as an error: the signer gone is a 503 the client may retry. */
 static enum claimd_err sign_failed(int rc)
 {
-	return rc == CA_UNAVAILABLE ? CE_SIGNER_DOWN : CE_INTERNAL;
+	return rc == SIGNER_DOWN ? CE_SIGNER_DOWN : CE_INTERNAL;
+}
+
+/* A RainMaker node's certificate for @p node_id, signed by the signer. */
+static int issue_node(struct claim_ctx *cc, const struct csr *csr, const char *node_id,
+                      struct issued *is)
+{
+	struct cert_request rq;
+
+	cert_request_device(csr, node_id, cc->rt->cfg->validity_days, &rq);
+	return signer_issue(cc->rt->signer, &rq, is);
 }
 
 /* revocation.on_reclaim: whether a successful claim revokes the node's earlier
@@ -241,7 +251,7 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	enum claimd_err e = CE_OK;
 	enum db_status s;
 
-	int rc = ca_sign(cc->rt->ca, v->csr, v->mac, cc->rt->cfg->validity_days, &is);
+	int rc = issue_node(cc, v->csr, v->mac, &is);
 	if (rc < 0) {
 		e = sign_failed(rc);
 		goto out;
@@ -400,7 +410,7 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	*leaf_pem = NULL;
 	if ((e = csr_check(csr_pem, csr_len, &csr, cn)) != CE_OK)
 		goto out;
-	int rc = ca_sign(cc->rt->ca, csr, cn, cc->rt->cfg->validity_days, &is);
+	int rc = issue_node(cc, csr, cn, &is);
 	if (rc < 0) {
 		e = sign_failed(rc);
 		goto out;
@@ -457,7 +467,10 @@ enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr_pem, s
 		e = CE_MATTER_PRODUCT;
 		goto out;
 	}
-	int rc = pai_issue_dac(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &is);
+	struct cert_request rq;
+	int rc = pai_dac_request(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &rq);
+	if (rc == 0)
+		rc = signer_issue(cc->rt->signer, &rq, &is);
 	if (rc < 0) {
 		e = sign_failed(rc);
 		goto out;

@@ -54,6 +54,7 @@ const char *cert_status_name(const struct cert_row *r)
 /* The CRL being built: what the database callbacks need. */
 struct crl_build {
 	const struct ca *ca;
+	struct signer *signer; /* NULL: the local keyed path (ca holds the key) */
 	const struct crl_policy *p;
 	int64_t now;
 	bool unavailable; /* the signer could not be asked: a 503, not a 500 */
@@ -72,19 +73,23 @@ static int crl_sign(struct crl_build *b, int64_t number, const struct revoked_en
 {
 	*this_update = b->now;
 	*next_update = b->now + (int64_t)b->p->hours * 3600;
-	int rc = ca_crl_sign(b->ca, number, e, n, *this_update, *next_update, der, len);
+	struct crl_request rq = {number, *this_update, *next_update, e, n};
+	int rc = b->signer ? signer_crl(b->signer, &rq, der, len)
+	                   : ca_crl_sign(b->ca, number, e, n, *this_update, *next_update, der, len);
 	if (rc < 0) {
-		b->unavailable = rc == CA_UNAVAILABLE;
+		b->unavailable = rc == SIGNER_DOWN;
 		return -1;
 	}
 	log_info("issued CRL number %lld with %zu entries (%zu bytes)", (long long)number, n, *len);
 	return 0;
 }
 
-int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
-                size_t *len, int64_t *number, bool *busy)
+/* crl_current() and crl_current_local(): @p signer NULL signs with @p ca's own key. */
+static int crl_refresh(struct db *db, const struct ca *ca, struct signer *signer,
+                       const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,
+                       bool *busy)
 {
-	struct crl_build b = {ca, p, now_unix(), false};
+	struct crl_build b = {ca, signer, p, now_unix(), false};
 	uint8_t key_id[32];
 	enum db_status s;
 
@@ -100,6 +105,18 @@ int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, 
 	return s == DB_OK ? 0 : -1;
 }
 
+int crl_current(struct db *db, struct signer *signer, const struct crl_policy *p, uint8_t **der,
+                size_t *len, int64_t *number, bool *busy)
+{
+	return crl_refresh(db, signer_ca(signer), signer, p, der, len, number, busy);
+}
+
+int crl_current_local(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
+                      size_t *len, int64_t *number, bool *busy)
+{
+	return crl_refresh(db, ca, NULL, p, der, len, number, busy);
+}
+
 int crl_cache_init(struct crl_cache *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -113,10 +130,11 @@ void crl_cache_destroy(struct crl_cache *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
-int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
+int crl_cache_get(struct crl_cache *c, struct db *db, struct signer *signer,
                   const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,
                   bool *busy)
 {
+	const struct ca *ca = signer_ca(signer);
 	uint8_t key_id[32];
 	int64_t now = (int64_t)now_ms_monotonic();
 	int rc = 0;
@@ -134,7 +152,7 @@ int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
 		int64_t n = 0;
 		int64_t next_update = 0;
 		if (db) {
-			rc = crl_current(db, ca, p, &fresh, &flen, &n, busy);
+			rc = crl_current(db, signer, p, &fresh, &flen, &n, busy);
 		} else {
 			rc = -1;
 			*busy = true;

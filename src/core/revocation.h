@@ -14,6 +14,7 @@
 
 #include "x509/ca.h"
 #include "db/db_lifecycle.h"
+#include "signer/signer.h"
 
 /* RFC 5280 section 5.3.1 CRLReason codes. */
 enum crl_reason {
@@ -51,15 +52,21 @@ struct crl_policy {
 };
 
 /**
- * The current CRL of @p ca: the stored one if it lists every revocation and has more
- * than half its validity left, else a new one signed now, stored and numbered one
- * above any other (all under a database lock, so replicas agree). A malloc'd DER in
- * *@p der of *@p len bytes, and its number. 0, or -1 (database or signing failure,
- * logged; *@p busy is set when the database was busy or unreachable, or the signer
- * could not be asked).
+ * The current CRL of the signer's CA: the stored one if it lists every revocation and
+ * has more than half its validity left, else a new one signed now by @p signer
+ * (signer_crl()), stored and numbered one above any other (all under a database lock,
+ * so replicas agree). A malloc'd DER in *@p der of *@p len bytes, and its number. 0, or
+ * -1 (database or signing failure, logged; *@p busy is set when the database was busy
+ * or unreachable, or the signer could not be asked).
  */
-int crl_current(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
+int crl_current(struct db *db, struct signer *signer, const struct crl_policy *p, uint8_t **der,
                 size_t *len, int64_t *number, bool *busy);
+/**
+ * crl_current() signed with the key of @p ca, loaded in this process: claimctl crl's
+ * local keyed path (ca_crl_sign()). Same results.
+ */
+int crl_current_local(struct db *db, const struct ca *ca, const struct crl_policy *p, uint8_t **der,
+                      size_t *len, int64_t *number, bool *busy);
 
 /*
  * A process's copy of the current CRL, checked against the database at most every
@@ -82,14 +89,14 @@ int crl_cache_init(struct crl_cache *c);
 /** Frees what the cache holds. */
 void crl_cache_destroy(struct crl_cache *c);
 /**
- * The current CRL of @p ca as a malloc'd copy in *@p der of *@p len bytes, and its
+ * The current CRL of the signer's CA as a malloc'd copy in *@p der of *@p len bytes, and its
  * number: the cached one when it was checked less than CRL_CHECK_SECONDS ago and
- * belongs to @p ca, else crl_current(). When the database cannot be asked, the cached
- * CRL of @p ca is still served until its nextUpdate (a broker's refresh job keeps
+ * belongs to that CA, else crl_current(). When the database cannot be asked, the cached
+ * CRL of that CA is still served until its nextUpdate (a broker's refresh job keeps
  * working through an outage), with a warning in the log; @p db may be NULL (no
  * connection could be made). 0, or -1 (*@p busy as crl_current() sets it).
  */
-int crl_cache_get(struct crl_cache *c, struct db *db, const struct ca *ca,
+int crl_cache_get(struct crl_cache *c, struct db *db, struct signer *signer,
                   const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,
                   bool *busy);
 

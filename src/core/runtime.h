@@ -26,12 +26,12 @@
 
 struct runtime {
 	struct claimd_config *cfg;
-	struct signer *signer;         /* the process holding the keys; one per generation */
-	struct ca *ca;                 /* signer_ca(signer): certificates only, no key */
-	struct pai *pai;               /* signer_pai(signer): the Matter PAI without its key; NULL:
-	                                  ?matter=true is refused */
-	const struct secrets *secrets; /* signer_secrets(signer): auth_id subkeys only */
-	struct jwks *jwks;             /* NULL: assisted claiming disabled */
+	struct signer *signer;             /* the process holding the keys; one per generation */
+	const struct ca *ca;               /* signer_ca(signer): the public side, no key */
+	const struct pai *pai;             /* signer_pai(signer): the PAI's public side; NULL:
+	                                      ?matter=true is refused */
+	const struct secrets *secrets;     /* signer_secrets(signer): auth_id subkeys only */
+	struct jwks *jwks;                 /* NULL: assisted claiming disabled */
 	struct admin_tokens *admin_tokens; /* NULL: admin.tokens_file unset */
 	atomic_int refs;
 };

@@ -293,7 +293,7 @@ int ctl_crl(int argc, char **argv)
 	if (!(db = ctl_db()))
 		goto out;
 	struct crl_policy p = {c->crl_hours};
-	if (crl_current(db, ca, &p, &der, &len, &number, &busy) < 0) {
+	if (crl_current_local(db, ca, &p, &der, &len, &number, &busy) < 0) {
 		fprintf(stderr, "crl: %s\n",
 		        busy ? "the database is busy" : "could not issue a CRL");
 		goto out;

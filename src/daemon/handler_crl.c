@@ -49,7 +49,7 @@ enum MHD_Result handle_crl(struct request *rq, struct MHD_Connection *c)
 	struct MHD_Response *r;
 	enum MHD_Result ok;
 
-	if (crl_cache_get(&rq->app->crl, db, rq->rt->ca, &p, &der, &len, &number, &busy) < 0)
+	if (crl_cache_get(&rq->app->crl, db, rq->rt->signer, &p, &der, &len, &number, &busy) < 0)
 		return reply_error(rq, c, busy ? CE_BUSY : CE_INTERNAL);
 	/* The CRL number names its content: a cache may keep it until the number moves. */
 	snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", number);

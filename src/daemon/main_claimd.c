@@ -4,7 +4,8 @@
  * thread: SIGHUP reloads (a bad new config is refused and the old one kept),
  * SIGTERM/SIGINT drain in-flight requests and exit 0, and the signer's end (SIGCHLD)
  * drains and exits 1 for the supervisor to restart everything. "claimd --signer
- * CONFIG" is the signer itself, started by claimd, never by hand.
+ * CONFIG" is the signer itself (signer_main(), src/signer/signer_main.c), started by
+ * claimd, never by hand.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "daemon/http.h"
 #include "lib/log.h"
 #include "core/runtime.h"
+#include "signer/server.h"
 #include "signer/signer.h"
 
 /* The signer is this same program, run again: a fresh address space, not a fork of a

@@ -46,10 +46,9 @@ struct ca {
 	X509_EXTENSION *ext_cdp; /* CRL Distribution Points (ca.crl_url), or NULL */
 	char *chain_pem;
 	char key_type[16];
-	char *largest_leaf;      /* see ca_largest_leaf_pem() */
-	struct ca_remote remote; /* where signatures go when key is NULL (ca_from_remote) */
-	bool in_token;           /* key is a PKCS#11 token's */
-	struct p11_key *p11;     /* the token's module and session, when in_token */
+	char *largest_leaf;  /* see ca_largest_leaf_pem() */
+	bool in_token;       /* key is a PKCS#11 token's */
+	struct p11_key *p11; /* the token's module and session, when in_token */
 };
 
 struct csr {
@@ -174,7 +173,7 @@ static int measure_max_leaf(struct ca *ca, char *err, size_t errsz)
 	memset(cn, 'W', NODE_ID_ISSUED_MAX);
 	cn[NODE_ID_ISSUED_MAX] = '\0';
 	if (!b64_decode(der, sizeof(der), &dlen, rsa2048_spki_b64, strlen(rsa2048_spki_b64)) ||
-	    !csr_spki_parse(der, dlen, &c.f) || ca_sign(ca, &c, cn, 36500, &is) < 0)
+	    !csr_spki_parse(der, dlen, &c.f) || ca_sign_local(ca, &c, cn, 36500, &is) < 0)
 		goto out;
 	ca->largest_leaf = is.pem;
 	is.pem = NULL;
@@ -301,8 +300,8 @@ X509 *pem_first_cert(const char *pem)
 	return x;
 }
 
-struct ca *ca_from_remote(const char *chain_pem, const char *largest_leaf, const char *key_type,
-                          const struct ca_remote *remote, char *err, size_t errsz)
+struct ca *ca_public(const char *chain_pem, const char *largest_leaf, const char *key_type,
+                     char *err, size_t errsz)
 {
 	struct ca *ca = calloc(1, sizeof(*ca));
 
@@ -313,7 +312,6 @@ struct ca *ca_from_remote(const char *chain_pem, const char *largest_leaf, const
 		return NULL;
 	}
 	snprintf(ca->key_type, sizeof(ca->key_type), "%s", key_type);
-	ca->remote = *remote;
 	return ca;
 }
 
@@ -713,11 +711,19 @@ static char *der_to_pem(const uint8_t *der, size_t n)
 	return out;
 }
 
-int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
-            struct issued *out)
+void cert_random_serial(uint8_t serial[16])
+{
+	secure_random(serial, 16);
+	serial[0] &= 0x7f;
+	serial[0] |= 0x01;
+}
+
+void cert_request_device(const struct csr *c, const char *node_id, unsigned days,
+                         struct cert_request *rq)
 {
 	int64_t now = now_unix();
-	struct cert_request rq = {
+
+	*rq = (struct cert_request){
 	    .profile = CERT_PROFILE_DEVICE,
 	    .spki = c->f.spki,
 	    .spki_len = c->f.spki_len,
@@ -728,28 +734,35 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
 	    .not_before = now - 3600,
 	    .not_after = now + (int64_t)days * 86400,
 	};
+	cert_random_serial(rq->serial);
+}
+
+int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
+                    struct issued *out)
+{
+	memset(out, 0, sizeof(*out));
+	hex_encode_upper(out->serial, rq->serial, sizeof(rq->serial));
+	out->serial[SERIAL_HEX_LEN] = '\0';
+	out->not_before = rq->not_before;
+	out->not_after = rq->not_after;
+	out->pem = der_to_pem(der, len);
+	return out->pem ? 0 : -1;
+}
+
+int ca_sign_local(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
+                  struct issued *out)
+{
+	struct cert_request rq;
 	uint8_t *der = NULL;
 	size_t len = 0;
-	int rc;
 
 	memset(out, 0, sizeof(*out));
-	/* 16 random bytes, top bit clear so the DER INTEGER stays positive and 16 bytes. */
-	secure_random(rq.serial, sizeof(rq.serial));
-	rq.serial[0] &= 0x7f;
-	rq.serial[0] |= 0x01;
-	if (ca->key)
-		rc = ca_issue(ca, &rq, &der, &len);
-	else
-		rc = ca->remote.issue(ca->remote.ctx, &rq, &der, &len);
-	if (rc < 0)
-		return rc;
-	hex_encode_upper(out->serial, rq.serial, sizeof(rq.serial));
-	out->serial[SERIAL_HEX_LEN] = '\0';
-	out->not_before = rq.not_before;
-	out->not_after = rq.not_after;
-	out->pem = der_to_pem(der, len);
+	cert_request_device(c, node_id, days, &rq);
+	if (ca_issue(ca, &rq, &der, &len) < 0)
+		return -1;
+	int rc = issued_from_der(&rq, der, len, out);
 	free(der);
-	return out->pem ? 0 : -1;
+	return rc;
 }
 
 void issued_clear(struct issued *i)
@@ -858,8 +871,8 @@ int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry 
 	*der = NULL;
 	*len = 0;
 	if (!ca->key) {
-		struct crl_request rq = {number, this_update, next_update, e, n};
-		return ca->remote.crl(ca->remote.ctx, &rq, der, len);
+		log_error("ca_crl_sign: this process holds no CA key (the signer signs)");
+		return -1;
 	}
 	crl = X509_CRL_new();
 	if (!crl || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||

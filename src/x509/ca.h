@@ -19,9 +19,6 @@
 struct ca;
 struct csr;
 
-/* ca_sign() and ca_crl_sign(): the signer process could not be asked (see signer.h). */
-#define CA_UNAVAILABLE (-2)
-
 /*
  * The certificate profiles the signer knows. The number travels in the signer
  * protocol (signer.h), so a value is never reused; a new profile takes the next one.
@@ -49,16 +46,6 @@ struct crl_request {
 	size_t n;
 };
 
-/*
- * Where a key-less CA (ca_from_remote()) sends its private-key work: each returns 0
- * with a malloc'd DER, -1 when the work was refused or failed, or CA_UNAVAILABLE.
- */
-struct ca_remote {
-	int (*issue)(void *ctx, const struct cert_request *rq, uint8_t **der, size_t *len);
-	int (*crl)(void *ctx, const struct crl_request *rq, uint8_t **der, size_t *len);
-	void *ctx;
-};
-
 struct issued {
 	char serial[SERIAL_HEX_LEN + 1]; /* upper-case hex of 16 bytes */
 	char *pem;                       /* leaf, PEM, no trailing newline; free() it */
@@ -74,13 +61,14 @@ struct issued {
  */
 struct ca *ca_load(const char *cert, const char *key, const char *chain, char *err, size_t errsz);
 /**
- * A CA without its key, for the network-facing process: the certificates come from
+ * The public side of a CA, for the network-facing process: the certificates of
  * @p chain_pem (the issuing CA first, as ca_chain_pem() gives it), the largest leaf
- * and key type as the key holder measured them, and every signature from @p remote.
- * Returns NULL with a message in @p err when @p chain_pem holds no certificate.
+ * and key type as the key holder measured them, and no key (ca_sign_local() and
+ * ca_crl_sign() refuse it; the signer signs, signer.h). Returns NULL with a message in
+ * @p err when @p chain_pem holds no certificate.
  */
-struct ca *ca_from_remote(const char *chain_pem, const char *largest_leaf, const char *key_type,
-                          const struct ca_remote *remote, char *err, size_t errsz);
+struct ca *ca_public(const char *chain_pem, const char *largest_leaf, const char *key_type,
+                     char *err, size_t errsz);
 /** Frees @p ca; NULL is a no-op. */
 void ca_free(struct ca *ca);
 /** The issuing CA and chain as PEM joined by single newlines, no trailing newline. */
@@ -134,13 +122,27 @@ const uint8_t *csr_spki(const struct csr *c, size_t *len);
 /** SHA-256 of the CSR's SubjectPublicKeyInfo (DER). */
 void csr_key_fingerprint(const struct csr *c, uint8_t out[32]);
 /**
- * Signs a certificate for @p node_id with the CSR's public key, valid @p days days
- * from an hour ago (loose device clocks), with a random 16-byte serial: here, or
- * through the remote of a ca_from_remote() CA. Returns 0, -1 after logging
- * OpenSSL's errors, or CA_UNAVAILABLE (the remote did not answer).
+ * The request for a RainMaker node's certificate: the CSR's public key (borrowed from
+ * @p c, valid while it is), CN @p node_id (borrowed), valid @p days days from an hour
+ * ago (loose device clocks), a fresh random 16-byte serial. Whoever holds the key signs
+ * it: the signer (signer_issue()) or this process (ca_issue()).
  */
-int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
-            struct issued *out);
+void cert_request_device(const struct csr *c, const char *node_id, unsigned days,
+                         struct cert_request *rq);
+/**
+ * Fills @p out from signed certificate @p der (@p len bytes) made from @p rq: its
+ * serial as upper-case hex, its validity, its PEM. 0, or -1 (out of memory).
+ */
+int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
+                    struct issued *out);
+/**
+ * Signs a node certificate with the key this process holds (cert_request_device(),
+ * ca_issue(), issued_from_der()): the local keyed path of tests, tools and the
+ * largest-leaf measurement; claimd's network process asks the signer instead. 0, or -1
+ * after logging OpenSSL's errors (also for a ca_public() CA, which has no key).
+ */
+int ca_sign_local(const struct ca *ca, const struct csr *c, const char *node_id, unsigned days,
+                  struct issued *out);
 /**
  * Builds and signs the leaf @p rq describes with this process's key (the signer's
  * side of ca_sign()). Checks everything it is given: a profile it knows, an EC P-256
@@ -149,7 +151,7 @@ int ca_sign(const struct ca *ca, const struct csr *c, const char *node_id, unsig
  * 0, or -1 (refused or OpenSSL failed; logged).
  */
 int ca_issue(const struct ca *ca, const struct cert_request *rq, uint8_t **der, size_t *len);
-/** Frees what ca_sign() put in @p i. */
+/** Frees what issued_from_der() put in @p i. */
 void issued_clear(struct issued *i);
 
 /**
@@ -168,9 +170,10 @@ int ca_key_id(const struct ca *ca, uint8_t out[32]);
  * Signs an X.509 v2 CRL (RFC 5280 section 5) for this CA: issuer = the CA's subject,
  * thisUpdate/nextUpdate (unix seconds), the @p n entries @p e (serial, revocation date,
  * reasonCode unless unspecified), cRLNumber @p number and authorityKeyIdentifier,
- * signed with SHA-256. The DER goes to a malloc'd *@p der of *@p len bytes. 0, -1
- * after logging OpenSSL's errors (an unparsable serial among them), or CA_UNAVAILABLE
- * (a ca_from_remote() CA whose remote did not answer).
+ * signed with SHA-256, with the key this process holds (claimctl crl's local path, and
+ * the signer's). The DER goes to a malloc'd *@p der of *@p len bytes. 0, or -1 after
+ * logging OpenSSL's errors (an unparsable serial among them; a ca_public() CA, which
+ * has no key).
  */
 int ca_crl_sign(const struct ca *ca, int64_t number, const struct revoked_entry *e, size_t n,
                 int64_t this_update, int64_t next_update, uint8_t **der, size_t *len);
@@ -212,29 +215,28 @@ const char *pai_product_id(const struct pai *p);
 const char *pai_largest_dac_pem(const struct pai *p);
 
 /**
- * The PAI of the network-facing process: the certificate @p pem and the largest DAC as
- * the signer measured it, every DAC signed through @p remote (its issue only). NULL
+ * The public side of the PAI, for the network-facing process: the certificate @p pem
+ * and the largest DAC as the signer measured it, no key (pai_sign() refuses it). NULL
  * with a message in @p err when @p pem is not a certificate.
  */
-struct pai *pai_from_remote(const char *pem, const char *largest_dac,
-                            const struct ca_remote *remote, char *err, size_t errsz);
+struct pai *pai_public(const char *pem, const char *largest_dac, char *err, size_t errsz);
 /** Whether the PAI key is a PKCS#11 token's (matter.pai_key was a pkcs11: URI). */
 bool pai_key_in_token(const struct pai *p);
 /**
- * Signs @p rq with the PAI's key, or through the remote of a pai_from_remote() PAI.
+ * Signs @p rq with the PAI's key (the signer's side; a pai_public() PAI refuses).
  * The signing side checks the request against the PAI: profile CERT_PROFILE_MATTER_DAC,
  * an EC SubjectPublicKeyInfo, the PAI's vendor id (and product id, when the PAI names
  * one), a CN of 1-64 characters, a positive serial. The certificate goes to a
- * malloc'd *@p der of *@p len bytes. 0, -1 (refused or OpenSSL failed; logged), or
- * CA_UNAVAILABLE.
+ * malloc'd *@p der of *@p len bytes. 0, or -1 (refused or OpenSSL failed; logged).
  */
 int pai_sign(const struct pai *p, const struct cert_request *rq, uint8_t **der, size_t *len);
 /**
- * Issues a DAC for the checked Matter CSR @p c and subject @p subj, valid @p days days
- * from now, clamped to the PAI's own validity: a random serial, pai_sign(), then PEM.
- * 0, -1 (logged; also when the PAI's validity has ended), or CA_UNAVAILABLE.
+ * The request for a DAC for the checked Matter CSR @p c (its key borrowed) and subject
+ * @p subj (borrowed), valid @p days days from an hour ago, clamped to the PAI's own
+ * validity, with a fresh random serial; the signer signs it (signer_issue()). 0, or -1
+ * (logged) when the PAI's validity has ended.
  */
-int pai_issue_dac(const struct pai *p, const struct csr *c, const struct matter_subject *subj,
-                  unsigned days, struct issued *out);
+int pai_dac_request(const struct pai *p, const struct csr *c, const struct matter_subject *subj,
+                    unsigned days, struct cert_request *rq);
 
 #endif

@@ -33,8 +33,7 @@ struct pai {
 	char product_id[MATTER_ID_LEN + 1]; /* "" when the PAI names none */
 	int64_t not_before, not_after;
 	char *largest_dac;
-	struct p11_key *p11;     /* the token's session when the key is in one */
-	struct ca_remote remote; /* where DACs are signed when key is NULL (pai_from_remote) */
+	struct p11_key *p11; /* the token's session when the key is in one */
 };
 
 /*
@@ -205,8 +204,7 @@ fail:
 	return NULL;
 }
 
-struct pai *pai_from_remote(const char *pem, const char *largest_dac,
-                            const struct ca_remote *remote, char *err, size_t errsz)
+struct pai *pai_public(const char *pem, const char *largest_dac, char *err, size_t errsz)
 {
 	struct pai *p = calloc(1, sizeof(*p));
 
@@ -223,7 +221,6 @@ struct pai *pai_from_remote(const char *pem, const char *largest_dac,
 	}
 	p->not_before = asn1_to_unix(X509_get0_notBefore(p->cert));
 	p->not_after = asn1_to_unix(X509_get0_notAfter(p->cert));
-	p->remote = *remote;
 	return p;
 fail:
 	pai_free(p);
@@ -350,8 +347,10 @@ int pai_sign(const struct pai *p, const struct cert_request *rq, uint8_t **der, 
 
 	*der = NULL;
 	*len = 0;
-	if (!p->key)
-		return p->remote.issue(p->remote.ctx, rq, der, len);
+	if (!p->key) {
+		log_error("pai_sign: this process holds no PAI key (the signer signs)");
+		return -1;
+	}
 	if (!dac_request_ok(p, rq))
 		return -1;
 	if (!(pub = d2i_PUBKEY(NULL, &q, (long)rq->spki_len)) || !EVP_PKEY_is_a(pub, "EC")) {
@@ -402,52 +401,28 @@ out:
 	return rc;
 }
 
-int pai_issue_dac(const struct pai *p, const struct csr *c, const struct matter_subject *subj,
-                  unsigned days, struct issued *out)
+int pai_dac_request(const struct pai *p, const struct csr *c, const struct matter_subject *subj,
+                    unsigned days, struct cert_request *rq)
 {
-	struct cert_request rq = {
+	int64_t now = now_unix();
+
+	*rq = (struct cert_request){
 	    .profile = CERT_PROFILE_MATTER_DAC,
 	    .cn = subj->cn,
 	    .vendor_id = subj->vendor_id,
 	    .product_id = subj->product_id,
 	};
-	int64_t now = now_unix();
-	uint8_t *der = NULL;
-	size_t len = 0;
-	X509 *x = NULL;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	rq.spki = csr_spki(c, &rq.spki_len);
+	rq->spki = csr_spki(c, &rq->spki_len);
 	/* Backdated an hour like every leaf, but never outside the PAI's validity: a
 	 * verifier refuses a DAC that outlives its issuer (Matter Core 6.2.3.1). */
-	rq.not_before = now - 3600 > p->not_before ? now - 3600 : p->not_before;
-	rq.not_after = now + (int64_t)days * 86400;
-	if (rq.not_after > p->not_after)
-		rq.not_after = p->not_after;
-	if (rq.not_after <= rq.not_before) {
-		log_error("pai_issue_dac: the PAI's validity has ended");
+	rq->not_before = now - 3600 > p->not_before ? now - 3600 : p->not_before;
+	rq->not_after = now + (int64_t)days * 86400;
+	if (rq->not_after > p->not_after)
+		rq->not_after = p->not_after;
+	if (rq->not_after <= rq->not_before) {
+		log_error("pai_dac_request: the PAI's validity has ended");
 		return -1;
 	}
-	/* 16 random bytes, top bit clear: positive and well under the 20 octets allowed. */
-	secure_random(rq.serial, sizeof(rq.serial));
-	rq.serial[0] &= 0x7f;
-	rq.serial[0] |= 0x01;
-	for (size_t i = 0; i < sizeof(rq.serial); i++)
-		snprintf(out->serial + 2 * i, 3, "%02X", rq.serial[i]);
-	if ((rc = pai_sign(p, &rq, &der, &len)) < 0)
-		goto out;
-	rc = -1;
-	const unsigned char *q = der;
-	if (!(x = d2i_X509(NULL, &q, (long)len)) || !(out->pem = cert_pem(x))) {
-		log_openssl("pai_issue_dac: PEM");
-		goto out;
-	}
-	out->not_before = rq.not_before;
-	out->not_after = rq.not_after;
-	rc = 0;
-out:
-	X509_free(x);
-	free(der);
-	return rc;
+	cert_random_serial(rq->serial);
+	return 0;
 }

@@ -13,7 +13,8 @@
 #include "lib/secure.h"
 #include "sim/devca.h"
 #include "lib/log.h"
-#include "signer/signer.h"
+#include "signer/server.h"
+#include "signer/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,9 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	keys();
 	if (size < 4)
 		return 0;
-	uint32_t op =
-	    (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3];
-	int rc = signer_answer(&k, op, data + 4, size - 4, &out, &outn);
+	struct wire_in in = {data, size, false};
+	uint32_t op = wire_get_u32(&in);
+	int rc = signer_answer(&k, op, in.p, in.n, &out, &outn);
 	/* A refusal carries nothing; an answer carries something. */
 	if ((rc < 0 && out) || (rc == 0 && (!out || !outn)))
 		abort();
