@@ -76,9 +76,9 @@ static const struct key keys[] = {
     {"claim.max_attempts", K_UINT, O(max_attempts), "3", 1, 100, RELOAD,
      "wrong challenge responses before an auth_id is burned"},
     {"claim.mqtt_host", K_HOST, O(mqtt_host), "", 0, 0, RELOAD,
-     "optional: bare hostname returned as \"mqtt_host\""},
+     "bare hostname returned as \"mqtt_host\"; the RainMaker CLI needs it"},
     {"claim.mqtt_cred_host", K_HOST, O(mqtt_cred_host), "", 0, 0, RELOAD,
-     "optional: bare hostname returned as \"mqtt_cred_host\""},
+     "optional: bare hostname returned as \"mqtt_cred_host\" (GET /mqtt_host: else mqtt_host)"},
     {"claim.extra_platforms", K_LIST, O(extra_platforms), "[]", 0, 0, RELOAD,
      "platforms the device import accepts besides the known IDF targets (esp32, esp32s3, ...); "
      "any case, '-' and '_' ignored"},

@@ -93,6 +93,19 @@ static int write_ready(const char *path, unsigned port, unsigned admin_port)
 	return rename(tmp, path);
 }
 
+/*
+ * A valid config that still stops one of the real clients, said at start-up and by -t:
+ * the RainMaker CLI's first request is GET /mqtt_host, which is 404 without
+ * claim.mqtt_host (handler_claim.c says why). NULL when there is nothing to say.
+ */
+static const char *cli_note(const struct claimd_config *cfg)
+{
+	if (cfg->jwt_jwks_file && cfg->jwt_jwks_file[0] && !cfg->mqtt_host[0])
+		return "users.jwt is set but claim.mqtt_host is not: the RainMaker CLI's "
+		       "host-driven claim stops at its first request (GET /mqtt_host answers 404)";
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -164,6 +177,8 @@ int main(int argc, char **argv)
 		db_close(db);
 	}
 	if (test_only) {
+		if (cli_note(rt->cfg))
+			fprintf(stderr, "%s: warning: %s\n", config, cli_note(rt->cfg));
 		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes; database "
 		       "%s)\n",
 		       config, ca_key_type(rt->ca),
@@ -203,6 +218,8 @@ int main(int argc, char **argv)
 	if (admin)
 		log_info("management API listening on %s port %u", rt->cfg->admin_listen_host,
 		         http_port(admin));
+	if (cli_note(rt->cfg))
+		log_warn("%s", cli_note(rt->cfg));
 	/* The signer drops to signer.user; this process keeps the user it was started as. */
 	if (geteuid() == 0)
 		log_warn(

@@ -533,7 +533,7 @@ static bool up(struct fx *f, struct broker *b, const char *name, bool users)
 	snprintf(yaml, sizeof(yaml),
 	         "users:\n  jwt:\n    jwks_file: idp/jwks.json\n    issuer: \"" ISSUER "\"\n"
 	         "    audience: \"" AUDIENCE "\"\n");
-	struct topts o = {.extra = yaml};
+	struct topts o = {.extra = yaml, .mqtt_host = "mqtt.test"};
 	if (!tenv_setup(&f->t, name, &o))
 		return false;
 	snprintf(dir, sizeof(dir), "%s/idp", f->t.dir);

@@ -321,7 +321,8 @@ struct ufx {
 
 static bool ufx_up(struct ufx *u, const char *name, unsigned quota, unsigned ttl)
 {
-	struct topts o = {.ttl = ttl};
+	/* The CLI claims here, and it asks for the MQTT hosts first. */
+	struct topts o = {.ttl = ttl, .mqtt_host = "mqtt.test"};
 
 	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;
