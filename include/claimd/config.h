@@ -65,10 +65,11 @@ struct claimd_config {
 	char **matter_product_ids; /* the same form, NULL-terminated; none = any */
 	size_t n_matter_product_ids;
 
-	char *log_format;   /* "text" or "json" */
-	char *metrics_on;   /* server.metrics: "public" or "admin" */
-	char *event_loop;   /* server.event_loop: "epoll" or "poll" */
-	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
+	char *log_format;     /* "text" or "json" */
+	char *metrics_on;     /* server.metrics: "public" or "admin" */
+	char *event_loop;     /* server.event_loop: "epoll" or "poll" */
+	char *listen_sharing; /* server.listen_sharing: "exclusive" or "shared" */
+	char *admin_listen;   /* admin.listen, "host:port"; "" = no management API */
 	char *admin_listen_host;
 	unsigned admin_listen_port;
 	char *admin_tokens_file; /* "" = none (every management request is refused) */

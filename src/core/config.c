@@ -53,6 +53,10 @@ static const struct key keys[] = {
     {"server.event_loop", K_STR, O(event_loop), "epoll", 0, 0, RESTART,
      "epoll, or poll: also closes at once a connection whose client half-closed after "
      "its request (epoll waits for connection_timeout_seconds; docs/operations.md)"},
+    {"server.listen_sharing", K_STR, O(listen_sharing), "exclusive", 0, 0, RESTART,
+     "exclusive: a second process on a listening address taken is refused; shared: "
+     "SO_REUSEPORT, the kernel spreads connections over every claimd sharing it (each "
+     "with the same database and secrets key)"},
     {"server.metrics", K_STR, O(metrics_on), "public", 0, 0, RELOAD,
      "where /metrics is served: public (server.listen and admin.listen) or admin (only "
      "admin.listen, behind its tokens; the public listener answers 404)"},
@@ -543,6 +547,9 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	if (strcmp(c->event_loop, "epoll") && strcmp(c->event_loop, "poll"))
 		return fail_at(L, node_of(doc, "server.event_loop"),
 		               "server.event_loop: expected epoll or poll");
+	if (strcmp(c->listen_sharing, "exclusive") && strcmp(c->listen_sharing, "shared"))
+		return fail_at(L, node_of(doc, "server.listen_sharing"),
+		               "server.listen_sharing: expected exclusive or shared");
 	if (strcmp(c->metrics_on, "public") && strcmp(c->metrics_on, "admin"))
 		return fail_at(L, node_of(doc, "server.metrics"),
 		               "server.metrics: expected public or admin");
