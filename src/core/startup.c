@@ -3,12 +3,12 @@
  * devices it will have to open. Decides refuse or wait from the facts the database
  * layer reports; serves no request and writes nothing.
  */
-#include "claimd/startup.h"
+#include "core/startup.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "claimd/db_startup.h"
+#include "db/db_startup.h"
 
 enum startup_verdict startup_check(const struct runtime *rt, size_t *sampled, char *why,
                                    size_t whysz)

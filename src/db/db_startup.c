@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "claimd/crypto.h"
-#include "claimd/db_startup.h"
+#include "lib/secure.h"
+#include "db/db_startup.h"
 
 const struct db_stmt db_startup_stmts[] = {
     /* $1 a MAC-shaped point to start from: the first two, the last two and four from
@@ -68,7 +68,7 @@ enum db_status db_sealed_sample(struct db *db, struct sealed_sample *out, size_t
 	uint8_t r[MAC_LEN];
 	struct sample_walk w = {.out = out, .max = max};
 
-	crypto_random(r, sizeof(r));
+	secure_random(r, sizeof(r));
 	for (size_t i = 0; i < MAC_LEN; i++)
 		from[i] = hex[r[i] & 15];
 	from[MAC_LEN] = '\0';
