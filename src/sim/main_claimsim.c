@@ -576,6 +576,13 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* claimsim SUBCOMMAND --help (or -h anywhere among its options): the usage, exit 0,
+	 * as claimctl answers every command's --help. */
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
 	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
 		printf("claimsim %s\n", CLAIMD_VERSION);
 		return 0;

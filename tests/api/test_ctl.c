@@ -97,6 +97,18 @@ static void help_everywhere(void)
 	/* An unknown command is still an error. */
 	CHECK(t_run(&out, "'%s' -c /nonexistent frobnicate --help 2>&1", t_bin("claimctl")) == 2);
 	free(out);
+	/* claimsim too: every subcommand's --help and -h, alone or after options, exit 0
+	 * with the usage on stdout; a mistyped option is still 2. */
+	static const char *const sim[] = {"self --help", "app -h", "cli --help",
+	                                  "cli --matter --help", "bench --url http://x -h"};
+	for (size_t i = 0; i < sizeof(sim) / sizeof(sim[0]); i++) {
+		int rc = t_run(&out, "'%s' %s 2>/dev/null", t_bin("claimsim"), sim[i]);
+		CHECKF(rc == 0 && out && strstr(out, "usage: claimsim"), "claimsim %s: %d %s",
+		       sim[i], rc, out ? out : "");
+		free(out);
+	}
+	CHECK(t_run(&out, "'%s' cli --onse 2>&1", t_bin("claimsim")) == 2);
+	free(out);
 }
 
 static void devices_list_and_show(void)
