@@ -29,8 +29,9 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 		return CE_USERS_DISABLED; /* not the token's fault: no 401 (protocol.md 7) */
 	if (authz) {
 		const struct claimd_config *cfg = rq->rt->cfg;
-		struct auth_policy p = {rq->rt->jwks, cfg->jwt_issuer, cfg->jwt_audience,
-		                        cfg->jwt_user_claim, now_unix()};
+		struct auth_policy p = {rq->rt->jwks,      cfg->jwt_issuer,
+		                        cfg->jwt_audience, cfg->jwt_user_claim,
+		                        now_unix(),        cfg->jwt_audience_claim};
 		const char *why = "";
 		if (auth_user(&p, authz, user, &why) != CE_OK) {
 			log_info("%s: unauthorized: %s", rq->id, why);

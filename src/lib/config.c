@@ -100,7 +100,10 @@ static const struct key keys[] = {
     {"users.jwt.issuer", K_STR, O(jwt_issuer), "", 0, 0, RELOAD,
      "required \"iss\" of access tokens"},
     {"users.jwt.audience", K_STR, O(jwt_audience), "", 0, 0, RELOAD,
-     "required \"aud\"; empty: not checked"},
+     "required value of the audience claim; empty: not checked"},
+    {"users.jwt.audience_claim", K_STR, O(jwt_audience_claim), "aud", 0, 0, RELOAD,
+     "which claim carries the audience: aud, or client_id for Cognito access tokens "
+     "(which have no aud)"},
     {"users.jwt.user_claim", K_STR, O(jwt_user_claim), "sub", 0, 0, RELOAD,
      "which claim names the user"},
     {"users.quota", K_UINT, O(quota), "5", 0, 1000000, RELOAD,

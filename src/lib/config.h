@@ -55,6 +55,7 @@ struct claimd_config {
 	char *jwt_issuer;
 	char *jwt_audience;
 	char *jwt_user_claim;
+	char *jwt_audience_claim; /* users.jwt.audience_claim: "aud", or "client_id" */
 	unsigned quota;
 
 	unsigned address_per_minute, address_burst;

@@ -540,6 +540,12 @@ static void hostile_tokens(void)
 	x = devidp_token(&bad, err, sizeof(err));
 	expect_401(&u, "no audience", x);
 	free(x);
+	/* The log says which: a token naming another audience, or none at all. */
+	char *seen = file_read_all(u.f.d.log, 1 << 22, NULL);
+	CHECKF(seen && strstr(seen, "unauthorized: wrong audience") &&
+	           strstr(seen, "unauthorized: missing audience"),
+	       "%s", seen ? seen : "");
+	free(seen);
 	bad = base;
 	bad.issuer = "https://evil.invalid/";
 	x = devidp_token(&bad, err, sizeof(err));
