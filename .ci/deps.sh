@@ -39,7 +39,9 @@ fi
 echo "== installing ${#missing[@]} Debian package(s) (a few minutes on a fresh machine): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# One line per package as it is set up, so a minute of installing is not a silent one.
+apt-get install -y -q --no-install-recommends "${missing[@]}" |
+  awk '/^Setting up / { print "   " $0; fflush() }'
 # The Debian package starts a cluster of its own; claimd's scripts start private ones
 # and never use it, so leave it as the package left it.
 # The same goes for nginx: the package may start the distribution's own server on port

@@ -500,7 +500,8 @@ static const char *bind_error(const struct addrinfo *ai)
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
 		e = errno;
 	close(fd);
-	return e == EADDRINUSE ? "address already in use (another process listens there)"
+	return e == EADDRINUSE ? "address already in use (another process listens there; "
+	                         "server.listen_sharing: shared in every claimd lets them share it)"
 	       : e             ? strerror(e)
 	                       : "refused by libmicrohttpd";
 }
@@ -545,8 +546,10 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_address,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul,
-	    NULL, MHD_OPTION_END);
+	    /* 0: SO_REUSEADDR only, so a second process on a taken address fails to bind
+	     * instead of silently taking half the connections (SO_REUSEPORT, 1). */
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, strcmp(cfg->listen_sharing, "shared") == 0 ? 1 : 0,
+	    MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_END);
 	if (!s->d) {
 		snprintf(err, errsz, "%s: cannot listen on %s: %s", key, listen, bind_error(ai));
 		goto fail;

@@ -55,6 +55,7 @@ struct claimd_config {
 	char *jwt_issuer;
 	char *jwt_audience;
 	char *jwt_user_claim;
+	char *jwt_audience_claim; /* users.jwt.audience_claim: "aud", or "client_id" */
 	unsigned quota;
 
 	unsigned address_per_minute, address_burst;
@@ -75,10 +76,11 @@ struct claimd_config {
 	char **matter_product_ids; /* the same form, NULL-terminated; none = any */
 	size_t n_matter_product_ids;
 
-	char *log_format;   /* "text" or "json" */
-	char *metrics_on;   /* server.metrics: "public" or "admin" */
-	char *event_loop;   /* server.event_loop: "epoll" or "poll" */
-	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
+	char *log_format;     /* "text" or "json" */
+	char *metrics_on;     /* server.metrics: "public" or "admin" */
+	char *event_loop;     /* server.event_loop: "epoll" or "poll" */
+	char *listen_sharing; /* server.listen_sharing: "exclusive" or "shared" */
+	char *admin_listen;   /* admin.listen, "host:port"; "" = no management API */
 	/* The word-valued keys above, read once at load into what the code compares: */
 	enum log_level log_level_value;      /* server.log_level */
 	enum log_format log_format_value;    /* log.format */
