@@ -50,9 +50,9 @@ static const struct key keys[] = {
     {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600, RESTART,
      "idle connections are closed after this long"},
     {"server.log_level", K_STR, O(log_level), "info", 0, 0, RELOAD, "debug, info, warn or error"},
-    {"server.event_loop", K_STR, O(event_loop), "epoll", 0, 0, RESTART,
-     "epoll, or poll: also closes at once a connection whose client half-closed after "
-     "its request (epoll waits for connection_timeout_seconds; docs/operations.md)"},
+    {"server.event_loop", K_STR, O(event_loop), "poll", 0, 0, RESTART,
+     "poll, or epoll: libmicrohttpd's epoll mode can keep a connection whose client "
+     "half-closed after its request until connection_timeout_seconds (docs/operations.md)"},
     {"server.metrics", K_STR, O(metrics_on), "public", 0, 0, RELOAD,
      "where /metrics is served: public (server.listen and admin.listen) or admin (only "
      "admin.listen, behind its tokens; the public listener answers 404)"},
