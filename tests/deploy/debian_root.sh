@@ -8,9 +8,11 @@
 # /etc/apt/sources.list or /etc/apt/sources.list.d/), read at run time, so the root
 # gets its packages where the host gets its own; CLAIMD_DEBIAN_MIRROR overrides it, and
 # with neither debootstrap picks its default. Delete CACHE_DIR to start over. Needs root.
+#   tests/deploy/debian_root.sh --sources SUITE ROOTFS
+# writes an unpacked root's /etc/apt/sources.list: the release from the root's own
+# mirror (as debootstrap wrote it), its -updates, and its -security from wherever this
+# host gets its own security updates, as a fresh installation has them.
 set -euo pipefail
-suite=${1:?usage: debian_root.sh SUITE CACHE_DIR}
-cache=${2:?usage: debian_root.sh SUITE CACHE_DIR}
 
 # Bump when the way the root is made changes, so old caches are not reused.
 key=$suite-minbase-v3
@@ -38,6 +40,33 @@ host_mirror() {
   done
 }
 
+# The URI of the host's security archive (the entry whose suite ends in -security).
+host_security() {
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk '$1 == "deb" && $3 ~ /-security$/ { print $2; exit }' || true
+  cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    awk 'BEGIN { RS = ""; FS = "\n" }
+         { uri = ""; ok = 0
+           for (i = 1; i <= NF; i++) {
+             if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); uri = a[2] }
+             if ($i ~ /^Suites:/ && $i ~ /-security/) ok = 1 }
+           if (ok && uri != "") { print uri; exit } }' || true
+}
+
+if [ "${1:-}" = --sources ]; then
+  suite=${2:?usage: debian_root.sh --sources SUITE ROOTFS}
+  rootfs=${3:?usage: debian_root.sh --sources SUITE ROOTFS}
+  mirror=$(awk '$1 == "deb" { print $2; exit }' "$rootfs/etc/apt/sources.list")
+  security=$(host_security | head -n 1)
+  {
+    echo "deb $mirror $suite main"
+    echo "deb $mirror $suite-updates main"
+    [ -z "$security" ] || echo "deb $security $suite-security main"
+  } >"$rootfs/etc/apt/sources.list"
+  exit 0
+fi
+suite=${1:?usage: debian_root.sh SUITE CACHE_DIR}
+cache=${2:?usage: debian_root.sh SUITE CACHE_DIR}
 mkdir -p "$cache"
 exec 9>"$cache/debian-$suite.lock"
 flock 9
