@@ -63,7 +63,9 @@ struct MHD_Daemon;
 /** What the acceptor needs from the server's config (the restart-only keys). */
 struct http_edge_limits {
 	unsigned timeout_s;       /* server.connection_timeout_seconds: for the first head */
-	unsigned max_pending;     /* limits.max_connections: connections waiting here */
+	unsigned max_pending;     /* limits.max_connections: open connections, here and in
+	                           * libmicrohttpd */
+	unsigned per_address;     /* limits.max_connections_per_address (0: no limit) */
 	size_t max_head;          /* bytes a first head may take */
 	const char *listen_label; /* "server.listen" or "admin.listen", for messages */
 };
@@ -83,6 +85,11 @@ struct http_edge_limits {
 struct http_edge *http_edge_start(struct app *app, struct MHD_Daemon *d,
                                   const struct sockaddr *addr, socklen_t addrlen,
                                   const struct http_edge_limits *l, char *err, size_t errsz);
+/**
+ * libmicrohttpd closed a connection from @p sa that the edge handed over (its
+ * MHD_CONNECTION_NOTIFY_CLOSED): it no longer counts against the connection limits.
+ */
+void http_edge_closed(struct http_edge *e, const struct sockaddr *sa);
 /** The port the edge listens on. */
 unsigned http_edge_port(const struct http_edge *e);
 /**

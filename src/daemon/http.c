@@ -468,6 +468,21 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&app->inflight, 1);
 }
 
+/* A connection the edge handed over is closed: it stops counting against the limits. */
+static void connection_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	const union MHD_ConnectionInfo *ci;
+	(void)socket_context;
+
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !s->edge)
+		return;
+	if ((ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) &&
+	    ci->client_addr)
+		http_edge_closed(s->edge, ci->client_addr);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -546,11 +561,11 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	s->d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
-	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT,
-	    cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    cfg->max_connections_per_address, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)cfg->connection_memory_bytes, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul,
-	    NULL, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_CONNECTION, connection_cb, s, MHD_OPTION_CONNECTION_TIMEOUT,
+	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_address,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
+	    MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_END);
 	if (!s->d) {
 		snprintf(err, errsz, "%s: cannot start the HTTP workers", key);
 		goto fail;
@@ -558,6 +573,7 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	struct http_edge_limits lim = {
 	    .timeout_s = cfg->connection_timeout,
 	    .max_pending = cfg->max_connections,
+	    .per_address = cfg->max_connections_per_address,
 	    /* libmicrohttpd reads a head into half of its per-connection memory. */
 	    .max_head = (size_t)cfg->connection_memory_bytes / 2,
 	    .listen_label = key,

@@ -203,6 +203,15 @@ struct pending {
 	size_t seen; /* bytes peeked last time: progress moves the deadline */
 };
 
+/* Open connections of one client address (IPv4 as v4-mapped IPv6). */
+struct addr_count {
+	struct addr_count *next;
+	unsigned char a[16];
+	unsigned n;
+};
+
+#define ADDR_BUCKETS 4096
+
 struct http_edge {
 	struct app *app;
 	struct MHD_Daemon *d;
@@ -214,7 +223,77 @@ struct http_edge {
 	uint32_t n;  /* slots */
 	uint32_t in; /* slots in use */
 	char *buf;   /* max_head + 1 bytes for MSG_PEEK */
+	/* Connections open, here and in libmicrohttpd (its close notification gives them
+	 * back): limits.max_connections and max_connections_per_address apply to both. */
+	pthread_mutex_t mu;
+	unsigned open;
+	struct addr_count *by_addr[ADDR_BUCKETS];
 };
+
+static void addr_key(const struct sockaddr *sa, unsigned char k[16])
+{
+	memset(k, 0, 16);
+	if (sa->sa_family == AF_INET6) {
+		memcpy(k, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else if (sa->sa_family == AF_INET) {
+		k[10] = k[11] = 0xff;
+		memcpy(k + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+}
+
+static struct addr_count **addr_slot(struct http_edge *e, const unsigned char k[16])
+{
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ k[i]) * 16777619u;
+	struct addr_count **pp = &e->by_addr[h % ADDR_BUCKETS];
+	while (*pp && memcmp((*pp)->a, k, 16) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* Counts a new connection from @p sa; false (nothing counted) over either limit. */
+static bool count_take(struct http_edge *e, const struct sockaddr *sa)
+{
+	unsigned char k[16];
+	bool ok = false;
+
+	addr_key(sa, k);
+	pthread_mutex_lock(&e->mu);
+	struct addr_count **pp = addr_slot(e, k);
+	if (e->open >= e->lim.max_pending ||
+	    (e->lim.per_address && *pp && (*pp)->n >= e->lim.per_address))
+		goto out;
+	if (!*pp) {
+		if (!(*pp = calloc(1, sizeof(**pp))))
+			goto out;
+		memcpy((*pp)->a, k, 16);
+	}
+	(*pp)->n++;
+	e->open++;
+	ok = true;
+out:
+	pthread_mutex_unlock(&e->mu);
+	return ok;
+}
+
+void http_edge_closed(struct http_edge *e, const struct sockaddr *sa)
+{
+	unsigned char k[16];
+
+	addr_key(sa, k);
+	pthread_mutex_lock(&e->mu);
+	struct addr_count **pp = addr_slot(e, k);
+	if (*pp && e->open) {
+		e->open--;
+		if (--(*pp)->n == 0) {
+			struct addr_count *gone = *pp;
+			*pp = gone->next;
+			free(gone);
+		}
+	}
+	pthread_mutex_unlock(&e->mu);
+}
 
 static void slot_close(struct http_edge *e, uint32_t i)
 {
@@ -222,6 +301,7 @@ static void slot_close(struct http_edge *e, uint32_t i)
 	close(e->p[i].fd);
 	e->p[i].fd = -1;
 	e->in--;
+	http_edge_closed(e, (const struct sockaddr *)&e->p[i].addr);
 }
 
 /* The client address as text, for the log. */
@@ -330,9 +410,11 @@ static void examine(struct http_edge *e, uint32_t i)
 	epoll_ctl(e->ep, EPOLL_CTL_DEL, fd, NULL);
 	c->fd = -1;
 	e->in--;
-	if (MHD_add_connection(e->d, fd, (const struct sockaddr *)&c->addr, c->addrlen) != MHD_YES)
+	if (MHD_add_connection(e->d, fd, (const struct sockaddr *)&c->addr, c->addrlen) != MHD_YES) {
+		http_edge_closed(e, (const struct sockaddr *)&c->addr);
 		log_debug("http: %s: connection not taken by libmicrohttpd: %s",
 		          e->lim.listen_label, strerror(errno));
+	}
 }
 
 static void accept_all(struct http_edge *e)
@@ -348,8 +430,9 @@ static void accept_all(struct http_edge *e)
 				continue;
 			return; /* EAGAIN, or out of descriptors: the next event retries */
 		}
-		if (e->in >= e->n) {
-			close(fd); /* limits.max_connections waiting here already */
+		/* Over limits.max_connections, or the address's share: closed at once. */
+		if (e->in >= e->n || !count_take(e, (const struct sockaddr *)&sa)) {
+			close(fd);
 			continue;
 		}
 		for (i = 0; e->p[i].fd >= 0; i++)
@@ -357,6 +440,7 @@ static void accept_all(struct http_edge *e)
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = i};
 		if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
+			http_edge_closed(e, (const struct sockaddr *)&sa);
 			continue;
 		}
 		e->p[i] = (struct pending){
@@ -416,6 +500,7 @@ struct http_edge *http_edge_start(struct app *app, struct MHD_Daemon *d,
 	e->d = d;
 	e->lim = *l;
 	e->lfd = e->ep = e->stopfd = -1;
+	pthread_mutex_init(&e->mu, NULL);
 	e->n = l->max_pending;
 	if (!(e->p = calloc(e->n, sizeof(*e->p))) || !(e->buf = malloc(l->max_head + 1))) {
 		snprintf(err, errsz, "%s: out of memory", l->listen_label);
@@ -457,6 +542,7 @@ fail:
 		close(e->lfd);
 	free(e->buf);
 	free(e->p);
+	pthread_mutex_destroy(&e->mu);
 	free(e);
 	return NULL;
 }
@@ -484,7 +570,14 @@ void http_edge_stop(struct http_edge *e)
 	close(e->stopfd);
 	close(e->ep);
 	close(e->lfd);
+	for (size_t b = 0; b < ADDR_BUCKETS; b++)
+		while (e->by_addr[b]) {
+			struct addr_count *n = e->by_addr[b]->next;
+			free(e->by_addr[b]);
+			e->by_addr[b] = n;
+		}
 	free(e->buf);
 	free(e->p);
+	pthread_mutex_destroy(&e->mu);
 	free(e);
 }

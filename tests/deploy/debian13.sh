@@ -9,7 +9,8 @@
 #   tests/deploy/debian13.sh          (CI: .ci/run)
 # Environment: CLAIMD_CI_CACHE (default /var/cache/claimd-ci: the root tarball and the
 # .deb cache), CLAIMD_CI_LOCK (a file: the test stage runs under flock on it, for
-# machines whose CPU is shared by several runs). Needs root, debootstrap, unshare, ip.
+# machines whose CPU is shared by several runs), CLAIMD_DEBIAN13_KEEP=1 (keep the root
+# after a passing run, to look at or measure in it). Needs root, debootstrap, unshare, ip.
 # Work files go to build-debian13/ in the tree, removed after a passing run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -86,4 +87,4 @@ test_s=$(($(date +%s) - t0))
 count=$(in_root bash -c 'ctest --test-dir /src/build -N -LE image | tail -n 1')
 
 echo "debian13: passed: $count; packages ${deps_s} s, build ${build_s} s, tests ${test_s} s, total $(($(date +%s) - start)) s"
-rm -rf --one-file-system "$work"
+[ "${CLAIMD_DEBIAN13_KEEP:-}" = 1 ] || rm -rf --one-file-system "$work"

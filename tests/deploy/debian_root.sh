@@ -14,9 +14,6 @@
 # host gets its own security updates, as a fresh installation has them.
 set -euo pipefail
 
-# Bump when the way the root is made changes, so old caches are not reused.
-key=$suite-minbase-v3
-tar=$cache/debian-$key.tar
 
 # The URI of the main Debian archive in apt's sources (one-line and deb822 formats): the
 # entry whose suite is a release codename (not -security, -updates or a third party's).
@@ -67,6 +64,9 @@ if [ "${1:-}" = --sources ]; then
 fi
 suite=${1:?usage: debian_root.sh SUITE CACHE_DIR}
 cache=${2:?usage: debian_root.sh SUITE CACHE_DIR}
+# Bump when the way the root is made changes, so old caches are not reused.
+key=$suite-minbase-v3
+tar=$cache/debian-$key.tar
 mkdir -p "$cache"
 exec 9>"$cache/debian-$suite.lock"
 flock 9
