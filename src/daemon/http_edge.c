@@ -367,17 +367,28 @@ static void refuse(struct http_edge *e, uint32_t i, enum claimd_err err, const c
 	atomic_fetch_add(&e->app->by_code[err], 1);
 }
 
-/* Discards what a refused client still sends; closes on its end, an error or none. */
+/* Discards what a refused client still sends (all of it: the descriptor is
+ * edge-triggered); closes on its end, an error, or once DRAIN_MS have passed. */
 static void drain(struct http_edge *e, uint32_t i)
 {
 	char sink[4096];
-	ssize_t r = recv(e->p[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-		slot_close(e, i);
+	for (;;) {
+		ssize_t r = recv(e->p[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (r > 0)
+			continue;
+		if (r == 0 || (errno != EAGAIN && errno != EINTR))
+			slot_close(e, i);
+		if (r == 0 || errno != EINTR)
+			return;
+	}
 }
 
-/* New bytes on a waiting connection: judge the head once it is whole. */
-static void examine(struct http_edge *e, uint32_t i)
+/*
+ * New bytes (or the client's end, in @p events) on a waiting connection: judge the head
+ * once it is whole. The descriptor is edge-triggered, since the bytes stay in the
+ * socket for libmicrohttpd: each arrival wakes the acceptor once, never in a loop.
+ */
+static void examine(struct http_edge *e, uint32_t i, uint32_t events)
 {
 	struct pending *c = &e->p[i];
 	char method[32], target[256];
@@ -396,9 +407,14 @@ static void examine(struct http_edge *e, uint32_t i)
 	                         sizeof(method) < sizeof(target) ? sizeof(method) : sizeof(target));
 	if (err != CE_OK) {
 		refuse(e, i, err, method, target);
+		drain(e, i); /* what has come already; a client done sending is closed now */
 		return;
 	}
 	if (head_len == 0) {
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+			slot_close(e, i); /* the client ended before its head did */
+			return;
+		}
 		if ((size_t)n > c->seen) {
 			c->seen = (size_t)n;
 			c->deadline_ms = now_ms_monotonic() + 1000u * e->lim.timeout_s;
@@ -410,7 +426,8 @@ static void examine(struct http_edge *e, uint32_t i)
 	epoll_ctl(e->ep, EPOLL_CTL_DEL, fd, NULL);
 	c->fd = -1;
 	e->in--;
-	if (MHD_add_connection(e->d, fd, (const struct sockaddr *)&c->addr, c->addrlen) != MHD_YES) {
+	if (MHD_add_connection(e->d, fd, (const struct sockaddr *)&c->addr, c->addrlen) !=
+	    MHD_YES) {
 		http_edge_closed(e, (const struct sockaddr *)&c->addr);
 		log_debug("http: %s: connection not taken by libmicrohttpd: %s",
 		          e->lim.listen_label, strerror(errno));
@@ -437,7 +454,7 @@ static void accept_all(struct http_edge *e)
 		}
 		for (i = 0; e->p[i].fd >= 0; i++)
 			;
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = i};
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.u32 = i};
 		if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			http_edge_closed(e, (const struct sockaddr *)&sa);
@@ -452,7 +469,7 @@ static void accept_all(struct http_edge *e)
 		memcpy(&e->p[i].addr, &sa, sl);
 		e->in++;
 		/* Most clients send their request with the handshake's last packet. */
-		examine(e, i);
+		examine(e, i, 0);
 	}
 }
 
@@ -471,7 +488,7 @@ static void *edge_main(void *arg)
 			if (i == ID_LISTEN)
 				accept_all(e);
 			else if (i < e->n && e->p[i].fd >= 0)
-				e->p[i].draining ? drain(e, i) : examine(e, i);
+				e->p[i].draining ? drain(e, i) : examine(e, i, ev[k].events);
 		}
 		uint64_t now = now_ms_monotonic();
 		if (now < next_sweep)
