@@ -26,7 +26,7 @@
 #define H "POST /claim/initiate HTTP/1.1\r\nHost: localhost\r\n"
 #define B "{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp32s3\"}"
 /* The request pipelined behind each fault: it must never be answered. */
-#define NEXT "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+#define NEXT          "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 #define FAILURE_START "{\"status\":\"failure\",\"description\":\""
 
 struct fault {
@@ -127,8 +127,7 @@ static void check_fault(const struct http_url *u, const struct fault *f, int wan
 	size_t lines = count(got, "HTTP/1.");
 	bool json =
 	    strstr(got, "\r\nContent-Type: application/json\r\n") && body && cl && cl < body;
-	bool failure = body &&
-	               strncmp(body + 4, FAILURE_START, strlen(FAILURE_START)) == 0 &&
+	bool failure = body && strncmp(body + 4, FAILURE_START, strlen(FAILURE_START)) == 0 &&
 	               got[n - 1] == '}';
 	bool length_ok = json && (size_t)atol(cl + 18) == strlen(body + 4);
 
