@@ -94,9 +94,12 @@ void http_edge_closed(struct http_edge *e, const struct sockaddr *sa);
 unsigned http_edge_port(const struct http_edge *e);
 /**
  * Stops accepting (the listening socket is shut down at once, so new connections are
- * refused), closes connections still waiting for their first head, joins the thread and
- * frees @p e. NULL is a no-op.
+ * refused), closes connections still waiting for their first head and joins the
+ * thread. @p e stays valid for http_edge_closed() calls from libmicrohttpd until
+ * http_edge_free(). NULL, or a second call, is a no-op.
  */
 void http_edge_stop(struct http_edge *e);
+/** Stops @p e if needed and frees it; call after MHD_stop_daemon(). NULL is a no-op. */
+void http_edge_free(struct http_edge *e);
 
 #endif

@@ -615,5 +615,6 @@ void http_stop(struct http_server *s, unsigned drain_ms)
 		nanosleep(&ts, NULL);
 	}
 	MHD_stop_daemon(s->d);
+	http_edge_free(s->edge); /* after libmicrohttpd's last close notification */
 	free(s);
 }

@@ -227,6 +227,7 @@ struct http_edge {
 	 * back): limits.max_connections and max_connections_per_address apply to both. */
 	pthread_mutex_t mu;
 	unsigned open;
+	bool stopped; /* http_edge_stop() ran */
 	struct addr_count *by_addr[ADDR_BUCKETS];
 };
 
@@ -573,8 +574,9 @@ void http_edge_stop(struct http_edge *e)
 {
 	uint64_t one = 1;
 
-	if (!e)
+	if (!e || e->stopped)
 		return;
+	e->stopped = true;
 	/* Linux: a listening socket shut down refuses new connections and resets those in
 	 * its backlog, so nothing waits for a server that is going away. */
 	shutdown(e->lfd, SHUT_RDWR);
@@ -583,10 +585,17 @@ void http_edge_stop(struct http_edge *e)
 	pthread_join(e->thread, NULL);
 	for (uint32_t i = 0; i < e->n; i++)
 		if (e->p[i].fd >= 0)
-			close(e->p[i].fd);
+			slot_close(e, i);
 	close(e->stopfd);
 	close(e->ep);
 	close(e->lfd);
+}
+
+void http_edge_free(struct http_edge *e)
+{
+	if (!e)
+		return;
+	http_edge_stop(e);
 	for (size_t b = 0; b < ADDR_BUCKETS; b++)
 		while (e->by_addr[b]) {
 			struct addr_count *n = e->by_addr[b]->next;
