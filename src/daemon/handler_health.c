@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/http.h"
+#include "daemon/http.h"
 
 enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c)
 {

@@ -10,7 +10,7 @@
  * to libmicrohttpd. Later requests on a kept-alive connection are checked by the
  * request handler's admission (http.c), for everything libmicrohttpd lets reach it.
  */
-#include "claimd/http_edge.h"
+#include "daemon/http_edge.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,10 +26,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "claimd/crypto.h"
-#include "claimd/log.h"
-#include "claimd/runtime.h"
-#include "claimd/util.h"
+#include "lib/secure.h"
+#include "lib/log.h"
+#include "core/runtime.h"
+#include "lib/util.h"
 
 /* Connections that got an error reply are read and discarded this long before the
  * close, so a request body still in flight does not turn the close into a reset that
@@ -331,7 +331,7 @@ static void refuse(struct http_edge *e, uint32_t i, enum claimd_err err, const c
 	unsigned status = err_status(err);
 	int bn, hn;
 
-	crypto_random(rnd, sizeof(rnd));
+	secure_random(rnd, sizeof(rnd));
 	hex_encode_lower(id, rnd, sizeof(rnd));
 	bn = snprintf(body, sizeof(body), "{\"status\":\"failure\",\"description\":\"%s\"}",
 	              err_description(err));

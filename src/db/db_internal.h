@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "claimd/db.h"
+#include "db/db.h"
 
 struct db {
 	PGconn *conn;

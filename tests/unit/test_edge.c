@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "claimd/http_edge.h"
+#include "daemon/http_edge.h"
 #include "harness.h"
 
 #define POST "POST /claim/initiate HTTP/1.1\r\nHost: x\r\n"
