@@ -59,9 +59,9 @@ static const struct key keys[] = {
     {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600, RESTART,
      "idle connections are closed after this long"},
     {"server.log_level", K_STR, O(log_level), "info", 0, 0, RELOAD, "debug, info, warn or error"},
-    {"server.event_loop", K_STR, O(event_loop), "epoll", 0, 0, RESTART,
-     "epoll, or poll: also closes at once a connection whose client half-closed after "
-     "its request (epoll waits for connection_timeout_seconds; docs/operations.md)"},
+    {"server.event_loop", K_STR, O(event_loop), "poll", 0, 0, RESTART,
+     "poll, or epoll: libmicrohttpd's epoll mode can keep a connection whose client "
+     "half-closed after its request until connection_timeout_seconds (docs/operations.md)"},
     {"server.listen_sharing", K_STR, O(listen_sharing), "exclusive", 0, 0, RESTART,
      "exclusive: a second process on a listening address taken is refused; shared: "
      "SO_REUSEPORT, the kernel spreads connections over every claimd sharing it (each "
@@ -554,6 +554,7 @@ static int validate(struct loader *L, yaml_document_t *doc)
 			               c->trusted_proxies[i]);
 	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 	static const char *const loops[] = {"epoll", "poll", NULL};
+	static const char *const sharings[] = {"exclusive", "shared", NULL};
 	static const char *const listeners[] = {"public", "admin", NULL};
 	static const char *const reclaims[] = {"supersede", "keep", NULL};
 	static const char *const formats[] = {"text", "json", NULL};
@@ -567,9 +568,10 @@ static int validate(struct loader *L, yaml_document_t *doc)
 		return fail_at(L, node_of(doc, "server.event_loop"),
 		               "server.event_loop: expected epoll or poll");
 	c->loop = (enum event_loop_kind)v;
-	if (strcmp(c->listen_sharing, "exclusive") && strcmp(c->listen_sharing, "shared"))
+	if ((v = choice(c->listen_sharing, sharings)) < 0)
 		return fail_at(L, node_of(doc, "server.listen_sharing"),
 		               "server.listen_sharing: expected exclusive or shared");
+	c->sharing = (enum listen_sharing_kind)v;
 	if ((v = choice(c->metrics_on, listeners)) < 0)
 		return fail_at(L, node_of(doc, "server.metrics"),
 		               "server.metrics: expected public or admin");

@@ -19,6 +19,8 @@ enum reclaim_policy { RECLAIM_SUPERSEDE, RECLAIM_KEEP };
 enum metrics_listener { METRICS_PUBLIC, METRICS_ADMIN };
 /* server.event_loop: libmicrohttpd's mode. */
 enum event_loop_kind { EVENT_LOOP_EPOLL, EVENT_LOOP_POLL };
+/* server.listen_sharing: whether another process may listen on the same address. */
+enum listen_sharing_kind { LISTEN_EXCLUSIVE, LISTEN_SHARED };
 
 struct claimd_config {
 	char *file; /* as given */
@@ -87,6 +89,7 @@ struct claimd_config {
 	enum reclaim_policy reclaim;         /* revocation.on_reclaim */
 	enum metrics_listener metrics_where; /* server.metrics */
 	enum event_loop_kind loop;           /* server.event_loop */
+	enum listen_sharing_kind sharing;    /* server.listen_sharing */
 	char *admin_listen_host;
 	unsigned admin_listen_port;
 	char *admin_tokens_file; /* "" = none (every management request is refused) */

@@ -66,10 +66,10 @@ gen_devices() {
 
 # bench_server_yaml THREADS: the server and limits sections of a benchmark config. One
 # load generator re-claims its devices from one address, which the per-address and
-# per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
+# per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (poll, the default, | epoll) sets
 # server.event_loop.
 bench_server_yaml() {
-  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n  event_loop: %s\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$1" "${EVENT_LOOP:-epoll}"
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n  event_loop: %s\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$1" "${EVENT_LOOP:-poll}"
 }
 
 # start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.

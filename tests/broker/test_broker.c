@@ -178,7 +178,7 @@ static bool broker_files(struct fx *f, struct broker *b)
 	          "-CAcreateserial -days 1 -extfile broker.ext -out broker.pem; "
 	          "cat '%s/intermediate.pem' '%s/root.pem' > ca-chain.pem; "
 	          "cp '%s/intermediate.pem' issuer.pem; "
-	          "cp '%s/config/mosquitto/claimd.acl' claimd.acl)",
+	          "install -m 0600 '%s/config/mosquitto/claimd.acl' claimd.acl)",
 	          b->dir, b->dir, f->t.ca_dir, f->t.ca_dir, f->t.ca_dir, CLAIMD_SOURCE_DIR);
 	if (rc != 0) {
 		fprintf(stderr, "broker files: %s\n", out);
@@ -264,8 +264,15 @@ static bool broker_start(struct broker *b)
 				break;
 			}
 			if (count_in_file(b->log, "mosquitto version") >= 1 &&
-			    count_in_file(b->log, " running") >= 1 && port_open(port))
+			    count_in_file(b->log, " running") >= 1 && port_open(port)) {
+				/* Mosquitto 2.0.16 and later warn of an ACL file that others can
+				 * read or that is not the broker user's; docs/mqtt-broker.md
+				 * installs it so that none of that applies. */
+				CHECKF(count_in_file(b->log, "Warning: File") == 0,
+				       "mosquitto warned about a file's permissions (see %s)",
+				       b->log);
 				return true;
+			}
 			sleep_ms(20);
 		}
 		char *out = slurp(b->out), *log = slurp(b->log);
