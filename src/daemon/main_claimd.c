@@ -161,6 +161,15 @@ int main(int argc, char **argv)
 			runtime_release(rt);
 			return 1;
 		}
+		/* "Can commit a claim now": a standby or a read-only server is not a usable
+		 * database, however well it answers. */
+		if (db_ready(db, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s: database.url: the database cannot take claims: %s\n",
+			        config, err);
+			db_close(db);
+			runtime_release(rt);
+			return 1;
+		}
 		db_close(db);
 	}
 	if (test_only) {
@@ -169,7 +178,8 @@ int main(int argc, char **argv)
 		       config, ca_key_type(rt->ca),
 		       cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
 		                      CERT_REPLY_ALL_HOSTS),
-		       RESPONSE_MAX, test_db ? "answers, schema current" : "not checked");
+		       RESPONSE_MAX,
+		       test_db ? "answers, schema current, takes writes" : "not checked");
 		runtime_release(rt);
 		return 0;
 	}
