@@ -159,6 +159,10 @@ static const char *const ready_sql =
     " has_table_privilege('certificates', 'INSERT') AND has_table_privilege('nodes', 'INSERT')"
     "  AND has_table_privilege('claim_sessions', 'UPDATE') AS may_write";
 
+static const char standby_why[] = "read-only: the server is a standby (in recovery)";
+static const char read_only_why[] = "read-only: default_transaction_read_only is on for "
+                                    "claimd's sessions (server, database or role setting)";
+
 int db_ready(struct db *db, char *why, size_t whysz)
 {
 	bool standby = false, ro = false, may_write = false;
@@ -168,9 +172,16 @@ int db_ready(struct db *db, char *why, size_t whysz)
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!db_gate(db)) {
-			snprintf(why, whysz, "database: %s (SQLSTATE class %.2s)",
-			         db->timed_out ? "does not answer in time" : "no connection",
-			         db->state[0] ? db->state : "08");
+			/* libpq refused the (last) host for target_session_attrs=read-write. */
+			if (strstr(db->why, "hot standby"))
+				snprintf(why, whysz, "database: %s", standby_why);
+			else if (strstr(db->why, "read-only"))
+				snprintf(why, whysz, "database: %s", read_only_why);
+			else
+				snprintf(why, whysz, "database: %s (SQLSTATE class %.2s)",
+				         db->timed_out ? "does not answer in time"
+				                       : "no connection",
+				         db->state[0] ? db->state : "08");
 			return -1;
 		}
 		enum db_status s = db_exec_sql_rows(db, ready_sql, cols, NULL, NULL);
@@ -183,9 +194,8 @@ int db_ready(struct db *db, char *why, size_t whysz)
 		if (!standby && !ro && may_write)
 			return 0;
 		snprintf(why, whysz, "database: %s",
-		         standby ? "read-only: the server is a standby (in recovery)"
-		         : ro    ? "read-only: default_transaction_read_only is on for claimd's "
-		                   "sessions (server, database or role setting)"
+		         standby ? standby_why
+		         : ro    ? read_only_why
 		                 : "read-only: the role may not write the claim tables");
 		/* Another of database.url's servers may take writes: the next try connects to
 		 * whichever does (target_session_attrs=read-write). */
@@ -497,6 +507,7 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 {
 	enum { TRIES = 5 };
 	uint64_t start_us = now_us_monotonic();
+	bool stale_before = false;
 	int attempt;
 
 	for (attempt = 0; attempt < TRIES; attempt++) {
@@ -534,6 +545,11 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 	retry_or_fail:
 		if (s == DB_HARD)
 			return counted(db, DB_HARD, start_us, attempt + 1);
+		/* Refused as read-only again on a new connection: no server of database.url
+		 * takes writes now, and more tries would only keep the device waiting. */
+		if (db->stale && stale_before)
+			return counted(db, DB_SOFT, start_us, attempt + 1);
+		stale_before = stale_before || db->stale;
 		backoff(attempt);
 	}
 	return counted(db, DB_SOFT, start_us, attempt);

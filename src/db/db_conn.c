@@ -176,9 +176,11 @@ static PGconn *start_host(const struct db *db, int i)
 		keys[n] = defaults[d].key;
 		vals[n++] = defaults[d].val;
 	}
-	/* A URL naming several servers means "whichever takes writes": one in recovery or
-	 * read-only can serve no claim. */
-	if (db->nhosts > 1 && !opt(db, "target_session_attrs")) {
+	/* The daemon needs a server that takes writes: one in recovery or read-only can
+	 * serve no claim, so libpq refuses it at once (cheaper than preparing every
+	 * statement to learn it from the first write), and moves to the next host of a
+	 * list. The tools may read from a replica. */
+	if ((db->nhosts > 1 || db->circuit) && !opt(db, "target_session_attrs")) {
 		keys[n] = "target_session_attrs";
 		vals[n++] = "read-write";
 	}

@@ -190,7 +190,8 @@ enum db_tx {
  * timeout (57014) or a server shutting down (57P01..03) it rolls back and retries with
  * jittered backoff; after a lost connection, or a write refused by a read-only server
  * (25006: an old primary fenced in a failover), it makes a new connection (db_gate():
- * database.url's hosts in turn), prepares the statements again and retries. It returns
+ * database.url's hosts in turn), prepares the statements again and retries; a second
+ * 25006 ends it (DB_SOFT): no server takes writes. It returns
  * DB_SOFT at once when no server takes the new connection (the database is down: the
  * client's Retry-After is the wait) or while the circuit is open (the database did
  * not answer in time). No reply is awaited longer than the circuit's timeout. At most 5
