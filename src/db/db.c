@@ -549,6 +549,9 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 		 * takes writes now, and more tries would only keep the device waiting. */
 		if (db->stale && stale_before)
 			return counted(db, DB_SOFT, start_us, attempt + 1);
+		/* A full disk or a want of memory (class 53) does not pass in milliseconds. */
+		if (strncmp(db->state, "53", 2) == 0)
+			return counted(db, DB_SOFT, start_us, attempt + 1);
 		stale_before = stale_before || db->stale;
 		backoff(attempt);
 	}

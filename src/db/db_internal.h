@@ -186,9 +186,9 @@ enum db_tx {
 /**
  * The transaction runner (the only one): runs @p fn, inside BEGIN/COMMIT with
  * DB_EXPLICIT. On a serialization failure, deadlock or lock timeout (SQLSTATE 40001,
- * 40P01, 55P03), a full disk or other want of resources (class 53), a statement
- * timeout (57014) or a server shutting down (57P01..03) it rolls back and retries with
- * jittered backoff; after a lost connection, or a write refused by a read-only server
+ * 40P01, 55P03), a statement timeout (57014) or a server shutting down (57P01..03) it
+ * rolls back and retries with jittered backoff; a full disk or other want of resources
+ * (class 53) is DB_SOFT at once; after a lost connection, or a write refused by a read-only server
  * (25006: an old primary fenced in a failover), it makes a new connection (db_gate():
  * database.url's hosts in turn), prepares the statements again and retries; a second
  * 25006 ends it (DB_SOFT): no server takes writes. It returns
