@@ -451,13 +451,13 @@ static bool pg_exec(const char *conninfo, const char *sql)
 /* GET /readyz: its status, and its description in @p desc. */
 static int readyz(const struct daemon *d, char *desc, size_t descsz)
 {
+	static const char get[] = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 	struct http_response r = {0};
 	char err[256];
 	int st = -1;
 
 	desc[0] = '\0';
-	if (http_exchange(&d->url, "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-	                  58, 5000, &r, err, sizeof(err)) == 0) {
+	if (http_exchange(&d->url, get, sizeof(get) - 1, 5000, &r, err, sizeof(err)) == 0) {
 		st = r.status;
 		sim_firmware_string(r.body, "description", desc, descsz, false);
 	}
