@@ -3,7 +3,7 @@
  * not give a token away; the check hashes what the client sent and compares it with
  * every listed hash in constant time, so timing tells neither which nor whether.
  */
-#include "claimd/admin_tokens.h"
+#include "core/admin_tokens.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "claimd/crypto.h"
-#include "claimd/util.h"
+#include "lib/secure.h"
+#include "lib/util.h"
 
 struct admin_token {
 	uint8_t hash[32];
@@ -113,11 +113,11 @@ struct admin_tokens *admin_tokens_load(const char *path, char *err, size_t errsz
 		snprintf(err, errsz, "%s: no token listed", path);
 		goto fail;
 	}
-	crypto_wipe(text, len);
+	secure_wipe(text, len);
 	free(text);
 	return t;
 fail:
-	crypto_wipe(text, len);
+	secure_wipe(text, len);
 	free(text);
 	free(t);
 	return NULL;
@@ -127,7 +127,7 @@ void admin_tokens_free(struct admin_tokens *t)
 {
 	if (!t)
 		return;
-	crypto_wipe(t, sizeof(*t) + t->n * sizeof(t->t[0]));
+	secure_wipe(t, sizeof(*t) + t->n * sizeof(t->t[0]));
 	free(t);
 }
 
@@ -138,13 +138,13 @@ const char *admin_tokens_check(const struct admin_tokens *t, const char *token, 
 
 	if (!t || len == 0)
 		return NULL;
-	crypto_sha256(h, token, len);
+	secure_sha256(h, token, len);
 	for (size_t i = 0; i < t->n; i++) {
 		/* No early exit: every entry costs the same whether it matches or not. */
-		bool eq = crypto_equal(h, t->t[i].hash, sizeof(h));
+		bool eq = secure_equal(h, t->t[i].hash, sizeof(h));
 		if (eq && !found)
 			found = t->t[i].name;
 	}
-	crypto_wipe(h, sizeof(h));
+	secure_wipe(h, sizeof(h));
 	return found;
 }

@@ -5,7 +5,7 @@
  * public-key are impossible), converts JWKs to PEM with OpenSSL at load time, and
  * checks the claims itself with jansson.
  */
-#include "claimd/auth.h"
+#include "core/auth.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,8 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "claimd/crypto.h"
-#include "claimd/log.h"
+#include "lib/secure.h"
+#include "lib/log.h"
 
 struct jwk {
 	char kid[128];

@@ -3,7 +3,7 @@
  * 58 characters of [A-Za-z0-9_-], within the firmware's 63; the nonce gives 128 bits of
  * unpredictability and the tag makes it unforgeable without the secrets key.
  */
-#include "claimd/authid.h"
+#include "core/authid.h"
 
 #include <string.h>
 
@@ -30,7 +30,7 @@ void authid_issue(const struct secrets *s, const char *mac, int64_t expires,
 	raw[3] = (uint8_t)(e >> 8);
 	raw[4] = (uint8_t)e;
 	mac_to_bytes(raw + 5, mac);
-	crypto_random(raw + 11, 16);
+	secure_random(raw + 11, 16);
 	secrets_authid_tag(s, raw, BODY, raw + BODY);
 	b64url_encode(auth_id, AUTHID_LEN + 1, raw, RAW);
 	derive_challenge(s, raw, challenge);
@@ -47,7 +47,7 @@ enum claimd_err authid_check(const struct secrets *s, const char *auth_id, size_
 	    raw[0] != 1)
 		return CE_AUTHID_INVALID;
 	secrets_authid_tag(s, raw, BODY, tag);
-	if (!crypto_equal(tag, raw + BODY, 16))
+	if (!secure_equal(tag, raw + BODY, 16))
 		return CE_AUTHID_INVALID;
 	*expires = (int64_t)raw[1] << 24 | (int64_t)raw[2] << 16 | (int64_t)raw[3] << 8 | raw[4];
 	mac_from_bytes(mac, raw + 5);

@@ -4,7 +4,7 @@
  * anything but '\n' (the firmware's parser knows no other escape), so it refuses input
  * that would need one instead of escaping it.
  */
-#include "claimd/cert_reply.h"
+#include "core/cert_reply.h"
 
 #include <stdbool.h>
 #include <stdint.h>

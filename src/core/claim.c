@@ -7,16 +7,16 @@
  * touched. The eFuse key is never decrypted here: the signer process checks the
  * response (signer.h).
  */
-#include "claimd/claim.h"
+#include "core/claim.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/db_claims.h"
-#include "claimd/db_users.h"
-#include "claimd/log.h"
-#include "claimd/revocation.h"
-#include "claimd/signer.h"
+#include "db/db_claims.h"
+#include "db/db_users.h"
+#include "lib/log.h"
+#include "core/revocation.h"
+#include "signer/signer.h"
 
 static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
 {
@@ -174,17 +174,27 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 	return verdict == SIGNER_RIGHT ? CE_OK : CE_RESPONSE_WRONG;
 }
 
-/* ca_sign()'s failure as an error: the signer gone is a 503 the client may retry. */
+/* signer_issue()'s failure as an error: the signer gone is a 503 the client may retry. */
 static enum claimd_err sign_failed(int rc)
 {
-	return rc == CA_UNAVAILABLE ? CE_SIGNER_DOWN : CE_INTERNAL;
+	return rc == SIGNER_DOWN ? CE_SIGNER_DOWN : CE_INTERNAL;
+}
+
+/* A RainMaker node's certificate for @p node_id, signed by the signer. */
+static int issue_node(struct claim_ctx *cc, const struct csr *csr, const char *node_id,
+                      struct issued *is)
+{
+	struct cert_request rq;
+
+	cert_request_device(csr, node_id, cc->rt->cfg->validity_days, &rq);
+	return signer_issue(cc->rt->signer, &rq, is);
 }
 
 /* revocation.on_reclaim: whether a successful claim revokes the node's earlier
  * certificates (reason superseded) in the transaction that records the new one. */
 static bool supersedes(const struct claim_ctx *cc)
 {
-	return strcmp(cc->rt->cfg->on_reclaim, "supersede") == 0;
+	return cc->rt->cfg->reclaim == RECLAIM_SUPERSEDE;
 }
 
 static struct self_claim self_claim_of(const struct claim_ctx *cc, const struct verify_request *rq,
@@ -241,7 +251,7 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	enum claimd_err e = CE_OK;
 	enum db_status s;
 
-	int rc = ca_sign(cc->rt->ca, v->csr, v->mac, cc->rt->cfg->validity_days, &is);
+	int rc = issue_node(cc, v->csr, v->mac, &is);
 	if (rc < 0) {
 		e = sign_failed(rc);
 		goto out;
@@ -300,11 +310,11 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
 	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
 	csr_free(v.csr);
-	crypto_wipe(v.response, sizeof(v.response));
+	secure_wipe(v.response, sizeof(v.response));
 	return e;
 }
 
-void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1])
+void claim_new_node_id(char out[NODE_ID_MAX + 1])
 {
 	static const char digits[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -313,12 +323,34 @@ void claim_new_node_id(char out[NODE_ID_TEXT_MAX + 1])
 
 	/* Rejection sampling keeps every character uniform over the 62 digits. */
 	while (n < NODE_ID_RANDOM_LEN) {
-		crypto_random(b, sizeof(b));
+		secure_random(b, sizeof(b));
 		for (size_t i = 0; i < sizeof(b) && n < NODE_ID_RANDOM_LEN; i++)
 			if (b[i] < 248)
 				out[n++] = digits[b[i] % 62];
 	}
 	out[NODE_ID_RANDOM_LEN] = '\0';
+}
+
+struct initiate_tx {
+	struct user_initiate *u;
+	const struct audit_rec *a;
+};
+
+/* Each try draws a new node_id candidate, in case a random one ever collides. */
+static enum db_status user_initiate_tx(struct db *db, void *cls)
+{
+	const struct initiate_tx *t = cls;
+	char candidate[NODE_ID_MAX + 1];
+
+	claim_new_node_id(candidate);
+	return db_user_initiate(db, t->u, candidate, t->a);
+}
+
+enum db_status claim_user_initiate_tx(struct db *db, struct user_initiate *u,
+                                      const struct audit_rec *a)
+{
+	struct initiate_tx t = {u, a};
+	return db_transaction(db, user_initiate_tx, &t);
 }
 
 enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
@@ -330,10 +362,9 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 	    .platform = platform,
 	    .ttl = cc->rt->cfg->challenge_ttl,
 	    .default_quota = cc->rt->cfg->quota,
-	    .new_node_id = claim_new_node_id,
 	};
 	struct audit_rec a = audit_row(cc, "initiate", CE_OK, mac, NULL, NULL);
-	enum db_status s = db_user_initiate(cc->db, &u, &a);
+	enum db_status s = claim_user_initiate_tx(cc->db, &u, &a);
 
 	if (s == DB_OK) {
 		snprintf(node_id, NODE_ID_MAX + 1, "%s", u.node_id);
@@ -400,7 +431,7 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, siz
 	*leaf_pem = NULL;
 	if ((e = csr_check(csr_pem, csr_len, &csr, cn)) != CE_OK)
 		goto out;
-	int rc = ca_sign(cc->rt->ca, csr, cn, cc->rt->cfg->validity_days, &is);
+	int rc = issue_node(cc, csr, cn, &is);
 	if (rc < 0) {
 		e = sign_failed(rc);
 		goto out;
@@ -457,7 +488,10 @@ enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr_pem, s
 		e = CE_MATTER_PRODUCT;
 		goto out;
 	}
-	int rc = pai_issue_dac(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &is);
+	struct cert_request rq;
+	int rc = pai_dac_request(cc->rt->pai, csr, &subj, cc->rt->cfg->validity_days, &rq);
+	if (rc == 0)
+		rc = signer_issue(cc->rt->signer, &rq, &is);
 	if (rc < 0) {
 		e = sign_failed(rc);
 		goto out;

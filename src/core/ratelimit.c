@@ -3,7 +3,7 @@
  * takes it over with a full bucket. With 65,536 slots that only happens under a flood
  * of distinct keys, when the per-address limit (or the proxy) is what matters anyway.
  */
-#include "claimd/ratelimit.h"
+#include "core/ratelimit.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/crypto.h"
+#include "lib/secure.h"
 
 #define STRIPES 64
 
@@ -39,7 +39,7 @@ struct ratelimit *ratelimit_new(unsigned bits)
 		return NULL;
 	}
 	r->mask = ((uint64_t)1 << bits) - 1;
-	crypto_random(r->key, sizeof(r->key));
+	secure_random(r->key, sizeof(r->key));
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&r->locks[i], NULL);
 	return r;
@@ -68,7 +68,7 @@ bool ratelimit_take(struct ratelimit *r, enum bucket kind, const char *key, unsi
 		n = sizeof(buf) - 2;
 	buf[0] = (char)kind; /* the namespace, hashed with the key */
 	memcpy(buf + 1, key, n);
-	uint64_t h = crypto_hash64(r->key, buf, n + 1) | 1; /* 0 marks an empty slot */
+	uint64_t h = secure_hash64(r->key, buf, n + 1) | 1; /* 0 marks an empty slot */
 	struct slot *s = &r->slots[h & r->mask];
 	pthread_mutex_t *lock = &r->locks[(h >> 32) % STRIPES];
 	double rate = per_minute / 60.0;

@@ -3,15 +3,15 @@
  * complete new generation before touching the current one, so a bad config or CA is
  * refused and the old one keeps serving.
  */
-#include "claimd/runtime.h"
+#include "core/runtime.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/cert_reply.h"
-#include "claimd/log.h"
+#include "core/cert_reply.h"
+#include "lib/log.h"
 
 /*
  * The largest reply, @p leaf then @p chain with every configured host, must fit the

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "claimd/cert_reply.h"
-#include "claimd/claim.h"
-#include "claimd/http.h"
-#include "claimd/log.h"
-#include "claimd/request_fields.h"
+#include "core/cert_reply.h"
+#include "core/claim.h"
+#include "daemon/http.h"
+#include "lib/log.h"
+#include "daemon/request_fields.h"
 
 /*
  * Common prologue: who is asking (a token makes it the user flow; a bad token is 401

@@ -1,6 +1,6 @@
 /*
  * GET /crl: the issuing CA's current CRL, DER, for MQTT brokers and anyone else who
- * checks claimd's certificates (interface.md, "HTTP on the public listener"). The CRL
+ * checks claimd's certificates (api/openapi.yaml, /crl; docs/mqtt-broker.md). The CRL
  * is the one every replica shares (revocation.c); this file only frames it.
  */
 #include <inttypes.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/http.h"
-#include "claimd/log.h"
+#include "daemon/http.h"
+#include "lib/log.h"
 
 /*
  * Whether If-None-Match value @p inm names @p etag (RFC 9110 13.1.2): "*", or a
@@ -49,7 +49,7 @@ enum MHD_Result handle_crl(struct request *rq, struct MHD_Connection *c)
 	struct MHD_Response *r;
 	enum MHD_Result ok;
 
-	if (crl_cache_get(&rq->app->crl, db, rq->rt->ca, &p, &der, &len, &number, &busy) < 0)
+	if (crl_cache_get(&rq->app->crl, db, rq->rt->signer, &p, &der, &len, &number, &busy) < 0)
 		return reply_error(rq, c, busy ? CE_BUSY : CE_INTERNAL);
 	/* The CRL number names its content: a cache may keep it until the number moves. */
 	snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", number);

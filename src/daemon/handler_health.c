@@ -7,9 +7,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "claimd/log.h"
-
-#include "claimd/http.h"
+#include "daemon/http.h"
+#include "lib/log.h"
 
 enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c)
 {

@@ -4,7 +4,8 @@
  * thread: SIGHUP reloads (a bad new config is refused and the old one kept),
  * SIGTERM/SIGINT drain in-flight requests and exit 0, and the signer's end (SIGCHLD)
  * drains and exits 1 for the supervisor to restart everything. "claimd --signer
- * CONFIG" is the signer itself, started by claimd, never by hand.
+ * CONFIG" is the signer itself (signer_main(), src/signer/signer_main.c), started by
+ * claimd, never by hand.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -14,12 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/cert_reply.h"
-#include "claimd/db_claims.h"
-#include "claimd/http.h"
-#include "claimd/log.h"
-#include "claimd/runtime.h"
-#include "claimd/signer.h"
+#include "core/cert_reply.h"
+#include "db/db_claims.h"
+#include "daemon/http.h"
+#include "lib/log.h"
+#include "core/runtime.h"
+#include "signer/server.h"
+#include "signer/signer.h"
 
 /* The signer is this same program, run again: a fresh address space, not a fork of a
  * process that already has threads and sockets. */
@@ -143,7 +145,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (crypto_init() < 0) {
+	if (secure_init() < 0) {
 		fprintf(stderr, "claimd: cannot initialise libsodium\n");
 		return 1;
 	}
@@ -183,8 +185,8 @@ int main(int argc, char **argv)
 		runtime_release(rt);
 		return 0;
 	}
-	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
-	log_set_format((enum log_format)log_format_parse(rt->cfg->log_format));
+	log_set_level(rt->cfg->log_level_value);
+	log_set_format(rt->cfg->log_format_value);
 	/* Workers inherit this mask, so only the main thread's sigwait sees these. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
@@ -241,8 +243,8 @@ int main(int argc, char **argv)
 				log_error("reload refused, keeping the running config: %s", err);
 				continue;
 			}
-			log_set_level((enum log_level)log_level_parse(next->cfg->log_level));
-			log_set_format((enum log_format)log_format_parse(next->cfg->log_format));
+			log_set_level(next->cfg->log_level_value);
+			log_set_format(next->cfg->log_format_value);
 			app_swap(&app, next);
 			log_info("reloaded %s (CA key %s)", config, ca_key_type(next->ca));
 			continue;

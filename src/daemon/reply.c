@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/http.h"
-#include "claimd/log.h"
+#include "daemon/http.h"
+#include "lib/log.h"
 
 #include <time.h>
 

@@ -4,7 +4,7 @@
  * clients differ (MAC separators and case; platform case, '-' and '_'), exactly as the
  * CSV import canonicalised the registered device.
  */
-#include "claimd/request_fields.h"
+#include "daemon/request_fields.h"
 
 #include <string.h>
 #include <strings.h>

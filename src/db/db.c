@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "claimd/crypto.h"
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "lib/secure.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 static const struct db_stmt *const stmt_tables[] = {db_audit_stmts,     db_claims_stmts,
                                                     db_lifecycle_stmts, db_devices_stmts,
@@ -478,7 +478,7 @@ enum db_status db_exec_sql(struct db *db, const char *sql)
 static void backoff(int attempt)
 {
 	uint32_t jitter;
-	crypto_random(&jitter, sizeof(jitter));
+	secure_random(&jitter, sizeof(jitter));
 	long ms = (1L << attempt) * 5 + (long)(jitter % 10);
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
@@ -568,6 +568,11 @@ static enum db_status run_one(struct db *db, void *cls)
 {
 	const struct one_stmt *o = cls;
 	return db_exec(db, o->name, o->params, o->cols);
+}
+
+enum db_status db_transaction(struct db *db, db_tx_body body, void *cls)
+{
+	return db_run(db, DB_EXPLICIT, body, cls);
 }
 
 enum db_status db_run_exec(struct db *db, const char *name, const struct db_param *params,

@@ -3,7 +3,7 @@
  * with their PEM. No key material is ever selected (the sealed eFuse key
  * and its tag stay in the table); nothing here decides a status or builds a reply.
  */
-#include "claimd/db_admin.h"
+#include "db/db_admin.h"
 
 #include <stdlib.h>
 #include <string.h>

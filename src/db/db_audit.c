@@ -3,7 +3,7 @@
  * parameters, shared by every audited statement of src/db. The reason comes from C;
  * no statement here or elsewhere writes one itself.
  */
-#include "claimd/db_audit.h"
+#include "db/db_audit.h"
 
 #include "db_internal.h"
 

@@ -4,7 +4,7 @@
  * so two daemons racing on one auth_id cannot both succeed. The statements report
  * facts; which refusal a fact means, and what the audit row says, is claim.c's call.
  */
-#include "claimd/db_claims.h"
+#include "db/db_claims.h"
 
 #include "db_internal.h"
 

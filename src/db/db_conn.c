@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "lib/log.h"
+#include "lib/util.h"
 
 /* While the circuit is open, one request probes the database this often. */
 #define PROBE_EVERY_US 250000

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/db_devices.h"
-#include "claimd/log.h"
-#include "claimd/util.h"
+#include "db/db_devices.h"
+#include "lib/log.h"
+#include "lib/util.h"
 #include "db_internal.h"
 
 /* A device's nodes, and whether one of them is live and claimed, for listings. */

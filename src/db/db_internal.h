@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "claimd/db.h"
+#include "db/db.h"
 
 /* The most servers database.url may list. */
 #define DB_MAX_HOSTS 8

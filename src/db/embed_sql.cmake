@@ -1,7 +1,7 @@
 # Turns sql/NNNN_name.sql into a C table {version, name, text}, sorted by file name.
 file(GLOB files ${SQL_DIR}/*.sql)
 list(SORT files)
-set(body "/* Generated from sql/ at build time; do not edit. */\n#include \"claimd/db.h\"\n")
+set(body "/* Generated from sql/ at build time; do not edit. */\n#include \"db/db.h\"\n")
 set(table "")
 set(i 0)
 foreach(f ${files})

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/authid.h"
-#include "claimd/util.h"
+#include "core/authid.h"
+#include "lib/util.h"
 #include "harness.h"
 
 /* A raw connection the test drives byte by byte. */
@@ -485,7 +485,7 @@ static void hostile_round(struct daemon *d)
 		fire(d, j, strlen(j));
 	free(j);
 	uint8_t bin[3000];
-	crypto_random(bin, sizeof(bin));
+	secure_random(bin, sizeof(bin));
 	char csr[4200];
 	b64url_encode(csr, sizeof(csr), bin, sizeof(bin));
 	if (asprintf(&j,
@@ -505,7 +505,7 @@ static void hostile_round(struct daemon *d)
 	/* Random bytes. */
 	for (int i = 0; i < 20; i++) {
 		uint8_t rnd[512];
-		crypto_random(rnd, sizeof(rnd));
+		secure_random(rnd, sizeof(rnd));
 		fire(d, (const char *)rnd, sizeof(rnd));
 	}
 }

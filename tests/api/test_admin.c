@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/config.h"
-#include "claimd/db_devices.h"
-#include "claimd/util.h"
+#include "lib/config.h"
+#include "db/db_devices.h"
+#include "lib/util.h"
 #include "harness.h"
 
 #define TOKEN_A     "factory-line-token-0123456789"
@@ -45,7 +45,7 @@ static bool write_tokens(const char *path, const char *const *toks, const char *
 	for (int i = 0; i < n; i++) {
 		uint8_t h[32];
 		char hex[65];
-		crypto_sha256(h, toks[i], strlen(toks[i]));
+		secure_sha256(h, toks[i], strlen(toks[i]));
 		hex_encode_lower(hex, h, sizeof(h));
 		fprintf(f, "%s %s\n", hex, names[i]);
 	}

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/util.h"
+#include "lib/util.h"
 #include "harness.h"
 
 /* Runs claimctl with @p args on the case's config; exit status, output in *@p out. */

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/devidp.h"
-#include "claimd/util.h"
+#include "sim/devidp.h"
+#include "lib/util.h"
 #include "harness.h"
 
 #define ISSUER   TEST_ISSUER

@@ -25,8 +25,9 @@
 #include <unistd.h>
 
 #include "api_support.h"
-#include "claimd/signer.h"
-#include "claimd/util.h"
+#include "signer/server.h"
+#include "signer/wire.h"
+#include "lib/util.h"
 #include "harness.h"
 #include "proc_scan.h"
 
@@ -355,47 +356,14 @@ static void hsm_wrong_pin_refused(void)
 	tenv_teardown(&t);
 }
 
-/* A frame payload being built: big-endian integers and length-prefixed strings. */
-struct frame {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void fr_put(struct frame *f, const void *p, size_t n)
-{
-	if (f->n + n <= sizeof(f->b)) {
-		memcpy(f->b + f->n, p, n);
-		f->n += n;
-	}
-}
-
-static void fr_u32(struct frame *f, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-	fr_put(f, b, 4);
-}
-
-static void fr_i64(struct frame *f, int64_t v)
-{
-	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
-	fr_put(f, b, 8);
-}
-
-static void fr_str(struct frame *f, const void *p, size_t n)
-{
-	fr_u32(f, (uint32_t)n);
-	fr_put(f, p, n);
-}
-
-/* signer_answer()'s verdict (0 or -1) on frame @p f of operation @p op. */
-static int answer(struct signer_keys *k, uint32_t op, const struct frame *f)
+/* signer_answer()'s verdict (0 or -1) on payload @p w of operation @p op. */
+static int answer(struct signer_keys *k, uint32_t op, struct wire_out *w)
 {
 	uint8_t *out = NULL;
 	size_t outn = 0;
-	int rc = signer_answer(k, op, f->b, f->n, &out, &outn);
+	int rc = w->bad ? -2 : signer_answer(k, op, w->p, w->n, &out, &outn);
 	free(out);
+	wire_out_clear(w);
 	return rc;
 }
 
@@ -403,32 +371,31 @@ static int answer(struct signer_keys *k, uint32_t op, const struct frame *f)
 static int issue_answer(struct signer_keys *k, const uint8_t *spki, size_t spki_len, int64_t nb,
                         int64_t na)
 {
-	static const uint8_t serial[16] = {0x41, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-	struct frame f = {.n = 0};
-	fr_u32(&f, CERT_PROFILE_DEVICE);
-	fr_i64(&f, nb);
-	fr_i64(&f, na);
-	fr_put(&f, serial, sizeof(serial));
-	fr_str(&f, "7CDFA1000001", 12);
-	fr_str(&f, "", 0);
-	fr_str(&f, "", 0);
-	fr_str(&f, spki, spki_len);
-	return answer(k, 1, &f);
+	struct cert_request rq = {
+	    .profile = CERT_PROFILE_DEVICE,
+	    .spki = spki,
+	    .spki_len = spki_len,
+	    .cn = "7CDFA1000001",
+	    .vendor_id = "",
+	    .product_id = "",
+	    .serial = {0x41, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+	    .not_before = nb,
+	    .not_after = na,
+	};
+	struct wire_out w = {0};
+	wire_put_issue(&w, &rq);
+	return answer(k, SIGNER_OP_ISSUE, &w);
 }
 
 /* signer_answer()'s verdict on a CRL request with one entry of @p reason. */
 static int crl_answer(struct signer_keys *k, int64_t number, int64_t this_update,
                       int64_t next_update, int64_t reason)
 {
-	struct frame f = {.n = 0};
-	fr_i64(&f, number);
-	fr_i64(&f, this_update);
-	fr_i64(&f, next_update);
-	fr_u32(&f, 1);
-	fr_put(&f, "41000000000000000000000000000001", 32);
-	fr_i64(&f, this_update - 60);
-	fr_i64(&f, reason);
-	return answer(k, 2, &f);
+	struct revoked_entry e = {"41000000000000000000000000000001", this_update - 60, reason};
+	struct crl_request rq = {number, this_update, next_update, &e, 1};
+	struct wire_out w = {0};
+	wire_put_crl(&w, &rq);
+	return answer(k, SIGNER_OP_CRL, &w);
 }
 
 /*

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "claimd/crypto.h"
-#include "claimd/db.h"
-#include "claimd/db_claims.h"
+#include "lib/secure.h"
+#include "db/db.h"
+#include "db/db_claims.h"
 
 static const char *url, *mode;
 static unsigned ndevices;
@@ -35,7 +35,7 @@ static void random_token(char *out, size_t n, const char *alphabet)
 {
 	uint8_t r[64];
 	size_t k = strlen(alphabet);
-	crypto_random(r, n);
+	secure_random(r, n);
 	for (size_t i = 0; i < n; i++)
 		out[i] = alphabet[r[i] % k];
 	out[n] = '\0';
@@ -76,7 +76,7 @@ static enum db_status one(struct db *db, const char *mac, const char *pem)
 	random_token(serial, 32, "0123456789ABCDEF");
 	serial[0] = '1';
 	random_token(challenge, 64, "0123456789abcdef");
-	crypto_random(fp, sizeof(fp));
+	secure_random(fp, sizeof(fp));
 	time_t t = time(NULL);
 	struct self_claim c = {
 	    .auth_id = auth_id,
@@ -117,7 +117,7 @@ static void *worker(void *arg)
 	memset(pem, 'A', 700); /* a leaf PEM's size */
 	pem[700] = '\0';
 	while (now() < deadline) {
-		crypto_random(&r, sizeof(r));
+		secure_random(&r, sizeof(r));
 		snprintf(mac, sizeof(mac), "7C%010X", 1 + r % ndevices);
 		if (one(db, mac, pem) == DB_OK)
 			atomic_fetch_add(&done, 1);
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
 	unsigned threads = (unsigned)atoi(argv[3]);
 	double secs = atof(argv[4]);
 	ndevices = (unsigned)atoi(argv[5]);
-	if (threads < 1 || threads > 256 || secs <= 0 || ndevices < 1 || crypto_init() != 0)
+	if (threads < 1 || threads > 256 || secs <= 0 || ndevices < 1 || secure_init() != 0)
 		return 2;
 	pthread_t th[256];
 	struct tms t0, t1;

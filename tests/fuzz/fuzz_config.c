@@ -1,7 +1,7 @@
 /* Fuzz target: the YAML config loader (key table, conversions, positions). */
 #include <stdint.h>
 
-#include "claimd/config.h"
+#include "lib/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "claimd/ca.h"
-#include "claimd/crypto.h"
-#include "claimd/csr_der.h"
+#include "x509/ca.h"
+#include "lib/secure.h"
+#include "x509/csr_der.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,7 +29,7 @@ static void agrees_with_openssl(const uint8_t *data, size_t size, const char *cn
 	if (!k || X509_REQ_verify(r, k) != 1 || n <= 0)
 		abort(); /* claimd accepted a request OpenSSL cannot read or verify */
 	X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(r), NID_commonName, name, sizeof(name));
-	crypto_sha256(want, spki, (size_t)n);
+	secure_sha256(want, spki, (size_t)n);
 	if (strcmp(name, cn) != 0 || memcmp(want, fp, 32) != 0)
 		abort(); /* ... or read it differently */
 	OPENSSL_free(spki);

@@ -2,7 +2,7 @@
  * line numbers, the fields' canonical forms). */
 #include <stdint.h>
 
-#include "claimd/csvimport.h"
+#include "lib/csvimport.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

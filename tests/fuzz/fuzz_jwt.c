@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/auth.h"
-#include "claimd/crypto.h"
+#include "core/auth.h"
+#include "lib/secure.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,7 +25,7 @@ static struct jwks *keys(void)
 	char path[] = "/tmp/claimd-fuzz-jwks-XXXXXX", err[256];
 	if (k)
 		return k;
-	crypto_init();
+	secure_init();
 	int fd = mkstemp(path);
 	if (fd < 0 || write(fd, jwks_json, strlen(jwks_json)) < 0)
 		abort();

@@ -6,10 +6,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "claimd/authid.h"
-#include "claimd/ca.h"
-#include "claimd/crypto.h"
-#include "claimd/request_fields.h"
+#include "core/authid.h"
+#include "x509/ca.h"
+#include "lib/secure.h"
+#include "daemon/request_fields.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!s) {
 		uint8_t k[32] = {1};
-		crypto_init();
+		secure_init();
 		s = secrets_from_bytes(k);
 	}
 	if (size > 16384)

@@ -9,11 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claimd/ca.h"
-#include "claimd/crypto.h"
-#include "claimd/devca.h"
-#include "claimd/log.h"
-#include "claimd/signer.h"
+#include "x509/ca.h"
+#include "lib/secure.h"
+#include "sim/devca.h"
+#include "lib/log.h"
+#include "signer/server.h"
+#include "signer/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +35,7 @@ static void keys(void)
 	/* Refusals are the point: keep stderr quiet. */
 	log_set_level((enum log_level)(LOG_ERROR + 1));
 	snprintf(dir, sizeof(dir), "%s/claimd-fuzz-signer-XXXXXX", tmp);
-	if (crypto_init() < 0 || !mkdtemp(dir) || devca_create(dir, "ec", err, sizeof(err)) < 0)
+	if (secure_init() < 0 || !mkdtemp(dir) || devca_create(dir, "ec", err, sizeof(err)) < 0)
 		abort();
 	snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
 	snprintf(key, sizeof(key), "%s/intermediate.key", dir);
@@ -58,9 +59,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	keys();
 	if (size < 4)
 		return 0;
-	uint32_t op =
-	    (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3];
-	int rc = signer_answer(&k, op, data + 4, size - 4, &out, &outn);
+	struct wire_in in = {data, size, false};
+	uint32_t op = wire_get_u32(&in);
+	int rc = signer_answer(&k, op, in.p, in.n, &out, &outn);
 	/* A refusal carries nothing; an answer carries something. */
 	if ((rc < 0 && out) || (rc == 0 && (!out || !outn)))
 		abort();

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "claimd/cert_reply.h"
-#include "claimd/devidp.h"
-#include "claimd/util.h"
+#include "core/cert_reply.h"
+#include "sim/devidp.h"
+#include "lib/util.h"
 
 uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 

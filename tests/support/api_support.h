@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "claimd/httpc.h"
-#include "claimd/sim.h"
+#include "sim/httpc.h"
+#include "sim/sim.h"
 #include "harness.h"
 
 #define MAC1  "7CDFA1000001"

@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "claimd/db.h"
-#include "claimd/db_devices.h"
-#include "claimd/devca.h"
-#include "claimd/util.h"
+#include "db/db.h"
+#include "db/db_devices.h"
+#include "sim/devca.h"
+#include "lib/util.h"
 
 int t_failures;
 
@@ -56,7 +56,7 @@ int t_main(int argc, char **argv, const struct t_case *cases)
 {
 	int ran = 0;
 
-	if (crypto_init() < 0)
+	if (secure_init() < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	atexit(stop_leftovers);

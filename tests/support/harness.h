@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "claimd/crypto.h"
-#include "claimd/httpc.h"
+#include "lib/secure.h"
+#include "sim/httpc.h"
 
 extern int t_failures;
 

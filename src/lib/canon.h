@@ -1,0 +1,73 @@
+/*
+ * The canonical forms of a device's manufacturing identifiers: its MAC, its platform
+ * (IDF target) and its eFuse key. Every entry point (the CSV import, the management
+ * API's device registration, the claim requests, claimctl's arguments) reads them
+ * through these functions, so a spelling accepted in one place means the same device
+ * in every other. Pure: no I/O, no configuration file, no database.
+ */
+#ifndef CLAIMD_CANON_H
+#define CLAIMD_CANON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/secure.h"
+#include "lib/errors.h"
+#include "lib/vocab.h"
+
+#define PLATFORM_MAX 32 /* characters of a platform as written, and so of its canonical form */
+
+/** A device as stored: canonical MAC and platform, the key's 16 bytes. */
+struct canon_device {
+	char mac[MAC_LEN + 1];
+	char platform[PLATFORM_MAX + 1];
+	uint8_t efuse_key[EFUSE_KEY_BYTES];
+};
+
+/**
+ * Canonicalises a MAC address: 12 hex digits in any case, either bare or in six pairs
+ * separated by ':' or '-' (one kind throughout), as docs/protocol.md 2.1 and the
+ * interface's "Manufacturing CSV" allow. Writes 12 upper-case digits and a NUL to
+ * @p out (13 bytes). Returns false for anything else.
+ */
+bool mac_normalize(char out[MAC_LEN + 1], const char *in, size_t len);
+
+/**
+ * Canonicalises a platform (IDF target) name: 1 to PLATFORM_MAX characters of
+ * [A-Za-z0-9_-], written to @p out (PLATFORM_MAX + 1 bytes) in lower case with every
+ * '-' and '_' removed, so "ESP32-S3", "esp32_s3" and "esp32s3" are all "esp32s3"
+ * (README.md, "Registering chips at manufacturing"). Returns false for anything else,
+ * including a name that is only separators. Says nothing about whether the target
+ * exists: see platform_known().
+ */
+bool platform_normalize(char out[PLATFORM_MAX + 1], const char *in, size_t len);
+
+/**
+ * Whether @p canonical (a platform_normalize() result) is a known IDF target: esp32,
+ * esp32s2, esp32s3, esp32c2, esp32c3, esp32c5, esp32c6, esp32c61, esp32h2, esp32p4, or
+ * one of @p extra (the config's claim.extra_platforms, already canonical; a
+ * NULL-terminated list, or NULL for none).
+ */
+bool platform_known(const char *canonical, char *const *extra);
+
+/**
+ * Reads an eFuse OPTIONAL_UNIQUE_ID: 32 hex digits in any case, byte 0 first (as
+ * `espefuse.py summary` prints it), ASCII spaces allowed anywhere. Writes the 16 bytes
+ * to @p out. Returns false for anything else.
+ */
+bool efuse_key_parse(uint8_t out[EFUSE_KEY_BYTES], const char *in, size_t len);
+
+/**
+ * Canonicalises one manufactured device for registration (the CSV import, the
+ * management API's POST /admin/v1/devices): @p mac, @p platform and @p key are
+ * NUL-terminated as given, surrounding spaces already removed; @p extra is as for
+ * platform_known(). Fills @p out and returns CE_OK, or the first field that is wrong:
+ * CE_DEVICE_MAC, CE_DEVICE_PLATFORM (not a platform name at all),
+ * CE_DEVICE_PLATFORM_UNKNOWN (a name, but no known IDF target) or CE_DEVICE_EFUSE_KEY,
+ * whose descriptions (err_description()) name the field and the rule.
+ */
+enum claimd_err canon_device(const char *mac, const char *platform, const char *key,
+                             char *const *extra, struct canon_device *out);
+
+#endif
