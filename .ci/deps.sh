@@ -2,8 +2,8 @@
 # Installs the Debian packages that building and running claimd need; with --test also
 # those only the test suite needs (a sanitizer-capable clang, clang-format, nginx, the
 # MQTT broker and its clients, promtool (prometheus) for the metrics test, jq for the
-# dashboard test, SoftHSM2 for the PKCS#11 tests,
-# systemd-analyze for the unit's test, docker-compose to
+# dashboard test, SoftHSM2 for the PKCS#11 tests, iproute2 and iptables for the outage
+# tests that cut PostgreSQL off the network, systemd-analyze for the unit's test, docker-compose to
 # validate docker/compose.yaml); with --image also podman and debootstrap for the image
 # test and the Debian 13 run. docker/demo.sh calls it plain, tests/run.sh with --test,
 # .ci/run with --image. So a fresh Debian 12 or 13 machine needs nothing installed by
@@ -23,7 +23,7 @@ pkgs=(
 case "${1:-}" in
 --test | --image)
   pkgs+=(nginx clang libclang-rt-dev clang-format mosquitto mosquitto-clients curl)
-  pkgs+=(systemd docker-compose prometheus jq softhsm2)
+  pkgs+=(systemd docker-compose prometheus jq softhsm2 iproute2 iptables)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac

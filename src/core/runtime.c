@@ -133,12 +133,13 @@ int app_init(struct app *app, struct runtime *rt)
 	if (pthread_key_create(&app->db_key, close_db) != 0)
 		return -1;
 	app->db_url = strdup(rt->cfg->db_url);
+	app->db_circuit = db_circuit_new(rt->cfg->db_timeout_ms);
 	app->limiter = ratelimit_new(16);
 	if (crl_cache_init(&app->crl) < 0)
 		return -1;
 	if (metrics_init(&app->metrics) < 0)
 		return -1;
-	if (!app->db_url || !app->limiter)
+	if (!app->db_url || !app->db_circuit || !app->limiter)
 		return -1;
 	app->rt = rt;
 	return 0;
@@ -155,6 +156,7 @@ void app_destroy(struct app *app)
 	crl_cache_destroy(&app->crl);
 	metrics_destroy(&app->metrics);
 	free(app->db_url);
+	db_circuit_free(app->db_circuit);
 	pthread_mutex_destroy(&app->lock);
 }
 
@@ -187,9 +189,10 @@ struct db *app_db(struct app *app)
 
 	if (db)
 		return db;
-	db = db_connect(app->db_url, true, err, sizeof(err));
+	/* Connected when first used, through the circuit: a database that does not answer
+	 * costs this request no more than any other. */
+	db = db_open(app->db_url, app->db_circuit, err, sizeof(err));
 	if (!db) {
-		metrics_db_connection_error(&app->metrics.db);
 		log_error("%s", err);
 		return NULL;
 	}

@@ -41,6 +41,7 @@ struct app {
 	struct runtime *rt; /* current generation */
 	char *db_url;       /* fixed for the process lifetime */
 	pthread_key_t db_key;
+	struct db_circuit *db_circuit; /* shared by the workers' connections */
 	atomic_long inflight;
 	atomic_long by_code[CE__COUNT]; /* replies by error code (CE_OK = success) */
 	atomic_long claims_in_flight;   /* claim requests between headers and reply */
@@ -71,7 +72,11 @@ struct runtime *app_acquire(struct app *app);
  * log about each changed key that needs a restart (config_next_restart_change()).
  */
 void app_swap(struct app *app, struct runtime *rt);
-/** This thread's database connection, connected on first use; NULL if it cannot be. */
+/**
+ * This thread's database connection (db_open(): made when first used, through the
+ * process's circuit); NULL only when database.url cannot be parsed or memory ran out
+ * (logged).
+ */
 struct db *app_db(struct app *app);
 
 #endif

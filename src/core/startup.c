@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db/db.h"
 #include "db/db_startup.h"
 
 enum startup_verdict startup_check(const struct runtime *rt, size_t *sampled, char *why,
@@ -32,6 +33,14 @@ enum startup_verdict startup_check(const struct runtime *rt, size_t *sampled, ch
 		const char *m = strncmp(dberr, "database: ", 10) == 0 ? dberr + 10 : dberr;
 		snprintf(why, whysz, "database.url: the database cannot be used: %s", m);
 		return reach == DB_REACH_DOWN ? STARTUP_WAIT : STARTUP_REFUSE;
+	}
+	/* "Can commit a claim now": a standby or a read-only server answers but serves no
+	 * claim; it may be a failover in progress, so wait rather than refuse. */
+	if (db_ready(db, dberr, sizeof(dberr)) < 0) {
+		const char *m = strncmp(dberr, "database: ", 10) == 0 ? dberr + 10 : dberr;
+		snprintf(why, whysz, "database.url: the database cannot take claims: %s", m);
+		db_close(db);
+		return STARTUP_WAIT;
 	}
 	if (db_sealed_sample(db, s, sizeof(s) / sizeof(s[0]), &n) < DB_NO_ROWS) {
 		snprintf(why, whysz, "database: cannot read the registered devices");

@@ -4,23 +4,48 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "daemon/http.h"
+#include "lib/log.h"
 
 enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c)
 {
 	return reply_json(rq, c, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/*
+ * Ready means "a claim could be committed now": a database that answers but takes no
+ * writes (a standby, a fenced old primary) is not ready, or a load balancer would keep
+ * sending devices to an instance that can serve none of them. The reason goes to the
+ * log when it changes and into the reply's "reason", for the operator behind the probe.
+ */
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c)
 {
+	static _Atomic unsigned long last_hash;
 	if (atomic_load(&rq->app->startup_waiting))
 		return reply_error(rq, c, CE_NOT_READY_DB);
 	struct db *db = app_db(rq->app);
-	if (!db || !db_ping(db) || !rq->rt->ca || !signer_alive(rq->rt->signer))
-		return reply_error(rq, c, CE_NOT_READY);
-	return reply_json(rq, c, 200, json_pack("{s:s}", "status", "ready"));
+	char why[300] = "";
+
+	if (!db)
+		snprintf(why, sizeof(why), "database: no connection");
+	else if (db_ready(db, why, sizeof(why)) == 0) {
+		if (!rq->rt->ca)
+			snprintf(why, sizeof(why), "no CA loaded");
+		else if (!signer_alive(rq->rt->signer))
+			snprintf(why, sizeof(why), "the signer does not answer");
+	}
+	/* Said once per change, not once per probe. */
+	unsigned long h = 5381;
+	for (const char *p = why; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	if (atomic_exchange(&last_hash, h) != h && why[0])
+		log_warn("not ready: %s", why);
+	if (!why[0])
+		return reply_json(rq, c, 200, json_pack("{s:s}", "status", "ready"));
+	return reply_error_reason(rq, c, CE_NOT_READY, why);
 }
 
 enum MHD_Result handle_metrics(struct request *rq, struct MHD_Connection *c)

@@ -103,6 +103,13 @@ void reply_common_headers(const struct request *rq, struct MHD_Response *r);
 /** Queues the failure body of @p e with its status (and Allow/Retry-After headers). */
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e);
 /**
+ * As reply_error(), the fixed description followed by ": " and @p reason: for
+ * /readyz only, where a short reason (a category, never a host name or a server's
+ * message) is the point.
+ */
+enum MHD_Result reply_error_reason(struct request *rq, struct MHD_Connection *c, enum claimd_err e,
+                                   const char *reason);
+/**
  * Path segment @p idx (0 = the first after the leading '/') of the routed path into
  * @p out. False when there is no such segment or it does not fit.
  */

@@ -200,9 +200,11 @@ int main(int argc, char **argv)
 		if (cli_note(rt->cfg))
 			fprintf(stderr, "%s: warning: %s\n", config, cli_note(rt->cfg));
 		char dbnote[96];
-		snprintf(dbnote, sizeof(dbnote),
-		         "answers, schema current, secrets key opens the %zu device keys tried",
-		         sampled);
+		snprintf(
+		    dbnote, sizeof(dbnote),
+		    "answers, schema current, takes writes, secrets key opens the %zu device keys "
+		    "tried",
+		    sampled);
 		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes; database "
 		       "%s)\n",
 		       config, ca_key_type(rt->ca),

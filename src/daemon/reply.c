@@ -91,8 +91,16 @@ enum MHD_Result reply_text(struct request *rq, struct MHD_Connection *c, unsigne
 
 enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum claimd_err e)
 {
-	json_t *body =
-	    json_pack("{s:s, s:s}", "status", "failure", "description", err_description(e));
+	return reply_error_reason(rq, c, e, NULL);
+}
+
+enum MHD_Result reply_error_reason(struct request *rq, struct MHD_Connection *c, enum claimd_err e,
+                                   const char *reason)
+{
+	char desc[400];
+	snprintf(desc, sizeof(desc), "%s%s%s", err_description(e), reason ? ": " : "",
+	         reason ? reason : "");
+	json_t *body = json_pack("{s:s, s:s}", "status", "failure", "description", desc);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	return queue(rq, c, err_status(e), text, e);

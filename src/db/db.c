@@ -31,79 +31,110 @@ static int prepare_all(struct db *db, char *err, size_t errsz)
 {
 	for (size_t t = 0; t < sizeof(stmt_tables) / sizeof(stmt_tables[0]); t++) {
 		for (const struct db_stmt *s = stmt_tables[t]; s->name; s++) {
-			PGresult *r = PQprepare(db->conn, s->name, s->sql, 0, NULL);
+			PGresult *r = db_await(
+			    db, db->conn && PQsendPrepare(db->conn, s->name, s->sql, 0, NULL),
+			    s->name);
 			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 				snprintf(err, errsz, "database: preparing %s: %s", s->name,
-				         PQresultErrorMessage(r));
+				         r ? PQresultErrorMessage(r) : db->why);
 				PQclear(r);
 				return -1;
 			}
 			PQclear(r);
 		}
 	}
-	db->prepared = true;
 	return 0;
 }
 
-/* Brings a lost connection back, statements prepared. False if it is still down. */
-static bool reconnect(struct db *db)
+/* The schema is at least this build's: a standby promoted from an older backup, or a
+ * server restored from one, must not be written with statements it cannot run. */
+static int schema_current(struct db *db, char *err, size_t errsz)
 {
-	char err[256];
+	const char *sql = "SELECT coalesce(max(version), 0) FROM schema_migrations";
+	PGresult *r = db_await(db, db->conn && PQsendQuery(db->conn, sql), "schema_migrations");
+	int rc = -1;
 
-	db->stale = false;
-	PQreset(db->conn);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
-		metrics_db_connection_error(db->metrics);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		snprintf(err, errsz, "database: no schema (run 'claimctl migrate'): %s",
+		         r ? PQresultErrorMessage(r) : db->why);
+	else if (atoi(PQgetvalue(r, 0, 0)) < latest_migration())
+		snprintf(err, errsz,
+		         "database: schema is at version %s, this build needs %d "
+		         "(run 'claimctl migrate')",
+		         PQgetvalue(r, 0, 0), latest_migration());
+	else
+		rc = 0;
+	PQclear(r);
+	return rc;
+}
+
+bool db_reconnect(struct db *db)
+{
+	char err[512];
+
+	if (!db_open_conn(db))
 		return false;
-	}
-	/* A reset connection has lost its prepared statements. */
-	if (db->prepared && prepare_all(db, err, sizeof(err)) < 0) {
+	if (db->prepare &&
+	    (schema_current(db, err, sizeof(err)) < 0 || prepare_all(db, err, sizeof(err)) < 0)) {
+		err[strcspn(err, "\n")] = '\0';
 		log_error("%s", err);
+		/* Not a fault of the connection: "42" (the schema), unless it was lost. */
+		if (db->conn)
+			snprintf(db->state, sizeof(db->state), "42P01");
+		snprintf(db->why, sizeof(db->why), "%.199s", err);
+		db_drop(db);
 		return false;
 	}
 	return true;
 }
 
-struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz)
+/* A connection struct for @p url, not yet connected. */
+static struct db *db_new(const char *url, bool prepare, char *err, size_t errsz)
 {
 	struct db *db = calloc(1, sizeof(*db));
-	PGresult *r = NULL;
 
 	if (!db) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	db->conn = PQconnectdb(url);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
-		snprintf(err, errsz, "database: %s", PQerrorMessage(db->conn));
+	db->prepare = prepare;
+	if (db_params_parse(db, url, err, errsz) < 0) {
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz)
+{
+	struct db *db = db_new(url, false, err, errsz);
+
+	if (!db)
+		return NULL;
+	if (!db_open_conn(db)) {
+		snprintf(err, errsz, "database: %s", db->why);
 		goto fail;
 	}
-	if (!prepare)
-		return db;
-	r = PQexec(db->conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		snprintf(err, errsz, "database: no schema (run 'claimctl migrate'): %s",
-		         PQresultErrorMessage(r));
-		goto fail;
-	}
-	if (atoi(PQgetvalue(r, 0, 0)) < latest_migration()) {
-		snprintf(err, errsz,
-		         "database: schema is at version %s, this build needs %d "
-		         "(run 'claimctl migrate')",
-		         PQgetvalue(r, 0, 0), latest_migration());
-		goto fail;
-	}
-	PQclear(r);
-	r = NULL;
-	if (prepare_all(db, err, errsz) < 0)
+	db->prepare = prepare;
+	if (prepare && (schema_current(db, err, errsz) < 0 || prepare_all(db, err, errsz) < 0))
 		goto fail;
 	return db;
 fail:
 	/* Keep only the first line of libpq's message. */
 	err[strcspn(err, "\n")] = '\0';
-	PQclear(r);
 	db_close(db);
 	return NULL;
+}
+
+struct db *db_open(const char *url, struct db_circuit *c, char *err, size_t errsz)
+{
+	struct db *db = db_new(url, true, err, errsz);
+
+	if (db) {
+		db->circuit = c;
+		db->timeout_ms = db_circuit_timeout_ms(c);
+	}
+	return db;
 }
 
 void db_set_metrics(struct db *db, struct metrics_db *m)
@@ -115,27 +146,88 @@ void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	PQfinish(db->conn);
+	db_drop(db);
+	db_params_free(db);
 	free(db->copybuf);
 	free(db);
 }
 
-static bool ping_once(struct db *db)
+/* What makes the server refuse claimd's writes, as facts of the session. */
+static const char *const ready_sql =
+    "SELECT pg_is_in_recovery() AS standby,"
+    " current_setting('transaction_read_only') = 'on' AS read_only,"
+    " has_table_privilege('certificates', 'INSERT') AND has_table_privilege('nodes', 'INSERT')"
+    "  AND has_table_privilege('claim_sessions', 'UPDATE') AS may_write";
+
+static const char standby_why[] = "read-only: the server is a standby (in recovery)";
+static const char read_only_why[] = "read-only: default_transaction_read_only is on for "
+                                    "claimd's sessions (server, database or role setting)";
+
+int db_ready(struct db *db, char *why, size_t whysz)
 {
-	PGresult *r = PQexec(db->conn, "SELECT 1");
-	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-	PQclear(r);
-	return ok;
+	bool standby = false, ro = false, may_write = false;
+	const struct db_col cols[] = {DB_COL_BOOL("standby", &standby),
+	                              DB_COL_BOOL("read_only", &ro),
+	                              DB_COL_BOOL("may_write", &may_write), DB_COLS_END};
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!db_gate(db)) {
+			/* libpq refused the (last) host for target_session_attrs=read-write. */
+			if (strstr(db->why, "hot standby"))
+				snprintf(why, whysz, "database: %s", standby_why);
+			else if (strstr(db->why, "read-only"))
+				snprintf(why, whysz, "database: %s", read_only_why);
+			else
+				snprintf(why, whysz, "database: %s (SQLSTATE class %.2s)",
+				         db->timed_out ? "does not answer in time"
+				                       : "no connection",
+				         db->state[0] ? db->state : "08");
+			return -1;
+		}
+		enum db_status s = db_exec_sql_rows(db, ready_sql, cols, NULL, NULL);
+		if (s == DB_SOFT)
+			continue; /* lost under our feet: once more on a new connection */
+		if (s != DB_OK) {
+			snprintf(why, whysz, "database: error (SQLSTATE class %.2s)", db->state);
+			return -1;
+		}
+		if (!standby && !ro && may_write)
+			return 0;
+		snprintf(why, whysz, "database: %s",
+		         standby ? standby_why
+		         : ro    ? read_only_why
+		                 : "read-only: the role may not write the claim tables");
+		/* Another of database.url's servers may take writes: the next try connects to
+		 * whichever does (target_session_attrs=read-write). */
+		if (db->nhosts > 1)
+			db->stale = true;
+		else
+			return -1;
+	}
+	if (!why[0])
+		snprintf(why, whysz, "database: no connection (SQLSTATE class %.2s)",
+		         db->state[0] ? db->state : "08");
+	return -1;
 }
 
-bool db_ping(struct db *db)
+/* Remembers @p r's failure (SQLSTATE @p state) for the transaction's log line. */
+static void note_result(struct db *db, const PGresult *r, const char *state)
 {
-	if (ping_once(db))
-		return true;
-	if (PQstatus(db->conn) == CONNECTION_OK)
-		return false;
-	/* The server went away and may be back: one reconnect before saying no. */
-	return reconnect(db) && ping_once(db);
+	snprintf(db->state, sizeof(db->state), "%s", state);
+	snprintf(db->why, sizeof(db->why), "%s", PQresultErrorMessage(r));
+	db->why[strcspn(db->why, "\n")] = '\0';
+}
+
+/* SQLSTATE classes that say "not now" rather than "never": the server cannot take the
+ * work at the moment, the work itself is fine. */
+static bool transient(const char *state)
+{
+	return strncmp(state, "08", 2) == 0     /* connection exception */
+	       || strncmp(state, "53", 2) == 0  /* insufficient resources: disk full, ... */
+	       || strncmp(state, "57P", 3) == 0 /* server shutting down or starting */
+	       || strcmp(state, "57014") == 0   /* statement_timeout */
+	       || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	       strcmp(state, "55P03") == 0; /* lock_timeout */
 }
 
 enum db_status db_classify(struct db *db, PGresult *r, const char *what)
@@ -143,15 +235,21 @@ enum db_status db_classify(struct db *db, PGresult *r, const char *what)
 	ExecStatusType st = PQresultStatus(r);
 	const char *state;
 
-	if (st == PGRES_TUPLES_OK)
+	if (r && st == PGRES_TUPLES_OK)
 		return PQntuples(r) > 0 ? DB_OK : DB_NO_ROWS;
-	if (st == PGRES_COMMAND_OK || st == PGRES_COPY_IN)
+	if (r && (st == PGRES_COMMAND_OK || st == PGRES_COPY_IN))
 		return atoi(PQcmdTuples(r)) > 0 ? DB_OK : DB_NO_ROWS;
-	if (PQstatus(db->conn) != CONNECTION_OK)
+	/* No result: db_await() noted the lost connection or the deadline and dropped the
+	 * connection; with the connection still there, the command was never sent (logged
+	 * where it was refused). */
+	if (!r)
+		return db->conn ? DB_HARD : DB_SOFT;
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
+		note_result(db, r, "08006");
 		return DB_SOFT;
-	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
-		return DB_SOFT;
+	}
+	state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	note_result(db, r, state ? state : "XX000");
 	/* A server that no longer takes writes (25006: a demoted or fenced old primary in a
 	 * failover) while the connection stays up: retried on a new connection, which libpq
 	 * makes to whichever of database.url's hosts takes writes now
@@ -161,8 +259,9 @@ enum db_status db_classify(struct db *db, PGresult *r, const char *what)
 		db->stale = true;
 		return DB_SOFT;
 	}
-	log_error("database: %s: %s%s", what, state ? state : "",
-	          r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
+	if (state && transient(state))
+		return DB_SOFT;
+	log_error("database: %s: %s %s", what, state ? state : "", PQresultErrorMessage(r));
 	return DB_HARD;
 }
 
@@ -217,7 +316,9 @@ static PGresult *send_params(struct db *db, const char *name, const struct db_pa
 			break;
 		}
 	}
-	return PQexecPrepared(db->conn, name, n, values, lengths, formats, 1);
+	return db_await(
+	    db, db->conn && PQsendQueryPrepared(db->conn, name, n, values, lengths, formats, 1),
+	    name);
 }
 
 static int64_t be_int(const unsigned char *b, int len)
@@ -330,7 +431,7 @@ static enum db_status walk_rows(struct db *db, PGresult *r, const char *what,
                                 const struct db_col *cols,
                                 enum db_status (*row)(void *cls, int index), void *cls)
 {
-	enum db_status s = r ? db_classify(db, r, what) : DB_HARD;
+	enum db_status s = db_classify(db, r, what);
 
 	for (int i = 0; s == DB_OK && cols && i < PQntuples(r); i++) {
 		enum db_status rs = read_row(r, i, cols, what);
@@ -355,7 +456,8 @@ enum db_status db_exec_rows(struct db *db, const char *name, const struct db_par
 enum db_status db_exec_sql_rows(struct db *db, const char *sql, const struct db_col *cols,
                                 enum db_status (*row)(void *cls, int index), void *cls)
 {
-	PGresult *r = PQexecParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+	PGresult *r = db_await(
+	    db, db->conn && PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 1), sql);
 	return walk_rows(db, r, sql, cols, row, cls);
 }
 
@@ -367,7 +469,7 @@ enum db_status db_exec(struct db *db, const char *name, const struct db_param *p
 
 enum db_status db_exec_sql(struct db *db, const char *sql)
 {
-	PGresult *r = PQexec(db->conn, sql);
+	PGresult *r = db_await(db, db->conn && PQsendQuery(db->conn, sql), sql);
 	enum db_status s = db_classify(db, r, sql);
 	PQclear(r);
 	return s;
@@ -383,11 +485,20 @@ static void backoff(int attempt)
 }
 
 /* What a transaction's end says for the metrics: DB_SOFT after the last try is "busy"
- * (503), DB_HARD "error" (500). */
-static enum db_status counted(struct db *db, enum db_status s, uint64_t start_us)
+ * (503), DB_HARD "error" (500). Every failure is logged with its SQLSTATE class, so that
+ * a 503 or a 500 can be told apart in the log: 08 no connection, 25 read-only, 40
+ * conflicts, 53 out of space or memory, 57 the server shutting down. */
+static enum db_status counted(struct db *db, enum db_status s, uint64_t start_us, int tries)
 {
 	enum metrics_tx o = s == DB_SOFT ? TX_BUSY : s == DB_HARD ? TX_ERROR : TX_OK;
-	metrics_db_tx(db->metrics, o, now_us_monotonic() - start_us);
+	uint64_t us = now_us_monotonic() - start_us;
+
+	metrics_db_tx(db->metrics, o, us);
+	if (s < DB_NO_ROWS)
+		log_warn("database: transaction failed (%s) after %d tr%s, %.0f ms: SQLSTATE class "
+		         "%.2s: %s",
+		         s == DB_SOFT ? "busy" : "error", tries, tries == 1 ? "y" : "ies",
+		         (double)us / 1e3, db->state[0] ? db->state : "XX", db->why);
 	return s;
 }
 
@@ -396,27 +507,30 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 {
 	enum { TRIES = 5 };
 	uint64_t start_us = now_us_monotonic();
+	bool stale_before = false;
+	int attempt;
 
-	for (int attempt = 0; attempt < TRIES; attempt++) {
+	for (attempt = 0; attempt < TRIES; attempt++) {
 		enum db_status s;
 
 		/* A write refused as read-only (stale) is a connection retry. */
 		if (attempt > 0)
-			metrics_db_retry(db->metrics,
-			                 PQstatus(db->conn) == CONNECTION_OK && !db->stale
-			                     ? RETRY_CONFLICT
-			                     : RETRY_CONNECTION);
-		/* No server takes the connection: the database is down or between primaries.
-		 * Say so now (503 with Retry-After): the client's retry is the backoff, and a
-		 * worker that slept through more reconnects would only make the devices behind
-		 * it wait past their timeout. */
-		if ((PQstatus(db->conn) != CONNECTION_OK || db->stale) && !reconnect(db))
-			return counted(db, DB_SOFT, start_us);
+			metrics_db_retry(db->metrics, db->conn &&
+			                                      PQstatus(db->conn) == CONNECTION_OK &&
+			                                      !db->stale
+			                                  ? RETRY_CONFLICT
+			                                  : RETRY_CONNECTION);
+		/* No server takes the connection, or the database was just found not to answer
+		 * (the circuit is open): say so now (503 with Retry-After). The client's retry
+		 * is the backoff, and a worker that waited for more reconnects would only make
+		 * the devices behind it wait past their timeout. */
+		if (!db_gate(db))
+			return counted(db, DB_SOFT, start_us, attempt + 1);
 		if (tx == DB_EXPLICIT && (s = db_exec_sql(db, "BEGIN")) < DB_NO_ROWS)
 			goto retry_or_fail;
 		s = fn(db, cls);
 		if (s < DB_NO_ROWS) {
-			if (tx == DB_EXPLICIT && PQstatus(db->conn) == CONNECTION_OK)
+			if (tx == DB_EXPLICIT && db->conn && PQstatus(db->conn) == CONNECTION_OK)
 				db_exec_sql(db, "ROLLBACK");
 			goto retry_or_fail;
 		}
@@ -427,13 +541,21 @@ enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct 
 				goto retry_or_fail;
 			}
 		}
-		return counted(db, s, start_us);
+		return counted(db, s, start_us, attempt + 1);
 	retry_or_fail:
 		if (s == DB_HARD)
-			return counted(db, DB_HARD, start_us);
+			return counted(db, DB_HARD, start_us, attempt + 1);
+		/* Refused as read-only again on a new connection: no server of database.url
+		 * takes writes now, and more tries would only keep the device waiting. */
+		if (db->stale && stale_before)
+			return counted(db, DB_SOFT, start_us, attempt + 1);
+		/* A full disk or a want of memory (class 53) does not pass in milliseconds. */
+		if (strncmp(db->state, "53", 2) == 0)
+			return counted(db, DB_SOFT, start_us, attempt + 1);
+		stale_before = stale_before || db->stale;
 		backoff(attempt);
 	}
-	return counted(db, DB_SOFT, start_us);
+	return counted(db, DB_SOFT, start_us, attempt);
 }
 
 struct one_stmt {
@@ -462,18 +584,32 @@ enum db_status db_run_exec(struct db *db, const char *name, const struct db_para
 
 enum db_status db_stream_begin(struct db *db, const char *what)
 {
-	if (PQstatus(db->conn) != CONNECTION_OK && !reconnect(db)) {
-		log_error("database: %s: not connected", what);
-		return DB_SOFT;
+	enum db_status s = DB_SOFT;
+
+	/* Nothing of the caller's has been sent yet, so a connection found lost here is
+	 * made again as the runner would (twice at most: the second is a new one). */
+	for (int attempt = 0; attempt < 2 && s == DB_SOFT; attempt++) {
+		if (!db_gate(db))
+			break;
+		s = db_exec_sql(db, "BEGIN");
 	}
-	return db_exec_sql(db, "BEGIN") < DB_NO_ROWS ? DB_HARD : DB_OK;
+	if (s < DB_NO_ROWS) {
+		log_warn("database: %s: cannot begin (%s): SQLSTATE class %.2s: %s", what,
+		         s == DB_SOFT ? "busy" : "error", db->state[0] ? db->state : "XX", db->why);
+		return s;
+	}
+	db->streaming = true;
+	return DB_OK;
 }
 
 enum db_status db_stream_commit(struct db *db, const char *what)
 {
 	enum db_status s = db_exec_sql(db, "COMMIT");
+	db->streaming = false;
 	if (s < DB_NO_ROWS) {
-		log_error("database: %s: the commit failed; nothing was stored", what);
+		log_error("database: %s: the commit failed; nothing was stored: SQLSTATE class "
+		          "%.2s: %s",
+		          what, db->state[0] ? db->state : "XX", db->why);
 		db_stream_abort(db);
 		return s;
 	}
@@ -484,7 +620,8 @@ void db_stream_abort(struct db *db)
 {
 	PGresult *r;
 
-	if (PQstatus(db->conn) != CONNECTION_OK)
+	db->streaming = false;
+	if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
 		return;
 	/* A COPY still open must be ended before anything else is sent. */
 	if (PQisBusy(db->conn) || PQtransactionStatus(db->conn) == PQTRANS_ACTIVE) {

@@ -53,9 +53,11 @@ struct db_migration {
 extern const struct db_migration db_migrations[];
 
 /**
- * Connects to @p url and, when @p prepare, checks the schema is current and prepares
- * every statement of every resource file (a typo stops start-up, not a request).
- * Returns NULL with a message in @p err on failure.
+ * Connects to @p url now (claimctl, claimd -t, migrations) and, when @p prepare, checks
+ * the schema is current and prepares every statement of every resource file (a typo
+ * stops start-up, not a request). The hosts of @p url get 10 s together to take the
+ * connection; replies are awaited without a bound. Lost connections are made again by
+ * the transaction runner as in the daemon. Returns NULL with a message in @p err.
  */
 struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz);
 /** Closes @p db; NULL is a no-op. */
@@ -65,8 +67,38 @@ void db_close(struct db *db);
  * it must outlive @p db). Without this call a connection counts nothing (claimctl).
  */
 void db_set_metrics(struct db *db, struct metrics_db *m);
-/** True when a trivial query answers, reconnecting once if the connection was lost. */
-bool db_ping(struct db *db);
+/**
+ * Whether a claim could be committed now: the database answers, and takes writes from
+ * claimd's sessions (not a standby in recovery, not default_transaction_read_only for
+ * the session, the role or the database, and the role may insert certificates). A
+ * connection that was lost, or that reaches a read-only server while database.url
+ * lists several, is made again first. 0; or -1 with a short reason in @p why
+ * ("database: ...", no host names or server messages: those go to the log).
+ */
+int db_ready(struct db *db, char *why, size_t whysz);
+
+/*
+ * The circuit: shared by the daemon's connections, it remembers that the database did
+ * not answer in time (a connect or a reply took longer than its timeout), so that
+ * requests get "busy" (503) at once instead of each waiting in a dead connection; every
+ * 250 ms one request probes it, and a connection made, or refused at once, closes it
+ * again. A database that refuses at once (stopped, restarting) never opens it.
+ */
+struct db_circuit;
+/**
+ * A closed circuit whose connections wait at most @p timeout_ms for a connect (all of
+ * database.url's hosts together) and for each reply. NULL when out of memory.
+ */
+struct db_circuit *db_circuit_new(unsigned timeout_ms);
+/** Frees @p c (no connection may use it any more); NULL is a no-op. */
+void db_circuit_free(struct db_circuit *c);
+/**
+ * A daemon worker's connection to @p url, sharing @p c (borrowed; it must outlive the
+ * connection), made when it is first used: so this fails only on a @p url that libpq
+ * cannot parse (NULL, message in @p err). The schema is checked and the statements
+ * prepared on every connect; a stale schema makes each transaction DB_SOFT (logged).
+ */
+struct db *db_open(const char *url, struct db_circuit *c, char *err, size_t errsz);
 
 /**
  * Applies every embedded migration not yet recorded, each in its own transaction,

@@ -13,14 +13,67 @@
 
 #include "db/db.h"
 
+/* The most servers database.url may list. */
+#define DB_MAX_HOSTS 8
+
 struct db {
-	PGconn *conn;
-	bool prepared;              /* statements were prepared: re-prepare after a reset */
+	PGconn *conn;               /* NULL while there is no connection */
+	bool prepare;               /* check the schema and prepare the statements on connect */
 	bool stale;                 /* a write refused as read-only: reconnect before a retry */
+	bool streaming;             /* in db_stream_begin() ... commit/abort: no reply deadline */
 	struct metrics_db *metrics; /* NULL: nothing counted */
 	char *copybuf;              /* COPY batch of an import in progress */
 	size_t copylen;
+	/* database.url, parsed once; each host of a list is tried on its own (db_conn.c). */
+	PQconninfoOption *opts;
+	char *hostbuf, *addrbuf, *portbuf; /* the lists, split in place */
+	char *host[DB_MAX_HOSTS], *hostaddr[DB_MAX_HOSTS], *port[DB_MAX_HOSTS];
+	int nhosts;
+	unsigned timeout_ms;        /* the longest wait for a reply; 0: none (tools) */
+	struct db_circuit *circuit; /* shared by the process's connections; NULL: none */
+	unsigned epoch;             /* the circuit's epoch when the connection was made */
+	bool timed_out;             /* the last connect or reply ran out of time */
+	char state[6];              /* SQLSTATE of the last failure ("08xxx": no connection) */
+	char why[200];              /* its message, first line */
 };
+
+/* --- db_conn.c: connecting, waiting for replies, the circuit --- */
+
+/** Parses @p url into @p db's options and host list. 0, or -1 with a message in @p err. */
+int db_params_parse(struct db *db, const char *url, char *err, size_t errsz);
+/** Frees what db_params_parse() kept. */
+void db_params_free(struct db *db);
+/**
+ * Drops @p db's connection (if any) and connects again, trying database.url's hosts in
+ * turn from the one that answered last, each with an equal share of the time left of
+ * the circuit's timeout (10 s without one). True when one took the connection; false
+ * with the reason in db->state and db->why (counted as a connection error).
+ */
+bool db_open_conn(struct db *db);
+/** Closes @p db's connection without waiting for the server; NULL conn: nothing. */
+void db_drop(struct db *db);
+/**
+ * The result of the command just sent (@p sent: what PQsend* returned), or of its last
+ * statement, waiting at most db->timeout_ms (none while streaming). NULL when the
+ * connection was lost or the time ran out: then the connection is dropped, the reason
+ * is in db->state and db->why (named after @p what), and a timeout opens the circuit.
+ * A COPY result is returned as soon as it arrives.
+ */
+PGresult *db_await(struct db *db, bool sent, const char *what);
+/**
+ * Whether @p db may use the database now, with a usable connection (remade here when
+ * it was lost, refused a write, or predates the circuit's last opening). False at once
+ * while the circuit is open, except for the one request in turn to probe it; a connect
+ * that ran out of time opens it (one refused at once does not). The reason is in
+ * db->state and db->why.
+ */
+bool db_gate(struct db *db);
+/** The reply and connect bound of @p c in ms; 0 for NULL (no bound). */
+unsigned db_circuit_timeout_ms(const struct db_circuit *c);
+/** Opens @p db's circuit (the database did not answer) and starts a new epoch. */
+void db_circuit_trip(struct db *db);
+/** db_open_conn(), then the schema check and the statements when db->prepare. */
+bool db_reconnect(struct db *db);
 
 /* Statement tables of the resource files, prepared on connect. */
 extern const struct db_stmt db_audit_stmts[];
@@ -133,14 +186,18 @@ enum db_tx {
 
 /**
  * The transaction runner (the only one): runs @p fn, inside BEGIN/COMMIT with
- * DB_EXPLICIT. On a serialization failure or deadlock (SQLSTATE 40001, 40P01) it rolls
- * back and retries with jittered backoff; after a lost connection, or a write refused
- * by a read-only server (25006: an old primary fenced in a failover), it resets the
- * connection (libpq chooses among database.url's hosts again), prepares the statements
- * again and retries; when no server takes the new connection it returns DB_SOFT at once
- * (the database is down: the client's Retry-After is the wait). At most 5 tries, then
- * DB_SOFT ("busy", 503). DB_HARD on any other error, at once. Otherwise what @p fn
- * returned.
+ * DB_EXPLICIT. On a serialization failure, deadlock or lock timeout (SQLSTATE 40001,
+ * 40P01, 55P03), a statement timeout (57014) or a server shutting down (57P01..03) it
+ * rolls back and retries with jittered backoff; a full disk or other want of resources
+ * (class 53) is DB_SOFT at once; after a lost connection, or a write refused by a read-only server
+ * (25006: an old primary fenced in a failover), it makes a new connection (db_gate():
+ * database.url's hosts in turn), prepares the statements again and retries; a second
+ * 25006 ends it (DB_SOFT): no server takes writes. It returns
+ * DB_SOFT at once when no server takes the new connection (the database is down: the
+ * client's Retry-After is the wait) or while the circuit is open (the database did
+ * not answer in time). No reply is awaited longer than the circuit's timeout. At most 5
+ * tries, then DB_SOFT ("busy", 503). DB_HARD on any other error, at once. Otherwise
+ * what @p fn returned. Every DB_SOFT or DB_HARD is logged with its SQLSTATE class.
  * @p fn must be safe to run again from the start: it gets @p cls unchanged each time.
  */
 enum db_status db_run(struct db *db, enum db_tx tx, enum db_status (*fn)(struct db *db, void *cls),

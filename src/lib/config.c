@@ -70,7 +70,13 @@ static const struct key keys[] = {
      "where /metrics is served: public (server.listen and admin.listen) or admin (only "
      "admin.listen, behind its tokens; the public listener answers 404)"},
     {"database.url", K_STR, O(db_url), "postgresql:///claimd?host=/run/postgresql", 0, 0, RESTART,
-     "any libpq connection string or URI"},
+     "any libpq connection string or URI; claimd adds keepalives, tcp_user_timeout=2000, "
+     "connect_timeout=2 and application_name=claimd where it leaves them out, and "
+     "target_session_attrs=read-write when it lists several hosts (docs/operations.md)"},
+    {"database.timeout_ms", K_UINT, O(db_timeout_ms), "1500", 100, 60000, RESTART,
+     "the longest a request waits for the database: for a connection (all hosts together) "
+     "and for each reply; past it the database counts as not answering and requests get "
+     "503 at once until it answers again (must stay well under the firmware's 5 s)"},
     {"ca.certificate", K_PATH, O(ca_certificate), NULL, 0, 0, RELOAD,
      "the signing (intermediate) CA certificate, PEM"},
     {"ca.key", K_KEYREF, O(ca_key), NULL, 0, 0, RELOAD,

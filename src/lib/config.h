@@ -37,6 +37,7 @@ struct claimd_config {
 	char *log_level;
 
 	char *db_url;
+	unsigned db_timeout_ms;
 
 	char *ca_certificate;
 	char *ca_key;

@@ -710,6 +710,64 @@ static void config_keys(void)
 	config_free(y);
 }
 
+/* Ends claimd's sessions (both listeners' workers) on the case's database. */
+static void end_sessions(struct fx *f)
+{
+	CHECK(sql_long(&f->t, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000)"
+	                      " FROM pg_stat_activity WHERE application_name = 'claimd'"
+	                      " AND datname = current_database()) s") >= 0);
+}
+
+/*
+ * PostgreSQL ends claimd's sessions (a restart, a failover, an idle-session reaper)
+ * before each management request: every one is answered as if nothing had happened,
+ * through the same reconnect-and-retry as the claims, never 500 (issue 24: an import
+ * got 500 with nothing logged). Label outage too.
+ */
+static void lost_connections(void)
+{
+	struct fx f;
+	char path[160];
+	const char *two = "[{\"mac\":\"7CDFA1000101\",\"platform\":\"esp32s3\","
+	                  "\"efuse_key\":\"" K1HEX "\"},"
+	                  "{\"mac\":\"7CDFA1000102\",\"platform\":\"esp32c3\","
+	                  "\"efuse_key\":\"" K1HEX "\"}]";
+	REQUIRE(admin_up(&f, "admin_lost_connections"));
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	REQUIRE(fx_self_claim(&f, &dv));
+	EVP_PKEY_free(dv.key);
+	char *serial =
+	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
+	REQUIRE(serial);
+	/* Twice each: the management API has two workers, each with its connection. */
+	for (int round = 0; round < 2; round++) {
+		end_sessions(&f);
+		CHECK(astatus(&f, "POST", "/admin/v1/devices", TOKEN_A, two) == 200);
+		end_sessions(&f);
+		CHECK(astatus(&f, "GET", "/admin/v1/devices/" MAC1, TOKEN_B, NULL) == 200);
+		end_sessions(&f);
+		CHECK(astatus(&f, "GET", "/admin/v1/nodes/" MAC1, TOKEN_B, NULL) == 200);
+		end_sessions(&f);
+		snprintf(path, sizeof(path), "/admin/v1/certificates/%s/revoke", serial);
+		CHECK(astatus(&f, "POST", path, TOKEN_A, "{\"reason\":\"keyCompromise\"}") == 200);
+	}
+	/* The revocation reaches the CRL through the same runner. */
+	end_sessions(&f);
+	int listed = 0;
+	for (int i = 0; i < 100 && (listed = crl_lists(&f, serial)) != 1; i++)
+		usleep(50000);
+	CHECK(listed == 1);
+	end_sessions(&f);
+	CHECK(astatus(&f, "POST", "/admin/v1/nodes/" MAC1 "/release", TOKEN_A, "{}") == 200);
+	CHECKF(!log_has(&f, "-> 500"), "a 500 in the log");
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM devices WHERE mac IN ('7CDFA1000101',"
+	                     " '7CDFA1000102')") == 2);
+	free(serial);
+	if (t_failures)
+		daemon_dump_log(&f.d);
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
     {"config_keys", config_keys},
     {"auth_failures", auth_failures},
@@ -718,6 +776,7 @@ static const struct t_case cases[] = {
     {"lookups", lookups},
     {"verify_signature", verify_signature},
     {"revoke_and_release", revoke_and_release},
+    {"lost_connections", lost_connections},
     {NULL, NULL},
 };
 

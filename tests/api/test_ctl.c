@@ -339,7 +339,7 @@ static void startup_faults(void)
 	REQUIRE(daemon_start(&t, &d));
 	CHECK(get_status(&d, "/healthz", body, sizeof(body)) == 200);
 	CHECKF(get_status(&d, "/readyz", body, sizeof(body)) == 503 &&
-	           strstr(body, "the database did not answer at start-up"),
+	           strstr(body, "the database could not be used at start-up"),
 	       "%s", body);
 	REQUIRE(t_run(NULL, "ln -s '%s/.s.PGSQL.5432' '%s/.s.PGSQL.5432'", pgdir, later) == 0);
 	int st = 0;

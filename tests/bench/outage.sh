@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# The full outage runs (issue 13): the CTest cases of label 'outage'
+# The full outage runs (issues 13 and 24): the CTest cases of label 'outage'
 # (tests/outage/test_outage.c) at their full size: claimsim bench at OUTAGE_RATE claims/s
 # (40) with phases of OUTAGE_PHASE seconds (10) between the events: PostgreSQL stopped
 # (fast) and started, killed (kill -9 of the postmaster) and started; failover to a
 # synchronous standby; switchover (old primary fenced read-only); claimd stopped with
-# SIGTERM under load. Each PostgreSQL case runs durable clusters of its own. Prints per
-# case: 503s seen, seconds from PostgreSQL accepting connections (or the promotion) to
-# the first claim served again and to the last refusal, claims acknowledged, claims
-# lost (must be 0). Exit status 0 when every case passed. Run by hand.
+# SIGTERM under load; and the faults that close no connection: the primary reached over
+# TCP through network namespaces of the case's own and cut off with iptables, then
+# healed or replaced by its promoted synchronous standby; the database read-only; its
+# tablespace's disk full. Prints per case: 503s seen, the first 503 after a fault, the
+# slowest reply during it, seconds from the database being back (accepting
+# connections, promoted, healed, writable, space freed) to the first claim served again
+# and to the last refusal, claims acknowledged, claims lost (must be 0). Exit status 0
+# when every case passed. Run by hand, as root (namespaces, mounts).
 #   tests/bench/outage.sh [CASE...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 B=$root/build
 work=${BENCH_DIR:-$B/bench-outage}
-cases=${*:-pg_stop_and_kill failover switchover graceful_stop}
+cases=${*:-pg_stop_and_kill failover switchover graceful_stop vanishing_primary_heal vanishing_primary_promotion read_only disk_full}
 
-bash "$root/.ci/deps.sh"
+bash "$root/.ci/deps.sh" --test
 cmake -S "$root" -B "$B" >/dev/null && cmake --build "$B" -j"$(nproc)" >/dev/null
 rm -rf "$work" && mkdir -p "$work"
 # The stop case uses this one (durable, unlike the test fixture's); the others start

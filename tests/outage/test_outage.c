@@ -12,10 +12,13 @@
  * scale them: tests/bench/outage.sh runs the full version.
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -189,6 +192,9 @@ struct seen {
 	 * after it (a 200 to an initiate or a verify; -1: none), and to the last refused one.
 	 * (The first complete claim comes PAUSE_MS later.) */
 	double recovered[MAX_UPS], last_refusal[MAX_UPS];
+	/* Seconds from each moment the database went away to the first refusal after it
+	 * (-1: none), and the slowest reply from then until it was back. */
+	double first_refusal[MAX_UPS], slowest_down_ms[MAX_UPS];
 };
 
 static const char *const class_names[5] = {"200", "503-retry-after", "other", "transport", "cut"};
@@ -203,7 +209,7 @@ static void read_replies(const char *path, const double *downs, const double *up
 
 	memset(s, 0, sizeof(*s));
 	for (int i = 0; i < nups; i++)
-		s->recovered[i] = s->last_refusal[i] = -1;
+		s->recovered[i] = s->last_refusal[i] = s->first_refusal[i] = -1;
 	if (!f) {
 		CHECKF(false, "no reply log %s", path);
 		return;
@@ -228,6 +234,10 @@ static void read_replies(const char *path, const double *downs, const double *up
 		if (c == 2 || c == 3 || c == 4)
 			fprintf(stderr, "reply: %s", line);
 		for (int i = 0; i < nups; i++) {
+			if (at >= downs[i] && at < ups[i] + 1.0 && ms > s->slowest_down_ms[i])
+				s->slowest_down_ms[i] = ms;
+			if (at >= downs[i] && c != 0 && s->first_refusal[i] < 0)
+				s->first_refusal[i] = at - downs[i];
 			if (at < ups[i] || (i + 1 < nups && at >= downs[i + 1]))
 				continue;
 			if (c == 0 && s->recovered[i] < 0)
@@ -438,6 +448,35 @@ static bool pg_exec(const char *conninfo, const char *sql)
 	return ok;
 }
 
+/* GET /readyz: its status, and its description in @p desc. */
+static int readyz(const struct daemon *d, char *desc, size_t descsz)
+{
+	static const char get[] = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	struct http_response r = {0};
+	char err[256];
+	int st = -1;
+
+	desc[0] = '\0';
+	if (http_exchange(&d->url, get, sizeof(get) - 1, 5000, &r, err, sizeof(err)) == 0) {
+		st = r.status;
+		sim_firmware_string(r.body, "description", desc, descsz, false);
+	}
+	http_response_free(&r);
+	return st;
+}
+
+/* Waits (5 s at most) for /readyz to answer @p want; its last description in @p desc. */
+static bool readyz_becomes(const struct daemon *d, int want, char *desc, size_t descsz)
+{
+	for (int i = 0; i < 100; i++) {
+		if (readyz(d, desc, descsz) == want)
+			return true;
+		sleep_s(0.05);
+	}
+	fprintf(stderr, "/readyz never answered %d (last: %s)\n", want, desc);
+	return false;
+}
+
 /*
  * A primary in @p a and a synchronous streaming standby of it in @p b (clusters of the
  * case's own), the case's world on the primary, and claimd started on a multi-host
@@ -526,6 +565,12 @@ static void switch_to_standby(const char *name, enum fence how)
 		      pg_exec(conninfo, "SELECT pg_reload_conf()"));
 	free(out);
 	out = NULL;
+	/* Fenced and not yet promoted, no server takes writes: /readyz says so and why. */
+	if (how == FENCE_READ_ONLY) {
+		char desc[300];
+		CHECK(readyz_becomes(&d, 503, desc, sizeof(desc)));
+		CHECKF(strstr(desc, "read-only"), "/readyz does not say why: %s", desc);
+	}
 	sleep_s(phase);
 	CHECK(pg_sh("promote", b, NULL, &out) == 0);
 	up = wall_now();
@@ -646,9 +691,356 @@ static void graceful_stop(void)
 	tenv_teardown(&t);
 }
 
+/* --- Faults that do not close the connection (issue 24) --- */
+
+/* How long the database stays cut off or full in the scaled-down cases: long enough
+ * for the first 503 to arrive (database.timeout_ms and a probe), whatever the phase. */
+static double fault_phase(double phase)
+{
+	return phase < 4.0 ? 4.0 : phase;
+}
+
+/* The bound on the first 503 after the database stops answering (the issue: "a few
+ * seconds at most"): database.timeout_ms (1.5 s) plus the queue in front of it. */
+#define FIRST_503_LIMIT 3.0
+/* The slowest reply while the fault lasts: well inside the firmware's 5 s, with room for
+ * a loaded machine (measured: about database.timeout_ms). */
+#define SLOWEST_LIMIT_MS 3500.0
+
+/*
+ * The case's network: this process (and so claimd, the load generator and any cluster
+ * started here) in a network namespace of its own, a second namespace (ip netns) for
+ * the primary, joined by a veth pair: 10.213.0.1 here, 10.213.0.2 there. Both
+ * namespaces are the case's own, so no address is added anywhere else; the primary is
+ * cut off by dropping its packets with iptables inside its namespace, which closes no
+ * connection, as a partition or a power loss would not.
+ */
+struct net {
+	char ns[40];
+};
+
+static bool net_up(struct net *n)
+{
+	char *out = NULL;
+	int pid = (int)getpid();
+
+	if (unshare(CLONE_NEWNET) != 0) {
+		perror("unshare(CLONE_NEWNET) (the case runs as root)");
+		return false;
+	}
+	snprintf(n->ns, sizeof(n->ns), "claimd-test-%d", pid);
+	int rc = t_run(&out,
+	               "set -e; ip link set lo up; ip netns add %s;"
+	               " ip link add vt%d type veth peer name vd%d netns %s;"
+	               " ip addr add 10.213.0.1/30 dev vt%d; ip link set vt%d up;"
+	               " ip -n %s link set lo up; ip -n %s addr add 10.213.0.2/30 dev vd%d;"
+	               " ip -n %s link set vd%d up",
+	               n->ns, pid, pid, n->ns, pid, pid, n->ns, n->ns, pid, n->ns, pid);
+	if (rc != 0)
+		fprintf(stderr, "network: %s\n", out ? out : "");
+	free(out);
+	return rc == 0;
+}
+
+/* Drops (@p cut) or passes again every packet of the primary's namespace. */
+static bool net_cut(const struct net *n, bool cut)
+{
+	char *out = NULL;
+	int rc = t_run(&out,
+	               "ip netns exec %s iptables -w -%c INPUT -j DROP &&"
+	               " ip netns exec %s iptables -w -%c OUTPUT -j DROP",
+	               n->ns, cut ? 'A' : 'D', n->ns, cut ? 'A' : 'D');
+	if (rc != 0)
+		fprintf(stderr, "iptables: %s\n", out ? out : "");
+	free(out);
+	return rc == 0;
+}
+
+static void net_down(const struct net *n)
+{
+	if (n->ns[0])
+		t_run(NULL, "ip netns del %s", n->ns);
+}
+
+/* Starts the cluster in @p dir inside @p n's namespace, listening on 10.213.0.2 too and
+ * taking claimd's connections from this side of the pair. */
+static bool pg_up_behind(const struct net *n, const char *dir)
+{
+	char *out = NULL, conninfo[400], hba[400];
+	int rc = t_run(&out,
+	               "PG_OPTS='-c listen_addresses=10.213.0.2' ip netns exec %s '%s/tests/pg.sh'"
+	               " start '%s'",
+	               n->ns, CLAIMD_SOURCE_DIR, dir);
+	if (rc != 0) {
+		fprintf(stderr, "pg.sh start %s: %s\n", dir, out ? out : "");
+		free(out);
+		return false;
+	}
+	free(out);
+	snprintf(hba, sizeof(hba), "%s/data/pg_hba.conf", dir);
+	FILE *f = fopen(hba, "a");
+	if (!f || fprintf(f, "host all all 10.213.0.1/32 trust\n") < 0 || fclose(f) != 0)
+		return false;
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres dbname=postgres", dir);
+	return pg_exec(conninfo, "SELECT pg_reload_conf()");
+}
+
+/* Prints the figures of a fault that does not close the connection. */
+static void report_fault(const char *what, const struct seen *s, const char *event, long acked,
+                         long lost)
+{
+	printf("figures %s: %ld replies, %ld 503s; first 503 %.2f s after the fault; slowest reply "
+	       "during it %.0f ms (of all %.0f ms, %ld over 5 s); after %s: first 200 %.2f s, last "
+	       "503 %.2f s; %ld claims acknowledged, %ld lost\n",
+	       what, s->by_class[0] + s->by_class[1] + s->by_class[2] + s->by_class[3],
+	       s->by_class[1], s->first_refusal[0], s->slowest_down_ms[0], s->max_ms, s->late,
+	       event, s->recovered[0], s->last_refusal[0], acked, lost);
+}
+
+/* The figures every fault case asserts: only 200 and 503 within 5 s, 503s soon after
+ * the fault, 200s soon after its end, nothing acknowledged lost. */
+static void check_fault(struct tenv *t, const struct load *l, const char *what, const char *event,
+                        double down, double up)
+{
+	const char *const events[] = {event};
+	struct seen s;
+	long acked = 0, lost;
+
+	read_replies(l->replies, &down, &up, 1, &s);
+	check_seen(&s, false);
+	CHECKF(s.by_class[1] > 0, "no 503 seen: the fault was not under load");
+	CHECKF(s.slowest_down_ms[0] <= SLOWEST_LIMIT_MS,
+	       "a reply took %.0f ms during the fault (bound %.0f ms)", s.slowest_down_ms[0],
+	       SLOWEST_LIMIT_MS);
+	CHECKF(s.first_refusal[0] >= 0 && s.first_refusal[0] <= FIRST_503_LIMIT,
+	       "first 503 %.2f s after the fault (bound %.1f s)", s.first_refusal[0],
+	       FIRST_503_LIMIT);
+	check_recovery(&s, events, 1);
+	lost = check_accounting(t->pg, l->serials, &acked);
+	report_fault(what, &s, event, acked, lost);
+}
+
+/*
+ * A primary that vanishes without closing a connection, reached over TCP: its packets
+ * are dropped (a partition, a power loss), then either the path comes back (@p promote
+ * false) or its synchronous standby (reached over its unix socket, replicating over
+ * the primary's) is promoted and claimd's two-host URL moves to it. Requests get 503
+ * within the bound instead of waiting in dead connections, claims work again within
+ * RECOVERY_LIMIT, nothing acknowledged is lost.
+ */
+static void vanishing_primary(const char *name, bool promote)
+{
+	double rate = env_num("OUTAGE_RATE", DEFAULT_RATE),
+	       phase = env_num("OUTAGE_PHASE", DEFAULT_PHASE);
+	char a[300], b[300], which[64], conninfo[700], *out = NULL;
+	struct net n = {""};
+	struct tenv t;
+	struct daemon d = {0};
+	struct load l = {0};
+	double down, up;
+
+	REQUIRE(net_up(&n));
+	snprintf(which, sizeof(which), "%s_primary", name);
+	pg_dir(a, sizeof(a), which);
+	snprintf(which, sizeof(which), "%s_standby", name);
+	pg_dir(b, sizeof(b), which);
+	REQUIRE(pg_up_behind(&n, a));
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres dbname=postgres", a);
+	if (promote) {
+		int rc = pg_sh("standby", b, a, &out);
+		if (rc != 0)
+			fprintf(stderr, "standby: %s\n", out ? out : "");
+		free(out);
+		out = NULL;
+		REQUIRE(rc == 0 &&
+		        pg_exec(conninfo, "ALTER SYSTEM SET synchronous_standby_names = '*'") &&
+		        pg_exec(conninfo, "SELECT pg_reload_conf()") &&
+		        pg_wait_true(conninfo,
+		                     "SELECT EXISTS (SELECT 1 FROM pg_stat_replication"
+		                     " WHERE sync_state = 'sync' AND state = 'streaming')"));
+	}
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres", a);
+	REQUIRE(world(&t, name, conninfo, devices_for(rate, 3 * fault_phase(phase) + 20)));
+	/* claimd's URL: the primary over TCP; with a standby, the standby second. */
+	if (promote)
+		snprintf(t.conninfo, sizeof(t.conninfo),
+		         "host=10.213.0.2,%s user=postgres dbname=%s", b, t.name);
+	else
+		snprintf(t.conninfo, sizeof(t.conninfo), "host=10.213.0.2 user=postgres dbname=%s",
+		         t.name);
+	REQUIRE(tenv_write_config(&t) && daemon_start(&t, &d) && load_start(&t, &d, rate, &l));
+	sleep_s(phase);
+	down = wall_now();
+	CHECK(net_cut(&n, true));
+	sleep_s(fault_phase(phase));
+	if (promote)
+		CHECK(pg_sh("promote", b, NULL, &out) == 0);
+	else
+		CHECK(net_cut(&n, false));
+	up = wall_now();
+	free(out);
+	sleep_s(phase + RECOVERY_LIMIT);
+	load_stop(&l);
+	CHECKF(kill(d.pid, 0) == 0, "claimd is gone");
+	/* Counted where claims went last: the standby after a promotion. */
+	if (promote) {
+		PQfinish(t.pg);
+		snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres dbname=%s", b, t.name);
+		t.pg = PQconnectdb(conninfo);
+	}
+	check_fault(&t, &l, name, promote ? "promotion" : "heal", down, up);
+	long hard = metric(&d, "claimd_db_transactions_total{outcome=\"error\"}");
+	CHECKF(hard == 0, "%ld transactions ended in an error (500)", hard);
+	CHECK(daemon_stop(&d) == 0);
+	if (t_failures)
+		daemon_dump_log(&d);
+	tenv_teardown(&t);
+	if (promote)
+		net_cut(&n, false); /* the old primary waits for nothing on its way down */
+	pg_sh("stop", b, NULL, NULL);
+	pg_sh("stop", a, NULL, NULL);
+	net_down(&n);
+}
+
+static void vanishing_primary_heal(void)
+{
+	vanishing_primary("vanish_heal", false);
+}
+
+static void vanishing_primary_promotion(void)
+{
+	vanishing_primary("vanish_promote", true);
+}
+
+/* Ends claimd's sessions on the case's database, so that new ones start. */
+static void end_sessions(struct tenv *t)
+{
+	PQclear(PQexec(t->pg,
+	               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	               " WHERE application_name = 'claimd' AND datname = current_database()"));
+}
+
+/*
+ * A database that answers but takes no writes from claimd (default_transaction_read_only
+ * on claimd's database, what a pooler or a -rw service in front of a demoted primary
+ * looks like): /readyz says not ready and why, claimd -t fails saying so, claims get
+ * 503 (never 500); once it takes writes again, /readyz and claims come back by
+ * themselves.
+ */
+static void read_only(void)
+{
+	double rate = env_num("OUTAGE_RATE", DEFAULT_RATE),
+	       phase = env_num("OUTAGE_PHASE", DEFAULT_PHASE);
+	struct tenv t;
+	struct daemon d = {0};
+	struct load l = {0};
+	char desc[300], *out = NULL;
+	double down, up;
+
+	REQUIRE(world(&t, "read_only", NULL, devices_for(rate, 3 * fault_phase(phase) + 20)));
+	REQUIRE(daemon_start(&t, &d) && load_start(&t, &d, rate, &l));
+	CHECK(readyz_becomes(&d, 200, desc, sizeof(desc)));
+	sleep_s(phase);
+	down = wall_now();
+	char *q =
+	    sql_value(&t, "SELECT format('ALTER DATABASE %%I SET default_transaction_read_only"
+	                  " = on', current_database())");
+	REQUIRE(q);
+	PQclear(PQexec(t.pg, q));
+	free(q);
+	end_sessions(&t);
+	CHECK(readyz_becomes(&d, 503, desc, sizeof(desc)));
+	CHECKF(strstr(desc, "read-only"), "/readyz does not say why: %s", desc);
+	int rc = t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config);
+	CHECKF(rc != 0 && out && strstr(out, "read-only"), "claimd -t: %d %s", rc, out ? out : "");
+	free(out);
+	sleep_s(fault_phase(phase));
+	q = sql_value(&t, "SELECT format('ALTER DATABASE %%I RESET default_transaction_read_only',"
+	                  " current_database())");
+	REQUIRE(q);
+	PQclear(PQexec(t.pg, q));
+	free(q);
+	end_sessions(&t);
+	up = wall_now();
+	CHECK(readyz_becomes(&d, 200, desc, sizeof(desc)));
+	sleep_s(phase + RECOVERY_LIMIT);
+	load_stop(&l);
+	check_fault(&t, &l, "read_only", "writable again", down, up);
+	long hard = metric(&d, "claimd_db_transactions_total{outcome=\"error\"}");
+	CHECKF(hard == 0, "%ld transactions ended in an error (500)", hard);
+	CHECK(daemon_stop(&d) == 0);
+	if (t_failures)
+		daemon_dump_log(&d);
+	tenv_teardown(&t);
+}
+
+/*
+ * The database's disk fills: claimd's tables live in a tablespace on a small tmpfs the
+ * case mounts (in a mount namespace of its own), which it fills with a file. Claims get
+ * 503 (SQLSTATE 53100), nothing is half-written, and once the file is gone claims work
+ * again without a restart.
+ */
+static void disk_full(void)
+{
+	double rate = env_num("OUTAGE_RATE", DEFAULT_RATE),
+	       phase = env_num("OUTAGE_PHASE", DEFAULT_PHASE);
+	char dir[300], small[400], conninfo[700], sql[600], *out = NULL;
+	struct tenv t;
+	struct daemon d = {0};
+	struct load l = {0};
+	double down, up;
+
+	REQUIRE(unshare(CLONE_NEWNS) == 0 &&
+	        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	pg_dir(dir, sizeof(dir), "diskfull");
+	REQUIRE(pg_up(dir) > 0);
+	snprintf(small, sizeof(small), "%s/small", dir);
+	REQUIRE(mkdir(small, 0700) == 0 && mount("claimd-test", small, "tmpfs",
+	                                         MS_NOSUID | MS_NODEV, "size=32m,mode=0700") == 0);
+	if (getuid() == 0)
+		REQUIRE(t_run(NULL, "chown postgres: '%s'", small) == 0);
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres dbname=postgres", dir);
+	snprintf(sql, sizeof(sql), "CREATE TABLESPACE small LOCATION '%s'", small);
+	REQUIRE(pg_exec(conninfo, sql) &&
+	        pg_exec(conninfo, "ALTER SYSTEM SET default_tablespace = 'small'") &&
+	        pg_exec(conninfo, "SELECT pg_reload_conf()"));
+	snprintf(conninfo, sizeof(conninfo), "host=%s user=postgres", dir);
+	REQUIRE(world(&t, "disk_full", conninfo, devices_for(rate, 3 * fault_phase(phase) + 20)));
+	CHECK(sql_long(&t, "SELECT count(*) FROM pg_tables WHERE tablename = 'certificates'"
+	                   " AND tablespace = 'small'") == 1);
+	REQUIRE(daemon_start(&t, &d) && load_start(&t, &d, rate, &l));
+	sleep_s(phase);
+	down = wall_now();
+	/* dd ends with "No space left on device": the file system is full. */
+	t_run(&out, "dd if=/dev/zero of='%s/fill' bs=64k 2>&1", small);
+	CHECKF(out && strstr(out, "No space left"), "dd: %s", out ? out : "");
+	free(out);
+	sleep_s(fault_phase(phase));
+	CHECK(unlink(strcat(small, "/fill")) == 0);
+	up = wall_now();
+	sleep_s(phase + RECOVERY_LIMIT);
+	load_stop(&l);
+	CHECKF(kill(d.pid, 0) == 0, "claimd is gone");
+	check_fault(&t, &l, "disk_full", "space freed", down, up);
+	long hard = metric(&d, "claimd_db_transactions_total{outcome=\"error\"}");
+	CHECKF(hard == 0, "%ld transactions ended in an error (500)", hard);
+	CHECK(daemon_stop(&d) == 0);
+	if (t_failures)
+		daemon_dump_log(&d);
+	tenv_teardown(&t);
+	pg_sh("stop", dir, NULL, NULL);
+}
+
 static const struct t_case cases[] = {
-    {"pg_stop_and_kill", pg_stop_and_kill}, {"failover", failover}, {"switchover", switchover},
-    {"graceful_stop", graceful_stop},       {NULL, NULL},
+    {"pg_stop_and_kill", pg_stop_and_kill},
+    {"failover", failover},
+    {"switchover", switchover},
+    {"graceful_stop", graceful_stop},
+    {"vanishing_primary_heal", vanishing_primary_heal},
+    {"vanishing_primary_promotion", vanishing_primary_promotion},
+    {"read_only", read_only},
+    {"disk_full", disk_full},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)
