@@ -1,9 +1,9 @@
 /*
  * The signer's client (signer.h), in the network-facing process: starts the signer,
  * reads its hello, and asks it one request at a time under a lock, never longer than
- * signer.timeout_seconds. The channel is a socketpair to a child today; rpc() and
- * signer_start() are the only functions that know that. No OpenSSL here (x509/ builds
- * and signs) and no libsodium (lib/secure.c).
+ * signer.timeout_seconds. The channel is a socketpair to a child today; signer_start()
+ * (with read_hello()), rpc() and signer_free() are the only functions that know that.
+ * No OpenSSL here (x509/ builds and signs) and no libsodium (lib/secure.c).
  */
 #include "signer/signer.h"
 

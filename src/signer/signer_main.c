@@ -61,8 +61,8 @@ int signer_main(const char *config)
 	k.validity_days = cfg->validity_days;
 	k.crl_hours = cfg->crl_hours;
 	k.product_ids = cfg->matter_product_ids;
-	log_set_level((enum log_level)log_level_parse(cfg->log_level));
-	log_set_format((enum log_format)log_format_parse(cfg->log_format));
+	log_set_level(cfg->log_level_value);
+	log_set_format(cfg->log_format_value);
 	if (!(k.secrets = secrets_load(cfg->secrets_key_file, err, sizeof(err))))
 		goto fail;
 	if (!(k.ca = ca_load(cfg->ca_certificate, cfg->ca_key, cfg->ca_chain, err, sizeof(err))))
