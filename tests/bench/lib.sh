@@ -74,10 +74,16 @@ gen_devices() {
 # load generator re-claims its devices from one address, which the per-address and
 # per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
 # server.event_loop (unset: claimd's default, epoll).
+# Run as root, claimd stays root (server.run_as_root, where the build has it): the
+# benchmark has no server.user account to become.
 bench_server_yaml() {
-  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%slimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
+  local root_ok=
+  [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q 'run_as_root:' ||
+    root_ok='  run_as_root: yes
+'
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%s%slimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
     "$1" "${EVENT_LOOP:+  event_loop: $EVENT_LOOP
-}"
+}" "$root_ok"
 }
 
 # start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.
