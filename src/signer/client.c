@@ -498,6 +498,21 @@ bool signer_reap(struct signer *s, int *status)
 	return ended;
 }
 
+/* An ISSUE answer (the serial the signer drew, then the certificate) into @p out. */
+static int issued_of_answer(const struct cert_request *rq, const uint8_t *p, size_t n,
+                            struct issued *out)
+{
+	/* The serial is the signer's: stored as it says, checked against the certificate. */
+	struct cert_request drawn = *rq;
+
+	if (n <= sizeof(drawn.serial))
+		return SIGNER_FAILED;
+	memcpy(drawn.serial, p, sizeof(drawn.serial));
+	if (issued_from_der(&drawn, p + sizeof(drawn.serial), n - sizeof(drawn.serial), out) < 0)
+		return SIGNER_FAILED;
+	return SIGNER_OK;
+}
+
 int signer_issue(struct signer *s, const struct cert_request *rq, struct issued *out)
 {
 	struct wire_out w = {0};
@@ -508,17 +523,34 @@ int signer_issue(struct signer *s, const struct cert_request *rq, struct issued 
 	wire_put_issue(&w, rq);
 	int rc = rpc(s, SIGNER_OP_ISSUE, &w, &der, &len);
 	free(w.p);
-	/* The serial is the signer's: stored as it says, checked against the certificate. */
-	struct cert_request drawn = *rq;
-	if (rc == SIGNER_OK && len <= sizeof(drawn.serial))
-		rc = SIGNER_FAILED;
-	if (rc == SIGNER_OK) {
-		memcpy(drawn.serial, der, sizeof(drawn.serial));
-		if (issued_from_der(&drawn, der + sizeof(drawn.serial), len - sizeof(drawn.serial),
-		                    out) < 0)
-			rc = SIGNER_FAILED;
-	}
+	if (rc == SIGNER_OK)
+		rc = issued_of_answer(rq, der, len, out);
 	free(der);
+	return rc;
+}
+
+int signer_check_issue(struct signer *s, const char mac[MAC_LEN + 1],
+                       const uint8_t sealed[SEALED_EFUSE_BYTES], const char *challenge,
+                       const uint8_t response[HMAC_SHA512_BYTES], const struct cert_request *rq,
+                       enum signer_verdict *v, struct issued *out)
+{
+	struct wire_out w = {0};
+	uint8_t *rep = NULL;
+	size_t n = 0;
+
+	memset(out, 0, sizeof(*out));
+	wire_put_check(&w, mac, sealed, challenge, response);
+	wire_put_issue(&w, rq);
+	int rc = rpc(s, SIGNER_OP_CHECK_ISSUE, &w, &rep, &n);
+	free(w.p);
+	if (rc == SIGNER_OK &&
+	    (n < 1 || rep[0] > SIGNER_UNOPENABLE || (rep[0] != SIGNER_RIGHT && n != 1)))
+		rc = SIGNER_FAILED;
+	if (rc == SIGNER_OK && rep[0] == SIGNER_RIGHT)
+		rc = issued_of_answer(rq, rep + 1, n - 1, out);
+	if (rc == SIGNER_OK)
+		*v = (enum signer_verdict)rep[0];
+	free(rep);
 	return rc;
 }
 

@@ -129,24 +129,49 @@ static int serve_crl(struct signer_keys *k, struct wire_in *r, struct wire_out *
 	return rc;
 }
 
-static int serve_check(const struct signer_keys *k, struct wire_in *r, struct wire_out *out)
+/* The verdict on a CHECK payload; -1 when it is malformed. */
+static int check_verdict(const struct signer_keys *k, struct wire_in *r, uint8_t *verdict)
 {
 	char mac[MAC_LEN + 1], challenge[SIGNER_CHALLENGE_HEX];
 	uint8_t sealed[SEALED_EFUSE_BYTES], response[HMAC_SHA512_BYTES];
 	uint8_t key[EFUSE_KEY_BYTES], expect[HMAC_SHA512_BYTES];
-	uint8_t verdict = SIGNER_UNOPENABLE;
 
+	*verdict = SIGNER_UNOPENABLE;
 	if (!wire_get_check(r, mac, sealed, challenge, response) || !mac_ok(mac))
 		return -1;
 	if (efuse_open(k->secrets, mac, sealed, sizeof(sealed), key)) {
 		secure_hmac_sha512(expect, key, sizeof(key), challenge, sizeof(challenge));
-		verdict =
+		*verdict =
 		    secure_equal(expect, response, sizeof(expect)) ? SIGNER_RIGHT : SIGNER_WRONG;
 	}
 	secure_wipe(key, sizeof(key));
 	secure_wipe(expect, sizeof(expect));
+	return 0;
+}
+
+static int serve_check(const struct signer_keys *k, struct wire_in *r, struct wire_out *out)
+{
+	uint8_t verdict;
+
+	if (check_verdict(k, r, &verdict) < 0)
+		return -1;
 	wire_put(out, &verdict, 1);
 	return 0;
+}
+
+/* The verdict byte, then for a right response ISSUE's answer (serial, certificate). */
+static int serve_check_issue(const struct signer_keys *k, struct wire_in *r, struct wire_out *out)
+{
+	uint8_t verdict;
+
+	if (r->n < WIRE_CHECK_LEN)
+		return -1;
+	struct wire_in check = {r->p, WIRE_CHECK_LEN, false};
+	struct wire_in issue = {r->p + WIRE_CHECK_LEN, r->n - WIRE_CHECK_LEN, false};
+	if (check_verdict(k, &check, &verdict) < 0)
+		return -1;
+	wire_put(out, &verdict, 1);
+	return verdict == SIGNER_RIGHT ? serve_issue(k, &issue, out) : 0;
 }
 
 static int serve_seal(const struct signer_keys *k, struct wire_in *r, struct wire_out *out)
@@ -182,6 +207,9 @@ int signer_answer(struct signer_keys *k, uint32_t op, const uint8_t *p, size_t n
 		break;
 	case SIGNER_OP_CHECK:
 		rc = serve_check(k, &r, &w);
+		break;
+	case SIGNER_OP_CHECK_ISSUE:
+		rc = serve_check_issue(k, &r, &w);
 		break;
 	case SIGNER_OP_SEAL:
 		rc = serve_seal(k, &r, &w);

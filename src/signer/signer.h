@@ -5,7 +5,8 @@
  * of the keys it holds: the CA key, the Matter PAI key (when configured) and the
  * secrets key. Four things only: a certificate built from one of our profiles
  * (signer_issue()), a CRL (signer_crl()), whether a challenge response is right
- * (signer_check()) and an eFuse key sealed (signer_seal()). No key comes back, except
+ * (signer_check(); signer_check_issue() asks both in one exchange) and an eFuse key
+ * sealed (signer_seal()). No key comes back, except
  * the two auth_id subkeys (README.md, "Security: two processes, and what each holds",
  * says why those may leave). The messages are wire.h's.
  */
@@ -103,6 +104,17 @@ int signer_crl(struct signer *s, const struct crl_request *rq, uint8_t **der, si
 int signer_check(struct signer *s, const char mac[MAC_LEN + 1],
                  const uint8_t sealed[SEALED_EFUSE_BYTES], const char *challenge,
                  const uint8_t response[HMAC_SHA512_BYTES], enum signer_verdict *v);
+/**
+ * signer_check() and, only when the response is right, signer_issue() for @p rq, in one
+ * exchange (a self claim's verify asks both). *@p v is set on SIGNER_OK; @p out is
+ * filled only when *@p v is SIGNER_RIGHT (issued_clear() frees it; harmless otherwise).
+ * SIGNER_OK, SIGNER_FAILED (as either call's; a right response whose certificate the
+ * signer refused is SIGNER_FAILED), or SIGNER_DOWN.
+ */
+int signer_check_issue(struct signer *s, const char mac[MAC_LEN + 1],
+                       const uint8_t sealed[SEALED_EFUSE_BYTES], const char *challenge,
+                       const uint8_t response[HMAC_SHA512_BYTES], const struct cert_request *rq,
+                       enum signer_verdict *v, struct issued *out);
 /**
  * Seals an eFuse key for @p mac and computes its tag (efuse_seal(), efuse_tag()).
  * SIGNER_OK, SIGNER_FAILED or SIGNER_DOWN.

@@ -48,6 +48,9 @@ enum signer_op {
 	SIGNER_OP_CHECK = 3,
 	SIGNER_OP_SEAL = 4,
 	SIGNER_OP_PING = 5,
+	/* A CHECK payload then an ISSUE payload; the certificate is made only for a
+	 * right response: one exchange per claim instead of two. */
+	SIGNER_OP_CHECK_ISSUE = 6,
 };
 
 /* What the signer found for a challenge response (CHECK's reply byte). */
@@ -134,6 +137,9 @@ bool wire_get_crl(struct wire_in *r, struct crl_request *rq, struct revoked_entr
 void wire_put_check(struct wire_out *w, const char mac[MAC_LEN + 1],
                     const uint8_t sealed[SEALED_EFUSE_BYTES], const char *challenge,
                     const uint8_t response[HMAC_SHA512_BYTES]);
+/* A CHECK payload's length: it has fixed fields only, so CHECK_ISSUE's ISSUE part
+ * starts this far in. */
+#define WIRE_CHECK_LEN (MAC_LEN + SEALED_EFUSE_BYTES + SIGNER_CHALLENGE_HEX + HMAC_SHA512_BYTES)
 /** Reads a whole CHECK payload (@p mac NUL-terminated, not yet checked). False when
  * malformed. */
 bool wire_get_check(struct wire_in *r, char mac[MAC_LEN + 1], uint8_t sealed[SEALED_EFUSE_BYTES],

@@ -387,6 +387,46 @@ static int issue_answer(struct signer_keys *k, const uint8_t *spki, size_t spki_
 	return answer(k, SIGNER_OP_ISSUE, &w);
 }
 
+/*
+ * CHECK_ISSUE with a sealed eFuse key and the response @p right or not, asking for a
+ * certificate valid [nb, na]: signer_answer()'s verdict, and in *@p verdict and
+ * *@p cert_len the answer's verdict byte and what follows it (serial and certificate).
+ */
+static int check_issue_answer(struct signer_keys *k, const uint8_t *spki, size_t spki_len,
+                              bool right, int64_t nb, int64_t na, int *verdict, size_t *cert_len)
+{
+	const char *mac = "7CDFA1000001";
+	char challenge[SIGNER_CHALLENGE_HEX + 1];
+	uint8_t efuse[EFUSE_KEY_BYTES] = {7}, sealed[SEALED_EFUSE_BYTES], resp[HMAC_SHA512_BYTES];
+	struct cert_request rq = {
+	    .profile = CERT_PROFILE_DEVICE,
+	    .spki = spki,
+	    .spki_len = spki_len,
+	    .cn = mac,
+	    .vendor_id = "",
+	    .product_id = "",
+	    .not_before = nb,
+	    .not_after = na,
+	};
+	struct wire_out w = {0};
+	uint8_t *out = NULL;
+	size_t outn = 0;
+
+	memset(challenge, 'a', SIGNER_CHALLENGE_HEX);
+	challenge[SIGNER_CHALLENGE_HEX] = '\0';
+	efuse_seal(k->secrets, mac, efuse, sealed);
+	secure_hmac_sha512(resp, efuse, sizeof(efuse), challenge, SIGNER_CHALLENGE_HEX);
+	resp[0] ^= right ? 0 : 1;
+	wire_put_check(&w, mac, sealed, challenge, resp);
+	wire_put_issue(&w, &rq);
+	int rc = signer_answer(k, SIGNER_OP_CHECK_ISSUE, w.p, w.n, &out, &outn);
+	*verdict = rc == 0 && outn ? out[0] : -1;
+	*cert_len = rc == 0 && outn ? outn - 1 : 0;
+	free(out);
+	wire_out_clear(&w);
+	return rc;
+}
+
 /* signer_answer()'s verdict on a CRL request with one entry of @p reason. */
 static int crl_answer(struct signer_keys *k, int64_t number, int64_t this_update,
                       int64_t next_update, int64_t reason)
@@ -427,6 +467,20 @@ static void signer_policy(void)
 	CHECK(issue_answer(&k, spki, (size_t)spki_len, now + day, now + 2 * day) < 0);
 	CHECK(issue_answer(&k, spki, (size_t)spki_len, 0, 253402300799LL) < 0);
 	CHECK(issue_answer(&k, spki, (size_t)spki_len, now, now) < 0);
+	/* The check and the certificate in one exchange: a certificate for a right
+	 * response only, under the same policy. */
+	int verdict = -1;
+	size_t cert_len = 0;
+	CHECK(check_issue_answer(&k, spki, (size_t)spki_len, true, now - 3600, now + 365 * day,
+	                         &verdict, &cert_len) == 0);
+	CHECKF(verdict == SIGNER_RIGHT && cert_len > 16 + 100, "verdict %d, %zu bytes", verdict,
+	       cert_len);
+	CHECK(check_issue_answer(&k, spki, (size_t)spki_len, false, now - 3600, now + 365 * day,
+	                         &verdict, &cert_len) == 0);
+	CHECKF(verdict == SIGNER_WRONG && cert_len == 0, "verdict %d, %zu bytes", verdict,
+	       cert_len);
+	CHECK(check_issue_answer(&k, spki, (size_t)spki_len, true, now - 3600, now + 366 * day,
+	                         &verdict, &cert_len) < 0);
 	/* CRLs: now, at most crl_hours, numbers never back, reasons RFC 5280's. */
 	CHECK(crl_answer(&k, 5, now, now + 24 * 3600, 1) == 0);
 	CHECK(crl_answer(&k, 5, now, now + 24 * 3600, 4) == 0); /* a retried transaction */
