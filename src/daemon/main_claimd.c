@@ -113,6 +113,32 @@ static int drop_privileges(const struct runtime *rt, const char *config)
 	return 0;
 }
 
+/*
+ * With an external signer there is no child to start as root: this process becomes
+ * server.user first, so that it reaches the signer as the uid the signer answers. 0,
+ * or -1 after saying why on stderr.
+ */
+static int early_drop(const char *config)
+{
+	char err[1024];
+	struct claimd_config *cfg;
+
+	if (geteuid() != 0)
+		return 0;
+	if (!(cfg = config_load(config, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	int rc = 0;
+	if (cfg->signer_socket[0] && !cfg->run_as_root &&
+	    sandbox_become("server.user", cfg->server_user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", config, err);
+		rc = -1;
+	}
+	config_free(cfg);
+	return rc;
+}
+
 /* The public port, then the management API's when it listens (tests read both). */
 static int write_ready(const char *path, unsigned port, unsigned admin_port)
 {
@@ -188,6 +214,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "claimd: cannot initialise libsodium\n");
 		return 1;
 	}
+	if (early_drop(config) < 0)
+		return 1;
 	if (!(rt = runtime_load(config, SELF_EXE, NULL, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;

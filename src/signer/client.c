@@ -162,7 +162,6 @@ static int read_hello(struct signer *s, int fd, char *err, size_t errsz)
 	if (s->ca) {
 		/* What this generation already serves with cannot change under it. */
 		if (strcmp(h.chain, ca_chain_pem(s->ca)) != 0 ||
-		    strcmp(h.largest_leaf, ca_largest_leaf_pem(s->ca)) != 0 ||
 		    (h.pai == NULL) != (s->pai == NULL) ||
 		    (h.pai && strcmp(h.pai, pai_pem(s->pai)) != 0))
 			snprintf(err, errsz,
@@ -287,7 +286,7 @@ static void reconnect(struct signer *s)
 	int fd = connect_signer(s, s->socket, err, sizeof(err));
 
 	if (fd < 0) {
-		log_debug("signer: %s", err);
+		log_debug("%s", err);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
