@@ -242,8 +242,8 @@ int main(int argc, char **argv)
 		runtime_release(rt);
 		return 0;
 	}
-	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
-	log_set_format((enum log_format)log_format_parse(rt->cfg->log_format));
+	log_set_level(rt->cfg->log_level_value);
+	log_set_format(rt->cfg->log_format_value);
 	/* A child signer started by root could not be started again by server.user: a
 	 * reload keeps it (its keys change at the next restart). */
 	bool keep_signer = geteuid() == 0 && !rt->cfg->run_as_root && !rt->cfg->signer_socket[0];
@@ -305,8 +305,8 @@ int main(int argc, char **argv)
 				log_error("reload refused, keeping the running config: %s", err);
 				continue;
 			}
-			log_set_level((enum log_level)log_level_parse(next->cfg->log_level));
-			log_set_format((enum log_format)log_format_parse(next->cfg->log_format));
+			log_set_level(next->cfg->log_level_value);
+			log_set_format(next->cfg->log_format_value);
 			app_swap(&app, next);
 			log_info("reloaded %s (CA key %s)", config, ca_key_type(next->ca));
 			continue;

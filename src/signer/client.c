@@ -4,7 +4,9 @@
  * hello, asks it one request at a time under a lock, never longer than
  * signer.timeout_seconds, and pings it from a thread of its own so that readiness
  * knows a signer that stopped answering while nobody asked. No OpenSSL here (x509/
- * builds and signs) and no libsodium (lib/secure.c).
+ * builds and signs) and no libsodium (lib/secure.c). spawn_signer(), connect_signer(),
+ * read_hello(), rpc(), ping() and signer_free() are the only functions that know the
+ * transport.
  */
 #include "signer/signer.h"
 

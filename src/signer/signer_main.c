@@ -174,8 +174,8 @@ int signer_main(const char *config, enum signer_mode mode)
 	k.validity_days = cfg->validity_days;
 	k.crl_hours = cfg->crl_hours;
 	k.product_ids = cfg->matter_product_ids;
-	log_set_level((enum log_level)log_level_parse(cfg->log_level));
-	log_set_format((enum log_format)log_format_parse(cfg->log_format));
+	log_set_level(cfg->log_level_value);
+	log_set_format(cfg->log_format_value);
 	if (mode == SIGNER_EXTERNAL) {
 		if (!cfg->signer_socket[0]) {
 			snprintf(err, sizeof(err),
