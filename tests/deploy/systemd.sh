@@ -51,7 +51,7 @@ done
 grep -qx "Requires=claimd-signer.service" "$unit" || die "claimd.service does not require the signer"
 ! grep -q '^User=root\|^AmbientCapabilities=.' "$unit" "$signer" ||
   die "a unit runs as root or with a capability"
-grep -q "signer.socket: /run/claimd-signer/signer.sock" "$root/docs/install.md" ||
+grep -q "  socket: /run/claimd-signer/signer.sock" "$root/docs/install.md" ||
   die "docs/install.md does not give the signer.socket the units use"
 
 # systemd's own exposure score (0 = everything locked down, 10 = nothing): claimd.service
