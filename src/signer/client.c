@@ -4,7 +4,9 @@
  * hello, asks it one request at a time under a lock, never longer than
  * signer.timeout_seconds, and pings it from a thread of its own so that readiness
  * knows a signer that stopped answering while nobody asked. No OpenSSL here (x509/
- * builds and signs) and no libsodium (lib/secure.c).
+ * builds and signs) and no libsodium (lib/secure.c). spawn_signer(), connect_signer(),
+ * read_hello(), rpc(), ping() and signer_free() are the only functions that know the
+ * transport.
  */
 #include "signer/signer.h"
 
@@ -38,6 +40,7 @@ struct signer {
 	bool broken;          /* under lock: the channel is out of step or closed */
 	bool pong_due;        /* under lock: a ping's reply is still to be read */
 	bool reaped;
+	atomic_bool down; /* a copy of broken that readiness reads without the lock */
 	atomic_uint refs;
 	_Atomic uint64_t last_answer; /* monotonic ms of the last reply from the signer */
 	/* The pinger: its thread, and the stop it waits on. */
@@ -69,6 +72,7 @@ static void broken(struct signer *s, const char *what, bool timed_out)
 		log_error("signer (pid %d): %s", (int)s->pid,
 		          timed_out ? "no answer in time: killing it" : what);
 	s->broken = true;
+	atomic_store(&s->down, true);
 	if (timed_out && !s->reaped && s->pid > 0)
 		kill(s->pid, SIGKILL);
 	/* An external signer is not ours to kill: the channel goes, the pinger connects
@@ -162,7 +166,6 @@ static int read_hello(struct signer *s, int fd, char *err, size_t errsz)
 	if (s->ca) {
 		/* What this generation already serves with cannot change under it. */
 		if (strcmp(h.chain, ca_chain_pem(s->ca)) != 0 ||
-		    strcmp(h.largest_leaf, ca_largest_leaf_pem(s->ca)) != 0 ||
 		    (h.pai == NULL) != (s->pai == NULL) ||
 		    (h.pai && strcmp(h.pai, pai_pem(s->pai)) != 0))
 			snprintf(err, errsz,
@@ -287,7 +290,7 @@ static void reconnect(struct signer *s)
 	int fd = connect_signer(s, s->socket, err, sizeof(err));
 
 	if (fd < 0) {
-		log_debug("signer: %s", err);
+		log_debug("%s", err);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -295,6 +298,7 @@ static void reconnect(struct signer *s)
 		close(s->fd);
 	s->fd = fd;
 	s->broken = false;
+	atomic_store(&s->down, false);
 	s->pong_due = false;
 	atomic_store(&s->last_answer, now_ms_monotonic());
 	pthread_mutex_unlock(&s->lock);
@@ -481,7 +485,7 @@ bool signer_ready(struct signer *s)
 {
 	/* Not under the lock: a stopped signer's ping may hold it. */
 	uint64_t last = atomic_load(&s->last_answer), now = now_ms_monotonic();
-	return now < last || now - last <= s->timeout_ms;
+	return !atomic_load(&s->down) && (now < last || now - last <= s->timeout_ms);
 }
 
 bool signer_reap(struct signer *s, int *status)
@@ -493,6 +497,7 @@ bool signer_reap(struct signer *s, int *status)
 	if (ended) {
 		s->reaped = true;
 		s->broken = true;
+		atomic_store(&s->down, true);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ended;

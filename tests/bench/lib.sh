@@ -44,7 +44,12 @@ bench_setup() {
     key=$(bench_hsm)
     export SOFTHSM2_CONF=$work/hsm/softhsm2.conf
   fi
+  # Run as root, claimd becomes server.user, which writes the ready file here.
+  [ "$(id -u)" -ne 0 ] || chown daemon "$work"
   { [ -z "$extra" ] || printf '%s\n' "$extra"
+    local user
+    user=$(bench_server_user)
+    case $extra in *server:*) ;; *) [ -z "$user" ] || printf 'server:\n%s\n' "$user" ;; esac
     # Run as root, the signer drops to signer.user: one that exists everywhere (a
     # build from before the signer has no such key).
     [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q '^signer:' ||
@@ -74,16 +79,18 @@ gen_devices() {
 # load generator re-claims its devices from one address, which the per-address and
 # per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
 # server.event_loop (unset: claimd's default, epoll).
-# Run as root, claimd stays root (server.run_as_root, where the build has it): the
-# benchmark has no server.user account to become.
 bench_server_yaml() {
-  local root_ok=
-  [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q 'run_as_root:' ||
-    root_ok='  run_as_root: yes
-'
-  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%s%slimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%s%blimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
     "$1" "${EVENT_LOOP:+  event_loop: $EVENT_LOOP
-}" "$root_ok"
+}" "$(bench_server_user)"
+}
+
+# bench_server_user: run as root, claimd becomes server.user before it listens (two
+# users, as deployed): one that exists everywhere, and may write the ready file in $work.
+# Nothing for a build from before server.user.
+bench_server_user() {
+  [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q 'run_as_root:' ||
+    printf '  user: daemon\n'
 }
 
 # start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.
