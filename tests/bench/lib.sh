@@ -80,9 +80,12 @@ gen_devices() {
 # per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
 # server.event_loop (unset: claimd's default, epoll).
 bench_server_yaml() {
-  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%s%blimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
+  local user
+  user=$(bench_server_user)
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%s%slimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
     "$1" "${EVENT_LOOP:+  event_loop: $EVENT_LOOP
-}" "$(bench_server_user)"
+}" "${user:+$user
+}"
 }
 
 # bench_server_user: run as root, claimd becomes server.user before it listens (two
