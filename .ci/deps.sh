@@ -5,9 +5,12 @@
 # dashboard test, SoftHSM2 for the PKCS#11 tests,
 # systemd-analyze for the unit's test, docker-compose to
 # validate docker/compose.yaml); with --image also podman and debootstrap for the image
-# test. docker/demo.sh calls it plain, tests/run.sh with --test, .ci/run with --image.
-# So a fresh Debian 12 machine needs nothing installed by hand. Idempotent: no apt-get
-# when everything is present. Prints one line before a (slow, first-run) install.
+# test and the Debian 13 run. docker/demo.sh calls it plain, tests/run.sh with --test,
+# .ci/run with --image. So a fresh Debian 12 or 13 machine needs nothing installed by
+# hand. Every name is a real package on both releases (libclang-rt-dev, not a versioned
+# one; the PostgreSQL server package carries the contrib modules, which claimd does not
+# use). Idempotent: no apt-get at all, not even an update, when everything is present.
+# Prints one line before a (slow, first-run) install.
 #   .ci/deps.sh [--test | --image]
 set -euo pipefail
 
@@ -15,19 +18,22 @@ pkgs=(
   build-essential cmake pkg-config git ca-certificates openssl
   libmicrohttpd-dev libssl-dev libpq-dev libjansson-dev libsodium-dev libyaml-dev
   libcsv-dev libjwt-dev libseccomp-dev libp11-dev
-  postgresql postgresql-contrib
+  postgresql
 )
 case "${1:-}" in
 --test | --image)
-  pkgs+=(nginx clang libclang-rt-14-dev clang-format mosquitto mosquitto-clients curl)
+  pkgs+=(nginx clang libclang-rt-dev clang-format mosquitto mosquitto-clients curl)
   pkgs+=(systemd docker-compose prometheus jq softhsm2)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac
 
+# One dpkg-query for all: the names installed, then those not among them.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${pkgs[@]}" 2>/dev/null |
+  awk '$2 == "ii" { print $1 }' || true)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  grep -qx "$p" <<<"$installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -39,7 +45,9 @@ fi
 echo "== installing ${#missing[@]} Debian package(s) (a few minutes on a fresh machine): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# One line per package as it is set up, so a minute of installing is not a silent one.
+apt-get install -y -q --no-install-recommends "${missing[@]}" |
+  awk '/^Setting up / { print "   " $0; fflush() }'
 # The Debian package starts a cluster of its own; claimd's scripts start private ones
 # and never use it, so leave it as the package left it.
 # The same goes for nginx: the package may start the distribution's own server on port

@@ -31,22 +31,39 @@ for dir in "$root"/src/*/; do
     bad=1
     continue
   fi
-  for f in "$dir"*.c "$dir"*.h; do
-    [ -e "$f" ] || continue
-    # Only "folder/name.h" includes name a layer; "name.h" is the file's own folder.
-    while IFS=: read -r line target; do
+  # Every source and header of the folder, subfolders included.
+  while IFS= read -r -d '' f; do
+    rel=${f#"$root"/}
+    # Every "..." include, and every <...> one that names a layer: "name.h" is the
+    # file's own folder, "folder/name.h" names a layer, and a path with ".." could
+    # reach any folder, so it is refused outright.
+    while IFS=: read -r line kind target; do
+      case "/$target/" in
+      */../*)
+        echo "layers: $rel:$line includes $target (no '..' in an include path)" >&2
+        bad=1
+        continue
+        ;;
+      esac
+      case "$target" in
+      */*) ;;
+      *) continue ;;
+      esac
       to=${target%%/*}
+      # <...> is a system header unless it names one of our folders.
+      [ "$kind" = a ] && [ -z "${may[$to]:-}" ] && continue
       case " ${may[$folder]} " in
       *" $to "*) ;;
       *)
-        echo "layers: src/$folder/$(basename "$f"):$line includes $target" \
+        echo "layers: $rel:$line includes $target" \
           "(src/$folder may include only: ${may[$folder]})" >&2
         bad=1
         ;;
       esac
-    done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[a-z0-9_]*/' "$f" |
-      sed 's|^\([0-9]*\):[^"]*"\([^"]*\)".*|\1:\2|' || true)
-  done
+    done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]' "$f" |
+      sed -n 's|^\([0-9]*\):[^"<]*"\([^"]*\)".*|\1:q:\2|p
+              s|^\([0-9]*\):[^"<]*<\([^>]*\)>.*|\1:a:\2|p' || true)
+  done < <(find "$dir" -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
 done
 [ "$bad" -eq 0 ] && echo "layers: every include points down"
 exit "$bad"

@@ -12,7 +12,15 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${CLAIMD_STATE:-$root/state}
 port=${PORT:-8080}
-once=${1:-}
+once=
+# Only what the usage above says: a mistyped flag must not start the keep-running mode.
+for arg in "$@"; do
+  case "$arg" in
+  --once) once=--once ;;
+  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "demo: unknown argument '$arg' (usage: docker/demo.sh [--once])" >&2; exit 2 ;;
+  esac
+done
 case "$port" in
 '' | *[!0-9]*) echo "demo: PORT must be a port number, not '$port'" >&2; exit 2 ;;
 esac
@@ -29,9 +37,11 @@ cleanup() {
 
 echo "== Debian packages (installed only if missing)"
 bash "$root/.ci/deps.sh"
-echo "== building claimd, claimctl and claimsim in $root/build"
+echo "== building claimd, claimctl and claimsim in $root/build (about a minute the first time)"
 cmake -S "$root" -B "$root/build" >/dev/null
-cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim >/dev/null
+# A line at every quarter of the build instead of silence or hundreds of lines.
+cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim |
+  awk '/^\[ *[0-9]+%\]/ { p = $2 + 0; if (p >= next_at) { printf "   built %d%%\n", p; fflush(); next_at = p - p % 25 + 25 } }'
 B=$root/build
 
 echo "== private PostgreSQL in $state/pg"
@@ -85,12 +95,15 @@ YAML
 "$B/claimd" -t -c "$state/claimd.yaml"
 
 echo "== registering simulated devices (as a factory would, from its CSV)"
+# The CSV holds the chips' eFuse keys: readable by its owner only, like the secrets key.
 if [ ! -f "$state/devices.csv" ]; then
+  (umask 077 && : >"$state/devices.csv")
   { echo "mac,platform,efuse_key"
     for i in 1 2 3; do
       printf '7CDFA1%06X,esp32s3,%s\n' "$i" "$(openssl rand -hex 16 | tr a-f A-F)"
     done; } >"$state/devices.csv"
 fi
+chmod 0600 "$state/devices.csv"
 "$B/claimctl" -c "$state/claimd.yaml" devices import "$state/devices.csv"
 
 echo "== starting claimd on 127.0.0.1:$port (log: $state/claimd.log)"

@@ -21,8 +21,10 @@ run_suite() {
   # The image test (label image) is .ci/run's own step: it needs podman and minutes.
   ctest --test-dir "$dir" -j"$jobs" --output-on-failure --timeout 300 -LE image
   # Passed: the test databases and the cases' files (over a gigabyte) are not needed.
-  # After a failure they stay, for a look.
+  # After a failure they stay, for a look. Said first: removing them takes a while.
+  echo "== tests passed in $dir; removing its test databases and files (a gigabyte or more)"
   rm -rf "$dir/pgtest" "$dir/tmp"
+  echo "== removed"
 }
 
 echo "== tests: release build"

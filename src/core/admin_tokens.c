@@ -80,6 +80,11 @@ struct admin_tokens *admin_tokens_load(const char *path, char *err, size_t errsz
 		         "%s: admin tokens file is group- or world-accessible (chmod 600)", path);
 		return NULL;
 	}
+	char why[256];
+	if (key_file_access(path, &st, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s: %s", path, why);
+		return NULL;
+	}
 	if (!(text = file_read_all(path, 1 << 20, &len))) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return NULL;

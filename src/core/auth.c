@@ -324,8 +324,10 @@ enum claimd_err auth_user(const struct auth_policy *p, const char *authorization
 	const char *iss = json_string_value(json_object_get(claims, "iss"));
 	if (!iss || strcmp(iss, p->issuer) != 0)
 		goto out;
-	*why = "wrong audience";
-	if (p->audience[0] && !audience_ok(json_object_get(claims, "aud"), p->audience))
+	/* A token without the claim is told apart from one naming someone else. */
+	json_t *aud = json_object_get(claims, p->audience_claim ? p->audience_claim : "aud");
+	*why = aud ? "wrong audience" : "missing audience";
+	if (p->audience[0] && !audience_ok(aud, p->audience))
 		goto out;
 	*why = "no user claim";
 	json_t *u = json_object_get(claims, p->user_claim);

@@ -23,6 +23,7 @@ struct auth_policy {
 	const char *audience; /* "" = not checked */
 	const char *user_claim;
 	int64_t now;
+	const char *audience_claim; /* the claim audience is compared with; NULL = "aud" */
 };
 
 /**

@@ -47,6 +47,7 @@ struct app {
 	struct ratelimit *limiter;      /* address, MAC and user buckets */
 	struct crl_cache crl;           /* this process's copy of the current CRL */
 	struct metrics metrics;         /* requests by route and status, claims by outcome */
+	atomic_bool startup_waiting;    /* the database was not up at start-up: not ready yet */
 };
 
 /**

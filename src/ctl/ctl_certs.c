@@ -76,11 +76,18 @@ static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 				fprintf(stderr, "certs: --reason goes with revoke only\n");
 				return -1;
 			}
-			if ((o->reason = crl_reason_from_name(optarg)) < 0 ||
-			    o->reason == CRL_REASON_REMOVE_FROM_CRL) {
+			if ((o->reason = crl_reason_from_name(optarg)) < 0) {
 				fprintf(stderr,
 				        "certs: --reason: '%s' is not an RFC 5280 reason name\n",
 				        optarg);
+				return -1;
+			}
+			if (o->reason == CRL_REASON_REMOVE_FROM_CRL) {
+				fprintf(
+				    stderr,
+				    "certs: --reason: removeFromCRL is an RFC 5280 reason but is "
+				    "not supported (it takes an entry off a delta CRL; a "
+				    "revocation here is final)\n");
 				return -1;
 			}
 			break;

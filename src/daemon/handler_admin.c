@@ -399,7 +399,10 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 		          (reason = crl_reason_from_name(json_string_value(r))) < 0 ||
 		          reason == CRL_REASON_REMOVE_FROM_CRL)) {
 			json_decref(body);
-			return reply_error(rq, c, CE_ADMIN_REASON);
+			return reply_error(rq, c,
+			                   reason == CRL_REASON_REMOVE_FROM_CRL
+			                       ? CE_ADMIN_REASON_UNSUPPORTED
+			                       : CE_ADMIN_REASON);
 		}
 		json_decref(body);
 	}

@@ -29,8 +29,9 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 		return CE_USERS_DISABLED; /* not the token's fault: no 401 (protocol.md 7) */
 	if (authz) {
 		const struct claimd_config *cfg = rq->rt->cfg;
-		struct auth_policy p = {rq->rt->jwks, cfg->jwt_issuer, cfg->jwt_audience,
-		                        cfg->jwt_user_claim, now_unix()};
+		struct auth_policy p = {rq->rt->jwks,      cfg->jwt_issuer,
+		                        cfg->jwt_audience, cfg->jwt_user_claim,
+		                        now_unix(),        cfg->jwt_audience_claim};
 		const char *why = "";
 		if (auth_user(&p, authz, user, &why) != CE_OK) {
 			log_info("%s: unauthorized: %s", rq->id, why);
@@ -184,21 +185,27 @@ fail:
 }
 
 /*
- * GET /mqtt_host: {"mqtt_host":...,"mqtt_cred_host":...} with the hosts configured, for
- * deployments that point the CLI's API host at claimd. Public facts, so no token is
- * needed (one that is sent is not looked at); 404 when neither host is configured.
+ * GET /mqtt_host: {"mqtt_host":...,"mqtt_cred_host":...}, the RainMaker CLI's first
+ * request of a claim (sent to its API host). Public facts, so no token is needed (one
+ * that is sent is not looked at).
+ *
+ * Both members are always there while claim.mqtt_host is set: the CLI's NVS image
+ * names the file mqtt_cred_host.info in every claim, and writes it only when the member
+ * is a non-empty string, so a reply without it fails the CLI after the certificate was
+ * issued. Without claim.mqtt_cred_host the member is the MQTT host: firmware reads that
+ * key only for video streaming (protocol.md 7), and a camera given it meets an error at
+ * the operator's own broker instead of at a host nobody chose. Without claim.mqtt_host
+ * there is nothing the CLI could write into the device, so the answer is 404 naming the
+ * key, before the CLI makes a key or claims anything.
  */
 enum MHD_Result handle_mqtt_host(struct request *rq, struct MHD_Connection *c)
 {
 	const struct claimd_config *cfg = rq->rt->cfg;
 	json_t *j;
 
-	if (!cfg->mqtt_host[0] && !cfg->mqtt_cred_host[0])
+	if (!cfg->mqtt_host[0])
 		return reply_error(rq, c, CE_MQTT_HOST_UNSET);
-	j = json_object();
-	if (j && cfg->mqtt_host[0])
-		json_object_set_new(j, "mqtt_host", json_string(cfg->mqtt_host));
-	if (j && cfg->mqtt_cred_host[0])
-		json_object_set_new(j, "mqtt_cred_host", json_string(cfg->mqtt_cred_host));
+	j = json_pack("{s:s, s:s}", "mqtt_host", cfg->mqtt_host, "mqtt_cred_host",
+	              cfg->mqtt_cred_host[0] ? cfg->mqtt_cred_host : cfg->mqtt_host);
 	return reply_json(rq, c, 200, j);
 }

@@ -15,6 +15,8 @@ enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c)
 
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c)
 {
+	if (atomic_load(&rq->app->startup_waiting))
+		return reply_error(rq, c, CE_NOT_READY_DB);
 	struct db *db = app_db(rq->app);
 	if (!db || !db_ping(db) || !rq->rt->ca || !signer_ready(rq->rt->signer))
 		return reply_error(rq, c, CE_NOT_READY);

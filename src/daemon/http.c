@@ -16,12 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/http_edge.h"
 #include "lib/secure.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
 struct http_server {
 	struct MHD_Daemon *d;
+	struct http_edge *edge; /* accepts, and checks each connection's first head */
 	struct app *app;
 	enum http_site site;
 	const struct route *routes;
@@ -285,8 +287,18 @@ static void take_request_id(struct request *rq, struct MHD_Connection *c)
 	memcpy(rq->id, v, n + 1);
 }
 
+static enum MHD_Result add_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+	(void)kind;
+	http_framing_add(cls, key, strlen(key), value ? value : "", value ? strlen(value) : 0);
+	return MHD_YES;
+}
+
 /*
- * The first call for a request, with its headers: find the route, then apply its
+ * The first call for a request, with its headers: the framing rules (http_edge.h: every
+ * request, including those after the first on a kept-alive connection, which the edge
+ * does not see; a refusal closes the connection), then find the route and apply its
  * policy (method, address rate, claim slot) and the body size the headers announce.
  */
 static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, const char *url,
@@ -303,6 +315,12 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 	*con_cls = rq;
 	resolve_remote(rq, c);
 	take_request_id(rq, c);
+	rq->route = &not_found;
+	struct http_framing fr = {0};
+	MHD_get_connection_values(c, MHD_HEADER_KIND, add_framing, &fr);
+	enum claimd_err fe = http_framing_verdict(&fr);
+	if (fe != CE_OK)
+		return reply_error(rq, c, fe);
 	rq->route = route_find(s, path);
 	/* server.metrics: admin keeps the counters off the internet-facing listener. */
 	if (s->site == HTTP_PUBLIC && rq->route->fn == handle_metrics &&
@@ -450,6 +468,21 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&app->inflight, 1);
 }
 
+/* A connection the edge handed over is closed: it stops counting against the limits. */
+static void connection_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	const union MHD_ConnectionInfo *ci;
+	(void)socket_context;
+
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || !s->edge)
+		return;
+	if ((ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) &&
+	    ci->client_addr)
+		http_edge_closed(s->edge, ci->client_addr);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -489,22 +522,6 @@ static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
-/* Why the listening socket could not be had, for the error message: libmicrohttpd only
- * logs it (and names port 0, since it is given an address). Tries the bind once more. */
-static const char *bind_error(const struct addrinfo *ai)
-{
-	int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol), one = 1, e = 0;
-	if (fd < 0)
-		return strerror(errno);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-		e = errno;
-	close(fd);
-	return e == EADDRINUSE ? "address already in use (another process listens there)"
-	       : e             ? strerror(e)
-	                       : "refused by libmicrohttpd";
-}
-
 struct http_server *http_start(struct app *app, enum http_site site, char *err, size_t errsz)
 {
 	struct runtime *rt = app_acquire(app);
@@ -513,9 +530,11 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *ai = NULL;
 	char port[8];
-	/* server.event_loop: libmicrohttpd 0.9.75's epoll mode does not notice a client's
-	 * half-close (FIN after its request) until the connection times out; poll() does. */
+	/* server.event_loop: libmicrohttpd's epoll mode (0.9.75 and 1.0.1 alike) can miss a
+	 * client's half-close (FIN after its request) until the connection times out;
+	 * poll(), the default, does not. The edge (http_edge.c) owns the listening socket. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+	                 MHD_USE_NO_LISTEN_SOCKET |
 	                 (cfg->loop == EVENT_LOOP_POLL ? MHD_USE_POLL : MHD_USE_EPOLL_LINUX_ONLY);
 
 	const char *key = site == HTTP_ADMIN ? "admin.listen" : "server.listen";
@@ -540,19 +559,33 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	s->app = app;
 	s->d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_CONNECTION_TIMEOUT,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, connection_cb, s, MHD_OPTION_CONNECTION_TIMEOUT,
 	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_address,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul,
-	    NULL, MHD_OPTION_END);
+	    MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_END);
 	if (!s->d) {
-		snprintf(err, errsz, "%s: cannot listen on %s: %s", key, listen, bind_error(ai));
+		snprintf(err, errsz, "%s: cannot start the HTTP workers", key);
 		goto fail;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : (unsigned)atoi(port);
+	struct http_edge_limits lim = {
+	    .timeout_s = cfg->connection_timeout,
+	    .max_pending = cfg->max_connections,
+	    .per_address = cfg->max_connections_per_address,
+	    /* libmicrohttpd reads a head into half of its per-connection memory. */
+	    .max_head = (size_t)cfg->connection_memory_bytes / 2,
+	    .listen_label = key,
+	    .shared = cfg->sharing == LISTEN_SHARED,
+	};
+	char eerr[160];
+	if (!(s->edge = http_edge_start(app, s->d, ai->ai_addr, ai->ai_addrlen, &lim, eerr,
+	                                sizeof(eerr)))) {
+		snprintf(err, errsz, "%s: cannot listen on %s: %s", key, listen, eerr);
+		MHD_stop_daemon(s->d);
+		goto fail;
+	}
+	s->port = http_edge_port(s->edge);
 	freeaddrinfo(ai);
 	runtime_release(rt);
 	return s;
@@ -572,22 +605,16 @@ unsigned http_port(const struct http_server *s)
 void http_stop(struct http_server *s, unsigned drain_ms)
 {
 	uint64_t until = now_ms_monotonic() + drain_ms;
-	MHD_socket l = MHD_quiesce_daemon(s->d);
 
 	/* Stop listening now, not when the drain ends: a connection the kernel would queue
-	 * meanwhile is never served, so it is better refused at once (Linux: a listening
-	 * socket shut down refuses new connections and resets those in its backlog). The
-	 * descriptor stays open, as libmicrohttpd's threads may still hold it, until
-	 * MHD_stop_daemon(). */
-	if (l != MHD_INVALID_SOCKET)
-		shutdown(l, SHUT_RDWR);
+	 * meanwhile is never served, so it is better refused at once. */
+	http_edge_stop(s->edge);
 
 	while (atomic_load(&s->app->inflight) > 0 && now_ms_monotonic() < until) {
 		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	MHD_stop_daemon(s->d);
-	if (l != MHD_INVALID_SOCKET)
-		close(l);
+	http_edge_free(s->edge); /* after libmicrohttpd's last close notification */
 	free(s);
 }

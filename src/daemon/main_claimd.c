@@ -27,6 +27,7 @@
 #include "lib/sandbox.h"
 #include "signer/server.h"
 #include "signer/signer.h"
+#include "core/startup.h"
 
 /* The signer is this same program, run again: a fresh address space, not a fork of a
  * process that already has threads and sockets. */
@@ -170,6 +171,39 @@ static int write_ready(const char *path, unsigned port, unsigned admin_port)
 	return rename(tmp, path);
 }
 
+enum { STARTUP_RETRY_SECONDS = 2 };
+
+/* The start-up check again, while the database was not up: says when it is ready, or
+ * why it now refuses (the caller exits). */
+static enum startup_verdict startup_again(struct app *app)
+{
+	struct runtime *rt = app_acquire(app);
+	char why[512];
+	enum startup_verdict v = startup_check(rt, NULL, why, sizeof(why));
+
+	runtime_release(rt);
+	if (v == STARTUP_READY) {
+		atomic_store(&app->startup_waiting, false);
+		log_info("the database answers: ready");
+	} else if (v == STARTUP_REFUSE) {
+		log_error("exiting: %s", why);
+	}
+	return v;
+}
+
+/*
+ * A valid config that still stops one of the real clients, said at start-up and by -t:
+ * the RainMaker CLI's first request is GET /mqtt_host, which is 404 without
+ * claim.mqtt_host (handler_claim.c says why). NULL when there is nothing to say.
+ */
+static const char *cli_note(const struct claimd_config *cfg)
+{
+	if (cfg->jwt_jwks_file && cfg->jwt_jwks_file[0] && !cfg->mqtt_host[0])
+		return "users.jwt is set but claim.mqtt_host is not: the RainMaker CLI's "
+		       "host-driven claim stops at its first request (GET /mqtt_host answers 404)";
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -234,25 +268,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (test_only && test_db) {
-		/* The same check start-up makes when a worker first connects: the server
-		 * answers and the schema is current (every statement prepares). */
-		struct db *db = db_connect(rt->cfg->db_url, true, err, sizeof(err));
-		if (!db) {
-			fprintf(stderr, "%s: database.url: the database cannot be used: %s\n",
-			        config, err);
-			runtime_release(rt);
-			return 1;
-		}
-		db_close(db);
+	size_t sampled = 0;
+	if (test_only && test_db &&
+	    startup_check(rt, &sampled, err, sizeof(err)) != STARTUP_READY) {
+		/* What start-up checks: the server answers, the schema is current (every
+		 * statement prepares), the secrets key opens the devices' sealed keys. */
+		fprintf(stderr, "%s: %s\n", config, err);
+		runtime_release(rt);
+		return 1;
 	}
 	if (test_only) {
+		if (cli_note(rt->cfg))
+			fprintf(stderr, "%s: warning: %s\n", config, cli_note(rt->cfg));
+		char dbnote[96];
+		snprintf(dbnote, sizeof(dbnote),
+		         "answers, schema current, secrets key opens the %zu device keys tried",
+		         sampled);
 		printf("%s: OK (CA key %s; largest certificate response %zu of %d bytes; database "
 		       "%s)\n",
 		       config, ca_key_type(rt->ca),
 		       cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
 		                      CERT_REPLY_ALL_HOSTS),
-		       RESPONSE_MAX, test_db ? "answers, schema current" : "not checked");
+		       RESPONSE_MAX, test_db ? dbnote : "not checked");
 		runtime_release(rt);
 		return 0;
 	}
@@ -273,32 +310,57 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Before "listening": a fault an operator must fix stops start-up here, in
+	 * seconds; a database that is merely not up yet does not (see startup.h). */
+	enum startup_verdict sv = startup_check(rt, NULL, err, sizeof(err));
+	if (sv == STARTUP_REFUSE) {
+		log_error("refusing to start: %s", err);
+		runtime_release(rt);
+		return STARTUP_EXIT_CONFIG;
+	}
 	if (app_init(&app, rt) < 0) {
 		fprintf(stderr, "claimd: out of memory\n");
 		return 1;
 	}
+	if (sv == STARTUP_WAIT) {
+		log_warn("not ready: %s; /readyz answers 503 and the check runs again every %d s",
+		         err, STARTUP_RETRY_SECONDS);
+		atomic_store(&app.startup_waiting, true);
+	}
+	/* A taken address is the operator's to fix (server.listen_sharing): status 78. */
 	if (!(srv = http_start(&app, HTTP_PUBLIC, err, sizeof(err)))) {
-		log_error("%s", err);
+		log_error("refusing to start: %s", err);
 		app_destroy(&app);
-		return 1;
+		return STARTUP_EXIT_CONFIG;
 	}
 	if (rt->cfg->admin_listen[0] && !(admin = http_start(&app, HTTP_ADMIN, err, sizeof(err)))) {
-		log_error("%s", err);
+		log_error("refusing to start: %s", err);
 		http_stop(srv, 0);
 		app_destroy(&app);
-		return 1;
+		return STARTUP_EXIT_CONFIG;
 	}
 	log_info("claimd %s listening on %s port %u (CA key %s, %u workers)", CLAIMD_VERSION,
 	         rt->cfg->listen_host, http_port(srv), ca_key_type(rt->ca), rt->cfg->threads);
 	if (admin)
 		log_info("management API listening on %s port %u", rt->cfg->admin_listen_host,
 		         http_port(admin));
+	if (cli_note(rt->cfg))
+		log_warn("%s", cli_note(rt->cfg));
 	if (ready && write_ready(ready, http_port(srv), admin ? http_port(admin) : 0) < 0)
 		log_warn("cannot write %s", ready);
 	for (;;) {
-		/* Between signals, every five minutes, housekeeping on this thread. */
-		struct timespec every = {300, 0};
+		/* Between signals, every five minutes, housekeeping on this thread; until
+		 * the start-up check has passed, that check every few seconds instead. */
+		bool waiting = atomic_load(&app.startup_waiting);
+		struct timespec every = {waiting ? STARTUP_RETRY_SECONDS : 300, 0};
 		sig = sigtimedwait(&set, NULL, &every);
+		if (sig < 0 && waiting) {
+			if (startup_again(&app) == STARTUP_REFUSE) {
+				status = STARTUP_EXIT_CONFIG;
+				break;
+			}
+			continue;
+		}
 		if (sig < 0) {
 			housekeeping(&app);
 			continue;

@@ -58,6 +58,10 @@ static enum MHD_Result queue(struct request *rq, struct MHD_Connection *c, unsig
 	if (e == CE_ADMIN_TOKEN)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        "Bearer realm=\"claimd-admin\"");
+	/* RFC 9112 6.1, 6.3: after a message whose framing is wrong, nothing on the
+	 * connection can be trusted to be a request. */
+	if (e == CE_CONTENT_LENGTH || e == CE_LENGTH_AND_ENCODING || e == CE_TRANSFER_ENCODING)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (status == 503 || status == 429) {
 		char ra[16];
 		snprintf(ra, sizeof(ra), "%u", rq->retry_after ? rq->retry_after : 1);

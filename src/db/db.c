@@ -15,9 +15,9 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-static const struct db_stmt *const stmt_tables[] = {db_audit_stmts,     db_claims_stmts,
-                                                    db_lifecycle_stmts, db_devices_stmts,
-                                                    db_users_stmts,     db_admin_stmts};
+static const struct db_stmt *const stmt_tables[] = {
+    db_audit_stmts, db_claims_stmts, db_lifecycle_stmts, db_devices_stmts,
+    db_users_stmts, db_admin_stmts,  db_startup_stmts};
 
 static int latest_migration(void)
 {

@@ -29,6 +29,7 @@ extern const struct db_stmt db_devices_stmts[];
 extern const struct db_stmt db_lifecycle_stmts[];
 extern const struct db_stmt db_users_stmts[];
 extern const struct db_stmt db_admin_stmts[];
+extern const struct db_stmt db_startup_stmts[];
 
 /* One certificate row (struct cert_row), as every listing names its columns. */
 #define CERT_FACTS                                                                                 \

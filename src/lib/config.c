@@ -59,9 +59,13 @@ static const struct key keys[] = {
     {"server.connection_timeout_seconds", K_UINT, O(connection_timeout), "10", 1, 3600, RESTART,
      "idle connections are closed after this long"},
     {"server.log_level", K_STR, O(log_level), "info", 0, 0, RELOAD, "debug, info, warn or error"},
-    {"server.event_loop", K_STR, O(event_loop), "epoll", 0, 0, RESTART,
-     "epoll, or poll: also closes at once a connection whose client half-closed after "
-     "its request (epoll waits for connection_timeout_seconds; docs/operations.md)"},
+    {"server.event_loop", K_STR, O(event_loop), "poll", 0, 0, RESTART,
+     "poll, or epoll: libmicrohttpd's epoll mode can keep a connection whose client "
+     "half-closed after its request until connection_timeout_seconds (docs/operations.md)"},
+    {"server.listen_sharing", K_STR, O(listen_sharing), "exclusive", 0, 0, RESTART,
+     "exclusive: a second process on a listening address taken is refused; shared: "
+     "SO_REUSEPORT, the kernel spreads connections over every claimd sharing it (each "
+     "with the same database and secrets key)"},
     {"server.metrics", K_STR, O(metrics_on), "public", 0, 0, RELOAD,
      "where /metrics is served: public (server.listen and admin.listen) or admin (only "
      "admin.listen, behind its tokens; the public listener answers 404)"},
@@ -85,9 +89,9 @@ static const struct key keys[] = {
     {"claim.max_attempts", K_UINT, O(max_attempts), "3", 1, 100, RELOAD,
      "wrong challenge responses before an auth_id is burned"},
     {"claim.mqtt_host", K_HOST, O(mqtt_host), "", 0, 0, RELOAD,
-     "optional: bare hostname returned as \"mqtt_host\""},
+     "bare hostname returned as \"mqtt_host\"; the RainMaker CLI needs it"},
     {"claim.mqtt_cred_host", K_HOST, O(mqtt_cred_host), "", 0, 0, RELOAD,
-     "optional: bare hostname returned as \"mqtt_cred_host\""},
+     "optional: bare hostname returned as \"mqtt_cred_host\" (GET /mqtt_host: else mqtt_host)"},
     {"claim.extra_platforms", K_LIST, O(extra_platforms), "[]", 0, 0, RELOAD,
      "platforms the device import accepts besides the known IDF targets (esp32, esp32s3, ...); "
      "any case, '-' and '_' ignored"},
@@ -96,7 +100,10 @@ static const struct key keys[] = {
     {"users.jwt.issuer", K_STR, O(jwt_issuer), "", 0, 0, RELOAD,
      "required \"iss\" of access tokens"},
     {"users.jwt.audience", K_STR, O(jwt_audience), "", 0, 0, RELOAD,
-     "required \"aud\"; empty: not checked"},
+     "required value of the audience claim; empty: not checked"},
+    {"users.jwt.audience_claim", K_STR, O(jwt_audience_claim), "aud", 0, 0, RELOAD,
+     "which claim carries the audience: aud, or client_id for Cognito access tokens "
+     "(which have no aud)"},
     {"users.jwt.user_claim", K_STR, O(jwt_user_claim), "sub", 0, 0, RELOAD,
      "which claim names the user"},
     {"users.quota", K_UINT, O(quota), "5", 0, 1000000, RELOAD,
@@ -556,6 +563,7 @@ static int validate(struct loader *L, yaml_document_t *doc)
 			               c->trusted_proxies[i]);
 	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 	static const char *const loops[] = {"epoll", "poll", NULL};
+	static const char *const sharings[] = {"exclusive", "shared", NULL};
 	static const char *const listeners[] = {"public", "admin", NULL};
 	static const char *const reclaims[] = {"supersede", "keep", NULL};
 	static const char *const formats[] = {"text", "json", NULL};
@@ -569,6 +577,10 @@ static int validate(struct loader *L, yaml_document_t *doc)
 		return fail_at(L, node_of(doc, "server.event_loop"),
 		               "server.event_loop: expected epoll or poll");
 	c->loop = (enum event_loop_kind)v;
+	if ((v = choice(c->listen_sharing, sharings)) < 0)
+		return fail_at(L, node_of(doc, "server.listen_sharing"),
+		               "server.listen_sharing: expected exclusive or shared");
+	c->sharing = (enum listen_sharing_kind)v;
 	if ((v = choice(c->metrics_on, listeners)) < 0)
 		return fail_at(L, node_of(doc, "server.metrics"),
 		               "server.metrics: expected public or admin");

@@ -19,6 +19,8 @@ enum reclaim_policy { RECLAIM_SUPERSEDE, RECLAIM_KEEP };
 enum metrics_listener { METRICS_PUBLIC, METRICS_ADMIN };
 /* server.event_loop: libmicrohttpd's mode. */
 enum event_loop_kind { EVENT_LOOP_EPOLL, EVENT_LOOP_POLL };
+/* server.listen_sharing: whether another process may listen on the same address. */
+enum listen_sharing_kind { LISTEN_EXCLUSIVE, LISTEN_SHARED };
 
 struct claimd_config {
 	char *file; /* as given */
@@ -55,6 +57,7 @@ struct claimd_config {
 	char *jwt_issuer;
 	char *jwt_audience;
 	char *jwt_user_claim;
+	char *jwt_audience_claim; /* users.jwt.audience_claim: "aud", or "client_id" */
 	unsigned quota;
 
 	unsigned address_per_minute, address_burst;
@@ -75,16 +78,18 @@ struct claimd_config {
 	char **matter_product_ids; /* the same form, NULL-terminated; none = any */
 	size_t n_matter_product_ids;
 
-	char *log_format;   /* "text" or "json" */
-	char *metrics_on;   /* server.metrics: "public" or "admin" */
-	char *event_loop;   /* server.event_loop: "epoll" or "poll" */
-	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
+	char *log_format;     /* "text" or "json" */
+	char *metrics_on;     /* server.metrics: "public" or "admin" */
+	char *event_loop;     /* server.event_loop: "epoll" or "poll" */
+	char *listen_sharing; /* server.listen_sharing: "exclusive" or "shared" */
+	char *admin_listen;   /* admin.listen, "host:port"; "" = no management API */
 	/* The word-valued keys above, read once at load into what the code compares: */
 	enum log_level log_level_value;      /* server.log_level */
 	enum log_format log_format_value;    /* log.format */
 	enum reclaim_policy reclaim;         /* revocation.on_reclaim */
 	enum metrics_listener metrics_where; /* server.metrics */
 	enum event_loop_kind loop;           /* server.event_loop */
+	enum listen_sharing_kind sharing;    /* server.listen_sharing */
 	char *admin_listen_host;
 	unsigned admin_listen_port;
 	char *admin_tokens_file; /* "" = none (every management request is refused) */

@@ -136,6 +136,11 @@ struct secrets *secrets_load(const char *path, char *err, size_t errsz)
 		         path);
 		return NULL;
 	}
+	char why[256];
+	if (key_file_access(path, &st, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s: %s", path, why);
+		return NULL;
+	}
 	text = file_read_all(path, 1024, &len);
 	if (!text) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));

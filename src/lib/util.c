@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 int hex_value(char c)
@@ -135,4 +137,35 @@ uint64_t now_us_monotonic(void)
 int64_t now_unix(void)
 {
 	return (int64_t)time(NULL);
+}
+
+/* A user's name for messages ("uid N" when it has none); @p buf holds it. */
+static const char *user_name(uid_t uid, char *buf, size_t bufsz)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
+		snprintf(buf, bufsz, "%s", pw.pw_name);
+	else
+		snprintf(buf, bufsz, "uid %u", (unsigned)uid);
+	return buf;
+}
+
+int key_file_access(const char *path, const struct stat *st, char *why, size_t whysz)
+{
+	char me[64], owner[64];
+
+	if (access(path, R_OK) == 0)
+		return 0;
+	if (errno != EACCES) {
+		snprintf(why, whysz, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	user_name(geteuid(), me, sizeof(me));
+	user_name(st->st_uid, owner, sizeof(owner));
+	snprintf(why, whysz,
+	         "permission denied: this process runs as %s and the file is owned by %s, mode "
+	         "%04o; it needs to be owned by %s, mode 0600 (chown %s FILE)",
+	         me, owner, (unsigned)(st->st_mode & 07777), me, me);
+	return -1;
 }

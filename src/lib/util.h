@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <stdint.h>
 
 #include "lib/canon.h"
@@ -33,6 +34,14 @@ void mac_from_bytes(char out[MAC_LEN + 1], const uint8_t in[6]);
  * frees. Returns NULL and sets errno on failure (EFBIG when larger than @p max).
  */
 char *file_read_all(const char *path, size_t max, size_t *len_out);
+/**
+ * Whether this process may read the key file @p path (whose stat is @p st): 0, or -1
+ * with @p why saying "permission denied", which user this process runs as, who owns
+ * the file and its mode, and the owner it needs (this process's user, mode 0600).
+ * Key loaders call it before parsing, so that a file they cannot read is not reported
+ * as one they cannot parse.
+ */
+int key_file_access(const char *path, const struct stat *st, char *why, size_t whysz);
 /** Milliseconds from a monotonic clock. */
 uint64_t now_ms_monotonic(void);
 /** Microseconds from the same monotonic clock. */

@@ -3,7 +3,9 @@
  * 'self' mode behaves exactly like ESP RainMaker firmware doing a self claim and
  * writes the device key and the certificate it received.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <openssl/pem.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +32,10 @@ static void usage(FILE *f)
 	      "                     [--cacert FILE]\n"
 	      "  Assisted claiming as the phone app relays it (Android's Gson escaping, or\n"
 	      "  --ios), or host-driven claiming as the RainMaker CLI does it, with a user's\n"
-	      "  access token. Writes DIR/NODE_ID.key and DIR/NODE_ID.crt. Defaults:\n"
+	      "  access token. Writes DIR/NODE_ID.key and DIR/NODE_ID.crt. cli first asks\n"
+	      "  URL/mqtt_host as the CLI does, and after the claim writes and checks the files\n"
+	      "  the CLI's NVS image reads, in DIR/MAC/ (node.info, endpoint.info,\n"
+	      "  mqtt_cred_host.info, node.crt, node.key, node_info.csv). Defaults:\n"
 	      "  platform esp32 (app) or host (cli).\n"
 	      "       claimsim cli --matter --vendor-id VID --product-id PID --url URL --token T\n"
 	      "                     --mac MAC [--platform P] [--key-file F] [--out DIR]\n"
@@ -123,6 +128,16 @@ static int write_file(const char *path, const char *text)
 	fputs(text, f);
 	fputc('\n', f);
 	return fclose(f);
+}
+
+/* Writes @p n bytes to @p path; 0 or -1. */
+static int write_bytes(const char *path, const uint8_t *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = f && fwrite(p, 1, n, f) == n ? 0 : -1;
+	if (f && fclose(f) != 0)
+		rc = -1;
+	return rc;
 }
 
 /* The self claim once the URL is ready: key, claim, files. */
@@ -223,6 +238,70 @@ static int cmd_self(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * The files the RainMaker CLI writes after a claim and hands to the NVS partition
+ * generator (rmaker_claim/claim.py: save_claim_data, set_csv_file_data), in DIR/MAC/:
+ * the CSV names five files, and the generator stops at the first one missing. They are
+ * written from what the replies carried, then every file the CSV names is checked as
+ * the generator would read it. 0, or -1 after a message naming the file.
+ */
+static int cli_nvs_inputs(const char *out, const char *mac, const struct sim_user_result *res,
+                          const char *cert, EVP_PKEY *key)
+{
+	static const char *const names[][2] = {{"node_id", "node.info"},
+	                                       {"mqtt_host", "endpoint.info"},
+	                                       {"mqtt_cred_host", "mqtt_cred_host.info"},
+	                                       {"client_cert", "node.crt"},
+	                                       {"client_key", "node.key"}};
+	char dir[2048], path[4096];
+	FILE *f;
+	bool ok;
+
+	snprintf(dir, sizeof(dir), "%s/%s", out, mac);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "claimsim: cannot make %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	/* The CLI writes mqtt_cred_host.info only when the reply's member is non-empty. */
+	const char *text[] = {res->node_id, res->mqtt_host,
+	                      res->mqtt_cred_host[0] ? res->mqtt_cred_host : NULL, cert};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i][1]);
+		/* As the CLI writes them: the bare text, no line end (NVS stores it all). */
+		if (text[i] && write_bytes(path, (const uint8_t *)text[i], strlen(text[i])) < 0) {
+			fprintf(stderr, "claimsim: cannot write %s\n", path);
+			return -1;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/node.key", dir);
+	f = fopen(path, "w");
+	ok = f && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	if (f && fclose(f) != 0)
+		ok = false;
+	snprintf(path, sizeof(path), "%s/node_info.csv", dir);
+	if (!ok || !(f = fopen(path, "w"))) {
+		fprintf(stderr, "claimsim: cannot write the CLI's files in %s\n", dir);
+		return -1;
+	}
+	fputs("key,type,encoding,value\nrmaker_creds,namespace,,\n", f);
+	for (size_t i = 0; i < 5; i++)
+		fprintf(f, "%s,file,binary,%s/%s\n", names[i][0], dir, names[i][1]);
+	if (fclose(f) != 0)
+		return -1;
+	for (size_t i = 0; i < 5; i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i][1]);
+		if (stat(path, &st) < 0 || st.st_size == 0) {
+			fprintf(stderr,
+			        "claimsim: the CLI's NVS image would fail: %s (key %s) %s\n", path,
+			        names[i][0],
+			        st.st_size == 0 && errno != ENOENT ? "is empty" : "is missing");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The app or CLI claim once the URL is ready: key, claim, files. */
 static int user_run(const struct http_url *u, enum sim_client client, const char *token,
                     const char *mac, const char *platform, const struct dev_opts *o)
@@ -240,7 +319,8 @@ static int user_run(const struct http_url *u, enum sim_client client, const char
 	if (sim_user_claim(u, client, token, mac, platform, key, o->root, &res) < 0) {
 		fprintf(stderr, "claimsim: %s claim of %s failed at %s: %s\n",
 		        client == SIM_CLI ? "cli" : "app", mac,
-		        res.stage == 1   ? "initiate"
+		        res.stage == 0   ? "GET /mqtt_host"
+		        : res.stage == 1 ? "initiate"
 		        : res.stage == 2 ? "verify"
 		                         : "checking",
 		        res.err);
@@ -257,28 +337,20 @@ static int user_run(const struct http_url *u, enum sim_client client, const char
 		if (f)
 			fclose(f);
 	}
-	if (rc == 0)
+	if (rc < 0)
+		fprintf(stderr, "claimsim: cannot write %s\n", path);
+	else if (client == SIM_CLI && cli_nvs_inputs(o->out, mac, &res, res.certificate, key) < 0)
+		rc = -1;
+	else
 		printf("claimsim: %s claimed %s as node %s; certificate chain in %s\n",
 		       client == SIM_CLI   ? "cli"
 		       : client == SIM_IOS ? "ios app"
 		                           : "android app",
 		       mac, res.node_id, path);
-	else
-		fprintf(stderr, "claimsim: cannot write %s\n", path);
 	free(res.certificate);
 	free(res.body);
 	EVP_PKEY_free(key);
 	return rc == 0 ? 0 : 1;
-}
-
-/* Writes @p n bytes to @p path; 0 or -1. */
-static int write_bytes(const char *path, const uint8_t *p, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	int rc = f && fwrite(p, 1, n, f) == n ? 0 : -1;
-	if (f && fclose(f) != 0)
-		rc = -1;
-	return rc;
 }
 
 /* claimsim cli --matter: the claim, then the two DER files and the key. */
@@ -297,7 +369,8 @@ static int matter_run(const struct http_url *u, const char *token, const char *m
 	}
 	if (sim_matter_claim(u, token, mac, platform, key, vid, pid, o->root, &res) < 0) {
 		fprintf(stderr, "claimsim: matter claim of %s failed at %s: %s\n", mac,
-		        res.u.stage == 1   ? "initiate"
+		        res.u.stage == 0   ? "GET /mqtt_host"
+		        : res.u.stage == 1 ? "initiate"
 		        : res.u.stage == 2 ? "verify"
 		                           : "checking",
 		        res.u.err);
@@ -321,6 +394,8 @@ static int matter_run(const struct http_url *u, const char *token, const char *m
 			goto out;
 		}
 	}
+	if (cli_nvs_inputs(o->out, mac, &res.u, res.u.certificate, key) < 0)
+		goto out;
 	printf("claimsim: cli claimed %s as Matter node %s; DAC in %s, PAI in %s\n", mac,
 	       res.u.node_id, dac, pai);
 	rc = 0;
@@ -501,6 +576,13 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* claimsim SUBCOMMAND --help (or -h anywhere among its options): the usage, exit 0,
+	 * as claimctl answers every command's --help. */
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
 	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
 		printf("claimsim %s\n", CLAIMD_VERSION);
 		return 0;

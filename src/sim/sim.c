@@ -402,6 +402,56 @@ char *sim_json_string(const char *s, enum sim_client client)
 	return out;
 }
 
+int sim_cli_mqtt_hosts(const struct http_url *u, struct sim_user_result *res)
+{
+	struct http_response r = {0};
+	char *req = NULL;
+	int rc = -1;
+
+	res->stage = 0;
+	if (asprintf(&req,
+	             "GET %s/mqtt_host HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: python-requests\r\n"
+	             "Accept: */*\r\n\r\n",
+	             u->base, u->host, u->port) < 0) {
+		req = NULL;
+		snprintf(res->err, sizeof(res->err), "out of memory");
+		return -1;
+	}
+	if (http_exchange(u, req, strlen(req), 10000, &r, res->err, sizeof(res->err)) < 0)
+		goto out;
+	res->status = r.status;
+	/* What the CLI does with the reply: raise on a status >= 400, give up without
+	 * mqtt_host, write endpoint.info, and write mqtt_cred_host.info only when truthy,
+	 * while its NVS CSV always names the file. */
+	if (r.status != 200) {
+		snprintf(res->err, sizeof(res->err), "GET mqtt_host: status %d: %.300s", r.status,
+		         r.body ? r.body : "");
+		goto out;
+	}
+	if (!sim_firmware_string(r.body, "mqtt_host", res->mqtt_host, sizeof(res->mqtt_host),
+	                         false) ||
+	    !res->mqtt_host[0]) {
+		snprintf(res->err, sizeof(res->err),
+		         "GET mqtt_host: no non-empty mqtt_host (the CLI's endpoint.info): %.300s",
+		         r.body ? r.body : "");
+		goto out;
+	}
+	if (!sim_firmware_string(r.body, "mqtt_cred_host", res->mqtt_cred_host,
+	                         sizeof(res->mqtt_cred_host), false) ||
+	    !res->mqtt_cred_host[0]) {
+		snprintf(res->err, sizeof(res->err),
+		         "GET mqtt_host: no non-empty mqtt_cred_host (the CLI's NVS image needs "
+		         "mqtt_cred_host.info): %.300s",
+		         r.body ? r.body : "");
+		goto out;
+	}
+	rc = 0;
+out:
+	http_response_free(&r);
+	free(req);
+	return rc;
+}
+
 /*
  * The user flow's headers and initiate, as @p client sends them: the token raw, the
  * client's Content-Type, the client's JSON spacing. Fills @p hdr and res->node_id.
@@ -453,6 +503,9 @@ int sim_user_claim(const struct http_url *u, enum sim_client client, const char 
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
+	/* The CLI asks its API host for the MQTT hosts before it makes a key. */
+	if (cli && sim_cli_mqtt_hosts(u, res) < 0)
+		return -1;
 	if (user_initiate(u, client, token, mac, platform, hdr, res) < 0)
 		return -1;
 	/* The device (app flow) or the CLI makes a CSR for the node_id it was given. */
@@ -640,7 +693,8 @@ int sim_matter_claim(const struct http_url *u, const char *token, const char *ma
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (user_initiate(u, SIM_CLI, token, mac, platform, hdr, &res->u) < 0)
+	if (sim_cli_mqtt_hosts(u, &res->u) < 0 ||
+	    user_initiate(u, SIM_CLI, token, mac, platform, hdr, &res->u) < 0)
 		return -1;
 	res->u.stage = 2;
 	if (!(csr = sim_matter_csr_pem(key, res->u.node_id, vendor_id, product_id)) ||

@@ -82,13 +82,23 @@ enum sim_client {
 char *sim_json_string(const char *s, enum sim_client client);
 
 struct sim_user_result {
-	int stage;
+	int stage; /* 0 GET /mqtt_host (the CLI), 1 initiate, 2 verify, 3 checking */
 	int status;
 	char node_id[NODE_ID_MAX + 1];
-	char *certificate; /* caller frees */
-	char *body;        /* the verify reply, as the app would forward it; caller frees */
+	char mqtt_host[256];      /* the CLI's GET /mqtt_host: endpoint.info */
+	char mqtt_cred_host[256]; /* and mqtt_cred_host.info */
+	char *certificate;        /* caller frees */
+	char *body;               /* the verify reply, as the app would forward it; caller frees */
 	char err[512];
 };
+
+/**
+ * The RainMaker CLI's first request of a claim (rmaker_lib/session.py get_mqtt_host):
+ * GET <base>/mqtt_host. Its NVS image needs both hosts as files, and the CLI writes
+ * mqtt_cred_host.info only when the member is a non-empty string, so both must be
+ * non-empty strings; anything else is -1 with the reason in res->err (stage 0).
+ */
+int sim_cli_mqtt_hosts(const struct http_url *u, struct sim_user_result *res);
 
 /**
  * A complete assisted (app) or host-driven (CLI) claim for @p mac with the user's

@@ -228,6 +228,11 @@ EVP_PKEY *read_key_file(const char *cfg_key, const char *path, char *err, size_t
 		         cfg_key, path);
 		return NULL;
 	}
+	char why[256];
+	if (key_file_access(path, &st, why, sizeof(why)) < 0) {
+		snprintf(err, errsz, "%s: %s: %s", cfg_key, path, why);
+		return NULL;
+	}
 	kb = BIO_new_file(path, "r");
 	if (!kb || !(k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL)))
 		snprintf(err, errsz, "%s: %s: not a PEM private key (or encrypted)", cfg_key, path);

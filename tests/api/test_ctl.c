@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api_support.h"
@@ -95,6 +96,18 @@ static void help_everywhere(void)
 	free(out);
 	/* An unknown command is still an error. */
 	CHECK(t_run(&out, "'%s' -c /nonexistent frobnicate --help 2>&1", t_bin("claimctl")) == 2);
+	free(out);
+	/* claimsim too: every subcommand's --help and -h, alone or after options, exit 0
+	 * with the usage on stdout; a mistyped option is still 2. */
+	static const char *const sim[] = {"self --help", "app -h", "cli --help",
+	                                  "cli --matter --help", "bench --url http://x -h"};
+	for (size_t i = 0; i < sizeof(sim) / sizeof(sim[0]); i++) {
+		int rc = t_run(&out, "'%s' %s 2>/dev/null", t_bin("claimsim"), sim[i]);
+		CHECKF(rc == 0 && out && strstr(out, "usage: claimsim"), "claimsim %s: %d %s",
+		       sim[i], rc, out ? out : "");
+		free(out);
+	}
+	CHECK(t_run(&out, "'%s' cli --onse 2>&1", t_bin("claimsim")) == 2);
 	free(out);
 }
 
@@ -227,6 +240,213 @@ static void check_mode_database(void)
 	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
 	CHECKF(out && strstr(out, "database.url") && strstr(out, "claimctl migrate"), "%s",
 	       out ? out : "");
+	free(out);
+	tenv_teardown(&t);
+}
+
+/* claimd run in the foreground until it exits (at most 20 s): its output and status. */
+static int claimd_exit(const struct tenv *t, char **out)
+{
+	return t_run(out, "timeout 20 '%s' -c '%s' 2>&1", t_bin("claimd"), t->config);
+}
+
+/* GET @p path from @p d: the status, the body in @p body. */
+static int get_status(struct daemon *d, const char *path, char *body, size_t bodysz)
+{
+	struct http_response r;
+	char req[256];
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	if (raw(d, req, &r) < 0)
+		return -1;
+	snprintf(body, bodysz, "%s", r.body ? r.body : "");
+	int st = r.status;
+	http_response_free(&r);
+	return st;
+}
+
+/*
+ * Faults that used to surface at the first claim stop start-up in seconds, with exit
+ * status 78 (the unit's RestartPreventExitStatus) and the reason: a secrets key that
+ * does not open the registered devices' keys, a database that does not exist, a schema
+ * behind the build. A database that is merely not up yet does not stop it: claimd
+ * serves /healthz, answers /readyz 503 saying why, and is ready once the server is.
+ */
+static void startup_faults(void)
+{
+	static const uint8_t k[16] = {7, 7, 7};
+	struct tenv t;
+	struct daemon d;
+	char *out = NULL, good[1200], body[512], key[1200];
+
+	REQUIRE(tenv_setup(&t, "startup_faults", NULL));
+	for (int i = 0; i < 12; i++) {
+		char mac[13];
+		snprintf(mac, sizeof(mac), "7CDFA1000B%02X", i * 19);
+		REQUIRE(tenv_add_device(&t, mac, "esp32s3", k));
+	}
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) == 0);
+	/* The first two, the last two and up to four from a random point: 4 to 8 of 12. */
+	unsigned tried = 0, bad = 0;
+	const char *p = out ? strstr(out, "secrets key opens the ") : NULL;
+	CHECKF(p && sscanf(p, "secrets key opens the %u device keys tried", &tried) == 1 &&
+	           tried >= 4 && tried <= 8,
+	       "%s", out);
+	free(out);
+
+	/* Another secrets key: the devices were sealed under the first. */
+	snprintf(key, sizeof(key), "%s/secrets.key", t.dir);
+	snprintf(good, sizeof(good), "%s/secrets.key.good", t.dir);
+	REQUIRE(t_run(NULL, "cp -p '%s' '%s' && '%s' keygen > '%s'", key, good, t_bin("claimctl"),
+	              key) == 0);
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
+	p = out ? strstr(out, "sealed eFuse keys of ") : NULL;
+	CHECKF(out && strstr(out, "secrets.key_file: ") && p &&
+	           sscanf(p, "sealed eFuse keys of %u of the %u", &bad, &tried) == 2 &&
+	           bad == tried && tried >= 4 && strstr(out, "7CDFA1000B"),
+	       "%s", out);
+	free(out);
+	CHECK(claimd_exit(&t, &out) == 78);
+	CHECKF(out && strstr(out, "refusing to start: secrets.key_file") &&
+	           !strstr(out, "listening"),
+	       "%s", out);
+	free(out);
+	REQUIRE(t_run(NULL, "mv '%s' '%s'", good, key) == 0);
+
+	/* A database that does not exist (a typo in its name): refused, at once. */
+	char conninfo[sizeof(t.conninfo) - 16];
+	snprintf(conninfo, sizeof(conninfo), "%.700s", t.conninfo);
+	snprintf(t.conninfo, sizeof(t.conninfo), "%s_typo", conninfo);
+	REQUIRE(tenv_write_config(&t));
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "database.url") && strstr(out, "does not exist"), "%s", out);
+	free(out);
+	time_t t0 = time(NULL);
+	CHECK(claimd_exit(&t, &out) == 78);
+	CHECKF(out && strstr(out, "refusing to start: database.url") &&
+	           strstr(out, "does not exist") && time(NULL) - t0 < 10,
+	       "%s", out);
+	free(out);
+
+	/* Not up yet: a socket folder the server is not in (yet). */
+	const char *pg = getenv("CLAIMD_TEST_PG");
+	char pgdir[600], later[700];
+	REQUIRE(pg && sscanf(pg, "host=%599s", pgdir) == 1);
+	snprintf(later, sizeof(later), "%s/later", t.dir);
+	REQUIRE(t_run(NULL, "mkdir -p '%s'", later) == 0);
+	snprintf(t.conninfo, sizeof(t.conninfo), "host=%s user=postgres dbname=%s", later,
+	         strstr(conninfo, "dbname=") + 7);
+	REQUIRE(tenv_write_config(&t));
+	REQUIRE(daemon_start(&t, &d));
+	CHECK(get_status(&d, "/healthz", body, sizeof(body)) == 200);
+	CHECKF(get_status(&d, "/readyz", body, sizeof(body)) == 503 &&
+	           strstr(body, "the database did not answer at start-up"),
+	       "%s", body);
+	REQUIRE(t_run(NULL, "ln -s '%s/.s.PGSQL.5432' '%s/.s.PGSQL.5432'", pgdir, later) == 0);
+	int st = 0;
+	for (int i = 0; i < 100 && (st = get_status(&d, "/readyz", body, sizeof(body))) != 200; i++)
+		usleep(100 * 1000);
+	CHECKF(st == 200, "%d %s", st, body);
+	CHECK(daemon_stop(&d) == 0);
+	char *log = file_read_all(d.log, 1 << 20, NULL);
+	CHECKF(log && strstr(log, "not ready: database.url: the database cannot be used") &&
+	           strstr(log, "the database answers: ready"),
+	       "%s", log ? log : "");
+	free(log);
+
+	/* A schema behind this build: refused, naming the command that fixes it. */
+	snprintf(t.conninfo, sizeof(t.conninfo), "%s", conninfo);
+	REQUIRE(tenv_write_config(&t));
+	CHECK(sql_long(
+	          &t,
+	          "WITH d AS (DELETE FROM schema_migrations WHERE version = (SELECT "
+	          "max(version) FROM schema_migrations) RETURNING 1) SELECT count(*) FROM d") == 1);
+	CHECK(claimd_exit(&t, &out) == 78);
+	CHECKF(out && strstr(out, "refusing to start") && strstr(out, "claimctl migrate"), "%s",
+	       out);
+	free(out);
+	tenv_teardown(&t);
+}
+
+/*
+ * A second claimd on an address another one listens on is refused (status 78, the
+ * reason named), for the public and the management listener, unless every one of
+ * them says server.listen_sharing: shared; then both serve.
+ */
+static void second_listener(void)
+{
+	struct tenv t;
+	struct daemon a, b;
+	char *out = NULL, body[256];
+	unsigned port = t_free_port(), aport = t_free_port();
+
+	REQUIRE(tenv_setup(&t, "second_listener", NULL) && port && aport);
+	REQUIRE(t_run(NULL, "sed -i 's|listen: \"127.0.0.1:0\"|listen: \"127.0.0.1:%u\"|' '%s'",
+	              port, t.config) == 0);
+	REQUIRE(daemon_start(&t, &a));
+	CHECK(claimd_exit(&t, &out) == 78);
+	CHECKF(out && strstr(out, "refusing to start: server.listen: cannot listen on") &&
+	           strstr(out, "address already in use") && strstr(out, "listen_sharing"),
+	       "%s", out);
+	free(out);
+	/* The same for admin.listen, on a public port of its own. */
+	CHECK(daemon_stop(&a) == 0);
+	t.o.server = "  listen_sharing: exclusive\n";
+	char extra[1400];
+	snprintf(extra, sizeof(extra),
+	         "admin:\n  listen: \"127.0.0.1:%u\"\n  tokens_file: \"%s/admin-tokens\"\n", aport,
+	         t.dir);
+	REQUIRE(t_run(NULL, "(umask 077 && echo '%064d t' > '%s/admin-tokens')", 0, t.dir) == 0);
+	t.o.extra = extra;
+	REQUIRE(tenv_write_config(&t));
+	REQUIRE(daemon_start(&t, &a));
+	REQUIRE(t_run(NULL, "sed -i 's|listen: \"127.0.0.1:0\"|listen: \"127.0.0.1:%u\"|' '%s'",
+	              port, t.config) == 0);
+	CHECK(claimd_exit(&t, &out) == 78);
+	CHECKF(out && strstr(out, "admin.listen: cannot listen on") &&
+	           strstr(out, "address already in use"),
+	       "%s", out);
+	free(out);
+	CHECK(daemon_stop(&a) == 0);
+	/* Asked for: both listen, both answer. */
+	t.o.server = "  listen_sharing: shared\n";
+	t.o.extra = NULL;
+	REQUIRE(tenv_write_config(&t));
+	REQUIRE(t_run(NULL, "sed -i 's|listen: \"127.0.0.1:0\"|listen: \"127.0.0.1:%u\"|' '%s'",
+	              port, t.config) == 0);
+	REQUIRE(daemon_start(&t, &a));
+	REQUIRE(daemon_start(&t, &b));
+	CHECK(get_status(&a, "/healthz", body, sizeof(body)) == 200);
+	CHECK(daemon_stop(&a) == 0);
+	CHECK(get_status(&b, "/healthz", body, sizeof(body)) == 200);
+	CHECK(daemon_stop(&b) == 0);
+	tenv_teardown(&t);
+}
+
+/*
+ * A key file this user cannot read (root's, mode 0600, and claimd started as another
+ * user) is named as such, with the owner it needs, not as a file that does not parse:
+ * the secrets key, then the CA key once the secrets key is the user's.
+ */
+static void key_file_owner(void)
+{
+	struct tenv t;
+	char *out = NULL;
+
+	REQUIRE(tenv_setup(&t, "key_file_owner", NULL));
+	CHECK(t_run(&out, "runuser -u nobody -- '%s' -t --no-database -c '%s' 2>&1",
+	            t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "secrets.key: permission denied: this process runs as nobody and "
+	                          "the file is owned by root, mode 0600; it needs to be owned by "
+	                          "nobody"),
+	       "%s", out);
+	free(out);
+	REQUIRE(t_run(NULL, "chown nobody '%s/secrets.key'", t.dir) == 0);
+	CHECK(t_run(&out, "runuser -u nobody -- '%s' -t --no-database -c '%s' 2>&1",
+	            t_bin("claimd"), t.config) != 0);
+	CHECKF(out && strstr(out, "ca.key: ") &&
+	           strstr(out, "intermediate.key: permission denied") &&
+	           strstr(out, "owned by root") && !strstr(out, "not a PEM private key"),
+	       "%s", out);
 	free(out);
 	tenv_teardown(&t);
 }
@@ -484,10 +704,17 @@ static void text_log_subject(void)
 }
 
 static const struct t_case cases[] = {
-    {"help_everywhere", help_everywhere},         {"devices_list_and_show", devices_list_and_show},
-    {"check_mode_database", check_mode_database}, {"missing_file_messages", missing_file_messages},
-    {"import_progress", import_progress},         {"json_logs", json_logs},
-    {"text_log_subject", text_log_subject},       {NULL, NULL},
+    {"help_everywhere", help_everywhere},
+    {"devices_list_and_show", devices_list_and_show},
+    {"check_mode_database", check_mode_database},
+    {"missing_file_messages", missing_file_messages},
+    {"import_progress", import_progress},
+    {"json_logs", json_logs},
+    {"text_log_subject", text_log_subject},
+    {"startup_faults", startup_faults},
+    {"second_listener", second_listener},
+    {"key_file_owner", key_file_owner},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

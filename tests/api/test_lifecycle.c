@@ -173,6 +173,13 @@ static void revoke_and_list(void)
 	CHECK(fx_claimctl(&f, &out, cmd) == 2);
 	CHECK(out && strstr(out, "not an RFC 5280 reason name"));
 	free(out);
+	/* One that is an RFC 5280 reason, in any case, but not one claimd does. */
+	snprintf(cmd, sizeof(cmd), "certs revoke %s --reason removefromcrl", serial);
+	CHECK(fx_claimctl(&f, &out, cmd) == 2);
+	CHECKF(out && strstr(out, "removeFromCRL is an RFC 5280 reason but is not supported") &&
+	           !strstr(out, "not an RFC 5280 reason name"),
+	       "%s", out);
+	free(out);
 	CHECK(fx_claimctl(&f, &out, "certs revoke 12345") == 2);
 	free(out);
 	CHECK(fx_claimctl(&f, &out, "certs revoke --node A --mac 7CDFA1000001") == 2);
@@ -321,7 +328,8 @@ struct ufx {
 
 static bool ufx_up(struct ufx *u, const char *name, unsigned quota, unsigned ttl)
 {
-	struct topts o = {.ttl = ttl};
+	/* The CLI claims here, and it asks for the MQTT hosts first. */
+	struct topts o = {.ttl = ttl, .mqtt_host = "mqtt.test"};
 
 	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;

@@ -153,11 +153,82 @@ static void host_driven_cli(void)
 	fx_down(&u.f);
 }
 
+/* The text of DIR/MAC/NAME as the CLI would leave it for its NVS image, or "". */
+static void cli_file(const struct ufx *u, const char *mac, const char *name, char *out,
+                     size_t outsz)
+{
+	char path[1400];
+	snprintf(path, sizeof(path), "%s/cli/%s/%s", u->f.t.dir, mac, name);
+	char *t = file_read_all(path, 1 << 16, NULL);
+	snprintf(out, outsz, "%s", t ? t : "");
+	free(t);
+}
+
+/*
+ * The unmodified CLI completes with every valid config: claimsim cli (the CLI's
+ * requests, then the files its NVS image reads) against claimd with both MQTT hosts,
+ * with the MQTT host only (the example config's shape), and with neither, where the
+ * CLI stops at its first request, before anything is claimed. Base URLs with and
+ * without the trailing slash the CLI's profile carries.
+ */
+static void cli_every_config(void)
+{
+	static const struct {
+		const char *mqtt, *cred, *want_cred, *mac;
+	} cfgs[] = {
+	    {"mqtt.test", NULL, "mqtt.test", "7CDFA1000A01"},
+	    {"mqtt.test", "creds.test", "creds.test", "7C:DF:A1:00:0A:02"},
+	    {NULL, NULL, NULL, "7cdfa1000a03"},
+	};
+	for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {
+		struct ufx u;
+		char name[64], text[512], *out = NULL;
+		snprintf(name, sizeof(name), "cli_every_config_%zu", i);
+		struct topts o = {.mqtt_host = cfgs[i].mqtt, .mqtt_cred_host = cfgs[i].cred};
+		test_users_yaml(u.yaml, sizeof(u.yaml), 5);
+		o.extra = u.yaml;
+		REQUIRE(tenv_setup(&u.f.t, name, &o) && test_idp_create(&u.f.t, "ec", u.idp) &&
+		        daemon_start(&u.f.t, &u.f.d));
+		char *tok = token_for(&u, "erin");
+		REQUIRE(tok);
+		int rc = t_run(&out,
+		               "mkdir -p '%s/cli' && '%s' cli --url http://127.0.0.1:%u%s --token "
+		               "'%s' --mac %s --out '%s/cli' --root '%s' 2>&1",
+		               u.f.t.dir, t_bin("claimsim"), u.f.d.port, i % 2 ? "/" : "", tok,
+		               cfgs[i].mac, u.f.t.dir, u.f.t.root);
+		if (cfgs[i].mqtt) {
+			CHECKF(rc == 0, "%s", out);
+			cli_file(&u, cfgs[i].mac, "endpoint.info", text, sizeof(text));
+			CHECKF(strcmp(text, cfgs[i].mqtt) == 0, "endpoint.info '%s'", text);
+			cli_file(&u, cfgs[i].mac, "mqtt_cred_host.info", text, sizeof(text));
+			CHECKF(strcmp(text, cfgs[i].want_cred) == 0, "mqtt_cred_host.info '%s'",
+			       text);
+			cli_file(&u, cfgs[i].mac, "node.crt", text, sizeof(text));
+			CHECK(strncmp(text, "-----BEGIN CERTIFICATE-----", 27) == 0);
+		} else {
+			/* Refused at GET /mqtt_host, naming the key; nothing initiated. */
+			CHECKF(rc != 0 && out && strstr(out, "GET /mqtt_host") &&
+			           strstr(out, "claim.mqtt_host"),
+			       "%s", out);
+			CHECK(sql_long(&u.f.t, "SELECT count(*) FROM nodes") == 0);
+			/* ...and claimd -t says so before anyone tries. */
+			char *chk = NULL;
+			CHECK(t_run(&chk, "'%s' -t --no-database -c '%s' 2>&1", t_bin("claimd"),
+			            u.f.t.config) == 0 &&
+			      chk && strstr(chk, "warning: users.jwt is set but claim.mqtt_host"));
+			free(chk);
+		}
+		free(out);
+		free(tok);
+		fx_down(&u.f);
+	}
+}
+
 static void node_id_stability(void)
 {
 	struct ufx u;
 	struct sim_user_result r1, r2, r3, r4;
-	REQUIRE(ufx_up(&u, "node_id_stability", "ec", 5, NULL));
+	REQUIRE(ufx_up(&u, "node_id_stability", "ec", 5, "mqtt.test"));
 	char *alice = token_for(&u, "alice"), *bob = token_for(&u, "bob");
 	REQUIRE(alice && bob);
 	REQUIRE(claim(&u, SIM_ANDROID, alice, "7CDFA1000201", &r1));
@@ -469,6 +540,12 @@ static void hostile_tokens(void)
 	x = devidp_token(&bad, err, sizeof(err));
 	expect_401(&u, "no audience", x);
 	free(x);
+	/* The log says which: a token naming another audience, or none at all. */
+	char *seen = file_read_all(u.f.d.log, 1 << 22, NULL);
+	CHECKF(seen && strstr(seen, "unauthorized: wrong audience") &&
+	           strstr(seen, "unauthorized: missing audience"),
+	       "%s", seen ? seen : "");
+	free(seen);
 	bad = base;
 	bad.issuer = "https://evil.invalid/";
 	x = devidp_token(&bad, err, sizeof(err));
@@ -681,6 +758,7 @@ static const struct t_case cases[] = {
     {"assisted_android", assisted_android},
     {"assisted_ios_bearer", assisted_ios_bearer},
     {"host_driven_cli", host_driven_cli},
+    {"cli_every_config", cli_every_config},
     {"node_id_stability", node_id_stability},
     {"parallel_devices_and_correlation", parallel_devices_and_correlation},
     {"quota_rules", quota_rules},

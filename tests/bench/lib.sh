@@ -78,7 +78,7 @@ gen_devices() {
 # bench_server_yaml THREADS: the server and limits sections of a benchmark config. One
 # load generator re-claims its devices from one address, which the per-address and
 # per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
-# server.event_loop (unset: claimd's default, epoll).
+# server.event_loop (unset: claimd's default).
 bench_server_yaml() {
   local user
   user=$(bench_server_user)

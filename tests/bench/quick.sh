@@ -6,7 +6,7 @@
 # Environment: DEVICES (2000), CONCURRENCY (64), SECONDS_RUN (10), THREADS (claimd workers,
 # 8), VERIFY=1 (check every certificate against the dev root), RATE (claims started per
 # second, all clients together; unset: as fast as they can), EXTRA_YAML (more config, e.g.
-# 'revocation: {on_reclaim: keep}'), EVENT_LOOP (epoll | poll: server.event_loop), HSM=1
+# 'revocation: {on_reclaim: keep}'), EVENT_LOOP (poll | epoll: server.event_loop, default poll), HSM=1
 # (the CA key in a SoftHSM2 token)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

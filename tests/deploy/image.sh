@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The container image, proven without a registry or a container runtime: makes the
-# Debian 12 base images locally (tests/deploy/image_base.sh, cached), builds docker/Dockerfile
+# Debian base images of the Dockerfile's release locally (tests/deploy/image_base.sh,
+# cached), builds docker/Dockerfile
 # with 'podman build --isolation=chroot', exports the image's root filesystem and runs
 # claimd from it in a chroot both ways the image is shipped, with the compose file's
 # claimd config (docker/compose/claimd.yaml, only its listen address and database
@@ -91,13 +92,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
-step "base images (debian:12, debian:12-slim) from debootstrap, cached in $cache"
-bash "$root/tests/deploy/image_base.sh" "$cache" "${podman[@]:1}"
+release=$(sed -n 's/^FROM debian:\([0-9]*\)-slim.*/\1/p' "$root/docker/Dockerfile")
+[ -n "$release" ] || die "docker/Dockerfile has no 'FROM debian:N-slim' stage"
+step "base images (debian:$release, debian:$release-slim) from debootstrap, cached in $cache"
+bash "$root/tests/deploy/image_base.sh" "$cache" "$release" "${podman[@]:1}"
 
 step "the build context: what .dockerignore lets through"
 # A key where the build trees are, as the test suites leave them there too.
 (umask 077 && echo "not a key" >"$work/planted.key")
-printf 'FROM debian:12-slim\nCOPY . /context\n' >"$work/Containerfile.context"
+printf 'FROM debian:%s-slim\nCOPY . /context\n' "$release" >"$work/Containerfile.context"
 "${podman[@]}" build --isolation=chroot --pull=never -q -f "$work/Containerfile.context" \
   -t "$tag-context" "$root" >"$work/context.log" 2>&1 || {
   cat "$work/context.log" >&2
@@ -148,6 +151,22 @@ done
 grep -q '^claimd:x:10001:10001:' "$rootfs/etc/passwd" || die "no user claimd with uid 10001 in the image"
 grep -q '^claimd-signer:x:10002:10002:' "$rootfs/etc/passwd" ||
   die "no user claimd-signer with uid 10002 in the image"
+# The run-time packages the build stage derived (ldd, then dpkg -S) are all installed,
+# and every library each program loads resolves inside the image.
+pkgfile=$rootfs/usr/share/claimd/runtime-packages
+[ -s "$pkgfile" ] || die "the image lacks /usr/share/claimd/runtime-packages"
+while read -r p; do
+  chroot "$rootfs" dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' ||
+    die "run-time package $p is not installed in the image"
+done <"$pkgfile"
+for b in claimd claimctl claimsim; do
+  chroot "$rootfs" ldd "/usr/bin/$b" >"$work/ldd-$b.txt" 2>&1 || die "ldd /usr/bin/$b failed in the image"
+  if grep -q 'not found' "$work/ldd-$b.txt"; then
+    cat "$work/ldd-$b.txt" >&2
+    die "/usr/bin/$b loads a library the image lacks"
+  fi
+done
+echo "run-time packages (from ldd and dpkg -S): $(tr '\n' ' ' <"$pkgfile")"
 mkdir -p "$rootfs/proc"
 mount -t proc proc "$rootfs/proc"
 

@@ -1,34 +1,37 @@
 #!/usr/bin/env bash
-# Makes the Debian 12 base images that docker/Dockerfile starts FROM, without a registry:
-# debootstrap builds a minimal bookworm root filesystem once, cached as a tarball, and
-# it is imported into the given podman storage as localhost/debian:12 and (with the
-# official slim image's documentation filters applied) localhost/debian:12-slim, which
-# podman finds for the Dockerfile's 'FROM debian:12' when building with --pull=never.
-# The Dockerfile is not changed: with access to a registry it builds from the real images.
-#   tests/deploy/image_base.sh CACHE_DIR PODMAN_ARGS...
+# Makes the Debian base images that docker/Dockerfile starts FROM, without a registry:
+# the cached debootstrap root of the release (tests/deploy/debian_root.sh) is imported
+# into the given podman storage as localhost/debian:N and (with the official slim
+# image's apt settings and documentation filters applied) localhost/debian:N-slim,
+# which podman finds for the Dockerfile's 'FROM debian:N' when building with
+# --pull=never. The Dockerfile is not changed: with access to a registry it builds from
+# the real images.
+#   tests/deploy/image_base.sh CACHE_DIR RELEASE PODMAN_ARGS...     (RELEASE: 12 | 13)
 # CACHE_DIR keeps the tarballs (default in CI: /var/cache/claimd-ci); delete it to start
-# over. CLAIMD_DEBIAN_MIRROR overrides debootstrap's default mirror. Needs root.
+# over. Needs root.
 set -euo pipefail
-cache=${1:?usage: image_base.sh CACHE_DIR PODMAN_ARGS...}
-shift
+cache=${1:?usage: image_base.sh CACHE_DIR RELEASE PODMAN_ARGS...}
+release=${2:?usage: image_base.sh CACHE_DIR RELEASE PODMAN_ARGS...}
+shift 2
 podman=(podman "$@")
+case $release in
+12) suite=bookworm ;;
+13) suite=trixie ;;
+*) echo "image_base: Debian $release is not one this script knows" >&2; exit 1 ;;
+esac
 
 # Bump when the way the base is made changes, so old caches are not reused.
-key=bookworm-minbase-v2
-full=$cache/debian-$key.tar
+key=$suite-minbase-v3
+full=$cache/debian-$key-image.tar
 slim=$cache/debian-$key-slim.tar
 
 make_tarballs() {
-  local tmp
-  tmp=$(mktemp -d "$cache/debootstrap.XXXXXX")
-  echo "image: debootstrap bookworm into $tmp (once; about a minute or more)"
-  # shellcheck disable=SC2086
-  if ! debootstrap --variant=minbase bookworm "$tmp/rootfs" ${CLAIMD_DEBIAN_MIRROR:-} \
-    >"$tmp/debootstrap.log" 2>&1; then
-    tail -n 30 "$tmp/debootstrap.log" >&2
-    echo "image: debootstrap failed (log above)" >&2
-    exit 1
-  fi
+  local tmp root
+  root=$(bash "$(dirname "$0")/debian_root.sh" "$suite" "$cache")
+  tmp=$(mktemp -d "$cache/image-base.XXXXXX")
+  mkdir "$tmp/rootfs"
+  tar -C "$tmp/rootfs" --numeric-owner -xf "$root"
+  bash "$(dirname "$0")/debian_root.sh" --sources "$suite" "$tmp/rootfs"
   # The apt settings of the official images: no package cache or downloaded .debs left
   # in layers, no translations.
   cat >"$tmp/rootfs/etc/apt/apt.conf.d/docker-clean" <<'CFG'
@@ -42,7 +45,7 @@ CFG
   rm -rf "$tmp/rootfs/var/cache/apt/"*.bin "$tmp/rootfs/var/cache/apt/archives/"*.deb \
     "$tmp/rootfs/var/lib/apt/lists/"* "$tmp/rootfs/var/log/"{bootstrap.log,dpkg.log,apt/*}
   tar -C "$tmp/rootfs" --numeric-owner -cf "$tmp/full.tar" .
-  # debian:12-slim is debian:12 with documentation, manuals and translations
+  # debian:N-slim is debian:N with documentation, manuals and translations
   # left out by dpkg, now and for every package installed later.
   cat >"$tmp/rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'CFG'
 path-exclude /usr/share/doc/*
@@ -86,5 +89,5 @@ import() {
       --change 'CMD ["bash"]' "$tar" "$name" >/dev/null
   fi
 }
-import "$full" localhost/debian:12
-import "$slim" localhost/debian:12-slim
+import "$full" "localhost/debian:$release"
+import "$slim" "localhost/debian:$release-slim"

@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char header[TOKEN_MAX + 16], user[USER_ID_MAX + 1];
 	const char *why;
-	struct auth_policy p = {keys(), "https://idp.fuzz.invalid/", "claimd", "sub", 1800000000};
+	struct auth_policy p = {keys(), "https://idp.fuzz.invalid/", "claimd", "sub", 1800000000,
+	                        "aud"};
 	if (size >= sizeof(header))
 		return 0;
 	memcpy(header, data, size);
