@@ -98,12 +98,22 @@ size_t cert_reply_len(const char *leaf_pem, const char *chain_pem, const struct 
 char *cert_reply_body(const char *leaf_pem, const char *chain_pem, const struct claimd_config *cfg,
                       unsigned hosts)
 {
-	size_t n = cert_reply_len(leaf_pem, chain_pem, cfg, hosts);
-	struct out o = {NULL, 0};
+	const char *mqtt = host(cfg->mqtt_host, hosts, CERT_REPLY_MQTT_HOST);
+	const char *cred = host(cfg->mqtt_cred_host, hosts, CERT_REPLY_MQTT_CRED_HOST);
+	/* One walk that writes, into room for the worst case (every byte of the PEMs a
+	 * newline, escaped as two), instead of a walk that counts and one that writes:
+	 * the reply is built on every claim. */
+	size_t room = 2 * (strlen(leaf_pem) + strlen(chain_pem)) + (mqtt ? strlen(mqtt) : 0) +
+	              (cred ? strlen(cred) : 0) + 64;
+	struct out o = {malloc(room), 0};
+	size_t n;
 
-	if (n == SIZE_MAX || !(o.p = malloc(n + 1)))
+	if (!o.p)
 		return NULL;
-	walk(&o, leaf_pem, chain_pem, cfg, hosts);
+	if ((n = walk(&o, leaf_pem, chain_pem, cfg, hosts)) == SIZE_MAX) {
+		free(o.p);
+		return NULL;
+	}
 	o.p[n] = '\0';
 	return o.p;
 }

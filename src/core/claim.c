@@ -120,8 +120,9 @@ struct self_verify {
 	uint8_t response[HMAC_SHA512_BYTES];
 	int64_t expires;
 	struct csr *csr;
-	bool forgive; /* wrong answers are counted against the MAC: a success resets them */
-	bool audited; /* the outcome's audit row is written already */
+	struct issued is; /* the certificate, made by the signer with a right answer */
+	bool forgive;     /* wrong answers are counted against the MAC: a success resets them */
+	bool audited;     /* the outcome's audit row is written already */
 };
 
 /* Step 1, no database: the auth_id, the response's format, the CSR and its CN. */
@@ -145,7 +146,8 @@ static enum claimd_err self_verify_inputs(struct claim_ctx *cc, const struct ver
 }
 
 /* Step 2: the answer is right iff HMAC-SHA512(eFuse key, challenge) equals it. The
- * signer decides: the eFuse key is opened there and never leaves it. */
+ * signer decides: the eFuse key is opened there and never leaves it. In the same
+ * exchange it signs the certificate when, and only when, the answer is right. */
 static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_verify *v)
 {
 	struct device_row d;
@@ -163,10 +165,20 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 		cc->retry_after = f.locked_for;
 	if (e != CE_OK)
 		return e;
-	rc = signer_check(cc->rt->signer, v->mac, d.sealed, v->challenge, v->response, &verdict);
+	/* self claiming: node_id = MAC (protocol.md 2.2) */
+	struct cert_request crq;
+	cert_request_device(v->csr, v->mac, cc->rt->cfg->validity_days, &crq);
+	rc = signer_check_issue(cc->rt->signer, v->mac, d.sealed, v->challenge, v->response, &crq,
+	                        &verdict, &v->is);
 	if (rc == SIGNER_DOWN)
 		return CE_SIGNER_DOWN;
-	if (rc != SIGNER_OK || verdict == SIGNER_UNOPENABLE) {
+	if (rc != SIGNER_OK) {
+		log_error("%s: the signer refused to check the response of %s or to sign its "
+		          "certificate (see its log)",
+		          cc->request_id, v->mac);
+		return CE_INTERNAL;
+	}
+	if (verdict == SIGNER_UNOPENABLE) {
 		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
 		          cc->request_id, v->mac);
 		return CE_INTERNAL;
@@ -241,55 +253,45 @@ static enum claimd_err self_verify_wrong(struct claim_ctx *cc, const struct veri
 	return CE_RESPONSE_WRONG;
 }
 
-/* Step 3b: a right answer gets a certificate, committed with the spent session. */
+/* Step 3b: a right answer's certificate, committed with the spent session. */
 static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct verify_request *rq,
                                           struct self_verify *v, char **leaf_pem)
 {
-	struct issued is = {0};
+	struct issued *is = &v->is;
 	struct self_claim c = self_claim_of(cc, rq, v);
 	uint8_t fp[32];
-	enum claimd_err e = CE_OK;
 	enum db_status s;
 
-	int rc = issue_node(cc, v->csr, v->mac, &is);
-	if (rc < 0) {
-		e = sign_failed(rc);
-		goto out;
-	}
 	size_t reply_len =
-	    cert_reply_len(is.pem, ca_chain_pem(cc->rt->ca), cc->rt->cfg, CERT_REPLY_ALL_HOSTS);
+	    cert_reply_len(is->pem, ca_chain_pem(cc->rt->ca), cc->rt->cfg, CERT_REPLY_ALL_HOSTS);
 	if (reply_len > RESPONSE_MAX) {
 		log_warn("%s: the reply for %s would be %zu bytes, over %d", cc->request_id, v->mac,
 		         reply_len, RESPONSE_MAX);
-		e = CE_CSR_TOO_BIG_FOR_DEVICE;
-		goto out;
+		return CE_CSR_TOO_BIG_FOR_DEVICE;
 	}
 	csr_key_fingerprint(v->csr, fp);
-	c.serial = is.serial;
-	c.pem = is.pem;
-	c.not_before = is.not_before;
-	c.not_after = is.not_after;
+	c.serial = is->serial;
+	c.pem = is->pem;
+	c.not_before = is->not_before;
+	c.not_after = is->not_after;
 	c.key_sha256 = fp;
-	struct audit_rec a = audit_row(cc, "verify", CE_OK, v->mac, v->mac, is.serial);
+	struct audit_rec a = audit_row(cc, "verify", CE_OK, v->mac, v->mac, is->serial);
 	s = db_self_claim_commit(cc->db, &c, &a);
 	if (s == DB_OK) {
-		log_info("%s: claimed %s, serial %s", cc->request_id, v->mac, is.serial);
+		log_info("%s: claimed %s, serial %s", cc->request_id, v->mac, is->serial);
 		v->audited = true;
-		*leaf_pem = is.pem;
-		is.pem = NULL;
-	} else if (s < DB_NO_ROWS) {
-		e = from_db(s, cc, "commit claim");
-	} else {
-		/* Nothing was written: the session was spent already. Say how. */
-		unsigned attempts = 0;
-		bool used = false;
-		s = db_session_state(cc->db, rq->auth_id, &attempts, &used);
-		e = s == DB_OK && attempts >= cc->rt->cfg->max_attempts ? CE_AUTHID_BURNED
-		                                                        : CE_AUTHID_USED;
+		*leaf_pem = is->pem;
+		is->pem = NULL;
+		return CE_OK;
 	}
-out:
-	issued_clear(&is);
-	return e;
+	if (s < DB_NO_ROWS)
+		return from_db(s, cc, "commit claim");
+	/* Nothing was written: the session was spent already. Say how. */
+	unsigned attempts = 0;
+	bool used = false;
+	s = db_session_state(cc->db, rq->auth_id, &attempts, &used);
+	return s == DB_OK && attempts >= cc->rt->cfg->max_attempts ? CE_AUTHID_BURNED
+	                                                           : CE_AUTHID_USED;
 }
 
 enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_request *rq,
@@ -310,6 +312,7 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
 	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
 	csr_free(v.csr);
+	issued_clear(&v.is);
 	secure_wipe(v.response, sizeof(v.response));
 	return e;
 }

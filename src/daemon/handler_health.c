@@ -34,8 +34,9 @@ enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c)
 	else if (db_ready(db, why, sizeof(why)) == 0) {
 		if (!rq->rt->ca)
 			snprintf(why, sizeof(why), "no CA loaded");
-		else if (!signer_alive(rq->rt->signer))
-			snprintf(why, sizeof(why), "the signer does not answer");
+		else if (!signer_ready(rq->rt->signer))
+			snprintf(why, sizeof(why),
+			         "signer: did not answer a ping within signer.timeout_seconds");
 	}
 	/* Said once per change, not once per probe. */
 	unsigned long h = 5381;

@@ -14,13 +14,15 @@
  *   HELLO (signer to claimd, once, unasked): str key_type, str chain, str largest leaf,
  *         64 bytes auth_id subkeys, u32 has_pai, [str PAI, str largest DAC];
  *         refused: str message
- *   ISSUE u32 profile, i64 not_before, i64 not_after, 16 bytes serial, str cn,
- *         str vendor_id, str product_id, str spki      -> the certificate, DER
+ *   ISSUE u32 profile, i64 not_before, i64 not_after, 16 bytes serial (ignored: the
+ *         signer draws every serial itself), str cn, str vendor_id, str product_id,
+ *         str spki                  -> 16 bytes the serial drawn, the certificate, DER
  *   CRL   i64 number, i64 this_update, i64 next_update, u32 n,
  *         n * (32 bytes serial hex, i64 revoked_at, i64 reason)  -> the CRL, DER
  *   CHECK 12 bytes MAC, sealed key, 64 bytes challenge hex, HMAC-SHA512 response
  *                                                      -> 1 byte, enum signer_verdict
  *   SEAL  12 bytes MAC, eFuse key                       -> sealed key, tag
+ *   PING  nothing                                       -> nothing (readiness, /readyz)
  */
 #ifndef CLAIMD_SIGNER_WIRE_H
 #define CLAIMD_SIGNER_WIRE_H
@@ -45,6 +47,10 @@ enum signer_op {
 	SIGNER_OP_CRL = 2,
 	SIGNER_OP_CHECK = 3,
 	SIGNER_OP_SEAL = 4,
+	SIGNER_OP_PING = 5,
+	/* A CHECK payload then an ISSUE payload; the certificate is made only for a
+	 * right response: one exchange per claim instead of two. */
+	SIGNER_OP_CHECK_ISSUE = 6,
 };
 
 /* What the signer found for a challenge response (CHECK's reply byte). */
@@ -131,6 +137,9 @@ bool wire_get_crl(struct wire_in *r, struct crl_request *rq, struct revoked_entr
 void wire_put_check(struct wire_out *w, const char mac[MAC_LEN + 1],
                     const uint8_t sealed[SEALED_EFUSE_BYTES], const char *challenge,
                     const uint8_t response[HMAC_SHA512_BYTES]);
+/* A CHECK payload's length: it has fixed fields only, so CHECK_ISSUE's ISSUE part
+ * starts this far in. */
+#define WIRE_CHECK_LEN (MAC_LEN + SEALED_EFUSE_BYTES + SIGNER_CHALLENGE_HEX + HMAC_SHA512_BYTES)
 /** Reads a whole CHECK payload (@p mac NUL-terminated, not yet checked). False when
  * malformed. */
 bool wire_get_check(struct wire_in *r, char mac[MAC_LEN + 1], uint8_t sealed[SEALED_EFUSE_BYTES],

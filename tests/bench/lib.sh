@@ -2,10 +2,14 @@
 # private durable PostgreSQL, a development CA, a secrets key and a config in $work.
 # Callers set root, work and B first.
 
-# bench_build: the Debian packages, an up-to-date build in $B and an empty $work.
+# bench_build: the Debian packages, an up-to-date build in $B and an empty $work. A $B
+# other than $root/build (BUILD=DIR, another tree's build, for comparing trees) is used
+# as it is.
 bench_build() {
   bash "$root/.ci/deps.sh"
-  cmake -S "$root" -B "$B" >/dev/null && cmake --build "$B" -j"$(nproc)" >/dev/null
+  if [ "$B" = "$root/build" ]; then
+    cmake -S "$root" -B "$B" >/dev/null && cmake --build "$B" -j"$(nproc)" >/dev/null
+  fi
   rm -rf "$work" && mkdir -p "$work"
 }
 
@@ -40,9 +44,16 @@ bench_setup() {
     key=$(bench_hsm)
     export SOFTHSM2_CONF=$work/hsm/softhsm2.conf
   fi
+  # Run as root, claimd becomes server.user, which writes the ready file here.
+  [ "$(id -u)" -ne 0 ] || chown daemon "$work"
   { [ -z "$extra" ] || printf '%s\n' "$extra"
-    # Run as root, the signer drops to signer.user: one that exists everywhere.
-    [ "$(id -u)" -ne 0 ] || printf 'signer:\n  user: nobody\n'
+    local user
+    user=$(bench_server_user)
+    case $extra in *server:*) ;; *) [ -z "$user" ] || printf 'server:\n%s\n' "$user" ;; esac
+    # Run as root, the signer drops to signer.user: one that exists everywhere (a
+    # build from before the signer has no such key).
+    [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q '^signer:' ||
+      printf 'signer:\n  user: nobody\n'
     cat <<YAML
 database:
   url: "host=$work/pg user=postgres dbname=claimd"
@@ -66,18 +77,34 @@ gen_devices() {
 
 # bench_server_yaml THREADS: the server and limits sections of a benchmark config. One
 # load generator re-claims its devices from one address, which the per-address and
-# per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (poll, the default, | epoll) sets
-# server.event_loop.
+# per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
+# server.event_loop (unset: claimd's default).
 bench_server_yaml() {
-  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n  event_loop: %s\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$1" "${EVENT_LOOP:-poll}"
+  local user
+  user=$(bench_server_user)
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n%s%slimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' \
+    "$1" "${EVENT_LOOP:+  event_loop: $EVENT_LOOP
+}" "${user:+$user
+}"
+}
+
+# bench_server_user: run as root, claimd becomes server.user before it listens (two
+# users, as deployed): one that exists everywhere, and may write the ready file in $work.
+# Nothing for a build from before server.user.
+bench_server_user() {
+  [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q 'run_as_root:' ||
+    printf '  user: daemon\n'
 }
 
 # start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.
+# CLAIMD_WRAP: a command claimd runs under (such as valgrind), given a minute to start.
 start_claimd() {
   rm -f "$work/ready"
-  "$B/claimd" -c "$work/claimd.yaml" --ready-file "$work/ready" 2>"$work/claimd.log" &
+  ${CLAIMD_WRAP:-} "$B/claimd" -c "$work/claimd.yaml" --ready-file "$work/ready" 2>"$work/claimd.log" &
   pid=$!
-  for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
+  local tries=100
+  [ -z "${CLAIMD_WRAP:-}" ] || tries=600
+  for _ in $(seq "$tries"); do [ -f "$work/ready" ] && break; sleep 0.1; done
   [ -f "$work/ready" ] || { cat "$work/claimd.log" >&2; return 1; }
   port=$(cat "$work/ready")
 }
