@@ -69,6 +69,12 @@ static const struct key keys[] = {
     {"server.metrics", K_STR, O(metrics_on), "public", 0, 0, RELOAD,
      "where /metrics is served: public (server.listen and admin.listen) or admin (only "
      "admin.listen, behind its tokens; the public listener answers 404)"},
+    {"server.user", K_STR, O(server_user), "claimd", 0, 0, RESTART,
+     "the network process's user when claimd starts as root (a name or a numeric uid; it "
+     "must not be able to read a key); an external signer accepts only this uid"},
+    {"server.run_as_root", K_STR, O(run_as_root_text), "no", 0, 0, RESTART,
+     "yes: the network process stays root when started as root (no separation of users: "
+     "code execution in it can read the keys); for tests and debugging only"},
     {"database.url", K_STR, O(db_url), "postgresql:///claimd?host=/run/postgresql", 0, 0, RESTART,
      "any libpq connection string or URI; claimd adds keepalives, tcp_user_timeout=2000, "
      "connect_timeout=2 and application_name=claimd where it leaves them out, and "
@@ -170,12 +176,6 @@ static const struct key keys[] = {
     {"signer.socket", K_PATH, O(signer_socket), "", 0, 0, RESTART,
      "optional: the Unix socket of an external signer (claimd --signer -c FILE listens on it, "
      "claimd connects to it); empty = claimd starts its own signer"},
-    {"server.user", K_STR, O(server_user), "claimd", 0, 0, RESTART,
-     "the network process's user when claimd starts as root (a name or a numeric uid; it "
-     "must not be able to read a key); an external signer accepts only this uid"},
-    {"server.run_as_root", K_STR, O(run_as_root_text), "no", 0, 0, RESTART,
-     "yes: the network process stays root when started as root (no separation of users: "
-     "code execution in it can read the keys); for tests and debugging only"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
