@@ -64,15 +64,17 @@ socketDir: /run/claimd-socket
 
 {{/*
 claimd.yaml: the chart's settings, with config from values merged over them. The
-key paths point into the signer's in-memory copy; database.url is appended at start
+users are the containers' uids (the signer answers only server.user's uid on its
+socket); the key paths point into the signer's in-memory copy; database.url is appended at start
 from the database Secret (claimd.runClaimd).
 */}}
 {{- define "claimd.config" -}}
 {{- $p := include "claimd.paths" . | fromYaml -}}
 {{- $keys := printf "%s/keys" $p.signerRun -}}
+{{- $sec := .Values.securityContext -}}
 {{- $chart := dict
-  "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.claim)))
-  "signer" (dict "socket" (printf "%s/signer.sock" $p.socketDir))
+  "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.claim)) "user" (toString (int $sec.claimdUser)))
+  "signer" (dict "socket" (printf "%s/signer.sock" $p.socketDir) "user" (toString (int $sec.signerUser)))
   "log" (dict "format" "json") -}}
 {{- if .Values.keys.caKey }}
 {{- $_ := set $chart "ca" (dict "key" (printf "%s/%s" $keys .Values.keys.caKey)) }}
