@@ -54,5 +54,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The Debian package starts a cluster of its own; claimd's scripts start private ones
 # and never use it, so leave it as the package left it.
 # The same goes for nginx: the package may start the distribution's own server on port
-# 80; the proxy tests run theirs from the build tree (tests/api/test_proxy.c).
+# 80; the proxy tests run theirs from the build tree (tests/proxy/test_proxy.c).
 helm_tools "$@"

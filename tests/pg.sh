@@ -4,7 +4,7 @@
 #   tests/pg.sh start DIR [fast]   -> prints a libpq connection string for database 'postgres'
 #   tests/pg.sh stop DIR
 #   tests/pg.sh reach DIR          make DIR reachable for the postgres user (start does it too)
-# For the outage and failover tests (tests/api/test_outage.c), on clusters of their own:
+# For the outage and failover tests (tests/outage/test_outage.c), on clusters of their own:
 #   tests/pg.sh standby DIR PRIMARY_DIR   a streaming standby of the cluster in PRIMARY_DIR
 #                                         (pg_basebackup -R), started like 'start'
 #   tests/pg.sh kill DIR           kill -9 of the postmaster alone; returns once its

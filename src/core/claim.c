@@ -331,6 +331,28 @@ void claim_new_node_id(char out[NODE_ID_MAX + 1])
 	out[NODE_ID_RANDOM_LEN] = '\0';
 }
 
+struct initiate_tx {
+	struct user_initiate *u;
+	const struct audit_rec *a;
+};
+
+/* Each try draws a new node_id candidate, in case a random one ever collides. */
+static enum db_status user_initiate_tx(struct db *db, void *cls)
+{
+	const struct initiate_tx *t = cls;
+	char candidate[NODE_ID_MAX + 1];
+
+	claim_new_node_id(candidate);
+	return db_user_initiate(db, t->u, candidate, t->a);
+}
+
+enum db_status claim_user_initiate_tx(struct db *db, struct user_initiate *u,
+                                      const struct audit_rec *a)
+{
+	struct initiate_tx t = {u, a};
+	return db_transaction(db, user_initiate_tx, &t);
+}
+
 enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     char node_id[NODE_ID_MAX + 1])
 {
@@ -340,10 +362,9 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 	    .platform = platform,
 	    .ttl = cc->rt->cfg->challenge_ttl,
 	    .default_quota = cc->rt->cfg->quota,
-	    .new_node_id = claim_new_node_id,
 	};
 	struct audit_rec a = audit_row(cc, "initiate", CE_OK, mac, NULL, NULL);
-	enum db_status s = db_user_initiate(cc->db, &u, &a);
+	enum db_status s = claim_user_initiate_tx(cc->db, &u, &a);
 
 	if (s == DB_OK) {
 		snprintf(node_id, NODE_ID_MAX + 1, "%s", u.node_id);

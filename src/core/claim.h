@@ -93,5 +93,13 @@ enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr, size_
  * like Espressif's short UUIDs), NUL-terminated, to @p out.
  */
 void claim_new_node_id(char out[NODE_ID_MAX + 1]);
+/**
+ * The user-flow initiate transaction (db_transaction()): a fresh claim_new_node_id()
+ * candidate on each try, then db_user_initiate()'s step; @p u and @p a as that step
+ * takes them. DB_OK with u->node_id; DB_NO_ROWS with u->over_quota; DB_SOFT (busy) or
+ * DB_HARD.
+ */
+enum db_status claim_user_initiate_tx(struct db *db, struct user_initiate *u,
+                                      const struct audit_rec *a);
 
 #endif

@@ -51,37 +51,79 @@ const char *cert_status_name(const struct cert_row *r)
 	return r->expired ? "expired" : "valid";
 }
 
-/* The CRL being built: what the database callbacks need. */
+/* The CRL refresh: its inputs, and what the transaction found. */
 struct crl_build {
 	const struct ca *ca;
 	struct signer *signer; /* NULL: the local keyed path (ca holds the key) */
 	const struct crl_policy *p;
 	int64_t now;
-	bool unavailable; /* the signer could not be asked: a 503, not a 500 */
+	uint8_t key_id[32]; /* the CA's, whose CRLs these are */
+	int64_t number;     /* out: the number of the CRL now current */
+	bool unavailable;   /* out: the signer could not be asked: a 503, not a 500 */
 };
 
 /* Stale: a revocation it does not list, or less than half its validity left. */
-static bool crl_stale(struct crl_build *b, const struct crl_facts *f)
+static bool crl_stale(const struct crl_build *b, const struct crl_facts *f)
 {
 	int64_t half = (int64_t)b->p->hours * 3600 / 2;
 	return f->revoked_count != f->revoked_now || f->next_update - b->now < half ||
 	       f->this_update > b->now;
 }
 
-static int crl_sign(struct crl_build *b, int64_t number, const struct revoked_entry *e, size_t n,
-                    uint8_t **der, size_t *len, int64_t *this_update, int64_t *next_update)
+/* Signs CRL @p rq, by the signer or with the key loaded here: 0, or -1 (logged). */
+static int crl_sign(struct crl_build *b, const struct crl_request *rq, uint8_t **der, size_t *len)
 {
-	*this_update = b->now;
-	*next_update = b->now + (int64_t)b->p->hours * 3600;
-	struct crl_request rq = {number, *this_update, *next_update, e, n};
-	int rc = b->signer ? signer_crl(b->signer, &rq, der, len)
-	                   : ca_crl_sign(b->ca, number, e, n, *this_update, *next_update, der, len);
+	int rc = b->signer ? signer_crl(b->signer, rq, der, len)
+	                   : ca_crl_sign(b->ca, rq->number, rq->e, rq->n, rq->this_update,
+	                                 rq->next_update, der, len);
 	if (rc < 0) {
 		b->unavailable = rc == SIGNER_DOWN;
 		return -1;
 	}
-	log_info("issued CRL number %lld with %zu entries (%zu bytes)", (long long)number, n, *len);
+	log_info("issued CRL number %lld with %zu entries (%zu bytes)", (long long)rq->number,
+	         rq->n, *len);
 	return 0;
+}
+
+/*
+ * The refresh transaction (db_transaction()): under the CRL lock, keep the newest CRL
+ * unless it is stale, else sign one from every revocation, numbered one above any
+ * stored, and store it. The signature is made inside the transaction, so that the
+ * number it carries is the one stored.
+ */
+static enum db_status crl_refresh_tx(struct db *db, void *cls)
+{
+	struct crl_build *b = cls;
+	struct crl_facts f;
+	struct revoked_entry *e = NULL;
+	uint8_t *der = NULL;
+	size_t n = 0, len = 0;
+	enum db_status s;
+
+	b->unavailable = false;
+	if ((s = db_crl_lock(db)) < DB_NO_ROWS)
+		return s;
+	if ((s = db_crl_facts(db, b->key_id, &f)) != DB_OK)
+		return s < DB_NO_ROWS ? s : DB_HARD;
+	if (f.have && !crl_stale(b, &f)) {
+		b->number = f.number;
+		return DB_OK;
+	}
+	if ((s = db_crl_revoked(db, &e, &n)) < DB_NO_ROWS)
+		goto out;
+	struct crl_request rq = {f.max_number + 1, b->now, b->now + (int64_t)b->p->hours * 3600, e,
+	                         n};
+	if (crl_sign(b, &rq, &der, &len) < 0) {
+		s = DB_HARD;
+		goto out;
+	}
+	if ((s = db_crl_store(db, rq.number, b->key_id, n, rq.this_update, rq.next_update, der,
+	                      len)) == DB_OK)
+		b->number = rq.number;
+out:
+	free(e);
+	free(der);
+	return s;
 }
 
 /* crl_current() and crl_current_local(): @p signer NULL signs with @p ca's own key. */
@@ -89,16 +131,16 @@ static int crl_refresh(struct db *db, const struct ca *ca, struct signer *signer
                        const struct crl_policy *p, uint8_t **der, size_t *len, int64_t *number,
                        bool *busy)
 {
-	struct crl_build b = {ca, signer, p, now_unix(), false};
-	uint8_t key_id[32];
+	struct crl_build b = {.ca = ca, .signer = signer, .p = p, .now = now_unix()};
 	enum db_status s;
 
 	*busy = false;
 	*der = NULL;
 	*len = 0;
-	if (ca_key_id(ca, key_id) < 0)
+	if (ca_key_id(ca, b.key_id) < 0)
 		return -1;
-	s = db_crl_refresh(db, key_id, crl_stale, crl_sign, &b, number);
+	s = db_transaction(db, crl_refresh_tx, &b);
+	*number = b.number;
 	if (s == DB_OK)
 		s = db_crl_get(db, *number, der, len);
 	*busy = s == DB_SOFT || b.unavailable;

@@ -5,10 +5,12 @@
  */
 #include "core/runtime.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/cert_reply.h"
 #include "lib/log.h"
@@ -77,7 +79,37 @@ static int load_matter(struct runtime *rt, char *err, size_t errsz)
 	return check_matter_fits(rt, err, errsz);
 }
 
-struct runtime *runtime_load(const char *path, const char *exe, char *err, size_t errsz)
+int runtime_keys_out_of_reach(const struct claimd_config *cfg, char *err, size_t errsz)
+{
+	const struct {
+		const char *key, *path;
+	} files[] = {
+	    {"ca.key", cfg->ca_key},
+	    {"matter.pai_key", cfg->matter_pai_key},
+	    {"secrets.key_file", cfg->secrets_key_file},
+	};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const char *f = files[i].path;
+		if (!f[0] || strncmp(f, "pkcs11:", 7) == 0)
+			continue;
+		int fd = open(f, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		close(fd);
+		snprintf(err, errsz,
+		         "%s: %s: %s can be read by uid %ld, the network process's own: only the "
+		         "signer's user may read a key (make it owned by signer.user, mode 0600; "
+		         "start claimd as root so it runs as server.user, or run an external "
+		         "signer, signer.socket)",
+		         cfg->file, files[i].key, f, (long)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
+struct runtime *runtime_load(const char *path, const char *exe, struct signer *keep, char *err,
+                             size_t errsz)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
 
@@ -88,8 +120,12 @@ struct runtime *runtime_load(const char *path, const char *exe, char *err, size_
 	atomic_init(&rt->refs, 1);
 	if (!(rt->cfg = config_load(path, err, errsz)))
 		goto fail;
-	/* The keys are loaded by the signer, never here. */
-	if (!(rt->signer = signer_start(exe, rt->cfg, err, errsz)))
+	/* The keys are loaded by the signer, never here, and must be out of reach. */
+	if (geteuid() != 0 && runtime_keys_out_of_reach(rt->cfg, err, errsz) < 0)
+		goto fail;
+	if (keep)
+		rt->signer = signer_ref(keep);
+	else if (!(rt->signer = signer_start(exe, rt->cfg, err, errsz)))
 		goto fail;
 	rt->ca = signer_ca(rt->signer);
 	rt->secrets = signer_secrets(rt->signer);

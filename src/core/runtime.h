@@ -51,11 +51,22 @@ struct app {
 
 /**
  * Loads a config file and everything it names: starts a signer (program @p exe, see
- * signer.h) that loads the CA and the secrets key, and checks that the largest
- * response fits RESPONSE_MAX. Returns NULL with "FILE:LINE:COL: message" or
+ * signer.h) that loads the CA and the secrets key, or, when @p keep is not NULL, keeps
+ * that one (a reference: claimd after it dropped root, which could start no signer
+ * that reads the keys), and checks that the largest response fits RESPONSE_MAX. When
+ * this process is not root, also checks that it cannot open a key file
+ * (runtime_keys_out_of_reach()). Returns NULL with "FILE:LINE:COL: message" or
  * "PATH: message" (the signer's, when it could not load a key) in @p err.
  */
-struct runtime *runtime_load(const char *path, const char *exe, char *err, size_t errsz);
+struct runtime *runtime_load(const char *path, const char *exe, struct signer *keep, char *err,
+                             size_t errsz);
+/**
+ * The network process's own check that the keys are out of its reach: opening
+ * ca.key, matter.pai_key (when files, not pkcs11: URIs) and secrets.key_file for
+ * reading must fail. 0, or -1 with a message naming the config key, the file and this
+ * process's uid in @p err (a key it can open: a configuration error, fatal at start-up).
+ */
+int runtime_keys_out_of_reach(const struct claimd_config *cfg, char *err, size_t errsz);
 /** Drops one reference; frees the generation at zero. NULL is a no-op. */
 void runtime_release(struct runtime *rt);
 

@@ -1,17 +1,22 @@
 /*
- * What claimctl's command files share: the config file named on the command line, the
- * database it names, and who is running the command (for the audit trail).
+ * What claimctl's command files share (ctl.c, ctl_commands.c): the config file named on
+ * the command line, the database it names, who is running the command (for the audit
+ * trail), the command table, and each command's entry point.
  */
 #ifndef CLAIMD_TOOLS_CTL_H
 #define CLAIMD_TOOLS_CTL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "lib/config.h"
+#include "core/operator.h"
 #include "db/db.h"
 
+/** Sets the config file the commands read (-c FILE; default /etc/claimd/claimd.yaml). */
+void ctl_set_config_path(const char *path);
 /** Loads the config file claimctl was given; NULL after printing why. */
 struct claimd_config *ctl_config(void);
 /** Connects to the config's database; NULL after printing why. */
@@ -20,6 +25,17 @@ struct db *ctl_db(void);
 int ctl_flush_stdout(const char *what);
 /** "claimctl:USER" (the invoking user, SUDO_USER first), for revoked_by and audit rows. */
 const char *ctl_actor(void);
+/** The operator as operator.h's audit rows name claimctl's: ctl_actor(), no address. */
+struct operator_who ctl_who(void);
+/** RFC 3339 UTC of unix seconds @p t into @p out (21 bytes); returns @p out. */
+const char *ctl_rfc3339(char out[21], int64_t t);
+
+/* A listing's output, for the database's streaming exports (db_lifecycle.h). */
+struct export_sink {
+	FILE *out;
+	bool json;
+	long rows;
+};
 
 /** The overview of every command, for claimctl --help (or after a usage error). */
 void ctl_usage(FILE *f);
@@ -35,19 +51,33 @@ const char *ctl_command_name(int argc, char **argv, char *buf, size_t bufsz);
 /** True when @p name is a command or a group of them. */
 bool ctl_command_known(const char *name);
 
-/** devices list [--platform P] [--claimed|--unclaimed] [--json]: exit status. */
-int ctl_devices_list(int argc, char **argv);
-/** devices show MAC: exit status. */
-int ctl_devices_show(int argc, char **argv);
-/** certs list | certs revoke: exit status. */
-int ctl_certs(int argc, char **argv);
-/** crl [--der]: exit status. */
-int ctl_crl(int argc, char **argv);
-/** nodes release NODE_ID: exit status. */
-int ctl_nodes_release(int argc, char **argv);
-/** nodes export [--user U]: exit status. */
-int ctl_nodes_export(int argc, char **argv);
-/** audit export [--since T] [--until T] [--format jsonl|csv]: exit status. */
-int ctl_audit_export(int argc, char **argv);
+/**
+ * Runs the command argv[0] [argv[1]] names with its arguments (the table in
+ * ctl_commands.c): its exit status, or 2 after printing the usage (a group without a
+ * known subcommand, or an unknown command).
+ */
+int ctl_run(int argc, char **argv);
+
+/* The commands, one file per group; each gets argv[0] = its last word ("list"), then
+ * its arguments, and returns the exit status (2: a usage error). */
+int ctl_migrate(int argc, char **argv);        /* ctl_setup.c */
+int ctl_keygen(int argc, char **argv);         /* ctl_setup.c */
+int ctl_config_example(int argc, char **argv); /* ctl_setup.c */
+int ctl_devices_import(int argc, char **argv); /* ctl_devices.c */
+int ctl_devices_list(int argc, char **argv);   /* ctl_devices.c */
+int ctl_devices_show(int argc, char **argv);   /* ctl_devices.c */
+int ctl_devices_unlock(int argc, char **argv); /* ctl_devices.c */
+int ctl_users_quota(int argc, char **argv);    /* ctl_users.c */
+int ctl_nodes_list(int argc, char **argv);     /* ctl_nodes.c */
+int ctl_nodes_show(int argc, char **argv);     /* ctl_nodes.c */
+int ctl_nodes_release(int argc, char **argv);  /* ctl_nodes.c */
+int ctl_nodes_export(int argc, char **argv);   /* ctl_nodes.c */
+int ctl_certs_list(int argc, char **argv);     /* ctl_certs.c */
+int ctl_certs_revoke(int argc, char **argv);   /* ctl_certs.c */
+int ctl_crl(int argc, char **argv);            /* ctl_certs.c: the local keyed path */
+int ctl_audit_export(int argc, char **argv);   /* ctl_audit.c */
+int ctl_dev_ca(int argc, char **argv);         /* ctl_dev.c */
+int ctl_dev_idp(int argc, char **argv);        /* ctl_dev.c */
+int ctl_dev_token(int argc, char **argv);      /* ctl_dev.c */
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/operator.h"
 #include "lib/canon.h"
 #include "lib/csvimport.h"
 #include "db/db_admin.h"
@@ -79,6 +80,12 @@ static const char *member_str(const json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The operator the server named from the bearer token, for operator.h's audit rows. */
+static struct operator_who admin_who(const struct request *rq)
+{
+	return (struct operator_who){rq->actor, rq->remote, rq->id, true};
+}
+
 /* --- POST /admin/v1/devices --- */
 
 struct import_reporter {
@@ -113,7 +120,6 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 	enum db_status s = DB_OK;
 	struct db *db = NULL;
 	size_t n = 0;
-	char detail[160];
 	enum MHD_Result ret;
 
 	if (!json_is_array(arr) || (n = json_array_size(arr)) == 0) {
@@ -148,45 +154,33 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 		e = CE_INTERNAL;
 		goto out;
 	}
-	for (size_t i = 0; i < n && e == CE_OK; i++) {
-		int rc = signer_seal(rq->rt->signer, rows[i].mac, rows[i].efuse_key,
-		                     sealed[i].sealed, sealed[i].tag);
-		e = rc == SIGNER_OK ? CE_OK : rc == SIGNER_DOWN ? CE_SIGNER_DOWN : CE_INTERNAL;
-	}
+	struct operator_sealer by = {.signer = rq->rt->signer};
+	for (size_t i = 0; i < n && e == CE_OK; i++)
+		e = operator_seal(&by, rows[i].mac, rows[i].efuse_key, sealed[i].sealed,
+		                  sealed[i].tag);
 	if (e != CE_OK)
 		goto out;
 	if (!(db = app_db(rq->app))) {
 		e = CE_BUSY;
 		goto out;
 	}
-	if ((s = db_import_begin(db)) < DB_NO_ROWS)
+	if ((s = operator_register_begin(db)) < DB_NO_ROWS)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if ((s = db_import_row(db, rows[i].line, rows[i].mac, rows[i].platform,
-		                       sealed[i].sealed, sealed[i].tag)) < DB_NO_ROWS) {
-			db_import_abort(db);
+		if ((s = operator_register_row(db, &rows[i], sealed[i].sealed, sealed[i].tag)) <
+		    DB_NO_ROWS) {
+			operator_register_abort(db);
 			goto out;
 		}
 	}
-	s = db_import_finish(db, false, false, count_conflict, &rep, &counts);
+	struct operator_who who = admin_who(rq);
+	s = operator_register_finish(db, &who, false, false, count_conflict, &rep, &counts);
 	if (s == DB_NO_ROWS) {
 		e = CE_DEVICE_CONFLICT;
 		goto out;
 	}
 	if (s < DB_NO_ROWS)
 		goto out;
-	snprintf(detail, sizeof(detail), "%ld added, %ld unchanged by %s", counts.added,
-	         counts.unchanged, rq->actor);
-	struct audit_rec a = {.event = "register",
-	                      .flow = "operator",
-	                      .outcome = "ok",
-	                      .reason = "OK",
-	                      .remote_addr = rq->remote,
-	                      .request_id = rq->id,
-	                      .detail = detail};
-	if (db_audit(db, &a) < DB_NO_ROWS)
-		log_error("req=%s: registered %ld device(s) but could not audit it", rq->id,
-		          counts.added);
 	log_info("req=%s: devices registered by %s: %ld added, %ld unchanged", rq->id, rq->actor,
 	         counts.added, counts.unchanged);
 out:
@@ -385,7 +379,7 @@ out:
 
 enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c)
 {
-	char seg[80], serial[SERIAL_HEX_LEN + 1], detail[160];
+	char seg[80], serial[SERIAL_HEX_LEN + 1];
 	int reason = CRL_REASON_UNSPECIFIED;
 	long matched = 0, revoked = 0;
 	struct db *db;
@@ -411,18 +405,11 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 	}
 	if (!(db = app_db(rq->app)))
 		return reply_error(rq, c, CE_BUSY);
-	snprintf(detail, sizeof(detail), "%s by %s", crl_reason_name(reason), rq->actor);
 	const char *serials[] = {serial};
 	struct cert_selector sel = {serials, 1, NULL, NULL};
-	struct audit_rec a = {.event = "revoke",
-	                      .flow = "operator",
-	                      .outcome = "ok",
-	                      .reason = "OK",
-	                      .remote_addr = rq->remote,
-	                      .request_id = rq->id,
-	                      .detail = detail};
+	struct operator_who who = admin_who(rq);
 	char *missing = NULL; /* one serial named: it is missing exactly when nothing matched */
-	s = db_certs_revoke(db, &sel, reason, rq->actor, &a, &matched, &revoked, &missing);
+	s = operator_revoke(db, &who, &sel, reason, &matched, &revoked, &missing);
 	free(missing);
 	if (s == DB_NO_ROWS)
 		return reply_error(rq, c, CE_ADMIN_NO_CERT);
@@ -439,7 +426,7 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 
 enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *c)
 {
-	char node_id[NODE_ID_MAX + 1], detail[160];
+	char node_id[NODE_ID_MAX + 1];
 	long revoked = 0;
 	struct db *db;
 	enum db_status s;
@@ -448,17 +435,8 @@ enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *
 		return reply_error(rq, c, CE_ADMIN_NODE_ID);
 	if (!(db = app_db(rq->app)))
 		return reply_error(rq, c, CE_BUSY);
-	snprintf(detail, sizeof(detail), "released by %s", rq->actor);
-	struct audit_rec a = {.event = "release",
-	                      .flow = "operator",
-	                      .outcome = "ok",
-	                      .reason = "OK",
-	                      .node_id = node_id,
-	                      .remote_addr = rq->remote,
-	                      .request_id = rq->id,
-	                      .detail = detail};
-	s = db_node_release(db, node_id, CRL_REASON_CESSATION_OF_OPERATION, rq->actor, &a,
-	                    &revoked);
+	struct operator_who who = admin_who(rq);
+	s = operator_release(db, &who, node_id, &revoked);
 	if (s == DB_NO_ROWS)
 		return reply_error(rq, c, CE_ADMIN_NO_LIVE_NODE);
 	if (s < DB_NO_ROWS)

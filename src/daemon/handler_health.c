@@ -16,7 +16,7 @@ enum MHD_Result handle_healthz(struct request *rq, struct MHD_Connection *c)
 enum MHD_Result handle_readyz(struct request *rq, struct MHD_Connection *c)
 {
 	struct db *db = app_db(rq->app);
-	if (!db || !db_ping(db) || !rq->rt->ca || !signer_alive(rq->rt->signer))
+	if (!db || !db_ping(db) || !rq->rt->ca || !signer_ready(rq->rt->signer))
 		return reply_error(rq, c, CE_NOT_READY);
 	return reply_json(rq, c, 200, json_pack("{s:s}", "status", "ready"));
 }

@@ -3,9 +3,12 @@
  * the keys, signer.h), starts the HTTP workers and then waits for signals on the main
  * thread: SIGHUP reloads (a bad new config is refused and the old one kept),
  * SIGTERM/SIGINT drain in-flight requests and exit 0, and the signer's end (SIGCHLD)
- * drains and exits 1 for the supervisor to restart everything. "claimd --signer
- * CONFIG" is the signer itself (signer_main(), src/signer/signer_main.c), started by
- * claimd, never by hand.
+ * drains and exits 1 for the supervisor to restart everything. Started as root, it
+ * runs its signer as signer.user and becomes server.user itself before it listens.
+ * "claimd --signer-child CONFIG" is the signer itself (signer_main(),
+ * src/signer/signer_main.c), started by claimd, never by hand; "claimd --signer -c
+ * CONFIG" is an external signer, its own service, that claimd reaches on
+ * signer.socket.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include "daemon/http.h"
 #include "lib/log.h"
 #include "core/runtime.h"
+#include "lib/sandbox.h"
 #include "signer/server.h"
 #include "signer/signer.h"
 
@@ -30,7 +34,10 @@
 static void usage(FILE *f)
 {
 	fputs("usage: claimd -c FILE [-t [--no-database]] [--ready-file FILE]\n"
+	      "       claimd --signer -c FILE\n"
 	      "  -c, --config FILE   configuration (YAML)\n"
+	      "      --signer        be the external signer: hold the keys and answer claimd\n"
+	      "                      on signer.socket (peers of server.user's uid only)\n"
 	      "  -t, --test          check the config, CA, key and secrets key, and that the\n"
 	      "                      database answers with a current schema, then exit\n"
 	      "      --no-database   with -t: leave the database out (where it cannot be reached)\n"
@@ -78,6 +85,34 @@ static bool signer_ended(struct app *app)
 	return ended;
 }
 
+/*
+ * Two users, always: started as root, this process becomes server.user for good once
+ * its signer runs (as signer.user), before it listens, and then checks that it cannot
+ * open a key file; it stays root only when server.run_as_root says so. 0, or -1 after
+ * saying why on stderr.
+ */
+static int drop_privileges(const struct runtime *rt, const char *config)
+{
+	char err[1024];
+
+	if (geteuid() != 0)
+		return 0; /* runtime_load() checked the keys are out of reach */
+	if (rt->cfg->run_as_root) {
+		log_warn(
+		    "claimd runs as root (server.run_as_root: yes): code execution in it could "
+		    "read the key files and trace the signer; README, \"Security\"");
+		return 0;
+	}
+	if (sandbox_become("server.user", rt->cfg->server_user, err, sizeof(err)) < 0 ||
+	    runtime_keys_out_of_reach(rt->cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", config, err);
+		return -1;
+	}
+	log_info("running as %s (uid %ld); the signer holds the keys", rt->cfg->server_user,
+	         (long)getuid());
+	return 0;
+}
+
 /* The public port, then the management API's when it listens (tests read both). */
 static int write_ready(const char *path, unsigned port, unsigned admin_port)
 {
@@ -97,15 +132,13 @@ static int write_ready(const char *path, unsigned port, unsigned admin_port)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-	                                     {"test", no_argument, NULL, 't'},
-	                                     {"ready-file", required_argument, NULL, 'r'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {"version", no_argument, NULL, 'V'},
-	                                     {"no-database", no_argument, NULL, 'n'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},     {"test", no_argument, NULL, 't'},
+	    {"ready-file", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},          {"no-database", no_argument, NULL, 'n'},
+	    {"signer", no_argument, NULL, 's'},           {NULL, 0, NULL, 0}};
 	const char *config = NULL, *ready = NULL;
-	bool test_only = false, test_db = true;
+	bool test_only = false, test_db = true, external_signer = false;
 	char err[1024];
 	struct runtime *rt;
 	struct app app;
@@ -113,8 +146,9 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int c, sig, status = 0;
 
-	if (argc == 3 && strcmp(argv[1], "--signer") == 0)
-		_exit(signer_main(argv[2])); /* _exit: no atexit work outside the allow-list */
+	/* _exit: no atexit work outside the allow-list. */
+	if (argc == 3 && strcmp(argv[1], "--signer-child") == 0)
+		_exit(signer_main(argv[2], SIGNER_CHILD));
 
 	while ((c = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
 		switch (c) {
@@ -130,6 +164,9 @@ int main(int argc, char **argv)
 		case 'n':
 			test_db = false;
 			break;
+		case 's':
+			external_signer = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -141,15 +178,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!config || optind != argc) {
+	if (!config || optind != argc || (external_signer && (test_only || ready))) {
 		usage(stderr);
 		return 2;
 	}
+	if (external_signer)
+		_exit(signer_main(config, SIGNER_EXTERNAL));
 	if (secure_init() < 0) {
 		fprintf(stderr, "claimd: cannot initialise libsodium\n");
 		return 1;
 	}
-	if (!(rt = runtime_load(config, SELF_EXE, err, sizeof(err)))) {
+	if (!(rt = runtime_load(config, SELF_EXE, NULL, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -177,6 +216,13 @@ int main(int argc, char **argv)
 	}
 	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
 	log_set_format((enum log_format)log_format_parse(rt->cfg->log_format));
+	/* A child signer started by root could not be started again by server.user: a
+	 * reload keeps it (its keys change at the next restart). */
+	bool keep_signer = geteuid() == 0 && !rt->cfg->run_as_root && !rt->cfg->signer_socket[0];
+	if (drop_privileges(rt, config) < 0) {
+		runtime_release(rt);
+		return 1;
+	}
 	/* Workers inherit this mask, so only the main thread's sigwait sees these. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
@@ -205,11 +251,6 @@ int main(int argc, char **argv)
 	if (admin)
 		log_info("management API listening on %s port %u", rt->cfg->admin_listen_host,
 		         http_port(admin));
-	/* The signer drops to signer.user; this process keeps the user it was started as. */
-	if (geteuid() == 0)
-		log_warn(
-		    "claimd runs as root: code execution in it could read the key files and "
-		    "trace the signer; start it as an unprivileged user (README, \"Security\")");
 	if (ready && write_ready(ready, http_port(srv), admin ? http_port(admin) : 0) < 0)
 		log_warn("cannot write %s", ready);
 	for (;;) {
@@ -228,7 +269,10 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP) {
-			struct runtime *next = runtime_load(config, SELF_EXE, err, sizeof(err));
+			struct runtime *cur = keep_signer ? app_acquire(&app) : NULL;
+			struct runtime *next = runtime_load(
+			    config, SELF_EXE, cur ? cur->signer : NULL, err, sizeof(err));
+			runtime_release(cur);
 			if (!next) {
 				log_error("reload refused, keeping the running config: %s", err);
 				continue;

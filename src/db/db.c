@@ -448,6 +448,11 @@ static enum db_status run_one(struct db *db, void *cls)
 	return db_exec(db, o->name, o->params, o->cols);
 }
 
+enum db_status db_transaction(struct db *db, db_tx_body body, void *cls)
+{
+	return db_run(db, DB_EXPLICIT, body, cls);
+}
+
 enum db_status db_run_exec(struct db *db, const char *name, const struct db_param *params,
                            const struct db_col *cols)
 {

@@ -22,6 +22,22 @@ enum db_status {
 
 struct db;
 
+/*
+ * A transaction's body, written by the domain (claim.c, revocation.c): it calls the
+ * step functions of the resource headers (those documented "a step") in order and
+ * returns the status of the whole. It must be safe to run again from the start: the
+ * runner retries it with @p cls unchanged.
+ */
+typedef enum db_status (*db_tx_body)(struct db *db, void *cls);
+
+/**
+ * Runs @p body in one transaction (BEGIN ... COMMIT) through the one transaction runner:
+ * retried after a serialization failure, a deadlock or a lost connection, DB_SOFT when
+ * the retries run out, DB_HARD on any other error (db_internal.h, db_run()). A body
+ * returning below DB_NO_ROWS rolls back. Otherwise what @p body returned.
+ */
+enum db_status db_transaction(struct db *db, db_tx_body body, void *cls);
+
 struct db_stmt {
 	const char *name;
 	const char *sql;

@@ -191,20 +191,14 @@ enum db_status db_node_release(struct db *db, const char *node_id, int reason, c
 	return s;
 }
 
-struct crl_tx {
-	const uint8_t *key_id;
-	struct crl_facts *f;
-	crl_stale_fn stale;
-	crl_sign_fn sign;
-	struct crl_build *b;
-	int64_t *number;
-};
-
-/* Reads the facts of the newest CRL of t->key_id into t->f. */
-static enum db_status crl_facts(struct db *db, struct crl_tx *t)
+enum db_status db_crl_lock(struct db *db)
 {
-	struct crl_facts *f = t->f;
-	const struct db_param p[] = {DB_BYTEA(t->key_id, 32), DB_PARAMS_END};
+	return db_exec(db, "crl_lock", NULL, NULL);
+}
+
+enum db_status db_crl_facts(struct db *db, const uint8_t issuer_key_id[32], struct crl_facts *f)
+{
+	const struct db_param p[] = {DB_BYTEA(issuer_key_id, 32), DB_PARAMS_END};
 	bool none[4];
 	const struct db_col cols[] = {
 	    DB_COL_INT_NULL("number", &f->number, &none[0]),
@@ -223,70 +217,28 @@ static enum db_status crl_facts(struct db *db, struct crl_tx *t)
 	return s;
 }
 
-static enum db_status crl_facts_tx(struct db *db, void *cls)
-{
-	return crl_facts(db, cls);
-}
-
-enum db_status db_crl_facts(struct db *db, const uint8_t issuer_key_id[32], struct crl_facts *f)
-{
-	struct crl_tx t = {.key_id = issuer_key_id, .f = f};
-	return db_run(db, DB_AUTOCOMMIT, crl_facts_tx, &t);
-}
-
-/* Signs and stores a new CRL from every revocation; t->f holds the current facts. */
-static enum db_status crl_build(struct db *db, struct crl_tx *t)
+enum db_status db_crl_revoked(struct db *db, struct revoked_entry **e, size_t *n)
 {
 	struct revoked_entry row = {0};
 	void *all = NULL;
-	size_t n = 0, len = 0;
-	uint8_t *der = NULL;
-	int64_t number = t->f->max_number + 1, this_update = 0, next_update = 0;
 	const struct db_col cols[] = {DB_COL_TEXT("serial", row.serial),
 	                              DB_COL_INT("revoked_at", &row.revoked_at),
 	                              DB_COL_INT("reason", &row.reason), DB_COLS_END};
 	enum db_status s =
-	    db_exec_collect(db, "crl_revoked", NULL, cols, &row, sizeof(row), &all, &n);
+	    db_exec_collect(db, "crl_revoked", NULL, cols, &row, sizeof(row), &all, n);
 
-	if (s < DB_NO_ROWS)
-		goto out;
-	if (t->sign(t->b, number, all, n, &der, &len, &this_update, &next_update) < 0) {
-		s = DB_HARD;
-		goto out;
-	}
-	const struct db_param p[] = {
-	    DB_INT(number),      DB_BYTEA(t->key_id, 32), DB_INT(n),    DB_INT(this_update),
-	    DB_INT(next_update), DB_BYTEA(der, len),      DB_PARAMS_END};
-	if ((s = db_exec(db, "crl_store", p, NULL)) == DB_OK)
-		*t->number = number;
-out:
-	free(all);
-	free(der);
+	*e = all;
 	return s;
 }
 
-static enum db_status crl_refresh_tx(struct db *db, void *cls)
+enum db_status db_crl_store(struct db *db, int64_t number, const uint8_t issuer_key_id[32],
+                            size_t n, int64_t this_update, int64_t next_update, const uint8_t *der,
+                            size_t len)
 {
-	struct crl_tx *t = cls;
-	enum db_status s;
-
-	if ((s = db_exec(db, "crl_lock", NULL, NULL)) < DB_NO_ROWS)
-		return s;
-	if ((s = crl_facts(db, t)) != DB_OK)
-		return s < DB_NO_ROWS ? s : DB_HARD;
-	if (t->f->have && !t->stale(t->b, t->f)) {
-		*t->number = t->f->number;
-		return DB_OK;
-	}
-	return crl_build(db, t);
-}
-
-enum db_status db_crl_refresh(struct db *db, const uint8_t issuer_key_id[32], crl_stale_fn stale,
-                              crl_sign_fn sign, struct crl_build *b, int64_t *number)
-{
-	struct crl_facts f;
-	struct crl_tx t = {issuer_key_id, &f, stale, sign, b, number};
-	return db_run(db, DB_EXPLICIT, crl_refresh_tx, &t);
+	const struct db_param p[] = {
+	    DB_INT(number),      DB_BYTEA(issuer_key_id, 32), DB_INT(n),    DB_INT(this_update),
+	    DB_INT(next_update), DB_BYTEA(der, len),          DB_PARAMS_END};
+	return db_exec(db, "crl_store", p, NULL);
 }
 
 enum db_status db_crl_get(struct db *db, int64_t number, uint8_t **der, size_t *len)

@@ -127,8 +127,6 @@ struct crl_facts {
 	int64_t max_number;    /* the highest cRLNumber of any issuer, 0 if none */
 };
 
-/** Reads @p f for the CA whose public key hashes to @p issuer_key_id. DB_OK, DB_SOFT, DB_HARD. */
-enum db_status db_crl_facts(struct db *db, const uint8_t issuer_key_id[32], struct crl_facts *f);
 /**
  * The DER of stored CRL @p number as a malloc'd buffer in *@p der of *@p len bytes.
  * DB_OK; DB_NO_ROWS if there is no such CRL; DB_SOFT or DB_HARD.
@@ -136,30 +134,30 @@ enum db_status db_crl_facts(struct db *db, const uint8_t issuer_key_id[32], stru
 enum db_status db_crl_get(struct db *db, int64_t number, uint8_t **der, size_t *len);
 
 /*
- * Building a new CRL: the caller decides whether the newest one is stale and signs a
- * new one; both run with a database-wide lock held, so two replicas never build at
- * once and numbers only grow. The build state is a struct the caller defines.
+ * The steps of a CRL refresh, for a db_transaction() body (revocation.c decides whether
+ * to build and signs): take the lock, read the facts, and when a new CRL is due, read
+ * every revocation and store the signed CRL. Each is a step: it runs in the caller's
+ * transaction and is never retried by itself.
  */
-struct crl_build;
-/** True when a CRL with facts @p f must be replaced. */
-typedef bool (*crl_stale_fn)(struct crl_build *b, const struct crl_facts *f);
+/** A step: takes the database-wide CRL lock (two replicas never build at once and
+ * numbers only grow) until the transaction ends. DB_OK or DB_NO_ROWS; DB_SOFT, DB_HARD. */
+enum db_status db_crl_lock(struct db *db);
+/** A step: reads @p f for the CA whose public key hashes to @p issuer_key_id. DB_OK,
+ * DB_SOFT, DB_HARD. */
+enum db_status db_crl_facts(struct db *db, const uint8_t issuer_key_id[32], struct crl_facts *f);
 /**
- * Signs a CRL numbered @p number listing the @p n entries @p e (serial order): a
- * malloc'd DER in *@p der of *@p len bytes, its thisUpdate and nextUpdate (unix
- * seconds). 0, or -1 (logged).
+ * A step: every revoked certificate, in serial order, as a malloc'd array in *@p e of
+ * *@p n entries (the caller frees it). DB_OK; DB_NO_ROWS (none, *@p e NULL); DB_SOFT or
+ * DB_HARD.
  */
-typedef int (*crl_sign_fn)(struct crl_build *b, int64_t number, const struct revoked_entry *e,
-                           size_t n, uint8_t **der, size_t *len, int64_t *this_update,
-                           int64_t *next_update);
-
+enum db_status db_crl_revoked(struct db *db, struct revoked_entry **e, size_t *n);
 /**
- * Under an advisory lock: reads the facts of @p issuer_key_id's newest CRL; when there
- * is none or @p stale says so, reads every revoked certificate, calls @p sign with the
- * next number (one above any stored) and stores the result. *@p number gets the number
- * of the CRL now current. DB_OK; DB_HARD when @p sign fails (nothing stored); DB_SOFT or
- * DB_HARD on database failure.
+ * A step: stores CRL @p number of the CA @p issuer_key_id, listing @p n revocations,
+ * valid @p this_update .. @p next_update (unix seconds), DER @p der of @p len bytes.
+ * DB_OK; DB_SOFT or DB_HARD.
  */
-enum db_status db_crl_refresh(struct db *db, const uint8_t issuer_key_id[32], crl_stale_fn stale,
-                              crl_sign_fn sign, struct crl_build *b, int64_t *number);
+enum db_status db_crl_store(struct db *db, int64_t number, const uint8_t issuer_key_id[32],
+                            size_t n, int64_t this_update, int64_t next_update, const uint8_t *der,
+                            size_t len);
 
 #endif

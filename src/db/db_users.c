@@ -79,16 +79,10 @@ const struct db_stmt db_users_stmts[] = {
     {NULL, NULL},
 };
 
-struct initiate_tx {
-	struct user_initiate *u;
-	const struct audit_rec *a;
-};
-
 /* Runs again from the start on a retry: every output is set afresh. */
-static enum db_status user_initiate_tx(struct db *db, void *cls)
+enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const char *candidate,
+                                const struct audit_rec *audit)
 {
-	struct initiate_tx *t = cls;
-	struct user_initiate *u = t->u;
 	const struct db_param touch[] = {DB_TEXT(u->user), DB_TEXT(u->mac), DB_TEXT(u->platform),
 	                                 DB_INT(u->ttl), DB_PARAMS_END};
 	const struct db_col node[] = {DB_COL_TEXT("node_id", u->node_id), DB_COLS_END};
@@ -115,8 +109,6 @@ static enum db_status user_initiate_tx(struct db *db, void *cls)
 			u->over_quota = true;
 			return DB_NO_ROWS;
 		}
-		char candidate[NODE_ID_MAX + 1];
-		u->new_node_id(candidate);
 		const struct db_param ins[] = {DB_TEXT(candidate), DB_TEXT(u->mac),
 		                               DB_TEXT(u->user),   DB_TEXT(u->platform),
 		                               DB_INT(u->ttl),     DB_PARAMS_END};
@@ -128,19 +120,13 @@ static enum db_status user_initiate_tx(struct db *db, void *cls)
 	}
 	if (s < DB_NO_ROWS)
 		return s;
-	struct audit_rec a = *t->a;
+	struct audit_rec a = *audit;
 	struct db_param p[AUDIT_NPARAMS + 1];
 	a.mac = u->mac;
 	a.node_id = u->node_id;
 	db_audit_params(p, &a);
 	p[AUDIT_NPARAMS] = DB_PARAMS_END;
 	return db_exec(db, "audit_insert", p, NULL);
-}
-
-enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const struct audit_rec *a)
-{
-	struct initiate_tx t = {u, a};
-	return db_run(db, DB_EXPLICIT, user_initiate_tx, &t);
 }
 
 enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a)

@@ -19,9 +19,6 @@ struct user_initiate {
 	const char *user, *mac, *platform;
 	unsigned ttl;           /* seconds the initiate stays pending */
 	unsigned default_quota; /* users.quota; 0 = unlimited */
-	/* Writes a fresh random node_id candidate (NUL-terminated, at most 64 characters of
-	 * [A-Za-z0-9_-]); called for each try, in case a random id ever collides. */
-	void (*new_node_id)(char out[NODE_ID_MAX + 1]);
 	/* out */
 	char node_id[NODE_ID_MAX + 1];
 	bool over_quota; /* the user holds as many MACs as the quota allows */
@@ -42,13 +39,16 @@ struct user_verify {
 };
 
 /**
- * In one transaction: the (user, MAC)'s node_id (made from new_node_id() on first use,
- * under a per-user lock that makes the quota exact with several daemons), marked
- * pending for ttl seconds, and the audit row @p a (its node_id and mac filled in here).
- * DB_OK with node_id; DB_NO_ROWS with over_quota (nothing written); DB_SOFT (busy) or
- * DB_HARD on failure.
+ * A step, for a db_transaction() body (claim.c writes the transaction): the (user,
+ * MAC)'s node_id (@p candidate, at most NODE_ID_MAX characters of [A-Za-z0-9_-], on
+ * first use, under a per-user lock that makes the quota exact with several daemons),
+ * marked pending for ttl seconds, and the audit row @p a (its node_id and mac filled in
+ * here). DB_OK with node_id; DB_NO_ROWS with over_quota (nothing written); DB_SOFT when
+ * @p candidate collided with another node_id (the body runs again with a new one) or
+ * the database was busy; DB_HARD on failure.
  */
-enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const struct audit_rec *a);
+enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const char *candidate,
+                                const struct audit_rec *a);
 /**
  * Spends the user's pending initiate of node_id and records the certificate and the
  * audit row @p a (its mac filled from the node), in one statement. DB_OK with mac;

@@ -144,7 +144,16 @@ static const struct key keys[] = {
      "the key-holding signer process's user when claimd starts as root (must exist)"},
     {"signer.timeout_seconds", K_UINT, O(signer_timeout), "3", 1, 60, RELOAD,
      "a signer silent this long is killed: 503, and claimd exits for its supervisor (under the "
-     "firmware's 5 s wait for a reply)"},
+     "firmware's 5 s wait for a reply); /readyz is not ready while it does not answer"},
+    {"signer.socket", K_PATH, O(signer_socket), "", 0, 0, RESTART,
+     "optional: the Unix socket of an external signer (claimd --signer -c FILE listens on it, "
+     "claimd connects to it); empty = claimd starts its own signer"},
+    {"server.user", K_STR, O(server_user), "claimd", 0, 0, RESTART,
+     "the network process's user when claimd starts as root (a name or a numeric uid; it "
+     "must not be able to read a key); an external signer accepts only this uid"},
+    {"server.run_as_root", K_STR, O(run_as_root_text), "no", 0, 0, RESTART,
+     "yes: the network process stays root when started as root (no separation of users: "
+     "code execution in it can read the keys); for tests and debugging only"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -553,6 +562,21 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	if (strcmp(c->on_reclaim, "supersede") && strcmp(c->on_reclaim, "keep"))
 		return fail_at(L, node_of(doc, "revocation.on_reclaim"),
 		               "revocation.on_reclaim: expected supersede or keep");
+	if (strcmp(c->run_as_root_text, "yes") && strcmp(c->run_as_root_text, "no"))
+		return fail_at(L, node_of(doc, "server.run_as_root"),
+		               "server.run_as_root: expected yes or no");
+	c->run_as_root = strcmp(c->run_as_root_text, "yes") == 0;
+	if (!c->server_user[0] || !c->signer_user[0])
+		return fail_at(L, node_of(doc, c->server_user[0] ? "signer.user" : "server.user"),
+		               "%s: a user name or uid is required",
+		               c->server_user[0] ? "signer.user" : "server.user");
+	if (strcmp(c->server_user, c->signer_user) == 0)
+		return fail_at(L, node_of(doc, "server.user"),
+		               "server.user: must differ from signer.user (the network process "
+		               "must not be able to read the keys)");
+	if (strlen(c->signer_socket) >= 108)
+		return fail_at(L, node_of(doc, "signer.socket"),
+		               "signer.socket: a Unix socket path is at most 107 bytes");
 	if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
 		return fail_at(L, node_of(doc, "log.format"), "log.format: expected text or json");
 	/* Stored canonical, as canon.c compares them; a spelling that is no platform

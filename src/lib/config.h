@@ -75,6 +75,10 @@ struct claimd_config {
 
 	char *signer_user;       /* the signer's user when started as root */
 	unsigned signer_timeout; /* seconds */
+	char *signer_socket;     /* an external signer's Unix socket; "" = claimd starts one */
+	char *server_user;       /* the network process's user when started as root */
+	char *run_as_root_text;  /* server.run_as_root as written: "yes" or "no" */
+	bool run_as_root;        /* the network process may stay root (no separation) */
 };
 
 /**

@@ -3,6 +3,7 @@
  * allow-list is what the signer's loop needs (a socket it already has, memory, time,
  * randomness) and nothing that reaches outside: no socket(), connect(), open() (unless
  * a PKCS#11 token needs it), execve(), fork or ptrace, and no mapping made executable.
+ * It also drops root for good, for the signer and for the network process.
  */
 #include "lib/sandbox.h"
 
@@ -100,8 +101,16 @@ static int add_all(scmp_filter_ctx f, const int *calls, size_t n)
 	return 0;
 }
 
-static int load_filter(bool token_files, char *err, size_t errsz)
+/* An external signer's: taking a connection and asking who is on its other end. */
+static const int listener_calls[] = {
+    SCMP_SYS(accept4),
+    SCMP_SYS(accept),
+    SCMP_SYS(getsockopt),
+};
+
+static int load_filter(unsigned flags, char *err, size_t errsz)
 {
+	bool token_files = flags & SANDBOX_TOKEN;
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
 	struct sigaction sa;
 	int rc = -1;
@@ -116,7 +125,9 @@ static int load_filter(bool token_files, char *err, size_t errsz)
 		goto out;
 	if (add_all(f, base_calls, sizeof(base_calls) / sizeof(base_calls[0])) < 0 ||
 	    (token_files &&
-	     add_all(f, token_calls, sizeof(token_calls) / sizeof(token_calls[0])) < 0))
+	     add_all(f, token_calls, sizeof(token_calls) / sizeof(token_calls[0])) < 0) ||
+	    ((flags & SANDBOX_LISTENER) &&
+	     add_all(f, listener_calls, sizeof(listener_calls) / sizeof(listener_calls[0])) < 0))
 		goto out;
 	/* Memory, but never executable memory: no new code once the keys are in. */
 	if (seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
@@ -159,49 +170,89 @@ static int empty_dir(bool root, char *err, size_t errsz)
 	return 0;
 }
 
-static int drop_root(const char *user, bool token_files, char *err, size_t errsz)
+int sandbox_user(const char *key, const char *user, uid_t *uid, gid_t *gid, char *err, size_t errsz)
 {
 	struct passwd *pw = getpwnam(user);
+	char *end = NULL;
 
-	if (!pw) {
+	if (pw) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	} else if (user[0] >= '0' && user[0] <= '9') {
+		/* A uid without a name (a container's runAsUser): its own group. */
+		errno = 0;
+		unsigned long v = strtoul(user, &end, 10);
+		if (errno || *end || v >= 0xffffffffUL) {
+			snprintf(err, errsz, "%s: \"%s\" is not a user name or uid", key, user);
+			return -1;
+		}
+		*uid = (uid_t)v;
+		*gid = (gid_t)v;
+	} else {
 		snprintf(err, errsz,
-		         "signer.user: no user \"%s\" to run the signer as (claimd started as "
-		         "root): create it (useradd --system %s) or name another",
-		         user, user);
+		         "%s: no user \"%s\" (claimd started as root): create it (useradd "
+		         "--system %s) or name another",
+		         key, user, user);
 		return -1;
 	}
-	if (pw->pw_uid == 0) {
-		snprintf(err, errsz, "signer.user: \"%s\" is root", user);
-		return -1;
-	}
-	if (!token_files && chroot(".") < 0) {
-		snprintf(err, errsz, "signer: chroot: %s", strerror(errno));
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
-		snprintf(err, errsz, "signer: cannot become %s: %s", user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0 || seteuid(0) == 0) {
-		snprintf(err, errsz, "signer: could become root again after dropping it");
+	if (*uid == 0) {
+		snprintf(err, errsz, "%s: \"%s\" is root", key, user);
 		return -1;
 	}
 	return 0;
 }
 
-int sandbox_enter(const char *user, bool token_files, char *err, size_t errsz)
+/* Becomes @p uid:@p gid (@p user's) and checks there is no way back. */
+static int become(const char *key, const char *user, uid_t uid, gid_t gid, char *err, size_t errsz)
 {
-	bool root = geteuid() == 0;
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0) {
+		snprintf(err, errsz, "%s: cannot become %s: %s", key, user, strerror(errno));
+		return -1;
+	}
+	/* Checked, not assumed: no saved uid, group or supplementary group of root left. */
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 || getresuid(&r, &e, &s) < 0 ||
+	    getresgid(&rg, &eg, &sg) < 0 || r != uid || e != uid || s != uid || rg != gid ||
+	    eg != gid || sg != gid || getgroups(0, NULL) != 0) {
+		snprintf(err, errsz, "%s: could become root again after dropping it", key);
+		return -1;
+	}
+	return 0;
+}
 
+int sandbox_become(const char *key, const char *user, char *err, size_t errsz)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (sandbox_user(key, user, &uid, &gid, err, errsz) < 0)
+		return -1;
+	return become(key, user, uid, gid, err, errsz);
+}
+
+int sandbox_enter(const char *user, unsigned flags, char *err, size_t errsz)
+{
+	bool root = geteuid() == 0, token_files = flags & SANDBOX_TOKEN;
+	uid_t uid = 0;
+	gid_t gid = 0;
+
+	/* The user database is read before the chroot leaves it behind. */
+	if (root && sandbox_user("signer.user", user, &uid, &gid, err, errsz) < 0)
+		return -1;
 	if (empty_dir(root, err, errsz) < 0)
 		return -1;
-	if (root && drop_root(user, token_files, err, errsz) < 0)
+	if (root && !token_files && chroot(".") < 0) {
+		snprintf(err, errsz, "signer: chroot: %s", strerror(errno));
+		return -1;
+	}
+	if (root && become("signer.user", user, uid, gid, err, errsz) < 0)
 		return -1;
 	/* After the uid change, which resets it: no core dump, no ptrace by our user. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		snprintf(err, errsz, "signer: prctl: %s", strerror(errno));
 		return -1;
 	}
-	return load_filter(token_files, err, errsz);
+	return load_filter(flags, err, errsz);
 }

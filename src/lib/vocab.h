@@ -9,9 +9,10 @@
 
 #include <stdint.h>
 
-#define MAC_LEN     12 /* upper-case hex digits of a canonical MAC */
-#define NODE_ID_MAX 64 /* longest node_id: a CSR's CN, the node_id column (sql/0004_domains.sql)   \
-	                */
+#define MAC_LEN 12 /* upper-case hex digits of a canonical MAC */
+#define NODE_ID_MAX                                                                                \
+	64 /* longest node_id: a CSR's CN, the node_id column (sql/0004_domains.sql)               \
+	    */
 #define SERIAL_HEX_LEN 32 /* upper-case hex digits of a certificate serial (16 bytes) */
 
 /* One revoked certificate, as a CRL lists it (RFC 5280 section 5.1.2.6). */

@@ -1,20 +1,24 @@
 /*
- * The signer's client (signer.h), in the network-facing process: starts the signer,
- * reads its hello, and asks it one request at a time under a lock, never longer than
- * signer.timeout_seconds. The channel is a socketpair to a child today; rpc() and
- * signer_start() are the only functions that know that. No OpenSSL here (x509/ builds
- * and signs) and no libsodium (lib/secure.c).
+ * The signer's client (signer.h), in the network-facing process: starts the signer
+ * (a child on a socketpair) or connects to an external one (signer.socket), reads its
+ * hello, asks it one request at a time under a lock, never longer than
+ * signer.timeout_seconds, and pings it from a thread of its own so that readiness
+ * knows a signer that stopped answering while nobody asked. No OpenSSL here (x509/
+ * builds and signs) and no libsodium (lib/secure.c).
  */
 #include "signer/signer.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,15 +31,30 @@ extern char **environ;
 
 struct signer {
 	int fd;
-	pid_t pid;
+	pid_t pid; /* -1: an external signer (socket, below) */
+	char *socket;
 	unsigned timeout_ms;
 	pthread_mutex_t lock; /* one request on the channel at a time */
 	bool broken;          /* under lock: the channel is out of step or closed */
+	bool pong_due;        /* under lock: a ping's reply is still to be read */
 	bool reaped;
+	atomic_uint refs;
+	_Atomic uint64_t last_answer; /* monotonic ms of the last reply from the signer */
+	/* The pinger: its thread, and the stop it waits on. */
+	pthread_t pinger;
+	bool pinging;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stop;
 	struct ca *ca;   /* the public side only (ca_public()) */
 	struct pai *pai; /* the public side only (pai_public()); NULL: no Matter PAI */
 	struct secrets *authid;
 };
+
+/* How long the pinger holds the channel for a ping's reply before it leaves it for
+ * the next request to read (so that a request still meets a silent signer with its
+ * own deadline and kill), milliseconds. */
+#define PING_HOLD_MS 50
 
 static uint64_t deadline_of(const struct signer *s)
 {
@@ -50,8 +69,14 @@ static void broken(struct signer *s, const char *what, bool timed_out)
 		log_error("signer (pid %d): %s", (int)s->pid,
 		          timed_out ? "no answer in time: killing it" : what);
 	s->broken = true;
-	if (timed_out && !s->reaped)
+	if (timed_out && !s->reaped && s->pid > 0)
 		kill(s->pid, SIGKILL);
+	/* An external signer is not ours to kill: the channel goes, the pinger connects
+	 * again. */
+	if (s->pid <= 0 && s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
 }
 
 /*
@@ -81,12 +106,22 @@ static int rpc(struct signer *s, enum signer_op op, const struct wire_out *req, 
 	deadline = deadline_of(s);
 	if (s->broken)
 		goto out;
+	/* A ping's late reply first: a silent signer meets this request's deadline. */
+	if (s->pong_due && wire_recv(s->fd, &code, rep, replen, deadline) < 0) {
+		broken(s, "the channel closed: the signer has ended",
+		       now_ms_monotonic() >= deadline);
+		goto out;
+	}
+	free(*rep);
+	*rep = NULL;
+	s->pong_due = false;
 	if (wire_send(s->fd, op, req, deadline) < 0 ||
 	    wire_recv(s->fd, &code, rep, replen, deadline) < 0) {
 		broken(s, "the channel closed: the signer has ended",
 		       now_ms_monotonic() >= deadline);
 		goto out;
 	}
+	atomic_store(&s->last_answer, now_ms_monotonic());
 	rc = code == 0 ? SIGNER_OK : SIGNER_FAILED;
 out:
 	pthread_mutex_unlock(&s->lock);
@@ -98,8 +133,9 @@ out:
 	return rc;
 }
 
-/* The hello: the signer's public facts, or its message why it could not start. */
-static int read_hello(struct signer *s, char *err, size_t errsz)
+/* The hello on @p fd: the signer's public facts, or its message why it could not
+ * start. A reconnection (s->ca already set) only checks that the CA is the same. */
+static int read_hello(struct signer *s, int fd, char *err, size_t errsz)
 {
 	struct signer_hello h = {0};
 	uint8_t *p = NULL;
@@ -107,7 +143,7 @@ static int read_hello(struct signer *s, char *err, size_t errsz)
 	uint32_t code = 0;
 	int rc = -1;
 
-	if (wire_recv(s->fd, &code, &p, &n, deadline_of(s)) < 0) {
+	if (wire_recv(fd, &code, &p, &n, deadline_of(s)) < 0) {
 		snprintf(err, errsz,
 		         "signer: no hello within signer.timeout_seconds (see its log)");
 		goto out;
@@ -121,6 +157,19 @@ static int read_hello(struct signer *s, char *err, size_t errsz)
 	}
 	if (!wire_get_hello(&r, &h)) {
 		snprintf(err, errsz, "signer: malformed hello");
+		goto out;
+	}
+	if (s->ca) {
+		/* What this generation already serves with cannot change under it. */
+		if (strcmp(h.chain, ca_chain_pem(s->ca)) != 0 ||
+		    strcmp(h.largest_leaf, ca_largest_leaf_pem(s->ca)) != 0 ||
+		    (h.pai == NULL) != (s->pai == NULL) ||
+		    (h.pai && strcmp(h.pai, pai_pem(s->pai)) != 0))
+			snprintf(err, errsz,
+			         "signer: the signer now holds another CA or PAI: reload claimd "
+			         "(SIGHUP) to take it");
+		else
+			rc = 0;
 		goto out;
 	}
 	if (!(s->ca = ca_public(h.chain, h.largest_leaf, h.key_type, err, errsz)))
@@ -140,34 +189,75 @@ out:
 	return rc;
 }
 
-struct signer *signer_start(const char *exe, const struct claimd_config *cfg, char *err,
-                            size_t errsz)
+/*
+ * Connects to the external signer at @p path and reads its hello, trying again for the
+ * timeout while nobody listens yet (the signer's service may start at the same time).
+ * The descriptor, or -1 with a message in @p err.
+ */
+static int connect_signer(struct signer *s, const char *path, char *err, size_t errsz)
 {
-	struct signer *s = calloc(1, sizeof(*s));
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	uint64_t deadline = deadline_of(s);
+	int fd = -1;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			snprintf(err, errsz, "signer.socket: socket: %s", strerror(errno));
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			break;
+		int e = errno;
+		close(fd);
+		if ((e != ENOENT && e != ECONNREFUSED) || now_ms_monotonic() >= deadline) {
+			snprintf(err, errsz, "signer.socket: %s: %s (is claimd --signer running?)",
+			         path, strerror(e));
+			return -1;
+		}
+		usleep(100000);
+	}
+	/* Two users, always: a signer of this process's own uid separates nothing. */
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred) ||
+	    cred.uid == geteuid()) {
+		snprintf(err, errsz,
+		         "signer.socket: %s: the signer runs as uid %ld, this process's own: the "
+		         "signer must run as another user",
+		         path, len == sizeof(cred) ? (long)cred.uid : -1L);
+		close(fd);
+		return -1;
+	}
+	if (read_hello(s, fd, err, errsz) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Runs @p exe as the signer child on a new socketpair; its end of it, or -1. */
+static int spawn_signer(struct signer *s, const char *exe, const struct claimd_config *cfg,
+                        char *err, size_t errsz)
+{
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none;
 	int sv[2] = {-1, -1};
-	char *argv[] = {"claimd-signer", "--signer", cfg->file, NULL};
+	char *argv[] = {"claimd-signer", "--signer-child", cfg->file, NULL};
 
-	if (!s || pthread_mutex_init(&s->lock, NULL) != 0) {
-		free(s);
-		snprintf(err, errsz, "out of memory");
-		return NULL;
-	}
-	s->fd = -1;
-	s->pid = -1;
-	s->timeout_ms = cfg->signer_timeout * 1000;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(err, errsz, "signer: socketpair: %s", strerror(errno));
-		goto fail;
+		return -1;
 	}
-	s->fd = sv[0];
 	/* dup2 clears close-on-exec on the signer's end only; every other descriptor of
 	 * this process is closed by the signer itself as its first act. */
 	if (posix_spawn_file_actions_init(&fa) != 0) {
 		snprintf(err, errsz, "out of memory");
-		goto fail;
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
 	}
 	posix_spawn_file_actions_adddup2(&fa, sv[1], SIGNER_FD);
 	/* Not the signal mask of the thread that asks (a reload runs with the signals
@@ -180,29 +270,169 @@ struct signer *signer_start(const char *exe, const struct claimd_config *cfg, ch
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(sv[1]);
-	sv[1] = -1;
 	if (e != 0) {
 		s->pid = -1;
+		close(sv[0]);
 		snprintf(err, errsz, "signer: cannot run %s: %s (is /proc mounted?)", exe,
 		         strerror(e));
+		return -1;
+	}
+	return sv[0];
+}
+
+/* An external signer that went away: connect again and check it is the same CA. */
+static void reconnect(struct signer *s)
+{
+	char err[512];
+	int fd = connect_signer(s, s->socket, err, sizeof(err));
+
+	if (fd < 0) {
+		log_debug("signer: %s", err);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = fd;
+	s->broken = false;
+	s->pong_due = false;
+	atomic_store(&s->last_answer, now_ms_monotonic());
+	pthread_mutex_unlock(&s->lock);
+	log_info("signer: connected again to %s", s->socket);
+}
+
+/*
+ * One ping: sent when the channel is free, its reply waited for PING_HOLD_MS under the
+ * lock and otherwise left for the next ping or request to read. Never kills the
+ * signer: a stopped one is not ready, and ready again when it answers.
+ */
+static void ping(struct signer *s)
+{
+	struct wire_out none = {0};
+	struct timespec ts;
+	uint8_t *p = NULL;
+	size_t n = 0;
+	uint32_t code = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += 1;
+	if (pthread_mutex_clocklock(&s->lock, CLOCK_MONOTONIC, &ts) != 0)
+		return; /* a request holds it: its reply counts */
+	bool lost = s->broken && s->socket;
+	if (s->broken)
+		goto out;
+	if (!s->pong_due) {
+		if (wire_send(s->fd, SIGNER_OP_PING, &none, deadline_of(s)) < 0) {
+			broken(s, "the channel closed: the signer has ended", false);
+			goto out;
+		}
+		s->pong_due = true;
+	}
+	struct pollfd pf = {s->fd, POLLIN, 0};
+	if (poll(&pf, 1, PING_HOLD_MS) == 1) {
+		if (wire_recv(s->fd, &code, &p, &n, deadline_of(s)) < 0) {
+			broken(s, "the channel closed: the signer has ended", false);
+			goto out;
+		}
+		s->pong_due = false;
+		atomic_store(&s->last_answer, now_ms_monotonic());
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	free(p);
+	if (lost)
+		reconnect(s);
+}
+
+/* The pinger: a ping every quarter of the timeout (at most every half second) until
+ * signer_free() says stop. */
+static void *pinger(void *arg)
+{
+	struct signer *s = arg;
+	unsigned every = s->timeout_ms / 4 < 500 ? s->timeout_ms / 4 : 500;
+
+	pthread_mutex_lock(&s->stop_lock);
+	while (!s->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)every * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->stop_lock);
+		ping(s);
+		pthread_mutex_lock(&s->stop_lock);
+	}
+	pthread_mutex_unlock(&s->stop_lock);
+	return NULL;
+}
+
+struct signer *signer_start(const char *exe, const struct claimd_config *cfg, char *err,
+                            size_t errsz)
+{
+	struct signer *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+
+	if (!s || pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s);
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->stop_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->stop_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&s->refs, 1);
+	s->fd = -1;
+	s->pid = -1;
+	s->timeout_ms = cfg->signer_timeout * 1000;
+	if (cfg->signer_socket[0]) {
+		if (!(s->socket = strdup(cfg->signer_socket))) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		if ((s->fd = connect_signer(s, s->socket, err, errsz)) < 0)
+			goto fail;
+	} else {
+		if ((s->fd = spawn_signer(s, exe, cfg, err, errsz)) < 0)
+			goto fail;
+		if (read_hello(s, s->fd, err, errsz) < 0)
+			goto fail;
+	}
+	atomic_store(&s->last_answer, now_ms_monotonic());
+	if (pthread_create(&s->pinger, NULL, pinger, s) != 0) {
+		snprintf(err, errsz, "signer: cannot start the pinger thread");
 		goto fail;
 	}
-	if (read_hello(s, err, errsz) < 0)
-		goto fail;
+	s->pinging = true;
 	return s;
 fail:
-	if (sv[1] >= 0)
-		close(sv[1]);
 	signer_free(s);
 	return NULL;
+}
+
+struct signer *signer_ref(struct signer *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+	return s;
 }
 
 void signer_free(struct signer *s)
 {
 	int st;
 
-	if (!s)
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
+	if (s->pinging) {
+		pthread_mutex_lock(&s->stop_lock);
+		s->stop = true;
+		pthread_cond_signal(&s->stop_cond);
+		pthread_mutex_unlock(&s->stop_lock);
+		pthread_join(s->pinger, NULL);
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	/* The signer exits on end-of-file; one that does not within the timeout is killed. */
@@ -221,6 +451,9 @@ void signer_free(struct signer *s)
 	pai_free(s->pai);
 	secrets_free(s->authid);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->stop_lock);
+	pthread_cond_destroy(&s->stop_cond);
+	free(s->socket);
 	free(s);
 }
 
@@ -244,16 +477,17 @@ const struct secrets *signer_secrets(const struct signer *s)
 	return s->authid;
 }
 
-bool signer_alive(struct signer *s)
+bool signer_ready(struct signer *s)
 {
-	pthread_mutex_lock(&s->lock);
-	bool ok = !s->broken;
-	pthread_mutex_unlock(&s->lock);
-	return ok;
+	/* Not under the lock: a stopped signer's ping may hold it. */
+	uint64_t last = atomic_load(&s->last_answer), now = now_ms_monotonic();
+	return now < last || now - last <= s->timeout_ms;
 }
 
 bool signer_reap(struct signer *s, int *status)
 {
+	if (s->pid <= 0)
+		return false; /* an external signer is no child of this process */
 	pthread_mutex_lock(&s->lock);
 	bool ended = !s->reaped && waitpid(s->pid, status, WNOHANG) == s->pid;
 	if (ended) {
@@ -274,8 +508,16 @@ int signer_issue(struct signer *s, const struct cert_request *rq, struct issued 
 	wire_put_issue(&w, rq);
 	int rc = rpc(s, SIGNER_OP_ISSUE, &w, &der, &len);
 	free(w.p);
-	if (rc == SIGNER_OK && issued_from_der(rq, der, len, out) < 0)
+	/* The serial is the signer's: stored as it says, checked against the certificate. */
+	struct cert_request drawn = *rq;
+	if (rc == SIGNER_OK && len <= sizeof(drawn.serial))
 		rc = SIGNER_FAILED;
+	if (rc == SIGNER_OK) {
+		memcpy(drawn.serial, der, sizeof(drawn.serial));
+		if (issued_from_der(&drawn, der + sizeof(drawn.serial), len - sizeof(drawn.serial),
+		                    out) < 0)
+			rc = SIGNER_FAILED;
+	}
 	free(der);
 	return rc;
 }

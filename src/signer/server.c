@@ -6,8 +6,12 @@
  */
 #include "signer/server.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -51,13 +55,16 @@ static bool crl_ok(struct signer_keys *k, const struct crl_request *rq)
 	bool ok = rq->this_update >= now - CLOCK_SLACK && rq->this_update <= now + CLOCK_SLACK &&
 	          rq->next_update > rq->this_update &&
 	          rq->next_update - rq->this_update <= (int64_t)k->crl_hours * 3600 + CLOCK_SLACK &&
-	          rq->number >= 1 && rq->number >= k->crl_number;
+	          rq->number >= 1 && rq->number >= k->crl_number &&
+	          rq->number <= (k->crl_number ? k->crl_number + SIGNER_CRL_NUMBER_STEP_MAX
+	                                       : SIGNER_CRL_NUMBER_FIRST_MAX);
 	for (size_t i = 0; ok && i < rq->n; i++)
 		ok = rq->e[i].reason >= 0 && rq->e[i].reason <= 10 && rq->e[i].reason != 7;
 	if (!ok) {
-		log_error("signer: CRL number %lld, %lld..%lld is outside policy (now %lld)",
-		          (long long)rq->number, (long long)rq->this_update,
-		          (long long)rq->next_update, (long long)now);
+		log_error("signer: CRL number %lld (last %lld), %lld..%lld is outside policy (now "
+		          "%lld)",
+		          (long long)rq->number, (long long)k->crl_number,
+		          (long long)rq->this_update, (long long)rq->next_update, (long long)now);
 		return false;
 	}
 	k->crl_number = rq->number;
@@ -79,21 +86,26 @@ static bool product_ok(const struct signer_keys *k, const char *pid)
 static int serve_issue(const struct signer_keys *k, struct wire_in *r, struct wire_out *out)
 {
 	struct wire_issue in;
-	const struct cert_request *rq = &in.rq;
+	struct cert_request *rq = &in.rq;
 	uint8_t *der = NULL;
 	size_t len = 0;
 	int rc = -1;
 
-	/* Each profile has its key; ca_issue() and pai_sign() check the rest. */
+	/* Each profile has its key; ca_issue() and pai_sign() check the rest. The serial
+	 * is this process's choice, whatever was proposed: two certificates never share one
+	 * however the network process asks. */
 	if (!wire_get_issue(r, &in) || !validity_ok(k, rq))
-		rc = -1;
-	else if (rq->profile == CERT_PROFILE_MATTER_DAC)
+		return -1;
+	cert_random_serial(rq->serial);
+	if (rq->profile == CERT_PROFILE_MATTER_DAC)
 		rc =
 		    k->pai && product_ok(k, rq->product_id) ? pai_sign(k->pai, rq, &der, &len) : -1;
 	else
 		rc = ca_issue(k->ca, rq, &der, &len);
-	if (rc == 0)
+	if (rc == 0) {
+		wire_put(out, rq->serial, sizeof(rq->serial));
 		wire_put(out, der, len);
+	}
 	free(der);
 	return rc < 0 ? -1 : 0;
 }
@@ -174,6 +186,9 @@ int signer_answer(struct signer_keys *k, uint32_t op, const uint8_t *p, size_t n
 	case SIGNER_OP_SEAL:
 		rc = serve_seal(k, &r, &w);
 		break;
+	case SIGNER_OP_PING:
+		rc = n == 0 ? 0 : -1;
+		break;
 	default:
 		log_error("signer: unknown operation %u", op);
 		break;
@@ -205,5 +220,83 @@ int signer_serve(int fd, struct signer_keys *k)
 		wire_out_clear(&out);
 		if (sent < 0)
 			return 1;
+	}
+}
+
+/* One frame from @p fd answered; -1 when the connection is to be closed. */
+static int serve_one(int fd, struct signer_keys *k, unsigned timeout_ms)
+{
+	uint8_t *p = NULL;
+	size_t n = 0;
+	uint32_t op = 0;
+	struct wire_out out = {0};
+
+	if (wire_recv(fd, &op, &p, &n, now_ms_monotonic() + timeout_ms) < 0)
+		return -1;
+	int rc = signer_answer(k, op, p, n, &out.p, &out.n);
+	secure_wipe(p, n);
+	free(p);
+	int sent = wire_send(fd, rc < 0 ? 1 : 0, &out, now_ms_monotonic() + timeout_ms);
+	wire_out_clear(&out);
+	return sent;
+}
+
+/* A new connection on @p lfd: its descriptor if its peer is @p peer_uid and took the
+ * hello, else -1 (closed). */
+static int admit(int lfd, uid_t peer_uid, const struct wire_out *hello, unsigned timeout_ms)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred) ||
+	    cred.uid != peer_uid) {
+		log_warn(
+		    "signer: refused a connection from uid %ld, pid %ld (only server.user, uid "
+		    "%ld, may connect)",
+		    len == sizeof(cred) ? (long)cred.uid : -1L,
+		    len == sizeof(cred) ? (long)cred.pid : -1L, (long)peer_uid);
+		close(fd);
+		return -1;
+	}
+	if (wire_send(fd, 0, hello, now_ms_monotonic() + timeout_ms) < 0) {
+		close(fd);
+		return -1;
+	}
+	log_info("signer: claimd (pid %ld) connected", (long)cred.pid);
+	return fd;
+}
+
+int signer_listen(int lfd, uid_t peer_uid, const struct wire_out *hello, struct signer_keys *k,
+                  unsigned timeout_ms)
+{
+	struct pollfd p[1 + SIGNER_PEERS_MAX];
+	size_t n = 0;
+
+	for (;;) {
+		p[0] = (struct pollfd){lfd, n < SIGNER_PEERS_MAX ? POLLIN : 0, 0};
+		for (size_t i = 0; i < n; i++)
+			p[1 + i].revents = 0;
+		if (poll(p, 1 + n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("signer: poll: %s", strerror(errno));
+			return 1;
+		}
+		for (size_t i = 0; i < n;) {
+			if (p[1 + i].revents && serve_one(p[1 + i].fd, k, timeout_ms) < 0) {
+				close(p[1 + i].fd);
+				p[1 + i] = p[n--];
+				continue;
+			}
+			i++;
+		}
+		if (p[0].revents & POLLIN) {
+			int fd = admit(lfd, peer_uid, hello, timeout_ms);
+			if (fd >= 0)
+				p[1 + n++] = (struct pollfd){fd, POLLIN, 0};
+		}
 	}
 }

@@ -14,13 +14,15 @@
  *   HELLO (signer to claimd, once, unasked): str key_type, str chain, str largest leaf,
  *         64 bytes auth_id subkeys, u32 has_pai, [str PAI, str largest DAC];
  *         refused: str message
- *   ISSUE u32 profile, i64 not_before, i64 not_after, 16 bytes serial, str cn,
- *         str vendor_id, str product_id, str spki      -> the certificate, DER
+ *   ISSUE u32 profile, i64 not_before, i64 not_after, 16 bytes serial (ignored: the
+ *         signer draws every serial itself), str cn, str vendor_id, str product_id,
+ *         str spki                  -> 16 bytes the serial drawn, the certificate, DER
  *   CRL   i64 number, i64 this_update, i64 next_update, u32 n,
  *         n * (32 bytes serial hex, i64 revoked_at, i64 reason)  -> the CRL, DER
  *   CHECK 12 bytes MAC, sealed key, 64 bytes challenge hex, HMAC-SHA512 response
  *                                                      -> 1 byte, enum signer_verdict
  *   SEAL  12 bytes MAC, eFuse key                       -> sealed key, tag
+ *   PING  nothing                                       -> nothing (readiness, /readyz)
  */
 #ifndef CLAIMD_SIGNER_WIRE_H
 #define CLAIMD_SIGNER_WIRE_H
@@ -45,6 +47,7 @@ enum signer_op {
 	SIGNER_OP_CRL = 2,
 	SIGNER_OP_CHECK = 3,
 	SIGNER_OP_SEAL = 4,
+	SIGNER_OP_PING = 5,
 };
 
 /* What the signer found for a challenge response (CHECK's reply byte). */

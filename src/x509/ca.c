@@ -185,6 +185,13 @@ out:
 	return rc;
 }
 
+int ca_prove(struct ca *ca, char *err, size_t errsz)
+{
+	free(ca->largest_leaf);
+	ca->largest_leaf = NULL;
+	return measure_max_leaf(ca, err, errsz);
+}
+
 X509_EXTENSION *make_ext(X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX v3;
@@ -740,7 +747,20 @@ void cert_request_device(const struct csr *c, const char *node_id, unsigned days
 int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
                     struct issued *out)
 {
+	const unsigned char *q = der;
+	X509 *x = d2i_X509(NULL, &q, (long)len);
+	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+	uint8_t serial[sizeof(rq->serial)];
+	/* The serial stored is the one in the certificate, never only the one announced. */
+	bool same = bn && BN_bn2binpad(bn, serial, sizeof(serial)) == (int)sizeof(serial) &&
+	            memcmp(serial, rq->serial, sizeof(serial)) == 0;
+	BN_free(bn);
+	X509_free(x);
 	memset(out, 0, sizeof(*out));
+	if (!same) {
+		log_error("issued_from_der: the certificate's serial is not the one announced");
+		return -1;
+	}
 	hex_encode_upper(out->serial, rq->serial, sizeof(rq->serial));
 	out->serial[SERIAL_HEX_LEN] = '\0';
 	out->not_before = rq->not_before;

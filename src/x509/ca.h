@@ -121,6 +121,10 @@ void csr_free(struct csr *c);
 const uint8_t *csr_spki(const struct csr *c, size_t *len);
 /** SHA-256 of the CSR's SubjectPublicKeyInfo (DER). */
 void csr_key_fingerprint(const struct csr *c, uint8_t out[32]);
+/** A fresh certificate serial: 16 random bytes, top bit clear (a positive DER INTEGER of
+ * 16 bytes, well under RFC 5280's 20 octets), first byte non-zero. The signer draws the
+ * serial of everything it signs with it (server.c). */
+void cert_random_serial(uint8_t serial[16]);
 /**
  * The request for a RainMaker node's certificate: the CSR's public key (borrowed from
  * @p c, valid while it is), CN @p node_id (borrowed), valid @p days days from an hour
@@ -131,7 +135,8 @@ void cert_request_device(const struct csr *c, const char *node_id, unsigned days
                          struct cert_request *rq);
 /**
  * Fills @p out from signed certificate @p der (@p len bytes) made from @p rq: its
- * serial as upper-case hex, its validity, its PEM. 0, or -1 (out of memory).
+ * serial as upper-case hex, its validity, its PEM. 0, or -1 (not a certificate, its
+ * serial is not @p rq's, or out of memory).
  */
 int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
                     struct issued *out);
@@ -151,6 +156,13 @@ int ca_sign_local(const struct ca *ca, const struct csr *c, const char *node_id,
  * 0, or -1 (refused or OpenSSL failed; logged).
  */
 int ca_issue(const struct ca *ca, const struct cert_request *rq, uint8_t **der, size_t *len);
+/**
+ * The start-up proof, made again where the key will serve (the signer, once confined):
+ * signs the largest test leaf with the key and keeps it (ca_largest_leaf_pem()). 0, or
+ * -1 with "cannot sign a test certificate with the CA" in @p err (a token whose files
+ * the process cannot reach, a key that will not sign).
+ */
+int ca_prove(struct ca *ca, char *err, size_t errsz);
 /** Frees what issued_from_der() put in @p i. */
 void issued_clear(struct issued *i);
 
@@ -222,6 +234,9 @@ const char *pai_largest_dac_pem(const struct pai *p);
 struct pai *pai_public(const char *pem, const char *largest_dac, char *err, size_t errsz);
 /** Whether the PAI key is a PKCS#11 token's (matter.pai_key was a pkcs11: URI). */
 bool pai_key_in_token(const struct pai *p);
+/** The PAI's start-up proof made again (as ca_prove()): signs the largest test DAC and
+ * keeps it (pai_largest_dac_pem()). 0, or -1 with a message in @p err. */
+int pai_prove(struct pai *p, char *err, size_t errsz);
 /**
  * Signs @p rq with the PAI's key (the signer's side; a pai_public() PAI refuses).
  * The signing side checks the request against the PAI: profile CERT_PROFILE_MATTER_DAC,

@@ -45,10 +45,6 @@ X509_EXTENSION *make_ext(X509 *issuer, int nid, const char *value);
 /** Unix seconds of @p t, or 0 when it cannot be read. */
 int64_t asn1_to_unix(const ASN1_TIME *t);
 
-/** A fresh certificate serial: 16 random bytes, top bit clear (a positive DER INTEGER of
- * 16 bytes, well under RFC 5280's 20 octets), first byte non-zero. */
-void cert_random_serial(uint8_t serial[16]);
-
 /** @p s (@p n bytes) is a node_id-shaped CN: 1 to NODE_ID_MAX of [A-Za-z0-9_-]. */
 bool valid_cn(const unsigned char *s, size_t n);
 

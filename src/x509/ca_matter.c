@@ -174,6 +174,13 @@ static int measure_largest_dac(struct pai *p, char *err, size_t errsz)
 	return 0;
 }
 
+int pai_prove(struct pai *p, char *err, size_t errsz)
+{
+	free(p->largest_dac);
+	p->largest_dac = NULL;
+	return measure_largest_dac(p, err, errsz);
+}
+
 struct pai *pai_load(const char *cert, const char *key, const char *vendor_id, char *err,
                      size_t errsz)
 {

@@ -16,79 +16,10 @@
 #include "api_support.h"
 #include "dac_check.h"
 #include "harness.h"
+#include "matter_pki.h"
 #include "proc_scan.h"
 
-#define VID "131B"
 #define PID "0002"
-
-/*
- * The openssl config the PKI is made with: the Matter attribute names, and one
- * extension section per certificate shape (good ones, and ones that break one rule).
- */
-static const char pki_cnf[] =
-    "oid_section = oids\n"
-    "[oids]\nmatterVID = 1.3.6.1.4.1.37244.2.1\nmatterPID = 1.3.6.1.4.1.37244.2.2\n"
-    "[req]\ndistinguished_name = dn\nstring_mask = utf8only\n[dn]\n"
-    "[paa]\nbasicConstraints = critical,CA:TRUE,pathlen:1\n"
-    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
-    "authorityKeyIdentifier = keyid:always\n"
-    "[pai]\nbasicConstraints = critical,CA:TRUE,pathlen:0\n"
-    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
-    "authorityKeyIdentifier = keyid:always\n"
-    "[pai_path1]\nbasicConstraints = critical,CA:TRUE,pathlen:1\n"
-    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
-    "authorityKeyIdentifier = keyid:always\n"
-    "[pai_nopath]\nbasicConstraints = critical,CA:TRUE\n"
-    "keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n"
-    "authorityKeyIdentifier = keyid:always\n"
-    "[pai_no_certsign]\nbasicConstraints = critical,CA:TRUE,pathlen:0\n"
-    "keyUsage = critical,digitalSignature,cRLSign\nsubjectKeyIdentifier = hash\n"
-    "authorityKeyIdentifier = keyid:always\n"
-    "[dac]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
-    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
-    "[dac_eku]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
-    "extendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\n"
-    "authorityKeyIdentifier = keyid:always\n"
-    "[dac_ku_noncrit]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = digitalSignature\n"
-    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
-    "[dac_ku_more]\nbasicConstraints = critical,CA:FALSE\n"
-    "keyUsage = critical,digitalSignature,keyEncipherment\n"
-    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
-    "[dac_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,digitalSignature\n"
-    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
-    "[dac_no_aki]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n"
-    "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = none\n";
-
-#define EC_KEY_CMD  "openssl ecparam -name prime256v1 -genkey -noout -out"
-#define P384_CMD    "openssl ecparam -name secp384r1 -genkey -noout -out"
-#define RSA_KEY_CMD "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out"
-
-/* Runs @p cmd in @p dir quietly; true on exit status 0 (else prints the output). */
-static bool in_dir(const char *dir, const char *cmd)
-{
-	char *out = NULL;
-	int rc = t_run(&out, "cd '%s' && ( %s ) 2>&1", dir, cmd);
-	if (rc != 0)
-		fprintf(stderr, "in %s: %s: exit %d: %s\n", dir, cmd, rc, out ? out : "");
-	free(out);
-	return rc == 0;
-}
-
-/* A certificate @p name (.key, .pem) signed by @p ca with key command @p keycmd,
- * subject @p subj, extension section @p ext and @p days of validity. */
-static bool issue(const char *dir, const char *name, const char *keycmd, const char *subj,
-                  const char *ca, const char *ext, int days)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd),
-	         "%s %s.key && chmod 600 %s.key && "
-	         "openssl req -config m.cnf -new -key %s.key -subj '%s' -out %s.csr && "
-	         "openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key -days %d "
-	         "-set_serial 0x%08X -extfile m.cnf -extensions %s -out %s.pem",
-	         keycmd, name, name, name, subj, name, name, ca, ca, days,
-	         (unsigned)(days * 131 + (unsigned char)name[0] * 7 + strlen(name)), ext, name);
-	return in_dir(dir, cmd);
-}
 
 /* Moves DIR/NAME.pem's validity to [now + @p nb, now + @p na] (seconds) and signs it
  * again with DIR/CA.key: the openssl command cannot date a certificate in the past. */
@@ -122,27 +53,6 @@ static bool redate(const char *dir, const char *name, const char *ca, long nb, l
 	return ok;
 }
 
-/* The PAA and the good PAI in @p dir (T->dir/matter). */
-static bool make_pki(const char *dir)
-{
-	char path[1100];
-	snprintf(path, sizeof(path), "mkdir -p '%s'", dir);
-	if (t_run(NULL, "%s", path) != 0)
-		return false;
-	snprintf(path, sizeof(path), "%s/m.cnf", dir);
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return false;
-	fputs(pki_cnf, f);
-	fclose(f);
-	return in_dir(dir, EC_KEY_CMD " paa.key && chmod 600 paa.key && "
-	                              "openssl req -config m.cnf -new -x509 -key paa.key "
-	                              "-subj '/CN=Test PAA/matterVID=" VID
-	                              "' -days 3650 -extensions paa "
-	                              "-out paa.pem") &&
-	       issue(dir, "pai", EC_KEY_CMD, "/CN=Test PAI/matterVID=" VID, "paa", "pai", 1825);
-}
-
 struct mfx {
 	struct fx f;
 	char idp[1200];
@@ -170,7 +80,7 @@ static bool mfx_up(struct mfx *m, const char *name, bool start)
 		return false;
 	snprintf(m->dir, sizeof(m->dir), "%s/matter", m->f.t.dir);
 	mfx_yaml(m, "pai", "[\"0002\", \"8000\"]");
-	if (!make_pki(m->dir) || !tenv_write_config(&m->f.t) ||
+	if (!pki_make(m->dir) || !tenv_write_config(&m->f.t) ||
 	    !test_idp_create(&m->f.t, "ec", m->idp))
 		return false;
 	return !start || daemon_start(&m->f.t, &m->f.d);
@@ -200,7 +110,7 @@ static void dac_checker_rules(void)
 	struct mfx m;
 	REQUIRE(mfx_up(&m, "dac_checker_rules", false));
 	const char *good = "/CN=node1/matterVID=" VID "/matterPID=" PID;
-	REQUIRE(issue(m.dir, "good", EC_KEY_CMD, good, "pai", "dac", 365));
+	REQUIRE(pki_issue(m.dir, "good", EC_KEY_CMD, good, "pai", "dac", 365));
 	const char *why = verdict(&m, "good", VID, PID);
 	CHECKF(why == NULL, "a good DAC: %s", why);
 	static const struct {
@@ -234,8 +144,8 @@ static void dac_checker_rules(void)
 	     "validity: outside the PAI's"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		REQUIRE(issue(m.dir, bad[i].name, bad[i].keycmd, bad[i].subj, "pai", bad[i].ext,
-		              bad[i].days));
+		REQUIRE(pki_issue(m.dir, bad[i].name, bad[i].keycmd, bad[i].subj, "pai", bad[i].ext,
+		                  bad[i].days));
 		why = verdict(&m, bad[i].name, VID, PID);
 		CHECKF(why && strstr(why, bad[i].rule), "%s: expected '%s', got '%s'", bad[i].name,
 		       bad[i].rule, why ? why : "(passed)");
@@ -243,10 +153,10 @@ static void dac_checker_rules(void)
 	/* A good DAC checked against other expectations, and against a foreign PAA. */
 	why = verdict(&m, "good", VID, "0003");
 	CHECKF(why && strstr(why, "product id"), "%s", why ? why : "(passed)");
-	REQUIRE(in_dir(m.dir,
-	               EC_KEY_CMD " other.key && openssl req -config m.cnf -new -x509 "
-	                          "-key other.key -subj '/CN=Other PAA' -days 30 -extensions paa "
-	                          "-out other.pem"));
+	REQUIRE(pki_in_dir(m.dir, EC_KEY_CMD
+	                   " other.key && openssl req -config m.cnf -new -x509 "
+	                   "-key other.key -subj '/CN=Other PAA' -days 30 -extensions paa "
+	                   "-out other.pem"));
 	X509 *dac = cert_at(&m, "good"), *pai = cert_at(&m, "pai"), *other = cert_at(&m, "other");
 	why = dac_profile_check(dac, pai, other, NULL, VID, PID);
 	CHECKF(why && strstr(why, "chain"), "%s", why ? why : "(passed)");
@@ -536,26 +446,26 @@ static void pai_startup_refusals(void)
 	CHECKF(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), m.f.t.config) == 0, "%s", out);
 	free(out);
 	const char *s = "/CN=PAI/matterVID=" VID;
-	REQUIRE(issue(m.dir, "rsa", RSA_KEY_CMD, s, "paa", "pai", 365));
-	REQUIRE(issue(m.dir, "p384", P384_CMD, s, "paa", "pai", 365));
-	REQUIRE(issue(m.dir, "path1", EC_KEY_CMD, s, "paa", "pai_path1", 365));
-	REQUIRE(issue(m.dir, "nopath", EC_KEY_CMD, s, "paa", "pai_nopath", 365));
-	REQUIRE(issue(m.dir, "nosign", EC_KEY_CMD, s, "paa", "pai_no_certsign", 365));
-	REQUIRE(issue(m.dir, "leaf", EC_KEY_CMD, s, "paa", "dac", 365));
-	REQUIRE(issue(m.dir, "vid", EC_KEY_CMD, "/CN=PAI/matterVID=FFF1", "paa", "pai", 365));
-	REQUIRE(issue(m.dir, "novid", EC_KEY_CMD, "/CN=PAI", "paa", "pai", 365));
-	REQUIRE(issue(m.dir, "pidpai", EC_KEY_CMD, "/CN=PAI/matterVID=131B/matterPID=0002", "paa",
-	              "pai", 365));
+	REQUIRE(pki_issue(m.dir, "rsa", RSA_KEY_CMD, s, "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "p384", P384_CMD, s, "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "path1", EC_KEY_CMD, s, "paa", "pai_path1", 365));
+	REQUIRE(pki_issue(m.dir, "nopath", EC_KEY_CMD, s, "paa", "pai_nopath", 365));
+	REQUIRE(pki_issue(m.dir, "nosign", EC_KEY_CMD, s, "paa", "pai_no_certsign", 365));
+	REQUIRE(pki_issue(m.dir, "leaf", EC_KEY_CMD, s, "paa", "dac", 365));
+	REQUIRE(pki_issue(m.dir, "vid", EC_KEY_CMD, "/CN=PAI/matterVID=FFF1", "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "novid", EC_KEY_CMD, "/CN=PAI", "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "pidpai", EC_KEY_CMD, "/CN=PAI/matterVID=131B/matterPID=0002",
+	                  "paa", "pai", 365));
 	/* A subject so long that a DAC and the PAI cannot fit in 3071 bytes. */
 	char big[1400] = "/CN=PAI";
 	for (int i = 0; i < 14; i++)
 		strcat(big, "/OU=ouououououououououououououououououououououououououououououou");
 	strcat(big, "/matterVID=" VID);
-	REQUIRE(issue(m.dir, "big", EC_KEY_CMD, big, "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "big", EC_KEY_CMD, big, "paa", "pai", 365));
 	/* Expired yesterday; valid from tomorrow. */
-	REQUIRE(issue(m.dir, "expired", EC_KEY_CMD, s, "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "expired", EC_KEY_CMD, s, "paa", "pai", 365));
 	REQUIRE(redate(m.dir, "expired", "paa", -2 * 86400, -86400));
-	REQUIRE(issue(m.dir, "future", EC_KEY_CMD, s, "paa", "pai", 365));
+	REQUIRE(pki_issue(m.dir, "future", EC_KEY_CMD, s, "paa", "pai", 365));
 	REQUIRE(redate(m.dir, "future", "paa", 86400, 2 * 86400));
 	refused_with(&m, "rsa", "[]", "the PAI key must be EC P-256");
 	refused_with(&m, "p384", "[]", "the PAI key must be EC P-256");

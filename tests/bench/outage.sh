@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full outage runs (issue 13): the CTest cases of label 'outage'
-# (tests/api/test_outage.c) at their full size: claimsim bench at OUTAGE_RATE claims/s
+# (tests/outage/test_outage.c) at their full size: claimsim bench at OUTAGE_RATE claims/s
 # (40) with phases of OUTAGE_PHASE seconds (10) between the events: PostgreSQL stopped
 # (fast) and started, killed (kill -9 of the postmaster) and started; failover to a
 # synchronous standby; switchover (old primary fenced read-only); claimd stopped with

@@ -430,15 +430,14 @@ static void runner_explicit_transaction(void)
 	                          .mac = "7CDFA1000009",
 	                          .platform = "esp32",
 	                          .ttl = 300,
-	                          .default_quota = 5,
-	                          .new_node_id = claim_new_node_id};
+	                          .default_quota = 5};
 	struct audit_rec a = {.event = "initiate",
 	                      .flow = "user",
 	                      .outcome = "ok",
 	                      .reason = "OK",
 	                      .user_id = "alice",
 	                      .request_id = "runner"};
-	CHECK(db_user_initiate(db, &u, &a) == DB_OK);
+	CHECK(claim_user_initiate_tx(db, &u, &a) == DB_OK);
 	CHECK(u.created && strlen(u.node_id) == NODE_ID_RANDOM_LEN);
 	CHECK(tries(&t) == 2);
 	CHECK(sql_long(&t, "SELECT count(*) FROM nodes WHERE user_id = 'alice'") == 1);

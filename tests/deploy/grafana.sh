@@ -42,7 +42,7 @@ grep -q "SUCCESS: $n rules found" "$work/out" || { cat "$work/out"; die "promtoo
 
 for name in $(jq -r '.panels[].targets[]?.expr' "$dash" | grep -oE '(claimd|process)_[a-z_]+' | sort -u); do
   base=${name%_bucket}
-  grep -q "\"$base\|$base[ {]\|$base\\\\n\|# TYPE $base" "$root/src/core/metrics.c" "$root/src/daemon/handler_health.c" ||
+  grep -q "\"$base\|$base[ {]\|$base\\\\n\|# TYPE $base" "$root/src/lib/metrics.c" "$root/src/daemon/handler_health.c" ||
     die "$name is queried by a panel but claimd serves no such metric"
 done
 echo "grafana test: $n queries parsed, every metric served; passed"

@@ -171,10 +171,13 @@ bool tenv_write_config(struct tenv *t)
 	 * that an extra which continues the last section stays in it. */
 	if (!t->o.extra || !strstr(t->o.extra, "signer:"))
 		fputs("signer:\n  user: nobody\n", f);
+	/* And claimd itself stays root, as the operator may say explicitly, unless the case
+	 * names its user (the tests of the two users, test_custody.c). */
 	fprintf(f,
-	        "server:\n  listen: \"127.0.0.1:0\"\n  threads: 4\n  log_level: debug\n%s"
+	        "server:\n  listen: \"127.0.0.1:0\"\n  threads: 4\n  log_level: debug\n%s%s"
 	        "database:\n  url: \"%s\"\n"
 	        "ca:\n  certificate: ca/intermediate.pem\n  key: \"%s\"\n",
+	        t->o.server && strstr(t->o.server, "user:") ? "" : "  run_as_root: yes\n",
 	        t->o.server ? t->o.server : "", t->conninfo,
 	        t->o.ca_key ? t->o.ca_key : "ca/intermediate.key");
 	if (t->o.chain)

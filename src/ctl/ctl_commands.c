@@ -1,7 +1,8 @@
 /*
- * claimctl's usage texts, one table for the overview and every command's own --help, so
- * a command cannot be missing from one of them. Printing help needs no config file and
- * no database; nothing here runs a command.
+ * claimctl's one command table: each command's words, usage texts and the function that
+ * runs it (in one file per command group), so a command cannot be missing from the
+ * overview, its own --help or the dispatch. Printing help needs no config file and no
+ * database.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,65 +15,70 @@ struct ctl_help {
 	const char *summary; /* one line, for the overview */
 	const char *more;    /* the command's own --help adds this; may be NULL */
 	bool needs_config;   /* reads -c FILE (said in its own help) */
+	/* Runs it: argv[0] is the command's last word ("list"), then its arguments. */
+	int (*run)(int argc, char **argv);
 };
 
 static const struct ctl_help commands[] = {
     {"migrate", "", "create or upgrade the database schema",
-     "  Idempotent; safe to run from several hosts at once.", true},
+     "  Idempotent; safe to run from several hosts at once.", true, ctl_migrate},
     {"devices import", "[--replace] [--skip-invalid] FILE.csv|-",
      "register manufactured chips (mac,platform,efuse_key)",
      "  A header line names the columns (any order; extra columns are ignored); - reads\n"
      "  stdin. A bad row is reported as FILE:LINE: reason and nothing is stored, unless\n"
      "  --skip-invalid. A different key or platform for a known MAC is refused unless\n"
      "  --replace. Importing the same row twice is a no-op.",
-     true},
+     true, ctl_devices_import},
     {"devices list", "[--platform P] [--claimed|--unclaimed] [--json]",
      "registered chips, one per line (or a JSON array)",
      "  Each line: MAC, platform, registered (UTC), claimed or unclaimed (claimed: a live\n"
      "  node of it was claimed), how many nodes it has had. Keys are never shown.",
-     true},
+     true, ctl_devices_list},
     {"devices show", "MAC", "one chip: platform, lockout state, its nodes and certificates",
-     "  Never its key.", true},
-    {"devices unlock", "MAC", "lift a wrong-answer lockout", NULL, true},
-    {"users quota", "USER N", "let USER hold N devices (0 = unlimited)", NULL, true},
-    {"nodes list", "--user USER", "the nodes USER holds", NULL, true},
+     "  Never its key.", true, ctl_devices_show},
+    {"devices unlock", "MAC", "lift a wrong-answer lockout", NULL, true, ctl_devices_unlock},
+    {"users quota", "USER N", "let USER hold N devices (0 = unlimited)", NULL, true,
+     ctl_users_quota},
+    {"nodes list", "--user USER", "the nodes USER holds", NULL, true, ctl_nodes_list},
     {"nodes show", "NODE_ID|MAC", "a node (or every node of a MAC) and its certificates", NULL,
-     true},
+     true, ctl_nodes_show},
     {"nodes release", "NODE_ID",
      "revoke its certificates (cessationOfOperation) and free its (user, MAC)",
-     "  The next initiate of that (user, MAC) gets a new node_id; the history is kept.", true},
+     "  The next initiate of that (user, MAC) gets a new node_id; the history is kept.", true,
+     ctl_nodes_release},
     {"nodes export", "[--user USER]", "CSV node_id,mac,user,platform,certs of live nodes",
      "  certs: the node's valid certificates' PEM; for registering nodes with an MQTT/IoT\n"
      "  backend.",
-     true},
+     true, ctl_nodes_export},
     {"certs list", "[--node NODE_ID|--mac MAC] [--revoked] [--json]",
      "issued certificates and their status",
      "  serial (hex), node_id, status (valid, revoked, superseded, expired), not_before,\n"
      "  not_after.",
-     true},
+     true, ctl_certs_list},
     {"certs revoke", "(SERIAL...|--node NODE_ID|--mac MAC) [--reason R]",
      "revoke (R: an RFC 5280 reason name; idempotent)",
      "  R is an RFC 5280 reason name: unspecified (default), keyCompromise, cACompromise,\n"
      "  affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
      "  privilegeWithdrawn, aACompromise. Revoking is idempotent.",
-     true},
+     true, ctl_certs_revoke},
     {"crl", "[--der]", "print the current CRL (PEM unless --der)",
-     "  Issued now if the stored one is stale.", true},
+     "  Issued now if the stored one is stale.", true, ctl_crl},
     {"audit export", "[--since T] [--until T] [--format jsonl|csv]",
      "the audit trail, oldest first (T: RFC 3339)",
      "  T is RFC 3339 (2026-11-29T13:00:00Z); --since includes T, --until excludes it;\n"
      "  jsonl is the default.",
-     true},
-    {"keygen", "", "print a new secrets key", "  Base64 of 32 random bytes, one line.", false},
+     true, ctl_audit_export},
+    {"keygen", "", "print a new secrets key", "  Base64 of 32 random bytes, one line.", false,
+     ctl_keygen},
     {"dev-idp", "--out DIR [--key ec|rsa] [--kid KID]",
-     "make a development identity provider (key + JWKS)", NULL, false},
+     "make a development identity provider (key + JWKS)", NULL, false, ctl_dev_idp},
     {"dev-token",
      "--idp DIR --issuer ISS --user USER [--audience AUD] [--kid KID]\n"
      "            [--ttl SECONDS] [--user-claim NAME]",
-     "print an access token from that provider", NULL, false},
+     "print an access token from that provider", NULL, false, ctl_dev_token},
     {"dev-ca", "--out DIR [--key ec|rsa2048|rsa3072]", "make a development root + intermediate CA",
-     NULL, false},
-    {"config-example", "", "print the documented example config", NULL, false},
+     NULL, false, ctl_dev_ca},
+    {"config-example", "", "print the documented example config", NULL, false, ctl_config_example},
 };
 
 enum { N_COMMANDS = sizeof(commands) / sizeof(commands[0]) };
@@ -167,4 +173,22 @@ bool ctl_command_known(const char *name)
 		if (strncmp(commands[i].name, name, len) == 0 && commands[i].name[len] == ' ')
 			return true;
 	return false;
+}
+
+int ctl_run(int argc, char **argv)
+{
+	char name[64];
+	const struct ctl_help *h = find(ctl_command_name(argc, argv, name, sizeof(name)));
+
+	if (h && strchr(h->name, ' '))
+		return h->run(argc - 1, argv + 1);
+	if (h)
+		return h->run(argc, argv);
+	if (ctl_command_known(name)) {
+		ctl_usage_of(name, stderr);
+		return 2;
+	}
+	fprintf(stderr, "claimctl: unknown command '%s'\n", argv[0]);
+	ctl_usage(stderr);
+	return 2;
 }

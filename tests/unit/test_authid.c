@@ -1,0 +1,83 @@
+/*
+ * Unit tests of auth_id tokens: no server, no database. Each case is its own CTest
+ * test (label unit).
+ */
+#include <jansson.h>
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/authid.h"
+#include "x509/ca.h"
+#include "lib/canon.h"
+#include "core/cert_reply.h"
+#include "lib/config.h"
+#include "lib/secure.h"
+#include "lib/csvimport.h"
+#include "sim/devca.h"
+#include "daemon/request_fields.h"
+#include "sim/sim.h"
+#include "lib/util.h"
+#include "harness.h"
+#include "unit_support.h"
+
+static bool charset_ok(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+			return false;
+	return true;
+}
+
+static void authid_tokens(void)
+{
+	struct secrets *s = test_secrets(1), *other = test_secrets(2);
+	char id[AUTHID_LEN + 1], ch[CHALLENGE_LEN + 1], id2[AUTHID_LEN + 1], ch2[CHALLENGE_LEN + 1];
+	char mac[13], ch_back[CHALLENGE_LEN + 1];
+	int64_t exp;
+
+	authid_issue(s, "7CDFA1000001", 2000000000, id, ch);
+	authid_issue(s, "7CDFA1000001", 2000000000, id2, ch2);
+	CHECK(strlen(id) <= 63 && charset_ok(id));
+	CHECK(strlen(ch) == 64 && strcspn(ch, "\"\\") == 64);
+	CHECK(strcmp(id, id2) != 0 && strcmp(ch, ch2) != 0);
+	CHECK(authid_check(s, id, strlen(id), 1900000000, mac, &exp, ch_back) == CE_OK);
+	CHECK(strcmp(mac, "7CDFA1000001") == 0 && exp == 2000000000 && strcmp(ch, ch_back) == 0);
+	CHECK(authid_check(s, id, strlen(id), 2000000001, mac, &exp, ch_back) == CE_AUTHID_EXPIRED);
+	CHECK(authid_check(other, id, strlen(id), 1900000000, mac, &exp, ch_back) ==
+	      CE_AUTHID_INVALID);
+	for (size_t i = 0; i < strlen(id); i++) {
+		char t[AUTHID_LEN + 1];
+		strcpy(t, id);
+		t[i] = t[i] == 'A' ? 'B' : 'A';
+		CHECKF(authid_check(s, t, strlen(t), 1900000000, mac, &exp, ch_back) ==
+		           CE_AUTHID_INVALID,
+		       "tampered position %zu accepted", i);
+	}
+	CHECK(authid_check(s, id, strlen(id) - 1, 1900000000, mac, &exp, ch_back) ==
+	      CE_AUTHID_INVALID);
+	CHECK(authid_check(s, "", 0, 1900000000, mac, &exp, ch_back) == CE_AUTHID_INVALID);
+	secrets_free(s);
+	secrets_free(other);
+}
+
+static const struct t_case cases[] = {
+    {"authid_tokens", authid_tokens},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases);
+}
