@@ -180,6 +180,20 @@ run_container() {
   pids+=("$started")
 }
 
+# Waits up to SECONDS for COMMAND to succeed while the container NAME (PID, its log in
+# WORK/NAME.log) runs; dies with its log if it exits first or the time runs out.
+wait_until() {
+  local pid=$1 name=$2 seconds=$3
+  shift 3
+  for _ in $(seq $((seconds * 5))); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$work/$name.log" >&2; die "$name exited at start"; }
+    sleep 0.2
+  done
+  cat "$work/$name.log" >&2
+  die "$name: '$*' did not succeed within $seconds s"
+}
+
 container() { jq -c --arg n "$2" '.spec.template.spec | (.initContainers // []) + .containers | .[] | select(.name == $n)' <<<"$1"; }
 
 step "private PostgreSQL; role and database as docs/kubernetes.md creates them"
@@ -211,23 +225,13 @@ signer_pid=$started
 mapfile -t probe < <(jq -r '.startupProbe.exec.command[]' <<<"$signer")
 [ "${probe[0]}" = test ] && [ "${probe[1]}" = -S ] || die "the signer's startup probe is not 'test -S SOCKET'"
 sock=$(host_path "$signer" "${probe[2]}")
-for _ in $(seq 100); do
-  [ -S "$sock" ] && break
-  kill -0 "$signer_pid" 2>/dev/null || { cat "$work/signer.log" >&2; die "the signer exited at start"; }
-  sleep 0.1
-done
-[ -S "$sock" ] || { cat "$work/signer.log" >&2; die "no socket at ${probe[2]} after 10 s"; }
+wait_until "$signer_pid" signer 10 test -S "$sock"
 
 step "claimd as uid $(jq .securityContext.runAsUser <<<"$claimd"); its readiness probe"
 run_container "$dep" "$claimd" "$work/volumes" "$work/claimd.log" "$work/pg:/run/postgresql"
 claimd_pid=$started
 ready=$(jq -r '.readinessProbe.httpGet.path' <<<"$claimd")
-for _ in $(seq 150); do
-  curl -sf "http://127.0.0.1:$port$ready" >/dev/null && break
-  kill -0 "$claimd_pid" 2>/dev/null || { cat "$work/claimd.log" "$work/signer.log" >&2; die "claimd exited at start"; }
-  sleep 0.2
-done
-curl -sf "http://127.0.0.1:$port$ready" >/dev/null || { cat "$work/claimd.log" >&2; die "$ready not 200 after 30 s"; }
+wait_until "$claimd_pid" claimd 30 curl -sf -o /dev/null "http://127.0.0.1:$port$ready"
 
 step "register a chip through the management API (as NOTES.txt says); firmware-exact self claim"
 efuse=$(openssl rand -hex 16 | tr a-f A-F)
