@@ -49,12 +49,20 @@ else
 fi
 [ -f "$state/secrets.key" ] || (umask 077 && "$B/claimctl" keygen >"$state/secrets.key")
 [ -f "$state/idp/jwks.json" ] || "$B/claimctl" dev-idp --out "$state/idp"
-# Started as root, claimd's signer process drops to its own system user (README,
-# "Security"): make it, as docs/install.md says to.
-if [ "$(id -u)" -eq 0 ] && ! id claimd-signer >/dev/null 2>&1; then
-  echo "== system user claimd-signer for the signer process"
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin claimd-signer
+# Two users (README, "Security"): started as root, claimd runs its signer as
+# claimd-signer and itself as claimd, which cannot read the keys; make them, as
+# docs/install.md says to. claimd writes its ready file into the state directory.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run as root: claimd runs its signer and itself as two users of their own" >&2
+  exit 1
 fi
+for u in claimd claimd-signer; do
+  if ! id "$u" >/dev/null 2>&1; then
+    echo "== system user $u"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$u"
+  fi
+done
+chown claimd "$state"
 cat >"$state/claimd.yaml" <<YAML
 server:
   listen: "127.0.0.1:$port"

@@ -194,7 +194,7 @@ static int issue_node(struct claim_ctx *cc, const struct csr *csr, const char *n
  * certificates (reason superseded) in the transaction that records the new one. */
 static bool supersedes(const struct claim_ctx *cc)
 {
-	return strcmp(cc->rt->cfg->on_reclaim, "supersede") == 0;
+	return cc->rt->cfg->reclaim == RECLAIM_SUPERSEDE;
 }
 
 static struct self_claim self_claim_of(const struct claim_ctx *cc, const struct verify_request *rq,

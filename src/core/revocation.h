@@ -35,8 +35,8 @@ int crl_reason_from_name(const char *name);
 /** The RFC 5280 name of reason @p code ("keyCompromise"), or "unknown". */
 const char *crl_reason_name(int code);
 /**
- * A certificate's status for listings (interface.md): "superseded" (revoked by a
- * re-claim), "revoked", "expired" or "valid", in that order of precedence.
+ * A certificate's status for listings (api/openapi.yaml, a certificate's status): "superseded"
+ * (revoked by a re-claim), "revoked", "expired" or "valid", in that order of precedence.
  */
 const char *cert_status_name(const struct cert_row *r);
 

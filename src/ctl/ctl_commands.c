@@ -9,7 +9,7 @@
 
 #include "ctl.h"
 
-struct ctl_help {
+struct ctl_command {
 	const char *name;    /* "devices list": the words that select the command */
 	const char *args;    /* what follows them */
 	const char *summary; /* one line, for the overview */
@@ -19,7 +19,7 @@ struct ctl_help {
 	int (*run)(int argc, char **argv);
 };
 
-static const struct ctl_help commands[] = {
+static const struct ctl_command commands[] = {
     {"migrate", "", "create or upgrade the database schema",
      "  Idempotent; safe to run from several hosts at once.", true, ctl_migrate},
     {"devices import", "[--replace] [--skip-invalid] FILE.csv|-",
@@ -87,7 +87,7 @@ void ctl_usage(FILE *f)
 {
 	fputs("usage: claimctl [-c FILE] COMMAND [ARGS]\n", f);
 	for (int i = 0; i < N_COMMANDS; i++) {
-		const struct ctl_help *h = &commands[i];
+		const struct ctl_command *h = &commands[i];
 		char head[160];
 		int n = snprintf(head, sizeof(head), "  %s%s%s", h->name, h->args[0] ? " " : "",
 		                 h->args);
@@ -103,7 +103,7 @@ void ctl_usage(FILE *f)
 }
 
 /* The entry for @p name, or NULL. */
-static const struct ctl_help *find(const char *name)
+static const struct ctl_command *find(const char *name)
 {
 	for (int i = 0; i < N_COMMANDS; i++)
 		if (strcmp(commands[i].name, name) == 0)
@@ -111,7 +111,7 @@ static const struct ctl_help *find(const char *name)
 	return NULL;
 }
 
-static void usage_one(const struct ctl_help *h, FILE *f)
+static void usage_one(const struct ctl_command *h, FILE *f)
 {
 	fprintf(f, "usage: claimctl%s %s%s%s\n  %s\n", h->needs_config ? " [-c FILE]" : "", h->name,
 	        h->args[0] ? " " : "", h->args, h->summary);
@@ -121,7 +121,7 @@ static void usage_one(const struct ctl_help *h, FILE *f)
 
 void ctl_usage_of(const char *name, FILE *f)
 {
-	const struct ctl_help *h = find(name);
+	const struct ctl_command *h = find(name);
 	size_t len = strlen(name);
 	bool any = false;
 
@@ -178,7 +178,7 @@ bool ctl_command_known(const char *name)
 int ctl_run(int argc, char **argv)
 {
 	char name[64];
-	const struct ctl_help *h = find(ctl_command_name(argc, argv, name, sizeof(name)));
+	const struct ctl_command *h = find(ctl_command_name(argc, argv, name, sizeof(name)));
 
 	if (h && strchr(h->name, ' '))
 		return h->run(argc - 1, argv + 1);

@@ -1,7 +1,7 @@
 /*
- * The management API (interface.md, "The management API"): device registration, device
- * and node lookups, verify-signature, revocation and release, for factory stations and
- * backends that hold a bearer token. The server has checked the token and named it in
+ * The management API (api/openapi.yaml, /admin/v1; README.md, "The management API"): device
+ * registration, device and node lookups, verify-signature, revocation and release, for factory
+ * stations and backends that hold a bearer token. The server has checked the token and named it in
  * rq->actor before any of these run; every change is audited with that name. Key
  * material never leaves: lookups select none, and registered keys are sealed at once.
  */

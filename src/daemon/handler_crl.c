@@ -1,6 +1,6 @@
 /*
  * GET /crl: the issuing CA's current CRL, DER, for MQTT brokers and anyone else who
- * checks claimd's certificates (interface.md, "HTTP on the public listener"). The CRL
+ * checks claimd's certificates (api/openapi.yaml, /crl; docs/mqtt-broker.md). The CRL
  * is the one every replica shares (revocation.c); this file only frames it.
  */
 #include <inttypes.h>

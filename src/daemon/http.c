@@ -45,7 +45,7 @@ static const struct route routes[] = {
 };
 
 /*
- * The management API (interface.md), on admin.listen only: the public listener has none
+ * The management API (api/openapi.yaml), on admin.listen only: the public listener has none
  * of these paths, so they are 404 there. '*' stands for one path segment. No address
  * rate: a factory line registers as fast as it programs; the bearer token is the gate.
  */
@@ -306,7 +306,7 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 	rq->route = route_find(s, path);
 	/* server.metrics: admin keeps the counters off the internet-facing listener. */
 	if (s->site == HTTP_PUBLIC && rq->route->fn == handle_metrics &&
-	    strcmp(rq->rt->cfg->metrics_on, "admin") == 0)
+	    rq->rt->cfg->metrics_where == METRICS_ADMIN)
 		rq->route = &not_found;
 	/* The management listener answers nothing, not even 404, without a token. */
 	if (s->site == HTTP_ADMIN) {
@@ -515,9 +515,8 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	char port[8];
 	/* server.event_loop: libmicrohttpd 0.9.75's epoll mode does not notice a client's
 	 * half-close (FIN after its request) until the connection times out; poll() does. */
-	unsigned flags =
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-	    (strcmp(cfg->event_loop, "poll") == 0 ? MHD_USE_POLL : MHD_USE_EPOLL_LINUX_ONLY);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+	                 (cfg->loop == EVENT_LOOP_POLL ? MHD_USE_POLL : MHD_USE_EPOLL_LINUX_ONLY);
 
 	const char *key = site == HTTP_ADMIN ? "admin.listen" : "server.listen";
 	const char *listen = site == HTTP_ADMIN ? cfg->admin_listen : cfg->listen;

@@ -12,6 +12,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,19 @@ static bool signer_ended(struct app *app)
 }
 
 /*
+ * Becomes server.user for good (sandbox_become()). The change of uid leaves the process
+ * not dumpable; it is made dumpable again, as a process that user started would be: it
+ * holds no key, and the sanitizers' leak check needs to trace it at exit.
+ */
+static int become_server_user(const struct claimd_config *cfg, char *err, size_t errsz)
+{
+	if (sandbox_become("server.user", cfg->server_user, err, errsz) < 0)
+		return -1;
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	return 0;
+}
+
+/*
  * Two users, always: started as root, this process becomes server.user for good once
  * its signer runs (as signer.user), before it listens, and then checks that it cannot
  * open a key file; it stays root only when server.run_as_root says so. 0, or -1 after
@@ -103,7 +117,7 @@ static int drop_privileges(const struct runtime *rt, const char *config)
 		    "read the key files and trace the signer; README, \"Security\"");
 		return 0;
 	}
-	if (sandbox_become("server.user", rt->cfg->server_user, err, sizeof(err)) < 0 ||
+	if (become_server_user(rt->cfg, err, sizeof(err)) < 0 ||
 	    runtime_keys_out_of_reach(rt->cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", config, err);
 		return -1;
@@ -111,6 +125,32 @@ static int drop_privileges(const struct runtime *rt, const char *config)
 	log_info("running as %s (uid %ld); the signer holds the keys", rt->cfg->server_user,
 	         (long)getuid());
 	return 0;
+}
+
+/*
+ * With an external signer there is no child to start as root: this process becomes
+ * server.user first, so that it reaches the signer as the uid the signer answers. 0,
+ * or -1 after saying why on stderr.
+ */
+static int early_drop(const char *config)
+{
+	char err[1024];
+	struct claimd_config *cfg;
+
+	if (geteuid() != 0)
+		return 0;
+	if (!(cfg = config_load(config, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	int rc = 0;
+	if (cfg->signer_socket[0] && !cfg->run_as_root &&
+	    become_server_user(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", config, err);
+		rc = -1;
+	}
+	config_free(cfg);
+	return rc;
 }
 
 /* The public port, then the management API's when it listens (tests read both). */
@@ -188,6 +228,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "claimd: cannot initialise libsodium\n");
 		return 1;
 	}
+	if (early_drop(config) < 0)
+		return 1;
 	if (!(rt = runtime_load(config, SELF_EXE, NULL, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -214,8 +256,8 @@ int main(int argc, char **argv)
 		runtime_release(rt);
 		return 0;
 	}
-	log_set_level((enum log_level)log_level_parse(rt->cfg->log_level));
-	log_set_format((enum log_format)log_format_parse(rt->cfg->log_format));
+	log_set_level(rt->cfg->log_level_value);
+	log_set_format(rt->cfg->log_format_value);
 	/* A child signer started by root could not be started again by server.user: a
 	 * reload keeps it (its keys change at the next restart). */
 	bool keep_signer = geteuid() == 0 && !rt->cfg->run_as_root && !rt->cfg->signer_socket[0];
@@ -277,8 +319,8 @@ int main(int argc, char **argv)
 				log_error("reload refused, keeping the running config: %s", err);
 				continue;
 			}
-			log_set_level((enum log_level)log_level_parse(next->cfg->log_level));
-			log_set_format((enum log_format)log_format_parse(next->cfg->log_format));
+			log_set_level(next->cfg->log_level_value);
+			log_set_format(next->cfg->log_format_value);
 			app_swap(&app, next);
 			log_info("reloaded %s (CA key %s)", config, ca_key_type(next->ca));
 			continue;

@@ -10,7 +10,7 @@
 
 #include "lib/util.h"
 
-/* The IDF targets interface.md names ("Manufacturing CSV, tolerance"), canonical. A
+/* The IDF targets README.md names ("Registering chips at manufacturing"), canonical. A
  * newer chip is registered through claim.extra_platforms until it is added here. */
 static const char *const idf_targets[] = {
     "esp32",   "esp32s2", "esp32s3",  "esp32c2", "esp32c3",

@@ -37,7 +37,7 @@ bool mac_normalize(char out[MAC_LEN + 1], const char *in, size_t len);
  * Canonicalises a platform (IDF target) name: 1 to PLATFORM_MAX characters of
  * [A-Za-z0-9_-], written to @p out (PLATFORM_MAX + 1 bytes) in lower case with every
  * '-' and '_' removed, so "ESP32-S3", "esp32_s3" and "esp32s3" are all "esp32s3"
- * (interface.md, "Manufacturing CSV, tolerance"). Returns false for anything else,
+ * (README.md, "Registering chips at manufacturing"). Returns false for anything else,
  * including a name that is only separators. Says nothing about whether the target
  * exists: see platform_known().
  */

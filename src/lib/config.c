@@ -36,6 +36,15 @@ struct key {
 	const char *doc;
 };
 
+/* The index of @p v in the NULL-terminated @p names (the enum's order), or -1. */
+static int choice(const char *v, const char *const names[])
+{
+	for (int i = 0; names[i]; i++)
+		if (strcmp(v, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 #define O(f) offsetof(struct claimd_config, f)
 
 static const struct key keys[] = {
@@ -545,23 +554,33 @@ static int validate(struct loader *L, yaml_document_t *doc)
 			return fail_at(L, node_of(doc, "server.trusted_proxies"),
 			               "server.trusted_proxies: '%s' is not an address or CIDR",
 			               c->trusted_proxies[i]);
-	if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
-	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
+	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+	static const char *const loops[] = {"epoll", "poll", NULL};
+	static const char *const listeners[] = {"public", "admin", NULL};
+	static const char *const reclaims[] = {"supersede", "keep", NULL};
+	static const char *const formats[] = {"text", "json", NULL};
+	int v;
+	/* Each word-valued key becomes its C enum here, once; the code compares enums. */
+	if ((v = choice(c->log_level, levels)) < 0)
 		return fail_at(L, node_of(doc, "server.log_level"),
 		               "server.log_level: expected debug, info, warn or error");
-	if (strcmp(c->event_loop, "epoll") && strcmp(c->event_loop, "poll"))
+	c->log_level_value = (enum log_level)v;
+	if ((v = choice(c->event_loop, loops)) < 0)
 		return fail_at(L, node_of(doc, "server.event_loop"),
 		               "server.event_loop: expected epoll or poll");
-	if (strcmp(c->metrics_on, "public") && strcmp(c->metrics_on, "admin"))
+	c->loop = (enum event_loop_kind)v;
+	if ((v = choice(c->metrics_on, listeners)) < 0)
 		return fail_at(L, node_of(doc, "server.metrics"),
 		               "server.metrics: expected public or admin");
-	if (strcmp(c->metrics_on, "admin") == 0 && !c->admin_listen[0])
+	c->metrics_where = (enum metrics_listener)v;
+	if (c->metrics_where == METRICS_ADMIN && !c->admin_listen[0])
 		return fail_at(
 		    L, node_of(doc, "server.metrics"),
 		    "server.metrics: admin needs admin.listen (else /metrics is nowhere)");
-	if (strcmp(c->on_reclaim, "supersede") && strcmp(c->on_reclaim, "keep"))
+	if ((v = choice(c->on_reclaim, reclaims)) < 0)
 		return fail_at(L, node_of(doc, "revocation.on_reclaim"),
 		               "revocation.on_reclaim: expected supersede or keep");
+	c->reclaim = (enum reclaim_policy)v;
 	if (strcmp(c->run_as_root_text, "yes") && strcmp(c->run_as_root_text, "no"))
 		return fail_at(L, node_of(doc, "server.run_as_root"),
 		               "server.run_as_root: expected yes or no");
@@ -577,8 +596,9 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	if (strlen(c->signer_socket) >= 108)
 		return fail_at(L, node_of(doc, "signer.socket"),
 		               "signer.socket: a Unix socket path is at most 107 bytes");
-	if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))
+	if ((v = choice(c->log_format, formats)) < 0)
 		return fail_at(L, node_of(doc, "log.format"), "log.format: expected text or json");
+	c->log_format_value = (enum log_format)v;
 	/* Stored canonical, as canon.c compares them; a spelling that is no platform
 	 * name at all is refused here rather than never matching. */
 	for (size_t i = 0; i < c->n_extra_platforms; i++) {

@@ -1,7 +1,8 @@
 /*
  * The YAML config file: one key table drives parsing, defaults, validation and the
  * example file. This module only reads and checks text; it loads no keys or
- * certificates (runtime.c does) and never logs values, since some name secrets.
+ * certificates (the signer does, src/signer/signer_main.c; claimctl for its local
+ * paths) and never logs values, since some name secrets.
  */
 #ifndef CLAIMD_CONFIG_H
 #define CLAIMD_CONFIG_H
@@ -9,6 +10,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "lib/log.h"
+
+/* revocation.on_reclaim: whether a re-claim revokes the node's earlier certificates. */
+enum reclaim_policy { RECLAIM_SUPERSEDE, RECLAIM_KEEP };
+/* server.metrics: the listener that serves /metrics. */
+enum metrics_listener { METRICS_PUBLIC, METRICS_ADMIN };
+/* server.event_loop: libmicrohttpd's mode. */
+enum event_loop_kind { EVENT_LOOP_EPOLL, EVENT_LOOP_POLL };
 
 struct claimd_config {
 	char *file; /* as given */
@@ -69,6 +79,12 @@ struct claimd_config {
 	char *metrics_on;   /* server.metrics: "public" or "admin" */
 	char *event_loop;   /* server.event_loop: "epoll" or "poll" */
 	char *admin_listen; /* admin.listen, "host:port"; "" = no management API */
+	/* The word-valued keys above, read once at load into what the code compares: */
+	enum log_level log_level_value;      /* server.log_level */
+	enum log_format log_format_value;    /* log.format */
+	enum reclaim_policy reclaim;         /* revocation.on_reclaim */
+	enum metrics_listener metrics_where; /* server.metrics */
+	enum event_loop_kind loop;           /* server.event_loop */
 	char *admin_listen_host;
 	unsigned admin_listen_port;
 	char *admin_tokens_file; /* "" = none (every management request is refused) */

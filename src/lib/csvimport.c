@@ -158,8 +158,8 @@ static int feed_line(struct reader *r, const char *s, size_t n)
 	const char *why;
 
 	r->line++;
-	/* "CSV UTF-8" from a spreadsheet starts with a byte-order mark (interface.md,
-	 * "Manufacturing CSV, tolerance"); it is not part of the first header name. */
+	/* "CSV UTF-8" from a spreadsheet starts with a byte-order mark (README.md,
+	 * "Registering chips at manufacturing"); it is not part of the first header name. */
 	if (r->line == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
 		s += 3;
 		n -= 3;

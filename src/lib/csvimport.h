@@ -41,7 +41,7 @@ struct csv_result {
 
 /**
  * Reads CSV from @p f to the end: UTF-8, optionally starting with a byte-order mark,
- * lines ended by LF or CR LF (interface.md, "Manufacturing CSV" and its "tolerance").
+ * lines ended by LF or CR LF (README.md, "Registering chips at manufacturing").
  * @p extra_platforms are the config's claim.extra_platforms (NULL-terminated, or NULL).
  * Returns 0, or -1 when the header is unusable or a read fails (reported through
  * @p on_error with line 1 or the failing line).

@@ -1,8 +1,8 @@
 /*
- * Request and claim counters (interface.md, "Metrics"). Counting is a few atomic adds
- * on the request's completion; a route's slot is found by its label's address, so the
- * lock is taken only the first time a route finishes. Writing reads the counters as
- * they are: a scrape may see a request counted in one family and not yet in another.
+ * Request and claim counters (docs/operations.md, "Metrics, alerts and the dashboard"). Counting is
+ * a few atomic adds on the request's completion; a route's slot is found by its label's address, so
+ * the lock is taken only the first time a route finishes. Writing reads the counters as they are: a
+ * scrape may see a request counted in one family and not yet in another.
  */
 #include "lib/metrics.h"
 

@@ -1,5 +1,5 @@
 /*
- * The daemon's request and claim counters in the names and labels interface.md fixes
+ * The daemon's request and claim counters in the names and labels docs/operations.md lists
  * ("Metrics"): requests by route and status code, their duration as a histogram by
  * route, claims by flow and outcome, and the build. Lock-free counters; writing the
  * Prometheus text format; nothing here knows HTTP.

@@ -103,6 +103,7 @@ static int add_all(scmp_filter_ctx f, const int *calls, size_t n)
 
 /* An external signer's: taking a connection and asking who is on its other end. */
 static const int listener_calls[] = {
+    SCMP_SYS(listen), /* after the drop: a client's SO_PEERCRED names the listener then */
     SCMP_SYS(accept4),
     SCMP_SYS(accept),
     SCMP_SYS(getsockopt),

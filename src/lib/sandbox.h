@@ -14,7 +14,7 @@
 /* What sandbox_enter() keeps beside the signer's base list. */
 enum sandbox_flags {
 	SANDBOX_TOKEN = 1,    /* a PKCS#11 module's file access and Unix sockets (pcscd) */
-	SANDBOX_LISTENER = 2, /* an external signer's accept4() and getsockopt(SO_PEERCRED) */
+	SANDBOX_LISTENER = 2, /* an external signer's listen(), accept4(), getsockopt() */
 };
 
 /**
@@ -22,8 +22,8 @@ enum sandbox_flags {
  * becomes @p user (sandbox_become()) inside a chroot; otherwise it only moves to an
  * empty directory. SANDBOX_TOKEN in @p flags keeps the file-system calls a PKCS#11
  * module makes while signing (open, stat, locks: SoftHSM re-reads its token files) and
- * Unix-domain sockets (pcscd), and skips the chroot; SANDBOX_LISTENER keeps accept4()
- * and getsockopt(). A system call outside the list ends the process after one line on
+ * Unix-domain sockets (pcscd), and skips the chroot; SANDBOX_LISTENER keeps listen(),
+ * accept4() and getsockopt(). A system call outside the list ends the process after one line on
  * stderr naming it. 0, or -1 with a message in @p err (an unknown @p user, a failed
  * call).
  */

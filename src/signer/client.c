@@ -4,7 +4,9 @@
  * hello, asks it one request at a time under a lock, never longer than
  * signer.timeout_seconds, and pings it from a thread of its own so that readiness
  * knows a signer that stopped answering while nobody asked. No OpenSSL here (x509/
- * builds and signs) and no libsodium (lib/secure.c).
+ * builds and signs) and no libsodium (lib/secure.c). spawn_signer(), connect_signer(),
+ * read_hello(), rpc(), ping() and signer_free() are the only functions that know the
+ * transport.
  */
 #include "signer/signer.h"
 
@@ -162,7 +164,6 @@ static int read_hello(struct signer *s, int fd, char *err, size_t errsz)
 	if (s->ca) {
 		/* What this generation already serves with cannot change under it. */
 		if (strcmp(h.chain, ca_chain_pem(s->ca)) != 0 ||
-		    strcmp(h.largest_leaf, ca_largest_leaf_pem(s->ca)) != 0 ||
 		    (h.pai == NULL) != (s->pai == NULL) ||
 		    (h.pai && strcmp(h.pai, pai_pem(s->pai)) != 0))
 			snprintf(err, errsz,
@@ -287,7 +288,7 @@ static void reconnect(struct signer *s)
 	int fd = connect_signer(s, s->socket, err, sizeof(err));
 
 	if (fd < 0) {
-		log_debug("signer: %s", err);
+		log_debug("%s", err);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);

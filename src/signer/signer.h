@@ -6,8 +6,8 @@
  * secrets key. Four things only: a certificate built from one of our profiles
  * (signer_issue()), a CRL (signer_crl()), whether a challenge response is right
  * (signer_check()) and an eFuse key sealed (signer_seal()). No key comes back, except
- * the two auth_id subkeys (see docs/operations.md, "Privilege separation", for why
- * those may leave). The messages are wire.h's.
+ * the two auth_id subkeys (README.md, "Security: two processes, and what each holds",
+ * says why those may leave). The messages are wire.h's.
  */
 #ifndef CLAIMD_SIGNER_H
 #define CLAIMD_SIGNER_H

@@ -108,9 +108,10 @@ static int prove(const struct claimd_config *cfg, struct signer_keys *k, const c
 	return 0;
 }
 
-/* The external signer's socket at signer.socket, made before the privileges go: any
- * user may connect (the volume or directory decides who reaches it), the peer's uid
- * decides who is answered. */
+/* The external signer's socket at signer.socket, bound before the privileges go (the
+ * directory may be root's); listen() comes after the drop, since a client's
+ * SO_PEERCRED names the listener as it was then. Any user may connect (the volume or
+ * directory decides who reaches it); the peer's uid decides who is answered. */
 static int listen_on(const char *path, char *err, size_t errsz)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -124,7 +125,7 @@ static int listen_on(const char *path, char *err, size_t errsz)
 	mode_t old = umask(0);
 	int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
-	if (rc < 0 || chmod(path, 0666) < 0 || listen(fd, SIGNER_PEERS_MAX) < 0) {
+	if (rc < 0 || chmod(path, 0666) < 0) {
 		snprintf(err, errsz, "signer.socket: %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -173,8 +174,8 @@ int signer_main(const char *config, enum signer_mode mode)
 	k.validity_days = cfg->validity_days;
 	k.crl_hours = cfg->crl_hours;
 	k.product_ids = cfg->matter_product_ids;
-	log_set_level((enum log_level)log_level_parse(cfg->log_level));
-	log_set_format((enum log_format)log_format_parse(cfg->log_format));
+	log_set_level(cfg->log_level_value);
+	log_set_format(cfg->log_format_value);
 	if (mode == SIGNER_EXTERNAL) {
 		if (!cfg->signer_socket[0]) {
 			snprintf(err, sizeof(err),
@@ -215,6 +216,11 @@ int signer_main(const char *config, enum signer_mode mode)
 		goto fail;
 	if (prove(cfg, &k, tokdir, user, err, sizeof(err)) < 0)
 		goto fail;
+	if (lfd >= 0 && listen(lfd, SIGNER_PEERS_MAX) < 0) {
+		snprintf(err, sizeof(err), "signer.socket: %s: listen: %s", cfg->signer_socket,
+		         strerror(errno));
+		goto fail;
+	}
 	h.key_type = ca_key_type(k.ca);
 	h.chain = ca_chain_pem(k.ca);
 	h.largest_leaf = ca_largest_leaf_pem(k.ca);

@@ -51,8 +51,8 @@ int sim_check_chain(const char *chain_pem, EVP_PKEY *key, const char *cn, const 
                     char *err, size_t errsz);
 /**
  * The serial number of the first certificate in @p chain_pem as claimd writes serials:
- * upper-case hex without separators, two digits a byte (interface.md). False if there is
- * no certificate or its serial does not fit @p outsz.
+ * upper-case hex without separators, two digits a byte (README.md, "Registering chips at
+ * manufacturing"). False if there is no certificate or its serial does not fit @p outsz.
  */
 bool sim_leaf_serial(const char *chain_pem, char *out, size_t outsz);
 /** HMAC-SHA512(efuse_key, challenge) as 128 upper-case hex digits plus NUL. */

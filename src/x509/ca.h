@@ -208,11 +208,11 @@ int ca_crl_next_update(const uint8_t *der, size_t len, int64_t *next_update);
 struct pai;
 
 /**
- * Loads the Matter PAI certificate and key (interface.md, matter.*; the key a PEM file
- * or a pkcs11: URI, as ca.key): refuses a key file that is group- or world-accessible, a key that
- * does not match, a key other than EC P-256, a certificate that is not a CA with pathLenConstraint
- * 0 and keyCertSign, or whose subject's vendor id (1.3.6.1.4.1.37244.2.1) is not @p vendor_id (four
- * upper-case hex digits). Measures the largest DAC it would issue
+ * Loads the Matter PAI certificate and key (config/claimd.example.yaml, matter.*; the key a PEM
+ * file or a pkcs11: URI, as ca.key): refuses a key file that is group- or world-accessible, a key
+ * that does not match, a key other than EC P-256, a certificate that is not a CA with
+ * pathLenConstraint 0 and keyCertSign, or whose subject's vendor id (1.3.6.1.4.1.37244.2.1) is not
+ * @p vendor_id (four upper-case hex digits). Measures the largest DAC it would issue
  * (pai_largest_dac_pem()). NULL with a message in @p err on failure.
  */
 struct pai *pai_load(const char *cert, const char *key, const char *vendor_id, char *err,

@@ -953,8 +953,8 @@ static const char *case_csv(struct fx *f, const char *name, const char *text)
 	return fclose(o) == 0 ? path : NULL;
 }
 
-/* Every spelling through every entry point (interface.md, "Manufacturing CSV,
- * tolerance"): claimctl's import of a spreadsheet's CSV (byte-order mark, CRLF, header
+/* Every spelling through every entry point (README.md, "Registering chips at
+ * manufacturing"): claimctl's import of a spreadsheet's CSV (byte-order mark, CRLF, header
  * names in capitals, ESP32-S3 and esp32_s3, an extra platform), then the devices'
  * self claims with the firmware's spelling and others, then claimctl's MAC arguments. */
 static void import_spellings_self_claim(void)
@@ -1038,7 +1038,7 @@ static void import_spellings_self_claim(void)
 	fx_down(&f);
 }
 
-/* The metric families interface.md fixes: requests by route and status, durations by
+/* The metric families docs/operations.md lists: requests by route and status, durations by
  * route, claims by flow and outcome (health and metrics requests are not claims), the
  * build; and the whole page passes promtool's check. */
 static void metrics_contract(void)

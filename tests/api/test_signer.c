@@ -14,6 +14,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -443,6 +444,86 @@ static void signer_policy(void)
 	tenv_teardown(&t);
 }
 
+/*
+ * The signer chooses what it signs: the serial a (compromised) network process proposes
+ * is ignored, the one drawn comes back first in the reply and is the certificate's; a
+ * CRL number may step at most SIGNER_CRL_NUMBER_STEP_MAX past the last one signed, and
+ * the first at most SIGNER_CRL_NUMBER_FIRST_MAX. Driven through the shared wire codec.
+ */
+static void signer_chooses(void)
+{
+	struct tenv t;
+	char cert[1100], key[1100], err[512];
+	uint8_t sk[SECRETS_KEY_BYTES] = {2}, *spki = NULL, *out = NULL;
+	size_t outn = 0;
+
+	REQUIRE(tenv_setup(&t, "signer_chooses", NULL));
+	snprintf(cert, sizeof(cert), "%s/intermediate.pem", t.ca_dir);
+	snprintf(key, sizeof(key), "%s/intermediate.key", t.ca_dir);
+	struct signer_keys k = {.validity_days = 365, .crl_hours = 24};
+	k.ca = ca_load(cert, key, "", err, sizeof(err));
+	k.secrets = secrets_from_bytes(sk);
+	REQUIRE(k.ca && k.secrets);
+	EVP_PKEY *dev = EVP_EC_gen("P-256");
+	int spki_len = dev ? i2d_PUBKEY(dev, &spki) : -1;
+	REQUIRE(spki_len > 0);
+	int64_t now = now_unix();
+	const uint8_t proposed[16] = {0x41, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+	uint8_t first[16] = {0};
+	for (int i = 0; i < 2; i++) {
+		struct cert_request rq = {.profile = CERT_PROFILE_DEVICE,
+		                          .spki = spki,
+		                          .spki_len = (size_t)spki_len,
+		                          .cn = "7CDFA1000001",
+		                          .vendor_id = "",
+		                          .product_id = "",
+		                          .not_before = now - 3600,
+		                          .not_after = now + 86400};
+		memcpy(rq.serial, proposed, sizeof(proposed));
+		struct wire_out w = {0};
+		wire_put_issue(&w, &rq);
+		REQUIRE(signer_answer(&k, SIGNER_OP_ISSUE, w.p, w.n, &out, &outn) == 0 &&
+		        outn > 16);
+		wire_out_clear(&w);
+		CHECK(memcmp(out, proposed, 16) != 0);
+		CHECK(i == 0 || memcmp(out, first, 16) != 0);
+		memcpy(first, out, 16);
+		/* The serial announced is the certificate's own. */
+		const unsigned char *q = out + 16;
+		X509 *x = d2i_X509(NULL, &q, (long)(outn - 16));
+		BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+		uint8_t in_cert[16] = {0};
+		CHECK(bn && BN_bn2binpad(bn, in_cert, 16) == 16 && memcmp(in_cert, out, 16) == 0);
+		BN_free(bn);
+		X509_free(x);
+		/* What claimd stores: issued_from_der() under the serial announced. */
+		struct issued is;
+		memcpy(rq.serial, out, 16);
+		CHECK(issued_from_der(&rq, out + 16, outn - 16, &is) == 0);
+		issued_clear(&is);
+		memcpy(rq.serial, proposed, 16);
+		CHECK(issued_from_der(&rq, out + 16, outn - 16, &is) < 0);
+		free(out);
+	}
+	/* CRL numbers: the first one bounded, then steps of at most the bound. */
+	CHECK(crl_answer(&k, SIGNER_CRL_NUMBER_FIRST_MAX + 1, now, now + 3600, 1) < 0);
+	CHECK(crl_answer(&k, 7, now, now + 3600, 1) == 0);
+	CHECK(crl_answer(&k, 7 + SIGNER_CRL_NUMBER_STEP_MAX + 1, now, now + 3600, 1) < 0);
+	CHECK(crl_answer(&k, INT64_MAX, now, now + 3600, 1) < 0);
+	CHECK(crl_answer(&k, 7 + SIGNER_CRL_NUMBER_STEP_MAX, now, now + 3600, 1) == 0);
+	CHECK(crl_answer(&k, 8 + SIGNER_CRL_NUMBER_STEP_MAX, now, now + 3600, 1) == 0);
+	/* A ping: an empty payload only. */
+	CHECK(signer_answer(&k, SIGNER_OP_PING, NULL, 0, &out, &outn) == 0 && outn == 0);
+	free(out);
+	CHECK(signer_answer(&k, SIGNER_OP_PING, (const uint8_t *)"x", 1, &out, &outn) < 0);
+	free(out);
+	OPENSSL_free(spki);
+	EVP_PKEY_free(dev);
+	ca_free(k.ca);
+	secrets_free(k.secrets);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"separation_memory_scan", separation_memory_scan},
     {"signer_confined", signer_confined},
@@ -454,6 +535,7 @@ static const struct t_case cases[] = {
     {"hsm_rsa2048_claims", hsm_rsa2048_claims},
     {"hsm_wrong_pin_refused", hsm_wrong_pin_refused},
     {"signer_policy", signer_policy},
+    {"signer_chooses", signer_chooses},
     {NULL, NULL},
 };
 

@@ -40,7 +40,10 @@ bench_setup() {
     key=$(bench_hsm)
     export SOFTHSM2_CONF=$work/hsm/softhsm2.conf
   fi
+  # Run as root, claimd becomes server.user, which writes the ready file here.
+  [ "$(id -u)" -ne 0 ] || chown daemon "$work"
   { [ -z "$extra" ] || printf '%s\n' "$extra"
+    case $extra in *server:*) ;; *) [ "$(id -u)" -ne 0 ] || printf 'server:\n%b' "$(bench_server_user)" ;; esac
     # Run as root, the signer drops to signer.user: one that exists everywhere.
     [ "$(id -u)" -ne 0 ] || printf 'signer:\n  user: nobody\n'
     cat <<YAML
@@ -69,7 +72,13 @@ gen_devices() {
 # per-MAC limits would (rightly) stop, so they are off. EVENT_LOOP (epoll | poll) sets
 # server.event_loop.
 bench_server_yaml() {
-  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n  event_loop: %s\nlimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$1" "${EVENT_LOOP:-epoll}"
+  printf 'server:\n  listen: "127.0.0.1:0"\n  threads: %s\n  log_level: warn\n  event_loop: %s\n%blimits:\n  address_per_minute: 0\n  mac_per_minute: 0\n' "$1" "${EVENT_LOOP:-epoll}" "$(bench_server_user)"
+}
+
+# bench_server_user: run as root, claimd becomes server.user before it listens (two
+# users, as deployed): one that exists everywhere, and may write the ready file in $work.
+bench_server_user() {
+  [ "$(id -u)" -ne 0 ] || printf '  user: daemon\\n'
 }
 
 # start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.

@@ -2,13 +2,16 @@
 # The container image, proven without a registry or a container runtime: makes the
 # Debian 12 base images locally (tests/deploy/image_base.sh, cached), builds docker/Dockerfile
 # with 'podman build --isolation=chroot', exports the image's root filesystem and runs
-# claimd from it in a chroot, as the image's user, through the image's entrypoint (which
-# migrates), with the compose file's claimd config (docker/compose/claimd.yaml, only
-# its listen address and database rewritten) against a private PostgreSQL whose socket
-# directory is bind-mounted at /run/postgresql. Then one firmware-exact self claim from
-# the host's claimsim, the certificate checked with openssl, the image's HEALTHCHECK
-# command run in the chroot (it must pass while claimd runs and fail after), and
-# SIGTERM must end claimd with status 0.
+# claimd from it in a chroot both ways the image is shipped, with the compose file's
+# claimd config (docker/compose/claimd.yaml, only its listen address and database
+# rewritten) against a private PostgreSQL whose socket directory is bind-mounted at
+# /run/postgresql: first the external signer ("--signer", uid 10002, the keys' owner)
+# and claimd as the image's user (10001) through the entrypoint (which migrates); then
+# claimd started as root, which runs its signer as 10002 and itself as 10001. In each:
+# a firmware-exact self claim from the host's claimsim, the certificate checked with
+# openssl, two uids, neither root; the image's HEALTHCHECK command run in the chroot
+# (it must pass while claimd runs and fail after), and SIGTERM must end claimd with
+# status 0.
 #   tests/deploy/image.sh            (CTest: ctest -L image; CI: .ci/run)
 # Environment: CLAIMD_BUILD_DIR (default build/; its claimsim and claimctl are used),
 # CLAIMD_CI_CACHE (default /var/cache/claimd-ci: base tarballs and podman's storage,
@@ -59,14 +62,17 @@ rootfs=$work/rootfs
 # podman records its run directory in the storage, so it is fixed per cache too.
 podman=(podman --root "$cache/storage" --runroot "$cache/runroot" --storage-driver overlay)
 pid=""
+spid=""
 cid=""
 ok=0
 
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  for p in "$pid" "$spid"; do
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+      kill "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+    fi
+  done
   unmount_in "$rootfs"
   "$root/tests/pg.sh" stop "$work/pg" || true
   [ -z "$cid" ] || "${podman[@]}" rm -f "$cid" >/dev/null 2>&1 || true
@@ -140,37 +146,42 @@ for f in usr/bin/cc usr/bin/gcc usr/bin/c++ usr/bin/ld usr/bin/make usr/bin/cmak
   [ ! -e "$rootfs/$f" ] || die "the runtime image contains /$f (no build tools belong there)"
 done
 grep -q '^claimd:x:10001:10001:' "$rootfs/etc/passwd" || die "no user claimd with uid 10001 in the image"
+grep -q '^claimd-signer:x:10002:10002:' "$rootfs/etc/passwd" ||
+  die "no user claimd-signer with uid 10002 in the image"
 mkdir -p "$rootfs/proc"
 mount -t proc proc "$rootfs/proc"
 
-# Runs a command inside the image's files as the image's user, with only the image's
-# environment (plus the given NAME=VALUE words).
+# Runs a command inside the image's files as the image's user (or the uid:gid given
+# with -u), with only the image's environment (plus the given NAME=VALUE words).
 in_image() {
-  local extra=()
+  local extra=() as=$user
+  if [ "$1" = -u ]; then as=$2; shift 2; fi
   while [ $# -gt 0 ] && [[ $1 == *=* ]]; do extra+=("$1"); shift; done
-  env -i "${env[@]}" HOME=/ "${extra[@]}" chroot --userspec="$user" "$rootfs" "$@"
+  env -i "${env[@]}" HOME=/ "${extra[@]}" chroot --userspec="$as" "$rootfs" "$@"
 }
+# The uids of process $1 (real, effective, saved, file system).
+uids() { sed -n 's/^Uid:[[:space:]]*//p' "/proc/$1/status" | tr -s '\t ' ' '; }
 
 step "keys and the compose config, as an operator would mount them"
-keys=$rootfs/etc/claimd/keys
-mkdir -p "$keys"
+keys=$rootfs/etc/claimd/keys db=$rootfs/etc/claimd/db sock=$rootfs/run/claimd-signer/signer.sock
+mkdir -p "$keys" "$db"
 "$build/claimctl" dev-ca --out "$keys/ca" >/dev/null
 (umask 077 && "$build/claimctl" keygen >"$keys/secrets.key")
-(umask 077 && echo "postgres:5432:claimd:claimd:unused-with-trust-auth" >"$keys/pgpass")
-chmod -R go-rwx "$keys"
+(umask 077 && echo "postgres:5432:claimd:claimd:unused-with-trust-auth" >"$db/pgpass")
+chmod -R go-rwx "$keys" "$db"
+chown -R 10001:10001 "$db"
 sed -e 's|^  listen: .*|  listen: "127.0.0.1:0"|' \
   -e 's|^  url: .*|  url: "host=/run/postgresql dbname=claimd user=claimd"|' \
   "$root/docker/compose/claimd.yaml" >"$rootfs/etc/claimd/claimd.yaml"
 [ "$(diff "$root/docker/compose/claimd.yaml" "$rootfs/etc/claimd/claimd.yaml" | grep -c '^>')" = 2 ] ||
   die "docker/compose/claimd.yaml no longer has one 'listen:' and one 'url:' line to rewrite"
-# Keys owned by root, as a first try often leaves them: the image's user cannot read them.
-if in_image claimd -t --no-database -c /etc/claimd/claimd.yaml >"$work/t-root.log" 2>&1 ||
+# Keys owned by root, as a first try often leaves them: the signer's user cannot read them.
+if in_image -u 10002:10002 claimd --signer -c /etc/claimd/claimd.yaml >"$work/t-root.log" 2>&1 ||
   ! grep -q 'Permission denied' "$work/t-root.log"; then
   cat "$work/t-root.log" >&2
-  die "claimd -t with root-owned 0600 keys did not fail on permissions, as the docs say it does"
+  die "the signer with root-owned 0600 keys did not fail on permissions, as the docs say it does"
 fi
-chown -R 10001:10001 "$keys"
-in_image claimd -t --no-database -c /etc/claimd/claimd.yaml || die "claimd -t refused the compose config"
+chown -R 10002:10002 "$keys"
 
 step "private PostgreSQL; role and database as docs/install.md creates them"
 pg=$("$root/tests/pg.sh" start "$work/pg" fast)
@@ -178,46 +189,96 @@ psql "$pg" -v ON_ERROR_STOP=1 -qc "CREATE ROLE claimd LOGIN" -c "CREATE DATABASE
 mkdir -p "$rootfs/run/postgresql"
 mount --bind "$work/pg" "$rootfs/run/postgresql"
 
+# Waits for claimd ($pid, log $1) to write /tmp/ready; its port.
+ready_port() {
+  for _ in $(seq 150); do
+    [ -s "$rootfs/tmp/ready" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$1" >&2; die "claimd exited at start"; }
+    sleep 0.2
+  done
+  [ -s "$rootfs/tmp/ready" ] || { cat "$1" >&2; die "claimd not ready after 30 s"; }
+  head -n 1 "$rootfs/tmp/ready"
+}
+
+# A firmware-exact self claim of chip $1 on port $2, the certificate checked.
+claim() {
+  local chip=$1 port=$2 efuse
+  efuse=$(openssl rand -hex 16 | tr a-f A-F)
+  printf 'mac,platform,efuse_key\n%s,esp32s3,%s\n' "$chip" "$efuse" >"$rootfs/tmp/devices.csv"
+  # claimctl seals the eFuse key with the secrets key: it runs as the keys' owner.
+  in_image -u 10002:10002 claimctl -c /etc/claimd/claimd.yaml devices import /tmp/devices.csv
+  mkdir -p "$work/device"
+  "$build/claimsim" self --url "http://127.0.0.1:$port" --mac "$chip" --platform esp32s3 \
+    --efuse-key "$efuse" --out "$work/device" --root "$keys/ca/root.pem"
+  openssl verify -CAfile "$keys/ca/root.pem" -untrusted "$keys/ca/intermediate.pem" \
+    "$work/device/$chip.crt"
+  subject=$(openssl x509 -in "$work/device/$chip.crt" -noout -subject -nameopt RFC2253)
+  [ "$subject" = "subject=CN=$chip" ] || die "certificate subject is '$subject'"
+  openssl x509 -in "$work/device/$chip.crt" -noout -ext extendedKeyUsage | grep -q 'TLS Web Client' ||
+    die "certificate lacks extendedKeyUsage clientAuth"
+}
+
+# The health check passes, SIGTERM ends claimd with 0, and the health check fails.
+health_and_stop() {
+  local port=$1 log=$2 status=0
+  in_image CLAIMD_HEALTH_PORT="$port" "${health[@]:1}" || die "health check failed while claimd runs"
+  kill -TERM "$pid"
+  wait "$pid" || status=$?
+  pid=""
+  [ "$status" = 0 ] || { cat "$log" >&2; die "claimd exited with $status after SIGTERM"; }
+  if in_image CLAIMD_HEALTH_PORT="$port" "${health[@]:1}" 2>/dev/null; then
+    die "health check passed with claimd stopped"
+  fi
+}
+
+step "external signer from the image: ${entrypoint[*]} --signer, as 10002:10002"
+env -i "${env[@]}" HOME=/ chroot --userspec=10002:10002 "$rootfs" \
+  "${entrypoint[@]}" --signer -c /etc/claimd/claimd.yaml >"$work/signer.log" 2>&1 &
+spid=$!
+for _ in $(seq 100); do
+  [ -S "$sock" ] && break
+  kill -0 "$spid" 2>/dev/null || { cat "$work/signer.log" >&2; die "the signer exited at start"; }
+  sleep 0.1
+done
+[ -S "$sock" ] || { cat "$work/signer.log" >&2; die "the signer does not listen on $sock"; }
+in_image claimd -t --no-database -c /etc/claimd/claimd.yaml || die "claimd -t refused the compose config"
+
 step "claimd from the image: ${entrypoint[*]} ${cmd[*]}, as $user"
 # Not through in_image: a function in the background is a subshell, and $! must be the
 # process that becomes claimd (env, chroot and the entrypoint each exec the next).
+rm -f "$rootfs/tmp/ready"
 env -i "${env[@]}" HOME=/ chroot --userspec="$user" "$rootfs" \
   "${entrypoint[@]}" "${cmd[@]}" --ready-file /tmp/ready >"$work/claimd.log" 2>&1 &
 pid=$!
-for _ in $(seq 150); do
-  [ -s "$rootfs/tmp/ready" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/claimd.log" >&2; die "claimd exited at start"; }
-  sleep 0.2
-done
-[ -s "$rootfs/tmp/ready" ] || { cat "$work/claimd.log" >&2; die "claimd not ready after 30 s"; }
-port=$(cat "$rootfs/tmp/ready")
+port=$(ready_port "$work/claimd.log")
 [ "$(cat "/proc/$pid/comm")" = claimd ] || die "the entrypoint did not exec claimd (pid $pid is $(cat "/proc/$pid/comm"))"
 grep -q 'migrat' "$work/claimd.log" || { cat "$work/claimd.log" >&2; die "the entrypoint did not migrate"; }
+[ "$(uids "$pid")" = "10001 10001 10001 10001" ] && [ "$(uids "$spid")" = "10002 10002 10002 10002" ] ||
+  die "external signer mode: claimd runs as $(uids "$pid"), the signer as $(uids "$spid")"
 
 step "register a chip with the image's claimctl; firmware-exact self claim on port $port"
-efuse=$(openssl rand -hex 16 | tr a-f A-F)
-printf 'mac,platform,efuse_key\n%s,esp32s3,%s\n' "$mac" "$efuse" >"$rootfs/tmp/devices.csv"
-in_image claimctl -c /etc/claimd/claimd.yaml devices import /tmp/devices.csv
-mkdir "$work/device"
-"$build/claimsim" self --url "http://127.0.0.1:$port" --mac "$mac" --platform esp32s3 \
-  --efuse-key "$efuse" --out "$work/device" --root "$keys/ca/root.pem"
-openssl verify -CAfile "$keys/ca/root.pem" -untrusted "$keys/ca/intermediate.pem" \
-  "$work/device/$mac.crt"
-subject=$(openssl x509 -in "$work/device/$mac.crt" -noout -subject -nameopt RFC2253)
-[ "$subject" = "subject=CN=$mac" ] || die "certificate subject is '$subject'"
-openssl x509 -in "$work/device/$mac.crt" -noout -ext extendedKeyUsage | grep -q 'TLS Web Client' ||
-  die "certificate lacks extendedKeyUsage clientAuth"
-
+claim "$mac" "$port"
 step "the image's HEALTHCHECK (${health[*]:1}) in the image, then SIGTERM"
-in_image CLAIMD_HEALTH_PORT="$port" "${health[@]:1}" || die "health check failed while claimd runs"
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-pid=""
-[ "$status" = 0 ] || { cat "$work/claimd.log" >&2; die "claimd exited with $status after SIGTERM"; }
-if in_image CLAIMD_HEALTH_PORT="$port" "${health[@]:1}" 2>/dev/null; then
-  die "health check passed with claimd stopped"
-fi
+health_and_stop "$port" "$work/claimd.log"
+kill -TERM "$spid"
+wait "$spid" || true
+spid=""
+
+step "claimd from the image started as root: its signer as 10002, itself as 10001"
+# The same config without signer.socket: claimd starts its own signer.
+sed 's|^  socket: .*|  user: claimd-signer|' "$rootfs/etc/claimd/claimd.yaml" >"$rootfs/etc/claimd/root.yaml"
+rm -f "$rootfs/tmp/ready"
+env -i "${env[@]}" HOME=/ CLAIMD_MIGRATE=no chroot --userspec=0:0 "$rootfs" \
+  "${entrypoint[@]}" -c /etc/claimd/root.yaml --ready-file /tmp/ready >"$work/claimd-root.log" 2>&1 &
+pid=$!
+port=$(ready_port "$work/claimd-root.log")
+spid=$(pgrep -P "$pid" -x claimd-signer || true)
+[ -n "$spid" ] || die "claimd started as root has no claimd-signer child"
+[ "$(uids "$pid")" = "10001 10001 10001 10001" ] && [ "$(uids "$spid")" = "10002 10002 10002 10002" ] ||
+  die "root start: claimd runs as $(uids "$pid"), its signer as $(uids "$spid")"
+spid=""
+claim 7CDFA1F00002 "$port"
+health_and_stop "$port" "$work/claimd-root.log"
 
 ok=1
 echo "image test: passed; image $((size / 1000000)) MB, build ${build_s} s, total $(($(date +%s) - start)) s"

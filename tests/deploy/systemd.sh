@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # 'cmake --install' into a temporary prefix puts the programs, the migrations, the example
-# config, the install guide and the systemd unit where they belong, with the unit's
-# ExecStart= rewritten for that prefix; then 'systemd-analyze verify' must accept the
-# installed unit without a single warning (it exits 0 on many mistakes and only prints
-# them, so any output fails), and the unit must keep the hardening docs/install.md
+# config, the install guide and the two systemd units (claimd.service and
+# claimd-signer.service, two users) where they belong, with ExecStart= rewritten for that
+# prefix; then 'systemd-analyze verify' must accept the installed units without a single
+# warning (it exits 0 on many mistakes and only prints
+# them, so any output fails), and each unit must keep the hardening docs/install.md
 # promises and systemd's exposure score of at most 2.0. A deliberately broken copy must be refused, so the check can fail.
 #   tests/deploy/systemd.sh            (CTest: deploy.systemd)
 set -euo pipefail
@@ -22,7 +23,8 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || {
   die "cmake --install failed"
 }
 for f in bin/claimd bin/claimctl bin/claimsim share/claimd/sql/0001_schema.sql \
-  share/claimd/claimd.example.yaml share/doc/claimd/install.md lib/systemd/system/claimd.service; do
+  share/claimd/claimd.example.yaml share/doc/claimd/install.md lib/systemd/system/claimd.service \
+  lib/systemd/system/claimd-signer.service; do
   [ -e "$prefix/$f" ] || die "cmake --install did not install <prefix>/$f"
 done
 unit=$prefix/lib/systemd/system/claimd.service
@@ -36,17 +38,36 @@ for d in User=claimd ProtectSystem=strict PrivateTmp=yes NoNewPrivileges=yes \
   grep -qxF "$d" "$unit" || die "unit lacks '$d'"
 done
 
-# systemd's own exposure score (0 = everything locked down, 10 = nothing): the unit scores
-# 1.5; anything above 2.0 means hardening was lost.
-systemd-analyze security --offline=yes --threshold=20 "$unit" >"$tmp/security.log" 2>&1 || {
-  grep -E '^(✗|→)' "$tmp/security.log" >&2
-  die "systemd-analyze security: exposure above 2.0"
-}
+# Two users: the signer's unit runs claimd --signer as claimd-signer on the socket the
+# network unit's claimd reaches; claimd.service requires it.
+signer=$prefix/lib/systemd/system/claimd-signer.service
+grep -qx "ExecStart=$prefix/bin/claimd --signer -c /etc/claimd/claimd.yaml" "$signer" ||
+  die "installed signer unit's ExecStart: $(grep '^ExecStart=' "$signer")"
+for d in User=claimd-signer RuntimeDirectory=claimd-signer RuntimeDirectoryMode=0755 \
+  PrivateNetwork=yes RestrictAddressFamilies=AF_UNIX CapabilityBoundingSet= \
+  NoNewPrivileges=yes ProtectSystem=strict SystemCallFilter=@system-service; do
+  grep -qxF "$d" "$signer" || die "signer unit lacks '$d'"
+done
+grep -qx "Requires=claimd-signer.service" "$unit" || die "claimd.service does not require the signer"
+! grep -q '^User=root\|^AmbientCapabilities=.' "$unit" "$signer" ||
+  die "a unit runs as root or with a capability"
+grep -q "  socket: /run/claimd-signer/signer.sock" "$root/docs/install.md" ||
+  die "docs/install.md does not give the signer.socket the units use"
+
+# systemd's own exposure score (0 = everything locked down, 10 = nothing): claimd.service
+# scores 1.5 and the signer's less; anything above 2.0 means hardening was lost.
+for u in "$unit" "$signer"; do
+  systemd-analyze security --offline=yes --threshold=20 "$u" >"$tmp/security.log" 2>&1 || {
+    grep -E '^(✗|→)' "$tmp/security.log" >&2
+    die "systemd-analyze security: $(basename "$u"): exposure above 2.0"
+  }
+  grep -E '^→ Overall exposure' "$tmp/security.log" | sed "s|^|$(basename "$u"): |"
+done
 
 verify() {
-  systemd-analyze verify "$1" >"$tmp/verify.log" 2>&1 && [ ! -s "$tmp/verify.log" ]
+  systemd-analyze verify "$@" >"$tmp/verify.log" 2>&1 && [ ! -s "$tmp/verify.log" ]
 }
-verify "$unit" || { cat "$tmp/verify.log" >&2; die "systemd-analyze verify complained"; }
+verify "$unit" "$signer" || { cat "$tmp/verify.log" >&2; die "systemd-analyze verify complained"; }
 sed 's/^ProtectSystem=strict$/ProtectSystem=stricter/' "$unit" >"$tmp/broken.service"
 if verify "$tmp/broken.service"; then
   die "systemd-analyze verify accepted a broken unit; this test would not notice one"

@@ -32,7 +32,7 @@
 #include "unit_support.h"
 
 /* The canonical forms, every spelling the field produces, for each of the three fields
- * and for a whole device (interface.md, "Manufacturing CSV" and its "tolerance"). */
+ * and for a whole device (README.md, "Registering chips at manufacturing"). */
 static void canon_fields(void)
 {
 	static const char *macs[] = {"7CDFA1000001", "7cdfa1000001", "7c:df:a1:00:00:01",
