@@ -54,8 +54,8 @@ keysSecret: /etc/claimd/secret/keys
 databaseSecret: /etc/claimd/secret/database
 adminSecret: /etc/claimd/secret/admin
 run: /run/claimd
-signerRun: /run/claimd-signer
-socketDir: /run/claimd-socket
+signerRun: /run/claimd-keys
+socketDir: /run/claimd-signer
 {{- end -}}
 
 {{- define "claimd.adminEnabled" -}}
@@ -70,7 +70,7 @@ from the database Secret (claimd.runClaimd).
 */}}
 {{- define "claimd.config" -}}
 {{- $p := include "claimd.paths" . | fromYaml -}}
-{{- $keys := printf "%s/keys" $p.signerRun -}}
+{{- $keys := $p.signerRun -}}
 {{- $sec := .Values.securityContext -}}
 {{- $chart := dict
   "server" (dict "listen" (printf "0.0.0.0:%d" (int .Values.ports.claim)) "user" (toString (int $sec.claimdUser)))
@@ -130,8 +130,7 @@ the same name there (an HSM token wants a writable folder), then exec the signer
 {{- $p := include "claimd.paths" . | fromYaml -}}
 set -eu
 umask 077
-mkdir -p {{ $p.signerRun }}/keys
-for f in {{ $p.keysSecret }}/*; do cp -L "$f" {{ $p.signerRun }}/keys/; done
+for f in {{ $p.keysSecret }}/*; do cp -L "$f" {{ $p.signerRun }}/; done
 {{- range .Values.signer.copyMounts }}
 mkdir -p {{ $p.signerRun }}/{{ base . }}
 cp -RL {{ . }}/[!.]* {{ $p.signerRun }}/{{ base . }}/
