@@ -40,6 +40,7 @@ struct signer {
 	bool broken;          /* under lock: the channel is out of step or closed */
 	bool pong_due;        /* under lock: a ping's reply is still to be read */
 	bool reaped;
+	atomic_bool down; /* a copy of broken that readiness reads without the lock */
 	atomic_uint refs;
 	_Atomic uint64_t last_answer; /* monotonic ms of the last reply from the signer */
 	/* The pinger: its thread, and the stop it waits on. */
@@ -71,6 +72,7 @@ static void broken(struct signer *s, const char *what, bool timed_out)
 		log_error("signer (pid %d): %s", (int)s->pid,
 		          timed_out ? "no answer in time: killing it" : what);
 	s->broken = true;
+	atomic_store(&s->down, true);
 	if (timed_out && !s->reaped && s->pid > 0)
 		kill(s->pid, SIGKILL);
 	/* An external signer is not ours to kill: the channel goes, the pinger connects
@@ -296,6 +298,7 @@ static void reconnect(struct signer *s)
 		close(s->fd);
 	s->fd = fd;
 	s->broken = false;
+	atomic_store(&s->down, false);
 	s->pong_due = false;
 	atomic_store(&s->last_answer, now_ms_monotonic());
 	pthread_mutex_unlock(&s->lock);
@@ -482,7 +485,7 @@ bool signer_ready(struct signer *s)
 {
 	/* Not under the lock: a stopped signer's ping may hold it. */
 	uint64_t last = atomic_load(&s->last_answer), now = now_ms_monotonic();
-	return now < last || now - last <= s->timeout_ms;
+	return !atomic_load(&s->down) && (now < last || now - last <= s->timeout_ms);
 }
 
 bool signer_reap(struct signer *s, int *status)
@@ -494,6 +497,7 @@ bool signer_reap(struct signer *s, int *status)
 	if (ended) {
 		s->reaped = true;
 		s->broken = true;
+		atomic_store(&s->down, true);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ended;
