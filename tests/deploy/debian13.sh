@@ -77,12 +77,14 @@ t0=$(date +%s)
 in_root bash -c 'cd /src && cmake -S . -B build -DCLAIMD_WERROR=ON >/dev/null && cmake --build build -j"$(nproc)" >/dev/null'
 build_s=$(($(date +%s) - t0))
 
+# The Helm chart checks (label helm) run no compiled code and fetch their tools with npm,
+# which this namespace cannot reach: the host run covers them.
 step "tests/run.sh --quick, in a network namespace with only loopback"
 t0=$(date +%s)
 lock=()
 [ -z "${CLAIMD_CI_LOCK:-}" ] || lock=(flock "$CLAIMD_CI_LOCK")
 "${lock[@]}" unshare --net -- bash -c 'ip link set lo up && "$@"' run \
-  bash -c "$(declare -f in_root); rootfs='$rootfs' cache='$cache' in_root bash -c 'cd /src && bash tests/run.sh --quick'"
+  bash -c "$(declare -f in_root); rootfs='$rootfs' cache='$cache' in_root bash -c 'cd /src && EXCLUDE=\"image|helm\" bash tests/run.sh --quick'"
 test_s=$(($(date +%s) - t0))
 count=$(in_root bash -c 'ctest --test-dir /src/build -N -LE image | tail -n 1')
 
