@@ -44,12 +44,18 @@ key_services=$(awk -v keys="$dir/compose/secrets/signer" '
 [ "$key_services" = "signer " ] ||
   die "the keys (./compose/secrets/signer) are mounted into: ${key_services:-no service}; only the signer may mount them"
 service_block() { awk -v s="  $1:" '$0 == s { on = 1; next } on && /^  [a-z0-9-]+:$/ { on = 0 } on' "$tmp/resolved.yaml"; }
+# Compose 1 (Debian 12) prints a volume as 'NAME:TARGET', Compose 2 (Debian 13) in the
+# long form ('source: NAME' then 'target: TARGET'): both are read, quotes and blanks
+# dropped.
+flat_block() { service_block "$1" | tr -d " \"'" | tr '\n' ' '; }
+socket_re='(signer-socket:/run/claimd-signer|source:signer-socket target:/run/claimd-signer)'
 for svc in signer claimd-1 claimd-2; do
-  service_block "$svc" | grep -q 'signer-socket:/run/claimd-signer' ||
+  [[ " $(flat_block "$svc")" =~ $socket_re ]] ||
     die "$svc does not mount the signer's socket volume at /run/claimd-signer"
 done
-signer_user=$(service_block signer | sed -n "s/^    user: '\{0,1\}\([0-9]*\):.*/\1/p")
-replica_user=$(service_block claimd-1 | sed -n "s/^    user: '\{0,1\}\([0-9]*\):.*/\1/p")
+uid_of() { flat_block "$1" | tr ' ' '\n' | sed -n 's/^user:\([0-9]*\):.*/\1/p'; }
+signer_user=$(uid_of signer)
+replica_user=$(uid_of claimd-1)
 [ -n "$signer_user" ] && [ -n "$replica_user" ] && [ "$signer_user" != "$replica_user" ] ||
   die "the signer (uid '$signer_user') and the replicas (uid '$replica_user') must run as two users"
 service_block signer | grep -q -- '- --signer' || die "the signer service does not run --signer"

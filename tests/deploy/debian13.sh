@@ -56,6 +56,9 @@ in_root() {
   unshare --mount --propagation private -- bash -c '
     set -e
     r=$1; cache=$2; shift 2
+    # The root a mount point of its own, as on a machine: the outage cases make network
+    # namespaces (ip netns mounts under /run) and private mounts of "/".
+    mount --bind "$r" "$r"
     mount -t proc proc "$r/proc"
     mount -t sysfs sys "$r/sys"
     mount --rbind /dev "$r/dev"

@@ -17,7 +17,9 @@ die() { echo "image rootfs: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (podman build)"
 [ ! -e "$out" ] || die "$out exists"
 mkdir -p "$cache"
-bash "$root/tests/deploy/image_base.sh" "$cache" "${podman[@]:1}"
+# The Debian release the Dockerfile starts FROM, as the image test reads it.
+release=$(sed -n 's/^FROM debian:\([0-9]*\)-slim.*/\1/p' "$root/docker/Dockerfile")
+bash "$root/tests/deploy/image_base.sh" "$cache" "$release" "${podman[@]:1}"
 
 cid=""
 cleanup() {
