@@ -18,13 +18,13 @@
 #include "core/revocation.h"
 #include "signer/signer.h"
 
-static enum claimd_err from_db(enum db_status s, const struct claim_ctx *cc, const char *what)
+static enum claimd_err from_db(enum db_status s, const char *what)
 {
 	if (s == DB_SOFT) {
-		log_warn("%s: database busy or unreachable (%s)", cc->request_id, what);
+		log_warn("database busy or unreachable (%s)", what);
 		return CE_BUSY;
 	}
-	log_error("%s: database error (%s)", cc->request_id, what);
+	log_error("database error (%s)", what);
 	return CE_INTERNAL;
 }
 
@@ -63,8 +63,7 @@ static void audit(struct claim_ctx *cc, const char *event, enum claimd_err e, co
 	enum db_status s =
 	    strcmp(event, "initiate") == 0 ? db_audit_async(cc->db, &a) : db_audit(cc->db, &a);
 	if (s < DB_NO_ROWS)
-		log_error("%s: could not write the audit row (%s %s)", cc->request_id, event,
-		          err_name(e));
+		log_error("could not write the audit row (%s %s)", event, err_name(e));
 }
 
 /*
@@ -103,7 +102,7 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
 	}
 	enum db_status s = db_self_initiate(cc->db, mac, platform, &a, outcome, reason, &f);
 	if (s < DB_NO_ROWS)
-		return from_db(s, cc, "initiate");
+		return from_db(s, "initiate");
 	if ((e = device_allows(&f, true)) == CE_MAC_LOCKED)
 		cc->retry_after = f.locked_for;
 	if (e != CE_OK)
@@ -157,7 +156,7 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 	int rc;
 
 	if (s < DB_NO_ROWS)
-		return from_db(s, cc, "device lookup");
+		return from_db(s, "device lookup");
 	v->forgive = d.has_failures;
 	/* A locked MAC is refused before its key is even opened, right answer or not. */
 	struct device_facts f = {s == DB_OK, true, s == DB_OK ? d.locked_for : 0};
@@ -173,14 +172,13 @@ static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_ve
 	if (rc == SIGNER_DOWN)
 		return CE_SIGNER_DOWN;
 	if (rc != SIGNER_OK) {
-		log_error("%s: the signer refused to check the response of %s or to sign its "
+		log_error("the signer refused to check the response of %s or to sign its "
 		          "certificate (see its log)",
-		          cc->request_id, v->mac);
+		          v->mac);
 		return CE_INTERNAL;
 	}
 	if (verdict == SIGNER_UNOPENABLE) {
-		log_error("%s: the sealed eFuse key of %s does not open: wrong secrets key?",
-		          cc->request_id, v->mac);
+		log_error("the sealed eFuse key of %s does not open: wrong secrets key?", v->mac);
 		return CE_INTERNAL;
 	}
 	return verdict == SIGNER_RIGHT ? CE_OK : CE_RESPONSE_WRONG;
@@ -242,12 +240,10 @@ static enum claimd_err self_verify_wrong(struct claim_ctx *cc, const struct veri
 	/* The statement writes its audit row; when it fails it wrote nothing at all. */
 	v->audited = true;
 	if (s < DB_NO_ROWS)
-		return from_db(s, cc, "count attempt");
-	log_info("%s: wrong challenge response for %s (attempt %u)", cc->request_id, v->mac,
-	         w.attempts);
+		return from_db(s, "count attempt");
+	log_info("wrong challenge response for %s (attempt %u)", v->mac, w.attempts);
 	if (w.just_locked) {
-		log_warn("%s: %s locked for %u s after repeated wrong responses", cc->request_id,
-		         v->mac, w.locked_for);
+		log_warn("%s locked for %u s after repeated wrong responses", v->mac, w.locked_for);
 		audit(cc, "verify", CE_MAC_LOCKED, v->mac, NULL, NULL);
 	}
 	return CE_RESPONSE_WRONG;
@@ -265,8 +261,8 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	size_t reply_len =
 	    cert_reply_len(is->pem, ca_chain_pem(cc->rt->ca), cc->rt->cfg, CERT_REPLY_ALL_HOSTS);
 	if (reply_len > RESPONSE_MAX) {
-		log_warn("%s: the reply for %s would be %zu bytes, over %d", cc->request_id, v->mac,
-		         reply_len, RESPONSE_MAX);
+		log_warn("the reply for %s would be %zu bytes, over %d", v->mac, reply_len,
+		         RESPONSE_MAX);
 		return CE_CSR_TOO_BIG_FOR_DEVICE;
 	}
 	csr_key_fingerprint(v->csr, fp);
@@ -278,14 +274,14 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	struct audit_rec a = audit_row(cc, "verify", CE_OK, v->mac, v->mac, is->serial);
 	s = db_self_claim_commit(cc->db, &c, &a);
 	if (s == DB_OK) {
-		log_info("%s: claimed %s, serial %s", cc->request_id, v->mac, is->serial);
+		log_info("claimed %s, serial %s", v->mac, is->serial);
 		v->audited = true;
 		*leaf_pem = is->pem;
 		is->pem = NULL;
 		return CE_OK;
 	}
 	if (s < DB_NO_ROWS)
-		return from_db(s, cc, "commit claim");
+		return from_db(s, "commit claim");
 	/* Nothing was written: the session was spent already. Say how. */
 	unsigned attempts = 0;
 	bool used = false;
@@ -374,7 +370,7 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 		return CE_OK;
 	}
 	enum claimd_err e =
-	    s == DB_NO_ROWS && u.over_quota ? CE_QUOTA : from_db(s, cc, "user initiate");
+	    s == DB_NO_ROWS && u.over_quota ? CE_QUOTA : from_db(s, "user initiate");
 	audit(cc, "initiate", e, mac, NULL, NULL);
 	return e;
 }
@@ -413,14 +409,14 @@ static enum claimd_err user_verify_commit(struct claim_ctx *cc, const struct csr
 	struct audit_rec a = audit_row(cc, "verify", CE_OK, NULL, cn, is->serial);
 	s = db_user_verify(cc->db, &v, &a);
 	if (s == DB_OK) {
-		log_info("%s: claimed node %s (%s) for a user, serial %s (%s)", cc->request_id, cn,
-		         v.mac, is->serial, profile);
+		log_info("claimed node %s (%s) for a user, serial %s (%s)", cn, v.mac, is->serial,
+		         profile);
 		snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
 		*leaf_pem = is->pem;
 		is->pem = NULL;
 		return CE_OK;
 	}
-	return s == DB_NO_ROWS ? CE_CSR_NOT_INITIATED : from_db(s, cc, "user verify");
+	return s == DB_NO_ROWS ? CE_CSR_NOT_INITIATED : from_db(s, "user verify");
 }
 
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, size_t csr_len,

@@ -63,8 +63,7 @@ enum db_status operator_register_finish(struct db *db, const struct operator_who
 	                      .request_id = who->request_id,
 	                      .detail = detail};
 	if (db_audit(db, &a) < DB_NO_ROWS)
-		log_error("req=%s: registered %ld device(s) but could not audit it",
-		          who->request_id ? who->request_id : "-", counts->added);
+		log_error("registered %ld device(s) but could not audit it", counts->added);
 	return s;
 }
 

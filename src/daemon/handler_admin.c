@@ -181,8 +181,8 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 	}
 	if (s < DB_NO_ROWS)
 		goto out;
-	log_info("req=%s: devices registered by %s: %ld added, %ld unchanged", rq->id, rq->actor,
-	         counts.added, counts.unchanged);
+	log_info("devices registered by %s: %ld added, %ld unchanged", rq->actor, counts.added,
+	         counts.unchanged);
 out:
 	if (rows)
 		secure_wipe(rows, n * sizeof(*rows));
@@ -418,8 +418,8 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 		return reply_error(rq, c, CE_ADMIN_NO_CERT);
 	if (s < DB_NO_ROWS)
 		return reply_db(rq, c, s);
-	log_info("req=%s: certificate %s revoked (%s) by %s%s", rq->id, serial,
-	         crl_reason_name(reason), rq->actor, revoked ? "" : ": was already revoked");
+	log_info("certificate %s revoked (%s) by %s%s", serial, crl_reason_name(reason), rq->actor,
+	         revoked ? "" : ": was already revoked");
 	return reply_json(rq, c, 200,
 	                  json_pack("{s:s, s:s, s:b}", "serial", serial, "reason",
 	                            crl_reason_name(reason), "newly_revoked", revoked > 0));
@@ -444,8 +444,7 @@ enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *
 		return reply_error(rq, c, CE_ADMIN_NO_LIVE_NODE);
 	if (s < DB_NO_ROWS)
 		return reply_db(rq, c, s);
-	log_info("req=%s: node %s released by %s, %ld certificate(s) revoked", rq->id, node_id,
-	         rq->actor, revoked);
+	log_info("node %s released by %s, %ld certificate(s) revoked", node_id, rq->actor, revoked);
 	return reply_json(rq, c, 200,
 	                  json_pack("{s:s, s:b, s:I}", "node_id", node_id, "released", true,
 	                            "certificates_revoked", (json_int_t)revoked));

@@ -34,7 +34,7 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 		                        now_unix(),        cfg->jwt_audience_claim};
 		const char *why = "";
 		if (auth_user(&p, authz, user, &why) != CE_OK) {
-			log_info("%s: unauthorized: %s", rq->id, why);
+			log_info("unauthorized: %s", why);
 			return CE_UNAUTHORIZED;
 		}
 		cc->user = user;

@@ -315,6 +315,7 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 	*con_cls = rq;
 	resolve_remote(rq, c);
 	take_request_id(rq, c);
+	log_request_begin(rq->id);
 	rq->route = &not_found;
 	struct http_framing fr = {0};
 	MHD_get_connection_values(c, MHD_HEADER_KIND, add_framing, &fr);
@@ -330,8 +331,7 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 	if (s->site == HTTP_ADMIN) {
 		if (!bearer_ok(rq, c))
 			return reply_error(rq, c, CE_ADMIN_TOKEN);
-		log_info("req=%s remote=%s %s %s by %s", rq->id, rq->remote, rq->method, rq->path,
-		         rq->actor);
+		log_info("remote=%s %s %s by %s", rq->remote, rq->method, rq->path, rq->actor);
 	}
 	if (!rq->route->fn)
 		return reply_error(rq, c, CE_NOT_FOUND);
@@ -377,7 +377,7 @@ static enum MHD_Result receive(struct request *rq, struct MHD_Connection *c, con
 			return MHD_YES; /* the last of the body: dropped, 408 on the last call */
 		rq->status = 408;
 		rq->code = CE_REQUEST_TIMEOUT;
-		log_info("req=%s remote=%s: body too slow, connection closed", rq->id, rq->remote);
+		log_info("remote=%s: body too slow, connection closed", rq->remote);
 		return MHD_NO;
 	}
 	if (rq->too_large || rq->len + n > rq->rt->cfg->max_body_bytes) {
@@ -402,15 +402,15 @@ static enum MHD_Result receive(struct request *rq, struct MHD_Connection *c, con
 
 /* libmicrohttpd calls this with the headers, with each piece of the body, then once more
  * with none: admission, body, then the handler with the whole body in. */
-static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version, const char *upload,
-                                 size_t *upload_size, void **con_cls)
+static enum MHD_Result access_step(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *upload, size_t *upload_size,
+                                   void **con_cls)
 {
 	struct request *rq = *con_cls;
-	(void)version;
 
 	if (!rq)
 		return admit(cls, c, url, method, con_cls);
+	log_request_begin(rq->id);
 	if (rq->status)
 		return MHD_YES; /* replied already (413 while a body keeps coming) */
 	if (*upload_size)
@@ -422,6 +422,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 	return rq->route->fn(rq, c);
 }
 
+/* Every line logged while a request's callback runs names the request (log.h): set here,
+ * and in admit() once the id is known, and ended before the thread serves another. */
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	enum MHD_Result r = access_step(cls, c, url, method, upload, upload_size, con_cls);
+	log_request_end();
+	return r;
+}
+
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -431,6 +443,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	if (!rq)
 		return;
+	log_request_begin(rq->id);
 	/* Probes poll all day: their lines are debug, so info shows only real traffic. */
 	bool probe =
 	    rq->route && (rq->route->fn == handle_healthz || rq->route->fn == handle_readyz);
@@ -466,6 +479,7 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	free(rq);
 	*con_cls = NULL;
 	atomic_fetch_sub(&app->inflight, 1);
+	log_request_end();
 }
 
 /* A connection the edge handed over is closed: it stops counting against the limits. */

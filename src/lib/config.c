@@ -153,8 +153,9 @@ static const struct key keys[] = {
     {"revocation.on_reclaim", K_STR, O(on_reclaim), "supersede", 0, 0, RELOAD,
      "supersede (a re-claim revokes the node's earlier certificates) or keep"},
     {"log.format", K_STR, O(log_format), "text", 0, 0, RELOAD,
-     "text, or json: one object per line (time, level, message; request lines add "
-     "request_id, route, method, status, duration_ms, mac or node_id, user)"},
+     "text, or json: one object per line (time, level, message; every line about a "
+     "request adds request_id, its access line also route, method, status, duration_ms, "
+     "mac or node_id, user)"},
     {"admin.listen", K_STR, O(admin_listen), "", 0, 0, RESTART,
      "optional: host:port of the management API (bearer tokens); empty = off"},
     {"admin.tokens_file", K_PATH, O(admin_tokens_file), "", 0, 0, RELOAD,

@@ -15,6 +15,19 @@
 static enum log_level min_level = LOG_INFO;
 static enum log_format format = LOG_TEXT;
 static const char *const tags[] = {"debug", "info", "warn", "error"};
+/* The request this thread works on (log_request_begin()), "" for none. Thread-local:
+ * libmicrohttpd runs all callbacks of one request on one thread at a time. */
+static _Thread_local char current_request[65];
+
+void log_request_begin(const char *id)
+{
+	snprintf(current_request, sizeof(current_request), "%s", id ? id : "");
+}
+
+void log_request_end(void)
+{
+	current_request[0] = '\0';
+}
 
 void log_set_level(enum log_level l)
 {
@@ -162,9 +175,16 @@ void log_msg(enum log_level lv, const char *fmt, ...)
 	va_end(ap);
 	begin(&l, lv);
 	if (format == LOG_JSON) {
+		/* Before the message, which may be long enough to fill the line. */
+		field_str(&l, "request_id", current_request);
 		put(&l, ",\"message\":");
 		put_json_str(&l, msg);
 	} else {
+		if (current_request[0]) {
+			put(&l, "req=");
+			put(&l, current_request);
+			put(&l, " ");
+		}
 		put(&l, msg);
 	}
 	finish(&l);

@@ -22,7 +22,17 @@ int log_format_parse(const char *s);
 void log_set_level(enum log_level l);
 /** Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int log_level_parse(const char *s);
-/** Prints one line with a timestamp and level. */
+/**
+ * Names the request this thread is now working on, until log_request_end(): every
+ * log_msg() line in between carries it, in JSON as the "request_id" field and in text as
+ * "req=ID " before the message, so no line about a request can leave it out. The HTTP
+ * layer calls it around each of its callbacks; @p id (escaped already, at most 64
+ * characters, longer is cut) is copied. NULL or "" ends the request like log_request_end().
+ */
+void log_request_begin(const char *id);
+/** Ends what log_request_begin() started on this thread; a no-op if nothing was. */
+void log_request_end(void);
+/** Prints one line with a timestamp and level (and the thread's request, if any). */
 void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One HTTP request, as its access-log line shows it. Strings are escaped already
  * (log_escape()); NULL or "" ones are left out. */

@@ -52,8 +52,9 @@ static bool write_tokens(const char *path, const char *const *toks, const char *
 	return fclose(f) == 0 && chmod(tmp, mode) == 0 && rename(tmp, path) == 0;
 }
 
-/* A case's world with the management API on, tokens A (factory-1) and B (backend). */
-static bool admin_up(struct fx *f, const char *name)
+/* A case's world with the management API on, tokens A (factory-1) and B (backend), and
+ * the config lines @p more (or NULL). */
+static bool admin_up_with(struct fx *f, const char *name, const char *more)
 {
 	static const char *const toks[] = {TOKEN_A, TOKEN_B};
 	static const char *const names[] = {"factory-1", "backend"};
@@ -63,12 +64,18 @@ static bool admin_up(struct fx *f, const char *name)
 	if (t_run(NULL, "mkdir -p '%s/tmp'", dir) != 0 ||
 	    !write_tokens(tokens_path, toks, names, 2, 0600))
 		return false;
-	snprintf(extra, sizeof(extra), "admin:\n  listen: \"127.0.0.1:0\"\n  tokens_file: \"%s\"\n",
-	         tokens_path);
+	snprintf(extra, sizeof(extra),
+	         "admin:\n  listen: \"127.0.0.1:0\"\n  tokens_file: \"%s\"\n%s", tokens_path,
+	         more ? more : "");
 	struct topts o = {.extra = extra};
 	if (!fx_up(f, name, &o))
 		return false;
 	return f->d.admin_port != 0;
+}
+
+static bool admin_up(struct fx *f, const char *name)
+{
+	return admin_up_with(f, name, NULL);
 }
 
 /* A request to @p u with an optional bearer token and JSON body; 0 or -1. */
@@ -768,6 +775,154 @@ static void lost_connections(void)
 	fx_down(&f);
 }
 
+/* The access line (it has "status") of a request on @p route with @p mac and a status
+ * that is (@p ok) or is not 200; its request id, or NULL. */
+static const char *access_id(json_t *all, const char *route, const char *mac, bool ok)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(all, i, o)
+	{
+		const char *r = json_string_value(json_object_get(o, "route"));
+		const char *m = json_string_value(json_object_get(o, "mac"));
+		json_t *st = json_object_get(o, "status");
+		if (st && r && strcmp(r, route) == 0 && (!mac || (m && strcmp(m, mac) == 0)) &&
+		    (json_integer_value(st) == 200) == ok)
+			return json_string_value(json_object_get(o, "request_id"));
+	}
+	return NULL;
+}
+
+/* The request_id field of the first line whose message contains @p text, or NULL. */
+static const char *line_id(json_t *all, const char *text, bool *found)
+{
+	size_t i;
+	json_t *o;
+	*found = false;
+	json_array_foreach(all, i, o)
+	{
+		const char *m = json_string_value(json_object_get(o, "message"));
+		if (m && strstr(m, text)) {
+			*found = true;
+			return json_string_value(json_object_get(o, "request_id"));
+		}
+	}
+	return NULL;
+}
+
+/*
+ * log.format: json: every line written while a request is served carries its request id
+ * as the "request_id" field (the claim, the wrong response, the lockout, the management
+ * API's actions), the same id as the request's access line; the message text no longer
+ * has to carry it. Lines outside any request (start-up, shutdown) carry none.
+ */
+static void json_log_request_ids(void)
+{
+	struct fx f;
+	struct session s;
+	struct http_response r;
+	json_t *j;
+	char path[160];
+
+	REQUIRE(admin_up_with(&f, "admin_json_log_ids",
+	                      "log:\n  format: json\nlimits:\n  lockout_failures: 2\n"));
+	j = ajson(&f, "POST", "/admin/v1/devices", TOKEN_A,
+	          "[{\"mac\":\"7CDFA1000301\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX
+	          "\"}]",
+	          200);
+	json_decref(j);
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	REQUIRE(fx_self_claim(&f, &dv));
+	/* Two wrong responses for MAC2: a wrong-response line each, then the lockout. */
+	static const uint8_t wrong[16] = {0xff};
+	for (int i = 0; i < 2; i++) {
+		REQUIRE(initiate(&f.d, MAC2, "esp32c3", &s));
+		char *b = verify_body(&s, wrong, dv.key, MAC2);
+		REQUIRE(b && verify(&f.d, b, &r) == 0);
+		CHECK(r.status != 200);
+		http_response_free(&r);
+		free(b);
+	}
+	char *serial =
+	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
+	REQUIRE(serial);
+	snprintf(path, sizeof(path), "/admin/v1/certificates/%s/revoke", serial);
+	CHECK(astatus(&f, "POST", path, TOKEN_A, "{\"reason\":\"keyCompromise\"}") == 200);
+	CHECK(astatus(&f, "POST", "/admin/v1/nodes/" MAC1 "/release", TOKEN_A, NULL) == 200);
+	REQUIRE(daemon_stop(&f.d) == 0);
+	f.d.pid = 0;
+
+	json_t *all = json_array();
+	FILE *lf = fopen(f.d.log, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	while (lf && getline(&line, &cap, lf) > 0) {
+		json_t *o = json_loads(line, 0, NULL);
+		CHECKF(json_is_object(o), "not a JSON object: %s", line);
+		json_array_append_new(all, o ? o : json_null());
+	}
+	free(line);
+	if (lf)
+		fclose(lf);
+
+	/* Each line about a request names the request its access line names. */
+	static const struct {
+		const char *text, *route, *mac;
+		bool ok;
+	} about[] = {
+	    {"devices registered by admin:factory-1", "/admin/v1/devices", NULL, true},
+	    {"POST /admin/v1/devices by admin:factory-1", "/admin/v1/devices", NULL, true},
+	    {"claimed " MAC1, "/claim/verify", MAC1, true},
+	    {"wrong challenge response for " MAC2, "/claim/verify", MAC2, false},
+	    {MAC2 " locked for", "/claim/verify", MAC2, false},
+	    {"revoked (keyCompromise) by admin:factory-1", "/admin/v1/certificates/*/revoke", NULL,
+	     true},
+	    {"node " MAC1 " released by admin:factory-1", "/admin/v1/nodes/*/release", NULL, true},
+	};
+	for (size_t i = 0; i < sizeof(about) / sizeof(about[0]); i++) {
+		bool found;
+		const char *id = line_id(all, about[i].text, &found);
+		const char *want = access_id(all, about[i].route, about[i].mac, about[i].ok);
+		CHECKF(found, "no line with \"%s\"", about[i].text);
+		CHECKF(id && want && strlen(id) >= 16, "\"%s\": request_id %s, its request %s",
+		       about[i].text, id ? id : "(none)", want ? want : "(none)");
+		/* The wrong-response lines are two requests: the id is one of theirs. */
+		if (id && want && !strstr(about[i].text, MAC2))
+			CHECKF(strcmp(id, want) == 0, "\"%s\": %s, not %s", about[i].text, id,
+			       want);
+	}
+	/* Every request_id on any line is one of a request's, and its text does not repeat
+	 * it; start-up and shutdown lines carry none. */
+	size_t i;
+	json_t *o;
+	bool listening = false;
+	json_array_foreach(all, i, o)
+	{
+		const char *id = json_string_value(json_object_get(o, "request_id"));
+		const char *m = json_string_value(json_object_get(o, "message"));
+		if (m && strstr(m, "listening"))
+			listening = true;
+		if (!id)
+			continue;
+		bool known = false;
+		size_t k;
+		json_t *a;
+		json_array_foreach(all, k, a)
+		{
+			const char *aid = json_string_value(json_object_get(a, "request_id"));
+			if (json_object_get(a, "status") && aid && strcmp(aid, id) == 0)
+				known = true;
+		}
+		CHECKF(known, "request_id %s belongs to no request: %s", id, m ? m : "");
+		CHECKF(m && !strstr(m, id), "the id is in the text too: %s", m ? m : "");
+		CHECKF(listening, "a request_id before \"listening\": %s", m ? m : "");
+	}
+	json_decref(all);
+	free(serial);
+	EVP_PKEY_free(dv.key);
+	tenv_teardown(&f.t);
+}
+
 static const struct t_case cases[] = {
     {"config_keys", config_keys},
     {"auth_failures", auth_failures},
@@ -777,6 +932,7 @@ static const struct t_case cases[] = {
     {"verify_signature", verify_signature},
     {"revoke_and_release", revoke_and_release},
     {"lost_connections", lost_connections},
+    {"json_log_request_ids", json_log_request_ids},
     {NULL, NULL},
 };
 
