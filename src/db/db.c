@@ -36,7 +36,7 @@ static int prepare_all(struct db *db, char *err, size_t errsz)
 			    s->name);
 			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 				snprintf(err, errsz, "database: preparing %s: %s", s->name,
-				         r ? PQresultErrorMessage(r) : db->why);
+				         r ? db_said(db, PQresultErrorMessage(r)) : db->why);
 				PQclear(r);
 				return -1;
 			}
@@ -56,7 +56,7 @@ static int schema_current(struct db *db, char *err, size_t errsz)
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		snprintf(err, errsz, "database: no schema (run 'claimctl migrate'): %s",
-		         r ? PQresultErrorMessage(r) : db->why);
+		         r ? db_said(db, PQresultErrorMessage(r)) : db->why);
 	else if (atoi(PQgetvalue(r, 0, 0)) < latest_migration())
 		snprintf(err, errsz,
 		         "database: schema is at version %s, this build needs %d "
@@ -214,7 +214,7 @@ int db_ready(struct db *db, char *why, size_t whysz)
 static void note_result(struct db *db, const PGresult *r, const char *state)
 {
 	snprintf(db->state, sizeof(db->state), "%s", state);
-	snprintf(db->why, sizeof(db->why), "%s", PQresultErrorMessage(r));
+	db_redact(db->why, sizeof(db->why), PQresultErrorMessage(r), db->url);
 	db->why[strcspn(db->why, "\n")] = '\0';
 }
 
@@ -261,7 +261,8 @@ enum db_status db_classify(struct db *db, PGresult *r, const char *what)
 	}
 	if (state && transient(state))
 		return DB_SOFT;
-	log_error("database: %s: %s %s", what, state ? state : "", PQresultErrorMessage(r));
+	log_error("database: %s: %s %s", what, state ? state : "",
+	          db_said(db, PQresultErrorMessage(r)));
 	return DB_HARD;
 }
 

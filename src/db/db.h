@@ -63,6 +63,17 @@ struct db *db_connect(const char *url, bool prepare, char *err, size_t errsz);
 /** Closes @p db; NULL is a no-op. */
 void db_close(struct db *db);
 /**
+ * Copies @p msg (a libpq message, NUL-terminated; NULL reads as "") into @p out (size
+ * @p outsz, always NUL-terminated, cut short when full) with every spelling of the
+ * password of connection string @p url replaced by "********": a URI's user information
+ * (up to the first and to the last '@', and the pieces between them) and its ?password=
+ * parameter, each as written and percent-decoded; the keyword form's password=, bare or
+ * quoted, as written and unescaped. Every message of libpq that is logged, printed or
+ * kept goes through it (db_conn.c, db.c). @p url NULL: copied unchanged. Returns the
+ * length written. No errors.
+ */
+size_t db_redact(char *out, size_t outsz, const char *msg, const char *url);
+/**
  * Makes @p db count its transactions, retries and failed reconnects in @p m (borrowed;
  * it must outlive @p db). Without this call a connection counts nothing (claimctl).
  */

@@ -104,8 +104,13 @@ int db_params_parse(struct db *db, const char *url, char *err, size_t errsz)
 	char *msg = NULL;
 	int nh, na, np;
 
+	if (!(db->url = strdup(url))) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
 	if (!(db->opts = PQconninfoParse(url, &msg))) {
-		snprintf(err, errsz, "database.url: %s", msg ? msg : "out of memory");
+		/* libpq quotes the part it could not read, which may be the password. */
+		snprintf(err, errsz, "database.url: %s", db_said(db, msg ? msg : "out of memory"));
 		PQfreemem(msg);
 		err[strcspn(err, "\n")] = '\0';
 		return -1;
@@ -138,16 +143,24 @@ int db_params_parse(struct db *db, const char *url, char *err, size_t errsz)
 void db_params_free(struct db *db)
 {
 	PQconninfoFree(db->opts);
+	free(db->url);
 	free(db->hostbuf);
 	free(db->addrbuf);
 	free(db->portbuf);
 }
 
-/* Remembers why the database could not be used (the first line of @p msg). */
+const char *db_said(struct db *db, const char *msg)
+{
+	db_redact(db->said, sizeof(db->said), msg, db->url);
+	return db->said;
+}
+
+/* Remembers why the database could not be used (the first line of @p msg, libpq's words
+ * or ours, without the password). */
 static void note_failure(struct db *db, const char *state, const char *msg)
 {
 	snprintf(db->state, sizeof(db->state), "%s", state ? state : "");
-	snprintf(db->why, sizeof(db->why), "%s", msg ? msg : "");
+	db_redact(db->why, sizeof(db->why), msg, db->url);
 	db->why[strcspn(db->why, "\n")] = '\0';
 }
 

@@ -40,7 +40,7 @@ const struct db_stmt db_devices_stmts[] = {
 static enum db_status flush_copy(struct db *db)
 {
 	if (db->copylen && PQputCopyData(db->conn, db->copybuf, (int)db->copylen) != 1) {
-		log_error("database: COPY: %s", PQerrorMessage(db->conn));
+		log_error("database: COPY: %s", db_said(db, PQerrorMessage(db->conn)));
 		return DB_HARD;
 	}
 	db->copylen = 0;

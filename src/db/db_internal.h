@@ -26,6 +26,7 @@ struct db {
 	size_t copylen;
 	/* database.url, parsed once; each host of a list is tried on its own (db_conn.c). */
 	PQconninfoOption *opts;
+	char *url;                         /* as given: what db_redact() takes out of messages */
 	char *hostbuf, *addrbuf, *portbuf; /* the lists, split in place */
 	char *host[DB_MAX_HOSTS], *hostaddr[DB_MAX_HOSTS], *port[DB_MAX_HOSTS];
 	int nhosts;
@@ -35,7 +36,15 @@ struct db {
 	bool timed_out;             /* the last connect or reply ran out of time */
 	char state[6];              /* SQLSTATE of the last failure ("08xxx": no connection) */
 	char why[200];              /* its message, first line */
+	char said[1024];            /* db_said()'s last message */
 };
+
+/**
+ * libpq's message @p msg with @p db's password taken out (db_redact()), in db->said:
+ * valid until the next call on @p db. Every PQerrorMessage() and PQresultErrorMessage()
+ * goes through it (or db_redact()) before it is logged, printed or kept.
+ */
+const char *db_said(struct db *db, const char *msg);
 
 /* --- db_conn.c: connecting, waiting for replies, the circuit --- */
 

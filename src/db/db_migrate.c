@@ -18,7 +18,7 @@ static int run(struct db *db, const char *sql, char *err, size_t errsz, const ch
 	PGresult *r = PQexec(db->conn, sql);
 	ExecStatusType st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		snprintf(err, errsz, "%s: %s", what, PQresultErrorMessage(r));
+		snprintf(err, errsz, "%s: %s", what, db_said(db, PQresultErrorMessage(r)));
 		err[strcspn(err, "\n")] = '\0';
 		PQclear(r);
 		return -1;
@@ -38,7 +38,7 @@ static int applied_already(struct db *db, int version, char *err, size_t errsz)
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
 		rc = PQntuples(r) > 0;
 	else
-		snprintf(err, errsz, "schema_migrations: %s", PQresultErrorMessage(r));
+		snprintf(err, errsz, "schema_migrations: %s", db_said(db, PQresultErrorMessage(r)));
 	PQclear(r);
 	return rc;
 }
@@ -57,7 +57,7 @@ static int apply(struct db *db, const struct db_migration *m, char *err, size_t 
 	r = PQexecParams(db->conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
 	                 2, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		snprintf(err, errsz, "%s: %s", m->name, PQresultErrorMessage(r));
+		snprintf(err, errsz, "%s: %s", m->name, db_said(db, PQresultErrorMessage(r)));
 		PQclear(r);
 		goto rollback;
 	}

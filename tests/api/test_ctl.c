@@ -705,6 +705,93 @@ static void text_log_subject(void)
 	tenv_teardown(&f.t);
 }
 
+/*
+ * No password of database.url reaches claimd's log or stderr, claimd -t's output, or
+ * claimctl's, whatever libpq says about the URL: a malformed or forbidden %-escape in the
+ * password (libpq quotes the token), an '@' left in the password (libpq quotes the rest
+ * as a host name), the keyword form's quoted password, a ?password= parameter, and a
+ * wrong password refused by a server that asks for one (a cluster of the case's own
+ * whose pg_hba.conf wants scram-sha-256).
+ */
+static void password_never_shown(void)
+{
+	struct tenv t;
+	char dir[300], sock[300], *out = NULL;
+	const char *b = getenv("CLAIMD_BUILD_DIR") ? getenv("CLAIMD_BUILD_DIR") : ".";
+
+	REQUIRE(tenv_setup(&t, "password_never_shown", NULL));
+	snprintf(dir, sizeof(dir), "%.200s/tmp/pg_password_never_shown", b);
+	t_run(NULL, "'%s/tests/pg.sh' stop '%s' >/dev/null 2>&1; rm -rf '%s'", CLAIMD_SOURCE_DIR,
+	      dir, dir);
+	REQUIRE(t_run(NULL,
+	              "mkdir -p '%s' && printf 'local all postgres trust\\nlocal all all "
+	              "scram-sha-256\\n' > '%s.hba' && chmod 644 '%s.hba'",
+	              dir, dir, dir) == 0);
+	REQUIRE(t_run(&out, "PG_OPTS='-c hba_file=%s.hba' '%s/tests/pg.sh' start '%s' 2>&1", dir,
+	              CLAIMD_SOURCE_DIR, dir) == 0);
+	free(out);
+	snprintf(sock, sizeof(sock), "%s", dir);
+	REQUIRE(t_run(NULL,
+	              "psql -q 'host=%s user=postgres dbname=postgres' -c \"CREATE ROLE pwuser "
+	              "LOGIN PASSWORD 'the-right-one'\" >/dev/null",
+	              sock) == 0);
+	char urls[7][700];
+	snprintf(urls[0], sizeof(urls[0]), "postgresql://claimd:Zq7SECRETpw%%zz@/claimd?host=%s",
+	         sock);
+	snprintf(urls[1], sizeof(urls[1]), "postgresql://claimd:Zq7SECRETpw%%00x@/claimd?host=%s",
+	         sock);
+	snprintf(urls[2], sizeof(urls[2]),
+	         "postgresql://claimd:Zq7SECRETpw@Zq7SECRETtail@nohost.invalid/claimd");
+	snprintf(urls[3], sizeof(urls[3]),
+	         "host=127.0.0.1 port=1 user=claimd password='Zq7SECRET pw\\\\'s' dbname=claimd");
+	snprintf(urls[4], sizeof(urls[4]), "postgresql:///claimd?host=%s&password=Zq7SECRET%%zzpw",
+	         sock);
+	snprintf(urls[5], sizeof(urls[5]), "postgresql://pwuser:Zq7SECRETwrong@/postgres?host=%s",
+	         sock);
+	snprintf(urls[6], sizeof(urls[6]), "host=%s user=pwuser password=Zq7SECRETwrong dbname=x",
+	         sock);
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		snprintf(t.conninfo, sizeof(t.conninfo), "%.700s", urls[i]);
+		REQUIRE(tenv_write_config(&t));
+		/* claimd -t, claimd itself (it refuses or waits not ready: 3 s of its log),
+		 * and claimctl commands that connect. */
+		static const char *const what[] = {"claimd -t", "claimd", "claimctl devices list",
+		                                   "claimctl migrate"};
+		for (size_t k = 0; k < sizeof(what) / sizeof(what[0]); k++) {
+			const char *cmd = what[k];
+			int rc =
+			    k == 0 ? t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), t.config)
+			    : k == 1 ? t_run(&out, "timeout 3 '%s' -c '%s' 2>&1", t_bin("claimd"),
+			                     t.config)
+			    : k == 2 ? t_run(&out, "'%s' -c '%s' devices list 2>&1",
+			                     t_bin("claimctl"), t.config)
+			             : t_run(&out, "'%s' -c '%s' migrate 2>&1", t_bin("claimctl"),
+			                     t.config);
+			CHECKF(rc != 0 && out && strstr(out, "database") &&
+			           !strstr(out, "Zq7SECRET") && !strstr(out, "SECRET pw") &&
+			           !strstr(out, "Zq7"),
+			       "url %zu, %s: %d\n%s", i, cmd, rc, out ? out : "");
+			free(out);
+			out = NULL;
+		}
+	}
+	/* What libpq said is still there, less the password: the operator learns why. */
+	snprintf(t.conninfo, sizeof(t.conninfo), "%.700s", urls[0]);
+	REQUIRE(tenv_write_config(&t));
+	CHECK(t_run(&out, "'%s' -c '%s' devices list 2>&1", t_bin("claimctl"), t.config) != 0);
+	CHECKF(out && strstr(out, "invalid percent-encoded token") && strstr(out, "********"), "%s",
+	       out ? out : "");
+	free(out);
+	snprintf(t.conninfo, sizeof(t.conninfo), "%.700s", urls[5]);
+	REQUIRE(tenv_write_config(&t));
+	CHECK(t_run(&out, "'%s' -c '%s' devices list 2>&1", t_bin("claimctl"), t.config) != 0);
+	CHECKF(out && strstr(out, "password authentication failed"), "%s", out ? out : "");
+	free(out);
+	t_run(NULL, "'%s/tests/pg.sh' stop '%s' >/dev/null 2>&1; rm -rf '%s' '%s.hba'",
+	      CLAIMD_SOURCE_DIR, dir, dir, dir);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"help_everywhere", help_everywhere},
     {"devices_list_and_show", devices_list_and_show},
@@ -716,6 +803,7 @@ static const struct t_case cases[] = {
     {"startup_faults", startup_faults},
     {"second_listener", second_listener},
     {"key_file_owner", key_file_owner},
+    {"password_never_shown", password_never_shown},
     {NULL, NULL},
 };
 
