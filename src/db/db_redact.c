@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/util.h"
+
 /* What replaces every spelling of the password. */
 #define MASK "********"
 
@@ -28,17 +30,6 @@ static void add(struct forms *f, const char *s, size_t n)
 	f->n++;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* @p s (length @p n) as written, and percent-decoded where the escapes are well formed
  * (a malformed one is kept as it is): the two spellings a message may quote. */
 static void add_uri(struct forms *f, const char *s, size_t n)
@@ -49,8 +40,8 @@ static void add_uri(struct forms *f, const char *s, size_t n)
 	add(f, s, n);
 	for (size_t i = 0; i < n && o + 1 < sizeof(d); i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
+		    (lo = hex_value(s[i + 2])) >= 0) {
 			d[o++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else {
