@@ -90,14 +90,26 @@ static struct operator_who admin_who(const struct request *rq)
 
 struct import_reporter {
 	long conflicts;
+	char first[160]; /* the first conflicting item: "devices[I] (MAC): what" */
 };
 
+/* Rows were given lines 1.. in array order: line L is item L - 1 of the body. The
+ * importer's words speak of lines and of claimctl's --replace; here of items. */
 static void count_conflict(struct import_reporter *r, long line, const char *mac, const char *what)
 {
-	(void)line;
-	(void)mac;
-	(void)what;
-	r->conflicts++;
+	const char *first = strstr(what, " (first at line ");
+	if (r->conflicts++ != 0)
+		return;
+	if (first)
+		snprintf(r->first, sizeof(r->first),
+		         "devices[%ld] (%s): %.*s (first at devices[%ld])", line - 1, mac,
+		         (int)(first - what), what,
+		         strtol(first + strlen(" (first at line "), NULL, 10) - 1);
+	else {
+		const char *hint = strstr(what, " (use --replace)");
+		snprintf(r->first, sizeof(r->first), "devices[%ld] (%s): %.*s", line - 1, mac,
+		         hint ? (int)(hint - what) : (int)strlen(what), what);
+	}
 }
 
 /*
@@ -121,6 +133,8 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 	struct db *db = NULL;
 	size_t n = 0;
 	enum MHD_Result ret;
+	char where[48] = "";
+	const char *why = NULL; /* what is wrong with the item, when the code does not say */
 
 	if (!json_is_array(arr) || (n = json_array_size(arr)) == 0) {
 		e = CE_DEVICES_BODY;
@@ -135,10 +149,16 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 		json_t *it = json_array_get(arr, i);
 		const char *mac = member_str(it, "mac"), *plat = member_str(it, "platform"),
 		           *key = member_str(it, "efuse_key");
-		if (!json_is_object(it) || !mac || !plat || !key)
+		if (!json_is_object(it) || !mac || !plat || !key) {
 			e = CE_DEVICES_BODY;
-		else
+			why = !json_is_object(it) ? "not an object"
+			      : !mac              ? "mac: missing or not a string"
+			      : !plat             ? "platform: missing or not a string"
+			                          : "efuse_key: missing or not a string";
+		} else
 			e = canon_device(mac, plat, key, rq->rt->cfg->extra_platforms, &d);
+		if (e != CE_OK) /* the item, counted from 0 as in the array */
+			snprintf(where, sizeof(where), "devices[%zu]", i);
 		if (e == CE_OK) {
 			memcpy(rows[i].mac, d.mac, sizeof(rows[i].mac));
 			memcpy(rows[i].platform, d.platform, sizeof(rows[i].platform));
@@ -189,8 +209,10 @@ out:
 	free(rows);
 	free(sealed);
 	json_decref(arr);
+	if (e == CE_DEVICE_CONFLICT)
+		return reply_error_at(rq, c, e, NULL, rep.first[0] ? rep.first : NULL);
 	if (e != CE_OK)
-		return reply_error(rq, c, e);
+		return reply_error_at(rq, c, e, where[0] ? where : NULL, why);
 	if (s < DB_NO_ROWS)
 		return reply_db(rq, c, s);
 	ret = reply_json(rq, c, 200,

@@ -110,6 +110,14 @@ enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum c
 enum MHD_Result reply_error_reason(struct request *rq, struct MHD_Connection *c, enum claimd_err e,
                                    const char *reason);
 /**
+ * As reply_error(), with "@p where: " before the fixed description and ": @p reason"
+ * after it (either NULL: left out): for the item of a batch that was refused, e.g.
+ * "devices[2]: mac: must be 12 hex digits ...". Both are the caller's own words, never
+ * a client's bytes unescaped.
+ */
+enum MHD_Result reply_error_at(struct request *rq, struct MHD_Connection *c, enum claimd_err e,
+                               const char *where, const char *reason);
+/**
  * Path segment @p idx (0 = the first after the leading '/') of the routed path into
  * @p out. False when there is no such segment or it does not fit.
  */

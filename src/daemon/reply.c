@@ -97,9 +97,15 @@ enum MHD_Result reply_error(struct request *rq, struct MHD_Connection *c, enum c
 enum MHD_Result reply_error_reason(struct request *rq, struct MHD_Connection *c, enum claimd_err e,
                                    const char *reason)
 {
-	char desc[400];
-	snprintf(desc, sizeof(desc), "%s%s%s", err_description(e), reason ? ": " : "",
-	         reason ? reason : "");
+	return reply_error_at(rq, c, e, NULL, reason);
+}
+
+enum MHD_Result reply_error_at(struct request *rq, struct MHD_Connection *c, enum claimd_err e,
+                               const char *where, const char *reason)
+{
+	char desc[600];
+	snprintf(desc, sizeof(desc), "%s%s%s%s%s", where ? where : "", where ? ": " : "",
+	         err_description(e), reason ? ": " : "", reason ? reason : "");
 	json_t *body = json_pack("{s:s, s:s}", "status", "failure", "description", desc);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);

@@ -312,23 +312,32 @@ static void register_devices(void)
 	} bad[] = {
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA10002\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"}]",
-	     "mac:", 400},
+	     "devices[1]: mac: must be 12 hex digits", 400},
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000202\",\"platform\":\"esp 32\",\"efuse_key\":\"" K1HEX "\"}]",
-	     "platform:", 400},
+	     "devices[1]: platform:", 400},
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000202\",\"platform\":\"esp32s3\",\"efuse_key\":\"0011\"}]",
-	     "efuse_key:", 400},
+	     "devices[1]: efuse_key: must be 32 hex digits", 400},
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000202\",\"platform\":\"esp32s3\"}]",
-	     "array", 400},
+	     "devices[1]: body: expected a non-empty JSON array of {mac, platform, efuse_key}: "
+	     "efuse_key: missing or not a string",
+	     400},
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":7,\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"}]",
-	     "array", 400},
+	     "devices[1]: body: expected a non-empty JSON array of {mac, platform, efuse_key}: "
+	     "mac: missing or not a string",
+	     400},
+	    /* The first bad item is named, here item 0 (an item that is no object). */
+	    {"[7,{\"mac\":\"7CDFA1000202\",\"platform\":\"esp32s3\"}]",
+	     "devices[0]: body: expected a non-empty JSON array of {mac, platform, efuse_key}: "
+	     "not an object",
+	     400},
 	    /* An unknown IDF target, as every entry point refuses it (canon.c). */
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000202\",\"platform\":\"esp99\",\"efuse_key\":\"" K1HEX "\"}]",
-	     "platform:", 400},
+	     "devices[1]: platform:", 400},
 	    {"[]", "array", 400},
 	    {"{\"mac\":\"7CDFA1000201\"}", "array", 400},
 	    {"not json", "array", 400},
@@ -336,13 +345,17 @@ static void register_devices(void)
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000101\",\"platform\":\"esp32s3\","
 	     "\"efuse_key\":\"FF0102030405060708090A0B0C0D0E0F\"}]",
-	     "another key or platform", 409},
+	     "nothing stored: devices[1] (7CDFA1000101): MAC already registered with a different "
+	     "key or platform",
+	     409},
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000102\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"}]",
-	     "another key or platform", 409},
+	     "nothing stored: devices[1] (7CDFA1000102): MAC already registered", 409},
 	    {"[{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32s3\",\"efuse_key\":\"" K1HEX "\"},"
 	     "{\"mac\":\"7CDFA1000201\",\"platform\":\"esp32c3\",\"efuse_key\":\"" K1HEX "\"}]",
-	     "listed twice", 409},
+	     "nothing stored: devices[1] (7CDFA1000201): MAC appears again with a different key or "
+	     "platform (first at devices[0])",
+	     409},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct http_response r;
