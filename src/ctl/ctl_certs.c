@@ -122,7 +122,7 @@ int ctl_certs_list(int argc, char **argv)
 	struct db *db = ctl_db();
 	if (!db)
 		return 1;
-	struct cert_filter f = {o.node, o.has_mac ? o.mac : NULL, o.revoked};
+	struct cert_filter f = {o.node, o.has_mac ? o.mac : NULL, o.revoked, NULL};
 	enum db_status s = db_certs_list(db, &f, &rows, &n);
 	db_close(db);
 	if (s < DB_NO_ROWS)
@@ -164,6 +164,46 @@ int ctl_certs_list(int argc, char **argv)
 	return ctl_flush_stdout("certs list");
 }
 
+/* The certificates @p sel names that are revoked already, in *@p out of *@p n (malloc'd):
+ * DB_OK or DB_NO_ROWS; DB_SOFT or DB_HARD (said on stderr by the caller's exit). */
+static enum db_status already_revoked(struct db *db, const struct cert_selector *sel,
+                                      struct cert_row **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!sel->n_serials) {
+		struct cert_filter f = {sel->node_id, sel->mac, true, NULL};
+		return db_certs_list(db, &f, out, n);
+	}
+	for (size_t i = 0; i < sel->n_serials; i++) {
+		struct cert_filter f = {NULL, NULL, true, sel->serials[i]};
+		struct cert_row *r = NULL;
+		size_t k = 0;
+		enum db_status s = db_certs_list(db, &f, &r, &k);
+		if (s < DB_NO_ROWS) {
+			free(*out);
+			*out = NULL;
+			*n = 0;
+			return s;
+		}
+		if (k) {
+			struct cert_row *grown = realloc(*out, (*n + k) * sizeof(**out));
+			if (!grown) {
+				free(r);
+				free(*out);
+				*out = NULL;
+				*n = 0;
+				return DB_HARD;
+			}
+			*out = grown;
+			memcpy(*out + *n, r, k * sizeof(*r));
+			*n += k;
+		}
+		free(r);
+	}
+	return *n ? DB_OK : DB_NO_ROWS;
+}
+
 int ctl_certs_revoke(int argc, char **argv)
 {
 	struct certs_opts o;
@@ -203,23 +243,43 @@ int ctl_certs_revoke(int argc, char **argv)
 	struct cert_selector sel = {ptrs, (size_t)n, o.node, o.has_mac ? o.mac : NULL};
 	struct operator_who who = ctl_who();
 	char *missing = NULL;
+	/* Those revoked already keep their first revocation: read before, named after. */
+	struct cert_row *kept = NULL;
+	size_t nkept = 0;
+	if (already_revoked(db, &sel, &kept, &nkept) < DB_NO_ROWS) {
+		db_close(db);
+		free(serials);
+		free(ptrs);
+		return 1;
+	}
 	enum db_status s = operator_revoke(db, &who, &sel, o.reason, &matched, &revoked, &missing);
 	db_close(db);
 	free(serials);
 	free(ptrs);
-	if (s == DB_NO_ROWS) {
-		fprintf(stderr, "certs revoke: no such certificate\n");
+	if (s <= DB_NO_ROWS) {
+		if (s == DB_NO_ROWS)
+			fprintf(stderr, "certs revoke: no such certificate\n");
+		free(kept);
 		return 1;
 	}
-	if (s < DB_NO_ROWS)
-		return 1;
 	/* A mistyped serial among good ones must not pass unnoticed: the others are revoked,
 	 * each unknown one is named, and the exit status says it. */
 	if (missing)
 		fprintf(stderr, "certs revoke: no such certificate: %s\n", missing);
-	printf("certs revoke: %ld certificate(s) revoked (%s), %ld already revoked (each keeps its "
+	for (size_t i = 0; i < nkept; i++) {
+		char at[32];
+		printf("certs revoke: %s was already revoked at %s (%s); kept, not changed to %s\n",
+		       kept[i].serial, ctl_rfc3339(at, kept[i].revoked_at),
+		       crl_reason_name((int)kept[i].reason), crl_reason_name(o.reason));
+	}
+	free(kept);
+	/* The reason asked for is named only where it was applied. */
+	char applied[64] = "";
+	if (revoked)
+		snprintf(applied, sizeof(applied), " (%s)", crl_reason_name(o.reason));
+	printf("certs revoke: %ld certificate(s) revoked%s, %ld already revoked (each keeps its "
 	       "first revocation and reason)\n",
-	       revoked, crl_reason_name(o.reason), matched - revoked);
+	       revoked, applied, matched - revoked);
 	rc = ctl_flush_stdout("certs revoke");
 	rc = missing ? 1 : rc;
 	free(missing);

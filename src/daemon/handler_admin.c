@@ -263,7 +263,7 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 		return reply_db(rq, c, s);
 	if (sd == DB_NO_ROWS && nn == 0)
 		return reply_error(rq, c, CE_ADMIN_NO_DEVICE);
-	struct cert_filter f = {NULL, mac, false};
+	struct cert_filter f = {NULL, mac, false, NULL};
 	if ((s = db_certs_list(db, &f, &certs, &nc)) < DB_NO_ROWS) {
 		free(nodes);
 		return reply_db(rq, c, s);
@@ -440,11 +440,34 @@ enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c
 		return reply_error(rq, c, CE_ADMIN_NO_CERT);
 	if (s < DB_NO_ROWS)
 		return reply_db(rq, c, s);
-	log_info("certificate %s revoked (%s) by %s%s", serial, crl_reason_name(reason), rq->actor,
-	         revoked ? "" : ": was already revoked");
-	return reply_json(rq, c, 200,
-	                  json_pack("{s:s, s:s, s:b}", "serial", serial, "reason",
-	                            crl_reason_name(reason), "newly_revoked", revoked > 0));
+	/* The revocation that counts is the first: its reason and time are what the CRL
+	 * says, so they are what the reply says, whatever this request asked for. */
+	struct cert_filter f = {NULL, NULL, false, serial};
+	struct cert_row *row = NULL;
+	size_t nrows = 0;
+	if ((s = db_certs_list(db, &f, &row, &nrows)) != DB_OK || nrows != 1 || !row->revoked) {
+		free(row);
+		return reply_db(rq, c, s < DB_NO_ROWS ? s : DB_HARD);
+	}
+	int kept = (int)row->reason;
+	json_t *at = json_time(row->revoked_at);
+	free(row);
+	if (revoked)
+		log_info("certificate %s revoked (%s) by %s", serial, crl_reason_name(kept),
+		         rq->actor);
+	else
+		log_info("certificate %s: revoke (%s) by %s: already revoked at %s (%s), kept",
+		         serial, crl_reason_name(reason), rq->actor, json_string_value(at),
+		         crl_reason_name(kept));
+	json_t *body =
+	    json_pack("{s:s, s:s, s:b, s:o}", "serial", serial, "reason", crl_reason_name(kept),
+	              "newly_revoked", revoked > 0, "revoked_at", at);
+	if (body && !revoked)
+		json_object_set_new(
+		    body, "description",
+		    json_string("already revoked: the first revocation, its time and "
+		                "reason, is kept"));
+	return reply_json(rq, c, 200, body);
 }
 
 /* --- POST /admin/v1/nodes/{node_id}/release --- */

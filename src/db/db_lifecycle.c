@@ -36,6 +36,7 @@ const struct db_stmt db_lifecycle_stmts[] = {
                    " WHERE ($1::text IS NULL OR c.node_id = $1)"
                    " AND ($2::text IS NULL OR n.mac = $2)"
                    " AND (NOT $3::bool OR c.revoked_at IS NOT NULL)"
+                   " AND ($4::text IS NULL OR c.serial = $4)"
                    " ORDER BY c.issued_at, c.serial"},
     /* $1-$11 the release's audit row (mac and user_id NULL: from the node), then
      * $12 node_id $13 by $14 reason of the revocations $15 their audit event */
@@ -151,7 +152,7 @@ enum db_status db_certs_list(struct db *db, const struct cert_filter *f, struct 
 {
 	struct cert_row row = {0};
 	const struct db_param p[] = {DB_TEXT(f->node_id), DB_TEXT(f->mac), DB_BOOL(f->revoked_only),
-	                             DB_PARAMS_END};
+	                             DB_TEXT(f->serial), DB_PARAMS_END};
 	const struct db_col cols[] = {
 	    DB_COL_TEXT("serial", row.serial),
 	    DB_COL_TEXT("node_id", row.node_id),

@@ -612,9 +612,23 @@ static void revoke_and_release(void)
 	CHECK(j && strcmp(json_string_value(json_object_get(j, "serial")), serial) == 0);
 	CHECK(j && json_is_true(json_object_get(j, "newly_revoked")));
 	json_decref(j);
-	/* Idempotent. */
+	/* Idempotent; asked again with another reason, the reply says the kept one. */
 	j = ajson(&f, "POST", path, TOKEN_A, "{\"reason\":\"keyCompromise\"}", 200);
 	CHECK(j && json_is_false(json_object_get(j, "newly_revoked")));
+	json_decref(j);
+	j = ajson(&f, "POST", path, TOKEN_A, "{\"reason\":\"superseded\"}", 200);
+	CHECK(j && json_is_false(json_object_get(j, "newly_revoked")));
+	CHECKF(j && strcmp(json_string_value(json_object_get(j, "reason")) ?: "",
+	                   "keyCompromise") == 0,
+	       "reason %s", j ? json_string_value(json_object_get(j, "reason")) : "");
+	CHECK(j && strstr(json_string_value(json_object_get(j, "description")) ?: "",
+	                  "already revoked"));
+	const char *rat = j ? json_string_value(json_object_get(j, "revoked_at")) : NULL;
+	CHECK(rat && strlen(rat) == 20 && rat[19] == 'Z');
+	json_decref(j);
+	j = ajson(&f, "POST", path, TOKEN_A, NULL, 200); /* no body: unspecified asked */
+	CHECK(j &&
+	      strcmp(json_string_value(json_object_get(j, "reason")) ?: "", "keyCompromise") == 0);
 	json_decref(j);
 	CHECK(sql_long(&f.t, "SELECT revocation_reason FROM certificates WHERE serial = '%s'",
 	               serial) == 1);

@@ -150,8 +150,23 @@ static void revoke_and_list(void)
 	free(out);
 	/* Again: nothing new, still success. */
 	CHECK(fx_claimctl(&f, &out, cmd) == 0);
-	CHECKF(out && strstr(out, "0 certificate(s) revoked (keyCompromise), 1 already"), "%s",
-	       out);
+	CHECKF(out && strstr(out, "0 certificate(s) revoked, 1 already"), "%s", out);
+	free(out);
+	/* Again with another reason, by serial and by MAC: the kept reason is the one said. */
+	char want[160];
+	snprintf(want, sizeof(want), "%s was already revoked at ", serial);
+	snprintf(cmd, sizeof(cmd), "certs revoke %s --reason superseded", serial);
+	CHECK(fx_claimctl(&f, &out, cmd) == 0);
+	CHECKF(out && strstr(out, want) &&
+	           strstr(out, "(keyCompromise); kept, not changed to superseded") &&
+	           !strstr(out, "revoked (superseded)"),
+	       "%s", out);
+	free(out);
+	CHECK(fx_claimctl(&f, &out, "certs revoke --mac " MAC1 " --reason affiliationChanged") ==
+	      0);
+	CHECKF(out && strstr(out, want) &&
+	           strstr(out, "(keyCompromise); kept, not changed to affiliationChanged"),
+	       "%s", out);
 	free(out);
 	CHECK(sql_long(&f.t, "SELECT revocation_reason FROM certificates WHERE serial = '%s'",
 	               serial) == 1);
