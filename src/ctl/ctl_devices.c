@@ -187,10 +187,11 @@ int ctl_devices_show(int argc, char **argv)
 	}
 	printf("nodes: %zu\n", n);
 	for (size_t i = 0; i < n; i++)
-		printf("  %s  user %s  platform %s  created %s  claimed %s\n", nodes[i].node_id,
+		printf("  %s  user %s  platform %s  created %s  claimed %s%s%s\n", nodes[i].node_id,
 		       nodes[i].user_id[0] ? nodes[i].user_id : "(self-claimed)",
 		       nodes[i].platform[0] ? nodes[i].platform : "-", nodes[i].created_at,
-		       nodes[i].claimed_at[0] ? nodes[i].claimed_at : "never");
+		       nodes[i].claimed_at[0] ? nodes[i].claimed_at : "never",
+		       nodes[i].released_at[0] ? "  released " : "", nodes[i].released_at);
 	rc = show_certs(db, mac) ? 0 : 1;
 out:
 	free(nodes);

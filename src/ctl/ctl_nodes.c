@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/operator.h"
+#include "core/revocation.h"
 #include "ctl.h"
 #include "db/db_lifecycle.h"
 #include "db/db_users.h"
@@ -21,17 +22,27 @@ static void print_node(struct db *db, const struct node_info *n)
 	size_t ncerts = 0;
 
 	printf("node %s  mac %s  user %s  platform %s  created %s  claimed %s  certificates "
-	       "%lld%s%s\n",
+	       "%lld%s%s%s%s\n",
 	       n->node_id, n->mac, n->user_id[0] ? n->user_id : "(self-claimed)",
 	       n->platform[0] ? n->platform : "-", n->created_at,
 	       n->claimed_at[0] ? n->claimed_at : "never", (long long)n->certificates,
-	       n->policies[0] ? "  policies " : "", n->policies);
+	       n->policies[0] ? "  policies " : "", n->policies,
+	       n->released_at[0] ? "  released " : "", n->released_at);
 	if (!db || db_node_certs(db, n->node_id, &certs, &ncerts) != DB_OK)
 		return;
-	for (size_t i = 0; i < ncerts; i++)
-		printf("    certificate %s  issued %s  valid %s .. %s  key sha256 %.16s...\n",
-		       certs[i].serial, certs[i].issued_at, certs[i].not_before, certs[i].not_after,
-		       certs[i].key_sha256);
+	/* The status word is cert_status_name()'s, as certs list prints it. */
+	for (size_t i = 0; i < ncerts; i++) {
+		struct cert_row facts = {.revoked = certs[i].revoked,
+		                         .reason = certs[i].reason,
+		                         .expired = certs[i].expired};
+		printf("    certificate %s  %s  issued %s  from %s to %s", certs[i].serial,
+		       cert_status_name(&facts), certs[i].issued_at, certs[i].not_before,
+		       certs[i].not_after);
+		if (certs[i].revoked)
+			printf("  revoked %s %s", certs[i].revoked_at,
+			       crl_reason_name((int)certs[i].reason));
+		printf("  key sha256 %.16s...\n", certs[i].key_sha256);
+	}
 	free(certs);
 }
 

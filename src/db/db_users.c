@@ -65,16 +65,21 @@ const struct db_stmt db_users_stmts[] = {
      "SELECT node_id, mac, coalesce(user_id, '') AS user_id," NODE_PLATFORM " AS platform,"
      " coalesce(node_policies, '') AS policies, created_at::text AS created_at,"
      " coalesce(claimed_at::text, '') AS claimed_at,"
+     " coalesce(released_at::text, '') AS released_at,"
      " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id) AS certificates"
      " FROM nodes n WHERE user_id = $1 ORDER BY created_at, node_id"},
     {"nodes_by_key",
      "SELECT node_id, mac, coalesce(user_id, '') AS user_id," NODE_PLATFORM " AS platform,"
      " coalesce(node_policies, '') AS policies, created_at::text AS created_at,"
      " coalesce(claimed_at::text, '') AS claimed_at,"
+     " coalesce(released_at::text, '') AS released_at,"
      " (SELECT count(*) FROM certificates c WHERE c.node_id = n.node_id) AS certificates"
      " FROM nodes n WHERE node_id = $1 OR mac = $1 ORDER BY created_at, node_id"},
     {"node_certs", "SELECT serial, not_before::text AS not_before, not_after::text AS not_after,"
-                   " issued_at::text AS issued_at, encode(key_sha256, 'hex') AS key_sha256"
+                   " issued_at::text AS issued_at, encode(key_sha256, 'hex') AS key_sha256,"
+                   " revoked_at IS NOT NULL AS revoked, not_after < now() AS expired,"
+                   " coalesce(revocation_reason, 0)::int8 AS reason,"
+                   " coalesce(revoked_at::text, '') AS revoked_at"
                    " FROM certificates WHERE node_id = $1 ORDER BY issued_at"},
     {NULL, NULL},
 };
@@ -170,6 +175,7 @@ enum db_status db_nodes_find(struct db *db, const char *user, const char *key,
 	    DB_COL_TEXT("policies", row.policies),
 	    DB_COL_TEXT("created_at", row.created_at),
 	    DB_COL_TEXT("claimed_at", row.claimed_at),
+	    DB_COL_TEXT("released_at", row.released_at),
 	    DB_COL_INT("certificates", &row.certificates),
 	    DB_COLS_END,
 	};
@@ -188,7 +194,9 @@ enum db_status db_node_certs(struct db *db, const char *node_id, struct cert_inf
 	const struct db_col cols[] = {
 	    DB_COL_TEXT("serial", row.serial),         DB_COL_TEXT("not_before", row.not_before),
 	    DB_COL_TEXT("not_after", row.not_after),   DB_COL_TEXT("issued_at", row.issued_at),
-	    DB_COL_TEXT("key_sha256", row.key_sha256), DB_COLS_END,
+	    DB_COL_TEXT("key_sha256", row.key_sha256), DB_COL_BOOL("revoked", &row.revoked),
+	    DB_COL_BOOL("expired", &row.expired),      DB_COL_INT("reason", &row.reason),
+	    DB_COL_TEXT("revoked_at", row.revoked_at), DB_COLS_END,
 	};
 	void *items;
 	enum db_status s = db_run_collect(db, "node_certs", p, cols, &row, sizeof(row), &items, n);

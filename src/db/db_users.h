@@ -62,13 +62,17 @@ enum db_status db_user_set_quota(struct db *db, const char *user, unsigned quota
 struct node_info {
 	char node_id[NODE_ID_MAX + 1], mac[MAC_LEN + 1], user_id[256], platform[33], policies[257];
 	char created_at[48],
-	    claimed_at[48]; /* PostgreSQL's text timestamps; claimed_at "" if never */
+	    claimed_at[48];   /* PostgreSQL's text timestamps; claimed_at "" if never */
+	char released_at[48]; /* "" while the node is live */
 	int64_t certificates;
 };
 
 struct cert_info {
 	char serial[SERIAL_HEX_LEN + 1], not_before[48], not_after[48], issued_at[48];
 	char key_sha256[65]; /* hex */
+	bool revoked, expired;
+	int64_t reason;      /* RFC 5280 code when revoked */
+	char revoked_at[48]; /* "" when not revoked */
 };
 
 /**

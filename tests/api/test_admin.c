@@ -602,6 +602,11 @@ static void revoke_and_release(void)
 	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
 	REQUIRE(serial);
 	CHECK(crl_lists(&f, serial) == 0);
+	/* claimctl nodes show, before: the certificate valid, the node live. */
+	CHECK(fx_claimctl(&f, &out, "nodes show " MAC1) == 0);
+	CHECKF(out && strstr(out, serial) && strstr(out, "  valid  ") && !strstr(out, "released"),
+	       "%s", out ? out : "");
+	free(out);
 
 	/* Lower case with ':' separators names the same serial. */
 	char typed[80] = "", *o = typed;
@@ -681,6 +686,33 @@ static void revoke_and_release(void)
 	j = ajson(&f, "GET", "/admin/v1/nodes/" MAC2, TOKEN_B, NULL, 200);
 	CHECK(j && json_is_string(json_object_get(j, "released")));
 	json_decref(j);
+	/* claimctl nodes show agrees with certs list: the same status word for each
+	 * certificate, with the revocation's time and reason; a released node is marked. */
+	char *list = NULL;
+	CHECK(fx_claimctl(&f, &list, "certs list") == 0);
+	const char *const shown[][2] = {{MAC1, serial}, {MAC2, serial2}};
+	for (int k = 0; k < 2; k++) {
+		const char *row = list ? strstr(list, shown[k][1]) : NULL;
+		char word[16] = "";
+		if (row)
+			sscanf(row + strlen(shown[k][1]), " %*s %15s", word);
+		char args[64], want[64];
+		snprintf(args, sizeof(args), "nodes show %s", shown[k][0]);
+		snprintf(want, sizeof(want), "%s  %s  ", shown[k][1], word);
+		CHECK(fx_claimctl(&f, &out, args) == 0);
+		CHECKF(word[0] && strcmp(word, "revoked") == 0 && out && strstr(out, want) &&
+		           !strstr(out, "  valid  "),
+		       "certs list says %s; nodes show:\n%s", word, out ? out : "");
+		CHECKF(out && strstr(out, k == 0 ? "keyCompromise" : "cessationOfOperation"), "%s",
+		       out ? out : "");
+		CHECKF(out && (k == 1) == (strstr(out, "  released 2") != NULL), "%s",
+		       out ? out : "");
+		free(out);
+	}
+	free(list);
+	CHECK(fx_claimctl(&f, &out, "devices show " MAC2) == 0);
+	CHECKF(out && strstr(out, "  released 2"), "%s", out ? out : "");
+	free(out);
 	/* Released twice: no live node. Unknown and malformed node ids. */
 	CHECK(astatus(&f, "POST", "/admin/v1/nodes/" MAC2 "/release", TOKEN_A, NULL) == 404);
 	CHECK(astatus(&f, "POST", "/admin/v1/nodes/nope/release", TOKEN_A, NULL) == 404);
