@@ -46,10 +46,11 @@ void operator_register_abort(struct db *db)
 
 enum db_status operator_register_finish(struct db *db, const struct operator_who *who, bool replace,
                                         bool skip_conflicts, import_report_fn report,
-                                        struct import_reporter *r, struct import_counts *counts)
+                                        import_report_fn locked, struct import_reporter *r,
+                                        struct import_counts *counts)
 {
 	char detail[160];
-	enum db_status s = db_import_finish(db, replace, skip_conflicts, report, r, counts);
+	enum db_status s = db_import_finish(db, replace, skip_conflicts, report, locked, r, counts);
 
 	if (s != DB_OK || !who->api)
 		return s;

@@ -61,14 +61,15 @@ enum db_status operator_register_row(struct db *db, const struct csv_row *row,
 void operator_register_abort(struct db *db);
 /**
  * Ends a registration (db_import_finish(): @p replace, @p skip_conflicts, conflicts
- * through @p report) and audits it: through the API, one 'register' row ("N added, M
- * unchanged by ACTOR"); from claimctl devices import, none (the file is the record).
- * DB_OK with @p counts; DB_NO_ROWS on conflicts (nothing stored); DB_SOFT or DB_HARD.
- * A failed audit row is logged, not returned: the devices are stored.
+ * through @p report, locked MACs through @p locked or not at all) and audits it: through the API,
+ * one 'register' row ("N added, M unchanged by ACTOR"); from claimctl devices import, none (the
+ * file is the record). DB_OK with @p counts; DB_NO_ROWS on conflicts (nothing stored); DB_SOFT or
+ * DB_HARD. A failed audit row is logged, not returned: the devices are stored.
  */
 enum db_status operator_register_finish(struct db *db, const struct operator_who *who, bool replace,
                                         bool skip_conflicts, import_report_fn report,
-                                        struct import_reporter *r, struct import_counts *counts);
+                                        import_report_fn locked, struct import_reporter *r,
+                                        struct import_counts *counts);
 
 /**
  * Revokes the certificates @p sel names with RFC 5280 reason @p reason, noting the actor,

@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,13 +30,41 @@ struct claimd_config *ctl_config(void)
 	return c;
 }
 
+const char *ctl_invocation(void)
+{
+	static char buf[1100];
+	if (strcmp(config_path, "/etc/claimd/claimd.yaml") == 0)
+		return "claimctl";
+	snprintf(buf, sizeof(buf), "claimctl -c %.1024s", config_path);
+	return buf;
+}
+
+void ctl_db_error(const char *err)
+{
+	fprintf(stderr, "%s\n", err);
+	/* libpq's words for a role the server does not know or an OS user that is not it. */
+	if (!strstr(err, "\" does not exist") && !strstr(err, "Peer authentication failed") &&
+	    !strstr(err, "Ident authentication failed"))
+		return;
+	if (strstr(err, "database \"") && !strstr(err, "role \""))
+		return; /* a missing database: the message says it all */
+	struct passwd *pw = getpwuid(geteuid());
+	fprintf(stderr,
+	        "claimctl connects to PostgreSQL as the role database.url names or, without a "
+	        "user there, as the Unix user running it (%s). Run it as the user that owns "
+	        "claimd's role, as the install does: runuser -u claimd -- claimctl -c %s "
+	        "COMMAND ... (or sudo -u claimd); or put the role in database.url "
+	        "(user=claimd).\n",
+	        pw ? pw->pw_name : "this user", config_path);
+}
+
 struct db *ctl_db(void)
 {
 	char err[1024];
 	struct claimd_config *c = ctl_config();
 	struct db *db = c ? db_connect(c->db_url, true, err, sizeof(err)) : NULL;
 	if (c && !db)
-		fprintf(stderr, "%s\n", err);
+		ctl_db_error(err);
 	config_free(c);
 	return db;
 }

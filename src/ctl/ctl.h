@@ -19,8 +19,20 @@
 void ctl_set_config_path(const char *path);
 /** Loads the config file claimctl was given; NULL after printing why. */
 struct claimd_config *ctl_config(void);
-/** Connects to the config's database; NULL after printing why. */
+/** Connects to the config's database; NULL after printing why (and ctl_db_advice()). */
 struct db *ctl_db(void);
+/**
+ * "claimctl" or, when -c named another file than the default, "claimctl -c FILE": the
+ * start of a command line the operator can copy (messages that name a command).
+ */
+const char *ctl_invocation(void);
+/**
+ * Prints @p err (a database connection message) to stderr and, when PostgreSQL refused
+ * the role (no such role; peer or ident authentication: the Unix user is not the role),
+ * what to do: run claimctl as the Unix user whose name is the role (the install's
+ * `runuser -u claimd -- claimctl ...`), or name the role in database.url.
+ */
+void ctl_db_error(const char *err);
 /** Flushes stdout; 0, or 1 after saying that writing it failed (a full disk, a closed pipe). */
 int ctl_flush_stdout(const char *what);
 /** "claimctl:USER" (the invoking user, SUDO_USER first), for revoked_by and audit rows. */

@@ -306,6 +306,19 @@ static void import_conflict(struct import_reporter *r, long line, const char *ma
 	pthread_mutex_unlock(&r->p->lock);
 }
 
+/* A MAC of the import that is locked: storing it (a new key included) does not unlock it,
+ * so the operator is told how. */
+static void import_locked(struct import_reporter *r, long line, const char *mac, const char *until)
+{
+	pthread_mutex_lock(&r->p->lock);
+	progress_clear(r->p);
+	fprintf(stderr,
+	        "%s:%ld: %s: stored, but still locked until %s after wrong challenge responses "
+	        "(an import does not lift a lock); to let it claim now: %s devices unlock %s\n",
+	        r->file, line, mac, until, ctl_invocation(), mac);
+	pthread_mutex_unlock(&r->p->lock);
+}
+
 static int import_row(void *arg, const struct csv_row *row)
 {
 	struct import_state *st = arg;
@@ -381,7 +394,7 @@ int ctl_devices_import(int argc, char **argv)
 		goto out;
 	}
 	if (!(st.db = db_connect(c->db_url, true, err, sizeof(err)))) {
-		fprintf(stderr, "%s\n", err);
+		ctl_db_error(err);
 		goto out;
 	}
 	st.in = f;
@@ -412,7 +425,8 @@ int ctl_devices_import(int argc, char **argv)
 	}
 	progress_db_start(&st.p, res.rows);
 	struct operator_who who = ctl_who();
-	s = operator_register_finish(st.db, &who, replace, skip, import_conflict, &st.rep, &counts);
+	s = operator_register_finish(st.db, &who, replace, skip, import_conflict, import_locked,
+	                             &st.rep, &counts);
 	progress_stop(&st.p);
 	if (s == DB_NO_ROWS) {
 		fprintf(stderr, "%s: %ld conflicting row(s); nothing stored\n", st.file,
@@ -424,9 +438,10 @@ int ctl_devices_import(int argc, char **argv)
 		goto out;
 	}
 	double secs = (double)(now_ms_monotonic() - st.p.started) / 1000.0;
-	printf("%s: %ld rows in %.1f s: %ld added, %ld replaced, %ld unchanged, %ld skipped\n",
+	printf("%s: %ld rows in %.1f s: %ld added, %ld replaced, %ld unchanged, %ld skipped%s\n",
 	       st.file, res.rows, secs, counts.added, counts.replaced, counts.unchanged,
-	       res.errors + counts.conflicts);
+	       res.errors + counts.conflicts,
+	       counts.locked ? "; some still locked (see above)" : "");
 	rc = 0;
 out:
 	if (f && f != stdin)

@@ -25,7 +25,8 @@ int ctl_migrate(int argc, char **argv)
 	rc = db_migrate(c->db_url, &applied, err, sizeof(err));
 	config_free(c);
 	if (rc < 0) {
-		fprintf(stderr, "migrate: %s\n", err);
+		fprintf(stderr, "migrate: ");
+		ctl_db_error(err);
 		return 1;
 	}
 	printf("migrate: %d migration(s) applied, schema is current\n", applied);

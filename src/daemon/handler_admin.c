@@ -194,7 +194,7 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 		}
 	}
 	struct operator_who who = admin_who(rq);
-	s = operator_register_finish(db, &who, false, false, count_conflict, &rep, &counts);
+	s = operator_register_finish(db, &who, false, false, count_conflict, NULL, &rep, &counts);
 	if (s == DB_NO_ROWS) {
 		e = CE_DEVICE_CONFLICT;
 		goto out;

@@ -126,8 +126,8 @@ static enum db_status report_rows(struct db *db, const char *sql, import_report_
 }
 
 enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts,
-                                import_report_fn report, struct import_reporter *rep,
-                                struct import_counts *out)
+                                import_report_fn report, import_report_fn locked,
+                                struct import_reporter *rep, struct import_counts *out)
 {
 	PGresult *r;
 	enum db_status s = DB_HARD;
@@ -210,6 +210,15 @@ enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts
 	out->added = (long)added;
 	out->replaced = (long)replaced;
 	out->unchanged = (long)(distinct - added - replaced);
+	if (locked && (s = report_rows(
+	                   db,
+	                   "SELECT min(i.line) AS line, i.mac, to_char(l.locked_until AT TIME ZONE"
+	                   " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS what"
+	                   " FROM import_rows i JOIN mac_lockouts l USING (mac)"
+	                   " WHERE l.locked_until > now() GROUP BY i.mac, l.locked_until"
+	                   " ORDER BY 1",
+	                   locked, rep, &out->locked)) < DB_NO_ROWS)
+		goto fail;
 	return db_stream_commit(db, "import");
 fail:
 	db_import_abort(db);

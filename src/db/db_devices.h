@@ -15,6 +15,7 @@
 
 struct import_counts {
 	long added, replaced, unchanged, conflicts;
+	long locked; /* MACs of the import that are locked now (reported, still stored) */
 };
 
 /* Whoever hears of conflicting rows: a struct the caller defines for itself. */
@@ -38,11 +39,14 @@ enum db_status db_import_row(struct db *db, long line, const char *mac, const ch
  * known MAC with a different key or platform (allowed only with @p replace). Each is
  * reported through @p report. When there are conflicts and !@p skip_conflicts, rolls
  * back and returns DB_NO_ROWS; otherwise merges and commits (same rows are no-ops):
- * DB_OK with @p out. DB_HARD or DB_SOFT on failure, then rolled back.
+ * DB_OK with @p out. DB_HARD or DB_SOFT on failure, then rolled back. Each MAC of the
+ * import that is locked after wrong challenge responses (storing it, a new key
+ * included, does not lift the lock) goes to @p locked unless it is NULL: its first
+ * line, the MAC, and as "what" the RFC 3339 UTC time the lock ends.
  */
 enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts,
-                                import_report_fn report, struct import_reporter *r,
-                                struct import_counts *out);
+                                import_report_fn report, import_report_fn locked,
+                                struct import_reporter *r, struct import_counts *out);
 /** Abandons an import in progress (ROLLBACK). */
 void db_import_abort(struct db *db);
 

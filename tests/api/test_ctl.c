@@ -792,6 +792,94 @@ static void password_never_shown(void)
 	tenv_teardown(&t);
 }
 
+/*
+ * devices import of a MAC that is locked after wrong challenge responses, with --replace
+ * and a new key: stored, and claimctl says it is still locked and prints the command that
+ * unlocks it, which (copied as printed) does; imported again, nothing is said.
+ */
+static void import_locked_device(void)
+{
+	struct fx f;
+	struct session s;
+	struct http_response r;
+	struct topts o = {.extra = "limits:\n  lockout_failures: 2\n"};
+	char csv[1100], *out = NULL, cmd[1400];
+	static const uint8_t wrong[16] = {0xff};
+
+	REQUIRE(fx_up(&f, "import_locked_device", &o));
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	for (int i = 0; i < 2; i++) {
+		REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+		char *b = verify_body(&s, wrong, dv.key, MAC1);
+		REQUIRE(b && verify(&f.d, b, &r) == 0);
+		http_response_free(&r);
+		free(b);
+	}
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s) == false); /* locked: 429 */
+	snprintf(csv, sizeof(csv), "%s/replace.csv", f.t.dir);
+	FILE *fp = fopen(csv, "w");
+	REQUIRE(fp);
+	fputs("mac,platform,efuse_key\n7cdfa1000002,esp32c3," K1HEX "\n"
+	      "7C:DF:A1:00:00:01,esp32s3,FF0102030405060708090A0B0C0D0E0F\n",
+	      fp);
+	REQUIRE(fclose(fp) == 0);
+	CHECK(ctl(&f, &out, "devices import --replace") == 2);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "devices import --replace '%s'", csv);
+	CHECK(ctl(&f, &out, cmd) == 0);
+	char want[1300];
+	snprintf(want, sizeof(want), "claimctl -c %s devices unlock " MAC1, f.t.config);
+	CHECKF(out && strstr(out, ":3: " MAC1 ": stored, but still locked until 20") &&
+	           strstr(out, want) && !strstr(out, MAC2 ": stored") &&
+	           strstr(out, "1 replaced") && strstr(out, "some still locked"),
+	       "%s", out ? out : "");
+	free(out);
+	/* The command as printed unlocks it. */
+	CHECK(t_run(&out, "'%s' %s 2>&1", t_bin("claimctl"), want + strlen("claimctl ")) == 0);
+	CHECKF(out && strstr(out, "unlocked"), "%s", out ? out : "");
+	free(out);
+	CHECK(ctl(&f, &out, cmd) == 0);
+	CHECKF(out && !strstr(out, "still locked") && strstr(out, "2 unchanged"), "%s",
+	       out ? out : "");
+	free(out);
+	EVP_PKEY_free(dv.key);
+	fx_down(&f);
+}
+
+/*
+ * claimctl refused by PostgreSQL for its role (here a role that does not exist, as root
+ * meets it with the default database.url): the message says how to run it instead.
+ */
+static void ctl_role_refused(void)
+{
+	struct tenv t;
+	char *out = NULL, want[1200];
+
+	REQUIRE(tenv_setup(&t, "ctl_role_refused", NULL));
+	size_t len = strlen(t.conninfo);
+	snprintf(t.conninfo + len, sizeof(t.conninfo) - len, " user=root");
+	REQUIRE(tenv_write_config(&t));
+	snprintf(want, sizeof(want), "runuser -u claimd -- claimctl -c %s COMMAND", t.config);
+	static const char *const cmds[] = {"devices list", "migrate", "nodes show " MAC1,
+	                                   "certs list"};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		CHECK(t_run(&out, "'%s' -c '%s' %s 2>&1", t_bin("claimctl"), t.config, cmds[i]) ==
+		      1);
+		CHECKF(out && strstr(out, "role \"root\" does not exist") && strstr(out, want) &&
+		           strstr(out, "as the Unix user running it"),
+		       "%s: %s", cmds[i], out ? out : "");
+		free(out);
+	}
+	/* A database that does not exist is not about the role: no advice. */
+	snprintf(t.conninfo + len, sizeof(t.conninfo) - len, " dbname=no_such_db");
+	REQUIRE(tenv_write_config(&t));
+	CHECK(t_run(&out, "'%s' -c '%s' devices list 2>&1", t_bin("claimctl"), t.config) == 1);
+	CHECKF(out && strstr(out, "does not exist") && !strstr(out, "runuser"), "%s",
+	       out ? out : "");
+	free(out);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
     {"help_everywhere", help_everywhere},
     {"devices_list_and_show", devices_list_and_show},
@@ -804,6 +892,8 @@ static const struct t_case cases[] = {
     {"second_listener", second_listener},
     {"key_file_owner", key_file_owner},
     {"password_never_shown", password_never_shown},
+    {"import_locked_device", import_locked_device},
+    {"ctl_role_refused", ctl_role_refused},
     {NULL, NULL},
 };
 

@@ -272,7 +272,7 @@ bool tenv_add_device(struct tenv *t, const char *mac, const char *platform, cons
 	efuse_tag(t->secrets, mac, key, tag);
 	ok = db_import_begin(db) == DB_OK &&
 	     db_import_row(db, 2, mac, platform, sealed, tag) == DB_OK &&
-	     db_import_finish(db, true, false, NULL, NULL, &counts) == DB_OK;
+	     db_import_finish(db, true, false, NULL, NULL, NULL, &counts) == DB_OK;
 	db_close(db);
 	return ok;
 }
