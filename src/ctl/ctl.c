@@ -3,6 +3,7 @@
  * database it names, who is running the command, and writing the output. Nothing here
  * is a command (they are in one file per group, listed in ctl_commands.c).
  */
+#include <csv.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,26 @@ struct claimd_config *ctl_config(void)
 	if (!c)
 		fprintf(stderr, "%s\n", err);
 	return c;
+}
+
+void ctl_csv_field(FILE *f, const char *s, char sep)
+{
+	if (s[0] && strchr("=+-@\t\r", s[0])) {
+		/* Inside the quotes libcsv may add: "'=1+1" stays one field. */
+		size_t n = strlen(s);
+		char *t = malloc(n + 2);
+		if (t) {
+			t[0] = '\'';
+			memcpy(t + 1, s, n + 1);
+			csv_fwrite(f, t, n + 1);
+			free(t);
+			fputc(sep, f);
+			return;
+		}
+		fputc('\'', f); /* no memory: unquoted, but still neutral */
+	}
+	csv_fwrite(f, s, strlen(s));
+	fputc(sep, f);
 }
 
 const char *ctl_invocation(void)

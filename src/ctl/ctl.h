@@ -33,6 +33,14 @@ const char *ctl_invocation(void);
  * `runuser -u claimd -- claimctl ...`), or name the role in database.url.
  */
 void ctl_db_error(const char *err);
+/**
+ * Writes @p s as one CSV field (RFC 4180 quoting, libcsv) and then @p sep. A value that
+ * begins with '=', '+', '-', '@', a tab or a carriage return gets a "'" in front, so a
+ * spreadsheet opening the export shows it as text instead of running it as a formula
+ * (OWASP, CSV injection); a reader wanting the exact value drops a leading "'" that is
+ * followed by one of those. Every CSV claimctl writes goes through here.
+ */
+void ctl_csv_field(FILE *f, const char *s, char sep);
 /** Flushes stdout; 0, or 1 after saying that writing it failed (a full disk, a closed pipe). */
 int ctl_flush_stdout(const char *what);
 /** "claimctl:USER" (the invoking user, SUDO_USER first), for revoked_by and audit rows. */

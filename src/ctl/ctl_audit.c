@@ -2,7 +2,6 @@
  * claimctl's audit command: audit export, the trail oldest first as JSON lines or CSV.
  * Arguments are checked here; the rows come from src/db as they are read.
  */
-#include <csv.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,13 +10,6 @@
 
 #include "ctl.h"
 #include "db/db_lifecycle.h"
-
-/* A CSV field, quoted as RFC 4180 wants (libcsv), then @p sep. */
-static void csv_out(FILE *f, const char *s, char sep)
-{
-	csv_fwrite(f, s, strlen(s));
-	fputc(sep, f);
-}
 
 static int export_audit(struct export_sink *s, const struct audit_export *a)
 {
@@ -44,13 +36,13 @@ static int export_audit(struct export_sink *s, const struct audit_export *a)
 		free(text);
 	} else {
 		fprintf(s->out, "%lld,", (long long)a->id);
-		csv_out(s->out, a->at, ',');
-		csv_out(s->out, a->event, ',');
-		csv_out(s->out, a->flow, ',');
-		csv_out(s->out, a->outcome, ',');
-		csv_out(s->out, a->reason, ',');
+		ctl_csv_field(s->out, a->at, ',');
+		ctl_csv_field(s->out, a->event, ',');
+		ctl_csv_field(s->out, a->flow, ',');
+		ctl_csv_field(s->out, a->outcome, ',');
+		ctl_csv_field(s->out, a->reason, ',');
 		for (int i = 0; i < N; i++)
-			csv_out(s->out, has[i] ? vals[i] : "", i == N - 1 ? '\n' : ',');
+			ctl_csv_field(s->out, has[i] ? vals[i] : "", i == N - 1 ? '\n' : ',');
 	}
 	s->rows++;
 	return ferror(s->out) ? -1 : 0;

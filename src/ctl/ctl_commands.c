@@ -48,7 +48,7 @@ static const struct ctl_command commands[] = {
      ctl_nodes_release},
     {"nodes export", "[--user USER]", "CSV node_id,mac,user,platform,certs of live nodes",
      "  certs: the node's valid certificates' PEM; for registering nodes with an MQTT/IoT\n"
-     "  backend.",
+     "  backend. A field beginning with = + - @ tab or CR gets a ' in front (CSV injection).",
      true, ctl_nodes_export},
     {"certs list", "[--node NODE_ID|--mac MAC] [--revoked] [--json]",
      "issued certificates and their status",
@@ -66,7 +66,8 @@ static const struct ctl_command commands[] = {
     {"audit export", "[--since T] [--until T] [--format jsonl|csv]",
      "the audit trail, oldest first (T: RFC 3339)",
      "  T is RFC 3339 (2026-11-29T13:00:00Z); --since includes T, --until excludes it;\n"
-     "  jsonl is the default.",
+     "  jsonl is the default. In csv, a field beginning with = + - @ tab or CR gets a '\n"
+     "  in front (CSV injection); jsonl has the exact values.",
      true, ctl_audit_export},
     {"keygen", "", "print a new secrets key", "  Base64 of 32 random bytes, one line.", false,
      ctl_keygen},

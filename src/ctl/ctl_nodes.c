@@ -3,7 +3,6 @@
  * Arguments are parsed and results printed here; the statements are src/db's and what
  * a release writes and audits is src/core/operator.c's.
  */
-#include <csv.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,20 +114,13 @@ int ctl_nodes_release(int argc, char **argv)
 	return 0;
 }
 
-/* A CSV field, quoted as RFC 4180 wants (libcsv), then @p sep. */
-static void csv_field(FILE *f, const char *s, char sep)
-{
-	csv_fwrite(f, s, strlen(s));
-	fputc(sep, f);
-}
-
 static int export_node(struct export_sink *s, const struct node_export *n)
 {
-	csv_field(s->out, n->node_id, ',');
-	csv_field(s->out, n->mac, ',');
-	csv_field(s->out, n->user_id, ',');
-	csv_field(s->out, n->platform, ',');
-	csv_field(s->out, n->certs, '\n');
+	ctl_csv_field(s->out, n->node_id, ',');
+	ctl_csv_field(s->out, n->mac, ',');
+	ctl_csv_field(s->out, n->user_id, ',');
+	ctl_csv_field(s->out, n->platform, ',');
+	ctl_csv_field(s->out, n->certs, '\n');
 	s->rows++;
 	return ferror(s->out) ? -1 : 0;
 }

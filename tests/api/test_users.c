@@ -754,6 +754,61 @@ static void no_idp_configured(void)
 	fx_down(&f);
 }
 
+/*
+ * CSV exports (nodes export, audit export --format csv) of user ids a spreadsheet would
+ * run as formulas: each gets a "'" in front (OWASP, CSV injection), others are written
+ * as they are, and the JSON export keeps the exact value.
+ */
+static void csv_formula_users(void)
+{
+	struct ufx u;
+	struct sim_user_result res = {0};
+	static const struct {
+		const char *user, *mac, *csv;
+	} cases[] = {
+	    {"=HYPERLINK(\"http://x.test\",\"y\")", "7CDFA1000011",
+	     "\"'=HYPERLINK(\"\"http://x.test\"\",\"\"y\"\")\""},
+	    {"+1+cmd|' /C calc'!A0", "7CDFA1000012", "\"'+1+cmd|' /C calc'!A0\""},
+	    {"-2+3", "7CDFA1000013", "\"'-2+3\""},
+	    {"@SUM(1+1)", "7CDFA1000014", "\"'@SUM(1+1)\""},
+	    {"\tTAB", "7CDFA1000015", "\"'\tTAB\""},
+	    {"alice-=+@", "7CDFA1000016", "\"alice-=+@\""},
+	};
+	char *out = NULL;
+
+	REQUIRE(ufx_up(&u, "csv_formula_users", "ec", 0, "mqtt.test"));
+	size_t claimed = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *tok = token_for(&u, cases[i].user);
+		bool ok = tok && claim(&u, SIM_CLI, tok, cases[i].mac, &res);
+		CHECKF(ok, "claim by user %zu", i);
+		claimed += ok;
+		res_free(&res);
+		free(tok);
+	}
+	REQUIRE(claimed == sizeof(cases) / sizeof(cases[0]));
+	CHECK(fx_claimctl(&u.f, &out, "nodes export") == 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECKF(out && strstr(out, cases[i].csv), "%s not in:\n%s", cases[i].csv,
+		       out ? out : "");
+	CHECK(out && !strstr(out, ",\"=") && !strstr(out, ",\"+") && !strstr(out, ",\"-") &&
+	      !strstr(out, ",\"@") && !strstr(out, ",\"\t"));
+	free(out);
+	CHECK(t_run(&out, "'%s' -c '%s' audit export --format csv", t_bin("claimctl"),
+	            u.f.t.config) == 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECKF(out && strstr(out, cases[i].csv), "%s not in the audit CSV", cases[i].csv);
+	CHECK(out && !strstr(out, ",\"=") && !strstr(out, ",\"+") && !strstr(out, ",\"@"));
+	free(out);
+	/* JSON lines are not a spreadsheet's: the exact value. */
+	CHECK(t_run(&out, "'%s' -c '%s' audit export --format jsonl", t_bin("claimctl"),
+	            u.f.t.config) == 0);
+	CHECK(out && strstr(out, "\"user_id\":\"=HYPERLINK(\\\"http://x.test\\\",\\\"y\\\")\"") &&
+	      strstr(out, "\"user_id\":\"-2+3\""));
+	free(out);
+	fx_down(&u.f);
+}
+
 static const struct t_case cases[] = {
     {"assisted_android", assisted_android},
     {"assisted_ios_bearer", assisted_ios_bearer},
@@ -768,6 +823,7 @@ static const struct t_case cases[] = {
     {"quota_race", quota_race},
     {"no_idp_configured", no_idp_configured},
     {"user_rate_limit", user_rate_limit},
+    {"csv_formula_users", csv_formula_users},
     {NULL, NULL},
 };
 
