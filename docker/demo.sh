@@ -37,11 +37,21 @@ cleanup() {
 
 echo "== Debian packages (installed only if missing)"
 bash "$root/.ci/deps.sh"
-echo "== building claimd, claimctl and claimsim in $root/build (about a minute the first time)"
+echo "== building claimd, claimctl and claimsim in $root/build (a minute or two the first time)"
 cmake -S "$root" -B "$root/build" >/dev/null
-# A line at every quarter of the build instead of silence or hundreds of lines.
+# A line at every quarter of the build instead of silence or hundreds of lines. A shell
+# loop, not awk: Debian's awk (mawk) reads a pipe in blocks and would print them all at
+# the end.
+next_at=25
 cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim |
-  awk '/^\[ *[0-9]+%\]/ { p = $2 + 0; if (p >= next_at) { printf "   built %d%%\n", p; fflush(); next_at = p - p % 25 + 25 } }'
+  while IFS= read -r line; do
+    [[ $line =~ ^\[\ *([0-9]+)%\] ]] || continue
+    p=${BASH_REMATCH[1]}
+    if [ "$p" -ge "$next_at" ]; then
+      echo "   built $p%"
+      next_at=$((p - p % 25 + 25))
+    fi
+  done
 B=$root/build
 
 echo "== private PostgreSQL in $state/pg"
