@@ -27,8 +27,21 @@ esac
 case "$state" in
 *[[:space:]]*) echo "demo: CLAIMD_STATE must not contain spaces: '$state'" >&2; exit 2 ;;
 esac
+# Before anything is installed or built: it installs packages and makes two users.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run as root: it installs packages, and claimd runs its signer and itself as two users of their own" >&2
+  exit 1
+fi
 mkdir -p "$state"
 state=$(cd "$state" && pwd) # absolute: the database URL names its socket folder
+# One demo per state directory: a second one would share the first one's PostgreSQL,
+# and stop it on its way out. The lock is held until this script and claimd end.
+exec 9>"$state/demo.lock"
+if ! flock -n 9; then
+  echo "demo: another docker/demo.sh runs with the state directory $state; stop it first (Ctrl-C)," \
+    "or give this one a state directory and port of its own: CLAIMD_STATE=state2 PORT=8090 bash docker/demo.sh" >&2
+  exit 1
+fi
 pid=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; fi
@@ -72,10 +85,6 @@ fi
 # Two users (README, "Security"): started as root, claimd runs its signer as
 # claimd-signer and itself as claimd, which cannot read the keys; make them, as
 # docs/install.md says to. claimd writes its ready file into the state directory.
-if [ "$(id -u)" -ne 0 ]; then
-  echo "demo: run as root: claimd runs its signer and itself as two users of their own" >&2
-  exit 1
-fi
 for u in claimd claimd-signer; do
   if ! id "$u" >/dev/null 2>&1; then
     echo "== system user $u"
