@@ -1,12 +1,12 @@
 /*
  * claimsim bench. Each worker thread is one firmware-like client: a new connection per
  * request, the firmware's exact bodies and checks (or, for a user claim, the Android
- * app's: the token raw in Authorization, Gson's escaping, send_mqtt_host). Latencies are kept per
- * request and sorted at the end; nothing here is on the server's side of the measurement. Every
- * reply is also classed as a device would see it (success, a refusal it may retry,
- * anything else, no reply, a reply cut short, a reply later than its read timeout), and
- * optionally logged with every acknowledged certificate's serial, so that a test can
- * hold the database to what the devices were told.
+ * app's: the token raw in Authorization, Gson's escaping, send_mqtt_host). Latencies
+ * are kept per request and sorted at the end; nothing here is on the server's side of
+ * the measurement. Every reply is also classed as a device would see it (success, a
+ * refusal it may retry, anything else, no reply, a reply cut short, a reply later than
+ * its read timeout), and optionally logged with every acknowledged certificate's serial,
+ * so that a test can hold the database to what the devices were told.
  */
 #include "sim/bench.h"
 
@@ -80,7 +80,7 @@ struct bench {
 	atomic_long flow_done[FLOWS]; /* complete claims per flow */
 	char **headers;               /* per user: "Authorization: TOKEN\r\n" + APP_HEADERS */
 	atomic_long late;             /* exchanges that took longer than DEVICE_TIMEOUT_US */
-	FILE *serials;                /* --serials: "SERIAL NODE_ID" per acknowledged claim */
+	FILE *serials;                /* --serials: a line per acknowledged claim */
 	FILE *reply_log;              /* --replies: one line per exchange */
 	pthread_mutex_t logs;         /* the two files above */
 };
