@@ -3,6 +3,7 @@
  * and unlock. Arguments are parsed and results printed here; what is stored and
  * audited is decided in src/core/operator.c.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -372,6 +373,13 @@ int ctl_devices_import(int argc, char **argv)
 		return 1;
 	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
+		/* Not the key's owner: the way out is another user, not a chown that would
+		 * let the network process read the key. */
+		if (access(c->secrets_key_file, R_OK) != 0 && errno == EACCES)
+			fputs("devices import: run it as the secrets key's owner, with a database "
+			      "role (docs/install.md, \"Registering chips\"); do not give the key "
+			      "to the network process's user\n",
+			      stderr);
 		goto out;
 	}
 	f = strcmp(st.file, "-") == 0 ? stdin : fopen(st.file, "r");
