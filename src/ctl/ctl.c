@@ -60,7 +60,7 @@ const char *ctl_invocation(void)
 	return buf;
 }
 
-void ctl_db_error(const char *err)
+void ctl_db_error(const char *err, const char *as)
 {
 	fprintf(stderr, "%s\n", err);
 	/* libpq's words for a role the server does not know or an OS user that is not it. */
@@ -73,10 +73,13 @@ void ctl_db_error(const char *err)
 	fprintf(stderr,
 	        "claimctl connects to PostgreSQL as the role database.url names or, without a "
 	        "user there, as the Unix user running it (%s). Run it as the user that owns "
-	        "claimd's role, as the install does: runuser -u claimd -- claimctl -c %s "
-	        "COMMAND ... (or sudo -u claimd); or put the role in database.url "
+	        "claimd's role, as the install does: runuser -u %s -- claimctl -c %s "
+	        "COMMAND ... (or sudo -u %s%s); or put the role in database.url "
 	        "(user=claimd).\n",
-	        pw ? pw->pw_name : "this user", config_path);
+	        pw ? pw->pw_name : "this user", as, config_path, as,
+	        strcmp(as, "claimd") == 0
+	            ? ""
+	            : "; it reads the key and needs a role in claimd: docs/install.md");
 }
 
 struct db *ctl_db(void)
@@ -85,7 +88,7 @@ struct db *ctl_db(void)
 	struct claimd_config *c = ctl_config();
 	struct db *db = c ? db_connect(c->db_url, true, err, sizeof(err)) : NULL;
 	if (c && !db)
-		ctl_db_error(err);
+		ctl_db_error(err, "claimd");
 	config_free(c);
 	return db;
 }

@@ -29,10 +29,11 @@ const char *ctl_invocation(void);
 /**
  * Prints @p err (a database connection message) to stderr and, when PostgreSQL refused
  * the role (no such role; peer or ident authentication: the Unix user is not the role),
- * what to do: run claimctl as the Unix user whose name is the role (the install's
- * `runuser -u claimd -- claimctl ...`), or name the role in database.url.
+ * what to do: run claimctl as Unix user @p as (the install's `runuser -u claimd --
+ * claimctl ...`; "claimd-signer" for a command that also reads a key), or name the role
+ * in database.url.
  */
-void ctl_db_error(const char *err);
+void ctl_db_error(const char *err, const char *as);
 /**
  * Writes @p s as one CSV field (RFC 4180 quoting, libcsv) and then @p sep. A value that
  * begins with '=', '+', '-', '@', a tab or a carriage return gets a "'" in front, so a

@@ -26,7 +26,7 @@ int ctl_migrate(int argc, char **argv)
 	config_free(c);
 	if (rc < 0) {
 		fprintf(stderr, "migrate: ");
-		ctl_db_error(err);
+		ctl_db_error(err, "claimd");
 		return 1;
 	}
 	printf("migrate: %d migration(s) applied, schema is current\n", applied);

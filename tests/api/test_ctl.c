@@ -426,6 +426,8 @@ static void second_listener(void)
  * A key file this user cannot read (root's, mode 0600, and claimd started as another
  * user) is named as such, with the owner it needs, not as a file that does not parse;
  * once the key is the user's, it is refused as a key the network process can read.
+ * claimctl's devices import, which seals with the key, says to run it as the key's
+ * owner instead (docs/install.md, "Registering chips").
  */
 static void key_file_owner(void)
 {
@@ -438,6 +440,17 @@ static void key_file_owner(void)
 	CHECKF(out && strstr(out, "secrets.key: permission denied: this process runs as nobody and "
 	                          "the file is owned by root, mode 0600; it needs to be owned by "
 	                          "nobody"),
+	       "%s", out);
+	free(out);
+	CHECK(t_run(&out,
+	            "echo 'mac,platform,efuse_key' | runuser -u nobody -- '%s' -c '%s' devices "
+	            "import - 2>&1",
+	            t_bin("claimctl"), t.config) != 0);
+	CHECKF(out &&
+	           strstr(out, "secrets.key: permission denied: claimctl runs as nobody and the "
+	                       "key is owned by root") &&
+	           strstr(out, "devices import: run it as the secrets key's owner (root)") &&
+	           !strstr(out, "chown"),
 	       "%s", out);
 	free(out);
 	REQUIRE(t_run(NULL, "chown nobody '%s/secrets.key'", t.dir) == 0);
@@ -870,6 +883,21 @@ static void ctl_role_refused(void)
 		       "%s: %s", cmds[i], out ? out : "");
 		free(out);
 	}
+	/* The import also reads the secrets key: its user is the keys' owner. */
+	char csv[1100];
+	snprintf(csv, sizeof(csv), "%s/one.csv", t.dir);
+	FILE *fp = fopen(csv, "w");
+	REQUIRE(fp);
+	fputs("mac,platform,efuse_key\n" MAC1 ",esp32s3," K1HEX "\n", fp);
+	REQUIRE(fclose(fp) == 0);
+	snprintf(want, sizeof(want), "runuser -u claimd-signer -- claimctl -c %s COMMAND",
+	         t.config);
+	CHECK(t_run(&out, "'%s' -c '%s' devices import '%s' 2>&1", t_bin("claimctl"), t.config,
+	            csv) == 1);
+	CHECKF(out && strstr(out, "role \"root\" does not exist") && strstr(out, want) &&
+	           strstr(out, "needs a role in claimd"),
+	       "%s", out ? out : "");
+	free(out);
 	/* A database that does not exist is not about the role: no advice. */
 	snprintf(t.conninfo + len, sizeof(t.conninfo) - len, " dbname=no_such_db");
 	REQUIRE(tenv_write_config(&t));
