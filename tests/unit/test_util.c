@@ -28,6 +28,7 @@
 #include "daemon/request_fields.h"
 #include "sim/sim.h"
 #include "lib/util.h"
+#include "db/db.h"
 #include "harness.h"
 #include "unit_support.h"
 
@@ -51,8 +52,41 @@ static void mac_and_hex(void)
 	CHECK(!platform_normalize(p, "esp 32", 6) && !platform_normalize(p, "", 0));
 }
 
+/* db_redact(): every spelling of the password a libpq message could quote is masked,
+ * the rest of the message kept; a long message is cut after the masking. */
+static void password_redaction(void)
+{
+	static const struct {
+		const char *url, *msg, *want;
+	} c[] = {
+	    {"postgresql://u:pw%zz@/db", "invalid percent-encoded token: \"pw%zz\"",
+	     "invalid percent-encoded token: \"********\""},
+	    {"postgresql://u:p%40ss@h/db", "password p@ss and p%40ss",
+	     "password ******** and ********"},
+	    {"postgresql://u:first@second@nohost/db",
+	     "could not translate host name \"second@nohost\" to address",
+	     "could not translate host name \"********@nohost\" to address"},
+	    {"postgresql:///db?host=/s&password=q%zzr", "token \"q%zzr\"", "token \"********\""},
+	    {"host=h password='a b\\'c' dbname=x", "a b'c or a b\\'c", "******** or ********"},
+	    {"host=h password=plain dbname=x", "was plain", "was ********"},
+	    {"host=h dbname=x", "nothing to hide", "nothing to hide"},
+	    {NULL, "no url", "no url"},
+	};
+	char out[128];
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		db_redact(out, sizeof(out), c[i].msg, c[i].url);
+		CHECKF(strcmp(out, c[i].want) == 0, "%zu: %s", i, out);
+	}
+	/* Cut short: never a prefix of the password at the end. */
+	db_redact(out, 12, "xx secretpassword", "host=h password=secretpassword");
+	CHECKF(strcmp(out, "xx ********") == 0, "%s", out);
+	db_redact(out, 8, "xx secretpassword", "host=h password=secretpassword");
+	CHECKF(!strstr(out, "sec"), "%s", out);
+}
+
 static const struct t_case cases[] = {
     {"mac_and_hex", mac_and_hex},
+    {"password_redaction", password_redaction},
     {NULL, NULL},
 };
 
