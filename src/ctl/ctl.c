@@ -84,11 +84,16 @@ void ctl_db_error(const char *err, const char *as)
 
 struct db *ctl_db(void)
 {
+	return ctl_db_as("claimd");
+}
+
+struct db *ctl_db_as(const char *as)
+{
 	char err[1024];
 	struct claimd_config *c = ctl_config();
 	struct db *db = c ? db_connect(c->db_url, true, err, sizeof(err)) : NULL;
 	if (c && !db)
-		ctl_db_error(err, "claimd");
+		ctl_db_error(err, as);
 	config_free(c);
 	return db;
 }

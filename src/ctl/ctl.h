@@ -19,8 +19,10 @@
 void ctl_set_config_path(const char *path);
 /** Loads the config file claimctl was given; NULL after printing why. */
 struct claimd_config *ctl_config(void);
-/** Connects to the config's database; NULL after printing why (and ctl_db_advice()). */
+/** Connects to the config's database; NULL after printing why (ctl_db_error(), "claimd"). */
 struct db *ctl_db(void);
+/** As ctl_db(), for a command that also reads a key: the advice names Unix user @p as. */
+struct db *ctl_db_as(const char *as);
 /**
  * "claimctl" or, when -c named another file than the default, "claimctl -c FILE": the
  * start of a command line the operator can copy (messages that name a command).

@@ -308,7 +308,7 @@ int ctl_crl(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	if (!(db = ctl_db()))
+	if (!(db = ctl_db_as("claimd-signer"))) /* it signs with the CA key */
 		goto out;
 	struct crl_policy p = {c->crl_hours};
 	if (crl_current_local(db, ca, &p, &der, &len, &number, &busy) < 0) {

@@ -898,6 +898,10 @@ static void ctl_role_refused(void)
 	           strstr(out, "needs a role in claimd"),
 	       "%s", out ? out : "");
 	free(out);
+	/* claimctl crl signs with the CA key: the same user. */
+	CHECK(t_run(&out, "'%s' -c '%s' crl 2>&1", t_bin("claimctl"), t.config) == 1);
+	CHECKF(out && strstr(out, want), "%s", out ? out : "");
+	free(out);
 	/* A database that does not exist is not about the role: no advice. */
 	snprintf(t.conninfo + len, sizeof(t.conninfo) - len, " dbname=no_such_db");
 	REQUIRE(tenv_write_config(&t));
