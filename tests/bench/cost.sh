@@ -23,6 +23,9 @@ work=${BENCH_DIR:-$B/bench-cost}
 command -v callgrind_annotate >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 
 . "$root/tests/bench/lib.sh"
+# callgrind_control cannot reach a claimd that became server.user: it stays root here.
+# Nothing on a claim's path depends on the uid (the signer is the same child either way).
+export BENCH_RUN_AS_ROOT=1
 export PG_OPTS="${PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on"
 bench_setup ec "$(bench_server_yaml "$threads")${EXTRA_YAML:+
 $EXTRA_YAML}"
