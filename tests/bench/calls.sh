@@ -49,7 +49,9 @@ if [ -n "$spid" ]; then
 fi
 p3=
 if [ -n "${SAMPLE:-}" ]; then
-  perf record -q -e cpu-clock -F 2999 -g -p "$pid${spid:+,$spid}" -o "$work/perf.data" 2>/dev/null &
+  # claimd, its signer and claimd's PostgreSQL backends (open since the warm-up).
+  pgs=$(pgrep -d, -P "$(head -1 "$work/pg/data/postmaster.pid")" || true)
+  perf record -q -e cpu-clock -F 2999 -g -p "$pid${spid:+,$spid}${pgs:+,$pgs}" -o "$work/perf.data" 2>/dev/null &
   p3=$!
 fi
 sleep 1 # perf attaches to every thread before the clock starts
@@ -66,7 +68,13 @@ echo "== per claim (initiate + verify): system calls, context switches, CPU time
 report claimd "$work/claimd.stat"
 [ -z "$p2" ] || report signer "$work/signer.stat"
 if [ -n "$p3" ]; then
-  for who in claimd-signer MHD-worker; do
+  echo "== samples by thread name and object"
+  perf report -i "$work/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | head -20
+  echo "== postgres: the domains' regular expressions and CHECKs, index inserts (children included)"
+  perf report -i "$work/perf.data" --children --comm postgres --sort sym --stdio 2>/dev/null |
+    grep -E '^ +[0-9].*\b(ExecEvalConstraintCheck|domain_check|textregexeq|RE_compile_and_execute|pg_regexec|ExecInsertIndexTuples|btinsert|XLogInsert|ExecutePlan|exec_execute_message)\b' | head -20
+  for who in claimd-signer MHD-worker postgres; do
     echo "== $who threads: share of their CPU samples by symbol (perf, self)"
     perf report -i "$work/perf.data" --no-children --comm "$who" --sort dso,sym --stdio 2>/dev/null |
       grep -E '^ +[0-9]' | head -25

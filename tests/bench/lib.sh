@@ -52,7 +52,10 @@ bench_setup() {
     case $extra in *server:*) ;; *) [ -z "$user" ] || printf 'server:\n%s\n' "$user" ;; esac
     # Run as root, the signer drops to signer.user: one that exists everywhere (a
     # build from before the signer has no such key).
-    [ "$(id -u)" -ne 0 ] || ! bench_has_key '^signer:' || printf 'signer:\n  user: nobody\n'
+    # BENCH_SIGNER_TIMEOUT: signer.timeout_seconds (cost.sh's signer under valgrind).
+    [ "$(id -u)" -ne 0 ] || ! bench_has_key '^signer:' || printf 'signer:\n  user: nobody\n%s' \
+      "${BENCH_SIGNER_TIMEOUT:+  timeout_seconds: $BENCH_SIGNER_TIMEOUT
+}"
     cat <<YAML
 database:
   url: "host=$work/pg user=postgres dbname=claimd"
