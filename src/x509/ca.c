@@ -757,13 +757,14 @@ int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t le
 	/* The serial stored is the one in the certificate, never only the one announced.
 	 * Read from the DER by hand: d2i_X509 would decode the whole certificate, its key
 	 * through OpenSSL 3's provider decoders, about as many instructions as the rest of
-	 * a claim in this process. cert_random_serial() serials have no sign octet. */
+	 * a claim in this process. cert_der_serial() refuses bytes after the certificate;
+	 * cert_random_serial() serials have no sign octet. */
 	bool same = cert_der_serial(der, len, &serial, &serial_len) &&
 	            serial_len == sizeof(rq->serial) &&
 	            memcmp(serial, rq->serial, sizeof(rq->serial)) == 0;
 	memset(out, 0, sizeof(*out));
 	if (!same) {
-		log_error("issued_from_der: the certificate's serial is not the one announced");
+		log_error("issued_from_der: not one whole certificate with the serial announced");
 		return -1;
 	}
 	hex_encode_upper(out->serial, rq->serial, sizeof(rq->serial));
