@@ -5,6 +5,7 @@
 #define CLAIMD_TEST_API_SUPPORT_H
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,11 @@ void fx_down(struct fx *f);
 /** POSTs @p body to @p path with extra header lines; 0 or -1. */
 int post(struct daemon *d, const char *path, const char *extra, const char *body,
          struct http_response *r);
+/** POSTs @p body to @p path with a user's access token @p token (raw); 0 or -1. */
+int user_post(struct daemon *d, const char *token, const char *path, const char *body,
+              struct http_response *r);
+/** The reason code of @p serial (hex) on @p crl: -1 absent, 0 listed without a reason. */
+int crl_reason_of(X509_CRL *crl, const char *serial);
 /** Sends raw bytes; 0 or -1. */
 int raw(struct daemon *d, const char *req, struct http_response *r);
 /**
