@@ -306,11 +306,7 @@ static bool ufx_up(struct ufx *u, const char *name, unsigned quota, unsigned ttl
 
 	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;
-	if (!tenv_setup(&u->f.t, name, &o))
-		return false;
-	if (!test_idp_create(&u->f.t, "ec", u->idp))
-		return false;
-	return daemon_start(&u->f.t, &u->f.d);
+	return fx_users_up(&u->f, name, &o, "ec", u->idp);
 }
 
 static char *token_for(struct ufx *u, const char *user)

@@ -34,11 +34,7 @@ static bool ufx_up(struct ufx *u, const char *name, unsigned quota, const char *
 	test_users_yaml(users, sizeof(users), quota);
 	snprintf(u->yaml, sizeof(u->yaml), "%s%s", claim_lines ? claim_lines : "", users);
 	o.extra = u->yaml;
-	if (!tenv_setup(&u->f.t, name, &o))
-		return false;
-	if (!test_idp_create(&u->f.t, "ec", u->idp))
-		return false;
-	return daemon_start(&u->f.t, &u->f.d);
+	return fx_users_up(&u->f, name, &o, "ec", u->idp);
 }
 
 /* A whole CLI claim of @p mac by @p token's user with @p key; its node_id in @p node.

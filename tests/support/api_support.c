@@ -20,6 +20,13 @@
 
 uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
+bool fx_users_up(struct fx *f, const char *name, const struct topts *o, const char *keytype,
+                 char idp[1200])
+{
+	return tenv_setup(&f->t, name, o) && test_idp_create(&f->t, keytype, idp) &&
+	       daemon_start(&f->t, &f->d);
+}
+
 /* A case's world: database, CA, two registered devices and a running daemon. */
 bool fx_up(struct fx *f, const char *name, const struct topts *o)
 {

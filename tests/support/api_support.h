@@ -31,6 +31,13 @@ struct session {
 
 /** A case's world: database, CA, MAC1 (esp32s3) and MAC2 (esp32c3) registered, claimd. */
 bool fx_up(struct fx *f, const char *name, const struct topts *o);
+/**
+ * A case's world for the user flow: database, CA and config from @p o, a development
+ * identity provider of @p keytype ("ec" or "rsa"; its key file's path in @p idp, for
+ * test_token()), claimd. No device is registered.
+ */
+bool fx_users_up(struct fx *f, const char *name, const struct topts *o, const char *keytype,
+                 char idp[1200]);
 /** Stops claimd (expecting exit 0, and dumping its log after a failure). */
 void fx_down(struct fx *f);
 /** POSTs @p body to @p path with extra header lines; 0 or -1. */
