@@ -120,7 +120,7 @@ int ctl_devices_list(int argc, char **argv)
 /* Prints the certificates of @p mac, with their status; false on a database error. */
 static bool show_certs(struct db *db, const char *mac)
 {
-	struct cert_filter f = {NULL, mac, false};
+	struct cert_filter f = {NULL, mac, false, NULL};
 	struct cert_row *rows = NULL;
 	size_t n = 0;
 	enum db_status s = db_certs_list(db, &f, &rows, &n);

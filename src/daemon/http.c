@@ -57,6 +57,7 @@ static const struct route admin_routes[] = {
     {"/admin/v1/nodes/*", HTTP_GET, 0, handle_admin_node_get},
     {"/admin/v1/nodes/*/verify-signature", HTTP_POST, 0, handle_admin_verify_signature},
     {"/admin/v1/nodes/*/release", HTTP_POST, 0, handle_admin_release},
+    {"/admin/v1/certificates/*", HTTP_GET, 0, handle_admin_cert_get},
     {"/admin/v1/certificates/*/revoke", HTTP_POST, 0, handle_admin_revoke},
     {"/metrics", HTTP_GET | HTTP_HEAD, 0, handle_metrics},
 };

@@ -128,6 +128,7 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_verify_signature(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_cert_get(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *c);
 

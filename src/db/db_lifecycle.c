@@ -31,11 +31,12 @@ const struct db_stmt db_lifecycle_stmts[] = {
      " SELECT (SELECT count(*) FROM sel) AS matched, (SELECT count(*) FROM r) AS revoked,"
      " array_to_string(ARRAY(SELECT x FROM unnest($12::text[]) x"
      "  WHERE x NOT IN (SELECT serial FROM sel)), ' ') AS missing"},
-    /* $1 node_id or NULL $2 mac or NULL $3 revoked only */
+    /* $1 node_id or NULL $2 mac or NULL $3 revoked only $4 serial or NULL */
     {"certs_list", "SELECT " CERT_FACTS " FROM certificates c JOIN nodes n USING (node_id)"
                    " WHERE ($1::text IS NULL OR c.node_id = $1)"
                    " AND ($2::text IS NULL OR n.mac = $2)"
                    " AND (NOT $3::bool OR c.revoked_at IS NOT NULL)"
+                   " AND ($4::text IS NULL OR c.serial = $4)"
                    " ORDER BY c.issued_at, c.serial"},
     /* $1-$11 the release's audit row (mac and user_id NULL: from the node), then
      * $12 node_id $13 by $14 reason of the revocations $15 their audit event */
@@ -151,7 +152,7 @@ enum db_status db_certs_list(struct db *db, const struct cert_filter *f, struct 
 {
 	struct cert_row row = {0};
 	const struct db_param p[] = {DB_TEXT(f->node_id), DB_TEXT(f->mac), DB_BOOL(f->revoked_only),
-	                             DB_PARAMS_END};
+	                             DB_TEXT(f->serial), DB_PARAMS_END};
 	const struct db_col cols[] = {
 	    DB_COL_TEXT("serial", row.serial),
 	    DB_COL_TEXT("node_id", row.node_id),
