@@ -3,6 +3,7 @@
  * and unlock. Arguments are parsed and results printed here; what is stored and
  * audited is decided in src/core/operator.c.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -371,7 +372,23 @@ int ctl_devices_import(int argc, char **argv)
 	if (!(c = ctl_config()))
 		return 1;
 	if (!(st.secrets = secrets_load(c->secrets_key_file, err, sizeof(err)))) {
-		fprintf(stderr, "%s\n", err);
+		struct stat ks;
+		char me[64], owner[64];
+		/* Not the key's owner: the way out is another user, not a chown (which
+		 * key_file_access() suggests to a daemon) that would let the network
+		 * process read the key. */
+		if (access(c->secrets_key_file, R_OK) != 0 && errno == EACCES &&
+		    stat(c->secrets_key_file, &ks) == 0)
+			fprintf(
+			    stderr,
+			    "%s: permission denied: claimctl runs as %s and the key is owned by "
+			    "%s\ndevices import: run it as the secrets key's owner (%s), with a "
+			    "database role (docs/install.md, \"Registering chips\"); do not give "
+			    "the key to the network process's user\n",
+			    c->secrets_key_file, user_name(geteuid(), me, sizeof(me)),
+			    user_name(ks.st_uid, owner, sizeof(owner)), owner);
+		else
+			fprintf(stderr, "%s\n", err);
 		goto out;
 	}
 	f = strcmp(st.file, "-") == 0 ? stdin : fopen(st.file, "r");

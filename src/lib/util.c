@@ -139,8 +139,7 @@ int64_t now_unix(void)
 	return (int64_t)time(NULL);
 }
 
-/* A user's name for messages ("uid N" when it has none); @p buf holds it. */
-static const char *user_name(uid_t uid, char *buf, size_t bufsz)
+const char *user_name(uid_t uid, char *buf, size_t bufsz)
 {
 	struct passwd pw, *res = NULL;
 	char tmp[1024];

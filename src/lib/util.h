@@ -35,6 +35,11 @@ void mac_from_bytes(char out[MAC_LEN + 1], const uint8_t in[6]);
  */
 char *file_read_all(const char *path, size_t max, size_t *len_out);
 /**
+ * The name of user @p uid for messages, or "uid N" when it has none, written into
+ * @p buf (@p bufsz bytes, truncated to fit). Returns @p buf.
+ */
+const char *user_name(uid_t uid, char *buf, size_t bufsz);
+/**
  * Whether this process may read the key file @p path (whose stat is @p st): 0, or -1
  * with @p why saying "permission denied", which user this process runs as, who owns
  * the file and its mode, and the owner it needs (this process's user, mode 0600).

@@ -27,7 +27,6 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
-#include "signer/server.h"
 
 extern char **environ;
 

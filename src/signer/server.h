@@ -15,8 +15,6 @@
 #include "signer/wire.h"
 #include "x509/ca.h"
 
-#define SIGNER_FD 3 /* the signer's end of the channel, in the signer */
-
 /* How far a CRL number may run ahead: the network process numbers CRLs from its
  * database, one more each time (db_crl_refresh()), so a larger step is a compromised or
  * confused claimd pushing the number towards its end, after which no CRL could follow.

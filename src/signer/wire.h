@@ -35,6 +35,7 @@
 #include "lib/vocab.h"
 #include "x509/ca.h"
 
+#define SIGNER_FD            3 /* the signer's end of the channel, in the signer process */
 #define SIGNER_MSG_MAX       (16u << 20) /* a CRL of some 340,000 entries */
 #define SIGNER_SPKI_MAX      2048        /* an RSA-4096 SubjectPublicKeyInfo is 550 bytes */
 #define SIGNER_CHALLENGE_HEX 64          /* authid.h's CHALLENGE_LEN: 32 bytes as hex */

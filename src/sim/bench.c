@@ -1,11 +1,12 @@
 /*
  * claimsim bench. Each worker thread is one firmware-like client: a new connection per
- * request, the firmware's exact bodies and checks. Latencies are kept per request and
- * sorted at the end; nothing here is on the server's side of the measurement. Every
- * reply is also classed as a device would see it (success, a refusal it may retry,
- * anything else, no reply, a reply cut short, a reply later than its read timeout), and
- * optionally logged with every acknowledged certificate's serial, so that a test can
- * hold the database to what the devices were told.
+ * request, the firmware's exact bodies and checks (or, for a user claim, the Android
+ * app's: the token raw in Authorization, Gson's escaping, send_mqtt_host). Latencies
+ * are kept per request and sorted at the end; nothing here is on the server's side of
+ * the measurement. Every reply is also classed as a device would see it (success, a
+ * refusal it may retry, anything else, no reply, a reply cut short, a reply later than
+ * its read timeout), and optionally logged with every acknowledged certificate's serial,
+ * so that a test can hold the database to what the devices were told.
  */
 #include "sim/bench.h"
 
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "lib/csvimport.h"
+#include "sim/devidp.h"
 #include "sim/sim.h"
 #include "lib/util.h"
 
@@ -34,6 +36,11 @@ enum reply_class { REPLY_OK, REPLY_BUSY, REPLY_OTHER, REPLY_TRANSPORT, REPLY_CUT
 /* The names --replies writes. */
 static const char *const class_names[REPLY_CLASSES] = {"200", "503-retry-after", "other",
                                                        "transport", "cut"};
+/* Which flow an exchange belongs to, as --replies names it. */
+enum flow { FLOW_SELF, FLOW_USER, FLOW_CFSSL, FLOWS };
+static const char *const flow_names[FLOWS] = {"self", "user", "cfssl"};
+/* The Android app's headers around the token (sim.c's user flow sends the same). */
+#define APP_HEADERS "Content-Type: application/json; charset=utf-8\r\n"
 
 struct bdev {
 	struct sim_device d;
@@ -69,10 +76,13 @@ struct bench {
 	long kind_count[MAX_KINDS];
 	long failures;
 	atomic_long replies[REPLY_CLASSES];
-	atomic_long late;     /* exchanges that took longer than DEVICE_TIMEOUT_US */
-	FILE *serials;        /* --serials: "SERIAL NODE_ID" per acknowledged claim */
-	FILE *reply_log;      /* --replies: one line per exchange */
-	pthread_mutex_t logs; /* the two files above */
+	atomic_long flow_replies[FLOWS][REPLY_CLASSES];
+	atomic_long flow_done[FLOWS]; /* complete claims per flow */
+	char **headers;               /* per user: "Authorization: TOKEN\r\n" + APP_HEADERS */
+	atomic_long late;             /* exchanges that took longer than DEVICE_TIMEOUT_US */
+	FILE *serials;                /* --serials: a line per acknowledged claim */
+	FILE *reply_log;              /* --replies: one line per exchange */
+	pthread_mutex_t logs;         /* the two files above */
 };
 
 /* Set by bench_stop(), from a signal handler: start no more claims. */
@@ -203,9 +213,10 @@ static bool busy_reply(const struct http_response *r)
 	       sim_firmware_string(r->body, "description", v, sizeof(v), false);
 }
 
-/* Classes and counts one exchange that took from @p t0 to @p t1 (now_us()); logs it. */
-static void note_reply(struct bench *b, const char *stage, int rc, const struct http_response *r,
-                       const char *err, uint64_t t0, uint64_t t1)
+/* Classes and counts one exchange of @p flow that took from @p t0 to @p t1 (now_us());
+ * logs it. */
+static void note_reply(struct bench *b, enum flow flow, const char *stage, int rc,
+                       const struct http_response *r, const char *err, uint64_t t0, uint64_t t1)
 {
 	enum reply_class c = REPLY_OTHER;
 	struct timespec now;
@@ -219,24 +230,26 @@ static void note_reply(struct bench *b, const char *stage, int rc, const struct 
 	else if (busy_reply(r))
 		c = REPLY_BUSY;
 	atomic_fetch_add(&b->replies[c], 1);
+	atomic_fetch_add(&b->flow_replies[flow][c], 1);
 	if (t1 - t0 > DEVICE_TIMEOUT_US)
 		atomic_fetch_add(&b->late, 1);
 	if (!b->reply_log)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	pthread_mutex_lock(&b->logs);
-	fprintf(b->reply_log, "%lld.%03ld %s %s %d %.1f\n", (long long)now.tv_sec,
+	fprintf(b->reply_log, "%lld.%03ld %s %s %d %.1f %s\n", (long long)now.tv_sec,
 	        now.tv_nsec / 1000000, stage, class_names[c], rc < 0 ? 0 : r->status,
-	        (double)(t1 - t0) / 1000.0);
+	        (double)(t1 - t0) / 1000.0, flow_names[flow]);
 	pthread_mutex_unlock(&b->logs);
 }
 
 /*
  * One POST, on the worker's kept connection or on a new one, as the options say, noted
- * as @p stage's reply. *@p t1 is when it ended (now_us()).
+ * as @p flow's @p stage's reply. *@p t1 is when it ended (now_us()).
  */
-static int bpost(struct worker *w, const char *stage, const char *path, const char *extra,
-                 const char *body, struct http_response *r, char *err, size_t errsz, uint64_t *t1)
+static int bpost(struct worker *w, enum flow flow, const char *stage, const char *path,
+                 const char *extra, const char *body, struct http_response *r, char *err,
+                 size_t errsz, uint64_t *t1)
 {
 	uint64_t t0 = now_us();
 	int rc;
@@ -247,12 +260,14 @@ static int bpost(struct worker *w, const char *stage, const char *path, const ch
 	else
 		rc = http_post(&w->b->url, path, extra, body, strlen(body), 10000, r, err, errsz);
 	*t1 = now_us();
-	note_reply(w->b, stage, rc, r, err, t0, *t1);
+	note_reply(w->b, flow, stage, rc, r, err, t0, *t1);
 	return rc;
 }
 
-/* --serials: the serial of the leaf in @p chain, acknowledged to device @p node_id. */
-static void log_serial(struct bench *b, const char *chain, const char *node_id)
+/* --serials: the serial of the leaf in @p chain, acknowledged to device @p node_id; for a
+ * user claim (@p user not NULL) with the device's @p mac and the user. */
+static void log_serial(struct bench *b, const char *chain, const char *node_id, const char *mac,
+                       const char *user)
 {
 	char serial[66];
 
@@ -263,7 +278,10 @@ static void log_serial(struct bench *b, const char *chain, const char *node_id)
 		return;
 	}
 	pthread_mutex_lock(&b->logs);
-	fprintf(b->serials, "%s %s\n", serial, node_id);
+	if (user)
+		fprintf(b->serials, "%s %s %s %s\n", serial, node_id, mac, user);
+	else
+		fprintf(b->serials, "%s %s\n", serial, node_id);
 	pthread_mutex_unlock(&b->logs);
 }
 
@@ -276,8 +294,8 @@ static void cfssl_sign(struct worker *w, struct bdev *d, uint64_t due)
 	uint64_t t0 = now_us(), t1;
 	const char *body = d->cfssl_body;
 
-	if (bpost(w, "sign", "api/v1/cfssl/sign", "Content-Type: application/json\r\n", body, &r,
-	          err, sizeof(err), &t1) < 0) {
+	if (bpost(w, FLOW_CFSSL, "sign", "api/v1/cfssl/sign", "Content-Type: application/json\r\n",
+	          body, &r, err, sizeof(err), &t1) < 0) {
 		fail_kind(b, "sign", NULL, err);
 		return;
 	}
@@ -292,6 +310,165 @@ static void cfssl_sign(struct worker *w, struct bdev *d, uint64_t due)
 	lat_add(&w->claim, t1 - due);
 	w->ok++;
 	atomic_fetch_add(&b->done, 1);
+	atomic_fetch_add(&b->flow_done[FLOW_CFSSL], 1);
+}
+
+/* Whether claim @p ticket is a user claim: user_share of every hundred, spread evenly. */
+static bool user_turn(const struct bench *b, long ticket)
+{
+	long share = (long)b->o->user_share;
+	return share > 0 && ((ticket + 1) * share) / 100 > (ticket * share) / 100;
+}
+
+/* The device answering: --pause between a claim's initiate and its verify. */
+static void device_pause(const struct bench *b)
+{
+	if (b->o->pause_ms > 0) {
+		struct timespec ts = {(time_t)(b->o->pause_ms / 1000),
+		                      (long)(b->o->pause_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * A verify's reply @p r (from @p t1 to @p t2) for @p node_id, the claim due at @p due:
+ * checked as the device checks it, counted, its serial logged (@p user: for a user
+ * claim). Frees @p r.
+ */
+static void verify_done(struct worker *w, enum flow flow, struct bdev *d, const char *node_id,
+                        const char *user, struct http_response *r, uint64_t t1, uint64_t t2,
+                        uint64_t due)
+{
+	struct bench *b = w->b;
+	char err[256];
+
+	if (r->status != 200 || r->content_length <= 0 || r->len > SIM_RESPONSE_MAX) {
+		fail_kind(b, flow == FLOW_USER ? "user verify" : "verify", r, NULL);
+		http_response_free(r);
+		return;
+	}
+	lat_add(&w->verify, t2 - t1);
+	lat_add(&w->claim, t2 - due);
+	if (b->o->verify || b->serials) {
+		char *cert = malloc(r->len + 1);
+		if (!cert || !sim_firmware_string(r->body, "certificate", cert, r->len + 1, true) ||
+		    (b->o->verify &&
+		     sim_check_chain(cert, d->d.key, node_id, b->o->root, err, sizeof(err)) < 0)) {
+			count_error(b, "verify: certificate check failed");
+			free(cert);
+			http_response_free(r);
+			return;
+		}
+		log_serial(b, cert, node_id, d->d.mac, user);
+		free(cert);
+	}
+	http_response_free(r);
+	w->ok++;
+	atomic_fetch_add(&b->done, 1);
+	atomic_fetch_add(&b->flow_done[flow], 1);
+}
+
+/*
+ * @p d's initiate in @p flow (@p extra: its headers): true with the 200 in @p r (the
+ * caller frees it), else false with the failure counted.
+ */
+static bool initiate(struct worker *w, enum flow flow, const struct bdev *d, const char *extra,
+                     struct http_response *r)
+{
+	const char *stage = flow == FLOW_USER ? "user initiate" : "initiate";
+	char body[256], err[256];
+	uint64_t t0 = now_us(), t1;
+
+	snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->d.mac,
+	         d->d.platform);
+	if (bpost(w, flow, "initiate", "claim/initiate", extra, body, r, err, sizeof(err), &t1) <
+	    0) {
+		fail_kind(w->b, stage, NULL, err);
+		return false;
+	}
+	if (r->status != 200 || r->content_length <= 0) {
+		fail_kind(w->b, stage, r, NULL);
+		http_response_free(r);
+		return false;
+	}
+	lat_add(&w->init, t1 - t0);
+	return true;
+}
+
+/* A complete self claim of @p d, due at @p due. */
+static void self_claim(struct worker *w, struct bdev *d, uint64_t due)
+{
+	struct bench *b = w->b;
+	struct http_response r = {0};
+	char err[256], auth_id[64], challenge[130], response[129];
+	uint64_t t1, t2;
+
+	if (!initiate(w, FLOW_SELF, d, "", &r))
+		return;
+	if (!sim_firmware_string(r.body, "auth_id", auth_id, sizeof(auth_id), false) ||
+	    !sim_firmware_string(r.body, "challenge", challenge, sizeof(challenge), false)) {
+		fail_kind(b, "initiate", &r, NULL);
+		http_response_free(&r);
+		return;
+	}
+	http_response_free(&r);
+	sim_challenge_response(d->d.efuse_key, challenge, response);
+	device_pause(b);
+	char *vb = NULL;
+	if (asprintf(&vb, "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\"}",
+	             auth_id, response, d->csr_escaped) < 0)
+		return;
+	t1 = now_us();
+	int rc = bpost(w, FLOW_SELF, "verify", "claim/verify", "", vb, &r, err, sizeof(err), &t2);
+	free(vb);
+	if (rc < 0) {
+		fail_kind(b, "verify", NULL, err);
+		return;
+	}
+	verify_done(w, FLOW_SELF, d, d->d.mac, NULL, &r, t1, t2, due);
+}
+
+/*
+ * A complete assisted claim of @p d by user @p u (its headers prepared), due at @p due,
+ * as the Android app relays it: initiate with the token gets the node_id, the device
+ * makes a CSR for it, the app sends it to verify with send_mqtt_host.
+ */
+static void user_claim(struct worker *w, struct bdev *d, unsigned u, uint64_t due)
+{
+	struct bench *b = w->b;
+	struct http_response r = {0};
+	char err[256], node_id[NODE_ID_MAX + 1], user[32];
+	char *csr = NULL, *js = NULL, *vb = NULL;
+	uint64_t t1, t2;
+
+	snprintf(user, sizeof(user), "bench-user-%u", u + 1);
+	if (!initiate(w, FLOW_USER, d, b->headers[u], &r))
+		return;
+	if (!sim_firmware_string(r.body, "node_id", node_id, sizeof(node_id), false)) {
+		fail_kind(b, "user initiate", &r, NULL);
+		http_response_free(&r);
+		return;
+	}
+	http_response_free(&r);
+	device_pause(b);
+	if (!(csr = sim_csr_pem(d->d.key, node_id, false)) ||
+	    !(js = sim_json_string(csr, SIM_ANDROID)) ||
+	    asprintf(&vb, "{\"csr\":%s,\"send_mqtt_host\":true}", js) < 0) {
+		count_error(b, "user verify: cannot make the CSR");
+		vb = NULL;
+		goto out;
+	}
+	t1 = now_us();
+	if (bpost(w, FLOW_USER, "verify", "claim/verify", b->headers[u], vb, &r, err, sizeof(err),
+	          &t2) < 0) {
+		fail_kind(b, "user verify", NULL, err);
+		goto out;
+	}
+	verify_done(w, FLOW_USER, d, node_id, user, &r, t1, t2, due);
+out:
+	free(vb);
+	free(js);
+	free(csr);
 }
 
 static void *worker_main(void *arg)
@@ -299,77 +476,19 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct bench *b = w->b;
 	long ticket;
-	char body[4096], err[256], auth_id[64], challenge[130], response[129];
-
 	uint64_t due;
+
 	while (should_go(b, &ticket, &due)) {
 		struct bdev *d = &b->devs[(size_t)ticket % b->ndevs];
-		if (b->o->cfssl) {
+		if (b->o->cfssl)
 			cfssl_sign(w, d, due);
-			continue;
-		}
-		struct http_response r = {0};
-		uint64_t t0 = now_us(), t1, t2;
-
-		snprintf(body, sizeof(body), "{\"mac_addr\":\"%s\",\"platform\":\"%s\"}", d->d.mac,
-		         d->d.platform);
-		if (bpost(w, "initiate", "claim/initiate", "", body, &r, err, sizeof(err), &t1) <
-		    0) {
-			fail_kind(b, "initiate", NULL, err);
-			continue;
-		}
-		if (r.status != 200 || r.content_length <= 0 ||
-		    !sim_firmware_string(r.body, "auth_id", auth_id, sizeof(auth_id), false) ||
-		    !sim_firmware_string(r.body, "challenge", challenge, sizeof(challenge),
-		                         false)) {
-			fail_kind(b, "initiate", &r, NULL);
-			http_response_free(&r);
-			continue;
-		}
-		http_response_free(&r);
-		lat_add(&w->init, t1 - t0);
-		sim_challenge_response(d->d.efuse_key, challenge, response);
-		if (b->o->pause_ms > 0) {
-			struct timespec ts = {(time_t)(b->o->pause_ms / 1000),
-			                      (long)(b->o->pause_ms % 1000) * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-		char *vb = NULL;
-		if (asprintf(&vb,
-		             "{\"auth_id\":\"%s\",\"challenge_response\":\"%s\",\"csr\":\"%s\"}",
-		             auth_id, response, d->csr_escaped) < 0)
-			continue;
-		t1 = now_us();
-		int rc = bpost(w, "verify", "claim/verify", "", vb, &r, err, sizeof(err), &t2);
-		free(vb);
-		if (rc < 0) {
-			fail_kind(b, "verify", NULL, err);
-			continue;
-		}
-		if (r.status != 200 || r.content_length <= 0 || r.len > SIM_RESPONSE_MAX) {
-			fail_kind(b, "verify", &r, NULL);
-			http_response_free(&r);
-			continue;
-		}
-		lat_add(&w->verify, t2 - t1);
-		lat_add(&w->claim, t2 - due);
-		if (b->o->verify || b->serials) {
-			char *cert = malloc(r.len + 1);
-			if (!cert ||
-			    !sim_firmware_string(r.body, "certificate", cert, r.len + 1, true) ||
-			    (b->o->verify && sim_check_chain(cert, d->d.key, d->d.mac, b->o->root,
-			                                     err, sizeof(err)) < 0)) {
-				count_error(b, "verify: certificate check failed");
-				free(cert);
-				http_response_free(&r);
-				continue;
-			}
-			log_serial(b, cert, d->d.mac);
-			free(cert);
-		}
-		http_response_free(&r);
-		w->ok++;
-		atomic_fetch_add(&b->done, 1);
+		else if (user_turn(b, ticket))
+			/* The user claims before this one, dealt round the users in turn. */
+			user_claim(
+			    w, d, (unsigned)((ticket * (long)b->o->user_share / 100) % b->o->users),
+			    due);
+		else
+			self_claim(w, d, due);
 	}
 	return NULL;
 }
@@ -476,6 +595,60 @@ static void cpu_report(FILE *out, const struct cpu_ticks *a, const struct cpu_ti
 	        (double)(b->steal - a->steal) * us / (double)done);
 }
 
+/*
+ * The user claims' headers: a token for each of o->users users, minted from the
+ * development IdP in o->idp_dir, valid for the whole run and ten minutes more. 0, or -1
+ * after a message.
+ */
+static int make_tokens(struct bench *b)
+{
+	const struct bench_opts *o = b->o;
+	char key[4096], user[32], err[256];
+
+	if (!o->idp_dir || !o->issuer || o->users == 0) {
+		fprintf(stderr, "bench: user claims need --idp DIR, --issuer and --users > 0\n");
+		return -1;
+	}
+	snprintf(key, sizeof(key), "%s/idp.key", o->idp_dir);
+	if (!(b->headers = calloc(o->users, sizeof(*b->headers))))
+		return -1;
+	for (unsigned i = 0; i < o->users; i++) {
+		snprintf(user, sizeof(user), "bench-user-%u", i + 1);
+		struct devtoken t = {.key_file = key,
+		                     .kid = o->kid ? o->kid : "dev-1",
+		                     .issuer = o->issuer,
+		                     .audience = o->audience,
+		                     .user = user,
+		                     .ttl = 600 + (long)(o->duration > 3000 ? o->duration : 3000)};
+		char *tok = devidp_token(&t, err, sizeof(err));
+		if (!tok) {
+			fprintf(stderr, "bench: token for %s: %s\n", user, err);
+			return -1;
+		}
+		int rc = asprintf(&b->headers[i], "Authorization: %s\r\n" APP_HEADERS, tok);
+		free(tok);
+		if (rc < 0) {
+			b->headers[i] = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* With a user share: the claims and the replies of each flow. */
+static void report_flows(FILE *out, struct bench *b)
+{
+	for (int f = FLOW_SELF; f <= FLOW_USER; f++) {
+		atomic_long *r = b->flow_replies[f];
+		fprintf(out,
+		        "  %s claims: %ld complete; replies: %ld 200, %ld 503 with Retry-After, "
+		        "%ld other, %ld transport errors, %ld cut short\n",
+		        flow_names[f], atomic_load(&b->flow_done[f]), atomic_load(&r[REPLY_OK]),
+		        atomic_load(&r[REPLY_BUSY]), atomic_load(&r[REPLY_OTHER]),
+		        atomic_load(&r[REPLY_TRANSPORT]), atomic_load(&r[REPLY_CUT]));
+	}
+}
+
 int bench_run(const struct bench_opts *o, FILE *out)
 {
 	struct bench b = {.o = o};
@@ -531,6 +704,8 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		if (!b.devs[i].csr_escaped || (o->cfssl && !b.devs[i].cfssl_body))
 			goto out;
 	}
+	if (o->user_share > 0 && make_tokens(&b) < 0)
+		goto out;
 	w = calloc(o->concurrency, sizeof(*w));
 	if (!w)
 		goto out;
@@ -566,12 +741,16 @@ int bench_run(const struct bench_opts *o, FILE *out)
 		        done / secs);
 		report_lat(out, "sign", w, o->concurrency, offsetof(struct worker, claim));
 	} else {
+		char share[64] = "";
+		if (o->user_share > 0)
+			snprintf(share, sizeof(share), ", %u %% user claims (%u users)",
+			         o->user_share, o->users);
 		fprintf(out,
 		        "claimd bench: %s, %u concurrent clients, %s, %s "
-		        "device keys%s%s\n",
+		        "device keys%s%s%s\n",
 		        o->url, o->concurrency,
 		        o->keep_alive ? "kept-alive connections" : "new connection per request",
-		        o->key_type, o->verify ? ", certificates verified" : "", pace);
+		        o->key_type, o->verify ? ", certificates verified" : "", pace, share);
 		fprintf(out, "  complete claims: %ld in %.2f s = %.1f claims/s (%.1f requests/s)\n",
 		        done, secs, done / secs, 2.0 * done / secs);
 		report_lat(out, "initiate", w, o->concurrency, offsetof(struct worker, init));
@@ -585,6 +764,8 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	        atomic_load(&b.replies[REPLY_OK]), atomic_load(&b.replies[REPLY_BUSY]),
 	        atomic_load(&b.replies[REPLY_OTHER]), atomic_load(&b.replies[REPLY_TRANSPORT]),
 	        atomic_load(&b.replies[REPLY_CUT]), atomic_load(&b.late));
+	if (!o->cfssl && o->user_share > 0)
+		report_flows(out, &b);
 	fprintf(out, "  errors: %ld\n", b.failures);
 	for (int i = 0; i < MAX_KINDS && b.kinds[i][0]; i++)
 		fprintf(out, "    %6ld  %s\n", b.kind_count[i], b.kinds[i]);
@@ -605,6 +786,10 @@ out:
 		free(b.devs[i].cfssl_body);
 	}
 	free(b.devs);
+	if (b.headers)
+		for (unsigned i = 0; i < o->users; i++)
+			free(b.headers[i]);
+	free(b.headers);
 	for (int i = 0; i < KEY_POOL; i++)
 		EVP_PKEY_free(b.keys[i]);
 	if (f)

@@ -1,7 +1,11 @@
 /*
  * The load generator behind 'claimsim bench': many simulated devices doing complete
- * self claims (initiate + verify with real HMACs and CSRs) against a running claimd.
- * Keys and CSRs are made before the clock starts: key generation is the device's cost.
+ * self claims (initiate + verify with real HMACs and CSRs) against a running claimd,
+ * and, with a user share, assisted claims as the Android app relays them (initiate +
+ * verify with a user's access token from the development IdP). Keys, self-claim CSRs
+ * and tokens are made before the clock starts: key generation is the device's cost. A
+ * user claim's CSR names the node_id its initiate returned, so it is made between the
+ * two requests, as the device makes it.
  */
 #ifndef CLAIMD_BENCH_H
 #define CLAIMD_BENCH_H
@@ -25,18 +29,29 @@ struct bench_opts {
 	double rate;       /* claims started per second, all clients together (0: as fast as
 	                      they can); latency is then measured from when each was due */
 	unsigned pause_ms; /* between a claim's initiate and its verify (a device answering) */
-	const char *serials_file; /* NULL, or: "SERIAL NODE_ID" a line for every certificate
-	                             received (serial in upper-case hex) */
+	const char *serials_file; /* NULL, or: a line for every certificate received (serial
+	                             in upper-case hex): "SERIAL NODE_ID" for a self claim
+	                             (NODE_ID is the MAC), "SERIAL NODE_ID MAC USER" for a
+	                             user claim */
 	const char *replies_file; /* NULL, or: a line for every exchange, "UNIX_SECONDS.mmm
-	                             STAGE CLASS STATUS MS": when it ended, initiate|verify|sign,
-	                             200|503-retry-after|other|transport|cut, the HTTP status
-	                             (0: none), how long it took in ms */
+	                             STAGE CLASS STATUS MS FLOW": when it ended,
+	                             initiate|verify|sign, 200|503-retry-after|other|transport|
+	                             cut, the HTTP status (0: none), how long it took in ms,
+	                             self|user|cfssl */
+	unsigned user_share;      /* percent (0..100) of the claims made in the user flow, spread
+	                             evenly over the claim numbers; needs idp_dir */
+	const char *idp_dir;      /* the development IdP's directory (idp.key), for user tokens */
+	const char *issuer;       /* the tokens' iss (users.jwt.issuer) */
+	const char *audience;     /* their aud (NULL: none) */
+	const char *kid;          /* the IdP key's id (claimctl dev-idp's default: "dev-1") */
+	unsigned users;           /* distinct users, "bench-user-1" up; claim k goes to k % users */
 };
 
 /**
  * Runs the benchmark and prints its report to @p out (claims/s, latency percentiles,
- * CPU per claim, the replies by class, errors by kind). Returns 0 if no claim failed
- * and the log files were written, else 1.
+ * CPU per claim, the replies by class, with a user share the claims and replies per
+ * flow, errors by kind). Returns 0 if no claim failed and the log files were written,
+ * else 1 (also when a token cannot be minted from @p o->idp_dir).
  */
 int bench_run(const struct bench_opts *o, FILE *out);
 /**

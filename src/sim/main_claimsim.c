@@ -49,6 +49,8 @@ static void usage(FILE *f)
 	      "                      [--pid PID] [--cfssl] [--keep-alive] [--rate N] [--cacert "
 	      "FILE]\n"
 	      "                      [--pause MS] [--serials FILE] [--replies FILE]\n"
+	      "                      [--user-share PCT --idp DIR --issuer ISS [--audience AUD]\n"
+	      "                       [--kid KID] [--users N]]\n"
 	      "  Many devices doing complete self claims (keys and CSRs prepared first, a new\n"
 	      "  connection per request as the firmware does). Prints claims/s, requests/s,\n"
 	      "  latency percentiles per endpoint, errors by kind, the CPU time per claim and,\n"
@@ -59,11 +61,20 @@ static void usage(FILE *f)
 	      "  --rate N starts N claims per second in all (a line of devices arriving)\n"
 	      "  instead of as many as the clients can; latency counts from when each was due.\n"
 	      "  --pause MS waits between each initiate and its verify (a device answering).\n"
+	      "  --user-share PCT makes PCT of every hundred claims assisted claims as the\n"
+	      "  Android app relays them (0-100; 100: user claims only): initiate with a\n"
+	      "  user's access token, a CSR for the node_id it returns, verify. The tokens are\n"
+	      "  minted before the clock from the development IdP in DIR (claimctl dev-idp:\n"
+	      "  DIR/idp.key, key id KID, default dev-1) for ISS and AUD, one each for users\n"
+	      "  bench-user-1 to bench-user-N (default 16), who take the claims in turn. The\n"
+	      "  report then adds a line per flow (self claims:, user claims:).\n"
 	      "  The replies are counted as a device sees them: 200, 503 with Retry-After and\n"
 	      "  the failure body, other, transport errors, cut short, later than 5 s.\n"
 	      "  --serials FILE writes \"SERIAL NODE_ID\" for every certificate received (the\n"
-	      "  claims acknowledged); --replies FILE a line per exchange: \"UNIX_TIME STAGE\n"
-	      "  CLASS STATUS MS\" (CLASS 200, 503-retry-after, other, transport or cut).\n"
+	      "  claims acknowledged), \"SERIAL NODE_ID MAC USER\" for a user claim's;\n"
+	      "  --replies FILE a line per exchange: \"UNIX_TIME STAGE CLASS STATUS MS FLOW\"\n"
+	      "  (CLASS 200, 503-retry-after, other, transport or cut; FLOW self, user or\n"
+	      "  cfssl).\n"
 	      "  SIGINT or SIGTERM ends a bench early: claims under way finish, then the report.\n"
 	      "Every URL may be https://: the server's certificate is then verified against\n"
 	      "--cacert FILE (PEM; default the system's trust store) and the URL's host, as the\n"
@@ -498,8 +509,15 @@ static int cmd_bench(int argc, char **argv)
 	                                     {"serials", required_argument, NULL, 'S'},
 	                                     {"replies", required_argument, NULL, 'L'},
 	                                     {"pause", required_argument, NULL, 'P'},
+	                                     {"user-share", required_argument, NULL, 'U'},
+	                                     {"idp", required_argument, NULL, 'I'},
+	                                     {"issuer", required_argument, NULL, 'i'},
+	                                     {"audience", required_argument, NULL, 'a'},
+	                                     {"kid", required_argument, NULL, 'D'},
+	                                     {"users", required_argument, NULL, 'N'},
 	                                     {NULL, 0, NULL, 0}};
-	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10};
+	struct bench_opts o = {.key_type = "ec", .concurrency = 64, .duration = 10, .users = 16};
+	long share = 0, users = 16;
 	int c;
 
 	optind = 1;
@@ -553,11 +571,37 @@ static int cmd_bench(int argc, char **argv)
 		case 'P':
 			o.pause_ms = (unsigned)atoi(optarg);
 			break;
+		case 'U':
+			share = atol(optarg);
+			break;
+		case 'I':
+			o.idp_dir = optarg;
+			break;
+		case 'i':
+			o.issuer = optarg;
+			break;
+		case 'a':
+			o.audience = optarg;
+			break;
+		case 'D':
+			o.kid = optarg;
+			break;
+		case 'N':
+			users = atol(optarg);
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
+	/* A user share needs the IdP to mint the users' tokens; cfssl has no users. */
+	if (share < 0 || share > 100 || users < 1 || users > 100000 ||
+	    (share > 0 && (!o.idp_dir || !o.issuer || o.cfssl))) {
+		usage(stderr);
+		return 2;
+	}
+	o.user_share = (unsigned)share;
+	o.users = (unsigned)users;
 	if (!o.url || !o.devices_file || o.concurrency == 0 || o.concurrency > 4096 || o.rate < 0) {
 		usage(stderr);
 		return 2;

@@ -771,13 +771,14 @@ int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t le
 	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
 	uint8_t serial[sizeof(rq->serial)];
 	/* The serial stored is the one in the certificate, never only the one announced. */
-	bool same = bn && BN_bn2binpad(bn, serial, sizeof(serial)) == (int)sizeof(serial) &&
+	bool same = bn && q == der + len &&
+	            BN_bn2binpad(bn, serial, sizeof(serial)) == (int)sizeof(serial) &&
 	            memcmp(serial, rq->serial, sizeof(serial)) == 0;
 	BN_free(bn);
 	X509_free(x);
 	memset(out, 0, sizeof(*out));
 	if (!same) {
-		log_error("issued_from_der: the certificate's serial is not the one announced");
+		log_error("issued_from_der: not one whole certificate with the serial announced");
 		return -1;
 	}
 	hex_encode_upper(out->serial, rq->serial, sizeof(rq->serial));

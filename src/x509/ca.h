@@ -153,8 +153,8 @@ void cert_request_device(const struct csr *c, const char *node_id, unsigned days
                          struct cert_request *rq);
 /**
  * Fills @p out from signed certificate @p der (@p len bytes) made from @p rq: its
- * serial as upper-case hex, its validity, its PEM. 0, or -1 (not a certificate, its
- * serial is not @p rq's, or out of memory).
+ * serial as upper-case hex, its validity, its PEM. 0, or -1 (not exactly one DER
+ * certificate, with nothing after it; its serial is not @p rq's; or out of memory).
  */
 int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
                     struct issued *out);

@@ -427,6 +427,8 @@ static void second_listener(void)
  * A key file this user cannot read (root's, mode 0600, and claimd started as another
  * user) is named as such, with the owner it needs, not as a file that does not parse;
  * once the key is the user's, it is refused as a key the network process can read.
+ * claimctl's devices import, which seals with the key, says to run it as the key's
+ * owner instead (docs/install.md, "Registering chips").
  */
 static void key_file_owner(void)
 {
@@ -439,6 +441,17 @@ static void key_file_owner(void)
 	CHECKF(out && strstr(out, "secrets.key: permission denied: this process runs as nobody and "
 	                          "the file is owned by root, mode 0600; it needs to be owned by "
 	                          "nobody"),
+	       "%s", out);
+	free(out);
+	CHECK(t_run(&out,
+	            "echo 'mac,platform,efuse_key' | runuser -u nobody -- '%s' -c '%s' devices "
+	            "import - 2>&1",
+	            t_bin("claimctl"), t.config) != 0);
+	CHECKF(out &&
+	           strstr(out, "secrets.key: permission denied: claimctl runs as nobody and the "
+	                       "key is owned by root") &&
+	           strstr(out, "devices import: run it as the secrets key's owner (root)") &&
+	           !strstr(out, "chown"),
 	       "%s", out);
 	free(out);
 	REQUIRE(t_run(NULL, "chown nobody '%s/secrets.key'", t.dir) == 0);

@@ -23,8 +23,8 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || {
   die "cmake --install failed"
 }
 for f in bin/claimd bin/claimctl bin/claimsim share/claimd/sql/0001_schema.sql \
-  share/claimd/claimd.example.yaml share/doc/claimd/install.md lib/systemd/system/claimd.service \
-  lib/systemd/system/claimd-signer.service; do
+  share/claimd/claimd.example.yaml share/doc/claimd/install.md share/doc/claimd/operations.md \
+  lib/systemd/system/claimd.service lib/systemd/system/claimd-signer.service; do
   [ -e "$prefix/$f" ] || die "cmake --install did not install <prefix>/$f"
 done
 unit=$prefix/lib/systemd/system/claimd.service
@@ -53,6 +53,20 @@ grep -qx "Requires=claimd-signer.service" "$unit" || die "claimd.service does no
   die "a unit runs as root or with a capability"
 grep -q "  socket: /run/claimd-signer/signer.sock" "$root/docs/install.md" ||
   die "docs/install.md does not give the signer.socket the units use"
+# Every guide install.md links to is installed next to it.
+for l in $(grep -o '](\([a-z0-9-]*\.md\)' "$root/docs/install.md" | cut -c3- | sort -u); do
+  [ -e "$prefix/share/doc/claimd/$l" ] || die "install.md links to $l, which is not installed"
+done
+# install.md's build-dependency line is what .ci/deps.sh installs for the build (its
+# list less git, ca-certificates, openssl and the PostgreSQL server).
+doc_pkgs=$(awk '/^apt-get install build-essential/ { on = 1 }
+  on { print; if ($0 !~ /\\$/) exit }' "$root/docs/install.md" |
+  tr -d '\\' | tr -s ' ' '\n' | grep -vx 'apt-get\|install\|' | sort)
+ci_pkgs=$(sed -n '/^pkgs=(/,/^)/p' "$root/.ci/deps.sh" | sed '1d;$d' | tr -s ' ' '\n' |
+  grep -vx 'git\|ca-certificates\|openssl\|postgresql\|' | sort)
+[ -n "$doc_pkgs" ] && [ "$doc_pkgs" = "$ci_pkgs" ] ||
+  die "docs/install.md's build dependencies differ from .ci/deps.sh's:
+$(diff <(echo "$doc_pkgs") <(echo "$ci_pkgs"))"
 
 # systemd's own exposure score (0 = everything locked down, 10 = nothing): claimd.service
 # scores 1.5 and the signer's less; anything above 2.0 means hardening was lost.
