@@ -569,16 +569,24 @@ static int crl_lists(struct fx *f, const char *serial)
 	return found;
 }
 
+/* The case's world with MAC1 (esp32s3) and MAC2 (esp32c3) self-claimed, EC keys. */
+static bool two_claimed(struct fx *f, const char *name, struct sim_device *dv,
+                        struct sim_device *dv2)
+{
+	if (!admin_up(f, name))
+		return false;
+	*dv = device(MAC1, "esp32s3", "ec");
+	*dv2 = device(MAC2, "esp32c3", "ec");
+	return fx_self_claim(f, dv) && fx_self_claim(f, dv2);
+}
+
 static void revoke_and_release(void)
 {
 	struct fx f;
 	json_t *j;
 	char path[160], *out = NULL;
-	REQUIRE(admin_up(&f, "admin_revoke_release"));
-	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	struct sim_device dv2 = device(MAC2, "esp32c3", "ec");
-	REQUIRE(fx_self_claim(&f, &dv));
-	REQUIRE(fx_self_claim(&f, &dv2));
+	struct sim_device dv, dv2;
+	REQUIRE(two_claimed(&f, "admin_revoke_release", &dv, &dv2));
 	char *serial =
 	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
 	REQUIRE(serial);
@@ -693,11 +701,8 @@ static void identifier_forms(void)
 	struct fx f;
 	json_t *j;
 	char path[256], desc[400], *out = NULL;
-	REQUIRE(admin_up(&f, "admin_identifier_forms"));
-	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	struct sim_device dv2 = device(MAC2, "esp32c3", "ec");
-	REQUIRE(fx_self_claim(&f, &dv));
-	REQUIRE(fx_self_claim(&f, &dv2));
+	struct sim_device dv, dv2;
+	REQUIRE(two_claimed(&f, "admin_identifier_forms", &dv, &dv2));
 	char *serial =
 	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
 	char *serial2 =
