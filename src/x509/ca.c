@@ -564,8 +564,9 @@ enum claimd_err csr_check_matter(const char *pem, size_t len, struct csr **out,
 	                                 subj->product_id, rest) == 0 &&
 	                   subj->vendor_id[0] && subj->product_id[0];
 	/* The CN is kept for the audit row even when the rest is refused. */
-	if (fallback_ok && valid_cn((const unsigned char *)rest, strlen(rest)))
-		snprintf(subj->cn, sizeof(subj->cn), "%s", rest);
+	size_t rest_len = strlen(rest);
+	if (fallback_ok && valid_cn((const unsigned char *)rest, rest_len))
+		memcpy(subj->cn, rest, rest_len + 1); /* valid_cn(): at most NODE_ID_MAX */
 	else if (text_cn && valid_cn(f->m_cn.p, f->m_cn.len)) {
 		memcpy(subj->cn, f->m_cn.p, f->m_cn.len);
 		subj->cn[f->m_cn.len] = '\0';
