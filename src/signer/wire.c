@@ -165,15 +165,20 @@ static bool wait_fd(int fd, short ev, uint64_t deadline)
 	}
 }
 
-/* Sends (@p out) or receives @p n bytes at @p b: 0, or -1 on end-of-file, an error or
- * the deadline. */
-static int io_all(int fd, uint8_t *b, size_t n, bool out, uint64_t deadline)
+/*
+ * Sends (@p out) or receives @p n bytes at @p b: 0, or -1 on end-of-file, an error or
+ * the deadline. The descriptor is waited for only when it has said EAGAIN, or first when
+ * @p wait says the bytes cannot have come yet: each poll() is a system call, and a
+ * frame's payload arrives with its header.
+ */
+static int io_all(int fd, uint8_t *b, size_t n, bool out, bool wait, uint64_t deadline)
 {
 	while (n > 0) {
-		if (!wait_fd(fd, out ? POLLOUT : POLLIN, deadline))
+		if (wait && !wait_fd(fd, out ? POLLOUT : POLLIN, deadline))
 			return -1;
 		ssize_t r = out ? send(fd, b, n, MSG_NOSIGNAL | MSG_DONTWAIT)
 		                : recv(fd, b, n, MSG_DONTWAIT);
+		wait = r < 0 && errno == EAGAIN;
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0)
@@ -184,20 +189,35 @@ static int io_all(int fd, uint8_t *b, size_t n, bool out, uint64_t deadline)
 	return 0;
 }
 
+/* A frame up to this size is sent in one piece, so the peer wakes once, to all of it. */
+#define FRAME_ONE_SEND 4096
+
 int wire_send(int fd, uint32_t code, const struct wire_out *w, uint64_t deadline)
 {
-	uint8_t h[8] = {(uint8_t)(code >> 24), (uint8_t)(code >> 16), (uint8_t)(code >> 8),
-	                (uint8_t)code};
+	uint8_t h[FRAME_ONE_SEND];
 	uint32_t n = (uint32_t)w->n;
+	int rc;
+
+	h[0] = (uint8_t)(code >> 24);
+	h[1] = (uint8_t)(code >> 16);
+	h[2] = (uint8_t)(code >> 8);
+	h[3] = (uint8_t)code;
 	h[4] = (uint8_t)(n >> 24);
 	h[5] = (uint8_t)(n >> 16);
 	h[6] = (uint8_t)(n >> 8);
 	h[7] = (uint8_t)n;
 	if (w->bad)
 		return -1;
-	return io_all(fd, h, 8, true, deadline) < 0 || io_all(fd, w->p, w->n, true, deadline) < 0
-	           ? -1
-	           : 0;
+	if (w->n > sizeof(h) - 8)
+		return io_all(fd, h, 8, true, false, deadline) < 0 ||
+		               io_all(fd, w->p, w->n, true, false, deadline) < 0
+		           ? -1
+		           : 0;
+	if (w->n)
+		memcpy(h + 8, w->p, w->n);
+	rc = io_all(fd, h, 8 + w->n, true, false, deadline);
+	secure_wipe(h + 8, w->n); /* a payload may carry a key (SEAL) */
+	return rc;
 }
 
 int wire_recv(int fd, uint32_t *code, uint8_t **p, size_t *n, uint64_t deadline)
@@ -205,13 +225,13 @@ int wire_recv(int fd, uint32_t *code, uint8_t **p, size_t *n, uint64_t deadline)
 	uint8_t h[8];
 	*p = NULL;
 	*n = 0;
-	if (io_all(fd, h, 8, false, deadline) < 0)
+	if (io_all(fd, h, 8, false, true, deadline) < 0)
 		return -1;
 	*code = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 	size_t len = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
 	if (len > SIGNER_MSG_MAX || !(*p = malloc(len ? len : 1)))
 		return -1;
-	if (io_all(fd, *p, len, false, deadline) < 0) {
+	if (io_all(fd, *p, len, false, false, deadline) < 0) {
 		free(*p);
 		*p = NULL;
 		return -1;

@@ -88,6 +88,21 @@ struct dev_opts {
 	const char *url, *keytype, *keyfile, *out, *root, *cacert;
 };
 
+/* --out DIR: made (mode 0700, one level) when missing, as a new user expects; false
+ * after a message naming the directory when it cannot be. */
+static bool out_dir_ready(const struct dev_opts *o)
+{
+	struct stat st;
+
+	if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode))
+		return true;
+	if (mkdir(o->out, 0700) == 0)
+		return true;
+	fprintf(stderr, "claimsim: --out %s: cannot create the directory: %s\n", o->out,
+	        strerror(errno));
+	return false;
+}
+
 static bool dev_opt(int c, struct dev_opts *o)
 {
 	switch (c) {
@@ -242,6 +257,8 @@ static int cmd_self(int argc, char **argv)
 		fprintf(stderr, "claimsim: --mac needs 12 hex digits, --efuse-key 32\n");
 		return 2;
 	}
+	if (!out_dir_ready(&o))
+		return 1;
 	if (!url_setup(o.url, o.cacert, &u))
 		return 2;
 	int rc = self_run(&u, &d, &o, policies);
@@ -477,6 +494,8 @@ static int cmd_user(int argc, char **argv, bool cli)
 		usage(stderr);
 		return 2;
 	}
+	if (!out_dir_ready(&o))
+		return 1;
 	if (!url_setup(o.url, o.cacert, &u))
 		return 2;
 	int rc = matter ? matter_run(&u, token, mac, platform, vid, pid, &o)

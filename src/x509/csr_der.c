@@ -261,6 +261,21 @@ enum claimd_err csr_der_read(const uint8_t *der, size_t len, struct csr_fields *
 	return CE_OK;
 }
 
+bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, size_t *serial_len)
+{
+	struct cur all = {der, der + len}, cert, tbs, ver, alg, sig;
+
+	/* Certificate: tbsCertificate, signatureAlgorithm, signatureValue, and no more. */
+	if (!item(&all, 0x30, &cert, NULL, NULL) || !at_end(&all) ||
+	    !item(&cert, 0x30, &tbs, NULL, NULL) || !item(&cert, 0x30, &alg, NULL, NULL) ||
+	    !bits(&cert, &sig) || !at_end(&cert))
+		return false;
+	/* TBSCertificate: [0] EXPLICIT version (absent for v1), then serialNumber. */
+	if (tbs.p < tbs.end && tbs.p[0] == 0xa0 && !item(&tbs, 0xa0, &ver, NULL, NULL))
+		return false;
+	return positive_integer(&tbs, serial, serial_len);
+}
+
 /* Consumes @p s at *p if the text there starts with it. */
 static bool skip_prefix(const char **p, const char *end, const char *s)
 {

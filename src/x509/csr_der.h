@@ -1,8 +1,10 @@
 /*
  * A strict reader for PKCS#10 certificate requests (RFC 2986): finds the few fields the
  * CA needs in the DER, without OpenSSL's decoders, which cost several times the
- * signature check. It decides nothing about trust: the signature is checked by the CA
- * module with these fields. Only DER is accepted (definite, shortest lengths, exact ends).
+ * signature check; and a certificate's serial, which claimd reads from each certificate
+ * the signer returns (OpenSSL's d2i_X509 decodes its key through the same decoders). It decides
+ * nothing about trust: the signature is checked by the CA module with these fields. Only DER is
+ * accepted (definite, shortest lengths, exact ends).
  */
 #ifndef CLAIMD_CSR_DER_H
 #define CLAIMD_CSR_DER_H
@@ -84,5 +86,15 @@ enum claimd_err csr_der_read(const uint8_t *der, size_t len, struct csr_fields *
  * key, rsa_n, rsa_e). Returns false if it is not one.
  */
 bool csr_spki_parse(const uint8_t *der, size_t len, struct csr_fields *f);
+
+/**
+ * A DER X.509 certificate's (RFC 5280 section 4.1) serialNumber, read with the same
+ * strict rules: the Certificate must be one SEQUENCE of a TBSCertificate, an
+ * AlgorithmIdentifier and a BIT STRING, ending exactly at @p len; the serial a positive
+ * INTEGER in shortest form. *@p serial points at its magnitude (no sign octet) in
+ * @p der, *@p serial_len bytes. Nothing else of the TBSCertificate is read. Returns
+ * false if it is not one.
+ */
+bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, size_t *serial_len);
 
 #endif

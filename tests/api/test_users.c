@@ -191,11 +191,12 @@ static void cli_every_config(void)
 		        daemon_start(&u.f.t, &u.f.d));
 		char *tok = token_for(&u, "erin");
 		REQUIRE(tok);
+		/* --out names a directory that does not exist yet: claimsim makes it. */
 		int rc = t_run(&out,
-		               "mkdir -p '%s/cli' && '%s' cli --url http://127.0.0.1:%u%s --token "
-		               "'%s' --mac %s --out '%s/cli' --root '%s' 2>&1",
-		               u.f.t.dir, t_bin("claimsim"), u.f.d.port, i % 2 ? "/" : "", tok,
-		               cfgs[i].mac, u.f.t.dir, u.f.t.root);
+		               "'%s' cli --url http://127.0.0.1:%u%s --token '%s' --mac %s --out "
+		               "'%s/cli' --root '%s' 2>&1",
+		               t_bin("claimsim"), u.f.d.port, i % 2 ? "/" : "", tok, cfgs[i].mac,
+		               u.f.t.dir, u.f.t.root);
 		if (cfgs[i].mqtt) {
 			CHECKF(rc == 0, "%s", out);
 			cli_file(&u, cfgs[i].mac, "endpoint.info", text, sizeof(text));

@@ -10,7 +10,9 @@
 #   tests/bench/cost.sh
 # Environment: BUILD (a build directory to measure, default build/; another tree's build
 # is used as it is, with its own claimctl and claimsim), CLAIMS (2000), DEVICES (500),
-# CONCURRENCY (8), THREADS (8), TOP (30 functions), EXTRA_YAML (more config).
+# CONCURRENCY (8), THREADS (8), TOP (30 functions), EXTRA_YAML (more config), SIGNER=1
+# (count the signer's instructions instead: it runs under callgrind, unconfined by
+# spawn_exe.so, and claimd natively).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 B=$(cd "${BUILD:-$root/build}" 2>/dev/null && pwd || echo "$root/build")
@@ -23,6 +25,11 @@ work=${BENCH_DIR:-$B/bench-cost}
 command -v callgrind_annotate >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 
 . "$root/tests/bench/lib.sh"
+# callgrind_control cannot reach a claimd that became server.user: it stays root here.
+# Nothing on a claim's path depends on the uid (the signer is the same child either way).
+export BENCH_RUN_AS_ROOT=1
+# The signer under valgrind takes seconds to say hello.
+[ -z "${SIGNER:-}" ] || export BENCH_SIGNER_TIMEOUT=60
 export PG_OPTS="${PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c track_io_timing=on"
 bench_setup ec "$(bench_server_yaml "$threads")${EXTRA_YAML:+
 $EXTRA_YAML}"
@@ -38,8 +45,19 @@ mkdir -p "$work/cg" && chmod 1777 "$work/cg"
 # spawn_exe.so points that one spawn at claimd itself, run natively.
 cc -shared -fPIC -O2 -o "$work/spawn_exe.so" "$root/tests/bench/spawn_exe.c" -ldl
 export CLAIMD_EXE=$B/claimd
-CLAIMD_WRAP="env LD_PRELOAD=$work/spawn_exe.so valgrind --tool=callgrind --trace-children=no --dump-instr=no
+if [ -n "${SIGNER:-}" ]; then
+  # The signer under callgrind instead, claimd natively; only what the signer does for
+  # requests is counted (warm-up claims included: the signer's work is the same).
+  export CLAIMD_SIGNER_VALGRIND="--tool=callgrind --dump-instr=no --collect-atstart=no
+    --toggle-collect=signer_answer --toggle-collect=wire_recv --toggle-collect=wire_send
+    --callgrind-out-file=$work/cg/signer.%p"
+  CLAIMD_WRAP="env LD_PRELOAD=$work/spawn_exe.so" start_claimd
+  # callgrind made its output file as root; it writes it at the end as signer.user.
+  [ "$(id -u)" -ne 0 ] || chown nobody "$work"/cg/signer.*
+else
+  CLAIMD_WRAP="env LD_PRELOAD=$work/spawn_exe.so valgrind --tool=callgrind --trace-children=no --dump-instr=no
   --callgrind-out-file=$work/cg/callgrind.%p" start_claimd
+fi
 sim() {
   "$B/claimsim" bench --url "http://127.0.0.1:$port" --devices "$work/devices.csv" \
     --concurrency "$conc" --count "$1" >"$work/bench-$2.out"
@@ -48,7 +66,7 @@ sim() {
 sim "$devices" warmup
 spid=$(pgrep -P "$pid" || true)
 cpu() { [ -z "$spid" ] && echo 0 || awk '{print $14 + $15}' "/proc/$spid/stat"; }
-callgrind_control -z "$pid" >/dev/null
+[ -n "${SIGNER:-}" ] || callgrind_control -z "$pid" >/dev/null
 psql "$db" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
 # The signer runs natively: where its time goes is sampled by perf (shares, not counts).
 ppid=
@@ -60,7 +78,7 @@ s0=$(cpu)
 sim "$claims" measured
 s1=$(cpu)
 [ -z "$ppid" ] || { kill -INT "$ppid"; wait "$ppid" 2>/dev/null || true; }
-callgrind_control -d "$pid" >/dev/null
+[ -n "${SIGNER:-}" ] || callgrind_control -d "$pid" >/dev/null
 dpid=$pid
 psql "$db" -qAt -F ' | ' -c "SELECT 'wal per claim: ' || round(sum(wal_bytes) / $claims) || ' bytes, ' ||
     round(sum(wal_records)::numeric / $claims, 1) || ' records, ' ||
@@ -74,6 +92,22 @@ psql "$db" -qA -F ' | ' -c "SELECT round(calls::numeric / $claims, 2) AS per_cla
   FROM pg_stat_statements WHERE calls >= $claims / 10 ORDER BY calls DESC, total_exec_time DESC" \
   >"$work/statements.txt"
 stop_claimd
+if [ -n "${SIGNER:-}" ]; then
+  for _ in $(seq 100); do ls "$work"/cg/signer.* >/dev/null 2>&1 && break; sleep 0.1; done
+  f=$(ls "$work"/cg/signer.* | head -1)
+  n=$((devices + claims))
+  callgrind_annotate --inclusive=no --threshold=100 "$f" 2>/dev/null >"$work/annotate.txt"
+  awk -v n="$n" '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "signer instructions per claim: %.0f\n", $1 / n}' "$work/annotate.txt"
+  echo "== signer instructions per claim by shared object"
+  awk -v n="$n" '/^ *[0-9,]+ .*:/ && $0 !~ /PROGRAM/ { x = $1; gsub(",", "", x); s = $0;
+      sub(/^.*\[/, "", s); sub(/\].*$/, "", s); if (s == $0) next; sub(/^.*\//, "", s); o[s] += x }
+    END { for (k in o) printf "%12.0f  %s\n", o[k] / n, k }' "$work/annotate.txt" | sort -rn | head -12
+  echo "== signer top functions, instructions per claim (inclusive)"
+  callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null |
+    awk -v n="$n" -v top="$top" '/^ *[0-9,]+ .*:/ && $0 !~ /PROGRAM/ && c < top { x = $1; gsub(",", "", x);
+      s = $0; sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "", s); printf "%10.0f  %s\n", x / n, s; c++ }'
+  exit 0
+fi
 f=$(ls "$work"/cg/callgrind.*.1 | head -1) # the dump of the measured claims
 # The threads' entry points carry their threads' totals: left out of the table.
 callgrind_annotate --inclusive=no --threshold=100 "$f" 2>/dev/null |

@@ -52,8 +52,10 @@ bench_setup() {
     case $extra in *server:*) ;; *) [ -z "$user" ] || printf 'server:\n%s\n' "$user" ;; esac
     # Run as root, the signer drops to signer.user: one that exists everywhere (a
     # build from before the signer has no such key).
-    [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q '^signer:' ||
-      printf 'signer:\n  user: nobody\n'
+    # BENCH_SIGNER_TIMEOUT: signer.timeout_seconds (cost.sh's signer under valgrind).
+    [ "$(id -u)" -ne 0 ] || ! bench_has_key '^signer:' || printf 'signer:\n  user: nobody\n%s' \
+      "${BENCH_SIGNER_TIMEOUT:+  timeout_seconds: $BENCH_SIGNER_TIMEOUT
+}"
     cat <<YAML
 database:
   url: "host=$work/pg user=postgres dbname=claimd"
@@ -90,10 +92,24 @@ bench_server_yaml() {
 
 # bench_server_user: run as root, claimd becomes server.user before it listens (two
 # users, as deployed): one that exists everywhere, and may write the ready file in $work.
-# Nothing for a build from before server.user.
+# BENCH_RUN_AS_ROOT=1: it stays root instead (server.run_as_root; cost.sh: valgrind's
+# control channel cannot follow a process that changes its uid). Nothing for a build
+# from before server.user.
 bench_server_user() {
-  [ "$(id -u)" -ne 0 ] || ! "$B/claimctl" config-example | grep -q 'run_as_root:' ||
+  [ "$(id -u)" -ne 0 ] || ! bench_has_key 'run_as_root:' || if [ -n "${BENCH_RUN_AS_ROOT:-}" ]; then
+    printf '  run_as_root: yes\n'
+  else
     printf '  user: daemon\n'
+  fi
+}
+
+# bench_has_key REGEX: whether the build's example config has a line matching REGEX.
+# Read whole first: under pipefail, grep -q closing the pipe early would fail claimctl
+# with SIGPIPE and so the test.
+bench_has_key() {
+  local example
+  example=$("$B/claimctl" config-example)
+  grep -q "$1" <<<"$example"
 }
 
 # start_claimd: claimd on $work/claimd.yaml in the background; sets pid and port.

@@ -58,12 +58,12 @@ for l in $(grep -o '](\([a-z0-9-]*\.md\)' "$root/docs/install.md" | cut -c3- | s
   [ -e "$prefix/share/doc/claimd/$l" ] || die "install.md links to $l, which is not installed"
 done
 # install.md's build-dependency line is what .ci/deps.sh installs for the build (its
-# list less git, ca-certificates, openssl and the PostgreSQL server).
+# list less git, ca-certificates, openssl, curl (the demo's) and the PostgreSQL server).
 doc_pkgs=$(awk '/^apt-get install build-essential/ { on = 1 }
   on { print; if ($0 !~ /\\$/) exit }' "$root/docs/install.md" |
   tr -d '\\' | tr -s ' ' '\n' | grep -vx 'apt-get\|install\|' | sort)
 ci_pkgs=$(sed -n '/^pkgs=(/,/^)/p' "$root/.ci/deps.sh" | sed '1d;$d' | tr -s ' ' '\n' |
-  grep -vx 'git\|ca-certificates\|openssl\|postgresql\|' | sort)
+  grep -vx 'git\|ca-certificates\|openssl\|curl\|postgresql\|' | sort)
 [ -n "$doc_pkgs" ] && [ "$doc_pkgs" = "$ci_pkgs" ] ||
   die "docs/install.md's build dependencies differ from .ci/deps.sh's:
 $(diff <(echo "$doc_pkgs") <(echo "$ci_pkgs"))"

@@ -52,5 +52,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The DER reader alone, on the input as raw DER. */
 	(void)csr_der_read(data, size, &f);
 	(void)csr_spki_parse(data, size, &f);
+	/* And the certificate serial reader, which shares its cursor. */
+	const uint8_t *serial;
+	size_t serial_len;
+	if (cert_der_serial(data, size, &serial, &serial_len) &&
+	    (serial < data || serial_len == 0 || serial + serial_len > data + size))
+		abort(); /* a serial outside the input */
 	return 0;
 }

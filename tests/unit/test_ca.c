@@ -19,6 +19,7 @@
 
 #include "core/authid.h"
 #include "x509/ca.h"
+#include "x509/csr_der.h"
 #include "lib/canon.h"
 #include "core/cert_reply.h"
 #include "lib/config.h"
@@ -56,8 +57,74 @@ static void ca_load_rules(void)
 	ca_free(ca);
 }
 
+/* A self-signed P-256 certificate with @p serial (@p n bytes, big-endian), version
+ * @p v1 ? 1 : 3; its DER in *@p der (OPENSSL_free it). */
+static int make_cert(const uint8_t *serial, size_t n, bool v1, unsigned char **der)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	BIGNUM *bn = BN_bin2bn(serial, (int)n, NULL);
+	ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	int len = -1;
+
+	if (k && x && ai && X509_set_version(x, v1 ? X509_VERSION_1 : X509_VERSION_3) &&
+	    X509_set_serialNumber(x, ai) && X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 3600) && X509_set_pubkey(x, k) &&
+	    X509_sign(x, k, EVP_sha256()) > 0)
+		len = i2d_X509(x, der);
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return len;
+}
+
+/* cert_der_serial() reads the serial OpenSSL wrote, and refuses what is not exactly one
+ * certificate; issued_from_der() stores a certificate only under its own serial. */
+static void cert_serial(void)
+{
+	uint8_t serial[16], top[16];
+	unsigned char *der = NULL;
+	const uint8_t *p;
+	size_t n;
+
+	cert_random_serial(serial);
+	memcpy(top, serial, sizeof(top));
+	top[0] |= 0x80; /* DER adds a zero octet before it */
+	for (int v1 = 0; v1 < 2; v1++) {
+		int len = make_cert(serial, sizeof(serial), v1, &der);
+		REQUIRE(len > 0);
+		CHECK(cert_der_serial(der, (size_t)len, &p, &n) && n == 16 &&
+		      memcmp(p, serial, 16) == 0);
+		CHECK(!cert_der_serial(der, (size_t)len - 1, &p, &n));
+		unsigned char *longer = malloc((size_t)len + 1);
+		REQUIRE(longer);
+		memcpy(longer, der, (size_t)len);
+		longer[len] = 0;
+		CHECK(!cert_der_serial(longer, (size_t)len + 1, &p, &n));
+		free(longer);
+		struct cert_request rq = {.not_before = 1, .not_after = 2};
+		struct issued is;
+		memcpy(rq.serial, serial, 16);
+		CHECK(issued_from_der(&rq, der, (size_t)len, &is) == 0 &&
+		      strlen(is.serial) == SERIAL_HEX_LEN && is.pem &&
+		      strncmp(is.pem, "-----BEGIN CERTIFICATE-----\n", 28) == 0);
+		issued_clear(&is);
+		rq.serial[15] ^= 1;
+		CHECK(issued_from_der(&rq, der, (size_t)len, &is) < 0 && !is.pem);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	int len = make_cert(top, sizeof(top), false, &der);
+	REQUIRE(len > 0);
+	CHECK(cert_der_serial(der, (size_t)len, &p, &n) && n == 16 && memcmp(p, top, 16) == 0);
+	CHECK(!cert_der_serial((const uint8_t *)"\x30\x00", 2, &p, &n));
+	OPENSSL_free(der);
+}
+
 static const struct t_case cases[] = {
     {"ca_load_rules", ca_load_rules},
+    {"cert_serial", cert_serial},
     {NULL, NULL},
 };
 
