@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db/db_claims.h"
+#include "db/db_lifecycle.h"
 #include "db/db_users.h"
 #include "lib/log.h"
 #include "core/revocation.h"
@@ -339,12 +340,36 @@ struct initiate_tx {
 	const struct audit_rec *a;
 };
 
+/* Whether another user holds @p mac with a valid certificate (any key): DB_OK held,
+ * DB_NO_ROWS not, or the failure. */
+static enum db_status held_by_another(struct db *db, const char *mac, const char *user)
+{
+	struct mac_holder *h = NULL;
+	size_t n = 0;
+	enum db_status s = db_mac_holders(db, mac, user, NULL, &h, &n);
+
+	free(h);
+	return s;
+}
+
 /* Each try draws a new node_id candidate, in case a random one ever collides. */
 static enum db_status user_initiate_tx(struct db *db, void *cls)
 {
 	const struct initiate_tx *t = cls;
 	char candidate[NODE_ID_MAX + 1];
 
+	t->u->held = false;
+	/* claim.transfer refuse: say so before a node_id or a quota slot is spent. The
+	 * verify decides again under the MAC's lock (the holder may claim in between). */
+	if (t->u->refuse_held) {
+		enum db_status s = held_by_another(db, t->u->mac, t->u->user);
+		if (s == DB_OK) {
+			t->u->held = true;
+			return DB_NO_ROWS;
+		}
+		if (s < DB_NO_ROWS)
+			return s;
+	}
 	claim_new_node_id(candidate);
 	return db_user_initiate(db, t->u, candidate, t->a);
 }
@@ -365,6 +390,7 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 	    .platform = platform,
 	    .ttl = cc->rt->cfg->challenge_ttl,
 	    .default_quota = cc->rt->cfg->quota,
+	    .refuse_held = cc->rt->cfg->transfer_value == TRANSFER_REFUSE,
 	};
 	struct audit_rec a = audit_row(cc, "initiate", CE_OK, mac, NULL, NULL);
 	enum db_status s = claim_user_initiate_tx(cc->db, &u, &a);
@@ -373,10 +399,106 @@ enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const
 		snprintf(node_id, NODE_ID_MAX + 1, "%s", u.node_id);
 		return CE_OK;
 	}
-	enum claimd_err e =
-	    s == DB_NO_ROWS && u.over_quota ? CE_QUOTA : from_db(s, cc, "user initiate");
+	enum claimd_err e = s == DB_NO_ROWS && u.held         ? CE_MAC_HELD
+	                    : s == DB_NO_ROWS && u.over_quota ? CE_QUOTA
+	                                                      : from_db(s, cc, "user initiate");
 	audit(cc, "initiate", e, mac, NULL, NULL);
 	return e;
+}
+
+/*
+ * Ownership transfer (claim.transfer, docs/operations.md): a user verify under release
+ * or refuse is one transaction. It takes the MAC's lock, reads which other users hold
+ * the MAC with a valid certificate, and then, in the order of this body:
+ *  - refuse: any such holder refuses the claim (nothing written);
+ *  - release: each holder one of whose valid certificates is of the CSR's key (the
+ *    CSR's signature, checked before, proves the claimant has that key: it is the
+ *    device) is released, its certificates revoked as superseded (the device goes on
+ *    with the same key under a new certificate: it did not cease to operate, and its
+ *    key was not compromised), audited as a 'transfer' naming both users. A holder of
+ *    another key is left alone: anyone with a token can name any MAC.
+ * Then the claim itself is recorded, so the transfer and the claim commit together or
+ * not at all. Self-claimed nodes belong to no user and are never ended here.
+ */
+struct verify_tx {
+	const struct claim_ctx *cc;
+	struct user_verify *v;
+	const struct audit_rec *a;
+	char mac[MAC_LEN + 1];
+	bool held;         /* out: refused, another user holds the MAC */
+	unsigned released; /* out: the other users' nodes this claim ended */
+};
+
+/* Releases @p h's node for the claim @p t, with the transfer's audit rows. */
+static enum db_status transfer_release(struct db *db, struct verify_tx *t,
+                                       const struct mac_holder *h)
+{
+	char detail[300];
+	long revoked = 0;
+	struct audit_rec a = audit_row(t->cc, "transfer", CE_OK, t->mac, h->node_id, NULL);
+
+	/* user_id NULL: the statement takes the holder's from the node; the note names
+	 * the new one (a user id has at most 255 characters: it fits). */
+	a.user_id = NULL;
+	snprintf(detail, sizeof(detail), "to %s", t->cc->user);
+	a.detail = detail;
+	enum db_status s = db_node_release_step(db, h->node_id, CRL_REASON_SUPERSEDED,
+	                                        t->cc->request_id, &a, &revoked);
+	/* Listed a moment ago under the MAC's lock: a node gone now is a conflict to retry. */
+	return s == DB_NO_ROWS ? DB_SOFT : s;
+}
+
+static enum db_status user_verify_tx(struct db *db, void *cls)
+{
+	struct verify_tx *t = cls;
+	const struct claimd_config *cfg = t->cc->rt->cfg;
+	struct mac_holder *h = NULL;
+	size_t n = 0;
+	enum db_status s;
+
+	t->held = false;
+	t->released = 0;
+	if ((s = db_user_verify_lock(db, t->v->user, t->v->node_id, t->mac)) != DB_OK)
+		return s;
+	s = db_mac_holders(db, t->mac, t->v->user, t->v->key_sha256, &h, &n);
+	if (s < DB_NO_ROWS)
+		return s;
+	if (s == DB_OK && cfg->transfer_value == TRANSFER_REFUSE) {
+		t->held = true;
+		free(h);
+		return DB_NO_ROWS;
+	}
+	for (size_t i = 0; s == DB_OK && i < n; i++) {
+		if (!h[i].same_key)
+			continue;
+		enum db_status r = transfer_release(db, t, &h[i]);
+		if (r < DB_NO_ROWS) {
+			free(h);
+			return r;
+		}
+		log_info("%s: transfer of %s: node %s of its previous holder released (same "
+		         "device key)",
+		         t->cc->request_id, t->mac, h[i].node_id);
+		t->released++;
+	}
+	free(h);
+	s = db_user_verify_step(db, t->v, t->a);
+	/* The node's row is locked by this transaction: it cannot have gone. */
+	return s == DB_NO_ROWS && t->released ? DB_HARD : s;
+}
+
+/* The verify's record: one statement under keep (today's behaviour, no lock), else the
+ * transfer transaction. DB_NO_ROWS with *@p held when refused for another's hold. */
+static enum db_status record_user_claim(struct claim_ctx *cc, struct user_verify *v,
+                                        const struct audit_rec *a, bool *held)
+{
+	*held = false;
+	if (cc->rt->cfg->transfer_value == TRANSFER_KEEP)
+		return db_user_verify(cc->db, v, a);
+	struct verify_tx t = {.cc = cc, .v = v, .a = a};
+	enum db_status s = db_transaction(cc->db, user_verify_tx, &t);
+	*held = s == DB_NO_ROWS && t.held;
+	return s;
 }
 
 /*
@@ -411,7 +533,8 @@ static enum claimd_err user_verify_commit(struct claim_ctx *cc, const struct csr
 	};
 	/* The node's MAC is a fact the statement fills in. */
 	struct audit_rec a = audit_row(cc, "verify", CE_OK, NULL, cn, is->serial);
-	s = db_user_verify(cc->db, &v, &a);
+	bool held = false;
+	s = record_user_claim(cc, &v, &a, &held);
 	if (s == DB_OK) {
 		log_info("%s: claimed node %s (%s) for a user, serial %s (%s)", cc->request_id, cn,
 		         v.mac, is->serial, profile);
@@ -420,7 +543,8 @@ static enum claimd_err user_verify_commit(struct claim_ctx *cc, const struct csr
 		is->pem = NULL;
 		return CE_OK;
 	}
-	return s == DB_NO_ROWS ? CE_CSR_NOT_INITIATED : from_db(s, cc, "user verify");
+	return s == DB_NO_ROWS ? held ? CE_MAC_HELD : CE_CSR_NOT_INITIATED
+	                       : from_db(s, cc, "user verify");
 }
 
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr_pem, size_t csr_len,

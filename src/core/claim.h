@@ -62,14 +62,19 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 /**
  * Assisted / host-driven initiate: the node_id of (cc->user, @p mac), made on first use
  * (22 random characters of [A-Za-z0-9]) and pending for the challenge TTL.
- * Errors: CE_QUOTA, CE_BUSY, CE_INTERNAL.
+ * Errors: CE_MAC_HELD (claim.transfer refuse, and another user holds @p mac with a
+ * valid certificate), CE_QUOTA, CE_BUSY, CE_INTERNAL.
  */
 enum claimd_err claim_user_initiate(struct claim_ctx *cc, const char *mac, const char *platform,
                                     char node_id[NODE_ID_MAX + 1]);
 /**
  * Assisted / host-driven verify: the CSR's CN must be a node_id cc->user initiated
- * within the TTL. On CE_OK *@p leaf_pem is the certificate (caller frees).
- * Errors: every CE_CSR_* code, CE_CSR_NOT_INITIATED, CE_BUSY, CE_SIGNER_DOWN, CE_INTERNAL.
+ * within the TTL. Under claim.transfer release, another user's node of the same MAC
+ * that holds a valid certificate of the CSR's key is released in the same transaction
+ * (claim.c, "Ownership transfer"). On CE_OK *@p leaf_pem is the certificate (caller
+ * frees). Errors: every CE_CSR_* code, CE_CSR_NOT_INITIATED, CE_MAC_HELD (claim.transfer
+ * refuse, another user holds the MAC with a valid certificate), CE_BUSY,
+ * CE_SIGNER_DOWN, CE_INTERNAL.
  */
 enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
                                   const char *node_policies, char **leaf_pem);
@@ -82,7 +87,8 @@ enum claimd_err claim_user_verify(struct claim_ctx *cc, const char *csr, size_t 
  * "matter". On CE_OK *@p leaf_pem is the DAC (caller frees; the chain is pai_pem()).
  * Errors: CE_MATTER (no PAI configured), the CE_CSR_* codes of csr_check_matter(),
  * CE_MATTER_KEY, CE_MATTER_SUBJECT, CE_MATTER_VENDOR, CE_MATTER_PRODUCT,
- * CE_CSR_TOO_BIG_FOR_DEVICE, CE_CSR_NOT_INITIATED, CE_BUSY, CE_INTERNAL.
+ * CE_CSR_TOO_BIG_FOR_DEVICE, CE_CSR_NOT_INITIATED, CE_MAC_HELD, CE_BUSY, CE_INTERNAL.
+ * claim.transfer applies as to claim_user_verify(), keyed by the same MAC.
  */
 enum claimd_err claim_matter_verify(struct claim_ctx *cc, const char *csr, size_t csr_len,
                                     const char *node_policies, char **leaf_pem);
@@ -96,8 +102,9 @@ void claim_new_node_id(char out[NODE_ID_MAX + 1]);
 /**
  * The user-flow initiate transaction (db_transaction()): a fresh claim_new_node_id()
  * candidate on each try, then db_user_initiate()'s step; @p u and @p a as that step
- * takes them. DB_OK with u->node_id; DB_NO_ROWS with u->over_quota; DB_SOFT (busy) or
- * DB_HARD.
+ * takes them. With u->refuse_held, first whether another user holds the MAC with a
+ * valid certificate. DB_OK with u->node_id; DB_NO_ROWS with u->held or u->over_quota;
+ * DB_SOFT (busy) or DB_HARD.
  */
 enum db_status claim_user_initiate_tx(struct db *db, struct user_initiate *u,
                                       const struct audit_rec *a);

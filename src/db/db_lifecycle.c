@@ -173,8 +173,9 @@ enum db_status db_certs_list(struct db *db, const struct cert_filter *f, struct 
 	return s;
 }
 
-enum db_status db_node_release(struct db *db, const char *node_id, int reason, const char *by,
-                               const struct audit_rec *a, long *revoked)
+/* node_release in its own transaction (@p step false) or in the caller's. */
+static enum db_status node_release(struct db *db, bool step, const char *node_id, int reason,
+                                   const char *by, const struct audit_rec *a, long *revoked)
 {
 	struct db_param p[AUDIT_NPARAMS + 5];
 	int64_t r = 0;
@@ -187,9 +188,21 @@ enum db_status db_node_release(struct db *db, const char *node_id, int reason, c
 	p[13] = DB_INT(reason);
 	p[14] = DB_TEXT("revoke");
 	p[15] = DB_PARAMS_END;
-	s = db_run_exec(db, "node_release", p, cols);
+	s = step ? db_exec(db, "node_release", p, cols) : db_run_exec(db, "node_release", p, cols);
 	*revoked = s == DB_OK ? (long)r : 0;
 	return s;
+}
+
+enum db_status db_node_release(struct db *db, const char *node_id, int reason, const char *by,
+                               const struct audit_rec *a, long *revoked)
+{
+	return node_release(db, false, node_id, reason, by, a, revoked);
+}
+
+enum db_status db_node_release_step(struct db *db, const char *node_id, int reason, const char *by,
+                                    const struct audit_rec *a, long *revoked)
+{
+	return node_release(db, true, node_id, reason, by, a, revoked);
 }
 
 enum db_status db_crl_lock(struct db *db)

@@ -72,6 +72,12 @@ enum db_status db_certs_list(struct db *db, const struct cert_filter *f, struct 
  */
 enum db_status db_node_release(struct db *db, const char *node_id, int reason, const char *by,
                                const struct audit_rec *a, long *revoked);
+/**
+ * db_node_release() as a step, for a db_transaction() body (claim.c's ownership
+ * transfer): the same statement, the same results, in the caller's transaction.
+ */
+enum db_status db_node_release_step(struct db *db, const char *node_id, int reason, const char *by,
+                                    const struct audit_rec *a, long *revoked);
 
 /* A live node with its valid certificates, for registering nodes with a backend. */
 struct node_export {

@@ -58,6 +58,24 @@ const struct db_stmt db_users_stmts[] = {
      "  SELECT $1, $2, $3, $4, coalesce($5, n.mac), $6, $7, $8, $9, $10, $11 FROM n"
      "  RETURNING 1)"
      " SELECT mac FROM n"},
+    /* $1 node_id $2 user: the MAC of this user's pending initiate of node_id, under a
+     * per-MAC lock that the transaction holds to its end. Every user verify of one MAC
+     * (under claim.transfer release or refuse) takes it before it reads who else holds
+     * the MAC, so two users racing for a device are decided one after the other, on any
+     * daemon; the node's row is locked too, so no release slips in before the verify. */
+    {"user_verify_lock",
+     "SELECT mac, pg_advisory_xact_lock(hashtextextended('claimd mac ' || mac, 0)) IS NULL"
+     "  AS unused FROM nodes WHERE node_id = $1 AND user_id = $2 AND pending_until > now()"
+     " FOR UPDATE"},
+    /* $1 mac $2 user $3 key_sha256 or NULL: the live nodes of other users that hold a
+     * valid (unrevoked, unexpired) certificate of the MAC, and whether one of those
+     * certificates is of key $3. Self-claimed nodes (no user) are not anyone's. */
+    {"mac_holders",
+     "SELECT n.node_id, n.user_id, coalesce(bool_or(c.key_sha256 = $3), false) AS same_key"
+     " FROM nodes n JOIN certificates c USING (node_id)"
+     " WHERE n.mac = $1 AND n.user_id IS NOT NULL AND n.user_id <> $2"
+     "  AND n.released_at IS NULL AND c.revoked_at IS NULL AND c.not_after > now()"
+     " GROUP BY n.node_id, n.user_id ORDER BY n.node_id"},
     {"user_set_quota",
      "INSERT INTO user_quotas (user_id, quota) VALUES ($1, $2::int)"
      " ON CONFLICT (user_id) DO UPDATE SET quota = EXCLUDED.quota, updated_at = now()"},
@@ -129,11 +147,10 @@ enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const ch
 	return db_exec(db, "audit_insert", p, NULL);
 }
 
-enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a)
+/* The audit row, then the verify's parameters, as user_verify numbers them. */
+static void user_verify_params(struct db_param p[AUDIT_NPARAMS + 13], const struct user_verify *v,
+                               const struct audit_rec *a)
 {
-	struct db_param p[AUDIT_NPARAMS + 13];
-	const struct db_col cols[] = {DB_COL_TEXT("mac", v->mac), DB_COLS_END};
-
 	db_audit_params(p, a);
 	p[11] = DB_TEXT(v->user);
 	p[12] = DB_TEXT(v->node_id);
@@ -148,7 +165,56 @@ enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct
 	p[21] = DB_TEXT(v->superseded_by);
 	p[22] = DB_TEXT(v->profile);
 	p[23] = DB_PARAMS_END;
+}
+
+enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a)
+{
+	struct db_param p[AUDIT_NPARAMS + 13];
+	const struct db_col cols[] = {DB_COL_TEXT("mac", v->mac), DB_COLS_END};
+
+	user_verify_params(p, v, a);
 	return db_run_exec(db, "user_verify", p, cols);
+}
+
+enum db_status db_user_verify_step(struct db *db, struct user_verify *v, const struct audit_rec *a)
+{
+	struct db_param p[AUDIT_NPARAMS + 13];
+	const struct db_col cols[] = {DB_COL_TEXT("mac", v->mac), DB_COLS_END};
+
+	user_verify_params(p, v, a);
+	return db_exec(db, "user_verify", p, cols);
+}
+
+enum db_status db_user_verify_lock(struct db *db, const char *user, const char *node_id,
+                                   char mac[MAC_LEN + 1])
+{
+	const struct db_param p[] = {DB_TEXT(node_id), DB_TEXT(user), DB_PARAMS_END};
+	bool unused = false;
+	const struct db_col cols[] = {DB_COL("mac", DBT_TEXT, mac, MAC_LEN + 1, NULL),
+	                              DB_COL_BOOL("unused", &unused), DB_COLS_END};
+	mac[0] = '\0';
+	return db_exec(db, "user_verify_lock", p, cols);
+}
+
+enum db_status db_mac_holders(struct db *db, const char *mac, const char *user,
+                              const uint8_t *key_sha256, struct mac_holder **out, size_t *n)
+{
+	struct mac_holder row = {0};
+	/* A NULL pointer binds SQL NULL: no certificate is then of "the" key. */
+	const struct db_param p[] = {DB_TEXT(mac), DB_TEXT(user), DB_BYTEA(key_sha256, 32),
+	                             DB_PARAMS_END};
+	const struct db_col cols[] = {
+	    DB_COL_TEXT("node_id", row.node_id),
+	    DB_COL_TEXT("user_id", row.user_id),
+	    DB_COL_BOOL("same_key", &row.same_key),
+	    DB_COLS_END,
+	};
+	void *items = NULL;
+	enum db_status s =
+	    db_exec_collect(db, "mac_holders", p, cols, &row, sizeof(row), &items, n);
+
+	*out = items;
+	return s;
 }
 
 enum db_status db_user_set_quota(struct db *db, const char *user, unsigned quota)

@@ -19,9 +19,11 @@ struct user_initiate {
 	const char *user, *mac, *platform;
 	unsigned ttl;           /* seconds the initiate stays pending */
 	unsigned default_quota; /* users.quota; 0 = unlimited */
+	bool refuse_held;       /* claim_user_initiate_tx: refuse a MAC another user holds */
 	/* out */
 	char node_id[NODE_ID_MAX + 1];
 	bool over_quota; /* the user holds as many MACs as the quota allows */
+	bool held;       /* with refuse_held: another user holds the MAC (nothing written) */
 	bool created;    /* the (user, MAC) got its node_id just now */
 };
 
@@ -56,6 +58,38 @@ enum db_status db_user_initiate(struct db *db, struct user_initiate *u, const ch
  * DB_SOFT (busy) or DB_HARD on failure.
  */
 enum db_status db_user_verify(struct db *db, struct user_verify *v, const struct audit_rec *a);
+/**
+ * db_user_verify() as a step, for a db_transaction() body (claim.c writes the
+ * transaction): the same statement in the caller's transaction. The same results.
+ */
+enum db_status db_user_verify_step(struct db *db, struct user_verify *v, const struct audit_rec *a);
+/**
+ * A step: takes the per-MAC lock of the MAC of @p user's pending initiate of @p node_id
+ * (held to the end of the transaction; every verify that reads the MAC's other holders
+ * takes it first, on any daemon) and locks that node's row. DB_OK with @p mac (12
+ * upper-case hex digits); DB_NO_ROWS when @p user has no pending initiate of that
+ * node_id; DB_SOFT (busy, deadlock) or DB_HARD on failure.
+ */
+enum db_status db_user_verify_lock(struct db *db, const char *user, const char *node_id,
+                                   char mac[MAC_LEN + 1]);
+
+/* Another user's live node of a MAC that holds a valid certificate. */
+struct mac_holder {
+	char node_id[NODE_ID_MAX + 1];
+	char user_id[256];
+	bool same_key; /* one of its valid certificates is of the key asked about */
+};
+
+/**
+ * A step: the live nodes of users other than @p user that hold an unrevoked, unexpired
+ * certificate of @p mac (self-claimed nodes are no user's and are not listed), each
+ * with whether one of those certificates is of the key whose SubjectPublicKeyInfo has
+ * SHA-256 @p key_sha256 (32 bytes; NULL: same_key is false). A malloc'd array in
+ * *@p out (the caller frees it) of *@p n entries. DB_OK; DB_NO_ROWS (none, *@p out
+ * NULL); DB_SOFT or DB_HARD on failure.
+ */
+enum db_status db_mac_holders(struct db *db, const char *mac, const char *user,
+                              const uint8_t *key_sha256, struct mac_holder **out, size_t *n);
 /** Sets a user's quota override (0 = unlimited). DB_OK, DB_SOFT or DB_HARD. */
 enum db_status db_user_set_quota(struct db *db, const char *user, unsigned quota);
 

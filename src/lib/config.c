@@ -107,6 +107,10 @@ static const struct key keys[] = {
     {"claim.extra_platforms", K_LIST, O(extra_platforms), "[]", 0, 0, RELOAD,
      "platforms the device import accepts besides the known IDF targets (esp32, esp32s3, ...); "
      "any case, '-' and '_' ignored"},
+    {"claim.transfer", K_STR, O(transfer), "release", 0, 0, RELOAD,
+     "a user's claim of a MAC another user holds: release (with the same device key, the "
+     "other user's node is released and its certificates revoked), keep (both nodes stay "
+     "valid) or refuse (400 while the other user holds a valid certificate)"},
     {"users.jwt.jwks_file", K_PATH, O(jwt_jwks_file), "", 0, 0, RELOAD,
      "identity provider public keys (RFC 7517); empty disables assisted claiming"},
     {"users.jwt.issuer", K_STR, O(jwt_issuer), "", 0, 0, RELOAD,
@@ -572,6 +576,7 @@ static int validate(struct loader *L, yaml_document_t *doc)
 	static const char *const sharings[] = {"exclusive", "shared", NULL};
 	static const char *const listeners[] = {"public", "admin", NULL};
 	static const char *const reclaims[] = {"supersede", "keep", NULL};
+	static const char *const transfers[] = {"release", "keep", "refuse", NULL};
 	static const char *const formats[] = {"text", "json", NULL};
 	int v;
 	/* Each word-valued key becomes its C enum here, once; the code compares enums. */
@@ -599,6 +604,10 @@ static int validate(struct loader *L, yaml_document_t *doc)
 		return fail_at(L, node_of(doc, "revocation.on_reclaim"),
 		               "revocation.on_reclaim: expected supersede or keep");
 	c->reclaim = (enum reclaim_policy)v;
+	if ((v = choice(c->transfer, transfers)) < 0)
+		return fail_at(L, node_of(doc, "claim.transfer"),
+		               "claim.transfer: expected release, keep or refuse");
+	c->transfer_value = (enum transfer_policy)v;
 	if (strcmp(c->run_as_root_text, "yes") && strcmp(c->run_as_root_text, "no"))
 		return fail_at(L, node_of(doc, "server.run_as_root"),
 		               "server.run_as_root: expected yes or no");

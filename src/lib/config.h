@@ -15,6 +15,9 @@
 
 /* revocation.on_reclaim: whether a re-claim revokes the node's earlier certificates. */
 enum reclaim_policy { RECLAIM_SUPERSEDE, RECLAIM_KEEP };
+/* claim.transfer: what a user's claim of a MAC that another user holds does to the other
+ * user's node (docs/operations.md, "Ownership transfer"). */
+enum transfer_policy { TRANSFER_RELEASE, TRANSFER_KEEP, TRANSFER_REFUSE };
 /* server.metrics: the listener that serves /metrics. */
 enum metrics_listener { METRICS_PUBLIC, METRICS_ADMIN };
 /* server.event_loop: libmicrohttpd's mode. */
@@ -53,6 +56,7 @@ struct claimd_config {
 	char *mqtt_cred_host;
 	char **extra_platforms; /* claim.extra_platforms: canonical (canon.h), NULL-terminated */
 	size_t n_extra_platforms;
+	char *transfer; /* claim.transfer: "release", "keep" or "refuse" */
 
 	char *jwt_jwks_file;
 	char *jwt_issuer;
@@ -88,6 +92,7 @@ struct claimd_config {
 	enum log_level log_level_value;      /* server.log_level */
 	enum log_format log_format_value;    /* log.format */
 	enum reclaim_policy reclaim;         /* revocation.on_reclaim */
+	enum transfer_policy transfer_value; /* claim.transfer */
 	enum metrics_listener metrics_where; /* server.metrics */
 	enum event_loop_kind loop;           /* server.event_loop */
 	enum listen_sharing_kind sharing;    /* server.listen_sharing */

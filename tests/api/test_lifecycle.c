@@ -62,33 +62,6 @@ static long crl_number(X509_CRL *crl)
 	return v;
 }
 
-/* The reason code of @p serial (hex) on @p crl: -1 absent, 0 listed without a reason. */
-static int crl_reason_of(X509_CRL *crl, const char *serial)
-{
-	STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
-	for (int i = 0; i < sk_X509_REVOKED_num(rev); i++) {
-		X509_REVOKED *r = sk_X509_REVOKED_value(rev, i);
-		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(r), NULL);
-		char *hex = bn ? BN_bn2hex(bn) : NULL;
-		/* Leading zeros differ between the two spellings: compare without them. */
-		const char *want = serial, *got = hex ? hex : "";
-		while (*want == '0')
-			want++;
-		while (*got == '0')
-			got++;
-		bool same = hex && strcmp(got, want) == 0;
-		OPENSSL_free(hex);
-		BN_free(bn);
-		if (!same)
-			continue;
-		ASN1_ENUMERATED *e = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL, NULL);
-		int code = e ? (int)ASN1_ENUMERATED_get(e) : 0;
-		ASN1_ENUMERATED_free(e);
-		return code;
-	}
-	return -1;
-}
-
 /* The CRL is signed by the case's intermediate CA and valid for @p hours. */
 static void check_crl_signed(struct fx *f, X509_CRL *crl, int hours)
 {
@@ -333,11 +306,7 @@ static bool ufx_up(struct ufx *u, const char *name, unsigned quota, unsigned ttl
 
 	test_users_yaml(u->yaml, sizeof(u->yaml), quota);
 	o.extra = u->yaml;
-	if (!tenv_setup(&u->f.t, name, &o))
-		return false;
-	if (!test_idp_create(&u->f.t, "ec", u->idp))
-		return false;
-	return daemon_start(&u->f.t, &u->f.d);
+	return fx_users_up(&u->f, name, &o, "ec", u->idp);
 }
 
 static char *token_for(struct ufx *u, const char *user)

@@ -312,6 +312,54 @@ static void matter_policies_and_reclaim(void)
 	fx_down(&m.f);
 }
 
+/* claim.transfer (release, the default) holds for Matter claims as for any user claim,
+ * keyed by the MAC: bob's DAC claim with the key of alice's DAC releases alice's node
+ * (her DAC revoked as superseded, a transfer row of flow matter); carol's with another
+ * key ends nothing. */
+static void matter_transfer(void)
+{
+	struct mfx m;
+	struct sim_matter_result res;
+	char paa[1200], nodes[3][65];
+	const char *users[3] = {"alice", "bob", "carol"};
+	REQUIRE(mfx_up(&m, "matter_transfer", true));
+	snprintf(paa, sizeof(paa), "%s/paa.pem", m.dir);
+	EVP_PKEY *k = sim_key_new("ec"), *other = sim_key_new("ec");
+	for (int i = 0; i < 3; i++) {
+		char *tok = test_token(m.idp, users[i]);
+		REQUIRE(tok);
+		int rc = sim_matter_claim(&m.f.d.url, tok, "7CDFA1000611", "host",
+		                          i == 2 ? other : k, VID, "8000", paa, &res);
+		CHECKF(rc == 0, "%s: %s", users[i], res.u.err);
+		snprintf(nodes[i], sizeof(nodes[i]), "%s", res.u.node_id);
+		sim_matter_result_free(&res);
+		free(tok);
+	}
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM nodes WHERE node_id = '%s' AND released_at IS "
+	               "NOT NULL",
+	               nodes[0]) == 1);
+	CHECK(sql_long(&m.f.t,
+	               "SELECT count(*) FROM certificates WHERE node_id = '%s' AND "
+	               "profile = 'matter-dac' AND revocation_reason = 4",
+	               nodes[0]) == 1);
+	CHECK(
+	    sql_long(&m.f.t,
+	             "SELECT count(*) FROM audit WHERE event = 'transfer' AND flow = 'matter' AND "
+	             "node_id = '%s' AND user_id = 'alice' AND detail = 'to bob'",
+	             nodes[0]) == 1);
+	CHECK(sql_long(&m.f.t, "SELECT count(*) FROM audit WHERE event = 'transfer'") == 1);
+	for (int i = 1; i < 3; i++)
+		CHECK(sql_long(
+		          &m.f.t,
+		          "SELECT count(*) FROM nodes n JOIN certificates c USING (node_id) WHERE "
+		          "n.node_id = '%s' AND n.released_at IS NULL AND c.revoked_at IS NULL",
+		          nodes[i]) == 1);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(other);
+	fx_down(&m.f);
+}
+
 /* Posts a Matter verify of @p csr for @p tok; the status, with the body in @p r. */
 static int matter_verify(struct mfx *m, const char *tok, const char *csr, struct http_response *r)
 {
@@ -847,6 +895,7 @@ static const struct t_case cases[] = {
     {"dac_checker_rules", dac_checker_rules},
     {"matter_cli_claim", matter_cli_claim},
     {"matter_policies_and_reclaim", matter_policies_and_reclaim},
+    {"matter_transfer", matter_transfer},
     {"matter_refusals", matter_refusals},
     {"pai_startup_refusals", pai_startup_refusals},
     {"node_policies_lists", node_policies_lists},

@@ -272,9 +272,7 @@ static void node_id_stability(void)
 static int upost(struct ufx *u, const char *token, const char *path, const char *body,
                  struct http_response *r)
 {
-	char hdr[9000];
-	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", token);
-	return post(&u->f.d, path, hdr, body, r);
+	return user_post(&u->f.d, token, path, body, r);
 }
 
 static char *user_initiate(struct ufx *u, const char *token, const char *mac)

@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,13 @@
 #include "lib/util.h"
 
 uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+bool fx_users_up(struct fx *f, const char *name, const struct topts *o, const char *keytype,
+                 char idp[1200])
+{
+	return tenv_setup(&f->t, name, o) && test_idp_create(&f->t, keytype, idp) &&
+	       daemon_start(&f->t, &f->d);
+}
 
 /* A case's world: database, CA, two registered devices and a running daemon. */
 bool fx_up(struct fx *f, const char *name, const struct topts *o)
@@ -253,4 +263,38 @@ bool fx_self_claim(struct fx *f, const struct sim_device *dv)
 int fx_claimctl(struct fx *f, char **out, const char *args)
 {
 	return t_run(out, "'%s' -c '%s' %s 2>&1", t_bin("claimctl"), f->t.config, args);
+}
+
+int crl_reason_of(X509_CRL *crl, const char *serial)
+{
+	STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+	for (int i = 0; i < sk_X509_REVOKED_num(rev); i++) {
+		X509_REVOKED *r = sk_X509_REVOKED_value(rev, i);
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_REVOKED_get0_serialNumber(r), NULL);
+		char *hex = bn ? BN_bn2hex(bn) : NULL;
+		/* Leading zeros differ between the two spellings: compare without them. */
+		const char *want = serial, *got = hex ? hex : "";
+		while (*want == '0')
+			want++;
+		while (*got == '0')
+			got++;
+		bool same = hex && strcmp(got, want) == 0;
+		OPENSSL_free(hex);
+		BN_free(bn);
+		if (!same)
+			continue;
+		ASN1_ENUMERATED *e = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL, NULL);
+		int code = e ? (int)ASN1_ENUMERATED_get(e) : 0;
+		ASN1_ENUMERATED_free(e);
+		return code;
+	}
+	return -1;
+}
+
+int user_post(struct daemon *d, const char *token, const char *path, const char *body,
+              struct http_response *r)
+{
+	char hdr[9000];
+	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", token);
+	return post(d, path, hdr, body, r);
 }

@@ -5,6 +5,7 @@
 #define CLAIMD_TEST_API_SUPPORT_H
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,11 +31,23 @@ struct session {
 
 /** A case's world: database, CA, MAC1 (esp32s3) and MAC2 (esp32c3) registered, claimd. */
 bool fx_up(struct fx *f, const char *name, const struct topts *o);
+/**
+ * A case's world for the user flow: database, CA and config from @p o, a development
+ * identity provider of @p keytype ("ec" or "rsa"; its key file's path in @p idp, for
+ * test_token()), claimd. No device is registered.
+ */
+bool fx_users_up(struct fx *f, const char *name, const struct topts *o, const char *keytype,
+                 char idp[1200]);
 /** Stops claimd (expecting exit 0, and dumping its log after a failure). */
 void fx_down(struct fx *f);
 /** POSTs @p body to @p path with extra header lines; 0 or -1. */
 int post(struct daemon *d, const char *path, const char *extra, const char *body,
          struct http_response *r);
+/** POSTs @p body to @p path with a user's access token @p token (raw); 0 or -1. */
+int user_post(struct daemon *d, const char *token, const char *path, const char *body,
+              struct http_response *r);
+/** The reason code of @p serial (hex) on @p crl: -1 absent, 0 listed without a reason. */
+int crl_reason_of(X509_CRL *crl, const char *serial);
 /** Sends raw bytes; 0 or -1. */
 int raw(struct daemon *d, const char *req, struct http_response *r);
 /**

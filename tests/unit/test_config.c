@@ -69,6 +69,10 @@ static void config_errors(void)
 	config_fails("users:\n  jwt:\n    jwks_file: j.json\n" REQUIRED_KEYS,
 	             "users.jwt.issuer: required");
 	config_fails("server:\n  log_level: loud\n" REQUIRED_KEYS, "log_level");
+	/* Words are exact: "Release" or "no" is no policy. */
+	config_fails("claim:\n  transfer: Release\n" REQUIRED_KEYS,
+	             "c.yaml:2:13: claim.transfer: expected release, keep or refuse");
+	config_fails("claim:\n  transfer: no\n" REQUIRED_KEYS, "claim.transfer: expected");
 }
 
 static void config_defaults_and_paths(void)
@@ -81,6 +85,7 @@ static void config_defaults_and_paths(void)
 	CHECK(c->challenge_ttl == 300 && c->validity_days == 3650 && c->quota == 5);
 	CHECK(c->n_trusted_proxies == 2);
 	CHECK(strcmp(c->mqtt_host, "mqtt.x.com") == 0);
+	CHECK(c->transfer_value == TRANSFER_RELEASE);
 	/* Relative paths are relative to the config file's folder. */
 	char want[1100];
 	snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
