@@ -235,18 +235,3 @@ int crl_cache_get(struct crl_cache *c, struct db *db, struct signer *signer,
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
-
-bool cert_serial_normalize(char out[SERIAL_HEX_LEN + 1], const char *in)
-{
-	size_t n = 0;
-	for (const char *p = in; *p; p++) {
-		if (*p == ':')
-			continue;
-		if (n == SERIAL_HEX_LEN || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-		                             (*p >= 'A' && *p <= 'F')))
-			return false;
-		out[n++] = (char)(*p >= 'a' ? *p - 'a' + 'A' : *p);
-	}
-	out[n] = '\0';
-	return n == SERIAL_HEX_LEN;
-}

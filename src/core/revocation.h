@@ -40,12 +40,6 @@ const char *crl_reason_name(int code);
  */
 const char *cert_status_name(const struct cert_row *r);
 
-/**
- * A serial as an operator writes it (either case, ':' separators allowed) in the form
- * claimd stores and prints: 32 upper-case hex digits. False if it is not one.
- */
-bool cert_serial_normalize(char out[SERIAL_HEX_LEN + 1], const char *in);
-
 /** Settings of the CRL: how long each is valid. */
 struct crl_policy {
 	unsigned hours; /* revocation.crl_hours: nextUpdate - thisUpdate */

@@ -15,15 +15,25 @@
 #include "core/cert_reply.h"
 #include "lib/log.h"
 
-/*
- * The largest reply, @p leaf then @p chain with every configured host, must fit the
- * firmware's buffer (protocol.md section 3); @p what names the certificates and
- * @p hint what to change, for the message.
- */
-static int check_fits(struct runtime *rt, const char *leaf, const char *chain, const char *what,
-                      const char *hint, char *err, size_t errsz)
+size_t runtime_reply_max(const struct runtime *rt, bool matter)
 {
-	size_t total = cert_reply_len(leaf, chain, rt->cfg, CERT_REPLY_ALL_HOSTS);
+	if (matter)
+		return rt->pai ? cert_reply_len(pai_largest_dac_pem(rt->pai), pai_pem(rt->pai),
+		                                rt->cfg, CERT_REPLY_ALL_HOSTS)
+		               : 0;
+	return cert_reply_len(ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca), rt->cfg,
+	                      CERT_REPLY_ALL_HOSTS);
+}
+
+/*
+ * The largest reply of its kind (runtime_reply_max()) must fit the firmware's buffer
+ * (protocol.md section 3); @p what names the certificates and @p hint what to change,
+ * for the message.
+ */
+static int check_fits(struct runtime *rt, bool matter, const char *what, const char *hint,
+                      char *err, size_t errsz)
+{
+	size_t total = runtime_reply_max(rt, matter);
 	if (total == SIZE_MAX) {
 		snprintf(err, errsz, "%s: the %s cannot be sent as the firmware reads them",
 		         rt->cfg->file, what);
@@ -41,8 +51,7 @@ static int check_fits(struct runtime *rt, const char *leaf, const char *chain, c
 
 static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
 {
-	return check_fits(rt, ca_largest_leaf_pem(rt->ca), ca_chain_pem(rt->ca),
-	                  "certificate (RSA-2048 device key)",
+	return check_fits(rt, false, "certificate (RSA-2048 device key)",
 	                  "use a smaller CA key or chain, or drop mqtt_cred_host", err, errsz);
 }
 
@@ -50,7 +59,7 @@ static int check_response_fits(struct runtime *rt, char *err, size_t errsz)
  * same buffer: the CLI writes the two certificates to a device with the same limits. */
 static int check_matter_fits(struct runtime *rt, char *err, size_t errsz)
 {
-	return check_fits(rt, pai_largest_dac_pem(rt->pai), pai_pem(rt->pai), "Matter DAC and PAI",
+	return check_fits(rt, true, "Matter DAC and PAI",
 	                  "use a PAI with a shorter subject, or drop mqtt_cred_host", err, errsz);
 }
 

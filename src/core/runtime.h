@@ -68,6 +68,16 @@ struct runtime *runtime_load(const char *path, const char *exe, struct signer *k
  * reading must fail. 0, or -1 with a message naming the config key, the file and this
  * process's uid in @p err (a key it can open: a configuration error, fatal at start-up).
  */
+/**
+ * The largest certificate reply @p rt can send, in bytes, with every configured host
+ * (protocol.md section 3): the CA's (@p matter false: the largest leaf, RSA-2048 device
+ * key, then the chain) or the Matter one (@p matter true: the largest DAC, then the PAI;
+ * 0 when no PAI is configured). SIZE_MAX when the certificates cannot be sent as the
+ * firmware reads them. runtime_load() refuses a config whose replies exceed
+ * RESPONSE_MAX; `claimd -t` prints both.
+ */
+size_t runtime_reply_max(const struct runtime *rt, bool matter);
+
 int runtime_keys_out_of_reach(const struct claimd_config *cfg, char *err, size_t errsz);
 /** Drops one reference; frees the generation at zero. NULL is a no-op. */
 void runtime_release(struct runtime *rt);

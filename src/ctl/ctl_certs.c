@@ -23,8 +23,12 @@
 
 static void certs_usage(FILE *f)
 {
-	fputs("usage: claimctl certs list [--node NODE_ID|--mac MAC] [--revoked] [--json]\n"
+	fputs("usage: claimctl certs list [--node NODE_ID|--mac MAC|--serial SERIAL] [--revoked] "
+	      "[--json]\n"
 	      "       claimctl certs revoke (SERIAL...|--node NODE_ID|--mac MAC) [--reason R]\n"
+	      "  SERIAL as tools print it: hex in any case, leading zeros optional, 0x, or\n"
+	      "  bytes separated by ':', ' ' or '-'; or decimal (37-39 digits). A string of\n"
+	      "  decimal digits of another length is refused as ambiguous: write hex with 0x.\n"
 	      "  R is an RFC 5280 reason name: unspecified (default), keyCompromise, "
 	      "cACompromise,\n"
 	      "  affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
@@ -35,20 +39,19 @@ static void certs_usage(FILE *f)
 /* The options both subcommands share; returns -1 after printing why. */
 struct certs_opts {
 	const char *node;
-	char mac[MAC_LEN + 1];
-	bool has_mac, revoked, json;
+	char mac[MAC_LEN + 1], serial[SERIAL_HEX_LEN + 1], node_mac[MAC_LEN + 1];
+	bool has_mac, has_serial, revoked, json;
 	int reason;
 };
 
 static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 {
-	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
-	                                     {"mac", required_argument, NULL, 'm'},
-	                                     {"revoked", no_argument, NULL, 'r'},
-	                                     {"json", no_argument, NULL, 'j'},
-	                                     {"reason", required_argument, NULL, 'R'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"node", required_argument, NULL, 'n'},   {"mac", required_argument, NULL, 'm'},
+	    {"serial", required_argument, NULL, 's'}, {"revoked", no_argument, NULL, 'r'},
+	    {"json", no_argument, NULL, 'j'},         {"reason", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	char why[256];
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -56,7 +59,10 @@ static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			o->node = optarg;
+			/* A self-claimed node's node_id is its MAC: any spelling of a MAC names it,
+			 * as in nodes show/release and the management API. */
+			o->node = mac_normalize(o->node_mac, optarg, strlen(optarg)) ? o->node_mac
+			                                                             : optarg;
 			break;
 		case 'm':
 			if (!mac_normalize(o->mac, optarg, strlen(optarg))) {
@@ -64,6 +70,18 @@ static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 				return -1;
 			}
 			o->has_mac = true;
+			break;
+		case 's':
+			if (revoke) {
+				fprintf(stderr, "certs: revoke names its serials as arguments\n");
+				return -1;
+			}
+			if (cert_serial_parse(o->serial, optarg, strlen(optarg), why,
+			                      sizeof(why)) != CE_OK) {
+				fprintf(stderr, "certs: --serial: %s: %s\n", optarg, why);
+				return -1;
+			}
+			o->has_serial = true;
 			break;
 		case 'r':
 			o->revoked = true;
@@ -99,8 +117,8 @@ static int certs_parse(int argc, char **argv, struct certs_opts *o, bool revoke)
 			return -1;
 		}
 	}
-	if (o->node && o->has_mac) {
-		fprintf(stderr, "certs: --node and --mac exclude each other\n");
+	if ((o->node != NULL) + o->has_mac + o->has_serial > 1) {
+		fprintf(stderr, "certs: --node, --mac and --serial exclude each other\n");
 		return -1;
 	}
 	return 0;
@@ -122,7 +140,8 @@ int ctl_certs_list(int argc, char **argv)
 	struct db *db = ctl_db();
 	if (!db)
 		return 1;
-	struct cert_filter f = {o.node, o.has_mac ? o.mac : NULL, o.revoked, NULL};
+	struct cert_filter f = {o.node, o.has_mac ? o.mac : NULL, o.revoked,
+	                        o.has_serial ? o.serial : NULL};
 	enum db_status s = db_certs_list(db, &f, &rows, &n);
 	db_close(db);
 	if (s < DB_NO_ROWS)
@@ -225,9 +244,10 @@ int ctl_certs_revoke(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
-		if (!cert_serial_normalize(serials[i], argv[optind + i])) {
-			fprintf(stderr, "certs revoke: '%s' is not a serial (32 hex digits)\n",
-			        argv[optind + i]);
+		const char *a = argv[optind + i];
+		char why[256];
+		if (cert_serial_parse(serials[i], a, strlen(a), why, sizeof(why)) != CE_OK) {
+			fprintf(stderr, "certs revoke: %s: %s\n", a, why);
 			free(serials);
 			free(ptrs);
 			return 2;

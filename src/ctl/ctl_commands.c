@@ -50,16 +50,19 @@ static const struct ctl_command commands[] = {
      "  certs: the node's valid certificates' PEM; for registering nodes with an MQTT/IoT\n"
      "  backend. A field beginning with = + - @ tab or CR gets a ' in front (CSV injection).",
      true, ctl_nodes_export},
-    {"certs list", "[--node NODE_ID|--mac MAC] [--revoked] [--json]",
+    {"certs list", "[--node NODE_ID|--mac MAC|--serial SERIAL] [--revoked] [--json]",
      "issued certificates and their status",
      "  serial (hex), node_id, status (valid, revoked, superseded, expired), not_before,\n"
-     "  not_after.",
+     "  not_after. SERIAL in any form tools print (see certs revoke).",
      true, ctl_certs_list},
     {"certs revoke", "(SERIAL...|--node NODE_ID|--mac MAC) [--reason R]",
      "revoke (R: an RFC 5280 reason name; idempotent)",
      "  R is an RFC 5280 reason name: unspecified (default), keyCompromise, cACompromise,\n"
      "  affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
-     "  privilegeWithdrawn, aACompromise. Revoking is idempotent.",
+     "  privilegeWithdrawn, aACompromise. Revoking is idempotent.\n"
+     "  SERIAL as tools print it: hex in any case, leading zeros optional, 0x, or bytes\n"
+     "  separated by ':', ' ' or '-'; or decimal (37-39 digits). Decimal digits of\n"
+     "  another length are refused as ambiguous: write hex with 0x.",
      true, ctl_certs_revoke},
     {"crl", "[--der]", "print the current CRL (PEM unless --der)",
      "  Issued now if the stored one is stale.", true, ctl_crl},

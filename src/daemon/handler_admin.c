@@ -67,10 +67,24 @@ static bool node_id_ok(const char *s)
 	return true;
 }
 
-/* The body as a JSON value, or NULL when it is not JSON (duplicate keys refused). */
+/*
+ * Where the JSON text of the body starts: after a UTF-8 byte order mark, which RFC 8259
+ * 8.1 lets a parser ignore and which Windows tools write (PowerShell 5's
+ * `Set-Content -Encoding UTF8`, Notepad before 2019), so a file saved there and sent
+ * with curl's --data-binary @file is read like any other. One mark only.
+ */
+static size_t body_start(const struct request *rq)
+{
+	return rq->body && rq->len >= 3 && memcmp(rq->body, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
+/* The body as a JSON value, or NULL when it is not JSON (duplicate keys refused). Every
+ * management endpoint that takes a body reads it here. */
 static json_t *body_json(const struct request *rq)
 {
-	return rq->body ? json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	size_t at = body_start(rq);
+	return rq->body ? json_loadb(rq->body + at, rq->len - at, JSON_REJECT_DUPLICATES, NULL)
+	                : NULL;
 }
 
 /* The string member @p key of object @p o, or NULL when missing or not a string. */
@@ -295,10 +309,21 @@ enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connectio
 
 /* --- GET /admin/v1/nodes/{node_id} --- */
 
-/* The node_id path segment into @p out (and the access log); false when it is not one. */
+/*
+ * The node_id path segment into @p out (and the access log); false when it is not one.
+ * A self-claimed node's node_id is its MAC (protocol.md 2.2), so a MAC in any spelling
+ * mac_normalize() reads (any case; ':' or '-' between pairs) names that node, as it does
+ * in `claimctl nodes show/release`; user nodes' ids (22 letters and digits) are never
+ * MAC-shaped, so nothing else is rewritten.
+ */
 static bool path_node_id(struct request *rq, char out[NODE_ID_MAX + 1])
 {
-	if (!request_segment(rq, 3, out, NODE_ID_MAX + 1) || !node_id_ok(out))
+	char mac[MAC_LEN + 1];
+	if (!request_segment(rq, 3, out, NODE_ID_MAX + 1))
+		return false;
+	if (mac_normalize(mac, out, strlen(out)))
+		memcpy(out, mac, sizeof(mac));
+	if (!node_id_ok(out))
 		return false;
 	snprintf(rq->node_id, sizeof(rq->node_id), "%s", out); /* for the access log */
 	return true;
@@ -397,20 +422,63 @@ out:
 	return reply_json(rq, c, 200, json_pack("{s:b}", "valid", valid));
 }
 
-/* --- POST /admin/v1/certificates/{serial}/revoke --- */
+/* --- /admin/v1/certificates/{serial}... --- */
+
+/*
+ * The serial path segment, in any form cert_serial_parse() reads (percent-decoded, so
+ * "7a%203f" is "7a 3f"), into @p out; CE_OK, or the refusal with its reason in @p why.
+ */
+static enum claimd_err path_serial(struct request *rq, char out[SERIAL_HEX_LEN + 1], char *why,
+                                   size_t whysz)
+{
+	char seg[160];
+	if (!request_segment(rq, 3, seg, sizeof(seg))) {
+		snprintf(why, whysz, "longer than any serial");
+		return CE_ADMIN_SERIAL;
+	}
+	return cert_serial_parse(out, seg, strlen(seg), why, whysz);
+}
+
+/* GET: one certificate's facts (as in a device's or node's listing) and its MAC. */
+enum MHD_Result handle_admin_cert_get(struct request *rq, struct MHD_Connection *c)
+{
+	char serial[SERIAL_HEX_LEN + 1], why[256];
+	struct cert_row *certs = NULL;
+	size_t nc = 0;
+	struct db *db;
+	enum db_status s;
+	enum claimd_err e = path_serial(rq, serial, why, sizeof(why));
+
+	if (e != CE_OK)
+		return reply_error_reason(rq, c, e, why);
+	if (!(db = app_db(rq->app)))
+		return reply_error(rq, c, CE_BUSY);
+	struct cert_filter f = {NULL, NULL, false, serial};
+	if ((s = db_certs_list(db, &f, &certs, &nc)) == DB_NO_ROWS)
+		return reply_error(rq, c, CE_ADMIN_NO_CERT);
+	if (s < DB_NO_ROWS)
+		return reply_db(rq, c, s);
+	json_t *o = cert_json(&certs[0], NULL);
+	json_object_set_new(o, "mac", json_string(certs[0].mac));
+	snprintf(rq->mac, sizeof(rq->mac), "%s", certs[0].mac); /* for the access log */
+	free(certs);
+	return reply_json(rq, c, 200, o);
+}
 
 enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c)
 {
-	char seg[80], serial[SERIAL_HEX_LEN + 1];
+	char serial[SERIAL_HEX_LEN + 1], why[256];
 	int reason = CRL_REASON_UNSPECIFIED;
 	long matched = 0, revoked = 0;
 	struct db *db;
 	enum db_status s;
+	enum claimd_err e = path_serial(rq, serial, why, sizeof(why));
 
-	if (!request_segment(rq, 3, seg, sizeof(seg)) || !cert_serial_normalize(serial, seg))
-		return reply_error(rq, c, CE_ADMIN_SERIAL);
-	/* The body is optional: no body, or one without "reason", is "unspecified". */
-	if (rq->len > 0) {
+	if (e != CE_OK)
+		return reply_error_reason(rq, c, e, why);
+	/* The body is optional: no body (a byte order mark alone is none), or one without
+	 * "reason", is "unspecified". */
+	if (rq->len > body_start(rq)) {
 		json_t *body = body_json(rq);
 		json_t *r = json_object_get(body, "reason");
 		if (!json_is_object(body)) {

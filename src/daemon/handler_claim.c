@@ -7,7 +7,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/cert_reply.h"
 #include "core/claim.h"
@@ -94,14 +93,6 @@ static void note_subject(struct request *rq, const struct claim_ctx *cc)
 	log_escape(rq->node_id, sizeof(rq->node_id), cc->node_id, strlen(cc->node_id));
 }
 
-/* ?matter=False (any case) is the normal flow; anything else asks for Matter. Other
- * query parameters (older CLIs send test=True) are not looked at (protocol.md 1). */
-static bool matter_requested(struct MHD_Connection *c)
-{
-	const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "matter");
-	return m && strcasecmp(m, "false") != 0;
-}
-
 /* Which configured hosts a user-flow reply carries: mqtt_host when the app asks for it,
  * mqtt_cred_host when videostream was granted (camera firmware needs it, protocol.md 7). */
 static unsigned user_hosts(const struct verify_fields *in)
@@ -156,7 +147,7 @@ enum MHD_Result handle_claim_verify(struct request *rq, struct MHD_Connection *c
 	json_t *j = NULL;
 	enum claimd_err e;
 
-	rq->matter = matter_requested(c);
+	/* rq->matter: the server read ?matter= with the headers (ROUTE_MATTER_QUERY). */
 	/* A token is checked first: its problems are the only 401s (protocol.md 7). */
 	if ((e = prologue(rq, c, &j, &cc, user)) != CE_OK)
 		goto fail;

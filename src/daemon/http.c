@@ -38,7 +38,8 @@ struct http_server {
  */
 static const struct route routes[] = {
     {"/claim/initiate", HTTP_POST, ROUTE_LIMIT_ADDRESS | ROUTE_CLAIM_SLOT, handle_claim_initiate},
-    {"/claim/verify", HTTP_POST, ROUTE_LIMIT_ADDRESS | ROUTE_CLAIM_SLOT, handle_claim_verify},
+    {"/claim/verify", HTTP_POST, ROUTE_LIMIT_ADDRESS | ROUTE_CLAIM_SLOT | ROUTE_MATTER_QUERY,
+     handle_claim_verify},
     {"/healthz", HTTP_GET | HTTP_HEAD, 0, handle_healthz},
     {"/readyz", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_readyz},
     {"/metrics", HTTP_GET | HTTP_HEAD, ROUTE_LIMIT_ADDRESS, handle_metrics},
@@ -57,6 +58,7 @@ static const struct route admin_routes[] = {
     {"/admin/v1/nodes/*", HTTP_GET, 0, handle_admin_node_get},
     {"/admin/v1/nodes/*/verify-signature", HTTP_POST, 0, handle_admin_verify_signature},
     {"/admin/v1/nodes/*/release", HTTP_POST, 0, handle_admin_release},
+    {"/admin/v1/certificates/*", HTTP_GET, 0, handle_admin_cert_get},
     {"/admin/v1/certificates/*/revoke", HTTP_POST, 0, handle_admin_revoke},
     {"/metrics", HTTP_GET | HTTP_HEAD, 0, handle_metrics},
 };
@@ -295,6 +297,14 @@ static enum MHD_Result add_framing(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+/* ?matter=False (any case) is the normal flow; anything else asks for Matter. Other
+ * query parameters (older CLIs send test=True) are not looked at (protocol.md 1). */
+static bool matter_requested(struct MHD_Connection *c)
+{
+	const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "matter");
+	return m && strcasecmp(m, "false") != 0;
+}
+
 /*
  * The first call for a request, with its headers: the framing rules (http_edge.h: every
  * request, including those after the first on a kept-alive connection, which the edge
@@ -323,6 +333,10 @@ static enum MHD_Result admit(struct http_server *s, struct MHD_Connection *c, co
 	if (fe != CE_OK)
 		return reply_error(rq, c, fe);
 	rq->route = route_find(s, path);
+	/* Which flow a claim is, as far as the request line says, before any refusal: a
+	 * Matter verify refused for its method or size counts as flow "matter". */
+	if (rq->route->policy & ROUTE_MATTER_QUERY)
+		rq->matter = matter_requested(c);
 	/* server.metrics: admin keeps the counters off the internet-facing listener. */
 	if (s->site == HTTP_PUBLIC && rq->route->fn == handle_metrics &&
 	    rq->rt->cfg->metrics_where == METRICS_ADMIN)

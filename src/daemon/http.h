@@ -26,8 +26,9 @@ struct request {
 	char *body;
 	size_t len, cap;
 	bool too_large;
-	bool claim_slot;      /* counted in app->claims_in_flight */
-	bool matter;          /* a verify with ?matter=true: the claim metrics' flow "matter" */
+	bool claim_slot; /* counted in app->claims_in_flight */
+	bool matter;     /* a verify with ?matter=true, known from the request line on: the claim
+	                  * metrics' flow "matter", also for 405, 413 and other early refusals */
 	unsigned retry_after; /* seconds, for 429 replies */
 	unsigned status;
 	enum claimd_err code;
@@ -54,6 +55,7 @@ enum http_method {
 enum route_policy {
 	ROUTE_LIMIT_ADDRESS = 1 << 0, /* takes a token from the client address's bucket */
 	ROUTE_CLAIM_SLOT = 1 << 1,    /* counts in limits.claims_in_flight from its headers on */
+	ROUTE_MATTER_QUERY = 1 << 2,  /* ?matter= other than false asks for a Matter DAC */
 };
 
 struct route {
@@ -136,6 +138,7 @@ enum MHD_Result handle_admin_devices_post(struct request *rq, struct MHD_Connect
 enum MHD_Result handle_admin_device_get(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_node_get(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_verify_signature(struct request *rq, struct MHD_Connection *c);
+enum MHD_Result handle_admin_cert_get(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_revoke(struct request *rq, struct MHD_Connection *c);
 enum MHD_Result handle_admin_release(struct request *rq, struct MHD_Connection *c);
 

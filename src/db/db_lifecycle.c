@@ -31,7 +31,7 @@ const struct db_stmt db_lifecycle_stmts[] = {
      " SELECT (SELECT count(*) FROM sel) AS matched, (SELECT count(*) FROM r) AS revoked,"
      " array_to_string(ARRAY(SELECT x FROM unnest($12::text[]) x"
      "  WHERE x NOT IN (SELECT serial FROM sel)), ' ') AS missing"},
-    /* $1 node_id or NULL $2 mac or NULL $3 revoked only */
+    /* $1 node_id or NULL $2 mac or NULL $3 revoked only $4 serial or NULL */
     {"certs_list", "SELECT " CERT_FACTS " FROM certificates c JOIN nodes n USING (node_id)"
                    " WHERE ($1::text IS NULL OR c.node_id = $1)"
                    " AND ($2::text IS NULL OR n.mac = $2)"

@@ -52,7 +52,7 @@ struct cert_row {
 struct cert_filter {
 	const char *node_id, *mac;
 	bool revoked_only;
-	const char *serial; /* upper-case hex, or NULL */
+	const char *serial; /* 32 upper-case hex digits (cert_serial_parse()), or NULL */
 };
 
 /**

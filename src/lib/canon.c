@@ -1,12 +1,14 @@
 /*
- * The one place that decides how a MAC, a platform and an eFuse key are spelt once
- * accepted. It must stay pure and table-free beyond the list of IDF targets: callers
- * bring their own configuration (claim.extra_platforms) and report errors their way.
+ * The one place that decides how a MAC, a platform, an eFuse key and a certificate
+ * serial are spelt once accepted. It must stay pure and table-free beyond the list of IDF targets:
+ * callers bring their own configuration (claim.extra_platforms) and report errors their way.
  */
 #include "lib/canon.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/util.h"
 
@@ -95,4 +97,130 @@ enum claimd_err canon_device(const char *mac, const char *platform, const char *
 	if (!efuse_key_parse(out->efuse_key, key, strlen(key)))
 		return CE_DEVICE_EFUSE_KEY;
 	return CE_OK;
+}
+
+/* @p len decimal digits at @p d into 16 big-endian bytes; false past 2^128 - 1. */
+static bool decimal_to_bytes(uint8_t out[16], const char *d, size_t len)
+{
+	memset(out, 0, 16);
+	for (size_t i = 0; i < len; i++) {
+		unsigned carry = (unsigned)(d[i] - '0');
+		for (int b = 15; b >= 0; b--) {
+			carry += out[b] * 10u;
+			out[b] = (uint8_t)carry;
+			carry >>= 8;
+		}
+		if (carry)
+			return false;
+	}
+	return true;
+}
+
+/* Hex digits @p h (@p len of them, separators already gone) right-aligned into 32
+ * upper-case digits; false when more than 32 are significant. */
+static bool hex_to_serial(char out[SERIAL_HEX_LEN + 1], const char *h, size_t len)
+{
+	while (len > 0 && *h == '0') {
+		h++;
+		len--;
+	}
+	if (len > SERIAL_HEX_LEN)
+		return false;
+	memset(out, '0', SERIAL_HEX_LEN - len);
+	for (size_t i = 0; i < len; i++)
+		out[SERIAL_HEX_LEN - len + i] = (char)toupper((unsigned char)h[i]);
+	out[SERIAL_HEX_LEN] = '\0';
+	return true;
+}
+
+enum claimd_err cert_serial_parse(char out[SERIAL_HEX_LEN + 1], const char *in, size_t len,
+                                  char *why, size_t whysz)
+{
+	/* Digits only, separators taken out: at most 128 characters are looked at. */
+	char digits[129];
+	size_t n = 0, group = 0, groups = 0;
+	bool prefix = false, letters = false;
+	char sep = 0;
+
+	while (len > 0 && isspace((unsigned char)in[0])) {
+		in++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char)in[len - 1]))
+		len--;
+	if (len >= 7 && strncasecmp(in, "serial=", 7) == 0) {
+		in += 7;
+		len -= 7;
+	}
+	if (len >= 2 && in[0] == '0' && (in[1] == 'x' || in[1] == 'X')) {
+		prefix = true;
+		in += 2;
+		len -= 2;
+	}
+	if (len == 0 || len >= sizeof(digits)) {
+		snprintf(why, whysz, "%s", len ? "longer than any serial" : "empty");
+		return CE_ADMIN_SERIAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+		if (ch == ':' || ch == ' ' || ch == '-') {
+			if (sep && ch != sep) {
+				snprintf(why, whysz, "mixes the separators '%c' and '%c'", sep, ch);
+				return CE_ADMIN_SERIAL;
+			}
+			/* A group after the first is whole bytes: "ab:1:cd" could be ab01cd or
+			 * ab1cd, so it is refused rather than read either way. */
+			if (group == 0 || (groups > 0 && group % 2 != 0)) {
+				snprintf(
+				    why, whysz,
+				    "'%c' must stand between whole bytes (two hex digits each)",
+				    ch);
+				return CE_ADMIN_SERIAL;
+			}
+			sep = ch;
+			groups++;
+			group = 0;
+			continue;
+		}
+		if (!is_hex(ch)) {
+			snprintf(why, whysz,
+			         "'%c' is neither a hex digit nor a separator (':', ' ', '-')",
+			         isprint((unsigned char)ch) ? ch : '?');
+			return CE_ADMIN_SERIAL;
+		}
+		letters |= !(ch >= '0' && ch <= '9');
+		digits[n++] = ch;
+		group++;
+	}
+	if (group == 0 || (groups > 0 && group % 2 != 0)) {
+		snprintf(why, whysz, "'%c' must stand between whole bytes (two hex digits each)",
+		         sep);
+		return CE_ADMIN_SERIAL;
+	}
+	if (prefix || letters || sep) {
+		if (!hex_to_serial(out, digits, n)) {
+			snprintf(why, whysz, "more than 16 bytes (32 hex digits)");
+			return CE_ADMIN_SERIAL;
+		}
+		return CE_OK;
+	}
+	/* Decimal digits only: the length says the base, as it does for claimd's serials. */
+	if (n == SERIAL_HEX_DIGITS_MIN || n == SERIAL_HEX_LEN)
+		return hex_to_serial(out, digits, n) ? CE_OK : CE_ADMIN_SERIAL;
+	if (n >= SERIAL_DEC_DIGITS_MIN && n <= SERIAL_DEC_DIGITS_MAX) {
+		uint8_t b[16];
+		if (!decimal_to_bytes(b, digits, n)) {
+			snprintf(why, whysz, "%zu decimal digits: more than 16 bytes", n);
+			return CE_ADMIN_SERIAL;
+		}
+		hex_encode_upper(out, b, sizeof(b));
+		out[SERIAL_HEX_LEN] = '\0';
+		return CE_OK;
+	}
+	snprintf(why, whysz,
+	         "%.*s (%zu decimal digits) could be hex or decimal: a claimd serial is %d-%d hex "
+	         "digits or %d-%d decimal digits; write hex with 0x (0x%.*s)",
+	         (int)n, digits, n, SERIAL_HEX_DIGITS_MIN, SERIAL_HEX_LEN, SERIAL_DEC_DIGITS_MIN,
+	         SERIAL_DEC_DIGITS_MAX, (int)n, digits);
+	return CE_ADMIN_SERIAL_AMBIGUOUS;
 }

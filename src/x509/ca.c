@@ -551,18 +551,33 @@ enum claimd_err csr_check_matter(const char *pem, size_t len, struct csr **out,
 	if (rc != CE_OK)
 		return rc;
 	f = &c->f;
+	bool text_cn = f->m_cn.count == 1 &&
+	               (f->m_cn.tag == 0x0c || f->m_cn.tag == 0x13 || f->m_cn.tag == 0x16);
+	/* The ids in the CN's fallback form (Matter Core 6.2.2.2), read only when the
+	 * subject holds neither attribute: "<node_id> Mvid:131B Mpid:0002" is node_id's
+	 * request with those ids. The DAC is written in the attribute form either way. */
+	bool fallback = text_cn && f->m_vid.count == 0 && f->m_pid.count == 0 &&
+	                f->subject_entries == 1 && f->m_cn.len <= NODE_ID_MAX + 20;
+	char rest[NODE_ID_MAX + 21] = "";
+	bool fallback_ok = fallback &&
+	                   matter_cn_ids((const char *)f->m_cn.p, f->m_cn.len, subj->vendor_id,
+	                                 subj->product_id, rest) == 0 &&
+	                   subj->vendor_id[0] && subj->product_id[0];
 	/* The CN is kept for the audit row even when the rest is refused. */
-	if (f->m_cn.count == 1 && valid_cn(f->m_cn.p, f->m_cn.len) &&
-	    (f->m_cn.tag == 0x0c || f->m_cn.tag == 0x13 || f->m_cn.tag == 0x16)) {
+	size_t rest_len = strlen(rest);
+	if (fallback_ok && valid_cn((const unsigned char *)rest, rest_len))
+		memcpy(subj->cn, rest, rest_len + 1); /* valid_cn(): at most NODE_ID_MAX */
+	else if (text_cn && valid_cn(f->m_cn.p, f->m_cn.len)) {
 		memcpy(subj->cn, f->m_cn.p, f->m_cn.len);
 		subj->cn[f->m_cn.len] = '\0';
 	}
 	/* Uncompressed: Matter stacks (and the DAC profile checker) read only that form. */
 	if (f->key_alg != CSR_KEY_EC_P256 || f->key_len != 65)
 		rc = CE_MATTER_KEY;
-	else if (f->subject_entries != 3 || !subj->cn[0] ||
-	         !matter_id_ok(&f->m_vid, subj->vendor_id) ||
-	         !matter_id_ok(&f->m_pid, subj->product_id))
+	else if (fallback ? !fallback_ok || !subj->cn[0]
+	                  : f->subject_entries != 3 || !subj->cn[0] ||
+	                        !matter_id_ok(&f->m_vid, subj->vendor_id) ||
+	                        !matter_id_ok(&f->m_pid, subj->product_id))
 		rc = CE_MATTER_SUBJECT;
 	if (rc == CE_OK)
 		*out = c;

@@ -105,10 +105,28 @@ struct matter_subject {
 };
 
 /**
+ * The Matter vendor and product ids in a common name's fallback form (Matter Core
+ * Specification 6.2.2.2, for CAs that cannot write the Matter attribute types):
+ * "Mvid:" then four upper-case hex digits, "Mpid:" likewise, anywhere in @p cn
+ * (@p len bytes), e.g. "ACME PAI Mvid:131B" or "<node_id> Mvid:131B Mpid:0002". Writes
+ * each id found to @p vid / @p pid ("" when its prefix is absent) and, when @p rest is
+ * not NULL, the CN without the tokens found and without the spaces at its ends
+ * (@p len + 1 bytes). Returns 0; -1 when a prefix is not followed by four upper-case
+ * hex digits or occurs twice (malformed or conflicting: read neither way). The
+ * attribute form takes precedence: callers read the CN only when the subject holds
+ * neither Matter attribute (as the Matter SDK's certificate checks do).
+ */
+int matter_cn_ids(const char *cn, size_t len, char vid[MATTER_ID_LEN + 1],
+                  char pid[MATTER_ID_LEN + 1], char *rest);
+
+/**
  * Parses and checks a CSR for a Matter DAC: the checks of csr_check() up to the
  * signature, then an EC P-256 key and a subject of exactly a CN (as csr_check()
  * allows), the Matter vendor id and the product id, each once, the ids as UTF8String
- * of four upper-case hex digits, in any order and RDN layout. Fills @p subj (its cn
+ * of four upper-case hex digits, in any order and RDN layout; or, when the subject holds
+ * neither Matter attribute, a CN alone of the node_id and the ids in the fallback form
+ * (matter_cn_ids(): "<node_id> Mvid:131B Mpid:0002", tokens in any order), whose
+ * cn is then the node_id alone. Fills @p subj (its cn
  * also on refusals after the signature, for the audit trail). Whether the ids are
  * allowed is the caller's decision. Returns the codes of csr_check() up to
  * CE_CSR_SIGNATURE, then CE_MATTER_KEY, CE_MATTER_SUBJECT, or CE_OK with *@p out set.

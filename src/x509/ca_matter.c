@@ -75,6 +75,89 @@ out:
 	return rc;
 }
 
+/* The id after @p prefix in @p cn into @p out: 0 absent, 1 found, -1 malformed. The
+ * token's bytes are marked in @p cut (when not NULL) for matter_cn_ids()'s rest. */
+static int cn_id(const char *cn, size_t len, const char *prefix, char out[MATTER_ID_LEN + 1],
+                 bool *cut)
+{
+	size_t pl = strlen(prefix), at = len;
+	out[0] = '\0';
+	for (size_t i = 0; i + pl <= len; i++) {
+		if (memcmp(cn + i, prefix, pl) != 0)
+			continue;
+		if (at != len)
+			return -1; /* twice: which one is meant? */
+		at = i;
+	}
+	if (at == len)
+		return 0;
+	if (at + pl + MATTER_ID_LEN > len)
+		return -1;
+	for (size_t i = 0; i < MATTER_ID_LEN; i++) {
+		char ch = cn[at + pl + i];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F')))
+			return -1;
+		out[i] = ch;
+	}
+	out[MATTER_ID_LEN] = '\0';
+	for (size_t i = 0; cut && i < pl + MATTER_ID_LEN; i++)
+		cut[at + i] = true;
+	return 1;
+}
+
+int matter_cn_ids(const char *cn, size_t len, char vid[MATTER_ID_LEN + 1],
+                  char pid[MATTER_ID_LEN + 1], char *rest)
+{
+	bool cut[256] = {false};
+	bool *c = len <= sizeof(cut) ? cut : NULL;
+	int rv = cn_id(cn, len, "Mvid:", vid, c), rp = cn_id(cn, len, "Mpid:", pid, c);
+
+	if (rv < 0 || rp < 0) {
+		vid[0] = pid[0] = '\0';
+		return -1;
+	}
+	if (rest) {
+		size_t o = 0;
+		for (size_t i = 0; i < len; i++)
+			if (!c || !c[i])
+				rest[o++] = cn[i];
+		while (o > 0 && rest[o - 1] == ' ')
+			o--;
+		rest[o] = '\0';
+		size_t lead = strspn(rest, " ");
+		memmove(rest, rest + lead, o - lead + 1);
+	}
+	return 0;
+}
+
+/*
+ * The vendor and product ids of certificate name @p name (a PAI's subject): the Matter
+ * attribute types when either is there, else the fallback form in the first common
+ * name that has one (matter_cn_ids()). "" for an id that is absent; -1 when one is
+ * malformed, repeated, or conflicting within the CN.
+ */
+static int name_matter_ids(const X509_NAME *name, char vid[MATTER_ID_LEN + 1],
+                           char pid[MATTER_ID_LEN + 1])
+{
+	if (name_matter_id(name, OID_MATTER_VID, vid) < 0 ||
+	    name_matter_id(name, OID_MATTER_PID, pid) < 0)
+		return -1;
+	if (vid[0] || pid[0])
+		return 0; /* the attribute form takes precedence over the CN (6.2.2.2) */
+	for (int at = -1; (at = X509_NAME_get_index_by_NID(name, NID_commonName, at)) >= 0;) {
+		const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at));
+		const char *d = (const char *)ASN1_STRING_get0_data(v);
+		int n = ASN1_STRING_length(v);
+		if (n <= 0)
+			continue;
+		if (matter_cn_ids(d, (size_t)n, vid, pid, NULL) < 0)
+			return -1;
+		if (vid[0] || pid[0])
+			return 0;
+	}
+	return 0;
+}
+
 /* The PAI profile's rules that a wrong file would break (Matter Core 6.2.2.4). */
 static int pai_check(struct pai *p, const char *cert, const char *key, const char *vendor_id,
                      char *err, size_t errsz)
@@ -106,14 +189,31 @@ static int pai_check(struct pai *p, const char *cert, const char *key, const cha
 		         cert);
 		return -1;
 	}
+	/* Each DAC's authorityKeyIdentifier is the PAI's subjectKeyIdentifier (Matter Core
+	 * 6.2.2.3, 6.2.2.4): without it no DAC can be built, and the failure would
+	 * otherwise surface as the test DAC's signature, blaming the key. */
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(p->cert);
+	if (!ski || ASN1_STRING_length(ski) == 0) {
+		snprintf(
+		    err, errsz,
+		    "matter.pai_certificate: %s: not a PAI: the subjectKeyIdentifier extension "
+		    "is missing (every DAC's authorityKeyIdentifier is taken from it; Matter "
+		    "Core 6.2.2.4)",
+		    cert);
+		return -1;
+	}
 	const X509_NAME *subj = X509_get_subject_name(p->cert);
-	if (name_matter_id(subj, OID_MATTER_VID, p->vendor_id) < 0 ||
-	    name_matter_id(subj, OID_MATTER_PID, p->product_id) < 0 ||
+	if (name_matter_ids(subj, p->vendor_id, p->product_id) < 0 ||
 	    strcmp(p->vendor_id, vendor_id) != 0) {
 		snprintf(err, errsz,
 		         "matter.pai_certificate: %s: the subject's vendor id (%s) is not "
-		         "matter.vendor_id (%s)",
-		         cert, p->vendor_id[0] ? p->vendor_id : "none, or malformed", vendor_id);
+		         "matter.vendor_id (%s)%s",
+		         cert, p->vendor_id[0] ? p->vendor_id : "none, or malformed", vendor_id,
+		         p->vendor_id[0]
+		             ? ""
+		             : ": it is the attribute 1.3.6.1.4.1.37244.2.1, or Mvid: in "
+		               "the common name, with four upper-case hex digits (Matter "
+		               "Core 6.2.2.2)");
 		return -1;
 	}
 	p->not_before = asn1_to_unix(X509_get0_notBefore(p->cert));
@@ -221,8 +321,7 @@ struct pai *pai_public(const char *pem, const char *largest_dac, char *err, size
 		goto fail;
 	}
 	const X509_NAME *subj = X509_get_subject_name(p->cert);
-	if (name_matter_id(subj, OID_MATTER_VID, p->vendor_id) < 0 ||
-	    name_matter_id(subj, OID_MATTER_PID, p->product_id) < 0) {
+	if (name_matter_ids(subj, p->vendor_id, p->product_id) < 0) {
 		snprintf(err, errsz, "the signer's PAI has malformed Matter ids");
 		goto fail;
 	}

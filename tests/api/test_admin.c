@@ -6,6 +6,7 @@
  * claimctl, /metrics on both listeners, and /admin paths absent from the public one.
  */
 #include <jansson.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -588,16 +589,24 @@ static int crl_lists(struct fx *f, const char *serial)
 	return found;
 }
 
+/* The case's world with MAC1 (esp32s3) and MAC2 (esp32c3) self-claimed, EC keys. */
+static bool two_claimed(struct fx *f, const char *name, struct sim_device *dv,
+                        struct sim_device *dv2)
+{
+	if (!admin_up(f, name))
+		return false;
+	*dv = device(MAC1, "esp32s3", "ec");
+	*dv2 = device(MAC2, "esp32c3", "ec");
+	return fx_self_claim(f, dv) && fx_self_claim(f, dv2);
+}
+
 static void revoke_and_release(void)
 {
 	struct fx f;
 	json_t *j;
 	char path[160], *out = NULL;
-	REQUIRE(admin_up(&f, "admin_revoke_release"));
-	struct sim_device dv = device(MAC1, "esp32s3", "ec");
-	struct sim_device dv2 = device(MAC2, "esp32c3", "ec");
-	REQUIRE(fx_self_claim(&f, &dv));
-	REQUIRE(fx_self_claim(&f, &dv2));
+	struct sim_device dv, dv2;
+	REQUIRE(two_claimed(&f, "admin_revoke_release", &dv, &dv2));
 	char *serial =
 	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
 	REQUIRE(serial);
@@ -721,6 +730,234 @@ static void revoke_and_release(void)
 	free(serial2);
 	EVP_PKEY_free(dv.key);
 	EVP_PKEY_free(dv2.key);
+	fx_down(&f);
+}
+
+/* GET /admin/v1/certificates/{serial}: 200 with @p want's facts, or the status; the
+ * reply's description (failures) into @p desc when asked for. */
+static int cert_get(struct fx *f, const char *form, const char *want, char *desc, size_t descsz)
+{
+	char path[256];
+	struct http_response r;
+	snprintf(path, sizeof(path), "/admin/v1/certificates/%s", form);
+	if (req(&f->d.admin_url, "GET", path, TOKEN_B, NULL, &r) < 0)
+		return -1;
+	int st = r.status;
+	json_t *j = json_loadb(r.body, r.len, 0, NULL);
+	if (st == 200 &&
+	    !(j && strcmp(json_string_value(json_object_get(j, "serial")), want) == 0 &&
+	      json_is_string(json_object_get(j, "mac"))))
+		st = -2;
+	if (desc && j && json_is_string(json_object_get(j, "description")))
+		snprintf(desc, descsz, "%s", json_string_value(json_object_get(j, "description")));
+	json_decref(j);
+	http_response_free(&r);
+	return st;
+}
+
+/*
+ * Identifiers and bodies as operators' tools write them (issue 23, kind 3): a serial in
+ * every printed form through GET and revoke and through claimctl; ambiguous and
+ * malformed serials refused naming the form; a JSON body with a UTF-8 byte order mark on
+ * every management endpoint that takes one; a self-claimed node named by its MAC in any
+ * case and with separators.
+ */
+static void identifier_forms(void)
+{
+	struct fx f;
+	json_t *j;
+	char path[256], desc[400], *out = NULL;
+	struct sim_device dv, dv2;
+	REQUIRE(two_claimed(&f, "admin_identifier_forms", &dv, &dv2));
+	char *serial =
+	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC1);
+	char *serial2 =
+	    sql_value(&f.t, "SELECT serial FROM certificates WHERE node_id = '%s'", MAC2);
+	REQUIRE(serial && serial2 && strlen(serial) == 32);
+
+	/* The forms: lower case, no leading zeros, 0x, ':' / ' ' (as %20) / '-' between
+	 * bytes, decimal, openssl x509 -serial's "serial=". */
+	uint8_t b[16];
+	REQUIRE(hex_decode(b, sizeof(b), serial, 32, false));
+	BIGNUM *bn = BN_bin2bn(b, sizeof(b), NULL);
+	char *dec = bn ? BN_bn2dec(bn) : NULL;
+	REQUIRE(dec);
+	char lower[33], bare[33], ox[40], colon[64], spaced[128], dashed[64], eq[48];
+	for (int i = 0; i <= 32; i++)
+		lower[i] = (char)(serial[i] ? serial[i] | 0x20 : 0);
+	snprintf(bare, sizeof(bare), "%s", serial + strspn(serial, "0"));
+	snprintf(ox, sizeof(ox), "0x%s", lower);
+	char *c = colon, *sp = spaced, *d = dashed;
+	for (int i = 0; i < 32; i += 2) {
+		c += sprintf(c, "%s%.2s", i ? ":" : "", lower + i);
+		sp += sprintf(sp, "%s%.2s", i ? "%20" : "", serial + i);
+		d += sprintf(d, "%s%.2s", i ? "-" : "", lower + i);
+	}
+	snprintf(eq, sizeof(eq), "serial=%s", serial);
+	const char *forms[] = {serial, lower, bare, ox, colon, spaced, dashed, dec, eq};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		CHECKF(cert_get(&f, forms[i], serial, NULL, 0) == 200, "GET %s", forms[i]);
+	/* Revoked by its decimal form; each other form then finds the same, already revoked. */
+	snprintf(path, sizeof(path), "/admin/v1/certificates/%s/revoke", dec);
+	j = ajson(&f, "POST", path, TOKEN_A, "{\"reason\":\"keyCompromise\"}", 200);
+	CHECK(j && strcmp(json_string_value(json_object_get(j, "serial")), serial) == 0 &&
+	      json_is_true(json_object_get(j, "newly_revoked")));
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		snprintf(path, sizeof(path), "/admin/v1/certificates/%s/revoke", forms[i]);
+		j = ajson(&f, "POST", path, TOKEN_A, NULL, 200);
+		CHECKF(j && strcmp(json_string_value(json_object_get(j, "serial")), serial) == 0 &&
+		           json_is_false(json_object_get(j, "newly_revoked")),
+		       "revoke %s", forms[i]);
+		json_decref(j);
+	}
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL") ==
+	      1);
+	/* Refused, naming the form: decimal digits of no serial's length; mixed
+	 * separators; a byte split; more than 16 bytes. A 0x value that is no serial: 404. */
+	CHECK(cert_get(&f, "1234", serial, desc, sizeof(desc)) == 400);
+	CHECKF(strcmp(desc, "serial: ambiguous: 1234 (4 decimal digits) could be hex or "
+	                    "decimal: a claimd serial is 31-32 hex digits or 37-39 decimal "
+	                    "digits; write hex with 0x (0x1234)") == 0,
+	       "%s", desc);
+	snprintf(path, sizeof(path), "/admin/v1/certificates/%.30s/revoke", dec);
+	struct http_response rr;
+	REQUIRE(req(&f.d.admin_url, "POST", path, TOKEN_A, NULL, &rr) == 0);
+	check_failure(&rr, 400, "(30 decimal digits) could be hex or decimal");
+	http_response_free(&rr);
+	CHECK(cert_get(&f, "0a:1b-2c", serial, desc, sizeof(desc)) == 400);
+	CHECKF(strstr(desc, "serial: not a certificate serial: mixes the separators"), "%s", desc);
+	CHECK(cert_get(&f, "ab:1:cd", serial, desc, sizeof(desc)) == 400);
+	CHECKF(strstr(desc, "whole bytes"), "%s", desc);
+	CHECK(cert_get(&f, "1FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", serial, desc, sizeof(desc)) ==
+	      400);
+	CHECKF(strstr(desc, "more than 16 bytes"), "%s", desc);
+	CHECK(cert_get(&f, "0x1234", serial, desc, sizeof(desc)) == 404);
+	CHECKF(strstr(desc, "no such certificate"), "%s", desc);
+
+	/* claimctl: the same forms, as arguments (a spaced one quoted). */
+	char args[256];
+	const char *ctl_forms[] = {lower, bare, ox, colon, dashed, dec, eq};
+	for (size_t i = 0; i < sizeof(ctl_forms) / sizeof(ctl_forms[0]); i++) {
+		snprintf(args, sizeof(args), "certs list --serial '%s'", ctl_forms[i]);
+		CHECKF(fx_claimctl(&f, &out, args) == 0 && out && strstr(out, serial) &&
+		           strstr(out, "revoked") && !strstr(out, serial2),
+		       "%s: %s", args, out);
+		free(out);
+		out = NULL;
+	}
+	char spaced2[64], *s2 = spaced2;
+	for (int i = 0; i < 32; i += 2)
+		s2 += sprintf(s2, "%s%.2s", i ? " " : "", serial2 + i);
+	snprintf(args, sizeof(args), "certs list --serial '%s'", spaced2);
+	CHECKF(fx_claimctl(&f, &out, args) == 0 && out && strstr(out, serial2) &&
+	           !strstr(out, "revoked"),
+	       "%s", out);
+	free(out);
+	BN_free(bn);
+	REQUIRE(hex_decode(b, sizeof(b), serial2, 32, false));
+	bn = BN_bin2bn(b, sizeof(b), NULL);
+	OPENSSL_free(dec);
+	dec = bn ? BN_bn2dec(bn) : NULL;
+	REQUIRE(dec);
+	snprintf(args, sizeof(args), "certs revoke '%s' --reason superseded", spaced2);
+	CHECKF(fx_claimctl(&f, &out, args) == 0 && out && strstr(out, "1 certificate(s) revoked"),
+	       "%s", out);
+	free(out);
+	snprintf(args, sizeof(args), "certs revoke %s", dec);
+	CHECKF(fx_claimctl(&f, &out, args) == 0 && out && strstr(out, "1 already revoked"), "%s",
+	       out);
+	free(out);
+	CHECK(fx_claimctl(&f, &out, "certs revoke 1234") == 2);
+	CHECKF(out &&
+	           strstr(out, "certs revoke: 1234: 1234 (4 decimal digits) could be hex or "
+	                       "decimal") &&
+	           strstr(out, "write hex with 0x (0x1234)"),
+	       "%s", out);
+	free(out);
+	CHECK(fx_claimctl(&f, &out, "certs list --serial 12:3") == 2);
+	CHECKF(out && strstr(out, "whole bytes"), "%s", out);
+	free(out);
+	CHECK(fx_claimctl(&f, &out, "certs list --serial 0x1234") == 0);
+	CHECKF(out && !strstr(out, serial) && !strstr(out, serial2), "%s", out);
+	free(out);
+
+	/* A self-claimed node by its MAC, any case and separators: the API's lookups,
+	 * verify-signature and release, and claimctl's --node. */
+	const char *macs[] = {"7cdfa1000001", "7C:DF:A1:00:00:01", "7c-df-a1-00-00-01",
+	                      "7c:DF:a1:00:00:01"};
+	for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++) {
+		snprintf(path, sizeof(path), "/admin/v1/nodes/%s", macs[i]);
+		j = ajson(&f, "GET", path, TOKEN_B, NULL, 200);
+		CHECKF(j && strcmp(json_string_value(json_object_get(j, "node_id")), MAC1) == 0,
+		       "%s", macs[i]);
+		json_decref(j);
+		snprintf(args, sizeof(args), "certs list --node '%s'", macs[i]);
+		CHECKF(fx_claimctl(&f, &out, args) == 0 && out && strstr(out, serial), "%s: %s",
+		       args, out);
+		free(out);
+	}
+	CHECK(astatus(&f, "GET", "/admin/v1/nodes/7c:df:a1-00:00:01", TOKEN_B, NULL) == 400);
+	CHECK(astatus(&f, "GET", "/admin/v1/nodes/7cdfa1009999", TOKEN_B, NULL) == 404);
+
+	/* A byte order mark before the JSON: every endpoint that reads a body. */
+	const char *bom = "\xEF\xBB\xBF";
+	char body[512];
+	snprintf(body, sizeof(body),
+	         "%s[{\"mac\":\"7c:df:a1:00:02:01\",\"platform\":\"esp32c6\",\"efuse_key\":"
+	         "\"" K1HEX "\"}]",
+	         bom);
+	j = ajson(&f, "POST", "/admin/v1/devices", TOKEN_A, body, 200);
+	CHECK(j && jnum(j, "added") == 1);
+	json_decref(j);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM devices WHERE mac = '7CDFA1000201' AND "
+	                     "platform = 'esp32c6'") == 1);
+	/* verify-signature through the MAC in lower case, with a marked body. */
+	REQUIRE(fx_self_claim(&f, &dv)); /* a valid certificate again */
+	const char *ch = "bom-challenge";
+	char *sig = sign_hex(dv.key, ch, 0, 0);
+	REQUIRE(sig);
+	snprintf(body, sizeof(body), "%s{\"challenge\":\"%s\",\"signature\":\"%s\"}", bom, ch, sig);
+	j = ajson(&f, "POST", "/admin/v1/nodes/7cdfa1000001/verify-signature", TOKEN_B, body, 200);
+	CHECK(j && json_is_true(json_object_get(j, "valid")));
+	json_decref(j);
+	free(sig);
+	char *serial3 = sql_value(&f.t,
+	                          "SELECT serial FROM certificates WHERE node_id = '%s' AND "
+	                          "revoked_at IS NULL",
+	                          MAC1);
+	REQUIRE(serial3);
+	snprintf(path, sizeof(path), "/admin/v1/certificates/%s/revoke", serial3);
+	snprintf(body, sizeof(body), "%s{\"reason\":\"affiliationChanged\"}", bom);
+	j = ajson(&f, "POST", path, TOKEN_A, body, 200);
+	CHECK(j &&
+	      strcmp(json_string_value(json_object_get(j, "reason")), "affiliationChanged") == 0);
+	json_decref(j);
+	CHECK(sql_long(&f.t, "SELECT revocation_reason FROM certificates WHERE serial = '%s'",
+	               serial3) == 3);
+	/* A mark alone is an empty body (reason unspecified); two marks, or a mark inside,
+	 * are not JSON. */
+	j = ajson(&f, "POST", path, TOKEN_A, bom, 200);
+	CHECK(j && json_is_false(json_object_get(j, "newly_revoked")));
+	json_decref(j);
+	snprintf(body, sizeof(body), "%s%s{\"reason\":\"superseded\"}", bom, bom);
+	CHECK(astatus(&f, "POST", path, TOKEN_A, body) == 400);
+	snprintf(body, sizeof(body), " %s[]", bom);
+	CHECK(astatus(&f, "POST", "/admin/v1/devices", TOKEN_A, body) == 400);
+	/* Release through a MAC with separators. */
+	j = ajson(&f, "POST", "/admin/v1/nodes/7C-DF-A1-00-00-02/release", TOKEN_A, NULL, 200);
+	CHECK(j && strcmp(json_string_value(json_object_get(j, "node_id")), MAC2) == 0);
+	json_decref(j);
+
+	free(serial3);
+	OPENSSL_free(dec);
+	BN_free(bn);
+	free(serial);
+	free(serial2);
+	EVP_PKEY_free(dv.key);
+	EVP_PKEY_free(dv2.key);
+	if (t_failures)
+		daemon_dump_log(&f.d);
 	fx_down(&f);
 }
 
@@ -992,6 +1229,7 @@ static const struct t_case cases[] = {
     {"revoke_and_release", revoke_and_release},
     {"lost_connections", lost_connections},
     {"json_log_request_ids", json_log_request_ids},
+    {"identifier_forms", identifier_forms},
     {NULL, NULL},
 };
 

@@ -6,6 +6,7 @@
  * each), refusals, start-up refusals of bad PAIs, node_policies lists, and which
  * refusals may be 401.
  */
+#include <jansson.h>
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -722,6 +723,187 @@ static void pai_only_in_signer(void)
 	unsetenv("SOFTHSM2_CONF");
 }
 
+/* Whether metric @p series reaches @p want within 2 s. */
+static bool metric_becomes(struct daemon *d, const char *series, long want)
+{
+	for (int i = 0; i < 40; i++) {
+		if (metric(d, series) == want)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* The DAC of a 200 Matter reply @p r: signed by @p pai, subject CN=@p node and the ids
+ * @p vid / @p pid as the Matter attributes, whatever form the PAI and the CSR used. */
+static bool dac_is(const struct http_response *r, X509 *pai, const char *node, const char *vid,
+                   const char *pid)
+{
+	json_t *j = r->status == 200 ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	const char *pem = j ? json_string_value(json_object_get(j, "certificate")) : NULL;
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *dac = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *k = pai ? X509_get0_pubkey(pai) : NULL;
+	bool ok = dac && k && X509_verify(dac, k) == 1;
+	const X509_NAME *s = dac ? X509_get_subject_name(dac) : NULL;
+	const char *want[][2] = {
+	    {"2.5.4.3", node}, {"1.3.6.1.4.1.37244.2.1", vid}, {"1.3.6.1.4.1.37244.2.2", pid}};
+	for (int i = 0; ok && i < 3; i++) {
+		ASN1_OBJECT *o = OBJ_txt2obj(want[i][0], 1);
+		int at = o ? X509_NAME_get_index_by_OBJ(s, o, -1) : -1;
+		const ASN1_STRING *v =
+		    at >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(s, at)) : NULL;
+		ok = v && (size_t)ASN1_STRING_length(v) == strlen(want[i][1]) &&
+		     memcmp(ASN1_STRING_get0_data(v), want[i][1], strlen(want[i][1])) == 0;
+		ASN1_OBJECT_free(o);
+	}
+	ok = ok && X509_NAME_entry_count(s) == 3;
+	X509_free(dac);
+	BIO_free(b);
+	json_decref(j);
+	return ok;
+}
+
+/*
+ * The vendor and product ids in every encoding Matter Core 6.2.2.2 allows (issue 23,
+ * kind 3): the attribute types, or "Mvid:"/"Mpid:" in a common name, in the PAI and in
+ * the DAC CSR; attributes before the CN; malformed and conflicting CN forms refused
+ * naming the vendor id. Also (kind 5): a PAI without subjectKeyIdentifier is refused
+ * naming the extension; `claimd -t` prints the DAC+PAI reply size; Matter verifies
+ * refused with 413 and 405 count under flow "matter".
+ */
+static void matter_id_encodings(void)
+{
+	struct mfx m;
+	struct http_response r;
+	char *out = NULL;
+	REQUIRE(mfx_up(&m, "matter_id_encodings", false));
+	static const struct {
+		const char *name, *subj, *ext, *products, *want; /* want NULL: accepted */
+	} pais[] = {
+	    {"cn_vid", "/CN=ACME Matter PAI Mvid:131B", "pai", "[\"0002\"]", NULL},
+	    {"cn_vid_pid", "/O=ACME/CN=ACME PAI Mvid:131B Mpid:0002", "pai", "[\"0002\"]", NULL},
+	    {"cn_pid_limits", "/CN=PAI Mpid:0002 Mvid:131B", "pai", "[\"0003\"]",
+	     "the PAI's subject names product 0002 only"},
+	    {"second_cn", "/CN=Test PAI/CN=Mvid:131B", "pai", "[]", NULL},
+	    {"attr_first", "/CN=PAI Mvid:FFF1/matterVID=131B", "pai", "[]", NULL},
+	    {"attr_pid_only", "/CN=PAI Mvid:131B/matterPID=0002", "pai", "[]",
+	     "vendor id (none, or malformed)"},
+	    {"cn_wrong", "/CN=PAI Mvid:FFF1", "pai", "[]",
+	     "vendor id (FFF1) is not matter.vendor_id (131B)"},
+	    {"cn_lower", "/CN=PAI Mvid:131b", "pai", "[]",
+	     "vendor id (none, or malformed) is not matter.vendor_id (131B): it is the attribute "
+	     "1.3.6.1.4.1.37244.2.1, or Mvid: in the common name"},
+	    {"cn_short", "/CN=PAI Mvid:13", "pai", "[]", "vendor id (none, or malformed)"},
+	    {"cn_twice", "/CN=PAI Mvid:131B Mvid:FFF1", "pai", "[]",
+	     "vendor id (none, or malformed)"},
+	    {"cn_bad_pid", "/CN=PAI Mvid:131B Mpid:XY12", "pai", "[]",
+	     "vendor id (none, or malformed)"},
+	    {"no_ski", "/CN=PAI/matterVID=131B", "pai_no_ski", "[]",
+	     "not a PAI: the subjectKeyIdentifier extension is missing"},
+	};
+	for (size_t i = 0; i < sizeof(pais) / sizeof(pais[0]); i++) {
+		REQUIRE(pki_issue(m.dir, pais[i].name, EC_KEY_CMD, pais[i].subj, "paa", pais[i].ext,
+		                  365));
+		if (pais[i].want) {
+			refused_with(&m, pais[i].name, pais[i].products, pais[i].want);
+			continue;
+		}
+		mfx_yaml(&m, pais[i].name, pais[i].products);
+		REQUIRE(tenv_write_config(&m.f.t));
+		int rc = t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), m.f.t.config);
+		CHECKF(rc == 0 && out && strstr(out, ": OK (") &&
+		           strstr(out, "; largest Matter DAC+PAI response ") &&
+		           strstr(out, " of 3071 bytes; database"),
+		       "%s: exit %d: %s", pais[i].name, rc, out ? out : "");
+		free(out);
+		out = NULL;
+	}
+	/* Without a matter: section, -t prints no Matter size. */
+	m.f.t.o.extra = NULL;
+	REQUIRE(tenv_write_config(&m.f.t));
+	CHECK(t_run(&out, "'%s' -t -c '%s' 2>&1", t_bin("claimd"), m.f.t.config) == 0 && out &&
+	      strstr(out, "largest certificate response") && !strstr(out, "Matter"));
+	free(out);
+
+	/* Serving with the CN-form PAI: DACs in the attribute form, from CSRs in either. */
+	mfx_yaml(&m, "cn_vid", "[\"0002\", \"8000\"]");
+	REQUIRE(tenv_write_config(&m.f.t));
+	REQUIRE(daemon_start(&m.f.t, &m.f.d));
+	X509 *pai = cert_at(&m, "cn_vid");
+	char *alice = test_token(m.idp, "alice");
+	REQUIRE(pai && alice);
+	EVP_PKEY *ec = sim_key_new("ec");
+	REQUIRE(ec);
+	char *n1 = initiate_as(&m, alice, "7CDFA1000801");
+	char *csr = n1 ? sim_matter_csr_pem(ec, n1, VID, PID) : NULL;
+	REQUIRE(csr);
+	CHECK(matter_verify(&m, alice, csr, &r) == 200 && dac_is(&r, pai, n1, VID, PID));
+	http_response_free(&r);
+	free(csr);
+	static const struct {
+		const char *before, *after, *vid, *pid, *desc; /* CN: before node_id after */
+	} csrs[] = {
+	    /* desc NULL: 200 */
+	    {"", " Mvid:131B Mpid:8000", VID, "8000", NULL},
+	    {"Mpid:0002 Mvid:131B ", "", VID, PID, NULL},
+	    {"", " Mvid:FFF1 Mpid:0002", NULL, NULL, "csr: the Matter vendor id is not"},
+	    {"", " Mvid:131B Mpid:0003", NULL, NULL, "csr: the Matter product id"},
+	    {"", " Mvid:131B", NULL, NULL, "csr: a Matter CSR's subject must be"},
+	    {"", " Mvid:131b Mpid:0002", NULL, NULL, "csr: a Matter CSR's subject must be"},
+	    {"", " Mvid:131B Mvid:131B Mpid:0002", NULL, NULL,
+	     "csr: a Matter CSR's subject must be"},
+	    {"", " x Mvid:131B Mpid:0002", NULL, NULL, "csr: a Matter CSR's subject must be"},
+	};
+	for (size_t i = 0; i < sizeof(csrs) / sizeof(csrs[0]); i++) {
+		char mac[13], cn[160];
+		snprintf(mac, sizeof(mac), "7CDFA10009%02zu", i);
+		char *node = initiate_as(&m, alice, mac);
+		REQUIRE(node);
+		snprintf(cn, sizeof(cn), "%s%s%s", csrs[i].before, node, csrs[i].after);
+		csr = sim_csr_pem(ec, cn, true);
+		REQUIRE(csr);
+		int st = matter_verify(&m, alice, csr, &r);
+		if (!csrs[i].desc)
+			CHECKF(st == 200 && dac_is(&r, pai, node, csrs[i].vid, csrs[i].pid),
+			       "%s: %d %s", cn, st, r.body);
+		else
+			check_failure(&r, 400, csrs[i].desc);
+		http_response_free(&r);
+		free(csr);
+		free(node);
+	}
+
+	/* Refused before the body is read, still flow "matter": 413 (too large, from the
+	 * Content-Length), 405 (GET); ?matter=false stays the user/self flow. */
+	REQUIRE(raw(&m.f.d,
+	            "POST /claim/verify?matter=True HTTP/1.1\r\nHost: x\r\n"
+	            "Content-Length: 1000000\r\n\r\n",
+	            &r) == 0);
+	CHECK(r.status == 413);
+	http_response_free(&r);
+	REQUIRE(raw(&m.f.d, "GET /claim/verify?matter=true HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 405);
+	http_response_free(&r);
+	REQUIRE(raw(&m.f.d, "GET /claim/verify?matter=false HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 0);
+	CHECK(r.status == 405);
+	http_response_free(&r);
+	/* Counted when each request is done, which for a reply that closes the connection
+	 * can come just after the client read it (metric_becomes() waits). */
+	CHECK(metric_becomes(&m.f.d,
+	                     "claimd_claims_total{flow=\"matter\",outcome=\"BODY_TOO_LARGE\"}", 1));
+	CHECK(metric_becomes(&m.f.d, "claimd_claims_total{flow=\"matter\",outcome=\"METHOD\"}", 1));
+	CHECK(metric_becomes(&m.f.d, "claimd_claims_total{flow=\"self\",outcome=\"METHOD\"}", 1));
+	CHECK(metric(&m.f.d, "claimd_claims_total{flow=\"self\",outcome=\"BODY_TOO_LARGE\"}") <= 0);
+	if (t_failures)
+		daemon_dump_log(&m.f.d);
+	X509_free(pai);
+	EVP_PKEY_free(ec);
+	free(n1);
+	free(alice);
+	fx_down(&m.f);
+}
+
 static const struct t_case cases[] = {
     {"dac_checker_rules", dac_checker_rules},
     {"matter_cli_claim", matter_cli_claim},
@@ -732,6 +914,7 @@ static const struct t_case cases[] = {
     {"node_policies_lists", node_policies_lists},
     {"status_rules", status_rules},
     {"pai_only_in_signer", pai_only_in_signer},
+    {"matter_id_encodings", matter_id_encodings},
     {NULL, NULL},
 };
 

@@ -165,9 +165,120 @@ static void policies_lists(void)
 	}
 }
 
+/* Certificate serials in every form the tools operators copy from print them
+ * (cert_serial_parse(): README.md, "Revocation"), and the forms refused with the reason. */
+static void serial_forms(void)
+{
+	/* 0x0A1B...E8F9: first byte below 0x10, so 31 hex digits without the leading zero. */
+#define S1 "0A1B2C3D4E5F60718293A4B5C6D7E8F9"
+	static const struct {
+		const char *in, *want;
+	} ok[] = {
+	    {S1, S1},
+	    {"0a1b2c3d4e5f60718293a4b5c6d7e8f9", S1},
+	    {"A1B2C3D4E5F60718293A4B5C6D7E8F9", S1}, /* Java keytool: no leading zero */
+	    {"0x0a1b2c3d4e5f60718293a4b5c6d7e8f9", S1},
+	    {"0XA1B2C3D4E5F60718293A4B5C6D7E8F9", S1},
+	    {"0a:1b:2c:3d:4e:5f:60:71:82:93:a4:b5:c6:d7:e8:f9", S1}, /* OpenSSL -text */
+	    {"0A 1B 2C 3D 4E 5F 60 71 82 93 A4 B5 C6 D7 E8 F9", S1}, /* certutil */
+	    {"0a-1b-2c-3d-4e-5f-60-71-82-93-a4-b5-c6-d7-e8-f9", S1},
+	    {"a:1b:2c:3d:4e:5f:60:71:82:93:a4:b5:c6:d7:e8:f9", S1}, /* first group short */
+	    {"serial=0A1B2C3D4E5F60718293A4B5C6D7E8F9", S1},        /* openssl x509 -serial */
+	    {"  " S1 "\n", S1},                                     /* pasted with a line end */
+	    {"13433369256225207278633426983318972665", S1},         /* decimal, 38 digits */
+	    {"168811955464684315858783496655603804929", "7F00000000000000000000000000AB01"},
+	    {"1329227995784915872903807060280344576", "01000000000000000000000000000000"},
+	    {"340282366920938463463374607431768211455", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"},
+	    /* Decimal digits only, 31 or 32 of them: hex (as decimal, far below 2^120). */
+	    {"1234567890123456789012345678901", "01234567890123456789012345678901"},
+	    {"12345678901234567890123456789012", "12345678901234567890123456789012"},
+	    /* Unambiguous hex that is no claimd serial: read, and simply not found later. */
+	    {"0x1234", "00000000000000000000000000001234"},
+	    {"ab", "000000000000000000000000000000AB"},
+	    {"12:34", "00000000000000000000000000001234"},
+	    {"0x00000000000000000000000000000000000000ff", "000000000000000000000000000000FF"},
+	};
+	static const struct {
+		const char *in, *why;
+		enum claimd_err e;
+	} bad[] = {
+	    {"", "empty", CE_ADMIN_SERIAL},
+	    {"   ", "empty", CE_ADMIN_SERIAL},
+	    {"0x", "empty", CE_ADMIN_SERIAL},
+	    {"1234", "1234 (4 decimal digits) could be hex or decimal", CE_ADMIN_SERIAL_AMBIGUOUS},
+	    {"1234", "write hex with 0x (0x1234)", CE_ADMIN_SERIAL_AMBIGUOUS},
+	    {"123456789012345678901234567890", "30 decimal digits", CE_ADMIN_SERIAL_AMBIGUOUS},
+	    {"1234567890123456789012345678901234", "34 decimal digits", CE_ADMIN_SERIAL_AMBIGUOUS},
+	    {"1234567890123456789012345678901234567890", "40 decimal digits",
+	     CE_ADMIN_SERIAL_AMBIGUOUS},
+	    {"340282366920938463463374607431768211456", "more than 16 bytes", CE_ADMIN_SERIAL},
+	    {"1" S1, "more than 16 bytes", CE_ADMIN_SERIAL},
+	    {"0a:1b-2c", "mixes the separators ':' and '-'", CE_ADMIN_SERIAL},
+	    {"0a::1b", "whole bytes", CE_ADMIN_SERIAL},
+	    {":0a:1b", "whole bytes", CE_ADMIN_SERIAL},
+	    {"0a:1b:", "whole bytes", CE_ADMIN_SERIAL},
+	    {"ab:1:cd", "whole bytes", CE_ADMIN_SERIAL},
+	    {"ab:cd:e", "whole bytes", CE_ADMIN_SERIAL},
+	    {"0x:ab", "whole bytes", CE_ADMIN_SERIAL},
+	    {"0A1B2C3D4E5F6071829G", "'G' is neither a hex digit", CE_ADMIN_SERIAL},
+	    {"-12345", "whole bytes", CE_ADMIN_SERIAL},
+	    {"12.345", "'.' is neither", CE_ADMIN_SERIAL},
+	    {"0a\t1b", "neither", CE_ADMIN_SERIAL},
+	};
+	char out[SERIAL_HEX_LEN + 1], why[256];
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		why[0] = '\0';
+		enum claimd_err e =
+		    cert_serial_parse(out, ok[i].in, strlen(ok[i].in), why, sizeof(why));
+		CHECKF(e == CE_OK && strcmp(out, ok[i].want) == 0, "'%s': %s %s (%s)", ok[i].in,
+		       err_name(e), e == CE_OK ? out : "", why);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		enum claimd_err e =
+		    cert_serial_parse(out, bad[i].in, strlen(bad[i].in), why, sizeof(why));
+		CHECKF(e == bad[i].e && strstr(why, bad[i].why), "'%s': %s '%s'", bad[i].in,
+		       err_name(e), why);
+	}
+	/* A path segment or argument is not NUL-terminated where the length says. */
+	CHECK(cert_serial_parse(out, S1 "zz", SERIAL_HEX_LEN, why, sizeof(why)) == CE_OK &&
+	      strcmp(out, S1) == 0);
+	/* Longer than anything a tool prints: refused without reading it all. */
+	char longest[300];
+	memset(longest, 'a', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	CHECK(cert_serial_parse(out, longest, strlen(longest), why, sizeof(why)) ==
+	      CE_ADMIN_SERIAL);
+	/* Every serial claimd draws reads back from each of its printed forms. */
+	for (int i = 0; i < 200; i++) {
+		uint8_t b[16];
+		char hex[SERIAL_HEX_LEN + 1], spaced[64], *o = spaced;
+		cert_random_serial(b);
+		hex_encode_lower(hex, b, sizeof(b));
+		for (int k = 0; k < SERIAL_HEX_LEN; k += 2)
+			o += sprintf(o, "%s%.2s", k ? " " : "", hex + k);
+		BIGNUM *bn = BN_bin2bn(b, sizeof(b), NULL);
+		char *dec = bn ? BN_bn2dec(bn) : NULL, *bare = bn ? BN_bn2hex(bn) : NULL;
+		REQUIRE(dec && bare);
+		const char *forms[] = {hex, spaced, dec, bare};
+		char want[SERIAL_HEX_LEN + 1];
+		hex_encode_upper(want, b, sizeof(b));
+		for (size_t k = 0; k < 4; k++)
+			CHECKF(cert_serial_parse(out, forms[k], strlen(forms[k]), why,
+			                         sizeof(why)) == CE_OK &&
+			           strcmp(out, want) == 0,
+			       "'%s' (%s): %s", forms[k], want, why);
+		OPENSSL_free(dec);
+		OPENSSL_free(bare);
+		BN_free(bn);
+	}
+#undef S1
+}
+
 static const struct t_case cases[] = {
     {"policies_lists", policies_lists},
     {"canon_fields", canon_fields},
+    {"serial_forms", serial_forms},
     {NULL, NULL},
 };
 

@@ -613,6 +613,46 @@ static void csr_matter_subject(void)
 	EVP_PKEY_free(rsa);
 }
 
+/* The common name's fallback form of the Matter ids (matter_cn_ids(), Matter Core
+ * 6.2.2.2), as the PAI check and the DAC CSR check read it: a table of CNs. */
+static void matter_cn_forms(void)
+{
+	static const struct {
+		const char *cn;
+		int rc;
+		const char *vid, *pid, *rest;
+	} cases[] = {
+	    {"ACME Matter PAI Mvid:131B", 0, "131B", "", "ACME Matter PAI"},
+	    {"ACME PAI Mvid:131B Mpid:0002", 0, "131B", "0002", "ACME PAI"},
+	    {"Mpid:0002 Mvid:FFF1", 0, "FFF1", "0002", ""},
+	    {"node1 Mvid:131B Mpid:8000", 0, "131B", "8000", "node1"},
+	    {"Mvid:131B Mpid:8000 node1", 0, "131B", "8000", "node1"},
+	    {"Mvid:131BMpid:8000", 0, "131B", "8000", ""}, /* no space needed */
+	    {"Mvid:131B0", 0, "131B", "", "0"},            /* four digits are read */
+	    {"Test PAI", 0, "", "", "Test PAI"},           /* nothing: not an error */
+	    {"mvid:131B", 0, "", "", "mvid:131B"},         /* the prefix is case-exact */
+	    {"PAI Mvid:131b", -1, "", "", NULL},           /* lower-case hex */
+	    {"PAI Mvid:13", -1, "", "", NULL},             /* too short */
+	    {"PAI Mvid:", -1, "", "", NULL},
+	    {"PAI Mvid:G31B", -1, "", "", NULL},
+	    {"Mvid:131B Mvid:131B", -1, "", "", NULL},           /* twice, even the same */
+	    {"Mvid:131B Mpid:0002 Mpid:0003", -1, "", "", NULL}, /* conflicting */
+	    {"Mvid:131B Mpid:00 2", -1, "", "", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char vid[MATTER_ID_LEN + 1] = "x", pid[MATTER_ID_LEN + 1] = "x", rest[80] = "x";
+		int rc = matter_cn_ids(cases[i].cn, strlen(cases[i].cn), vid, pid, rest);
+		CHECKF(rc == cases[i].rc && strcmp(vid, cases[i].vid) == 0 &&
+		           strcmp(pid, cases[i].pid) == 0 &&
+		           (!cases[i].rest || strcmp(rest, cases[i].rest) == 0),
+		       "'%s': %d '%s' '%s' '%s'", cases[i].cn, rc, vid, pid, rest);
+	}
+	/* A CN is not NUL-terminated where its length says. */
+	char vid[MATTER_ID_LEN + 1], pid[MATTER_ID_LEN + 1];
+	CHECK(matter_cn_ids("PAI Mvid:131Bzz", 12, vid, pid, NULL) == -1);
+	CHECK(matter_cn_ids("PAI Mvid:131Bzz", 13, vid, pid, NULL) == 0 && !strcmp(vid, "131B"));
+}
+
 static const struct t_case cases[] = {
     {"csr_matter_subject", csr_matter_subject},
     {"csr_profile", csr_profile},
@@ -620,6 +660,7 @@ static const struct t_case cases[] = {
     {"csr_encodings", csr_encodings},
     {"csr_pem_widths", csr_pem_widths},
     {"csr_refusal_layers", csr_refusal_layers},
+    {"matter_cn_forms", matter_cn_forms},
     {NULL, NULL},
 };
 
