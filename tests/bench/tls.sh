@@ -50,7 +50,11 @@ mkdir -p "$n/tmp"
 # start_nginx UPSTREAM [SED]: the kit in front of UPSTREAM (host:port), SED applied to the
 # filled-in site file; sets npid and nport.
 start_nginx() {
-  nport=$(( 30000 + RANDOM % 20000 ))
+  # Below the kernel's ephemeral range (ip_local_port_range, 32768 up by default): a
+  # port there may be held by one of the benchmark's own many short connections, and
+  # nginx's bind then fails.
+  nport=$(( 20000 + RANDOM % 12000 ))
+  while [ "$nport" = "${cport:-}" ]; do nport=$(( 20000 + RANDOM % 12000 )); done
   sed -e "s|@LISTEN@|127.0.0.1:$nport|" -e "s|@CERT@|$n/server.pem|" -e "s|@KEY@|$n/server.key|" \
     -e "s|@UPSTREAMS@|server $1;|" -e "s|@TIMEOUT@|10s|" ${2:+-e "$2"} \
     "$root/config/nginx/claimd.conf" >"$n/claimd.conf"
@@ -74,6 +78,7 @@ CONF
   "$nginx_bin" -p "$n" -c "$n/nginx.conf" -e "$n/error.log" &
   npid=$!
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$nport") 2>/dev/null && break; sleep 0.1; done
+  kill -0 "$npid" 2>/dev/null || { echo "tls.sh: nginx did not start (see $n/error.log)" >&2; exit 1; }
 }
 stop_nginx() { kill "$npid" 2>/dev/null; wait "$npid" 2>/dev/null || true; npid=; }
 
@@ -89,7 +94,7 @@ stop_claimd
 echo "== cfssl behind the same nginx kit, TLS per request (bare signing, same CSRs)"
 printf '{"signing": {"default": {"expiry": "87600h", "usages": ["digital signature", "client auth"]}}}\n' \
   >"$work/cfssl.json"
-cport=$(( 10000 + RANDOM % 20000 ))
+cport=$(( 10000 + RANDOM % 10000 ))
 cfssl serve -address 127.0.0.1 -port "$cport" -ca "$work/ca/intermediate.pem" \
   -ca-key "$work/ca/intermediate.key" -config "$work/cfssl.json" -loglevel 4 \
   >"$work/cfssl.log" 2>&1 &
