@@ -61,7 +61,9 @@ static void uri_forms(struct forms *f, const char *url)
 	if (!a)
 		return;
 	a += 3;
-	size_t alen = strcspn(a, "/?");
+	/* libpq looks for the user information's '@' up to the first '/' only: a '?' or
+	 * '#' before the '@' is part of the password. */
+	size_t alen = strcspn(a, "/");
 	const char *at = NULL, *last = NULL;
 	for (const char *p = a; p < a + alen; p++)
 		if (*p == '@') {

@@ -67,6 +67,8 @@ static void password_redaction(void)
 	     "could not translate host name \"second@nohost\" to address",
 	     "could not translate host name \"********@nohost\" to address"},
 	    {"postgresql:///db?host=/s&password=q%zzr", "token \"q%zzr\"", "token \"********\""},
+	    {"postgresql://u:p?w%zz@h/db", "invalid percent-encoded token: \"p?w%zz\"",
+	     "invalid percent-encoded token: \"********\""},
 	    {"host=h password='a b\\'c' dbname=x", "a b'c or a b\\'c", "******** or ********"},
 	    {"host=h password=plain dbname=x", "was plain", "was ********"},
 	    {"host=h dbname=x", "nothing to hide", "nothing to hide"},
