@@ -355,10 +355,37 @@ static void half_closed_client(void)
 	pfx_down(&p, 1);
 }
 
+/*
+ * A client's X-Request-Id is not believed past nginx: nginx sets its own, so no client
+ * picks the request id that claimd's log lines and audit rows (a transfer's, a
+ * supersede's revoked_by) carry, and two requests cannot be made to share one.
+ */
+static void client_request_id_replaced(void)
+{
+	struct pfx p;
+	struct http_response r;
+	static const char chosen[] = "client-chosen-id-0001";
+
+	REQUIRE(pfx_up(&p, "client_request_id_replaced", 1));
+	REQUIRE(post(&p.ng.front, "claim/initiate", "X-Request-Id: client-chosen-id-0001\r\n",
+	             "{\"mac_addr\":\"7CDFA1000001\",\"platform\":\"esp32s3\"}", &r) == 0);
+	CHECK(r.status == 200);
+	const char *h = r.headers ? strcasestr(r.headers, "\nX-Request-Id: ") : NULL;
+	CHECKF(h && strncmp(h + strlen("\nX-Request-Id: "), chosen, strlen(chosen)) != 0,
+	       "reply id: %.60s", h ? h : "(none)");
+	http_response_free(&r);
+	char *id = sql_value(&p.t, "SELECT request_id FROM audit WHERE event = 'initiate' "
+	                           "ORDER BY id DESC LIMIT 1");
+	CHECKF(id && id[0] && strcmp(id, chosen) != 0, "audit request_id %s", id ? id : "");
+	free(id);
+	pfx_down(&p, 1);
+}
+
 static const struct t_case cases[] = {
     {"half_closed_client", half_closed_client},
     {"claims_through_nginx", claims_through_nginx},
     {"slow_client_cut_off", slow_client_cut_off},
+    {"client_request_id_replaced", client_request_id_replaced},
     {NULL, NULL},
 };
 
