@@ -6,6 +6,7 @@
  */
 #include "db/db.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,25 @@ static void add_uri(struct forms *f, const char *s, size_t n)
 		add(f, d, o);
 }
 
+/* Whether the query key @p k (@p n bytes, percent-escapes decoded) is "password". */
+static bool key_is_password(const char *k, size_t n)
+{
+	static const char want[] = "password";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++, o++) {
+		int hi, lo;
+		char ch = k[i];
+		if (ch == '%' && i + 2 < n && (hi = hex_value(k[i + 1])) >= 0 &&
+		    (lo = hex_value(k[i + 2])) >= 0) {
+			ch = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (o >= sizeof(want) - 1 || ch != want[o])
+			return false;
+	}
+	return o == sizeof(want) - 1;
+}
+
 /* The password of a URI (postgres[ql]://user:PASSWORD@host/db?password=...). libpq ends
  * the user information at the first '@'; an operator who left an '@' in the password
  * meant the last one, and libpq then quotes the rest as a host name: every piece counts. */
@@ -87,11 +107,13 @@ static void uri_forms(struct forms *f, const char *url)
 			}
 		}
 	}
-	/* ?password=... (or &password=...) in the query. */
+	/* ?password=... (or &password=...) in the query. libpq percent-decodes the key as
+	 * well as the value, and ends a value at '&' only ('#' is part of it). */
 	for (const char *q = strchr(url, '?'); q; q = strchr(q + 1, '&')) {
 		const char *k = q + 1;
-		if (strncmp(k, "password=", 9) == 0)
-			add_uri(f, k + 9, strcspn(k + 9, "&#"));
+		size_t klen = strcspn(k, "=&");
+		if (k[klen] == '=' && key_is_password(k, klen))
+			add_uri(f, k + klen + 1, strcspn(k + klen + 1, "&"));
 	}
 }
 

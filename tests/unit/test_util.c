@@ -67,6 +67,8 @@ static void password_redaction(void)
 	     "could not translate host name \"second@nohost\" to address",
 	     "could not translate host name \"********@nohost\" to address"},
 	    {"postgresql:///db?host=/s&password=q%zzr", "token \"q%zzr\"", "token \"********\""},
+	    {"postgresql:///db?%70asswor%64=k%zz", "token \"k%zz\"", "token \"********\""},
+	    {"postgresql:///db?password=k#l%zz", "token \"k#l%zz\"", "token \"********\""},
 	    {"postgresql://u:p?w%zz@h/db", "invalid percent-encoded token: \"p?w%zz\"",
 	     "invalid percent-encoded token: \"********\""},
 	    {"host=h password='a b\\'c' dbname=x", "a b'c or a b\\'c", "******** or ********"},
