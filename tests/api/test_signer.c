@@ -439,6 +439,47 @@ static int crl_answer(struct signer_keys *k, int64_t number, int64_t this_update
 	return answer(k, SIGNER_OP_CRL, &w);
 }
 
+/* A signer's keys on the test's development CA (secrets key bytes @p seed, 0...),
+ * ca.validity_days 365 and revocation.crl_hours 24, and a P-256 device key's
+ * SubjectPublicKeyInfo (DER) for its requests: what signer_policy and signer_chooses
+ * drive signer_answer() with. */
+struct signer_fx {
+	struct tenv t;
+	struct signer_keys k;
+	EVP_PKEY *dev;
+	uint8_t *spki;
+	size_t spki_len;
+};
+
+static bool signer_fx_setup(struct signer_fx *f, const char *name, uint8_t seed)
+{
+	char cert[1100], key[1100], err[512];
+	uint8_t sk[SECRETS_KEY_BYTES] = {seed};
+
+	memset(f, 0, sizeof(*f));
+	if (!tenv_setup(&f->t, name, NULL))
+		return false;
+	snprintf(cert, sizeof(cert), "%s/intermediate.pem", f->t.ca_dir);
+	snprintf(key, sizeof(key), "%s/intermediate.key", f->t.ca_dir);
+	f->k.validity_days = 365;
+	f->k.crl_hours = 24;
+	f->k.ca = ca_load(cert, key, "", err, sizeof(err));
+	f->k.secrets = secrets_from_bytes(sk);
+	f->dev = EVP_EC_gen("P-256");
+	int n = f->dev ? i2d_PUBKEY(f->dev, &f->spki) : -1;
+	f->spki_len = n > 0 ? (size_t)n : 0;
+	return f->k.ca && f->k.secrets && n > 0;
+}
+
+static void signer_fx_free(struct signer_fx *f)
+{
+	OPENSSL_free(f->spki);
+	EVP_PKEY_free(f->dev);
+	ca_free(f->k.ca);
+	secrets_free(f->k.secrets);
+	tenv_teardown(&f->t);
+}
+
 /*
  * The signer's own policy, whatever the network process asks (a compromised claimd
  * included): certificates only from an hour before now to ca.validity_days ahead, CRLs
@@ -447,55 +488,40 @@ static int crl_answer(struct signer_keys *k, int64_t number, int64_t this_update
  */
 static void signer_policy(void)
 {
-	struct tenv t;
-	char cert[1100], key[1100], err[512];
-	uint8_t sk[SECRETS_KEY_BYTES] = {1}, *spki = NULL;
-	REQUIRE(tenv_setup(&t, "signer_policy", NULL));
-	snprintf(cert, sizeof(cert), "%s/intermediate.pem", t.ca_dir);
-	snprintf(key, sizeof(key), "%s/intermediate.key", t.ca_dir);
-	struct signer_keys k = {.validity_days = 365, .crl_hours = 24};
-	k.ca = ca_load(cert, key, "", err, sizeof(err));
-	k.secrets = secrets_from_bytes(sk);
-	REQUIRE(k.ca && k.secrets);
-	EVP_PKEY *dev = EVP_EC_gen("P-256");
-	int spki_len = dev ? i2d_PUBKEY(dev, &spki) : -1;
-	REQUIRE(spki_len > 0);
+	struct signer_fx f;
+	REQUIRE(signer_fx_setup(&f, "signer_policy", 1));
 	int64_t now = now_unix(), day = 86400;
 	/* What claimd asks for: an hour back, validity_days ahead. */
-	CHECK(issue_answer(&k, spki, (size_t)spki_len, now - 3600, now + 365 * day) == 0);
-	CHECK(issue_answer(&k, spki, (size_t)spki_len, now - 3600, now + 366 * day) < 0);
-	CHECK(issue_answer(&k, spki, (size_t)spki_len, now - 2 * day, now + day) < 0);
-	CHECK(issue_answer(&k, spki, (size_t)spki_len, now + day, now + 2 * day) < 0);
-	CHECK(issue_answer(&k, spki, (size_t)spki_len, 0, 253402300799LL) < 0);
-	CHECK(issue_answer(&k, spki, (size_t)spki_len, now, now) < 0);
+	CHECK(issue_answer(&f.k, f.spki, f.spki_len, now - 3600, now + 365 * day) == 0);
+	CHECK(issue_answer(&f.k, f.spki, f.spki_len, now - 3600, now + 366 * day) < 0);
+	CHECK(issue_answer(&f.k, f.spki, f.spki_len, now - 2 * day, now + day) < 0);
+	CHECK(issue_answer(&f.k, f.spki, f.spki_len, now + day, now + 2 * day) < 0);
+	CHECK(issue_answer(&f.k, f.spki, f.spki_len, 0, 253402300799LL) < 0);
+	CHECK(issue_answer(&f.k, f.spki, f.spki_len, now, now) < 0);
 	/* The check and the certificate in one exchange: a certificate for a right
 	 * response only, under the same policy. */
 	int verdict = -1;
 	size_t cert_len = 0;
-	CHECK(check_issue_answer(&k, spki, (size_t)spki_len, true, now - 3600, now + 365 * day,
+	CHECK(check_issue_answer(&f.k, f.spki, f.spki_len, true, now - 3600, now + 365 * day,
 	                         &verdict, &cert_len) == 0);
 	CHECKF(verdict == SIGNER_RIGHT && cert_len > 16 + 100, "verdict %d, %zu bytes", verdict,
 	       cert_len);
-	CHECK(check_issue_answer(&k, spki, (size_t)spki_len, false, now - 3600, now + 365 * day,
+	CHECK(check_issue_answer(&f.k, f.spki, f.spki_len, false, now - 3600, now + 365 * day,
 	                         &verdict, &cert_len) == 0);
 	CHECKF(verdict == SIGNER_WRONG && cert_len == 0, "verdict %d, %zu bytes", verdict,
 	       cert_len);
-	CHECK(check_issue_answer(&k, spki, (size_t)spki_len, true, now - 3600, now + 366 * day,
+	CHECK(check_issue_answer(&f.k, f.spki, f.spki_len, true, now - 3600, now + 366 * day,
 	                         &verdict, &cert_len) < 0);
 	/* CRLs: now, at most crl_hours, numbers never back, reasons RFC 5280's. */
-	CHECK(crl_answer(&k, 5, now, now + 24 * 3600, 1) == 0);
-	CHECK(crl_answer(&k, 5, now, now + 24 * 3600, 4) == 0); /* a retried transaction */
-	CHECK(crl_answer(&k, 4, now, now + 24 * 3600, 1) < 0);
-	CHECK(crl_answer(&k, 6, now, now + 25 * 3600, 1) < 0);
-	CHECK(crl_answer(&k, 6, now - day, now + 3600, 1) < 0);
-	CHECK(crl_answer(&k, 6, now, now + 3600, 7) < 0);
-	CHECK(crl_answer(&k, 6, now, now + 3600, 11) < 0);
-	CHECK(crl_answer(&k, 6, now, now + 3600, 5) == 0);
-	OPENSSL_free(spki);
-	EVP_PKEY_free(dev);
-	ca_free(k.ca);
-	secrets_free(k.secrets);
-	tenv_teardown(&t);
+	CHECK(crl_answer(&f.k, 5, now, now + 24 * 3600, 1) == 0);
+	CHECK(crl_answer(&f.k, 5, now, now + 24 * 3600, 4) == 0); /* a retried transaction */
+	CHECK(crl_answer(&f.k, 4, now, now + 24 * 3600, 1) < 0);
+	CHECK(crl_answer(&f.k, 6, now, now + 25 * 3600, 1) < 0);
+	CHECK(crl_answer(&f.k, 6, now - day, now + 3600, 1) < 0);
+	CHECK(crl_answer(&f.k, 6, now, now + 3600, 7) < 0);
+	CHECK(crl_answer(&f.k, 6, now, now + 3600, 11) < 0);
+	CHECK(crl_answer(&f.k, 6, now, now + 3600, 5) == 0);
+	signer_fx_free(&f);
 }
 
 /*
@@ -506,28 +532,18 @@ static void signer_policy(void)
  */
 static void signer_chooses(void)
 {
-	struct tenv t;
-	char cert[1100], key[1100], err[512];
-	uint8_t sk[SECRETS_KEY_BYTES] = {2}, *spki = NULL, *out = NULL;
+	struct signer_fx f;
+	uint8_t *out = NULL;
 	size_t outn = 0;
 
-	REQUIRE(tenv_setup(&t, "signer_chooses", NULL));
-	snprintf(cert, sizeof(cert), "%s/intermediate.pem", t.ca_dir);
-	snprintf(key, sizeof(key), "%s/intermediate.key", t.ca_dir);
-	struct signer_keys k = {.validity_days = 365, .crl_hours = 24};
-	k.ca = ca_load(cert, key, "", err, sizeof(err));
-	k.secrets = secrets_from_bytes(sk);
-	REQUIRE(k.ca && k.secrets);
-	EVP_PKEY *dev = EVP_EC_gen("P-256");
-	int spki_len = dev ? i2d_PUBKEY(dev, &spki) : -1;
-	REQUIRE(spki_len > 0);
+	REQUIRE(signer_fx_setup(&f, "signer_chooses", 2));
 	int64_t now = now_unix();
 	const uint8_t proposed[16] = {0x41, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 	uint8_t first[16] = {0};
 	for (int i = 0; i < 2; i++) {
 		struct cert_request rq = {.profile = CERT_PROFILE_DEVICE,
-		                          .spki = spki,
-		                          .spki_len = (size_t)spki_len,
+		                          .spki = f.spki,
+		                          .spki_len = f.spki_len,
 		                          .cn = "7CDFA1000001",
 		                          .vendor_id = "",
 		                          .product_id = "",
@@ -536,7 +552,7 @@ static void signer_chooses(void)
 		memcpy(rq.serial, proposed, sizeof(proposed));
 		struct wire_out w = {0};
 		wire_put_issue(&w, &rq);
-		REQUIRE(signer_answer(&k, SIGNER_OP_ISSUE, w.p, w.n, &out, &outn) == 0 &&
+		REQUIRE(signer_answer(&f.k, SIGNER_OP_ISSUE, w.p, w.n, &out, &outn) == 0 &&
 		        outn > 16);
 		wire_out_clear(&w);
 		CHECK(memcmp(out, proposed, 16) != 0);
@@ -560,22 +576,18 @@ static void signer_chooses(void)
 		free(out);
 	}
 	/* CRL numbers: the first one bounded, then steps of at most the bound. */
-	CHECK(crl_answer(&k, SIGNER_CRL_NUMBER_FIRST_MAX + 1, now, now + 3600, 1) < 0);
-	CHECK(crl_answer(&k, 7, now, now + 3600, 1) == 0);
-	CHECK(crl_answer(&k, 7 + SIGNER_CRL_NUMBER_STEP_MAX + 1, now, now + 3600, 1) < 0);
-	CHECK(crl_answer(&k, INT64_MAX, now, now + 3600, 1) < 0);
-	CHECK(crl_answer(&k, 7 + SIGNER_CRL_NUMBER_STEP_MAX, now, now + 3600, 1) == 0);
-	CHECK(crl_answer(&k, 8 + SIGNER_CRL_NUMBER_STEP_MAX, now, now + 3600, 1) == 0);
+	CHECK(crl_answer(&f.k, SIGNER_CRL_NUMBER_FIRST_MAX + 1, now, now + 3600, 1) < 0);
+	CHECK(crl_answer(&f.k, 7, now, now + 3600, 1) == 0);
+	CHECK(crl_answer(&f.k, 7 + SIGNER_CRL_NUMBER_STEP_MAX + 1, now, now + 3600, 1) < 0);
+	CHECK(crl_answer(&f.k, INT64_MAX, now, now + 3600, 1) < 0);
+	CHECK(crl_answer(&f.k, 7 + SIGNER_CRL_NUMBER_STEP_MAX, now, now + 3600, 1) == 0);
+	CHECK(crl_answer(&f.k, 8 + SIGNER_CRL_NUMBER_STEP_MAX, now, now + 3600, 1) == 0);
 	/* A ping: an empty payload only. */
-	CHECK(signer_answer(&k, SIGNER_OP_PING, NULL, 0, &out, &outn) == 0 && outn == 0);
+	CHECK(signer_answer(&f.k, SIGNER_OP_PING, NULL, 0, &out, &outn) == 0 && outn == 0);
 	free(out);
-	CHECK(signer_answer(&k, SIGNER_OP_PING, (const uint8_t *)"x", 1, &out, &outn) < 0);
+	CHECK(signer_answer(&f.k, SIGNER_OP_PING, (const uint8_t *)"x", 1, &out, &outn) < 0);
 	free(out);
-	OPENSSL_free(spki);
-	EVP_PKEY_free(dev);
-	ca_free(k.ca);
-	secrets_free(k.secrets);
-	tenv_teardown(&t);
+	signer_fx_free(&f);
 }
 
 static const struct t_case cases[] = {
