@@ -1,12 +1,15 @@
 /*
  * The signer's client (signer.h), in the network-facing process: starts the signer
  * (a child on a socketpair) or connects to an external one (signer.socket), reads its
- * hello, asks it one request at a time under a lock, never longer than
- * signer.timeout_seconds, and pings it from a thread of its own so that readiness
- * knows a signer that stopped answering while nobody asked. No OpenSSL here (x509/
- * builds and signs) and no libsodium (lib/secure.c). spawn_signer(), connect_signer(),
- * read_hello(), rpc(), ping() and signer_free() are the only functions that know the
- * transport.
+ * hello, and asks it requests, never waiting longer than signer.timeout_seconds for a
+ * reply; a thread pings it so that readiness knows a signer that stopped answering while
+ * nobody asked. Requests are pipelined: a worker writes its frame as soon as no other
+ * frame is being written and takes a ticket; the signer answers frames in the order they
+ * came, so replies are read in ticket order, each by the thread that holds its ticket.
+ * The signer is never woken for one request while the next already waits, and a worker
+ * that waits for its reply holds no lock. No OpenSSL here (x509/ builds and signs) and
+ * no libsodium (lib/secure.c). spawn_signer(), connect_signer(), read_hello(), rpc(),
+ * take_turn(), ping() and signer_free() are the only functions that know the transport.
  */
 #include "signer/signer.h"
 
@@ -35,9 +38,16 @@ struct signer {
 	pid_t pid; /* -1: an external signer (socket, below) */
 	char *socket;
 	unsigned timeout_ms;
-	pthread_mutex_t lock; /* one request on the channel at a time */
-	bool broken;          /* under lock: the channel is out of step or closed */
-	bool pong_due;        /* under lock: a ping's reply is still to be read */
+	pthread_mutex_t send_lock; /* one frame written at a time; taken before lock */
+	pthread_mutex_t lock;      /* what follows, up to last_answer */
+	pthread_cond_t turn;       /* serving moved, a reader left, or the channel broke */
+	uint64_t next_ticket;      /* the ticket of the next frame written */
+	uint64_t serving;          /* the ticket whose reply is read next */
+	bool reading;              /* a thread is reading serving's reply */
+	unsigned waiters;          /* threads between writing a frame and leaving */
+	bool broken;               /* the channel is out of step or closed */
+	bool pong_due;             /* a ping's reply, ticket pong_ticket, is unread */
+	uint64_t pong_ticket;
 	bool reaped;
 	atomic_bool down; /* a copy of broken that readiness reads without the lock */
 	atomic_uint refs;
@@ -63,8 +73,9 @@ static uint64_t deadline_of(const struct signer *s)
 	return now_ms_monotonic() + s->timeout_ms;
 }
 
-/* Marks the channel broken; a signer that did not answer in time is killed, so the
- * supervisor loop (main_claimd.c) sees it end. Called with the lock held. */
+/* Marks the channel broken and wakes every thread waiting on it; a signer that did not
+ * answer in time is killed, so the supervisor loop (main_claimd.c) sees it end. Called
+ * with the lock held. */
 static void broken(struct signer *s, const char *what, bool timed_out)
 {
 	if (!s->broken)
@@ -74,25 +85,77 @@ static void broken(struct signer *s, const char *what, bool timed_out)
 	atomic_store(&s->down, true);
 	if (timed_out && !s->reaped && s->pid > 0)
 		kill(s->pid, SIGKILL);
-	/* An external signer is not ours to kill: the channel goes, the pinger connects
+	/* An external signer is not ours to kill: the channel is shut (a thread blocked on
+	 * it returns), closed by reconnect() once nobody uses it, and the pinger connects
 	 * again. */
-	if (s->pid <= 0 && s->fd >= 0) {
-		close(s->fd);
-		s->fd = -1;
+	if (s->pid <= 0 && s->fd >= 0)
+		shutdown(s->fd, SHUT_RDWR);
+	pthread_cond_broadcast(&s->turn);
+}
+
+/*
+ * Reads the reply of ticket s->serving, whose turn it is, before @p deadline (monotonic
+ * ms). Called with the lock held and s->reading false; the lock is let go while reading.
+ * 0 with the frame (the caller frees *@p p), or -1 with the channel broken.
+ */
+static int read_turn(struct signer *s, uint64_t deadline, uint32_t *code, uint8_t **p, size_t *n)
+{
+	int fd = s->fd;
+
+	s->reading = true;
+	pthread_mutex_unlock(&s->lock);
+	int r = wire_recv(fd, code, p, n, deadline);
+	pthread_mutex_lock(&s->lock);
+	s->reading = false;
+	if (r < 0)
+		broken(s, "the channel closed: the signer has ended",
+		       now_ms_monotonic() >= deadline);
+	else {
+		s->serving++;
+		atomic_store(&s->last_answer, now_ms_monotonic());
+	}
+	pthread_cond_broadcast(&s->turn);
+	return r;
+}
+
+/*
+ * Waits until ticket @p t's reply is next and reads it: 0 with the frame, -1 when the
+ * channel broke first. A ping's reply that its pinger left unread is read on the way,
+ * with the timeout, so that a silent signer meets the first request behind the ping.
+ * The signer's own time for a request starts when its reply is next: a wait behind
+ * other replies is not the signer failing to answer. Called with the lock held.
+ */
+static int take_turn(struct signer *s, uint64_t t, uint32_t *code, uint8_t **p, size_t *n)
+{
+	for (;;) {
+		if (s->broken)
+			return -1;
+		if (!s->reading && s->pong_due && s->serving == s->pong_ticket) {
+			uint8_t *pong = NULL;
+			size_t pn = 0;
+			uint32_t pc = 0;
+			if (read_turn(s, deadline_of(s), &pc, &pong, &pn) == 0)
+				s->pong_due = false;
+			free(pong);
+			continue;
+		}
+		if (!s->reading && s->serving == t)
+			return read_turn(s, deadline_of(s), code, p, n);
+		pthread_cond_wait(&s->turn, &s->lock);
 	}
 }
 
 /*
- * One round trip: SIGNER_OK with the reply's payload (the caller frees it),
+ * One request: SIGNER_OK with the reply's payload (the caller frees it),
  * SIGNER_FAILED when the signer refused, SIGNER_DOWN when it could not be asked.
  */
 static int rpc(struct signer *s, enum signer_op op, const struct wire_out *req, uint8_t **rep,
                size_t *replen)
 {
-	uint64_t deadline;
 	struct timespec ts;
 	uint32_t code = 0;
-	int rc = SIGNER_DOWN;
+	uint64_t t = 0;
+	int fd = -1;
 
 	*rep = NULL;
 	*replen = 0;
@@ -100,40 +163,40 @@ static int rpc(struct signer *s, enum signer_op op, const struct wire_out *req, 
 		return SIGNER_FAILED;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += s->timeout_ms / 1000;
-	if (pthread_mutex_clocklock(&s->lock, CLOCK_MONOTONIC, &ts) != 0) {
+	if (pthread_mutex_clocklock(&s->send_lock, CLOCK_MONOTONIC, &ts) != 0) {
 		log_error("signer (pid %d): busy for longer than the timeout", (int)s->pid);
 		return SIGNER_DOWN;
 	}
-	/* The signer's own time starts when this request is its only one: a wait for the
-	 * lock behind other requests is not the signer failing to answer. */
-	deadline = deadline_of(s);
-	if (s->broken)
-		goto out;
-	/* A ping's late reply first: a silent signer meets this request's deadline. */
-	if (s->pong_due && wire_recv(s->fd, &code, rep, replen, deadline) < 0) {
-		broken(s, "the channel closed: the signer has ended",
-		       now_ms_monotonic() >= deadline);
-		goto out;
+	pthread_mutex_lock(&s->lock);
+	bool down = s->broken;
+	if (!down) {
+		t = s->next_ticket++;
+		fd = s->fd;
+		s->waiters++;
 	}
-	free(*rep);
-	*rep = NULL;
-	s->pong_due = false;
-	if (wire_send(s->fd, op, req, deadline) < 0 ||
-	    wire_recv(s->fd, &code, rep, replen, deadline) < 0) {
-		broken(s, "the channel closed: the signer has ended",
-		       now_ms_monotonic() >= deadline);
-		goto out;
-	}
-	atomic_store(&s->last_answer, now_ms_monotonic());
-	rc = code == 0 ? SIGNER_OK : SIGNER_FAILED;
-out:
 	pthread_mutex_unlock(&s->lock);
-	if (rc != SIGNER_OK) {
+	/* Written without the lock: a frame larger than the socket's buffer waits for the
+	 * signer, which may first have to hand earlier replies to their readers. */
+	uint64_t deadline = deadline_of(s);
+	bool sent = !down && wire_send(fd, op, req, deadline) == 0;
+	pthread_mutex_lock(&s->lock);
+	if (!down && !sent) /* before the next frame can follow a part of this one */
+		broken(s, "the channel closed: the signer has ended",
+		       now_ms_monotonic() >= deadline);
+	pthread_mutex_unlock(&s->send_lock);
+	if (down) {
+		pthread_mutex_unlock(&s->lock);
+		return SIGNER_DOWN;
+	}
+	int r = sent ? take_turn(s, t, &code, rep, replen) : -1;
+	s->waiters--;
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0 || code != 0) {
 		free(*rep);
 		*rep = NULL;
 		*replen = 0;
 	}
-	return rc;
+	return r < 0 ? SIGNER_DOWN : code == 0 ? SIGNER_OK : SIGNER_FAILED;
 }
 
 /* The hello on @p fd: the signer's public facts, or its message why it could not
@@ -282,7 +345,8 @@ static int spawn_signer(struct signer *s, const char *exe, const struct claimd_c
 	return sv[0];
 }
 
-/* An external signer that went away: connect again and check it is the same CA. */
+/* An external signer that went away: connect again and check it is the same CA. The
+ * old channel is closed once no thread uses it (else the next ping tries again). */
 static void reconnect(struct signer *s)
 {
 	char err[512];
@@ -292,22 +356,33 @@ static void reconnect(struct signer *s)
 		log_debug("%s", err);
 		return;
 	}
+	pthread_mutex_lock(&s->send_lock);
 	pthread_mutex_lock(&s->lock);
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = fd;
-	s->broken = false;
-	atomic_store(&s->down, false);
-	s->pong_due = false;
-	atomic_store(&s->last_answer, now_ms_monotonic());
+	bool idle = s->waiters == 0 && !s->reading;
+	if (idle) {
+		if (s->fd >= 0)
+			close(s->fd);
+		s->fd = fd;
+		s->broken = false;
+		atomic_store(&s->down, false);
+		s->pong_due = false;
+		s->next_ticket = s->serving = 0;
+		atomic_store(&s->last_answer, now_ms_monotonic());
+	}
 	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->send_lock);
+	if (!idle) {
+		close(fd);
+		return;
+	}
 	log_info("signer: connected again to %s", s->socket);
 }
 
 /*
- * One ping: sent when the channel is free, its reply waited for PING_HOLD_MS under the
- * lock and otherwise left for the next ping or request to read. Never kills the
- * signer: a stopped one is not ready, and ready again when it answers.
+ * One ping: written when no frame is being written and no earlier ping's reply is
+ * unread, its reply waited for PING_HOLD_MS and otherwise left for the next ping or
+ * request to read (take_turn()). Never kills the signer: a stopped one is not ready,
+ * and ready again when it answers.
  */
 static void ping(struct signer *s)
 {
@@ -319,28 +394,46 @@ static void ping(struct signer *s)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += 1;
-	if (pthread_mutex_clocklock(&s->lock, CLOCK_MONOTONIC, &ts) != 0)
-		return; /* a request holds it: its reply counts */
-	bool lost = s->broken && s->socket;
-	if (s->broken)
-		goto out;
-	if (!s->pong_due) {
-		if (wire_send(s->fd, SIGNER_OP_PING, &none, deadline_of(s)) < 0) {
-			broken(s, "the channel closed: the signer has ended", false);
-			goto out;
-		}
+	if (pthread_mutex_clocklock(&s->send_lock, CLOCK_MONOTONIC, &ts) != 0)
+		return; /* a request is being written: its reply counts */
+	pthread_mutex_lock(&s->lock);
+	bool lost = s->broken && s->socket, send = !s->broken && !s->pong_due;
+	uint64_t t = s->next_ticket;
+	int fd = s->fd;
+	if (send)
+		s->next_ticket++;
+	pthread_mutex_unlock(&s->lock);
+	bool sent = send && wire_send(fd, SIGNER_OP_PING, &none, deadline_of(s)) == 0;
+	pthread_mutex_lock(&s->lock);
+	if (send && !sent)
+		broken(s, "the channel closed: the signer has ended", false);
+	else if (sent) {
 		s->pong_due = true;
+		s->pong_ticket = t;
+		pthread_cond_broadcast(&s->turn);
 	}
-	struct pollfd pf = {s->fd, POLLIN, 0};
-	if (poll(&pf, 1, PING_HOLD_MS) == 1) {
-		if (wire_recv(s->fd, &code, &p, &n, deadline_of(s)) < 0) {
-			broken(s, "the channel closed: the signer has ended", false);
-			goto out;
-		}
-		s->pong_due = false;
-		atomic_store(&s->last_answer, now_ms_monotonic());
+	pthread_mutex_unlock(&s->send_lock);
+	/* The reply, if it comes within the hold and is next. */
+	uint64_t until = now_ms_monotonic() + PING_HOLD_MS;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += PING_HOLD_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	while (!s->broken && s->pong_due && (s->reading || s->serving != s->pong_ticket))
+		if (pthread_cond_timedwait(&s->turn, &s->lock, &ts) != 0)
+			break;
+	if (!s->broken && s->pong_due && !s->reading && s->serving == s->pong_ticket) {
+		uint64_t now = now_ms_monotonic();
+		struct pollfd pf = {s->fd, POLLIN, 0};
+		s->reading = true;
+		pthread_mutex_unlock(&s->lock);
+		bool ready = poll(&pf, 1, now < until ? (int)(until - now) : 0) == 1;
+		pthread_mutex_lock(&s->lock);
+		s->reading = false;
+		if (ready && read_turn(s, deadline_of(s), &code, &p, &n) == 0)
+			s->pong_due = false;
+		pthread_cond_broadcast(&s->turn);
 	}
-out:
 	pthread_mutex_unlock(&s->lock);
 	free(p);
 	if (lost)
@@ -383,10 +476,12 @@ struct signer *signer_start(const char *exe, const struct claimd_config *cfg, ch
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&s->send_lock, NULL);
 	pthread_mutex_init(&s->stop_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->stop_cond, &ca);
+	pthread_cond_init(&s->turn, &ca);
 	pthread_condattr_destroy(&ca);
 	atomic_init(&s->refs, 1);
 	s->fd = -1;
@@ -454,8 +549,10 @@ void signer_free(struct signer *s)
 	pai_free(s->pai);
 	secrets_free(s->authid);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->send_lock);
 	pthread_mutex_destroy(&s->stop_lock);
 	pthread_cond_destroy(&s->stop_cond);
+	pthread_cond_destroy(&s->turn);
 	free(s->socket);
 	free(s);
 }
@@ -497,6 +594,7 @@ bool signer_reap(struct signer *s, int *status)
 		s->reaped = true;
 		s->broken = true;
 		atomic_store(&s->down, true);
+		pthread_cond_broadcast(&s->turn);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ended;
