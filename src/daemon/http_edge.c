@@ -196,6 +196,7 @@ enum claimd_err http_edge_check_head(const char *buf, size_t len, size_t max_hea
 struct pending {
 	int fd; /* -1: a free slot */
 	bool draining;
+	bool watched; /* in the epoll set: its head had not all come when it was accepted */
 	uint64_t deadline_ms;
 	uint64_t start_us;
 	struct sockaddr_storage addr;
@@ -298,7 +299,8 @@ void http_edge_closed(struct http_edge *e, const struct sockaddr *sa)
 
 static void slot_close(struct http_edge *e, uint32_t i)
 {
-	epoll_ctl(e->ep, EPOLL_CTL_DEL, e->p[i].fd, NULL);
+	if (e->p[i].watched)
+		epoll_ctl(e->ep, EPOLL_CTL_DEL, e->p[i].fd, NULL);
 	close(e->p[i].fd);
 	e->p[i].fd = -1;
 	e->in--;
@@ -424,7 +426,8 @@ static void examine(struct http_edge *e, uint32_t i, uint32_t events)
 	}
 	/* Right: libmicrohttpd takes the connection over (and closes it on failure). */
 	int fd = c->fd;
-	epoll_ctl(e->ep, EPOLL_CTL_DEL, fd, NULL);
+	if (c->watched)
+		epoll_ctl(e->ep, EPOLL_CTL_DEL, fd, NULL);
 	c->fd = -1;
 	e->in--;
 	if (MHD_add_connection(e->d, fd, (const struct sockaddr *)&c->addr, c->addrlen) !=
@@ -455,12 +458,6 @@ static void accept_all(struct http_edge *e)
 		}
 		for (i = 0; e->p[i].fd >= 0; i++)
 			;
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.u32 = i};
-		if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			close(fd);
-			http_edge_closed(e, (const struct sockaddr *)&sa);
-			continue;
-		}
 		e->p[i] = (struct pending){
 		    .fd = fd,
 		    .deadline_ms = now_ms_monotonic() + 1000u * e->lim.timeout_s,
@@ -469,8 +466,19 @@ static void accept_all(struct http_edge *e)
 		};
 		memcpy(&e->p[i].addr, &sa, sl);
 		e->in++;
-		/* Most clients send their request with the handshake's last packet. */
+		/* Most clients send their request with the handshake's last packet: such a
+		 * connection is judged and handed over (or refused) now, and never enters the
+		 * epoll set. The rest are watched; adding a descriptor whose bytes or end came
+		 * meanwhile reports them at once, so nothing that arrives is missed. */
 		examine(e, i, 0);
+		if (e->p[i].fd < 0) /* handed over or closed */
+			continue;
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.u32 = i};
+		if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			slot_close(e, i);
+			continue;
+		}
+		e->p[i].watched = true;
 	}
 }
 
