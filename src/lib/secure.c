@@ -6,7 +6,9 @@
 #include "lib/secure.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +36,61 @@ static void need_sealing(const struct secrets *s)
 	}
 }
 
+/*
+ * Small draws come from a pool per thread, filled from the kernel's generator
+ * (randombytes_buf(): getrandom(2)) RANDOM_POOL bytes at a time, so that a request's id,
+ * an auth_id's random part and a node_id cost one system call per many requests
+ * instead of one each. The bytes are the kernel's either way; each is handed out once
+ * and wiped as it is. A fork's child starts with an empty pool (pthread_atfork()), so a
+ * parent and its child never hand out the same bytes.
+ */
+#define RANDOM_POOL     256
+#define RANDOM_POOL_MAX 64 /* larger draws go to the kernel directly */
+
+static _Thread_local struct {
+	uint8_t b[RANDOM_POOL];
+	size_t left; /* unused bytes, at the end of b */
+	unsigned generation;
+} pool;
+static atomic_uint forks;
+
+static void forked(void)
+{
+	atomic_fetch_add(&forks, 1);
+}
+
+static int atfork_rc = -1;
+static void watch_forks(void)
+{
+	atfork_rc = pthread_atfork(NULL, NULL, forked);
+}
+
 int secure_init(void)
 {
-	return sodium_init() < 0 ? -1 : 0;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	if (sodium_init() < 0 || pthread_once(&once, watch_forks) != 0)
+		return -1;
+	return atfork_rc == 0 ? 0 : -1;
 }
 
 void secure_random(void *buf, size_t n)
 {
-	randombytes_buf(buf, n);
+	unsigned g = atomic_load(&forks);
+
+	if (n > RANDOM_POOL_MAX) {
+		randombytes_buf(buf, n);
+		return;
+	}
+	if (pool.generation != g || pool.left < n) {
+		randombytes_buf(pool.b, sizeof(pool.b));
+		pool.left = sizeof(pool.b);
+		pool.generation = g;
+	}
+	uint8_t *p = pool.b + sizeof(pool.b) - pool.left;
+	memcpy(buf, p, n);
+	sodium_memzero(p, n);
+	pool.left -= n;
 }
 
 bool secure_equal(const void *a, const void *b, size_t n)

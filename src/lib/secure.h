@@ -20,7 +20,8 @@ struct secrets;
 
 /** Initialises libsodium; returns -1 if it cannot. Safe to call more than once. */
 int secure_init(void);
-/** Fills @p buf with @p n unpredictable bytes. */
+/** Fills @p buf with @p n unpredictable bytes from the kernel's generator (up to 64 bytes
+ * through a per-thread pool: secure.c). */
 void secure_random(void *buf, size_t n);
 /** True when @p a and @p b (both @p n bytes) are equal, in time independent of content. */
 bool secure_equal(const void *a, const void *b, size_t n);

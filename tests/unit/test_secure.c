@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/authid.h"
 #include "x509/ca.h"
@@ -126,7 +129,57 @@ static void secrets_file_rules(void)
 	CHECK(secrets_load(p, err, sizeof(err)) == NULL && strstr(err, "32 bytes"));
 }
 
+/* secure_random(): small draws through the per-thread pool never repeat, a thread has
+ * a pool of its own, and a fork's child does not hand out its parent's next bytes. */
+static void *draw_in_thread(void *arg)
+{
+	secure_random(arg, 16);
+	return NULL;
+}
+
+static void random_pool(void)
+{
+	enum { N = 2000 };
+	static uint8_t ids[N][8];
+	uint8_t a[16], b[16], big[300], zero[300] = {0};
+
+	REQUIRE(secure_init() == 0);
+	for (int i = 0; i < N; i++)
+		secure_random(ids[i], sizeof(ids[i]));
+	int same = 0;
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++)
+			same += memcmp(ids[i], ids[j], sizeof(ids[i])) == 0;
+	CHECKF(same == 0, "%d repeated 8-byte draws in %d", same, N);
+	/* A draw in another thread is not this thread's next bytes. */
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, draw_in_thread, b) == 0);
+	pthread_join(t, NULL);
+	secure_random(a, sizeof(a));
+	CHECK(memcmp(a, b, sizeof(a)) != 0);
+	/* Parent and child after a fork: the child's first draw is not the parent's next. */
+	int pfd[2];
+	REQUIRE(pipe(pfd) == 0);
+	secure_random(a, 1); /* the pool now holds bytes both would inherit */
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		secure_random(b, sizeof(b));
+		_exit(write(pfd[1], b, sizeof(b)) == (ssize_t)sizeof(b) ? 0 : 1);
+	}
+	secure_random(a, sizeof(a));
+	REQUIRE(read(pfd[0], b, sizeof(b)) == (ssize_t)sizeof(b));
+	waitpid(pid, NULL, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	CHECK(memcmp(a, b, sizeof(a)) != 0);
+	/* A draw larger than the pool's limit is filled whole. */
+	secure_random(big, sizeof(big));
+	CHECK(memcmp(big + sizeof(big) - 32, zero, 32) != 0 && memcmp(big, zero, 32) != 0);
+}
+
 static const struct t_case cases[] = {
+    {"random_pool", random_pool},
     {"hmac_vector", hmac_vector},
     {"seal_roundtrip", seal_roundtrip},
     {"secrets_file_rules", secrets_file_rules},
