@@ -10,8 +10,10 @@
 #   tests/pg.sh kill DIR           kill -9 of the postmaster alone; returns once its
 #                                  children have noticed and exited ('start' recovers it)
 #   tests/pg.sh promote DIR        promotes the standby in DIR, waiting until it is done
-# 'fast' turns fsync off (tests only: durability is not under test there). PG_OPTS adds
-# server options ("-c name=value ...").
+# 'fast' turns fsync off (tests only: durability is not under test there); a durable
+# cluster has the group commit the documentation recommends (commit_delay 200 us,
+# commit_siblings 2: README.md, "Recommended PostgreSQL settings"). PG_OPTS adds server
+# options ("-c name=value ..."), after these, so it can override them.
 # As root, the cluster runs as the unprivileged 'postgres' user (initdb refuses root).
 set -euo pipefail
 
@@ -54,8 +56,13 @@ own() {
 # serve: starts the cluster in $dir/data unless it runs, and prints its connection string.
 serve() {
   opts="-c listen_addresses= -c unix_socket_directories=$dir -c max_connections=200"
-  opts="$opts -c shared_buffers=256MB ${PG_OPTS:-}"
-  if [ "$mode" = fast ]; then opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; fi
+  opts="$opts -c shared_buffers=256MB"
+  if [ "$mode" = fast ]; then
+    opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  else
+    opts="$opts -c commit_delay=200 -c commit_siblings=2"
+  fi
+  opts="$opts ${PG_OPTS:-}"
   if ! as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     # The server outlives this script: it must not keep the caller's other descriptors
     # (a lock taken around a test run, say) open for its whole life.
