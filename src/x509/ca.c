@@ -766,19 +766,28 @@ void cert_request_device(const struct csr *c, const char *node_id, unsigned days
 int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
                     struct issued *out)
 {
-	const uint8_t *serial;
-	size_t serial_len;
+	const uint8_t *serial, *spki;
+	size_t serial_len, spki_len;
+	struct csr_fields asked, got;
 	/* The serial stored is the one in the certificate, never only the one announced.
 	 * Read from the DER by hand: d2i_X509 would decode the whole certificate, its key
 	 * through OpenSSL 3's provider decoders, about as many instructions as the rest of
 	 * a claim in this process. cert_der_serial() refuses bytes after the certificate;
 	 * cert_random_serial() serials have no sign octet. */
-	bool same = cert_der_serial(der, len, &serial, &serial_len) &&
+	bool same = cert_der_serial(der, len, &serial, &serial_len, &spki, &spki_len) &&
 	            serial_len == sizeof(rq->serial) &&
 	            memcmp(serial, rq->serial, sizeof(rq->serial)) == 0;
+	/* And it certifies the key asked for: a reply meant for another request (signer
+	 * requests are pipelined, signer/client.c) is never handed to this device. The key
+	 * is compared, not the SubjectPublicKeyInfo's bytes, which the signer encodes anew. */
+	bool key = same && csr_spki_parse(spki, spki_len, &got) &&
+	           csr_spki_parse(rq->spki, rq->spki_len, &asked) && got.key_alg == asked.key_alg &&
+	           got.key_len == asked.key_len && memcmp(got.key, asked.key, got.key_len) == 0;
 	memset(out, 0, sizeof(*out));
-	if (!same) {
-		log_error("issued_from_der: not one whole certificate with the serial announced");
+	if (!key) {
+		log_error("issued_from_der: %s",
+		          same ? "the certificate is not for the key asked for"
+		               : "not one whole certificate with the serial announced");
 		return -1;
 	}
 	hex_encode_upper(out->serial, rq->serial, sizeof(rq->serial));

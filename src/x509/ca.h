@@ -155,8 +155,8 @@ void cert_request_device(const struct csr *c, const char *node_id, unsigned days
  * Fills @p out from signed certificate @p der (@p len bytes) made from @p rq: its
  * serial as upper-case hex, its validity, its PEM. 0, or -1 (not exactly one DER
  * certificate, with nothing after it, as cert_der_serial() reads one: its outer
- * structure and its serial, not the rest of the TBSCertificate, which the signer made;
- * its serial is not @p rq's; or out of memory).
+ * structure, serial and key, not the rest of the TBSCertificate, which the signer made;
+ * its serial is not @p rq's; its public key is not @p rq's spki's; or out of memory).
  */
 int issued_from_der(const struct cert_request *rq, const uint8_t *der, size_t len,
                     struct issued *out);

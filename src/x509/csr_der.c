@@ -261,9 +261,10 @@ enum claimd_err csr_der_read(const uint8_t *der, size_t len, struct csr_fields *
 	return CE_OK;
 }
 
-bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, size_t *serial_len)
+bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, size_t *serial_len,
+                     const uint8_t **spki, size_t *spki_len)
 {
-	struct cur all = {der, der + len}, cert, tbs, ver, alg, sig;
+	struct cur all = {der, der + len}, cert, tbs, ver, alg, sig, skip;
 
 	/* Certificate: tbsCertificate, signatureAlgorithm, signatureValue, and no more. */
 	if (!item(&all, 0x30, &cert, NULL, NULL) || !at_end(&all) ||
@@ -273,7 +274,13 @@ bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, siz
 	/* TBSCertificate: [0] EXPLICIT version (absent for v1), then serialNumber. */
 	if (tbs.p < tbs.end && tbs.p[0] == 0xa0 && !item(&tbs, 0xa0, &ver, NULL, NULL))
 		return false;
-	return positive_integer(&tbs, serial, serial_len);
+	if (!positive_integer(&tbs, serial, serial_len))
+		return false;
+	/* signature, issuer, validity, subject: SEQUENCEs, passed over; then the key. */
+	for (int i = 0; i < 4; i++)
+		if (!item(&tbs, 0x30, &skip, NULL, NULL))
+			return false;
+	return item(&tbs, 0x30, &skip, spki, spki_len);
 }
 
 /* Consumes @p s at *p if the text there starts with it. */

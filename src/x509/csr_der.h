@@ -88,13 +88,16 @@ enum claimd_err csr_der_read(const uint8_t *der, size_t len, struct csr_fields *
 bool csr_spki_parse(const uint8_t *der, size_t len, struct csr_fields *f);
 
 /**
- * A DER X.509 certificate's (RFC 5280 section 4.1) serialNumber, read with the same
- * strict rules: the Certificate must be one SEQUENCE of a TBSCertificate, an
- * AlgorithmIdentifier and a BIT STRING, ending exactly at @p len; the serial a positive
- * INTEGER in shortest form. *@p serial points at its magnitude (no sign octet) in
- * @p der, *@p serial_len bytes. Nothing else of the TBSCertificate is read. Returns
- * false if it is not one.
+ * A DER X.509 certificate's (RFC 5280 section 4.1) serialNumber and
+ * subjectPublicKeyInfo, read with the same strict rules: the Certificate must be one
+ * SEQUENCE of a TBSCertificate, an AlgorithmIdentifier and a BIT STRING, ending exactly
+ * at @p len; the serial a positive INTEGER in shortest form; signature, issuer, validity
+ * and subject SEQUENCEs (passed over, not read), then the key's SEQUENCE. *@p serial
+ * points at the serial's magnitude (no sign octet) in @p der, *@p serial_len bytes;
+ * *@p spki at the whole SubjectPublicKeyInfo (tag and length included), *@p spki_len
+ * bytes (csr_spki_parse() reads it). Returns false if it is not one.
  */
-bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, size_t *serial_len);
+bool cert_der_serial(const uint8_t *der, size_t len, const uint8_t **serial, size_t *serial_len,
+                     const uint8_t **spki, size_t *spki_len);
 
 #endif

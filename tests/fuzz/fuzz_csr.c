@@ -53,10 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)csr_der_read(data, size, &f);
 	(void)csr_spki_parse(data, size, &f);
 	/* And the certificate serial reader, which shares its cursor. */
-	const uint8_t *serial;
-	size_t serial_len;
-	if (cert_der_serial(data, size, &serial, &serial_len) &&
-	    (serial < data || serial_len == 0 || serial + serial_len > data + size))
-		abort(); /* a serial outside the input */
+	const uint8_t *serial, *key;
+	size_t serial_len, key_len;
+	if (cert_der_serial(data, size, &serial, &serial_len, &key, &key_len) &&
+	    (serial < data || serial_len == 0 || serial + serial_len > data + size || key < data ||
+	     key_len < 2 || key + key_len > data + size))
+		abort(); /* a serial or key outside the input */
 	return 0;
 }
