@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 
 #include "api_support.h"
 #include "signer/server.h"
+#include "signer/signer.h"
 #include "signer/wire.h"
 #include "lib/util.h"
 #include "harness.h"
@@ -590,7 +592,130 @@ static void signer_chooses(void)
 	signer_fx_free(&f);
 }
 
+/* One thread of signer_pipelined: ISSUEs for a key and CN of its own through the shared
+ * client, each answer checked to be its own certificate. */
+struct pipe_thread {
+	struct signer *s;
+	int id, n;
+	int ok, foreign, down, failed;
+	bool stop_on_down;
+};
+
+static void *pipe_worker(void *arg)
+{
+	struct pipe_thread *p = arg;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	unsigned char *spki = NULL;
+	int spki_len = k ? i2d_PUBKEY(k, &spki) : -1;
+	char cn[16], got[NODE_ID_MAX + 1];
+
+	snprintf(cn, sizeof(cn), "pipe%03d", p->id);
+	for (int i = 0; i < p->n && spki_len > 0; i++) {
+		struct cert_request rq = {.profile = CERT_PROFILE_DEVICE,
+		                          .spki = spki,
+		                          .spki_len = (size_t)spki_len,
+		                          .cn = cn,
+		                          .vendor_id = "",
+		                          .product_id = "",
+		                          .not_before = now_unix() - 3600,
+		                          .not_after = now_unix() + 86400};
+		struct issued is;
+		int rc = signer_issue(p->s, &rq, &is);
+		if (rc == SIGNER_OK) {
+			BIO *b = BIO_new_mem_buf(is.pem, -1);
+			X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+			bool mine =
+			    x && EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1 &&
+			    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, got,
+			                              sizeof(got)) > 0 &&
+			    strcmp(got, cn) == 0;
+			mine ? p->ok++ : p->foreign++;
+			X509_free(x);
+			BIO_free(b);
+		} else if (rc == SIGNER_DOWN) {
+			p->down++;
+			if (p->stop_on_down)
+				break;
+		} else {
+			p->failed++;
+		}
+		issued_clear(&is);
+	}
+	OPENSSL_free(spki);
+	EVP_PKEY_free(k);
+	return NULL;
+}
+
+/* Runs @p n threads of @p per requests each on @p s; totals in @p sum. */
+static void pipe_run(struct signer *s, int n, int per, bool stop_on_down, struct pipe_thread *sum)
+{
+	struct pipe_thread p[16];
+	pthread_t th[16];
+
+	memset(sum, 0, sizeof(*sum));
+	for (int i = 0; i < n; i++) {
+		p[i] =
+		    (struct pipe_thread){.s = s, .id = i, .n = per, .stop_on_down = stop_on_down};
+		REQUIRE(pthread_create(&th[i], NULL, pipe_worker, &p[i]) == 0);
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		sum->ok += p[i].ok;
+		sum->foreign += p[i].foreign;
+		sum->down += p[i].down;
+		sum->failed += p[i].failed;
+	}
+}
+
+/*
+ * Requests to the signer are pipelined (signer/client.c): many threads write their
+ * frames while earlier ones are answered, and each reads its own reply in turn. Every
+ * one of 12 threads x 40 requests gets the certificate for its own key and CN, with the
+ * pinger running; then, with requests in flight, a signer that stops answering sends
+ * every waiting thread home SIGNER_DOWN within about the timeout (none hangs, none gets
+ * another's reply), and it is killed.
+ */
+static void signer_pipelined(void)
+{
+	struct tenv t;
+	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
+	char err[1024];
+	struct pipe_thread sum;
+
+	REQUIRE(tenv_setup(&t, "signer_pipelined", &o));
+	struct claimd_config *cfg = config_load(t.config, err, sizeof(err));
+	REQUIRE(cfg);
+	struct signer *s = signer_start(t_bin("claimd"), cfg, err, sizeof(err));
+	if (!s)
+		fprintf(stderr, "signer_start: %s\n", err);
+	REQUIRE(s);
+	pipe_run(s, 12, 40, false, &sum);
+	CHECKF(sum.ok == 12 * 40 && sum.foreign == 0 && sum.down == 0 && sum.failed == 0,
+	       "ok %d, another's %d, down %d, refused %d", sum.ok, sum.foreign, sum.down,
+	       sum.failed);
+	CHECK(signer_ready(s));
+
+	/* Stopped with requests in flight: all of them end, none with another's reply. */
+	pid_t pid = signer_pid(s);
+	struct pipe_thread late;
+	REQUIRE(kill(pid, SIGSTOP) == 0);
+	time_t t0 = time(NULL);
+	pipe_run(s, 8, 1000, true, &late);
+	CHECKF(late.down == 8 && late.foreign == 0, "down %d, another's %d", late.down,
+	       late.foreign);
+	CHECKF(time(NULL) - t0 <= 4, "%ld s to give up", (long)(time(NULL) - t0));
+	CHECK(!signer_ready(s));
+	int st = 0;
+	for (int i = 0; i < 100 && !signer_reap(s, &st); i++)
+		usleep(20000);
+	CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "signer status %#x", st);
+	signer_free(s);
+	config_free(cfg);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
+    {"signer_pipelined", signer_pipelined},
     {"separation_memory_scan", separation_memory_scan},
     {"signer_confined", signer_confined},
     {"signer_hang_gives_503", signer_hang_gives_503},
