@@ -1,10 +1,11 @@
 /*
  * Abuse resistance against the real daemon: rate limits, trusted proxies, the shared
- * MAC lockout, the bound on claims in flight, slow clients, and a hostile-client corpus
- * after which the daemon must still answer, not have grown, and have written nothing
- * half-way.
+ * MAC lockout, the bound on claims in flight, slow clients, the acceptor's paths in and
+ * out of its epoll set, and a hostile-client corpus after which the daemon must still
+ * answer, not have grown, and have written nothing half-way.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -600,7 +601,98 @@ static void half_closed_poll(void)
 	fx_down(&f);
 }
 
+/* A TCP connection to the case's claimd, or -1. */
+static int edge_connect(const struct daemon *d)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	int fd = -1;
+
+	if (getaddrinfo(d->url.host, d->url.port, &hints, &ai) != 0)
+		return -1;
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* Reads @p fd until its end within @p wait_ms: ms it took, or -1; the first bytes in
+ * @p got (NUL-ended). */
+static long edge_until_eof(int fd, int wait_ms, char *got, size_t gotsz)
+{
+	uint64_t t0 = now_ms_monotonic();
+	size_t n = 0;
+
+	got[0] = '\0';
+	for (;;) {
+		long left = wait_ms - (long)(now_ms_monotonic() - t0);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return -1;
+		char b[512];
+		ssize_t r = recv(fd, b, sizeof(b), 0);
+		if (r <= 0)
+			return (long)(now_ms_monotonic() - t0);
+		size_t k = (size_t)r < gotsz - 1 - n ? (size_t)r : gotsz - 1 - n;
+		memcpy(got + n, b, k);
+		n += k;
+		got[n] = '\0';
+	}
+}
+
+/*
+ * The acceptor's paths with and without the epoll set (http_edge.c): a wrong head that
+ * came with the handshake, or after it, is refused, and the client that keeps sending
+ * and then ends is closed at its end, not DRAIN_MS later; a head that came in two parts,
+ * the first with the handshake, is answered.
+ */
+static void edge_watch_paths(void)
+{
+	struct fx f;
+	char got[1024];
+	static const char bad[] = "NOT A HEAD\r\n\r\nmore bytes";
+
+	REQUIRE(fx_up(&f, "edge_watch_paths", NULL));
+	for (int late = 0; late < 2; late++) {
+		for (int round = 0; round < 5; round++) {
+			int fd = edge_connect(&f.d);
+			REQUIRE(fd >= 0);
+			if (late)
+				usleep(100000); /* accepted and watched before any byte */
+			CHECK(send(fd, bad, strlen(bad), MSG_NOSIGNAL) == (ssize_t)strlen(bad));
+			for (int i = 0; i < 3; i++) {
+				usleep(60000);
+				send(fd, "junk junk junk", 14, MSG_NOSIGNAL);
+			}
+			shutdown(fd, SHUT_WR);
+			long ms = edge_until_eof(fd, 5000, got, sizeof(got));
+			CHECKF(ms >= 0 && ms < 1000 && strncmp(got, "HTTP/1.1 400", 12) == 0,
+			       "late %d round %d: closed after %ld ms (DRAIN_MS 2000): %.40s", late,
+			       round, ms, got);
+			close(fd);
+		}
+	}
+	/* A head in two parts, the first with the handshake. */
+	for (int round = 0; round < 5; round++) {
+		int fd = edge_connect(&f.d);
+		REQUIRE(fd >= 0);
+		static const char a[] = "GET /healthz HTTP/1.1\r\nHo",
+		                  b[] = "st: x\r\nConnection: close\r\n\r\n";
+		CHECK(send(fd, a, strlen(a), MSG_NOSIGNAL) == (ssize_t)strlen(a));
+		usleep(100000);
+		CHECK(send(fd, b, strlen(b), MSG_NOSIGNAL) == (ssize_t)strlen(b));
+		long ms = edge_until_eof(fd, 5000, got, sizeof(got));
+		CHECKF(ms >= 0 && strncmp(got, "HTTP/1.1 200", 12) == 0, "two parts: %ld ms: %.40s",
+		       ms, got);
+		close(fd);
+	}
+	fx_down(&f);
+}
+
 static const struct t_case cases[] = {
+    {"edge_watch_paths", edge_watch_paths},
     {"half_closed_poll", half_closed_poll},
     {"rate_limits", rate_limits},
     {"trusted_proxies", trusted_proxies},

@@ -7,12 +7,18 @@
  * (EACCES), claims of all three flows succeed, and its memory holds no key. Also:
  * /readyz follows a stopped signer with no traffic, a key the network user can read and
  * a token the confined signer cannot use stop start-up with a message that says what
- * to fix, and an external signer answers only server.user's uid.
+ * to fix, an external signer answers only server.user's uid, and one restarted under
+ * pipelined load is connected to again with no reply handed to the wrong request.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,7 @@
 #include "lib/util.h"
 #include "matter_pki.h"
 #include "proc_scan.h"
+#include "signer/signer.h"
 
 #define NET_USER    "daemon" /* server.user in these cases: every Debian system has it */
 #define SIGNER_USER "nobody"
@@ -432,7 +439,154 @@ static void token_must_be_readable(void)
 	unsetenv("SOFTHSM2_CONF");
 }
 
+/* One worker of external_signer_restarts: ISSUEs for a key of its own until told to
+ * end; a reply for another key counts as foreign. */
+struct ext_worker {
+	struct signer *s;
+	int id;
+	atomic_bool *end;
+	int ok, foreign, down, failed;
+	long longest_ms;
+};
+
+static void *ext_work(void *arg)
+{
+	struct ext_worker *w = arg;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	unsigned char *spki = NULL;
+	int spki_len = k ? i2d_PUBKEY(k, &spki) : -1;
+	char cn[16];
+
+	snprintf(cn, sizeof(cn), "ext%03d", w->id);
+	while (spki_len > 0 && !atomic_load(w->end)) {
+		bool mine = false;
+		uint64_t t0 = now_ms_monotonic();
+		int rc = issue_checked(w->s, k, spki, (size_t)spki_len, cn, &mine);
+		long ms = (long)(now_ms_monotonic() - t0);
+		if (ms > w->longest_ms)
+			w->longest_ms = ms;
+		if (rc == SIGNER_OK) {
+			mine ? w->ok++ : w->foreign++;
+		} else if (rc == SIGNER_DOWN) {
+			w->down++;
+			usleep(5000);
+		} else {
+			w->failed++;
+		}
+	}
+	OPENSSL_free(spki);
+	EVP_PKEY_free(k);
+	return NULL;
+}
+
+/* The client side of external_signer_restarts, as server.user in a child: 0 when all
+ * went right. Asks the parent (@p ask) to restart the signer and waits (@p done). */
+static int ext_client(const char *config, int ask, int done)
+{
+	char err[1024], b;
+	struct ext_worker w[8];
+	pthread_t th[8];
+	atomic_bool end;
+	int bad = 0;
+
+	struct claimd_config *cfg = config_load(config, err, sizeof(err));
+	struct signer *s = cfg ? signer_start(t_bin("claimd"), cfg, err, sizeof(err)) : NULL;
+	if (!s) {
+		fprintf(stderr, "signer_start: %s\n", err);
+		return 2;
+	}
+	for (int round = 0; round < 4; round++) {
+		atomic_init(&end, false);
+		for (int i = 0; i < 8; i++) {
+			w[i] = (struct ext_worker){.s = s, .id = i, .end = &end};
+			pthread_create(&th[i], NULL, ext_work, &w[i]);
+		}
+		usleep(400000);
+		if (round < 3) { /* restarted under load */
+			if (write(ask, "R", 1) != 1 || read(done, &b, 1) != 1)
+				return 3;
+			/* Wait for the pinger to connect again, with the workers hammering. */
+			uint64_t t0 = now_ms_monotonic();
+			while (!signer_ready(s) && now_ms_monotonic() - t0 < 10000)
+				usleep(20000);
+			if (!signer_ready(s)) {
+				fprintf(stderr, "round %d: not ready again within 10 s\n", round);
+				bad++;
+			}
+			usleep(400000);
+		}
+		atomic_store(&end, true);
+		int ok = 0, foreign = 0, down = 0, failed = 0;
+		long longest = 0;
+		for (int i = 0; i < 8; i++) {
+			pthread_join(th[i], NULL);
+			ok += w[i].ok;
+			foreign += w[i].foreign;
+			down += w[i].down;
+			failed += w[i].failed;
+			if (w[i].longest_ms > longest)
+				longest = w[i].longest_ms;
+		}
+		fprintf(stderr,
+		        "round %d: ok %d, another's %d, down %d, refused %d, longest %ld ms\n",
+		        round, ok, foreign, down, failed, longest);
+		bad += foreign + failed + (ok == 0) + (longest > 5000);
+		if (round == 3)
+			bad += down; /* no restart in the last round */
+	}
+	signer_free(s);
+	config_free(cfg);
+	return bad ? 1 : 0;
+}
+
+/*
+ * An external signer restarted three times while eight threads send it pipelined
+ * requests through one client: no request gets another's certificate or hangs, the
+ * client connects again each time, and the last round, with no restart, has every
+ * request answered.
+ */
+static void external_signer_restarts(void)
+{
+	struct cfx c;
+	int ask[2], done[2];
+	uid_t uid;
+	gid_t gid;
+
+	REQUIRE(cfx_setup(&c, "custody_ext_restarts", true));
+	REQUIRE(ext_start(&c));
+	REQUIRE(pipe(ask) == 0 && pipe(done) == 0);
+	ids_of(NET_USER, &uid, &gid);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		close(ask[0]);
+		close(done[1]);
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(4);
+		_exit(ext_client(c.f.t.config, ask[1], done[0]));
+	}
+	close(ask[1]);
+	close(done[0]);
+	char b;
+	while (read(ask[0], &b, 1) == 1) {
+		ext_stop(&c);
+		usleep(200000);
+		if (!ext_start(&c))
+			break;
+		if (write(done[1], "D", 1) != 1)
+			break;
+	}
+	int st = -1;
+	waitpid(pid, &st, 0);
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the client's status %#x", st);
+	close(ask[0]);
+	close(done[1]);
+	ext_stop(&c);
+	tenv_teardown(&c.f.t);
+}
+
 static const struct t_case cases[] = {
+    {"external_signer_restarts", external_signer_restarts},
     {"root_start_two_users", root_start_two_users},
     {"external_signer_two_users", external_signer_two_users},
     {"readyz_follows_signer", readyz_follows_signer},

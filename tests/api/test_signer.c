@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +600,7 @@ struct pipe_thread {
 	int id, n;
 	int ok, foreign, down, failed;
 	bool stop_on_down;
+	long longest_ms; /* the longest signer_issue() */
 };
 
 static void *pipe_worker(void *arg)
@@ -607,31 +609,17 @@ static void *pipe_worker(void *arg)
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	unsigned char *spki = NULL;
 	int spki_len = k ? i2d_PUBKEY(k, &spki) : -1;
-	char cn[16], got[NODE_ID_MAX + 1];
+	char cn[16];
 
 	snprintf(cn, sizeof(cn), "pipe%03d", p->id);
 	for (int i = 0; i < p->n && spki_len > 0; i++) {
-		struct cert_request rq = {.profile = CERT_PROFILE_DEVICE,
-		                          .spki = spki,
-		                          .spki_len = (size_t)spki_len,
-		                          .cn = cn,
-		                          .vendor_id = "",
-		                          .product_id = "",
-		                          .not_before = now_unix() - 3600,
-		                          .not_after = now_unix() + 86400};
-		struct issued is;
-		int rc = signer_issue(p->s, &rq, &is);
+		bool mine = false;
+		uint64_t t0 = now_ms_monotonic();
+		int rc = issue_checked(p->s, k, spki, (size_t)spki_len, cn, &mine);
+		if ((long)(now_ms_monotonic() - t0) > p->longest_ms)
+			p->longest_ms = (long)(now_ms_monotonic() - t0);
 		if (rc == SIGNER_OK) {
-			BIO *b = BIO_new_mem_buf(is.pem, -1);
-			X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-			bool mine =
-			    x && EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1 &&
-			    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, got,
-			                              sizeof(got)) > 0 &&
-			    strcmp(got, cn) == 0;
 			mine ? p->ok++ : p->foreign++;
-			X509_free(x);
-			BIO_free(b);
 		} else if (rc == SIGNER_DOWN) {
 			p->down++;
 			if (p->stop_on_down)
@@ -639,7 +627,6 @@ static void *pipe_worker(void *arg)
 		} else {
 			p->failed++;
 		}
-		issued_clear(&is);
 	}
 	OPENSSL_free(spki);
 	EVP_PKEY_free(k);
@@ -664,7 +651,24 @@ static void pipe_run(struct signer *s, int n, int per, bool stop_on_down, struct
 		sum->foreign += p[i].foreign;
 		sum->down += p[i].down;
 		sum->failed += p[i].failed;
+		if (p[i].longest_ms > sum->longest_ms)
+			sum->longest_ms = p[i].longest_ms;
 	}
+}
+
+/* The case's config in *@p cfg and a signer client started on it, or NULL (said). */
+static struct signer *pipe_signer(struct tenv *t, const char *name, struct claimd_config **cfg)
+{
+	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
+	char err[1024] = "";
+	struct signer *s = NULL;
+
+	*cfg = NULL;
+	if (tenv_setup(t, name, &o) && (*cfg = config_load(t->config, err, sizeof(err))))
+		s = signer_start(t_bin("claimd"), *cfg, err, sizeof(err));
+	if (!s)
+		fprintf(stderr, "signer_start: %s\n", err);
+	return s;
 }
 
 /*
@@ -678,17 +682,11 @@ static void pipe_run(struct signer *s, int n, int per, bool stop_on_down, struct
 static void signer_pipelined(void)
 {
 	struct tenv t;
-	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
-	char err[1024];
+	struct claimd_config *cfg = NULL;
 	struct pipe_thread sum;
-
-	REQUIRE(tenv_setup(&t, "signer_pipelined", &o));
-	struct claimd_config *cfg = config_load(t.config, err, sizeof(err));
-	REQUIRE(cfg);
-	struct signer *s = signer_start(t_bin("claimd"), cfg, err, sizeof(err));
-	if (!s)
-		fprintf(stderr, "signer_start: %s\n", err);
+	struct signer *s = pipe_signer(&t, "signer_pipelined", &cfg);
 	REQUIRE(s);
+
 	pipe_run(s, 12, 40, false, &sum);
 	CHECKF(sum.ok == 12 * 40 && sum.foreign == 0 && sum.down == 0 && sum.failed == 0,
 	       "ok %d, another's %d, down %d, refused %d", sum.ok, sum.foreign, sum.down,
@@ -714,7 +712,69 @@ static void signer_pipelined(void)
 	tenv_teardown(&t);
 }
 
+/* The pauser of signer_paused_pipeline: stops and continues the signer, each stop
+ * shorter than the timeout, until told to end. */
+struct pauser {
+	pid_t pid;
+	atomic_bool end;
+	int stops;
+};
+
+static void *pause_loop(void *arg)
+{
+	struct pauser *z = arg;
+	unsigned seed = 1;
+
+	while (!atomic_load(&z->end)) {
+		usleep(50000 + (useconds_t)(rand_r(&seed) % 100) * 1000);
+		if (kill(z->pid, SIGSTOP) < 0)
+			break;
+		usleep(100000 + (useconds_t)(rand_r(&seed) % 250) * 1000);
+		kill(z->pid, SIGCONT);
+		z->stops++;
+	}
+	return NULL;
+}
+
+/*
+ * Pipelined requests while the signer is stopped again and again, each stop well
+ * under signer.timeout_seconds, with the pinger's holds and left-over pongs among the
+ * requests: every request gets its own certificate, none is sent home SIGNER_DOWN, and
+ * the signer is never killed.
+ */
+static void signer_paused_pipeline(void)
+{
+	struct tenv t;
+	struct claimd_config *cfg = NULL;
+	struct pipe_thread sum;
+	pthread_t th;
+	struct signer *s = pipe_signer(&t, "signer_paused_pipeline", &cfg);
+	REQUIRE(s);
+
+	struct pauser z = {.pid = signer_pid(s)};
+	atomic_init(&z.end, false);
+	REQUIRE(pthread_create(&th, NULL, pause_loop, &z) == 0);
+	pipe_run(s, 8, 200, false, &sum);
+	atomic_store(&z.end, true);
+	pthread_join(th, NULL);
+	kill(z.pid, SIGCONT);
+	fprintf(stderr, "%d stops, longest request %ld ms\n", z.stops, sum.longest_ms);
+	CHECKF(sum.ok == 8 * 200 && sum.foreign == 0 && sum.down == 0 && sum.failed == 0,
+	       "ok %d, another's %d, down %d, refused %d", sum.ok, sum.foreign, sum.down,
+	       sum.failed);
+	int st = 0;
+	CHECK(!signer_reap(s, &st));
+	/* The pinger reads what is left and readiness comes back. */
+	for (int i = 0; i < 100 && !signer_ready(s); i++)
+		usleep(20000);
+	CHECK(signer_ready(s));
+	signer_free(s);
+	config_free(cfg);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
+    {"signer_paused_pipeline", signer_paused_pipeline},
     {"signer_pipelined", signer_pipelined},
     {"separation_memory_scan", separation_memory_scan},
     {"signer_confined", signer_confined},

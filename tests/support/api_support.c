@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/bn.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "core/cert_reply.h"
 #include "sim/devidp.h"
+#include "signer/signer.h"
 #include "lib/util.h"
 
 uint8_t K1[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -297,4 +299,34 @@ int user_post(struct daemon *d, const char *token, const char *path, const char 
 	char hdr[9000];
 	snprintf(hdr, sizeof(hdr), "Authorization: %s\r\n", token);
 	return post(d, path, hdr, body, r);
+}
+
+int issue_checked(struct signer *s, EVP_PKEY *k, const unsigned char *spki, size_t spki_len,
+                  const char *cn, bool *mine)
+{
+	struct cert_request rq = {.profile = CERT_PROFILE_DEVICE,
+	                          .spki = spki,
+	                          .spki_len = spki_len,
+	                          .cn = cn,
+	                          .vendor_id = "",
+	                          .product_id = "",
+	                          .not_before = now_unix() - 3600,
+	                          .not_after = now_unix() + 86400};
+	struct issued is;
+	char got[NODE_ID_MAX + 1];
+	int rc = signer_issue(s, &rq, &is);
+
+	*mine = false;
+	if (rc == SIGNER_OK) {
+		BIO *b = BIO_new_mem_buf(is.pem, -1);
+		X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+		*mine = x && EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1 &&
+		        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, got,
+		                                  sizeof(got)) > 0 &&
+		        strcmp(got, cn) == 0;
+		X509_free(x);
+		BIO_free(b);
+	}
+	issued_clear(&is);
+	return rc;
 }

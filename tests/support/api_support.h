@@ -56,6 +56,14 @@ int raw(struct daemon *d, const char *req, struct http_response *r);
  * -1 when the page or the series is missing.
  */
 long metric(struct daemon *d, const char *series);
+struct signer;
+/**
+ * One device ISSUE through signer client @p s for key @p k (its SubjectPublicKeyInfo
+ * @p spki, @p spki_len bytes) and CN @p cn, valid for a day: signer_issue()'s result;
+ * on SIGNER_OK *@p mine says whether the certificate is for @p k and @p cn.
+ */
+int issue_checked(struct signer *s, EVP_PKEY *k, const unsigned char *spki, size_t spki_len,
+                  const char *cn, bool *mine);
 /** Content-Length > 0 and right, not chunked, <= 3071 bytes, ASCII. */
 void check_framing(const struct http_response *r);
 /**
