@@ -153,45 +153,69 @@ static void drop_turn(struct signer *s, uint64_t deadline)
 	free(p);
 }
 
+/* Leaves ticket @p t's reply for whoever is next to drop (take_turn()): false when the
+ * list cannot grow (out of memory), and the caller must then wait for it. Called with
+ * the lock held. */
+static bool abandon(struct signer *s, uint64_t t)
+{
+	if (s->n_abandoned == s->cap_abandoned) {
+		size_t cap = s->cap_abandoned ? 2 * s->cap_abandoned : 8;
+		uint64_t *a = realloc(s->abandoned, cap * sizeof(*a));
+		if (!a)
+			return false;
+		s->abandoned = a;
+		s->cap_abandoned = cap;
+	}
+	s->abandoned[s->n_abandoned++] = t;
+	return true;
+}
+
+/* Whether the reply next in line has begun to arrive, so that reading it takes no wait
+ * on the signer. Called with the lock held and s->reading false. */
+static bool next_arrived(const struct signer *s)
+{
+	struct pollfd pf = {s->fd, POLLIN, 0};
+
+	return poll(&pf, 1, 0) == 1;
+}
+
 /*
  * Waits until ticket @p t's reply is next and reads it: 0 with the frame, -1 when the
  * channel broke first, -2 when its turn did not come by @p give_up (monotonic ms): the
  * ticket is then abandoned, its reply left for whoever is next to drop, and the signer
  * is not blamed. Replies nobody keeps (a ping's its pinger left, an abandoned one) are
  * read on the way, each with the timeout, so that a silent signer meets the first
- * request behind them. The signer's own time for a request starts when its reply is
- * next: a wait behind other replies is not the signer failing to answer; but no request
- * waits for its turn longer than the timeout either. Called with the lock held.
+ * request behind them; after @p give_up only those already arriving, so that a request
+ * behind many of them does not wait for them all (one begun before @p give_up may end
+ * up to a timeout after it). The signer's own time for a request starts when its reply
+ * is next: a wait behind other replies is not the signer failing to answer; but no
+ * request waits for its turn much longer than the timeout either. Called with the lock
+ * held.
  */
 static int take_turn(struct signer *s, uint64_t t, uint64_t give_up, uint32_t *code, uint8_t **p,
                      size_t *n)
 {
 	struct timespec until = {(time_t)(give_up / 1000), (long)(give_up % 1000) * 1000000L};
+	bool kept = false; /* t could not be abandoned (out of memory): wait for it */
 
 	for (;;) {
 		if (s->broken)
 			return -1;
 		if (!s->reading && s->serving == t)
 			return read_turn(s, deadline_of(s), code, p, n);
-		if (!s->reading && next_is_dropped(s)) {
+		bool over = !kept && now_ms_monotonic() >= give_up;
+		if (!s->reading && next_is_dropped(s) && (!over || next_arrived(s))) {
 			drop_turn(s, deadline_of(s));
 			continue;
 		}
-		if (pthread_cond_timedwait(&s->turn, &s->lock, &until) == ETIMEDOUT &&
-		    !(s->serving == t && !s->reading) && !s->broken) {
-			if (s->n_abandoned == s->cap_abandoned) {
-				size_t cap = s->cap_abandoned ? 2 * s->cap_abandoned : 8;
-				uint64_t *a = realloc(s->abandoned, cap * sizeof(*a));
-				if (!a) { /* cannot leave the reply to others: wait for it */
-					until.tv_sec += 3600;
-					continue;
-				}
-				s->abandoned = a;
-				s->cap_abandoned = cap;
-			}
-			s->abandoned[s->n_abandoned++] = t;
-			return -2;
+		if (over) {
+			if (abandon(s, t))
+				return -2;
+			kept = true;
+			until.tv_sec += 3600; /* woken by every turn */
+			continue;
 		}
+		pthread_cond_timedwait(&s->turn, &s->lock, &until);
 	}
 }
 

@@ -908,6 +908,48 @@ static void *queued_issue(void *arg)
 	return NULL;
 }
 
+/* signer_slow_queue's and signer_slow_drain's set-up: a test environment @p name with
+ * a timeout of 1 s and slow_signer() (400 ms an answer) started as its signer; NULL when
+ * any of it failed (said on stderr). */
+static struct signer *slow_signer_start(struct tenv *t, const char *name,
+                                        struct claimd_config **cfg)
+{
+	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
+	char err[1024] = "", self[1024];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	struct signer *s = NULL;
+
+	if (sl <= 0 || !tenv_setup(t, name, &o))
+		return NULL;
+	self[sl] = '\0';
+	if (!(*cfg = config_load(t->config, err, sizeof(err)))) {
+		fprintf(stderr, "config_load: %s\n", err);
+		return NULL;
+	}
+	setenv("SLOW_SIGNER_MS", "400", 1);
+	if (!(s = signer_start(self, *cfg, err, sizeof(err))))
+		fprintf(stderr, "signer_start: %s\n", err);
+	return s;
+}
+
+/* @p n (at most 8) requests of @p q (ids 0 to n - 1) started 20 ms apart on @p s, and
+ * all ended; one that could not start keeps rc SIGNER_FAILED. */
+static void queue_requests(struct signer *s, struct queued *q, int n)
+{
+	pthread_t th[8];
+	int started = 0;
+
+	for (int i = 0; i < n && i < 8; i++) {
+		q[i] = (struct queued){.s = s, .id = i, .rc = SIGNER_FAILED};
+		if (pthread_create(&th[i], NULL, queued_issue, &q[i]) != 0)
+			break;
+		started++;
+		usleep(20000);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
 /*
  * A signer slow on every request (400 ms) but within the timeout (1 s) on each, with a
  * queue behind it: no request waits for its turn longer than the timeout. Five requests
@@ -920,32 +962,14 @@ static void *queued_issue(void *arg)
 static void signer_slow_queue(void)
 {
 	struct tenv t;
-	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
-	char err[1024] = "", self[1024];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	REQUIRE(sl > 0);
-	self[sl] = '\0';
-	REQUIRE(tenv_setup(&t, "signer_slow_queue", &o));
-	struct claimd_config *cfg = config_load(t.config, err, sizeof(err));
-	REQUIRE(cfg);
-	setenv("SLOW_SIGNER_MS", "400", 1);
-	struct signer *s = signer_start(self, cfg, err, sizeof(err));
-	if (!s)
-		fprintf(stderr, "signer_start: %s\n", err);
+	struct claimd_config *cfg = NULL;
+	struct signer *s = slow_signer_start(&t, "signer_slow_queue", &cfg);
 	REQUIRE(s);
 
 	struct queued q[5];
-	pthread_t th[5];
-	for (int i = 0; i < 5; i++) {
-		q[i] = (struct queued){.s = s, .id = i};
-		REQUIRE(pthread_create(&th[i], NULL, queued_issue, &q[i]) == 0);
-		usleep(20000);
-	}
-	for (int i = 0; i < 5; i++) {
-		pthread_join(th[i], NULL);
+	queue_requests(s, q, 5);
+	for (int i = 0; i < 5; i++)
 		fprintf(stderr, "request %d: rc %d after %ld ms\n", i, q[i].rc, q[i].ms);
-	}
 	for (int i = 0; i < 3; i++)
 		CHECKF(q[i].rc == SIGNER_OK && q[i].mine, "request %d: rc %d, own %d", i, q[i].rc,
 		       q[i].mine);
@@ -954,7 +978,7 @@ static void signer_slow_queue(void)
 		       "request %d: rc %d after %ld ms", i, q[i].rc, q[i].ms);
 	int st = 0;
 	CHECK(!signer_reap(s, &st));
-	/* The abandoned replies (due at about 1.2 and 1.6 s) are read and dropped by the
+	/* The abandoned replies (due at about 1.6 and 2.0 s) are read and dropped by the
 	 * next request, which gets its own. */
 	struct queued next = {.s = s, .id = 9};
 	queued_issue(&next);
@@ -969,7 +993,55 @@ static void signer_slow_queue(void)
 	tenv_teardown(&t);
 }
 
+/*
+ * The same slow signer with a longer queue: eight requests 20 ms apart, the last five
+ * giving up at about 1 s, then one more request that finds their five replies (due at
+ * 1.6 to 3.2 s) ahead of its own. It reads and drops them only while its own time
+ * lasts: it ends (its own reply, or "busy") within twice the timeout, not after all five
+ * and its own (about 2.4 s), and the signer is not blamed. What is left the pinger
+ * drops with no request behind.
+ */
+static void signer_slow_drain(void)
+{
+	struct tenv t;
+	struct claimd_config *cfg = NULL;
+	struct signer *s = slow_signer_start(&t, "signer_slow_drain", &cfg);
+	REQUIRE(s);
+
+	struct queued q[8];
+	queue_requests(s, q, 8);
+	for (int i = 3; i < 8; i++)
+		CHECKF(q[i].rc == SIGNER_DOWN, "request %d: rc %d after %ld ms", i, q[i].rc,
+		       q[i].ms);
+	struct queued late = {.s = s, .id = 8};
+	queued_issue(&late);
+	fprintf(stderr, "late request: rc %d after %ld ms\n", late.rc, late.ms);
+	CHECKF(late.ms < 2000 && (late.rc == SIGNER_DOWN || (late.rc == SIGNER_OK && late.mine)),
+	       "late: rc %d, own %d, after %ld ms", late.rc, late.mine, late.ms);
+	int st = 0;
+	CHECK(!signer_reap(s, &st));
+	/* The replies left (due 2.8 to 3.6 s) are dropped by the pinger with no request
+	 * behind them, each as it comes: the signer answers all the while, so it stays ready
+	 * (were they left unread, it would not be ready from about 3.4 s). */
+	int not_ready = 0;
+	for (int i = 0; i < 44; i++) {
+		not_ready += !signer_ready(s);
+		usleep(50000);
+	}
+	CHECKF(not_ready == 0, "not ready %d times of 44", not_ready);
+	struct queued next = {.s = s, .id = 9};
+	queued_issue(&next);
+	CHECKF(next.rc == SIGNER_OK && next.mine && next.ms < 900, "next: rc %d, own %d, %ld ms",
+	       next.rc, next.mine, next.ms);
+	CHECK(!signer_reap(s, &st));
+	unsetenv("SLOW_SIGNER_MS");
+	signer_free(s);
+	config_free(cfg);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
+    {"signer_slow_drain", signer_slow_drain},
     {"signer_slow_queue", signer_slow_queue},
     {"signer_large_crl", signer_large_crl},
     {"signer_paused_pipeline", signer_paused_pipeline},
