@@ -58,6 +58,9 @@ static const int base_calls[] = {
     SCMP_SYS(munlock),
     SCMP_SYS(sigaltstack),
     SCMP_SYS(sched_getaffinity),
+    /* glibc before 2.37 (Debian 12) asks how much memory there is the first time qsort
+     * sorts 1 KiB or more: OpenSSL sorts a CRL's entries, 128 of them are enough. */
+    SCMP_SYS(sysinfo),
 };
 
 /* A PKCS#11 module's file access while it signs (SoftHSM checks its token files). */

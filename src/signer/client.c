@@ -48,6 +48,10 @@ struct signer {
 	bool broken;               /* the channel is out of step or closed */
 	bool pong_due;             /* a ping's reply, ticket pong_ticket, is unread */
 	uint64_t pong_ticket;
+	/* Tickets whose requester gave up waiting for its turn: their replies are read and
+	 * dropped by whoever is next. A few at most (each was a waiting worker). */
+	uint64_t *abandoned;
+	size_t n_abandoned, cap_abandoned;
 	bool reaped;
 	atomic_bool down; /* a copy of broken that readiness reads without the lock */
 	atomic_uint refs;
@@ -118,30 +122,76 @@ static int read_turn(struct signer *s, uint64_t deadline, uint32_t *code, uint8_
 	return r;
 }
 
+/* Whether the reply next in line, s->serving's, is nobody's to keep (a ping's, or an
+ * abandoned request's). Called with the lock held. */
+static bool next_is_dropped(const struct signer *s)
+{
+	if (s->pong_due && s->serving == s->pong_ticket)
+		return true;
+	for (size_t i = 0; i < s->n_abandoned; i++)
+		if (s->abandoned[i] == s->serving)
+			return true;
+	return false;
+}
+
+/* Reads and drops the reply next in line (next_is_dropped()) within @p deadline. Called
+ * with the lock held and s->reading false. */
+static void drop_turn(struct signer *s, uint64_t deadline)
+{
+	uint64_t t = s->serving;
+	uint8_t *p = NULL;
+	size_t n = 0;
+	uint32_t code = 0;
+
+	if (read_turn(s, deadline, &code, &p, &n) == 0) {
+		if (s->pong_due && t == s->pong_ticket)
+			s->pong_due = false;
+		for (size_t i = 0; i < s->n_abandoned; i++)
+			if (s->abandoned[i] == t)
+				s->abandoned[i] = s->abandoned[--s->n_abandoned];
+	}
+	free(p);
+}
+
 /*
  * Waits until ticket @p t's reply is next and reads it: 0 with the frame, -1 when the
- * channel broke first. A ping's reply that its pinger left unread is read on the way,
- * with the timeout, so that a silent signer meets the first request behind the ping.
- * The signer's own time for a request starts when its reply is next: a wait behind
- * other replies is not the signer failing to answer. Called with the lock held.
+ * channel broke first, -2 when its turn did not come by @p give_up (monotonic ms): the
+ * ticket is then abandoned, its reply left for whoever is next to drop, and the signer
+ * is not blamed. Replies nobody keeps (a ping's its pinger left, an abandoned one) are
+ * read on the way, each with the timeout, so that a silent signer meets the first
+ * request behind them. The signer's own time for a request starts when its reply is
+ * next: a wait behind other replies is not the signer failing to answer; but no request
+ * waits for its turn longer than the timeout either. Called with the lock held.
  */
-static int take_turn(struct signer *s, uint64_t t, uint32_t *code, uint8_t **p, size_t *n)
+static int take_turn(struct signer *s, uint64_t t, uint64_t give_up, uint32_t *code, uint8_t **p,
+                     size_t *n)
 {
+	struct timespec until = {(time_t)(give_up / 1000), (long)(give_up % 1000) * 1000000L};
+
 	for (;;) {
 		if (s->broken)
 			return -1;
-		if (!s->reading && s->pong_due && s->serving == s->pong_ticket) {
-			uint8_t *pong = NULL;
-			size_t pn = 0;
-			uint32_t pc = 0;
-			if (read_turn(s, deadline_of(s), &pc, &pong, &pn) == 0)
-				s->pong_due = false;
-			free(pong);
-			continue;
-		}
 		if (!s->reading && s->serving == t)
 			return read_turn(s, deadline_of(s), code, p, n);
-		pthread_cond_wait(&s->turn, &s->lock);
+		if (!s->reading && next_is_dropped(s)) {
+			drop_turn(s, deadline_of(s));
+			continue;
+		}
+		if (pthread_cond_timedwait(&s->turn, &s->lock, &until) == ETIMEDOUT &&
+		    !(s->serving == t && !s->reading) && !s->broken) {
+			if (s->n_abandoned == s->cap_abandoned) {
+				size_t cap = s->cap_abandoned ? 2 * s->cap_abandoned : 8;
+				uint64_t *a = realloc(s->abandoned, cap * sizeof(*a));
+				if (!a) { /* cannot leave the reply to others: wait for it */
+					until.tv_sec += 3600;
+					continue;
+				}
+				s->abandoned = a;
+				s->cap_abandoned = cap;
+			}
+			s->abandoned[s->n_abandoned++] = t;
+			return -2;
+		}
 	}
 }
 
@@ -188,9 +238,11 @@ static int rpc(struct signer *s, enum signer_op op, const struct wire_out *req, 
 		pthread_mutex_unlock(&s->lock);
 		return SIGNER_DOWN;
 	}
-	int r = sent ? take_turn(s, t, &code, rep, replen) : -1;
+	int r = sent ? take_turn(s, t, deadline, &code, rep, replen) : -1;
 	s->waiters--;
 	pthread_mutex_unlock(&s->lock);
+	if (r == -2)
+		log_error("signer (pid %d): busy for longer than the timeout", (int)s->pid);
 	if (r < 0 || code != 0) {
 		free(*rep);
 		*rep = NULL;
@@ -366,6 +418,7 @@ static void reconnect(struct signer *s)
 		s->broken = false;
 		atomic_store(&s->down, false);
 		s->pong_due = false;
+		s->n_abandoned = 0;
 		s->next_ticket = s->serving = 0;
 		atomic_store(&s->last_answer, now_ms_monotonic());
 	}
@@ -388,9 +441,6 @@ static void ping(struct signer *s)
 {
 	struct wire_out none = {0};
 	struct timespec ts;
-	uint8_t *p = NULL;
-	size_t n = 0;
-	uint32_t code = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += 1;
@@ -413,29 +463,32 @@ static void ping(struct signer *s)
 		pthread_cond_broadcast(&s->turn);
 	}
 	pthread_mutex_unlock(&s->send_lock);
-	/* The reply, if it comes within the hold and is next. */
+	/* The reply, if it comes within the hold; replies nobody keeps that are due
+	 * before it (abandoned requests') are read and dropped on the way. */
 	uint64_t until = now_ms_monotonic() + PING_HOLD_MS;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_nsec += PING_HOLD_MS * 1000000L;
 	ts.tv_sec += ts.tv_nsec / 1000000000L;
 	ts.tv_nsec %= 1000000000L;
-	while (!s->broken && s->pong_due && (s->reading || s->serving != s->pong_ticket))
-		if (pthread_cond_timedwait(&s->turn, &s->lock, &ts) != 0)
-			break;
-	if (!s->broken && s->pong_due && !s->reading && s->serving == s->pong_ticket) {
+	while (!s->broken && s->pong_due) {
 		uint64_t now = now_ms_monotonic();
+		if (s->reading || !next_is_dropped(s)) {
+			if (pthread_cond_timedwait(&s->turn, &s->lock, &ts) != 0)
+				break;
+			continue;
+		}
 		struct pollfd pf = {s->fd, POLLIN, 0};
 		s->reading = true;
 		pthread_mutex_unlock(&s->lock);
 		bool ready = poll(&pf, 1, now < until ? (int)(until - now) : 0) == 1;
 		pthread_mutex_lock(&s->lock);
 		s->reading = false;
-		if (ready && read_turn(s, deadline_of(s), &code, &p, &n) == 0)
-			s->pong_due = false;
 		pthread_cond_broadcast(&s->turn);
+		if (!ready)
+			break;
+		drop_turn(s, deadline_of(s));
 	}
 	pthread_mutex_unlock(&s->lock);
-	free(p);
 	if (lost)
 		reconnect(s);
 }
@@ -553,6 +606,7 @@ void signer_free(struct signer *s)
 	pthread_mutex_destroy(&s->stop_lock);
 	pthread_cond_destroy(&s->stop_cond);
 	pthread_cond_destroy(&s->turn);
+	free(s->abandoned);
 	free(s->socket);
 	free(s);
 }

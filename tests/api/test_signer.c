@@ -773,7 +773,205 @@ static void signer_paused_pipeline(void)
 	tenv_teardown(&t);
 }
 
+/* A CRL request of @p n made-up entries, number 1, dated now: what makes the signer slow
+ * per request in signer_slow_queue (signing grows with the entries). */
+struct slow_crl {
+	struct signer *s;
+	size_t n;
+	int rc;
+	long ms;
+};
+
+static void *slow_crl_run(void *arg)
+{
+	struct slow_crl *c = arg;
+	struct revoked_entry *e = calloc(c->n, sizeof(*e));
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int64_t now = now_unix();
+
+	c->rc = SIGNER_FAILED;
+	if (!e)
+		return NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		snprintf(e[i].serial, sizeof(e[i].serial), "41%030zX", i + 1);
+		e[i].revoked_at = now - 60;
+		e[i].reason = 4;
+	}
+	struct crl_request rq = {1, now, now + 3600, e, c->n};
+	uint64_t t0 = now_ms_monotonic();
+	c->rc = signer_crl(c->s, &rq, &der, &len);
+	c->ms = (long)(now_ms_monotonic() - t0);
+	free(der);
+	free(e);
+	return NULL;
+}
+
+/*
+ * A CRL of 1,000 entries signed by the confined signer: OpenSSL sorts them, and glibc's
+ * qsort of that many asked the kernel for the memory size, a system call the signer's
+ * filter did not allow (the signer died on the first CRL of more than 127 entries).
+ */
+static void signer_large_crl(void)
+{
+	struct tenv t;
+	struct claimd_config *cfg = NULL;
+	struct signer *s = pipe_signer(&t, "signer_large_crl", &cfg);
+	REQUIRE(s);
+
+	struct slow_crl c = {s, 1000, 0, 0};
+	slow_crl_run(&c);
+	CHECKF(c.rc == SIGNER_OK, "rc %d", c.rc);
+	int st = 0;
+	CHECK(!signer_reap(s, &st));
+	/* And the entries are all in it. */
+	struct revoked_entry e[1] = {{"41000000000000000000000000000001", now_unix() - 60, 4}};
+	struct crl_request rq = {2, now_unix(), now_unix() + 3600, e, 1};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	CHECK(signer_crl(s, &rq, &der, &len) == SIGNER_OK && len > 0);
+	free(der);
+	signer_free(s);
+	config_free(cfg);
+	tenv_teardown(&t);
+}
+
+/*
+ * signer_slow_queue's signer, run as this program with "--signer-child CONFIG" in place
+ * of claimd's: what the signer child does (keys, start-up proof, hello, answers) but with
+ * every answer but a ping's held SLOW_SIGNER_MS milliseconds first, and no confinement.
+ */
+static int slow_signer(const char *config)
+{
+	char err[512];
+	struct claimd_config *cfg = config_load(config, err, sizeof(err));
+	struct signer_keys k = {0};
+	struct signer_hello h = {0};
+	struct wire_out w = {0};
+	const char *ms = getenv("SLOW_SIGNER_MS");
+
+	if (secure_init() < 0 || !cfg)
+		return 1;
+	k.validity_days = cfg->validity_days;
+	k.crl_hours = cfg->crl_hours;
+	k.secrets = secrets_load(cfg->secrets_key_file, err, sizeof(err));
+	k.ca = ca_load(cfg->ca_certificate, cfg->ca_key, cfg->ca_chain, err, sizeof(err));
+	if (!k.secrets || !k.ca || ca_prove(k.ca, err, sizeof(err)) < 0)
+		return 1;
+	h.key_type = ca_key_type(k.ca);
+	h.chain = ca_chain_pem(k.ca);
+	h.largest_leaf = ca_largest_leaf_pem(k.ca);
+	secrets_authid_keys(k.secrets, h.authid_keys, h.authid_keys + 32);
+	wire_put_hello(&w, &h);
+	if (wire_send(SIGNER_FD, 0, &w, 0) < 0)
+		return 1;
+	for (;;) {
+		uint8_t *p = NULL;
+		size_t n = 0;
+		uint32_t op = 0;
+		struct wire_out out = {0};
+		if (wire_recv(SIGNER_FD, &op, &p, &n, 0) < 0)
+			return 0;
+		if (op != SIGNER_OP_PING && ms)
+			usleep((useconds_t)atoi(ms) * 1000);
+		int rc = signer_answer(&k, op, p, n, &out.p, &out.n);
+		free(p);
+		int sent = wire_send(SIGNER_FD, rc < 0 ? 1 : 0, &out, 0);
+		free(out.p);
+		if (sent < 0)
+			return 1;
+	}
+}
+
+/* One request of signer_slow_queue: its result and how long it took. */
+struct queued {
+	struct signer *s;
+	int id, rc;
+	bool mine;
+	long ms;
+};
+
+static void *queued_issue(void *arg)
+{
+	struct queued *q = arg;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	unsigned char *spki = NULL;
+	int len = k ? i2d_PUBKEY(k, &spki) : -1;
+	char cn[16];
+	uint64_t t0 = now_ms_monotonic();
+
+	snprintf(cn, sizeof(cn), "slowq%03d", q->id);
+	q->rc = len > 0 ? issue_checked(q->s, k, spki, (size_t)len, cn, &q->mine) : SIGNER_FAILED;
+	q->ms = (long)(now_ms_monotonic() - t0);
+	OPENSSL_free(spki);
+	EVP_PKEY_free(k);
+	return NULL;
+}
+
+/*
+ * A signer slow on every request (400 ms) but within the timeout (1 s) on each, with a
+ * queue behind it: no request waits for its turn longer than the timeout. Five requests
+ * written 20 ms apart: the first three have their turn within a second and get their own
+ * certificates; the last two would have theirs after 1.2 and 1.6 s, so they are sent
+ * home SIGNER_DOWN ("busy") at about 1 s. The signer is not blamed (not killed), the
+ * replies of those that gave up are dropped by whoever comes next, and the next request
+ * gets its own certificate.
+ */
+static void signer_slow_queue(void)
+{
+	struct tenv t;
+	struct topts o = {.extra = "signer:\n  user: nobody\n  timeout_seconds: 1\n"};
+	char err[1024] = "", self[1024];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	REQUIRE(sl > 0);
+	self[sl] = '\0';
+	REQUIRE(tenv_setup(&t, "signer_slow_queue", &o));
+	struct claimd_config *cfg = config_load(t.config, err, sizeof(err));
+	REQUIRE(cfg);
+	setenv("SLOW_SIGNER_MS", "400", 1);
+	struct signer *s = signer_start(self, cfg, err, sizeof(err));
+	if (!s)
+		fprintf(stderr, "signer_start: %s\n", err);
+	REQUIRE(s);
+
+	struct queued q[5];
+	pthread_t th[5];
+	for (int i = 0; i < 5; i++) {
+		q[i] = (struct queued){.s = s, .id = i};
+		REQUIRE(pthread_create(&th[i], NULL, queued_issue, &q[i]) == 0);
+		usleep(20000);
+	}
+	for (int i = 0; i < 5; i++) {
+		pthread_join(th[i], NULL);
+		fprintf(stderr, "request %d: rc %d after %ld ms\n", i, q[i].rc, q[i].ms);
+	}
+	for (int i = 0; i < 3; i++)
+		CHECKF(q[i].rc == SIGNER_OK && q[i].mine, "request %d: rc %d, own %d", i, q[i].rc,
+		       q[i].mine);
+	for (int i = 3; i < 5; i++)
+		CHECKF(q[i].rc == SIGNER_DOWN && q[i].ms >= 900 && q[i].ms <= 1150,
+		       "request %d: rc %d after %ld ms", i, q[i].rc, q[i].ms);
+	int st = 0;
+	CHECK(!signer_reap(s, &st));
+	/* The abandoned replies (due at about 1.2 and 1.6 s) are read and dropped by the
+	 * next request, which gets its own. */
+	struct queued next = {.s = s, .id = 9};
+	queued_issue(&next);
+	CHECKF(next.rc == SIGNER_OK && next.mine, "next: rc %d, own %d", next.rc, next.mine);
+	for (int i = 0; i < 100 && !signer_ready(s); i++)
+		usleep(20000);
+	CHECK(signer_ready(s));
+	CHECK(!signer_reap(s, &st));
+	unsetenv("SLOW_SIGNER_MS");
+	signer_free(s);
+	config_free(cfg);
+	tenv_teardown(&t);
+}
+
 static const struct t_case cases[] = {
+    {"signer_slow_queue", signer_slow_queue},
+    {"signer_large_crl", signer_large_crl},
     {"signer_paused_pipeline", signer_paused_pipeline},
     {"signer_pipelined", signer_pipelined},
     {"separation_memory_scan", separation_memory_scan},
@@ -792,5 +990,7 @@ static const struct t_case cases[] = {
 
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--signer-child") == 0)
+		return slow_signer(argv[2]); /* signer_slow_queue's signer */
 	return t_main(argc, argv, cases);
 }
