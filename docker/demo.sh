@@ -54,17 +54,20 @@ echo "== building claimd, claimctl and claimsim in $root/build (a minute or two 
 cmake -S "$root" -B "$root/build" >/dev/null
 # A line at every quarter of the build instead of silence or hundreds of lines. A shell
 # loop, not awk: Debian's awk (mawk) reads a pipe in blocks and would print them all at
-# the end.
+# the end. make builds the three targets one after another, each counting from 0 % to
+# 100 %: the quarters are claimd's (with the libraries, most of the work), and 100 % is
+# said when the last of the three is built, not when claimd is.
 next_at=25
 cmake --build "$root/build" -j"$(nproc)" --target claimd claimctl claimsim |
   while IFS= read -r line; do
     [[ $line =~ ^\[\ *([0-9]+)%\] ]] || continue
     p=${BASH_REMATCH[1]}
-    if [ "$p" -ge "$next_at" ]; then
+    if [ "$p" -ge "$next_at" ] && [ "$p" -lt 100 ]; then
       echo "   built $p%"
       next_at=$((p - p % 25 + 25))
     fi
   done
+echo "   built 100%"
 B=$root/build
 
 echo "== private PostgreSQL in $state/pg"
