@@ -452,16 +452,15 @@ struct ext_worker {
 static void *ext_work(void *arg)
 {
 	struct ext_worker *w = arg;
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	unsigned char *spki = NULL;
-	int spki_len = k ? i2d_PUBKEY(k, &spki) : -1;
+	struct dev_key d;
+	bool have = dev_key_new(&d);
 	char cn[16];
 
 	snprintf(cn, sizeof(cn), "ext%03d", w->id);
-	while (spki_len > 0 && !atomic_load(w->end)) {
+	while (have && !atomic_load(w->end)) {
 		bool mine = false;
 		uint64_t t0 = now_ms_monotonic();
-		int rc = issue_checked(w->s, k, spki, (size_t)spki_len, cn, &mine);
+		int rc = issue_checked(w->s, &d, cn, &mine);
 		long ms = (long)(now_ms_monotonic() - t0);
 		if (ms > w->longest_ms)
 			w->longest_ms = ms;
@@ -474,8 +473,7 @@ static void *ext_work(void *arg)
 			w->failed++;
 		}
 	}
-	OPENSSL_free(spki);
-	EVP_PKEY_free(k);
+	dev_key_free(&d);
 	return NULL;
 }
 

@@ -606,16 +606,15 @@ struct pipe_thread {
 static void *pipe_worker(void *arg)
 {
 	struct pipe_thread *p = arg;
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	unsigned char *spki = NULL;
-	int spki_len = k ? i2d_PUBKEY(k, &spki) : -1;
+	struct dev_key d;
+	bool have = dev_key_new(&d);
 	char cn[16];
 
 	snprintf(cn, sizeof(cn), "pipe%03d", p->id);
-	for (int i = 0; i < p->n && spki_len > 0; i++) {
+	for (int i = 0; i < p->n && have; i++) {
 		bool mine = false;
 		uint64_t t0 = now_ms_monotonic();
-		int rc = issue_checked(p->s, k, spki, (size_t)spki_len, cn, &mine);
+		int rc = issue_checked(p->s, &d, cn, &mine);
 		if ((long)(now_ms_monotonic() - t0) > p->longest_ms)
 			p->longest_ms = (long)(now_ms_monotonic() - t0);
 		if (rc == SIGNER_OK) {
@@ -628,8 +627,7 @@ static void *pipe_worker(void *arg)
 			p->failed++;
 		}
 	}
-	OPENSSL_free(spki);
-	EVP_PKEY_free(k);
+	dev_key_free(&d);
 	return NULL;
 }
 
@@ -894,17 +892,14 @@ struct queued {
 static void *queued_issue(void *arg)
 {
 	struct queued *q = arg;
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	unsigned char *spki = NULL;
-	int len = k ? i2d_PUBKEY(k, &spki) : -1;
+	struct dev_key d;
 	char cn[16];
 	uint64_t t0 = now_ms_monotonic();
 
 	snprintf(cn, sizeof(cn), "slowq%03d", q->id);
-	q->rc = len > 0 ? issue_checked(q->s, k, spki, (size_t)len, cn, &q->mine) : SIGNER_FAILED;
+	q->rc = dev_key_new(&d) ? issue_checked(q->s, &d, cn, &q->mine) : SIGNER_FAILED;
 	q->ms = (long)(now_ms_monotonic() - t0);
-	OPENSSL_free(spki);
-	EVP_PKEY_free(k);
+	dev_key_free(&d);
 	return NULL;
 }
 

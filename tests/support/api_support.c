@@ -301,12 +301,29 @@ int user_post(struct daemon *d, const char *token, const char *path, const char 
 	return post(d, path, hdr, body, r);
 }
 
-int issue_checked(struct signer *s, EVP_PKEY *k, const unsigned char *spki, size_t spki_len,
-                  const char *cn, bool *mine)
+bool dev_key_new(struct dev_key *d)
+{
+	int n;
+
+	*d = (struct dev_key){0};
+	d->k = EVP_EC_gen("P-256");
+	n = d->k ? i2d_PUBKEY(d->k, &d->spki) : -1;
+	d->spki_len = n > 0 ? (size_t)n : 0;
+	return n > 0;
+}
+
+void dev_key_free(struct dev_key *d)
+{
+	OPENSSL_free(d->spki);
+	EVP_PKEY_free(d->k);
+	*d = (struct dev_key){0};
+}
+
+int issue_checked(struct signer *s, const struct dev_key *d, const char *cn, bool *mine)
 {
 	struct cert_request rq = {.profile = CERT_PROFILE_DEVICE,
-	                          .spki = spki,
-	                          .spki_len = spki_len,
+	                          .spki = d->spki,
+	                          .spki_len = d->spki_len,
 	                          .cn = cn,
 	                          .vendor_id = "",
 	                          .product_id = "",
@@ -320,7 +337,7 @@ int issue_checked(struct signer *s, EVP_PKEY *k, const unsigned char *spki, size
 	if (rc == SIGNER_OK) {
 		BIO *b = BIO_new_mem_buf(is.pem, -1);
 		X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-		*mine = x && EVP_PKEY_eq(X509_get0_pubkey(x), k) == 1 &&
+		*mine = x && EVP_PKEY_eq(X509_get0_pubkey(x), d->k) == 1 &&
 		        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, got,
 		                                  sizeof(got)) > 0 &&
 		        strcmp(got, cn) == 0;

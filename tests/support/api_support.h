@@ -57,13 +57,22 @@ int raw(struct daemon *d, const char *req, struct http_response *r);
  */
 long metric(struct daemon *d, const char *series);
 struct signer;
+/* A fresh P-256 device key and its SubjectPublicKeyInfo (DER), for issue_checked(). */
+struct dev_key {
+	EVP_PKEY *k;
+	unsigned char *spki;
+	size_t spki_len;
+};
+/** Makes @p d; false when OpenSSL could not (dev_key_free() is safe either way). */
+bool dev_key_new(struct dev_key *d);
+/** Frees what dev_key_new() made in @p d. */
+void dev_key_free(struct dev_key *d);
 /**
- * One device ISSUE through signer client @p s for key @p k (its SubjectPublicKeyInfo
- * @p spki, @p spki_len bytes) and CN @p cn, valid for a day: signer_issue()'s result;
- * on SIGNER_OK *@p mine says whether the certificate is for @p k and @p cn.
+ * One device ISSUE through signer client @p s for key @p d and CN @p cn, valid for a
+ * day: signer_issue()'s result; on SIGNER_OK *@p mine says whether the certificate is
+ * for @p d's key and @p cn.
  */
-int issue_checked(struct signer *s, EVP_PKEY *k, const unsigned char *spki, size_t spki_len,
-                  const char *cn, bool *mine);
+int issue_checked(struct signer *s, const struct dev_key *d, const char *cn, bool *mine);
 /** Content-Length > 0 and right, not chunked, <= 3071 bytes, ASCII. */
 void check_framing(const struct http_response *r);
 /**
