@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/authid_memo.h"
 #include "db/db_claims.h"
 #include "db/db_lifecycle.h"
 #include "db/db_users.h"
@@ -96,7 +97,7 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
 	/* The decision for every combination of facts, indexed as db_self_initiate() reads
 	 * them, so that the lookup and the audit row are one statement. */
 	for (int i = 0; i < DEVICE_FACT_COMBINATIONS; i++) {
-		struct device_facts c = {i & 4, i & 2, i & 1};
+		struct device_facts c = {.found = i & 4, .platform_ok = i & 2, .locked_for = i & 1};
 		e = device_allows(&c, true);
 		outcome[i] = outcome_of(e);
 		reason[i] = err_name(e);
@@ -108,8 +109,14 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
 		cc->retry_after = f.locked_for;
 	if (e != CE_OK)
 		return e;
-	authid_issue(cc->rt->secrets, mac, now_unix() + cc->rt->cfg->challenge_ttl, out->auth_id,
-	             out->challenge);
+	int64_t expires = now_unix() + cc->rt->cfg->challenge_ttl;
+	authid_issue(cc->rt->secrets, mac, expires, out->auth_id, out->challenge);
+	/* For this auth_id's verify, should it come to this daemon (authid_memo.h). */
+	struct memo_device m = {.has_failures = f.has_failures};
+	memcpy(m.sealed, f.sealed, sizeof(m.sealed));
+	authid_memo_put(cc->memo, out->auth_id, mac, expires, &m);
+	secure_wipe(&m, sizeof(m));
+	secure_wipe(f.sealed, sizeof(f.sealed));
 	return CE_OK;
 }
 
@@ -121,8 +128,10 @@ struct self_verify {
 	int64_t expires;
 	struct csr *csr;
 	struct issued is; /* the certificate, made by the signer with a right answer */
-	bool forgive;     /* wrong answers are counted against the MAC: a success resets them */
-	bool audited;     /* the outcome's audit row is written already */
+	uint8_t sealed[SEALED_EFUSE_BYTES]; /* the device's key the answer is checked with */
+	bool forgive; /* wrong answers are counted against the MAC: a success resets them */
+	bool stale;   /* the commit found the device's key replaced (or the device gone) */
+	bool audited; /* the outcome's audit row is written already */
 };
 
 /* Step 1, no database: the auth_id, the response's format, the CSR and its CN. */
@@ -145,30 +154,39 @@ static enum claimd_err self_verify_inputs(struct claim_ctx *cc, const struct ver
 	return strcmp(cn, v->mac) == 0 ? CE_OK : CE_CSR_CN;
 }
 
-/* Step 2: the answer is right iff HMAC-SHA512(eFuse key, challenge) equals it. The
- * signer decides: the eFuse key is opened there and never leaves it. In the same
- * exchange it signs the certificate when, and only when, the answer is right. */
-static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_verify *v)
+/* Step 2a: the device as the database has it now, and its lockout. */
+static enum claimd_err self_verify_device(struct claim_ctx *cc, struct self_verify *v)
 {
 	struct device_row d;
-	enum signer_verdict verdict = SIGNER_UNOPENABLE;
 	enum db_status s = db_device_get(cc->db, v->mac, &d);
 	enum claimd_err e;
-	int rc;
 
 	if (s < DB_NO_ROWS)
 		return from_db(s, "device lookup");
 	v->forgive = d.has_failures;
+	memcpy(v->sealed, d.sealed, sizeof(v->sealed));
+	secure_wipe(d.sealed, sizeof(d.sealed));
 	/* A locked MAC is refused before its key is even opened, right answer or not. */
-	struct device_facts f = {s == DB_OK, true, s == DB_OK ? d.locked_for : 0};
+	struct device_facts f = {
+	    .found = s == DB_OK, .platform_ok = true, .locked_for = s == DB_OK ? d.locked_for : 0};
 	if ((e = device_allows(&f, false)) == CE_MAC_LOCKED)
 		cc->retry_after = f.locked_for;
-	if (e != CE_OK)
-		return e;
+	return e;
+}
+
+/* Step 2b: the answer is right iff HMAC-SHA512(eFuse key, challenge) equals it, the
+ * eFuse key being v->sealed's. The signer decides: the eFuse key is opened there and
+ * never leaves it. In the same exchange it signs the certificate when, and only when,
+ * the answer is right. */
+static enum claimd_err self_verify_response(struct claim_ctx *cc, struct self_verify *v)
+{
+	enum signer_verdict verdict = SIGNER_UNOPENABLE;
+	int rc;
+
 	/* self claiming: node_id = MAC (protocol.md 2.2) */
 	struct cert_request crq;
 	cert_request_device(v->csr, v->mac, cc->rt->cfg->validity_days, &crq);
-	rc = signer_check_issue(cc->rt->signer, v->mac, d.sealed, v->challenge, v->response, &crq,
+	rc = signer_check_issue(cc->rt->signer, v->mac, v->sealed, v->challenge, v->response, &crq,
 	                        &verdict, &v->is);
 	if (rc == SIGNER_DOWN)
 		return CE_SIGNER_DOWN;
@@ -219,6 +237,7 @@ static struct self_claim self_claim_of(const struct claim_ctx *cc, const struct 
 	    .max_attempts = cc->rt->cfg->max_attempts,
 	    .node_id = v->mac, /* self claiming: node_id = MAC (protocol.md 2.2) */
 	    .node_policies = rq->node_policies,
+	    .sealed = v->sealed,
 	    .forgive = v->forgive,
 	    .supersede = supersedes(cc),
 	    .supersede_reason = CRL_REASON_SUPERSEDED,
@@ -273,17 +292,29 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	c.not_after = is->not_after;
 	c.key_sha256 = fp;
 	struct audit_rec a = audit_row(cc, "verify", CE_OK, v->mac, v->mac, is->serial);
-	s = db_self_claim_commit(cc->db, &c, &a);
-	if (s == DB_OK) {
+	struct commit_facts f;
+	s = db_self_claim_commit(cc->db, &c, &a, &f);
+	if (s < DB_NO_ROWS)
+		return from_db(s, "commit claim");
+	if (f.spent) {
 		log_info("claimed %s, serial %s", v->mac, is->serial);
 		v->audited = true;
 		*leaf_pem = is->pem;
 		is->pem = NULL;
 		return CE_OK;
 	}
-	if (s < DB_NO_ROWS)
-		return from_db(s, "commit claim");
-	/* Nothing was written: the session was spent already. Say how. */
+	/* Nothing was written. The device's key changed (or the device went) after the
+	 * answer was checked: the caller checks it again against the record as it is. */
+	if (!f.same_key) {
+		v->stale = true;
+		log_warn("the record of %s changed while its verify ran", v->mac);
+		return CE_BUSY;
+	}
+	if (f.locked_for) {
+		cc->retry_after = f.locked_for;
+		return CE_MAC_LOCKED;
+	}
+	/* The session was spent already. Say how. */
 	unsigned attempts = 0;
 	bool used = false;
 	s = db_session_state(cc->db, rq->auth_id, &attempts, &used);
@@ -299,18 +330,46 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 
 	*leaf_pem = NULL;
 	e = self_verify_inputs(cc, rq, &v);
-	if (e == CE_OK)
-		e = self_verify_response(cc, &v);
-	if (e == CE_RESPONSE_WRONG)
-		e = self_verify_wrong(cc, rq, &v);
-	else if (e == CE_OK)
-		e = self_verify_commit(cc, rq, &v, leaf_pem);
+	/* At most two passes. The first takes the device from what this daemon's initiate
+	 * read (authid_memo.h), when it has it, and is only a shortcut to a right answer:
+	 * any other verdict is judged again on the database's record, which also refuses a
+	 * locked MAC before its key is opened. A commit that finds the device's record
+	 * changed since it was read (a key replaced while the verify ran) is also checked
+	 * once more; twice is answered busy. */
+	for (int pass = 0; e == CE_OK && pass < 2; pass++) {
+		struct memo_device m;
+		bool memo = pass == 0 && authid_memo_take(cc->memo, rq->auth_id, rq->auth_id_len,
+		                                          v.mac, now_unix(), &m);
+		if (memo) {
+			memcpy(v.sealed, m.sealed, sizeof(v.sealed));
+			v.forgive = m.has_failures;
+			secure_wipe(&m, sizeof(m));
+			e = self_verify_response(cc, &v);
+			if (e != CE_OK && e != CE_SIGNER_DOWN) {
+				issued_clear(&v.is);
+				e = CE_OK;
+				continue;
+			}
+		} else if ((e = self_verify_device(cc, &v)) == CE_OK) {
+			e = self_verify_response(cc, &v);
+		}
+		if (e == CE_RESPONSE_WRONG)
+			e = self_verify_wrong(cc, rq, &v);
+		else if (e == CE_OK)
+			e = self_verify_commit(cc, rq, &v, leaf_pem);
+		if (!v.stale || pass > 0)
+			break;
+		v.stale = false;
+		issued_clear(&v.is);
+		e = CE_OK;
+	}
 	if (!v.audited)
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
 	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);
 	csr_free(v.csr);
 	issued_clear(&v.is);
 	secure_wipe(v.response, sizeof(v.response));
+	secure_wipe(v.sealed, sizeof(v.sealed));
 	return e;
 }
 

@@ -15,9 +15,12 @@
 #include "db/db_users.h"
 #include "core/runtime.h"
 
+struct authid_memo;
+
 struct claim_ctx {
 	struct runtime *rt;
 	struct db *db;
+	struct authid_memo *memo; /* this process's initiate-to-verify memo, or NULL */
 	const char *remote_addr;
 	const char *request_id;
 	const char *user;     /* the token's user (assisted / host-driven), or NULL (self) */

@@ -5,6 +5,8 @@
  */
 #include "core/runtime.h"
 
+#include "core/authid_memo.h"
+
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -180,11 +182,12 @@ int app_init(struct app *app, struct runtime *rt)
 	app->db_url = strdup(rt->cfg->db_url);
 	app->db_circuit = db_circuit_new(rt->cfg->db_timeout_ms);
 	app->limiter = ratelimit_new(16);
+	app->memo = authid_memo_new();
 	if (crl_cache_init(&app->crl) < 0)
 		return -1;
 	if (metrics_init(&app->metrics) < 0)
 		return -1;
-	if (!app->db_url || !app->db_circuit || !app->limiter)
+	if (!app->db_url || !app->db_circuit || !app->limiter || !app->memo)
 		return -1;
 	app->rt = rt;
 	return 0;
@@ -198,6 +201,7 @@ void app_destroy(struct app *app)
 	pthread_key_delete(app->db_key);
 	runtime_release(app->rt);
 	ratelimit_free(app->limiter);
+	authid_memo_free(app->memo);
 	crl_cache_destroy(&app->crl);
 	metrics_destroy(&app->metrics);
 	free(app->db_url);

@@ -46,6 +46,7 @@ struct app {
 	atomic_long by_code[CE__COUNT]; /* replies by error code (CE_OK = success) */
 	atomic_long claims_in_flight;   /* claim requests between headers and reply */
 	struct ratelimit *limiter;      /* address, MAC and user buckets */
+	struct authid_memo *memo;       /* what initiates read, for their verifies */
 	struct crl_cache crl;           /* this process's copy of the current CRL */
 	struct metrics metrics;         /* requests by route and status, claims by outcome */
 	atomic_bool startup_waiting;    /* the database was not up at start-up: not ready yet */

@@ -10,14 +10,22 @@
 
 /* $1-$11 the audit row (db_audit_params), then $12 auth_id $13 mac $14 challenge
  * $15 expires $16 max_attempts $17 node_id $18 policies $19 serial $20 key_sha256
- * $21 not_before $22 not_after $23 pem $24 supersede $25 its reason code $26 by whom, in
- * the order self_claim_params() binds them. The node's earlier certificates are
- * superseded in the statement that records the new one (which o cannot see).
- * Data-modifying CTEs always run to completion; only s decides the answer. */
+ * $21 not_before $22 not_after $23 pem $24 supersede $25 its reason code $26 by whom
+ * $27 the sealed eFuse key the response was checked with, in the order
+ * self_claim_params() binds them. g reads, in the statement that spends the session,
+ * whether the device still has that key and whether its MAC is locked now: the session
+ * is spent only when it has and is not. The node's earlier certificates are superseded
+ * in the statement that records the new one (which o cannot see). Data-modifying CTEs
+ * always run to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
-	"WITH s AS ("                                                                              \
+	"WITH g AS (SELECT EXISTS (SELECT 1 FROM devices"                                          \
+	"   WHERE mac = $13 AND efuse_key_sealed = $27) AS same_key,"                              \
+	"  coalesce((SELECT ceil(extract(epoch FROM locked_until - now())) FROM mac_lockouts"      \
+	"   WHERE mac = $13), 0)::int4 AS lock_secs),"                                             \
+	" s AS ("                                                                                  \
 	"  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"                 \
-	"  VALUES ($12, $13, $14, to_timestamp($15), true)"                                        \
+	"  SELECT $12, $13, $14, to_timestamp($15), true FROM g"                                   \
+	"  WHERE g.same_key AND g.lock_secs <= 0"                                                  \
 	"  ON CONFLICT (auth_id) DO UPDATE SET used = true"                                        \
 	"  WHERE NOT claim_sessions.used AND claim_sessions.attempts < $16::int"                   \
 	"  RETURNING 1),"                                                                          \
@@ -42,6 +50,9 @@
 	"  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11"                                    \
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
 
+/* What the commit found: whether it spent the session, and g's facts. */
+#define SELF_CLAIM_FACTS "SELECT EXISTS (SELECT 1 FROM s) AS spent, same_key, lock_secs FROM g"
+
 /* The device $1 with its lockout: the seconds the lock still runs (zero or less: none). */
 #define LOCK_SECS       "coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4"
 #define DEVICE_AND_LOCK " FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $1"
@@ -57,19 +68,21 @@ const struct db_stmt db_claims_stmts[] = {
      * facts it read; it writes nothing but the row, so it does not wait for the disk. */
     {"self_initiate",
      "WITH c AS (SELECT set_config('synchronous_commit', 'off', true)),"
-     " d AS (SELECT d.platform = $13 AS platform_ok, " LOCK_SECS " AS secs"
+     " d AS (SELECT d.platform = $13 AS platform_ok, " LOCK_SECS " AS secs,"
+     "  d.efuse_key_sealed AS sealed, coalesce(l.failures, 0) > 0 AS has_failures"
      "  FROM devices d LEFT JOIN mac_lockouts l ON l.mac = d.mac WHERE d.mac = $12),"
      " f AS (SELECT EXISTS (SELECT 1 FROM d) AS found,"
      "  coalesce((SELECT platform_ok FROM d), false) AS platform_ok,"
-     "  coalesce((SELECT secs FROM d), 0) AS lock_secs),"
+     "  coalesce((SELECT secs FROM d), 0) AS lock_secs, (SELECT sealed FROM d) AS sealed,"
+     "  coalesce((SELECT has_failures FROM d), false) AS has_failures),"
      " i AS (SELECT 1 + 4 * found::int + 2 * platform_ok::int + (lock_secs > 0)::int AS n"
      "  FROM f),"
      " a AS (INSERT INTO audit (" AUDIT_COLS ")"
      "  SELECT $1, $2, ($3::text[])[i.n], ($4::text[])[i.n], $5, $6, $7, $8, $9, $10, $11"
      "  FROM i, c)"
-     " SELECT found, platform_ok, lock_secs FROM f"},
+     " SELECT found, platform_ok, lock_secs, sealed, has_failures FROM f"},
     {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
-    {"self_claim_commit", SELF_CLAIM_CTES " SELECT 1 AS spent FROM s"},
+    {"self_claim_commit", SELF_CLAIM_CTES " " SELF_CLAIM_FACTS},
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
      * Used only when the lookup saw failures counted: the UPDATE, even of no row,
      * costs the statement a sixth of its time. A wrong answer counted by another
@@ -80,7 +93,7 @@ const struct db_stmt db_claims_stmts[] = {
                      " r AS ("
                      "  UPDATE mac_lockouts SET failures = 0, updated_at = now()"
                      "  WHERE mac = $13 AND EXISTS (SELECT 1 FROM s) RETURNING 1)"
-                     " SELECT 1 AS spent FROM s"},
+                     " " SELF_CLAIM_FACTS},
     /* $1-$11 the audit row, then $12 auth_id $13 mac $14 challenge $15 expires
      * $16 failures that lock $17 first lock seconds $18 longest lock seconds */
     {"session_wrong",
@@ -159,9 +172,13 @@ enum db_status db_self_initiate(struct db *db, const char *mac, const char *plat
 	char outcomes[DEVICE_FACT_COMBINATIONS * 12], reasons[DEVICE_FACT_COMBINATIONS * 66];
 	struct db_param p[AUDIT_NPARAMS + 3];
 	int64_t secs = 0;
+	bool no_key = true;
 	const struct db_col cols[] = {DB_COL_BOOL("found", &out->found),
 	                              DB_COL_BOOL("platform_ok", &out->platform_ok),
-	                              DB_COL_INT("lock_secs", &secs), DB_COLS_END};
+	                              DB_COL_INT("lock_secs", &secs),
+	                              DB_COL_BYTEA_NULL("sealed", out->sealed, &no_key),
+	                              DB_COL_BOOL("has_failures", &out->has_failures),
+	                              DB_COLS_END};
 	enum db_status s;
 
 	if (!name_array(outcomes, sizeof(outcomes), outcome, DEVICE_FACT_COMBINATIONS) ||
@@ -175,11 +192,13 @@ enum db_status db_self_initiate(struct db *db, const char *mac, const char *plat
 	p[13] = DB_PARAMS_END;
 	s = db_run_exec(db, "self_initiate", p, cols);
 	out->locked_for = s == DB_OK ? positive(secs) : 0;
+	if (s == DB_OK && out->found && no_key)
+		return DB_HARD; /* devices.efuse_key_sealed is NOT NULL */
 	return s;
 }
 
 /* The audit row, then the session's parameters, as SELF_CLAIM_CTES numbers them. */
-static void self_claim_params(struct db_param p[AUDIT_NPARAMS + 16], const struct self_claim *c,
+static void self_claim_params(struct db_param p[AUDIT_NPARAMS + 17], const struct self_claim *c,
                               const struct audit_rec *a)
 {
 	db_audit_params(p, a);
@@ -198,17 +217,31 @@ static void self_claim_params(struct db_param p[AUDIT_NPARAMS + 16], const struc
 	p[23] = DB_BOOL(c->supersede);
 	p[24] = DB_INT(c->supersede_reason);
 	p[25] = DB_TEXT(c->superseded_by);
-	p[26] = DB_PARAMS_END;
+	p[26] = DB_BYTEA(c->sealed, SEALED_EFUSE_BYTES);
+	p[27] = DB_PARAMS_END;
 }
 
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
-                                    const struct audit_rec *a)
+                                    const struct audit_rec *a, struct commit_facts *out)
 {
-	struct db_param p[AUDIT_NPARAMS + 16];
+	struct db_param p[AUDIT_NPARAMS + 17];
+	int64_t secs = 0;
+	const struct db_col cols[] = {DB_COL_BOOL("spent", &out->spent),
+	                              DB_COL_BOOL("same_key", &out->same_key),
+	                              DB_COL_INT("lock_secs", &secs), DB_COLS_END};
+	enum db_status s;
 
+	*out = (struct commit_facts){0};
 	self_claim_params(p, c, a);
-	return db_run_exec(db, c->forgive ? "self_claim_commit_forgive" : "self_claim_commit", p,
-	                   NULL);
+	s = db_run_exec(db, c->forgive ? "self_claim_commit_forgive" : "self_claim_commit", p,
+	                cols);
+	if (s == DB_NO_ROWS)
+		return DB_HARD; /* the statement always returns its one row */
+	if (s != DB_OK)
+		*out = (struct commit_facts){0};
+	else
+		out->locked_for = positive(secs);
+	return s;
 }
 
 enum db_status db_session_wrong(struct db *db, const struct self_claim *c,

@@ -24,6 +24,7 @@ struct self_claim {
 	const char *serial, *pem;
 	int64_t not_before, not_after; /* unix seconds */
 	const uint8_t *key_sha256;     /* 32 bytes: SHA-256 of the SubjectPublicKeyInfo */
+	const uint8_t *sealed;         /* SEALED_EFUSE_BYTES: the key the answer was checked with */
 	bool forgive;                  /* also reset the MAC's count of wrong answers */
 	bool supersede;                /* revoke the node's earlier certificates ... */
 	int supersede_reason;          /* ... with this RFC 5280 reason code ... */
@@ -48,6 +49,9 @@ struct device_facts {
 	bool found;          /* the MAC is registered */
 	bool platform_ok;    /* with the platform the device named */
 	unsigned locked_for; /* seconds its lockout still runs, 0 if none */
+	/* set when found, for the verify (authid_memo.h): */
+	uint8_t sealed[SEALED_EFUSE_BYTES]; /* its sealed eFuse key */
+	bool has_failures;                  /* wrong answers are counted against it */
 };
 
 /* The facts' combinations, as db_self_initiate() indexes them: found * 4 +
@@ -59,23 +63,33 @@ struct device_facts {
  * appends the audit row @p a whose outcome and reason are the ones the caller decided
  * for those facts, given for every combination in @p outcome and @p reason (indexed as
  * above; a->outcome and a->reason are not used). The row is committed without waiting
- * for the disk. DB_OK with @p out set; DB_SOFT (busy) or DB_HARD (then nothing was
- * written).
+ * for the disk. DB_OK with @p out set (with the device's sealed key and whether it has
+ * failures counted, when found); DB_SOFT (busy) or DB_HARD (then nothing was written).
  */
 enum db_status db_self_initiate(struct db *db, const char *mac, const char *platform,
                                 const struct audit_rec *a,
                                 const char *const outcome[DEVICE_FACT_COMBINATIONS],
                                 const char *const reason[DEVICE_FACT_COMBINATIONS],
                                 struct device_facts *out);
+/* What a self claim's commit found. */
+struct commit_facts {
+	bool spent;          /* the session was spent and everything recorded */
+	bool same_key;       /* the device still has the sealed key c->sealed */
+	unsigned locked_for; /* seconds the MAC's lockout still runs, 0 if none */
+};
 /**
  * Spends the claim session (single use, fewer than max_attempts wrong answers) and
  * records the node (live again if it was released), the certificate and the audit row
- * @p a, and with c->supersede revokes the node's earlier certificates, in one statement.
- * DB_OK: committed. DB_NO_ROWS: the session was already used or burned; nothing
- * written. DB_SOFT (busy) or DB_HARD on failure; then nothing was written either.
+ * @p a, and with c->supersede revokes the node's earlier certificates, in one statement;
+ * but only when, read in that statement, the device still has the sealed key c->sealed
+ * and its MAC is not locked. DB_OK with @p out filled: out->spent when committed;
+ * otherwise nothing was written, and out->same_key false (the device's key was replaced
+ * or the device deleted), out->locked_for non-zero (the MAC is locked), or neither (the
+ * session was already used or burned). DB_SOFT (busy) or DB_HARD on failure; then
+ * nothing was written either.
  */
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
-                                    const struct audit_rec *a);
+                                    const struct audit_rec *a, struct commit_facts *out);
 
 struct lockout_policy {
 	unsigned failures;    /* wrong answers that lock the MAC; 0 = never */

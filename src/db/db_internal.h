@@ -152,16 +152,17 @@ struct db_col {
 	bool *null;
 };
 
-#define DB_COL(n, t, p, cap, isnull)     ((struct db_col){(n), (t), (p), (cap), (isnull)})
-#define DB_COL_TEXT(n, buf)              DB_COL(n, DBT_TEXT, buf, sizeof(buf), NULL)
-#define DB_COL_TEXT_NULL(n, buf, isnull) DB_COL(n, DBT_TEXT, buf, sizeof(buf), isnull)
-#define DB_COL_INT(n, p)                 DB_COL(n, DBT_INT, p, sizeof(int64_t), NULL)
-#define DB_COL_INT_NULL(n, p, isnull)    DB_COL(n, DBT_INT, p, sizeof(int64_t), isnull)
-#define DB_COL_BOOL(n, p)                DB_COL(n, DBT_BOOL, p, sizeof(bool), NULL)
-#define DB_COL_BYTEA(n, buf)             DB_COL(n, DBT_BYTEA, buf, sizeof(buf), NULL)
-#define DB_COL_BLOB(n, p)                DB_COL(n, DBT_BLOB, p, sizeof(struct db_blob), NULL)
-#define DB_COL_STR(n, p)                 DB_COL(n, DBT_STR, p, sizeof(char *), NULL)
-#define DB_COLS_END                      DB_COL(NULL, DBT_END, NULL, 0, NULL)
+#define DB_COL(n, t, p, cap, isnull)      ((struct db_col){(n), (t), (p), (cap), (isnull)})
+#define DB_COL_TEXT(n, buf)               DB_COL(n, DBT_TEXT, buf, sizeof(buf), NULL)
+#define DB_COL_TEXT_NULL(n, buf, isnull)  DB_COL(n, DBT_TEXT, buf, sizeof(buf), isnull)
+#define DB_COL_INT(n, p)                  DB_COL(n, DBT_INT, p, sizeof(int64_t), NULL)
+#define DB_COL_INT_NULL(n, p, isnull)     DB_COL(n, DBT_INT, p, sizeof(int64_t), isnull)
+#define DB_COL_BOOL(n, p)                 DB_COL(n, DBT_BOOL, p, sizeof(bool), NULL)
+#define DB_COL_BYTEA(n, buf)              DB_COL(n, DBT_BYTEA, buf, sizeof(buf), NULL)
+#define DB_COL_BYTEA_NULL(n, buf, isnull) DB_COL(n, DBT_BYTEA, buf, sizeof(buf), isnull)
+#define DB_COL_BLOB(n, p)                 DB_COL(n, DBT_BLOB, p, sizeof(struct db_blob), NULL)
+#define DB_COL_STR(n, p)                  DB_COL(n, DBT_STR, p, sizeof(char *), NULL)
+#define DB_COLS_END                       DB_COL(NULL, DBT_END, NULL, 0, NULL)
 
 /**
  * Executes prepared statement @p name with @p params (ended by DB_PARAMS_END; NULL for

@@ -291,6 +291,115 @@ static void success_forgives(void)
 	fx_down(&f);
 }
 
+/* Replaces MAC1's eFuse key with @p hex (32 hex digits) through claimctl, as an
+ * operator re-importing a corrected manufacturing record would. */
+static bool replace_key(struct fx *f, const char *hex)
+{
+	char csv[1100], args[1200], *out = NULL;
+	snprintf(csv, sizeof(csv), "%s/replace.csv", f->t.dir);
+	FILE *fp = fopen(csv, "w");
+	if (!fp)
+		return false;
+	fprintf(fp, "mac,platform,efuse_key\n" MAC1 ",esp32s3,%s\n", hex);
+	if (fclose(fp) != 0)
+		return false;
+	snprintf(args, sizeof(args), "devices import --replace '%s'", csv);
+	int rc = fx_claimctl(f, &out, args);
+	free(out);
+	return rc == 0;
+}
+
+/* Sends @p s's verify with eFuse key @p key; the reply's status (-1: no reply). */
+static int verify_with(struct daemon *d, const struct session *s, const uint8_t key[16],
+                       EVP_PKEY *k, const char *mac)
+{
+	struct http_response r;
+	char *b = verify_body(s, key, k, mac);
+	int st = b && verify(d, b, &r) == 0 ? r.status : -1;
+	if (st != -1)
+		http_response_free(&r);
+	free(b);
+	return st;
+}
+
+/*
+ * A verify served by the daemon that served its initiate takes the device from what
+ * the initiate read (authid_memo.h): two database transactions per claim there, three
+ * when the verify goes to another daemon. The commit still goes by what the database
+ * says at that moment: a key replaced between initiate and verify is checked again
+ * (the answer of the key the initiate saw is wrong; the new key's is right), a MAC
+ * locked after its initiate is refused for right and wrong answers alike (the wrong
+ * one not counted), and a device deleted after its initiate is unknown.
+ */
+static void initiate_memo(void)
+{
+	struct fx f;
+	struct daemon d2;
+	struct session s, s2;
+	struct topts o = {.max_attempts = 10,
+	                  .extra = "limits:\n  mac_per_minute: 0\n  lockout_failures: 3\n"
+	                           "  lockout_seconds: 60\n"};
+	static const uint8_t k2[16] = {0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+	static const char tx[] = "claimd_db_transactions_total{outcome=\"ok\"}";
+	int st;
+
+	REQUIRE(fx_up(&f, "initiate_memo", &o));
+	REQUIRE(daemon_start(&f.t, &d2));
+	EVP_PKEY *k = sim_key_new("ec");
+	REQUIRE(k);
+	/* One daemon: the initiate's statement and the commit. */
+	long a0 = metric(&f.d, tx), b0 = metric(&d2, tx);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	CHECK(verify_with(&f.d, &s, K1, k, MAC1) == 200);
+	long a1 = metric(&f.d, tx), b1 = metric(&d2, tx);
+	CHECKF(a1 - a0 == 2 && b1 == b0, "one daemon: %ld and %ld transactions", a1 - a0, b1 - b0);
+	/* Initiate here, verify there: the device is looked up there. */
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	CHECK(verify_with(&d2, &s, K1, k, MAC1) == 200);
+	long a2 = metric(&f.d, tx), b2 = metric(&d2, tx);
+	CHECKF(a2 - a1 == 1 && b2 - b1 == 2, "two daemons: %ld and %ld transactions", a2 - a1,
+	       b2 - b1);
+	/* The key replaced after the initiate: the new key's answer is right ... */
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	REQUIRE(replace_key(&f, "F0010203040506070809"
+	                        "0A0B0C0D0E0F"));
+	CHECK(verify_with(&f.d, &s, k2, k, MAC1) == 200);
+	/* ... and the old key's wrong, and counted, even though the initiate saw it. */
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	REQUIRE(replace_key(&f, K1HEX));
+	CHECK(verify_with(&f.d, &s, k2, k, MAC1) == 400);
+	CHECK(sql_long(&f.t, "SELECT attempts FROM claim_sessions WHERE auth_id = '%s'",
+	               s.auth_id) == 1);
+	CHECK(sql_long(&f.t, "SELECT failures FROM mac_lockouts WHERE mac = '%s'", MAC1) == 1);
+	/* Two initiates, then the MAC locked by wrong answers (three, with the one above). */
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s2));
+	for (int i = 0; i < 2; i++) {
+		wrong_answer(&f.d, k, &st);
+		CHECKF(st == 400, "wrong answer %d: %d", i, st);
+	}
+	CHECK(sql_long(&f.t, "SELECT lockouts FROM mac_lockouts WHERE mac = '%s'", MAC1) == 1);
+	long certs = sql_long(&f.t, "SELECT count(*) FROM certificates");
+	CHECK(verify_with(&f.d, &s, K1, k, MAC1) == 429);
+	CHECK(verify_with(&f.d, &s2, k2, k, MAC1) == 429);
+	CHECK(sql_long(&f.t, "SELECT failures + 10 * lockouts FROM mac_lockouts WHERE mac = '%s'",
+	               MAC1) == 10);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM claim_sessions WHERE auth_id IN ('%s', '%s')",
+	               s.auth_id, s2.auth_id) == 0);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates") == certs);
+	/* A device deleted after its initiate is not claimed. */
+	REQUIRE(initiate(&f.d, MAC2, "esp32c3", &s));
+	PQclear(PQexec(f.t.pg, "DELETE FROM devices WHERE mac = '" MAC2 "'"));
+	CHECK(verify_with(&f.d, &s, K1, k, MAC2) == 400);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes WHERE mac = '%s'", MAC2) == 0);
+	CHECK(sql_long(&f.t,
+	               "SELECT count(*) FROM audit WHERE mac = '%s' AND reason = 'UNKNOWN_DEVICE'",
+	               MAC2) == 1);
+	EVP_PKEY_free(k);
+	CHECK(daemon_stop(&d2) == 0);
+	fx_down(&f);
+}
+
 static void claims_in_flight(void)
 {
 	struct fx f;
@@ -698,6 +807,7 @@ static const struct t_case cases[] = {
     {"trusted_proxies", trusted_proxies},
     {"mac_lockout", mac_lockout},
     {"success_forgives", success_forgives},
+    {"initiate_memo", initiate_memo},
     {"claims_in_flight", claims_in_flight},
     {"slow_client_cut_off", slow_client_cut_off},
     {"hostile_clients", hostile_clients},

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/authid.h"
+#include "core/authid_memo.h"
 #include "x509/ca.h"
 #include "lib/canon.h"
 #include "core/cert_reply.h"
@@ -72,8 +73,53 @@ static void authid_tokens(void)
 	secrets_free(other);
 }
 
+/*
+ * The initiate-to-verify memo: an entry serves once, only for its own MAC and before
+ * its expiry; memory stays fixed however many auth_ids are put (the oldest of a set
+ * goes first), and the newest entries are the ones kept.
+ */
+static void authid_memo_rules(void)
+{
+	struct secrets *s = test_secrets(3);
+	struct authid_memo *m = authid_memo_new();
+	struct memo_device d = {.has_failures = true}, got;
+	char id[AUTHID_LEN + 1], ch[CHALLENGE_LEN + 1];
+
+	REQUIRE(s && m);
+	memset(d.sealed, 0xab, sizeof(d.sealed));
+	authid_issue(s, "7CDFA1000001", 1000, id, ch);
+	authid_memo_put(m, id, "7CDFA1000001", 1000, &d);
+	CHECK(!authid_memo_take(m, id, strlen(id), "7CDFA1000002", 999, &got));
+	/* taken by the wrong MAC's attempt: gone */
+	CHECK(!authid_memo_take(m, id, strlen(id), "7CDFA1000001", 999, &got));
+	authid_memo_put(m, id, "7CDFA1000001", 1000, &d);
+	CHECK(!authid_memo_take(m, id, strlen(id), "7CDFA1000001", 1001, &got)); /* expired */
+	authid_memo_put(m, id, "7CDFA1000001", 1000, &d);
+	CHECK(!authid_memo_take(m, id, strlen(id) - 1, "7CDFA1000001", 999, &got));
+	memset(&got, 0, sizeof(got));
+	CHECK(authid_memo_take(m, id, strlen(id), "7CDFA1000001", 1000, &got));
+	CHECK(got.has_failures && memcmp(got.sealed, d.sealed, sizeof(d.sealed)) == 0);
+	CHECK(!authid_memo_take(m, id, strlen(id), "7CDFA1000001", 1000, &got)); /* once */
+	/* Four times the memo's size: the last quarter put is (nearly) all still there. */
+	enum { N = 4 * MEMO_SETS * MEMO_WAYS, KEEP = MEMO_SETS * MEMO_WAYS / 4 };
+	static char ids[KEEP][AUTHID_LEN + 1];
+	for (int i = 0; i < N; i++) {
+		authid_issue(s, "7CDFA1000001", 1000, id, ch);
+		authid_memo_put(m, id, "7CDFA1000001", 1000, &d);
+		if (i >= N - KEEP)
+			memcpy(ids[i - (N - KEEP)], id, sizeof(id));
+	}
+	int kept = 0;
+	for (int i = 0; i < KEEP; i++)
+		kept += authid_memo_take(m, ids[i], AUTHID_LEN, "7CDFA1000001", 1000, &got);
+	CHECKF(kept > KEEP * 95 / 100, "%d of the last %d kept", kept, KEEP);
+	authid_memo_free(m);
+	secrets_free(s);
+}
+
 static const struct t_case cases[] = {
     {"authid_tokens", authid_tokens},
+    {"authid_memo_rules", authid_memo_rules},
     {NULL, NULL},
 };
 
