@@ -139,8 +139,197 @@ static void cert_serial(void)
 	OPENSSL_free(der);
 }
 
+/* The device leaf as OpenSSL's X509 API builds it from the profile as RFC 5280 and
+ * the first waves wrote it, from the same inputs as ca_issue() gets: the reference its
+ * own encoding is compared with. NULL on failure. */
+static X509 *reference_leaf(X509 *cacert, EVP_PKEY *cakey, const struct cert_request *rq,
+                            const char *crl_url)
+{
+	static const struct {
+		int nid;
+		const char *value;
+	} exts[] = {
+	    {NID_basic_constraints, "critical,CA:FALSE"},
+	    {NID_key_usage, "critical,digitalSignature"},
+	    {NID_ext_key_usage, "clientAuth"},
+	    {NID_subject_key_identifier, "hash"},
+	    {NID_authority_key_identifier, "keyid:always"},
+	};
+	const unsigned char *p = rq->spki;
+	EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)rq->spki_len);
+	BIGNUM *bn = BN_bin2bn(rq->serial, sizeof(rq->serial), NULL);
+	ASN1_INTEGER *serial = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	bool ok = k && serial && x && X509_set_version(x, X509_VERSION_3) &&
+	          X509_set_serialNumber(x, serial) &&
+	          X509_NAME_add_entry_by_NID(X509_get_subject_name(x), NID_commonName, MBSTRING_ASC,
+	                                     (const unsigned char *)rq->cn, -1, -1, 0) &&
+	          X509_set_issuer_name(x, X509_get_subject_name(cacert)) &&
+	          ASN1_TIME_set(X509_getm_notBefore(x), (time_t)rq->not_before) &&
+	          ASN1_TIME_set(X509_getm_notAfter(x), (time_t)rq->not_after) &&
+	          X509_set_pubkey(x, k);
+	X509V3_set_ctx(&v3, cacert, x, NULL, NULL, 0);
+	for (size_t i = 0; ok && i < sizeof(exts) / sizeof(exts[0]); i++) {
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, exts[i].nid, exts[i].value);
+		ok = e && X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	if (ok && crl_url) {
+		char v[300];
+		snprintf(v, sizeof(v), "URI:%s", crl_url);
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, NID_crl_distribution_points, v);
+		ok = e && X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	ok = ok && X509_sign(x, cakey, EVP_sha256()) > 0;
+	EVP_PKEY_free(k);
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* The first element of the DER SEQUENCE @p der (a certificate's tbsCertificate), as
+ * it is encoded; false when @p der is not a SEQUENCE holding one. */
+static bool first_element(const uint8_t *der, size_t len, const uint8_t **p, size_t *n)
+{
+	const unsigned char *q = der;
+	long l;
+	int tag, cls;
+
+	if (ASN1_get_object(&q, &l, &tag, &cls, (long)len) & 0x80 || tag != V_ASN1_SEQUENCE)
+		return false;
+	const unsigned char *start = q;
+	if (ASN1_get_object(&q, &l, &tag, &cls, (long)(len - (size_t)(q - der))) & 0x80)
+		return false;
+	*p = start;
+	*n = (size_t)(q - start) + (size_t)l;
+	return true;
+}
+
+/*
+ * ca_issue() writes the device leaf's DER itself. For CA keys of both kinds, device
+ * keys of every kind accepted (P-256 uncompressed and compressed, RSA 2048 and 3072),
+ * CNs of 1, 12 and 64 characters, validity ends either side of 2050 (where UTCTime
+ * gives way to GeneralizedTime) and with and without a CRL URL, its tbsCertificate is
+ * byte for byte the one OpenSSL's X509 API builds from the same inputs (with an RSA CA
+ * key, whose signatures are deterministic, the whole certificate is), its signature
+ * verifies with the CA's key, and OpenSSL parses it back whole.
+ */
+static void leaf_matches_openssl(void)
+{
+	static const char *const ca_kinds[] = {"ec", "rsa2048"};
+	static const char *const cns[] = {
+	    "A", "7CDFA1000001",
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"};
+	static const int64_t ends[] = {2524607999 /* 2049-12-31T23:59:59Z */,
+	                               2524608000 /* 2050-01-01 */, 4102444800 /* 2100 */};
+	EVP_PKEY *dev[4] = {EVP_EC_gen("P-256"), EVP_EC_gen("P-256"), EVP_RSA_gen(2048),
+	                    EVP_RSA_gen(3072)};
+	int compared = 0;
+
+	REQUIRE(dev[0] && dev[1] && dev[2] && dev[3]);
+	REQUIRE(EVP_PKEY_set_utf8_string_param(dev[1], OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	                                       "compressed"));
+	for (size_t ck = 0; ck < 2; ck++) {
+		char dir[700], cert[800], key[800], err[256];
+		snprintf(dir, sizeof(dir), "%s/tmp/unit/leaf-%s", getenv("CLAIMD_BUILD_DIR") ?: ".",
+		         ca_kinds[ck]);
+		t_run(NULL, "mkdir -p '%s'", dir);
+		REQUIRE(devca_create(dir, ca_kinds[ck], err, sizeof(err)) == 0);
+		snprintf(cert, sizeof(cert), "%s/intermediate.pem", dir);
+		snprintf(key, sizeof(key), "%s/intermediate.key", dir);
+		struct ca *ca = ca_load(cert, key, NULL, err, sizeof(err));
+		REQUIRE(ca);
+		FILE *f = fopen(cert, "r"), *kf = fopen(key, "r");
+		REQUIRE(f && kf);
+		X509 *cacert = PEM_read_X509(f, NULL, NULL, NULL);
+		EVP_PKEY *cakey = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
+		fclose(f);
+		fclose(kf);
+		REQUIRE(cacert && cakey);
+		for (int url = 0; url < 2; url++) {
+			const char *crl = url ? "http://pki.example.com/claimd.crl" : NULL;
+			if (crl)
+				REQUIRE(ca_set_crl_url(ca, crl, err, sizeof(err)) == 0);
+			for (size_t d = 0; d < 4; d++)
+				for (size_t c = 0; c < 3; c++)
+					for (size_t e = 0; e < 3; e++) {
+						unsigned char *spki = NULL;
+						int spki_len = i2d_PUBKEY(dev[d], &spki);
+						REQUIRE(spki_len > 0);
+						struct cert_request rq = {
+						    .profile = CERT_PROFILE_DEVICE,
+						    .spki = spki,
+						    .spki_len = (size_t)spki_len,
+						    .cn = cns[c],
+						    .vendor_id = "",
+						    .product_id = "",
+						    .not_before = 1764000000 + (int64_t)e,
+						    .not_after = ends[e],
+						};
+						cert_random_serial(rq.serial);
+						uint8_t *der = NULL;
+						size_t len = 0;
+						const uint8_t *tbs, *rtbs;
+						size_t tbs_len, rtbs_len;
+						unsigned char *renc = NULL;
+						X509 *ref = reference_leaf(cacert, cakey, &rq, crl);
+						int rlen = ref ? i2d_X509(ref, &renc) : -1;
+						CHECK(ca_issue(ca, &rq, &der, &len) == 0);
+						CHECK(rlen > 0);
+						if (der && rlen > 0 &&
+						    first_element(der, len, &tbs, &tbs_len) &&
+						    first_element(renc, (size_t)rlen, &rtbs,
+						                  &rtbs_len)) {
+							CHECKF(tbs_len == rtbs_len &&
+							           memcmp(tbs, rtbs, tbs_len) == 0,
+							       "CA %s, device key %zu, CN %zu, end "
+							       "%zu, url %d: "
+							       "tbsCertificate differs (%zu "
+							       "against %zu bytes)",
+							       ca_kinds[ck], d, c, e, url, tbs_len,
+							       rtbs_len);
+							const unsigned char *p = der;
+							X509 *got = d2i_X509(NULL, &p, (long)len);
+							CHECK(got && p == der + len &&
+							      X509_verify(got, X509_get0_pubkey(
+							                           cacert)) == 1 &&
+							      /* PKCS#1 v1.5 signatures are
+							       * deterministic: the whole
+							       * certificate is the same */
+							      (ck == 0 ||
+							       (len == (size_t)rlen &&
+							        memcmp(der, renc, len) == 0)) &&
+							      ASN1_INTEGER_cmp(
+							          X509_get0_serialNumber(got),
+							          X509_get0_serialNumber(ref)) ==
+							          0);
+							X509_free(got);
+							compared++;
+						}
+						free(der);
+						OPENSSL_free(renc);
+						OPENSSL_free(spki);
+						X509_free(ref);
+					}
+		}
+		X509_free(cacert);
+		EVP_PKEY_free(cakey);
+		ca_free(ca);
+	}
+	CHECKF(compared == 2 * 2 * 4 * 3 * 3, "%d leaves compared", compared);
+	for (int i = 0; i < 4; i++)
+		EVP_PKEY_free(dev[i]);
+}
+
 static const struct t_case cases[] = {
     {"ca_load_rules", ca_load_rules},
+    {"leaf_matches_openssl", leaf_matches_openssl},
     {"cert_serial", cert_serial},
     {NULL, NULL},
 };
