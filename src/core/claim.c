@@ -157,13 +157,13 @@ static enum claimd_err self_verify_inputs(struct claim_ctx *cc, const struct ver
 /* Step 2a: the device as the database has it now, and its lockout. */
 static enum claimd_err self_verify_device(struct claim_ctx *cc, struct self_verify *v)
 {
-	struct device_row d;
+	struct device_row d = {0}; /* all of it read only when found */
 	enum db_status s = db_device_get(cc->db, v->mac, &d);
 	enum claimd_err e;
 
 	if (s < DB_NO_ROWS)
 		return from_db(s, "device lookup");
-	v->forgive = d.has_failures;
+	v->forgive = s == DB_OK && d.has_failures;
 	memcpy(v->sealed, d.sealed, sizeof(v->sealed));
 	secure_wipe(d.sealed, sizeof(d.sealed));
 	/* A locked MAC is refused before its key is even opened, right answer or not. */
