@@ -298,6 +298,11 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 		return from_db(s, "commit claim");
 	if (f.spent) {
 		log_info("claimed %s, serial %s", v->mac, is->serial);
+		/* A success forgives the wrong answers counted so far. Those counted after
+		 * the device was read (a memo's is as old as its initiate) are forgiven
+		 * here; the claim stands whatever this answers. */
+		if (!c.forgive && f.counted && db_mac_forgive(cc->db, v->mac) < DB_NO_ROWS)
+			log_warn("could not forgive the wrong answers counted against %s", v->mac);
 		v->audited = true;
 		*leaf_pem = is->pem;
 		is->pem = NULL;

@@ -21,7 +21,8 @@
 	"WITH g AS (SELECT EXISTS (SELECT 1 FROM devices"                                          \
 	"   WHERE mac = $13 AND efuse_key_sealed = $27) AS same_key,"                              \
 	"  coalesce((SELECT ceil(extract(epoch FROM locked_until - now())) FROM mac_lockouts"      \
-	"   WHERE mac = $13), 0)::int4 AS lock_secs),"                                             \
+	"   WHERE mac = $13), 0)::int4 AS lock_secs,"                                              \
+	"  coalesce((SELECT failures > 0 FROM mac_lockouts WHERE mac = $13), false) AS counted),"  \
 	" s AS ("                                                                                  \
 	"  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"                 \
 	"  SELECT $12, $13, $14, to_timestamp($15), true FROM g"                                   \
@@ -51,7 +52,8 @@
 	"  WHERE EXISTS (SELECT 1 FROM s) RETURNING 1)"
 
 /* What the commit found: whether it spent the session, and g's facts. */
-#define SELF_CLAIM_FACTS "SELECT EXISTS (SELECT 1 FROM s) AS spent, same_key, lock_secs FROM g"
+#define SELF_CLAIM_FACTS                                                                           \
+	"SELECT EXISTS (SELECT 1 FROM s) AS spent, same_key, lock_secs, counted FROM g"
 
 /* The device $1 with its lockout: the seconds the lock still runs (zero or less: none). */
 #define LOCK_SECS       "coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4"
@@ -82,6 +84,8 @@ const struct db_stmt db_claims_stmts[] = {
      "  FROM i, c)"
      " SELECT found, platform_ok, lock_secs, sealed, has_failures FROM f"},
     {"mac_unlock", "DELETE FROM mac_lockouts WHERE mac = $1"},
+    {"mac_forgive", "UPDATE mac_lockouts SET failures = 0, updated_at = now()"
+                    " WHERE mac = $1 AND failures > 0"},
     {"self_claim_commit", SELF_CLAIM_CTES " " SELF_CLAIM_FACTS},
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
      * Used only when the lookup saw failures counted: the UPDATE, even of no row,
@@ -226,9 +230,9 @@ enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
 {
 	struct db_param p[AUDIT_NPARAMS + 17];
 	int64_t secs = 0;
-	const struct db_col cols[] = {DB_COL_BOOL("spent", &out->spent),
-	                              DB_COL_BOOL("same_key", &out->same_key),
-	                              DB_COL_INT("lock_secs", &secs), DB_COLS_END};
+	const struct db_col cols[] = {
+	    DB_COL_BOOL("spent", &out->spent), DB_COL_BOOL("same_key", &out->same_key),
+	    DB_COL_INT("lock_secs", &secs), DB_COL_BOOL("counted", &out->counted), DB_COLS_END};
 	enum db_status s;
 
 	*out = (struct commit_facts){0};
@@ -278,6 +282,12 @@ enum db_status db_mac_unlock(struct db *db, const char *mac)
 {
 	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
 	return db_run_exec(db, "mac_unlock", p, NULL);
+}
+
+enum db_status db_mac_forgive(struct db *db, const char *mac)
+{
+	const struct db_param p[] = {DB_TEXT(mac), DB_PARAMS_END};
+	return db_run_exec(db, "mac_forgive", p, NULL);
 }
 
 enum db_status db_session_state(struct db *db, const char *auth_id, unsigned *attempts, bool *used)

@@ -76,6 +76,7 @@ struct commit_facts {
 	bool spent;          /* the session was spent and everything recorded */
 	bool same_key;       /* the device still has the sealed key c->sealed */
 	unsigned locked_for; /* seconds the MAC's lockout still runs, 0 if none */
+	bool counted;        /* wrong answers are counted against the MAC, read in the statement */
 };
 /**
  * Spends the claim session (single use, fewer than max_attempts wrong answers) and
@@ -85,8 +86,9 @@ struct commit_facts {
  * and its MAC is not locked. DB_OK with @p out filled: out->spent when committed;
  * otherwise nothing was written, and out->same_key false (the device's key was replaced
  * or the device deleted), out->locked_for non-zero (the MAC is locked), or neither (the
- * session was already used or burned). DB_SOFT (busy) or DB_HARD on failure; then
- * nothing was written either.
+ * session was already used or burned); out->counted either way: whether the MAC had wrong
+ * answers counted when the statement read it (with c->forgive they are reset when spent).
+ * DB_SOFT (busy) or DB_HARD on failure; then nothing was written either.
  */
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
                                     const struct audit_rec *a, struct commit_facts *out);
@@ -114,6 +116,12 @@ enum db_status db_session_wrong(struct db *db, const struct self_claim *c,
                                 struct wrong_result *out);
 /** Lifts a MAC's lockout and forgets its failures. DB_OK; DB_NO_ROWS if it had none. */
 enum db_status db_mac_unlock(struct db *db, const char *mac);
+/**
+ * Forgets the wrong answers counted against MAC @p mac (12 upper-case hex digits), but
+ * not its lockouts or a lock that runs. DB_OK; DB_NO_ROWS when it had none counted;
+ * DB_SOFT (busy) or DB_HARD on failure.
+ */
+enum db_status db_mac_forgive(struct db *db, const char *mac);
 /**
  * Reads a session's state: wrong answers so far and whether it was spent. DB_OK;
  * DB_NO_ROWS when it has no row (never verified); DB_SOFT or DB_HARD on failure.
