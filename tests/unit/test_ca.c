@@ -327,9 +327,142 @@ static void leaf_matches_openssl(void)
 		EVP_PKEY_free(dev[i]);
 }
 
+/* A self-signed CA certificate for @p k whose subject has six attributes, four of 64
+ * characters (over 256 bytes of DER: the issuer's length takes two octets). */
+static X509 *long_subject_ca(EVP_PKEY *k)
+{
+	static const char *const attrs[] = {"C", "ST", "L", "O", "OU", "CN"};
+	static const char *const ext[][2] = {{"basicConstraints", "critical,CA:TRUE"},
+	                                     {"keyUsage", "critical,keyCertSign,cRLSign"},
+	                                     {"subjectKeyIdentifier", "hash"}};
+	char v[65];
+	X509 *x = X509_new();
+	X509_NAME *n = x ? X509_get_subject_name(x) : NULL;
+	X509V3_CTX v3;
+	bool ok = n && X509_set_version(x, X509_VERSION_3) &&
+	          ASN1_INTEGER_set(X509_get_serialNumber(x), 4242) &&
+	          X509_gmtime_adj(X509_getm_notBefore(x), -86400) &&
+	          X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650) && X509_set_pubkey(x, k);
+
+	for (size_t i = 0; ok && i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		memset(v, 'a' + (int)i, 64);
+		v[i == 0 ? 2 : i < 5 ? 64 : 40] = '\0';
+		ok = X509_NAME_add_entry_by_txt(n, attrs[i], MBSTRING_ASC, (const unsigned char *)v,
+		                                -1, -1, 0);
+	}
+	ok = ok && X509_set_issuer_name(x, n);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	for (size_t i = 0; ok && i < sizeof(ext) / sizeof(ext[0]); i++) {
+		X509_EXTENSION *e = X509V3_EXT_conf(NULL, &v3, ext[i][0], ext[i][1]);
+		ok = e && X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	if (!(ok && X509_sign(x, k, EVP_sha256()) > 0)) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/*
+ * The leaf's DER where lengths take long forms: a CA whose subject (the leaf's issuer)
+ * is over 256 bytes, a CRL URL of 200 characters (the longest ca.crl_url takes), an
+ * RSA-4096 device key and a CN of 64 characters. With both CA key kinds the
+ * tbsCertificate is OpenSSL's own encoding, and the leaf verifies with OpenSSL's chain
+ * verification for TLS client use.
+ */
+static void leaf_long_forms(void)
+{
+	char dir[700], cert[800], key[800], err[256], url[201];
+	EVP_PKEY *dev = EVP_RSA_gen(4096);
+	EVP_PKEY *cakeys[2] = {EVP_EC_gen("P-256"), EVP_RSA_gen(2048)};
+	static const char cn[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+	unsigned char *spki = NULL;
+	int spki_len = dev ? i2d_PUBKEY(dev, &spki) : -1;
+
+	REQUIRE(spki_len > 0 && cakeys[0] && cakeys[1] && strlen(cn) == 64);
+	memcpy(url, "http://", 7);
+	memset(url + 7, 'u', sizeof(url) - 12);
+	memcpy(url + sizeof(url) - 5, ".crl", 5);
+	REQUIRE(strlen(url) == 200);
+	snprintf(dir, sizeof(dir), "%s/tmp/unit/leaf-long", getenv("CLAIMD_BUILD_DIR") ?: ".");
+	t_run(NULL, "mkdir -p '%s'", dir);
+	for (int ck = 0; ck < 2; ck++) {
+		X509 *cacert = long_subject_ca(cakeys[ck]);
+		REQUIRE(cacert);
+		CHECK(i2d_X509_NAME(X509_get_subject_name(cacert), NULL) > 256);
+		snprintf(cert, sizeof(cert), "%s/ca%d.pem", dir, ck);
+		snprintf(key, sizeof(key), "%s/ca%d.key", dir, ck);
+		FILE *f = fopen(cert, "w"), *kf = fopen(key, "w");
+		REQUIRE(f && kf);
+		CHECK(PEM_write_X509(f, cacert) &&
+		      PEM_write_PrivateKey(kf, cakeys[ck], NULL, NULL, 0, NULL, NULL));
+		fclose(f);
+		fclose(kf);
+		chmod(key, 0600);
+		struct ca *ca = ca_load(cert, key, NULL, err, sizeof(err));
+		CHECKF(ca, "%s", err);
+		if (!ca) {
+			X509_free(cacert);
+			continue;
+		}
+		CHECKF(ca_set_crl_url(ca, url, err, sizeof(err)) == 0, "%s", err);
+		struct cert_request rq = {
+		    .profile = CERT_PROFILE_DEVICE,
+		    .spki = spki,
+		    .spki_len = (size_t)spki_len,
+		    .cn = cn,
+		    .vendor_id = "",
+		    .product_id = "",
+		    .not_before = 1764000000,
+		    .not_after = 4102444800,
+		};
+		cert_random_serial(rq.serial);
+		uint8_t *der = NULL;
+		size_t len = 0;
+		unsigned char *renc = NULL;
+		const uint8_t *tbs = NULL, *rtbs = NULL;
+		size_t tbs_len = 0, rtbs_len = 0;
+		X509 *ref = reference_leaf(cacert, cakeys[ck], &rq, url);
+		int rlen = ref ? i2d_X509(ref, &renc) : -1;
+		CHECK(rlen > 0);
+		CHECK(ca_issue(ca, &rq, &der, &len) == 0);
+		CHECKF(der && rlen > 0 && first_element(der, len, &tbs, &tbs_len) &&
+		           first_element(renc, (size_t)rlen, &rtbs, &rtbs_len) &&
+		           tbs_len == rtbs_len && memcmp(tbs, rtbs, tbs_len) == 0,
+		       "CA key %d: tbsCertificate differs (%zu against %zu bytes)", ck, tbs_len,
+		       rtbs_len);
+		const unsigned char *p = der;
+		X509 *got = der ? d2i_X509(NULL, &p, (long)len) : NULL;
+		CHECK(got && p == der + len);
+		X509_STORE *st = X509_STORE_new();
+		X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+		REQUIRE(st && ctx && X509_STORE_add_cert(st, cacert));
+		if (got && X509_STORE_CTX_init(ctx, st, got, NULL)) {
+			X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+			int v = X509_verify_cert(ctx);
+			CHECKF(v == 1, "CA key %d: verify: %s", ck,
+			       X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		}
+		X509_STORE_CTX_free(ctx);
+		X509_STORE_free(st);
+		X509_free(got);
+		X509_free(ref);
+		OPENSSL_free(renc);
+		free(der);
+		ca_free(ca);
+		X509_free(cacert);
+	}
+	OPENSSL_free(spki);
+	EVP_PKEY_free(dev);
+	EVP_PKEY_free(cakeys[0]);
+	EVP_PKEY_free(cakeys[1]);
+}
+
 static const struct t_case cases[] = {
     {"ca_load_rules", ca_load_rules},
     {"leaf_matches_openssl", leaf_matches_openssl},
+    {"leaf_long_forms", leaf_long_forms},
     {"cert_serial", cert_serial},
     {NULL, NULL},
 };
