@@ -107,8 +107,10 @@ enum claimd_err claim_self_initiate(struct claim_ctx *cc, const char *mac, const
 		return from_db(s, "initiate");
 	if ((e = device_allows(&f, true)) == CE_MAC_LOCKED)
 		cc->retry_after = f.locked_for;
-	if (e != CE_OK)
+	if (e != CE_OK) {
+		secure_wipe(f.sealed, sizeof(f.sealed)); /* read for a locked MAC too */
 		return e;
+	}
 	int64_t expires = now_unix() + cc->rt->cfg->challenge_ttl;
 	authid_issue(cc->rt->secrets, mac, expires, out->auth_id, out->challenge);
 	/* For this auth_id's verify, should it come to this daemon (authid_memo.h). */
