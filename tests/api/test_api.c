@@ -619,6 +619,9 @@ static void racing_verifies(void)
 	CHECK(sql_long(&f.t,
 	               "SELECT count(*) FROM audit WHERE event = 'verify' AND outcome = 'ok'") ==
 	      ROUNDS);
+	/* One row per verify, however it was judged (from the memo or the lookup, or both) */
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM audit WHERE event = 'verify'") ==
+	      ROUNDS * RACERS);
 	CHECK(daemon_stop(&d2) == 0);
 	EVP_PKEY_free(k);
 	fx_down(&f);
