@@ -88,10 +88,11 @@ const struct db_stmt db_claims_stmts[] = {
                     " WHERE mac = $1 AND failures > 0"},
     {"self_claim_commit", SELF_CLAIM_CTES " " SELF_CLAIM_FACTS},
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
-     * Used only when the lookup saw failures counted: the UPDATE, even of no row,
-     * costs the statement a sixth of its time. A wrong answer counted by another
-     * daemon between this verify's lookup and its commit is then not forgiven; it
-     * only brings that MAC's lock one failure nearer, never lifts one. */
+     * Used only when the lookup (or the initiate's memo) saw failures counted: the
+     * UPDATE, even of no row, costs the statement a sixth of its time. Wrong answers
+     * counted after that read are reported by g (counted) and forgiven by mac_forgive,
+     * a statement of their own; one counted after g read is not forgiven: it only
+     * brings that MAC's lock one failure nearer, never lifts one. */
     {"self_claim_commit_forgive",
      SELF_CLAIM_CTES ","
                      " r AS ("
