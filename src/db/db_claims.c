@@ -20,9 +20,9 @@
 #define SELF_CLAIM_CTES                                                                            \
 	"WITH g AS (SELECT EXISTS (SELECT 1 FROM devices"                                          \
 	"   WHERE mac = $13 AND efuse_key_sealed = $27) AS same_key,"                              \
-	"  coalesce((SELECT ceil(extract(epoch FROM locked_until - now())) FROM mac_lockouts"      \
-	"   WHERE mac = $13), 0)::int4 AS lock_secs,"                                              \
-	"  coalesce((SELECT failures > 0 FROM mac_lockouts WHERE mac = $13), false) AS counted),"  \
+	"  coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4 AS lock_secs,"      \
+	"  coalesce(l.failures, 0) > 0 AS counted"                                                 \
+	"  FROM (SELECT) o LEFT JOIN mac_lockouts l ON l.mac = $13),"                              \
 	" s AS ("                                                                                  \
 	"  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"                 \
 	"  SELECT $12, $13, $14, to_timestamp($15), true FROM g"                                   \
