@@ -11,6 +11,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,9 +118,77 @@ static void authid_memo_rules(void)
 	secrets_free(s);
 }
 
+/* One thread of authid_memo_threads: puts its own auth_ids, each with a sealed key that
+ * names it, and takes each back; counts entries that came back wrong. */
+struct memo_racer {
+	struct authid_memo *m;
+	struct secrets *s;
+	int id, wrong, kept;
+};
+
+static void *memo_race(void *arg)
+{
+	struct memo_racer *r = arg;
+	enum { ROUNDS = 2000, BATCH = 8 };
+	char ids[BATCH][AUTHID_LEN + 1], ch[CHALLENGE_LEN + 1];
+
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int b = 0; b < BATCH; b++) {
+			struct memo_device d = {.has_failures = b % 2};
+			authid_issue(r->s, "7CDFA1000001", 1000, ids[b], ch);
+			memset(d.sealed, r->id * BATCH + b, sizeof(d.sealed));
+			memcpy(d.sealed, ids[b], 8);
+			authid_memo_put(r->m, ids[b], "7CDFA1000001", 1000, &d);
+		}
+		for (int b = 0; b < BATCH; b++) {
+			struct memo_device got;
+			if (!authid_memo_take(r->m, ids[b], AUTHID_LEN, "7CDFA1000001", 1000, &got))
+				continue;
+			r->kept++;
+			uint8_t want[SEALED_EFUSE_BYTES];
+			memset(want, r->id * BATCH + b, sizeof(want));
+			memcpy(want, ids[b], 8);
+			r->wrong += memcmp(got.sealed, want, sizeof(want)) != 0 ||
+			            got.has_failures != (b % 2);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The memo under threads: four threads put and take their own auth_ids at once
+ * (sharing sets and locks); each entry taken is the one put for that auth_id, and
+ * nearly all are still there (each thread has at most 8 in flight in 16,384 places).
+ */
+static void authid_memo_threads(void)
+{
+	enum { THREADS = 4 };
+	struct secrets *s = test_secrets(5);
+	struct authid_memo *m = authid_memo_new();
+	struct memo_racer r[THREADS];
+	pthread_t th[THREADS];
+	int wrong = 0, kept = 0;
+
+	REQUIRE(s && m);
+	for (int i = 0; i < THREADS; i++) {
+		r[i] = (struct memo_racer){.m = m, .s = s, .id = i};
+		REQUIRE(pthread_create(&th[i], NULL, memo_race, &r[i]) == 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		wrong += r[i].wrong;
+		kept += r[i].kept;
+	}
+	CHECKF(wrong == 0, "%d entries came back wrong", wrong);
+	CHECKF(kept > THREADS * 2000 * 8 * 99 / 100, "%d of %d kept", kept, THREADS * 2000 * 8);
+	authid_memo_free(m);
+	secrets_free(s);
+}
+
 static const struct t_case cases[] = {
     {"authid_tokens", authid_tokens},
     {"authid_memo_rules", authid_memo_rules},
+    {"authid_memo_threads", authid_memo_threads},
     {NULL, NULL},
 };
 
