@@ -367,27 +367,28 @@ static X509 *long_subject_ca(EVP_PKEY *k)
 /*
  * The leaf's DER where lengths take long forms: a CA whose subject (the leaf's issuer)
  * is over 256 bytes, a CRL URL of 200 characters (the longest ca.crl_url takes), an
- * RSA-4096 device key and a CN of 64 characters. With both CA key kinds the
- * tbsCertificate is OpenSSL's own encoding, and the leaf verifies with OpenSSL's chain
- * verification for TLS client use.
+ * RSA-4096 device key and a CN of 64 characters. With CA keys P-256, RSA-2048 and
+ * RSA-4096 (a 512-byte signature) the tbsCertificate is OpenSSL's own encoding (with
+ * RSA, whose signatures are deterministic, the whole certificate is), and the leaf
+ * verifies with OpenSSL's chain verification for TLS client use.
  */
 static void leaf_long_forms(void)
 {
 	char dir[700], cert[800], key[800], err[256], url[201];
 	EVP_PKEY *dev = EVP_RSA_gen(4096);
-	EVP_PKEY *cakeys[2] = {EVP_EC_gen("P-256"), EVP_RSA_gen(2048)};
+	EVP_PKEY *cakeys[3] = {EVP_EC_gen("P-256"), EVP_RSA_gen(2048), EVP_RSA_gen(4096)};
 	static const char cn[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
 	unsigned char *spki = NULL;
 	int spki_len = dev ? i2d_PUBKEY(dev, &spki) : -1;
 
-	REQUIRE(spki_len > 0 && cakeys[0] && cakeys[1] && strlen(cn) == 64);
+	REQUIRE(spki_len > 0 && cakeys[0] && cakeys[1] && cakeys[2] && strlen(cn) == 64);
 	memcpy(url, "http://", 7);
 	memset(url + 7, 'u', sizeof(url) - 12);
 	memcpy(url + sizeof(url) - 5, ".crl", 5);
 	REQUIRE(strlen(url) == 200);
 	snprintf(dir, sizeof(dir), "%s/tmp/unit/leaf-long", getenv("CLAIMD_BUILD_DIR") ?: ".");
 	t_run(NULL, "mkdir -p '%s'", dir);
-	for (int ck = 0; ck < 2; ck++) {
+	for (int ck = 0; ck < 3; ck++) {
 		X509 *cacert = long_subject_ca(cakeys[ck]);
 		REQUIRE(cacert);
 		CHECK(i2d_X509_NAME(X509_get_subject_name(cacert), NULL) > 256);
@@ -434,7 +435,8 @@ static void leaf_long_forms(void)
 		       rtbs_len);
 		const unsigned char *p = der;
 		X509 *got = der ? d2i_X509(NULL, &p, (long)len) : NULL;
-		CHECK(got && p == der + len);
+		CHECK(got && p == der + len &&
+		      (ck == 0 || (len == (size_t)rlen && memcmp(der, renc, len) == 0)));
 		X509_STORE *st = X509_STORE_new();
 		X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 		REQUIRE(st && ctx && X509_STORE_add_cert(st, cacert));
@@ -455,8 +457,8 @@ static void leaf_long_forms(void)
 	}
 	OPENSSL_free(spki);
 	EVP_PKEY_free(dev);
-	EVP_PKEY_free(cakeys[0]);
-	EVP_PKEY_free(cakeys[1]);
+	for (int i = 0; i < 3; i++)
+		EVP_PKEY_free(cakeys[i]);
 }
 
 static const struct t_case cases[] = {
