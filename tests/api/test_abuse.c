@@ -388,8 +388,17 @@ static void initiate_memo(void)
 	}
 	CHECK(sql_long(&f.t, "SELECT lockouts FROM mac_lockouts WHERE mac = '%s'", MAC1) == 1);
 	long certs = sql_long(&f.t, "SELECT count(*) FROM certificates");
+	static const char rows[] =
+	    "SELECT count(*) FROM audit WHERE event = 'verify' AND mac = '%s'";
+	long audited = sql_long(&f.t, rows, MAC1);
 	CHECK(verify_with(&f.d, &s, K1, k, MAC1) == 429);
 	CHECK(verify_with(&f.d, &s2, k2, k, MAC1) == 429);
+	/* one row each, both saying the MAC was locked */
+	CHECK(sql_long(&f.t, rows, MAC1) == audited + 2);
+	CHECK(sql_long(&f.t,
+	               "SELECT count(*) FROM (SELECT reason FROM audit WHERE event = 'verify'"
+	               " AND mac = '%s' ORDER BY id DESC LIMIT 2) r WHERE reason = 'MAC_LOCKED'",
+	               MAC1) == 2);
 	CHECK(sql_long(&f.t, "SELECT failures + 10 * lockouts FROM mac_lockouts WHERE mac = '%s'",
 	               MAC1) == 10);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM claim_sessions WHERE auth_id IN ('%s', '%s')",
