@@ -38,15 +38,16 @@ struct signer {
 	pid_t pid; /* -1: an external signer (socket, below) */
 	char *socket;
 	unsigned timeout_ms;
-	pthread_mutex_t send_lock; /* one frame written at a time; taken before lock */
-	pthread_mutex_t lock;      /* what follows, up to last_answer */
-	pthread_cond_t turn;       /* serving moved, a reader left, or the channel broke */
-	uint64_t next_ticket;      /* the ticket of the next frame written */
-	uint64_t serving;          /* the ticket whose reply is read next */
-	bool reading;              /* a thread is reading serving's reply */
-	unsigned waiters;          /* threads between writing a frame and leaving */
-	bool broken;               /* the channel is out of step or closed */
-	bool pong_due;             /* a ping's reply, ticket pong_ticket, is unread */
+	pthread_mutex_t send_lock;   /* one frame written at a time; taken before lock */
+	pthread_mutex_t lock;        /* what follows, up to last_answer */
+	pthread_cond_t turn;         /* the pinger's: serving moved, a reader left, or broke */
+	struct turn_waiter *waiting; /* requests waiting in take_turn(), each woken alone */
+	uint64_t next_ticket;        /* the ticket of the next frame written */
+	uint64_t serving;            /* the ticket whose reply is read next */
+	bool reading;                /* a thread is reading serving's reply */
+	unsigned waiters;            /* threads between writing a frame and leaving */
+	bool broken;                 /* the channel is out of step or closed */
+	bool pong_due;               /* a ping's reply, ticket pong_ticket, is unread */
 	uint64_t pong_ticket;
 	/* Tickets whose requester gave up waiting for its turn: their replies are read and
 	 * dropped by whoever is next. A few at most (each was a waiting worker). */
@@ -66,6 +67,39 @@ struct signer {
 	struct pai *pai; /* the public side only (pai_public()); NULL: no Matter PAI */
 	struct secrets *authid;
 };
+
+/* A request waiting for its reply's turn (take_turn()), on its own condition, so that
+ * a reply read wakes the one thread that can act next, not every waiting one. */
+struct turn_waiter {
+	uint64_t ticket;
+	pthread_cond_t cv;
+	struct turn_waiter *next;
+};
+
+/*
+ * Wakes, after serving, reading or broken changed, the threads that may now act: with
+ * @p all (the channel broke) every one; else, when no reply is being read, the request
+ * whose reply is next, or if it is not waiting, the waiting request with the lowest
+ * ticket (it drops a reply nobody keeps, or waits again); and the pinger. Called with
+ * the lock held.
+ */
+static void wake_turn(struct signer *s, bool all)
+{
+	struct turn_waiter *lowest = NULL;
+
+	pthread_cond_broadcast(&s->turn);
+	for (struct turn_waiter *w = s->waiting; w; w = w->next) {
+		if (all)
+			pthread_cond_signal(&w->cv);
+		else if (w->ticket == s->serving) {
+			lowest = w;
+			break;
+		} else if (!lowest || w->ticket < lowest->ticket)
+			lowest = w;
+	}
+	if (!all && !s->reading && lowest)
+		pthread_cond_signal(&lowest->cv);
+}
 
 /* How long the pinger holds the channel for a ping's reply before it leaves it for
  * the next request to read (so that a request still meets a silent signer with its
@@ -94,7 +128,7 @@ static void broken(struct signer *s, const char *what, bool timed_out)
 	 * again. */
 	if (s->pid <= 0 && s->fd >= 0)
 		shutdown(s->fd, SHUT_RDWR);
-	pthread_cond_broadcast(&s->turn);
+	wake_turn(s, true);
 }
 
 /*
@@ -118,7 +152,7 @@ static int read_turn(struct signer *s, uint64_t deadline, uint32_t *code, uint8_
 		s->serving++;
 		atomic_store(&s->last_answer, now_ms_monotonic());
 	}
-	pthread_cond_broadcast(&s->turn);
+	wake_turn(s, false);
 	return r;
 }
 
@@ -180,20 +214,19 @@ static bool next_arrived(const struct signer *s)
 }
 
 /*
- * Waits until ticket @p t's reply is next and reads it: 0 with the frame, -1 when the
- * channel broke first, -2 when its turn did not come by @p give_up (monotonic ms): the
- * ticket is then abandoned, its reply left for whoever is next to drop, and the signer
- * is not blamed. Replies nobody keeps (a ping's its pinger left, an abandoned one) are
- * read on the way, each with the timeout, so that a silent signer meets the first
- * request behind them; after @p give_up only those already arriving, so that a request
- * behind many of them does not wait for them all (one begun before @p give_up may end
- * up to a timeout after it). The signer's own time for a request starts when its reply
- * is next: a wait behind other replies is not the signer failing to answer; but no
- * request waits for its turn much longer than the timeout either. Called with the lock
- * held.
+ * Waits (on @p w, its own condition) until ticket @p t's reply is next and reads it: 0 with the
+ * frame, -1 when the channel broke first, -2 when its turn did not come by @p give_up (monotonic
+ * ms): the ticket is then abandoned, its reply left for whoever is next to drop, and the signer is
+ * not blamed. Replies nobody keeps (a ping's its pinger left, an abandoned one) are read on the
+ * way, each with the timeout, so that a silent signer meets the first request behind them; after @p
+ * give_up only those already arriving, so that a request behind many of them does not wait for them
+ * all (one begun before @p give_up may end up to a timeout after it). The signer's own time for a
+ * request starts when its reply is next: a wait behind other replies is not the signer failing to
+ * answer; but no request waits for its turn much longer than the timeout either. Called with the
+ * lock held.
  */
-static int take_turn(struct signer *s, uint64_t t, uint64_t give_up, uint32_t *code, uint8_t **p,
-                     size_t *n)
+static int wait_turn(struct signer *s, uint64_t t, uint64_t give_up, struct turn_waiter *w,
+                     uint32_t *code, uint8_t **p, size_t *n)
 {
 	struct timespec until = {(time_t)(give_up / 1000), (long)(give_up % 1000) * 1000000L};
 	bool kept = false; /* t could not be abandoned (out of memory): wait for it */
@@ -209,14 +242,39 @@ static int take_turn(struct signer *s, uint64_t t, uint64_t give_up, uint32_t *c
 			continue;
 		}
 		if (over) {
-			if (abandon(s, t))
+			if (abandon(s, t)) {
+				/* the reply is now the next waiter's to drop */
+				wake_turn(s, false);
 				return -2;
+			}
 			kept = true;
-			until.tv_sec += 3600; /* woken by every turn */
+			until.tv_sec += 3600; /* woken when its turn comes */
 			continue;
 		}
-		pthread_cond_timedwait(&s->turn, &s->lock, &until);
+		pthread_cond_timedwait(&w->cv, &s->lock, &until);
 	}
+}
+
+/* wait_turn() for ticket @p t, registered among the waiting requests meanwhile. */
+static int take_turn(struct signer *s, uint64_t t, uint64_t give_up, uint32_t *code, uint8_t **p,
+                     size_t *n)
+{
+	struct turn_waiter w = {.ticket = t, .next = s->waiting};
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	s->waiting = &w;
+	int r = wait_turn(s, t, give_up, &w, code, p, n);
+	for (struct turn_waiter **q = &s->waiting; *q; q = &(*q)->next)
+		if (*q == &w) {
+			*q = w.next;
+			break;
+		}
+	pthread_cond_destroy(&w.cv);
+	return r;
 }
 
 /*
@@ -484,7 +542,7 @@ static void ping(struct signer *s)
 	else if (sent) {
 		s->pong_due = true;
 		s->pong_ticket = t;
-		pthread_cond_broadcast(&s->turn);
+		wake_turn(s, false);
 	}
 	pthread_mutex_unlock(&s->send_lock);
 	/* The reply, if it comes within the hold; replies nobody keeps that are due
@@ -507,7 +565,7 @@ static void ping(struct signer *s)
 		bool ready = poll(&pf, 1, now < until ? (int)(until - now) : 0) == 1;
 		pthread_mutex_lock(&s->lock);
 		s->reading = false;
-		pthread_cond_broadcast(&s->turn);
+		wake_turn(s, false);
 		if (!ready)
 			break;
 		drop_turn(s, deadline_of(s));
@@ -672,7 +730,7 @@ bool signer_reap(struct signer *s, int *status)
 		s->reaped = true;
 		s->broken = true;
 		atomic_store(&s->down, true);
-		pthread_cond_broadcast(&s->turn);
+		wake_turn(s, true);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ended;
