@@ -339,10 +339,12 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 	e = self_verify_inputs(cc, rq, &v);
 	/* At most two passes. The first takes the device from what this daemon's initiate
 	 * read (authid_memo.h), when it has it, and is only a shortcut to a right answer:
-	 * any other verdict is judged again on the database's record, which also refuses a
-	 * locked MAC before its key is opened. A commit that finds the device's record
-	 * changed since it was read (a key replaced while the verify ran) is also checked
-	 * once more; twice is answered busy. */
+	 * any other verdict is judged again on the database's record, whose lookup refuses
+	 * a locked MAC before its key is opened. (On the first pass the signer has checked
+	 * the answer before the commit refuses a MAC locked since the initiate; right and
+	 * wrong answers alike then get MAC_LOCKED and nothing is counted.) A commit that
+	 * finds the device's record changed since it was read (a key replaced while the
+	 * verify ran) is also checked once more; twice is answered busy. */
 	for (int pass = 0; e == CE_OK && pass < 2; pass++) {
 		struct memo_device m;
 		bool memo = pass == 0 && authid_memo_take(cc->memo, rq->auth_id, rq->auth_id_len,
