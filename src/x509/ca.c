@@ -798,7 +798,7 @@ int ca_issue(const struct ca *ca, const struct cert_request *rq, uint8_t **der, 
 
 	*der = NULL;
 	*len = 0;
-	if (!ca->key || !ca->d_sigalg.len || !leaf_request_ok(rq, &f))
+	if (!ca->key || !ca->d_sigalg.len || ca->d_ext_tail.bad || !leaf_request_ok(rq, &f))
 		goto out;
 	/* The subject key identifier is the SHA-1 of the public key bits (RFC 5280
 	 * 4.2.1.2 (1)). */
