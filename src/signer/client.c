@@ -636,7 +636,16 @@ struct signer *signer_start(const char *exe, const struct claimd_config *cfg, ch
 			goto fail;
 	}
 	atomic_store(&s->last_answer, now_ms_monotonic());
-	if (pthread_create(&s->pinger, NULL, pinger, s) != 0) {
+	/* The pinger starts with every signal blocked: claimd's main thread takes its
+	 * signals with sigwait(), and this thread may start before it blocks them (at
+	 * start-up); a signal the pinger did not block would get its default action, and
+	 * a SIGTERM while the main thread drains would end the process there. */
+	sigset_t all, was;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &was);
+	int pc = pthread_create(&s->pinger, NULL, pinger, s);
+	pthread_sigmask(SIG_SETMASK, &was, NULL);
+	if (pc != 0) {
 		snprintf(err, errsz, "signer: cannot start the pinger thread");
 		goto fail;
 	}

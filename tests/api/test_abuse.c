@@ -8,11 +8,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "api_support.h"
@@ -445,6 +447,47 @@ static void memo_success_forgives(void)
 	fx_down(&f);
 }
 
+/*
+ * A second SIGTERM while claimd drains after a SIGINT (what a service manager or a
+ * demo script's Ctrl-C handler sends) does not end it before the drain: every thread
+ * blocks the signals its main thread takes with sigwait(), the signer's pinger too,
+ * which starts before the main thread blocks them. A request held in flight (its body
+ * not all sent) makes the drain last while the second signal comes.
+ */
+static void second_signal_drains(void)
+{
+	struct fx f;
+	REQUIRE(fx_up(&f, "second_signal_drains", NULL));
+	int fd = dial(&f.d);
+	REQUIRE(fd >= 0);
+	sends(fd, "POST /claim/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	          "Content-Length: 100\r\n\r\n{\"auth_id\":");
+	usleep(200 * 1000);
+	REQUIRE(kill(f.d.pid, SIGINT) == 0);
+	usleep(200 * 1000);
+	REQUIRE(kill(f.d.pid, SIGTERM) == 0);
+	usleep(200 * 1000);
+	int st = 0;
+	pid_t w = waitpid(f.d.pid, &st, WNOHANG);
+	CHECKF(w == 0, "claimd ended before its drain: %s %d",
+	       w > 0 && WIFSIGNALED(st) ? "signal" : "status",
+	       w > 0 ? (WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st)) : -1);
+	if (w > 0) {
+		f.d.pid = 0;
+		tenv_teardown(&f.t);
+		close(fd);
+		return;
+	}
+	close(fd);                     /* the drain ends with the request */
+	CHECK(daemon_stop(&f.d) == 0); /* SIGTERM once more; exit 0 */
+	char *log = NULL;
+	t_run(&log, "cat '%s'", f.d.log);
+	CHECKF(log && strstr(log, "draining in-flight requests") && strstr(log, "stopped"), "%s",
+	       log ? log : "");
+	free(log);
+	tenv_teardown(&f.t);
+}
+
 static void claims_in_flight(void)
 {
 	struct fx f;
@@ -853,6 +896,7 @@ static const struct t_case cases[] = {
     {"mac_lockout", mac_lockout},
     {"success_forgives", success_forgives},
     {"initiate_memo", initiate_memo},
+    {"second_signal_drains", second_signal_drains},
     {"memo_success_forgives", memo_success_forgives},
     {"claims_in_flight", claims_in_flight},
     {"slow_client_cut_off", slow_client_cut_off},
