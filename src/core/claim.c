@@ -314,7 +314,9 @@ static enum claimd_err self_verify_commit(struct claim_ctx *cc, const struct ver
 	 * answer was checked: the caller checks it again against the record as it is. */
 	if (!f.same_key) {
 		v->stale = true;
-		log_warn("the record of %s changed while its verify ran", v->mac);
+		log_warn("the device record of %s changed after it was read (key replaced or "
+		         "device removed): judging the answer again",
+		         v->mac);
 		return CE_BUSY;
 	}
 	if (f.locked_for) {
