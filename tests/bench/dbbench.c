@@ -17,6 +17,7 @@
 
 #include "lib/secure.h"
 #include "db/db.h"
+#include "core/revocation.h"
 #include "db/db_claims.h"
 
 static const char *url, *mode;
@@ -94,6 +95,11 @@ static enum db_status one(struct db *db, const char *mac, unsigned idx, const ch
 	    .not_after = t + 86400 * 365,
 	    .key_sha256 = fp,
 	    .sealed = sealed[idx],
+	    /* as claimd's default revocation.on_reclaim: a re-claim revokes the node's
+	     * earlier certificates in the same statement */
+	    .supersede = true,
+	    .supersede_reason = CRL_REASON_SUPERSEDED,
+	    .superseded_by = "bench",
 	};
 	struct audit_rec a = {.event = "verify",
 	                      .flow = "self",
