@@ -14,7 +14,11 @@
  * $27 the sealed eFuse key the response was checked with, in the order
  * self_claim_params() binds them. g reads, in the statement that spends the session,
  * whether the device still has that key and whether its MAC is locked now: the session
- * is spent only when it has and is not. The node's earlier certificates are superseded
+ * is spent only when it has and is not. g takes no row lock, and needs none: devices
+ * are written only by the import, whose --replace changes a key and nothing a claim
+ * writes, so one committed while this statement runs is ordered after the claim, which
+ * was right for the key this statement's snapshot holds (the import then waits for no
+ * claim). The node's earlier certificates are superseded
  * in the statement that records the new one (which o cannot see). Data-modifying CTEs
  * always run to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
