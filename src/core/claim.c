@@ -336,9 +336,11 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 {
 	struct self_verify v = {0};
 	enum claimd_err e;
+	bool took = false, again = false;
 
 	*leaf_pem = NULL;
 	e = self_verify_inputs(cc, rq, &v);
+	bool counted = e == CE_OK;
 	/* At most two passes. The first takes the device from what this daemon's initiate
 	 * read (authid_memo.h), when it has it, and is only a shortcut to a right answer:
 	 * any other verdict is judged again on the database's record, whose lookup refuses
@@ -351,7 +353,9 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		struct memo_device m;
 		bool memo = pass == 0 && authid_memo_take(cc->memo, rq->auth_id, rq->auth_id_len,
 		                                          v.mac, now_unix(), &m);
+		again = pass > 0;
 		if (memo) {
+			took = true;
 			memcpy(v.sealed, m.sealed, sizeof(v.sealed));
 			v.forgive = m.has_failures;
 			secure_wipe(&m, sizeof(m));
@@ -374,6 +378,8 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		issued_clear(&v.is);
 		e = CE_OK;
 	}
+	if (counted)
+		metrics_memo(cc->metrics, !took ? MEMO_MISS : again ? MEMO_RECHECK : MEMO_HIT);
 	if (!v.audited)
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
 	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);

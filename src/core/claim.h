@@ -21,6 +21,7 @@ struct claim_ctx {
 	struct runtime *rt;
 	struct db *db;
 	struct authid_memo *memo; /* this process's initiate-to-verify memo, or NULL */
+	struct metrics *metrics;  /* counts where self verifies took the device from, or NULL */
 	const char *remote_addr;
 	const char *request_id;
 	const char *user;     /* the token's user (assisted / host-driven), or NULL (self) */

@@ -45,6 +45,7 @@ static enum claimd_err prologue(struct request *rq, struct MHD_Connection *c, js
 		return CE_BAD_JSON;
 	cc->rt = rq->rt;
 	cc->memo = rq->app->memo;
+	cc->metrics = &rq->app->metrics;
 	cc->remote_addr = rq->remote;
 	cc->request_id = rq->id;
 	if (!(cc->db = app_db(rq->app)))

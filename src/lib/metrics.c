@@ -100,6 +100,12 @@ void metrics_issued(struct metrics *m, enum metrics_flow flow)
 		atomic_fetch_add(&m->issued[flow], 1);
 }
 
+void metrics_memo(struct metrics *m, enum metrics_memo r)
+{
+	if (m && r >= 0 && r < MEMO__COUNT)
+		atomic_fetch_add(&m->memo[r], 1);
+}
+
 void metrics_db_tx(struct metrics_db *db, enum metrics_tx outcome, uint64_t us)
 {
 	if (!db || outcome < 0 || outcome >= TX__COUNT)
@@ -218,6 +224,16 @@ static void write_histogram(FILE *f, const char *name, const char *labels,
 	}
 }
 
+/* A counter family with one label: "# HELP NAME HELP", its TYPE line, and one
+ * NAME{LABEL="names[i]"} line per counter of @p v (n of them). */
+static void write_counters(FILE *f, const char *name, const char *help, const char *label,
+                           const char *const *names, const atomic_long *v, int n)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s{%s=\"%s\"} %ld\n", name, label, names[i], atomic_load(&v[i]));
+}
+
 static void write_db(const struct metrics_db *db, FILE *f)
 {
 	static const char *const outcomes[TX__COUNT] = {"ok", "busy", "error"};
@@ -228,21 +244,14 @@ static void write_db(const struct metrics_db *db, FILE *f)
 	      "# TYPE claimd_db_transaction_duration_seconds histogram\n",
 	      f);
 	write_histogram(f, "claimd_db_transaction_duration_seconds", "", &db->tx_duration);
-	fputs("# HELP claimd_db_transactions_total Database transactions by outcome (busy: "
-	      "retries exhausted, answered 503; error: a hard failure, answered 500).\n"
-	      "# TYPE claimd_db_transactions_total counter\n",
-	      f);
-	for (int i = 0; i < TX__COUNT; i++)
-		fprintf(f, "claimd_db_transactions_total{outcome=\"%s\"} %ld\n", outcomes[i],
-		        atomic_load(&db->tx[i]));
-	fputs("# HELP claimd_db_transaction_retries_total Transactions tried again, by reason "
-	      "(conflict: serialization failure or deadlock; connection: the connection was "
-	      "lost or down).\n"
-	      "# TYPE claimd_db_transaction_retries_total counter\n",
-	      f);
-	for (int i = 0; i < RETRY__COUNT; i++)
-		fprintf(f, "claimd_db_transaction_retries_total{reason=\"%s\"} %ld\n", reasons[i],
-		        atomic_load(&db->retries[i]));
+	write_counters(f, "claimd_db_transactions_total",
+	               "Database transactions by outcome (busy: retries exhausted, answered 503; "
+	               "error: a hard failure, answered 500).",
+	               "outcome", outcomes, db->tx, TX__COUNT);
+	write_counters(f, "claimd_db_transaction_retries_total",
+	               "Transactions tried again, by reason (conflict: serialization failure or "
+	               "deadlock; connection: the connection was lost or down).",
+	               "reason", reasons, db->retries, RETRY__COUNT);
 	fprintf(f,
 	        "# HELP claimd_db_connection_errors_total Connects and reconnects to the database "
 	        "that failed.\n"
@@ -296,12 +305,15 @@ void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 				fprintf(f, "claimd_claims_total{flow=\"%s\",outcome=\"%s\"} %ld\n",
 				        flows[fl], err_name((enum claimd_err)e), v);
 		}
-	fputs("# HELP claimd_certificates_issued_total Certificates sent to clients, by flow.\n"
-	      "# TYPE claimd_certificates_issued_total counter\n",
-	      f);
-	for (int fl = 0; fl < FLOW__COUNT; fl++)
-		fprintf(f, "claimd_certificates_issued_total{flow=\"%s\"} %ld\n", flows[fl],
-		        atomic_load(&m->issued[fl]));
+	write_counters(f, "claimd_certificates_issued_total",
+	               "Certificates sent to clients, by flow.", "flow", flows, m->issued,
+	               FLOW__COUNT);
+	static const char *const sources[MEMO__COUNT] = {"memo", "lookup", "memo_then_lookup"};
+	write_counters(f, "claimd_self_verify_device_total",
+	               "Self verifies by where the device's record came from: memo (what this "
+	               "daemon's initiate read), lookup (another daemon's initiate, or the memo "
+	               "entry gone), memo_then_lookup (judged again on a lookup).",
+	               "source", sources, m->memo, MEMO__COUNT);
 	write_db(&m->db, f);
 	fprintf(f,
 	        "# HELP claimd_build_info The running build.\n"

@@ -38,6 +38,12 @@ enum metrics_tx { TX_OK, TX_BUSY, TX_ERROR, TX__COUNT };
 /* Why db_run() tried a transaction again. */
 enum metrics_retry { RETRY_CONFLICT, RETRY_CONNECTION, RETRY__COUNT };
 
+/* Where a self verify took its device from (authid_memo.h): the memo of this daemon's
+ * initiate, a lookup (no memo entry: the initiate went to another daemon, or its entry
+ * was replaced or had expired), or the memo first and then a lookup (the memo's verdict
+ * was not a right answer, or the commit found the device's record changed). */
+enum metrics_memo { MEMO_HIT, MEMO_MISS, MEMO_RECHECK, MEMO__COUNT };
+
 /* The database counters, fed by the transaction runner of each worker's connection. */
 struct metrics_db {
 	struct metrics_histogram tx_duration; /* one db_run(), first BEGIN to last reply */
@@ -52,6 +58,7 @@ struct metrics {
 	struct metrics_route routes[METRICS_ROUTES];
 	atomic_long claims[FLOW__COUNT][CE__COUNT];
 	atomic_long issued[FLOW__COUNT]; /* certificates sent, by flow */
+	atomic_long memo[MEMO__COUNT];   /* self verifies by where their device came from */
 	struct metrics_db db;
 };
 
@@ -69,6 +76,8 @@ void metrics_request(struct metrics *m, const char *label, unsigned status, uint
 void metrics_claim(struct metrics *m, enum metrics_flow flow, enum claimd_err e);
 /** Counts one certificate sent to a client of @p flow. */
 void metrics_issued(struct metrics *m, enum metrics_flow flow);
+/** Counts one self verify whose device came as @p r says. @p m NULL: nothing. */
+void metrics_memo(struct metrics *m, enum metrics_memo r);
 /** Adds one observation of @p us microseconds to @p h. */
 void metrics_observe(struct metrics_histogram *h, uint64_t us);
 /**
@@ -89,7 +98,8 @@ struct metrics_gauges {
 
 /**
  * Writes claimd_http_requests_total, claimd_http_request_duration_seconds,
- * claimd_claims_total, claimd_certificates_issued_total{flow}, claimd_build_info,
+ * claimd_claims_total, claimd_certificates_issued_total{flow},
+ * claimd_self_verify_device_total{source}, claimd_build_info,
  * claimd_ca_not_after_timestamp_seconds, claimd_claims_in_flight, the database family
  * (claimd_db_transaction_duration_seconds, claimd_db_transactions_total{outcome},
  * claimd_db_transaction_retries_total{reason}, claimd_db_connection_errors_total) and

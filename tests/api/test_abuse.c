@@ -351,6 +351,9 @@ static void initiate_memo(void)
 	                           "  lockout_seconds: 60\n"};
 	static const uint8_t k2[16] = {0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 	static const char tx[] = "claimd_db_transactions_total{outcome=\"ok\"}";
+	static const char hit[] = "claimd_self_verify_device_total{source=\"memo\"}";
+	static const char miss[] = "claimd_self_verify_device_total{source=\"lookup\"}";
+	static const char again[] = "claimd_self_verify_device_total{source=\"memo_then_lookup\"}";
 	int st;
 
 	REQUIRE(fx_up(&f, "initiate_memo", &o));
@@ -363,12 +366,14 @@ static void initiate_memo(void)
 	CHECK(verify_with(&f.d, &s, K1, k, MAC1) == 200);
 	long a1 = metric(&f.d, tx), b1 = metric(&d2, tx);
 	CHECKF(a1 - a0 == 2 && b1 == b0, "one daemon: %ld and %ld transactions", a1 - a0, b1 - b0);
+	CHECK(metric(&f.d, hit) == 1 && metric(&f.d, miss) == 0 && metric(&f.d, again) == 0);
 	/* Initiate here, verify there: the device is looked up there. */
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
 	CHECK(verify_with(&d2, &s, K1, k, MAC1) == 200);
 	long a2 = metric(&f.d, tx), b2 = metric(&d2, tx);
 	CHECKF(a2 - a1 == 1 && b2 - b1 == 2, "two daemons: %ld and %ld transactions", a2 - a1,
 	       b2 - b1);
+	CHECK(metric(&d2, miss) == 1 && metric(&d2, hit) == 0 && metric(&f.d, miss) == 0);
 	/* The key replaced after the initiate: the new key's answer is right ... */
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
 	REQUIRE(replace_key(&f, "F0010203040506070809"
@@ -381,6 +386,9 @@ static void initiate_memo(void)
 	CHECK(sql_long(&f.t, "SELECT attempts FROM claim_sessions WHERE auth_id = '%s'",
 	               s.auth_id) == 1);
 	CHECK(sql_long(&f.t, "SELECT failures FROM mac_lockouts WHERE mac = '%s'", MAC1) == 1);
+	/* both judged first on the memo, then again on a lookup */
+	CHECKF(metric(&f.d, again) == 2 && metric(&f.d, hit) == 1, "memo_then_lookup %ld, memo %ld",
+	       metric(&f.d, again), metric(&f.d, hit));
 	/* Two initiates, then the MAC locked by wrong answers (three, with the one above). */
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s2));
