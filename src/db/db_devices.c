@@ -142,7 +142,12 @@ enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts
 		PQclear(r);
 	if (s < DB_NO_ROWS)
 		goto fail;
-	if ((s = db_exec_sql(db, "CREATE INDEX ON import_rows (mac)")) < DB_NO_ROWS ||
+	/* One import at a time decides and writes: without the lock, two imports of one new
+	 * MAC with different keys would both find no conflict, and the later one's merge
+	 * would replace the earlier one's key although neither asked to replace. Claims
+	 * only read devices, and SHARE ROW EXCLUSIVE does not conflict with their reads. */
+	if ((s = db_exec_sql(db, "LOCK TABLE devices IN SHARE ROW EXCLUSIVE MODE")) < DB_NO_ROWS ||
+	    (s = db_exec_sql(db, "CREATE INDEX ON import_rows (mac)")) < DB_NO_ROWS ||
 	    (s = db_exec_sql(db, "ANALYZE import_rows")) < DB_NO_ROWS)
 		goto fail;
 

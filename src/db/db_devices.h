@@ -35,8 +35,10 @@ enum db_status db_import_row(struct db *db, long line, const char *mac, const ch
                              const uint8_t sealed[SEALED_EFUSE_BYTES],
                              const uint8_t tag[EFUSE_TAG_BYTES]);
 /**
- * Ends the COPY and checks: the same MAC twice in the file with different data, and a
- * known MAC with a different key or platform (allowed only with @p replace). Each is
+ * Ends the COPY and checks, with the devices table locked against other imports (not
+ * against claims, which only read it) until the commit: the same MAC twice in the file
+ * with different data, and a known MAC with a different key or platform (allowed only
+ * with @p replace). Each is
  * reported through @p report. When there are conflicts and !@p skip_conflicts, rolls
  * back and returns DB_NO_ROWS; otherwise merges and commits (same rows are no-ops):
  * DB_OK with @p out. DB_HARD or DB_SOFT on failure, then rolled back. Each MAC of the

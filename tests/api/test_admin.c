@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,6 +374,80 @@ static void register_devices(void)
 	               "encode(efuse_key_tag, 'hex') = '%s'",
 	               taghex) == 1);
 	CHECK(sql_long(&f.t, "SELECT count(*) FROM audit WHERE event = 'register'") == 2);
+	fx_down(&f);
+}
+
+struct import_racer {
+	struct fx *f;
+	pthread_barrier_t *bar;
+	char body[256];
+	int status;
+};
+
+static void *import_race_one(void *arg)
+{
+	struct import_racer *r = arg;
+	pthread_barrier_wait(r->bar);
+	r->status = astatus(r->f, "POST", "/admin/v1/devices", TOKEN_A, r->body);
+	return NULL;
+}
+
+/*
+ * Registrations of one new MAC with different keys, sent at the same moment: exactly one
+ * is stored and the others are refused as conflicts (409), as when they come one after
+ * the other. A registration without replace never changes a key, even one stored by
+ * another import that committed while it ran (interface.md, the CSV's rules).
+ */
+static void import_race(void)
+{
+	enum { RACERS = 4, ROUNDS = 12 };
+	struct fx f;
+	REQUIRE(admin_up(&f, "admin_import_race"));
+	for (int round = 0; round < ROUNDS; round++) {
+		char mac[MAC_LEN + 1];
+		pthread_barrier_t bar;
+		pthread_t th[RACERS];
+		struct import_racer r[RACERS];
+		int ok = 0, conflict = 0, winner = -1;
+
+		snprintf(mac, sizeof(mac), "7CDFA10030%02X", round);
+		pthread_barrier_init(&bar, NULL, RACERS);
+		for (int i = 0; i < RACERS; i++) {
+			r[i] = (struct import_racer){.f = &f, .bar = &bar};
+			snprintf(r[i].body, sizeof(r[i].body),
+			         "[{\"mac\":\"%s\",\"platform\":\"esp32s3\",\"efuse_key\":"
+			         "\"%02X0102030405060708090A0B0C0D0E0F\"}]",
+			         mac, 0xA0 + i);
+			REQUIRE(pthread_create(&th[i], NULL, import_race_one, &r[i]) == 0);
+		}
+		for (int i = 0; i < RACERS; i++) {
+			pthread_join(th[i], NULL);
+			if (r[i].status == 200) {
+				ok++;
+				winner = i;
+			} else if (r[i].status == 409) {
+				conflict++;
+			}
+		}
+		pthread_barrier_destroy(&bar);
+		CHECKF(ok == 1 && conflict == RACERS - 1, "%s: %d stored, %d refused, of %d", mac,
+		       ok, conflict, RACERS);
+		if (ok != 1)
+			continue;
+		/* The stored key is the one whose registration was answered 200. */
+		uint8_t key[EFUSE_KEY_BYTES] = {0, 1, 2,  3,  4,  5,  6,  7,
+		                                8, 9, 10, 11, 12, 13, 14, 15};
+		uint8_t tag[EFUSE_TAG_BYTES];
+		char taghex[2 * EFUSE_TAG_BYTES + 1];
+		key[0] = (uint8_t)(0xA0 + winner);
+		efuse_tag(f.t.secrets, mac, key, tag);
+		hex_encode_lower(taghex, tag, sizeof(tag));
+		CHECKF(sql_long(&f.t,
+		                "SELECT count(*) FROM devices WHERE mac = '%s' AND "
+		                "encode(efuse_key_tag, 'hex') = '%s'",
+		                mac, taghex) == 1,
+		       "%s: the stored key is not the one answered 200", mac);
+	}
 	fx_down(&f);
 }
 
@@ -1220,17 +1295,12 @@ static void json_log_request_ids(void)
 }
 
 static const struct t_case cases[] = {
-    {"config_keys", config_keys},
-    {"auth_failures", auth_failures},
-    {"public_listener", public_listener},
-    {"register_devices", register_devices},
-    {"lookups", lookups},
-    {"verify_signature", verify_signature},
-    {"revoke_and_release", revoke_and_release},
-    {"lost_connections", lost_connections},
-    {"json_log_request_ids", json_log_request_ids},
-    {"identifier_forms", identifier_forms},
-    {NULL, NULL},
+    {"config_keys", config_keys},           {"auth_failures", auth_failures},
+    {"public_listener", public_listener},   {"register_devices", register_devices},
+    {"import_race", import_race},           {"lookups", lookups},
+    {"verify_signature", verify_signature}, {"revoke_and_release", revoke_and_release},
+    {"lost_connections", lost_connections}, {"json_log_request_ids", json_log_request_ids},
+    {"identifier_forms", identifier_forms}, {NULL, NULL},
 };
 
 int main(int argc, char **argv)
