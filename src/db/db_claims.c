@@ -16,11 +16,14 @@
  * whether the device still has that key and whether its MAC is locked now: the session
  * is spent only when it has and is not. g takes no row lock, and needs none: devices
  * are written only by the import, whose --replace changes a key and nothing a claim
- * writes, so one committed while this statement runs is ordered after the claim, which
- * was right for the key this statement's snapshot holds (the import then waits for no
- * claim). The node's earlier certificates are superseded
- * in the statement that records the new one (which o cannot see). Data-modifying CTEs
- * always run to completion; only s decides the answer. */
+ * writes, and mac_lockouts by wrong answers, unlocks and forgiving, none of which
+ * reads what a claim writes. A write committed while this statement runs is ordered
+ * after the claim, which was right for the key and the lock state this statement's
+ * snapshot holds (the writer then waits for no claim). So a claim may still commit
+ * just after a --replace returned: an operator replacing a leaked key revokes the
+ * node's certificates after it (docs/operations.md). The node's earlier certificates
+ * are superseded in the statement that records the new one (which o cannot see).
+ * Data-modifying CTEs always run to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
 	"WITH g AS (SELECT EXISTS (SELECT 1 FROM devices"                                          \
 	"   WHERE mac = $13 AND efuse_key_sealed = $27) AS same_key,"                              \
@@ -94,9 +97,11 @@ const struct db_stmt db_claims_stmts[] = {
     /* The same, and a success forgives earlier wrong answers (but not earlier locks).
      * Used only when the lookup (or the initiate's memo) saw failures counted: the
      * UPDATE, even of no row, costs the statement a sixth of its time. Wrong answers
-     * counted after that read are reported by g (counted) and forgiven by mac_forgive,
-     * a statement of their own; one counted after g read is not forgiven: it only
-     * brings that MAC's lock one failure nearer, never lifts one. */
+     * counted after that read and before this statement began are reported by g
+     * (counted) and forgiven by mac_forgive, a statement of their own. One committed
+     * while this statement runs is forgiven too when the MAC's lockout row existed as
+     * the statement began (the UPDATE reaches the row's newest version), and otherwise
+     * not: it only brings that MAC's lock one failure nearer, never lifts one. */
     {"self_claim_commit_forgive",
      SELF_CLAIM_CTES ","
                      " r AS ("
