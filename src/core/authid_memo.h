@@ -34,7 +34,7 @@ struct memo_device {
 
 struct authid_memo;
 
-/** An empty memo of MEMO_SETS * MEMO_WAYS entries (about 2 MiB). NULL when out of memory. */
+/** An empty memo of MEMO_SETS * MEMO_WAYS entries (2.4 MiB). NULL when out of memory. */
 struct authid_memo *authid_memo_new(void);
 /** Wipes and frees @p m; NULL is a no-op. */
 void authid_memo_free(struct authid_memo *m);

@@ -340,7 +340,7 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 
 	*leaf_pem = NULL;
 	e = self_verify_inputs(cc, rq, &v);
-	bool counted = e == CE_OK;
+	bool reached_device = e == CE_OK;
 	/* At most two passes. The first takes the device from what this daemon's initiate
 	 * read (authid_memo.h), when it has it, and is only a shortcut to a right answer:
 	 * any other verdict is judged again on the database's record, whose lookup refuses
@@ -378,8 +378,10 @@ enum claimd_err claim_self_verify(struct claim_ctx *cc, const struct verify_requ
 		issued_clear(&v.is);
 		e = CE_OK;
 	}
-	if (counted)
-		metrics_memo(cc->metrics, !took ? MEMO_MISS : again ? MEMO_RECHECK : MEMO_HIT);
+	if (reached_device)
+		metrics_device_source(cc->metrics, !took   ? DEVICE_FROM_LOOKUP
+		                                   : again ? DEVICE_FROM_MEMO_THEN_LOOKUP
+		                                           : DEVICE_FROM_MEMO);
 	if (!v.audited)
 		audit(cc, "verify", e, v.mac[0] ? v.mac : NULL, NULL, NULL);
 	snprintf(cc->mac, sizeof(cc->mac), "%s", v.mac);

@@ -22,7 +22,8 @@ static const unsigned statuses[METRICS_STATUS - 1] = {200, 304, 400, 401, 403, 4
 static const double bounds[METRICS_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                    0.1,   0.25,   0.5,   1,    2.5,   5};
 
-static const char *const flows[FLOW__COUNT] = {"self", "user", "matter"};
+static const char *const flows[FLOW__COUNT] = {
+    [FLOW_SELF] = "self", [FLOW_USER] = "user", [FLOW_MATTER] = "matter"};
 
 int metrics_init(struct metrics *m)
 {
@@ -100,10 +101,10 @@ void metrics_issued(struct metrics *m, enum metrics_flow flow)
 		atomic_fetch_add(&m->issued[flow], 1);
 }
 
-void metrics_memo(struct metrics *m, enum metrics_memo r)
+void metrics_device_source(struct metrics *m, enum metrics_device_source src)
 {
-	if (m && r >= 0 && r < MEMO__COUNT)
-		atomic_fetch_add(&m->memo[r], 1);
+	if (m && src >= 0 && src < DEVICE_FROM__COUNT)
+		atomic_fetch_add(&m->device_from[src], 1);
 }
 
 void metrics_db_tx(struct metrics_db *db, enum metrics_tx outcome, uint64_t us)
@@ -236,8 +237,10 @@ static void write_counters(FILE *f, const char *name, const char *help, const ch
 
 static void write_db(const struct metrics_db *db, FILE *f)
 {
-	static const char *const outcomes[TX__COUNT] = {"ok", "busy", "error"};
-	static const char *const reasons[RETRY__COUNT] = {"conflict", "connection"};
+	static const char *const outcomes[TX__COUNT] = {
+	    [TX_OK] = "ok", [TX_BUSY] = "busy", [TX_ERROR] = "error"};
+	static const char *const reasons[RETRY__COUNT] = {
+	    [RETRY_CONFLICT] = "conflict", [RETRY_CONNECTION] = "connection"};
 
 	fputs("# HELP claimd_db_transaction_duration_seconds Database transactions, from the "
 	      "first statement to the last reply, retries included.\n"
@@ -308,12 +311,16 @@ void metrics_write(struct metrics *m, const struct metrics_gauges *g, FILE *f)
 	write_counters(f, "claimd_certificates_issued_total",
 	               "Certificates sent to clients, by flow.", "flow", flows, m->issued,
 	               FLOW__COUNT);
-	static const char *const sources[MEMO__COUNT] = {"memo", "lookup", "memo_then_lookup"};
+	static const char *const sources[DEVICE_FROM__COUNT] = {
+	    [DEVICE_FROM_MEMO] = "memo",
+	    [DEVICE_FROM_LOOKUP] = "lookup",
+	    [DEVICE_FROM_MEMO_THEN_LOOKUP] = "memo_then_lookup",
+	};
 	write_counters(f, "claimd_self_verify_device_total",
 	               "Self verifies by where the device's record came from: memo (what this "
 	               "daemon's initiate read), lookup (another daemon's initiate, or the memo "
 	               "entry gone), memo_then_lookup (judged again on a lookup).",
-	               "source", sources, m->memo, MEMO__COUNT);
+	               "source", sources, m->device_from, DEVICE_FROM__COUNT);
 	write_db(&m->db, f);
 	fprintf(f,
 	        "# HELP claimd_build_info The running build.\n"

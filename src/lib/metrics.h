@@ -42,7 +42,12 @@ enum metrics_retry { RETRY_CONFLICT, RETRY_CONNECTION, RETRY__COUNT };
  * initiate, a lookup (no memo entry: the initiate went to another daemon, or its entry
  * was replaced or had expired), or the memo first and then a lookup (the memo's verdict
  * was not a right answer, or the commit found the device's record changed). */
-enum metrics_memo { MEMO_HIT, MEMO_MISS, MEMO_RECHECK, MEMO__COUNT };
+enum metrics_device_source {
+	DEVICE_FROM_MEMO,
+	DEVICE_FROM_LOOKUP,
+	DEVICE_FROM_MEMO_THEN_LOOKUP,
+	DEVICE_FROM__COUNT
+};
 
 /* The database counters, fed by the transaction runner of each worker's connection. */
 struct metrics_db {
@@ -57,8 +62,8 @@ struct metrics {
 	double start_time;    /* unix seconds, with fractions, when the process started */
 	struct metrics_route routes[METRICS_ROUTES];
 	atomic_long claims[FLOW__COUNT][CE__COUNT];
-	atomic_long issued[FLOW__COUNT]; /* certificates sent, by flow */
-	atomic_long memo[MEMO__COUNT];   /* self verifies by where their device came from */
+	atomic_long issued[FLOW__COUNT];             /* certificates sent, by flow */
+	atomic_long device_from[DEVICE_FROM__COUNT]; /* self verifies by their device's source */
 	struct metrics_db db;
 };
 
@@ -76,8 +81,8 @@ void metrics_request(struct metrics *m, const char *label, unsigned status, uint
 void metrics_claim(struct metrics *m, enum metrics_flow flow, enum claimd_err e);
 /** Counts one certificate sent to a client of @p flow. */
 void metrics_issued(struct metrics *m, enum metrics_flow flow);
-/** Counts one self verify whose device came as @p r says. @p m NULL: nothing. */
-void metrics_memo(struct metrics *m, enum metrics_memo r);
+/** Counts one self verify whose device came from @p src. @p m NULL: nothing. */
+void metrics_device_source(struct metrics *m, enum metrics_device_source src);
 /** Adds one observation of @p us microseconds to @p h. */
 void metrics_observe(struct metrics_histogram *h, uint64_t us);
 /**

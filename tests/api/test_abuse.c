@@ -366,14 +366,18 @@ static void initiate_memo(void)
 	CHECK(verify_with(&f.d, &s, K1, k, MAC1) == 200);
 	long a1 = metric(&f.d, tx), b1 = metric(&d2, tx);
 	CHECKF(a1 - a0 == 2 && b1 == b0, "one daemon: %ld and %ld transactions", a1 - a0, b1 - b0);
-	CHECK(metric(&f.d, hit) == 1 && metric(&f.d, miss) == 0 && metric(&f.d, again) == 0);
+	CHECKF(metric(&f.d, hit) == 1 && metric(&f.d, miss) == 0 && metric(&f.d, again) == 0,
+	       "one daemon: memo %ld, lookup %ld, memo_then_lookup %ld", metric(&f.d, hit),
+	       metric(&f.d, miss), metric(&f.d, again));
 	/* Initiate here, verify there: the device is looked up there. */
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
 	CHECK(verify_with(&d2, &s, K1, k, MAC1) == 200);
 	long a2 = metric(&f.d, tx), b2 = metric(&d2, tx);
 	CHECKF(a2 - a1 == 1 && b2 - b1 == 2, "two daemons: %ld and %ld transactions", a2 - a1,
 	       b2 - b1);
-	CHECK(metric(&d2, miss) == 1 && metric(&d2, hit) == 0 && metric(&f.d, miss) == 0);
+	CHECKF(metric(&d2, miss) == 1 && metric(&d2, hit) == 0 && metric(&f.d, miss) == 0,
+	       "two daemons: lookup %ld there, memo %ld there, lookup %ld here", metric(&d2, miss),
+	       metric(&d2, hit), metric(&f.d, miss));
 	/* The key replaced after the initiate: the new key's answer is right ... */
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
 	REQUIRE(replace_key(&f, "F0010203040506070809"
@@ -422,6 +426,17 @@ static void initiate_memo(void)
 	CHECK(sql_long(&f.t,
 	               "SELECT count(*) FROM audit WHERE mac = '%s' AND reason = 'UNKNOWN_DEVICE'",
 	               MAC2) == 1);
+	/* Each verify above on this daemon took its device from the memo: the two wrong
+	 * answers, the wrong one while locked and the deleted device's were judged again on
+	 * a lookup, the right one while locked was not. A verify refused for its form gets
+	 * as far as no device and is not counted. */
+	struct http_response r;
+	REQUIRE(post(&f.d, "/claim/verify", NULL, "{\"auth_id\":\"nonsense\"}", &r) == 0);
+	CHECKF(r.status == 400, "malformed verify: %d", r.status);
+	http_response_free(&r);
+	CHECKF(metric(&f.d, hit) == 2 && metric(&f.d, miss) == 0 && metric(&f.d, again) == 6,
+	       "memo %ld, lookup %ld, memo_then_lookup %ld", metric(&f.d, hit), metric(&f.d, miss),
+	       metric(&f.d, again));
 	EVP_PKEY_free(k);
 	CHECK(daemon_stop(&d2) == 0);
 	fx_down(&f);
