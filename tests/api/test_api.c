@@ -627,6 +627,68 @@ static void racing_verifies(void)
 	fx_down(&f);
 }
 
+struct reclaimer {
+	struct daemon *d;
+	const char *root;
+	pthread_barrier_t *bar;
+	int failed;
+};
+
+static void *reclaim_rounds(void *arg)
+{
+	struct reclaimer *rc = arg;
+	struct sim_device dv = device(MAC1, "esp32s3", "ec");
+	for (int round = 0; round < 8; round++) {
+		struct sim_result res;
+		pthread_barrier_wait(rc->bar);
+		if (sim_self_claim(&rc->d->url, &dv, NULL, rc->root, &res) != 0)
+			rc->failed++;
+		free(res.certificate);
+	}
+	EVP_PKEY_free(dv.key);
+	return NULL;
+}
+
+/*
+ * Re-claims of one device that overlap, on two daemons: each round, four claims of the
+ * same MAC start together. However they interleave, the node ends with one valid
+ * certificate, the others revoked as superseded (revocation.on_reclaim's default),
+ * as when the claims come one after the other.
+ */
+static void reclaim_race(void)
+{
+	enum { RACERS = 4, ROUNDS = 8 };
+	struct fx f;
+	struct daemon d2;
+	struct topts o = {.extra = "limits:\n  mac_per_minute: 0\n"};
+	REQUIRE(fx_up(&f, "reclaim_race", &o));
+	REQUIRE(daemon_start(&f.t, &d2));
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, RACERS);
+	struct reclaimer rc[RACERS];
+	pthread_t th[RACERS];
+	for (int i = 0; i < RACERS; i++) {
+		rc[i] = (struct reclaimer){.d = i % 2 ? &d2 : &f.d, .root = f.t.root, .bar = &bar};
+		REQUIRE(pthread_create(&th[i], NULL, reclaim_rounds, &rc[i]) == 0);
+	}
+	int failed = 0;
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(th[i], NULL);
+		failed += rc[i].failed;
+	}
+	pthread_barrier_destroy(&bar);
+	CHECKF(failed == 0, "%d claims failed", failed);
+	CHECKF(sql_long(&f.t, "SELECT count(*) FROM certificates") == RACERS * ROUNDS,
+	       "%ld certificates", sql_long(&f.t, "SELECT count(*) FROM certificates"));
+	long valid = sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL");
+	CHECKF(valid == 1, "%ld valid certificates after %d overlapping claims", valid,
+	       RACERS * ROUNDS);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL AND "
+	                     "revocation_reason = 4") == RACERS * ROUNDS - 1);
+	CHECK(daemon_stop(&d2) == 0);
+	fx_down(&f);
+}
+
 static void matter_parameter(void)
 {
 	struct fx f;
@@ -1144,6 +1206,7 @@ static const struct t_case cases[] = {
     {"reclaim_same_key", reclaim_same_key},
     {"two_daemons", two_daemons},
     {"racing_verifies", racing_verifies},
+    {"reclaim_race", reclaim_race},
     {"matter_parameter", matter_parameter},
     {"policies_and_mqtt_hosts", policies_and_mqtt_hosts},
     {"health_ready_metrics", health_ready_metrics},
