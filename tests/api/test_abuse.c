@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -609,6 +610,99 @@ static void connections_per_address(void)
 	fx_down(&f);
 }
 
+struct churner {
+	struct daemon *d;
+	double until;
+	long answered, refused;
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Connections one after another until c->until: each asks for /healthz and closes. */
+static void *churn(void *arg)
+{
+	struct churner *c = arg;
+	while (mono_s() < c->until) {
+		int fd = dial(c->d);
+		if (fd < 0)
+			continue;
+		sends(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+		char *reply = read_all(fd, 3000);
+		if (status_of(reply) == 200)
+			c->answered++;
+		else
+			c->refused++;
+		free(reply);
+		close(fd);
+	}
+	return NULL;
+}
+
+/*
+ * Many more clients than limits.max_connections, each opening connection after
+ * connection: the edge refuses what is over the limit, libmicrohttpd's workers keep
+ * serving the rest, and SIGTERM afterwards still ends claimd with 0. (libmicrohttpd
+ * before 1.0.0 left a worker's lock held when its own connection limit refused a
+ * connection handed to it, so that worker served nothing more and claimd could not
+ * stop: the limit it is given is now above anything the edge hands over.)
+ */
+static void connection_limit_churn(void)
+{
+	enum { CLIENTS = 24 };
+	struct fx f;
+	struct topts o = {.extra = "limits:\n  max_connections: 16\n"};
+	REQUIRE(fx_up(&f, "connection_limit_churn", &o));
+	struct churner c[CLIENTS];
+	pthread_t th[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++) {
+		c[i] = (struct churner){.d = &f.d, .until = mono_s() + 3};
+		REQUIRE(pthread_create(&th[i], NULL, churn, &c[i]) == 0);
+	}
+	long answered = 0, refused = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(th[i], NULL);
+		answered += c[i].answered;
+		refused += c[i].refused;
+	}
+	CHECKF(answered > 0, "answered %ld, refused %ld", answered, refused);
+	/* Every worker still serves: each of these lands on one of them. */
+	int ok = 0;
+	for (int i = 0; i < 40; i++) {
+		struct http_response r;
+		if (raw(&f.d, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		        &r) == 0 &&
+		    r.status == 200)
+			ok++;
+		http_response_free(&r);
+	}
+	CHECKF(ok == 40, "after the churn: %d of 40 answered", ok);
+	/* And SIGTERM ends it, with 0, within the drain's time. */
+	kill(f.d.pid, SIGTERM);
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 200 && w == 0; i++) {
+		w = waitpid(f.d.pid, &st, WNOHANG);
+		if (w == 0)
+			usleep(100 * 1000);
+	}
+	CHECKF(w == f.d.pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "claimd after SIGTERM: %s",
+	       w == 0 ? "still running after 20 s" : "ended badly");
+	if (w == 0) {
+		kill(f.d.pid, SIGKILL);
+		waitpid(f.d.pid, &st, 0);
+	}
+	t_forget(f.d.pid);
+	if (t_failures)
+		daemon_dump_log(&f.d);
+	f.d.pid = 0;
+	tenv_teardown(&f.t);
+}
+
 /* ---- the hostile corpus ---- */
 
 static long rss_kb(pid_t pid)
@@ -925,6 +1019,7 @@ static const struct t_case cases[] = {
     {"slow_client_cut_off", slow_client_cut_off},
     {"hostile_clients", hostile_clients},
     {"connections_per_address", connections_per_address},
+    {"connection_limit_churn", connection_limit_churn},
     {NULL, NULL},
 };
 
