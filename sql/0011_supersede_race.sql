@@ -1,27 +1,18 @@
 -- claimd schema, version 11: a re-claim supersedes the node's earlier certificates even
--- when another claim of the same node commits while it runs. The claim's statement sees
+-- when another claim of the same node commits while it runs. A claim's statement sees
 -- the database as of its start, so a certificate another claim committed meanwhile was
 -- invisible to its supersede and stayed valid (two, or more, valid certificates for one
--- node after claims of one device overlapped, on one daemon or several). The supersede
--- now runs after the new certificate is inserted, as a trigger whose UPDATE sees every
--- claim committed before it: overlapping claims of one node wait for each other at the
--- node's row, so the later one finds and revokes the earlier one's certificate.
---
--- The statement that claims asks for the supersede by setting, for its transaction,
--- claimd.supersede_reason (an RFC 5280 reason code; '' or unset: no supersede) and
--- claimd.superseded_by (the revoked_by note). Inserts that set neither (user verifies,
--- which supersede in their own statement and are serialized by their pending node,
--- imports of history, tools) fire nothing.
-CREATE FUNCTION certificates_supersede() RETURNS trigger LANGUAGE plpgsql AS $$
+-- node after claims of one device overlapped, on one daemon or several). Overlapping
+-- claims of one node meet at the node's row, where the later one waits for the earlier
+-- one's commit; the statement now compares the row it updates there with the row it
+-- saw at its start, and when another transaction changed it in between, calls this
+-- function, which fails the statement as a serialization failure (SQLSTATE 40001).
+-- Nothing of it is kept; claimd runs it again at once (as for any 40001), and the
+-- statement, starting after the other claim's commit, sees and supersedes its
+-- certificate.
+CREATE FUNCTION claimd_node_changed() RETURNS timestamptz LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE certificates
-       SET revoked_at = now(),
-           revocation_reason = current_setting('claimd.supersede_reason')::smallint,
-           revoked_by = nullif(current_setting('claimd.superseded_by', true), '')
-     WHERE node_id = NEW.node_id AND revoked_at IS NULL AND serial <> NEW.serial;
-    RETURN NULL;
+    RAISE EXCEPTION 'the node was changed by another transaction while this claim ran'
+        USING ERRCODE = 'serialization_failure';
 END $$;
-COMMENT ON FUNCTION certificates_supersede() IS 'Revokes the node''s other valid certificates after a claim''s insert, with the reason in claimd.supersede_reason.';
-CREATE TRIGGER certificates_supersede AFTER INSERT ON certificates FOR EACH ROW
-    WHEN (coalesce(current_setting('claimd.supersede_reason', true), '') <> '')
-    EXECUTE FUNCTION certificates_supersede();
+COMMENT ON FUNCTION claimd_node_changed() IS 'Fails the calling statement with SQLSTATE 40001; a claim calls it when the node''s row changed after the claim''s snapshot.';

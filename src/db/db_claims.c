@@ -21,21 +21,21 @@
  * after the claim, which was right for the key and the lock state this statement's
  * snapshot holds (the writer then waits for no claim). So a claim may still commit
  * just after a --replace returned: an operator replacing a leaked key revokes the
- * node's certificates after it (docs/operations.md). With $24, g asks for the supersede
- * of the node's earlier certificates ($25 the reason, $26 the note): the trigger of
- * schema 11 runs it after c's insert, in this transaction, with a snapshot that sees
- * every claim of the node committed before (overlapping claims of one node wait for
- * each other at n's row, so the later one revokes the earlier one's certificate; a
- * CTE here would see only what this statement's snapshot holds). Data-modifying CTEs
- * always run to completion; only s decides the answer. */
+ * node's certificates after it (docs/operations.md). With $24, o supersedes the node's
+ * earlier certificates in the statement that records the new one (which o cannot see),
+ * but only those this statement's snapshot holds: a claim of the same node that
+ * committed after that snapshot would keep its certificate valid. Such claims meet at
+ * the node's row in n, where the later waits for the earlier's commit; n then finds the
+ * row changed since g read it (another xmin, or a row where g saw none) and calls
+ * claimd_node_changed() (schema 11), which fails the statement with SQLSTATE 40001.
+ * Nothing is kept, and db_run() runs the statement again with a snapshot that holds the
+ * other claim. Data-modifying CTEs always run to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
 	"WITH g AS (SELECT EXISTS (SELECT 1 FROM devices"                                          \
 	"   WHERE mac = $13 AND efuse_key_sealed = $27) AS same_key,"                              \
 	"  coalesce(ceil(extract(epoch FROM l.locked_until - now())), 0)::int4 AS lock_secs,"      \
 	"  coalesce(l.failures, 0) > 0 AS counted,"                                                \
-	"  set_config('claimd.supersede_reason',"                                                  \
-	"   CASE WHEN $24::bool THEN $25::text ELSE '' END, true),"                                \
-	"  set_config('claimd.superseded_by', $26::text, true)"                                    \
+	"  (SELECT xmin::text FROM nodes WHERE node_id = $17) AS node_xmin"                        \
 	"  FROM (SELECT) o LEFT JOIN mac_lockouts l ON l.mac = $13),"                              \
 	" s AS ("                                                                                  \
 	"  INSERT INTO claim_sessions (auth_id, mac, challenge, expires_at, used)"                 \
@@ -47,9 +47,15 @@
 	" n AS ("                                                                                  \
 	"  INSERT INTO nodes (node_id, mac, user_id, node_policies, claimed_at)"                   \
 	"  SELECT $17, $13, NULL, $18, now() WHERE EXISTS (SELECT 1 FROM s)"                       \
-	"  ON CONFLICT (node_id) DO UPDATE SET updated_at = now(), released_at = NULL,"            \
+	"  ON CONFLICT (node_id) DO UPDATE SET released_at = NULL,"                                \
+	"   updated_at = CASE WHEN nodes.xmin::text IS DISTINCT FROM (SELECT node_xmin FROM g)"    \
+	"    THEN claimd_node_changed() ELSE now() END,"                                           \
 	"   node_policies = coalesce(EXCLUDED.node_policies, nodes.node_policies)"                 \
 	"  RETURNING 1),"                                                                          \
+	" o AS ("                                                                                  \
+	"  UPDATE certificates SET revoked_at = now(), revocation_reason = $25, revoked_by = $26"  \
+	"  WHERE node_id = $17 AND revoked_at IS NULL AND $24::bool"                               \
+	"  AND EXISTS (SELECT 1 FROM s) RETURNING 1),"                                             \
 	" c AS ("                                                                                  \
 	"  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem, "    \
 	"auth_id, node_policies)"                                                                  \
