@@ -592,12 +592,9 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	 * its workers. libmicrohttpd before 1.0.0 (Debian 12's 0.9.75) leaves a worker's
 	 * cleanup lock held when its own limit refuses a connection handed to it: that
 	 * worker then serves nothing more and stopping waits for it forever. So each
-	 * worker's share is twice everything the edge can hand over, and libmicrohttpd's
-	 * limits never refuse. */
+	 * worker's share is twice everything the edge can hand over, and libmicrohttpd has
+	 * no per-address limit of its own (0): only the edge refuses. */
 	uint64_t mhd_limit = 2 * (uint64_t)cfg->max_connections * threads;
-	unsigned mhd_per_ip = cfg->max_connections_per_address > UINT_MAX / 2
-	                          ? UINT_MAX
-	                          : 2 * cfg->max_connections_per_address;
 	s->app = app;
 	s->d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -605,7 +602,7 @@ struct http_server *http_start(struct app *app, enum http_site site, char *err, 
 	    MHD_OPTION_NOTIFY_CONNECTION, connection_cb, s, MHD_OPTION_CONNECTION_TIMEOUT,
 	    cfg->connection_timeout, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)(mhd_limit < UINT_MAX ? mhd_limit : UINT_MAX),
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, mhd_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)cfg->connection_memory_bytes, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul,
 	    NULL, MHD_OPTION_END);
 	if (!s->d) {
