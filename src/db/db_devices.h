@@ -38,13 +38,12 @@ enum db_status db_import_row(struct db *db, long line, const char *mac, const ch
  * Ends the COPY and checks, with the devices table locked against other imports (not
  * against claims, which only read it) until the commit: the same MAC twice in the file
  * with different data, and a known MAC with a different key or platform (allowed only
- * with @p replace). Each is
- * reported through @p report. When there are conflicts and !@p skip_conflicts, rolls
- * back and returns DB_NO_ROWS; otherwise merges and commits (same rows are no-ops):
- * DB_OK with @p out. DB_HARD or DB_SOFT on failure, then rolled back. Each MAC of the
- * import that is locked after wrong challenge responses (storing it, a new key
- * included, does not lift the lock) goes to @p locked unless it is NULL: its first
- * line, the MAC, and as "what" the RFC 3339 UTC time the lock ends.
+ * with @p replace). Each is reported through @p report. When there are conflicts and
+ * !@p skip_conflicts, rolls back and returns DB_NO_ROWS; otherwise merges and commits
+ * (same rows are no-ops): DB_OK with @p out. DB_HARD or DB_SOFT on failure, then rolled
+ * back. Each MAC of the import that is locked after wrong challenge responses (storing
+ * it, a new key included, does not lift the lock) goes to @p locked unless it is NULL:
+ * its first line, the MAC, and as "what" the RFC 3339 UTC time the lock ends.
  */
 enum db_status db_import_finish(struct db *db, bool replace, bool skip_conflicts,
                                 import_report_fn report, import_report_fn locked,

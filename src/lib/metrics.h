@@ -39,9 +39,10 @@ enum metrics_tx { TX_OK, TX_BUSY, TX_ERROR, TX__COUNT };
 enum metrics_retry { RETRY_CONFLICT, RETRY_CONNECTION, RETRY__COUNT };
 
 /* Where a self verify took its device from (authid_memo.h): the memo of this daemon's
- * initiate, a lookup (no memo entry: the initiate went to another daemon, or its entry
- * was replaced or had expired), or the memo first and then a lookup (the memo's verdict
- * was not a right answer, or the commit found the device's record changed). */
+ * initiate, a lookup (no memo entry: the initiate went to another daemon or came before
+ * a restart, newer entries pushed it out, or an earlier verify of the auth_id took it),
+ * or the memo first and then a lookup (the memo's verdict was not a right answer, or
+ * the commit found the device's record changed). */
 enum metrics_device_source {
 	DEVICE_FROM_MEMO,
 	DEVICE_FROM_LOOKUP,
