@@ -7,7 +7,7 @@
 -- one's commit; the statement now compares the row it updates there with the row it
 -- saw at its start, and when another transaction changed it in between, calls this
 -- function, which fails the statement as a serialization failure (SQLSTATE 40001).
--- Nothing of it is kept; claimd runs it again at once (as for any 40001), and the
+-- Nothing of it is kept; claimd runs it again after its backoff (as for any 40001), and the
 -- statement, starting after the other claim's commit, sees and supersedes its
 -- certificate.
 CREATE FUNCTION claimd_node_changed() RETURNS timestamptz LANGUAGE plpgsql AS $$

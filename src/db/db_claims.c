@@ -28,8 +28,11 @@
  * the node's row in n, where the later waits for the earlier's commit; n then finds the
  * row changed since g read it (another xmin, or a row where g saw none) and calls
  * claimd_node_changed() (schema 11), which fails the statement with SQLSTATE 40001.
- * Nothing is kept, and db_run() runs the statement again with a snapshot that holds the
- * other claim. Data-modifying CTEs always run to completion; only s decides the answer. */
+ * Nothing is kept, and db_run() runs the statement again, after its backoff, with a
+ * snapshot that holds the other claim. o reads n, so that PostgreSQL runs n first: the
+ * node's row is locked before any certificate row, in the order node_release() takes
+ * them (the other order could deadlock with a release). Data-modifying CTEs always run
+ * to completion; only s decides the answer. */
 #define SELF_CLAIM_CTES                                                                            \
 	"WITH g AS (SELECT EXISTS (SELECT 1 FROM devices"                                          \
 	"   WHERE mac = $13 AND efuse_key_sealed = $27) AS same_key,"                              \
@@ -48,14 +51,15 @@
 	"  INSERT INTO nodes (node_id, mac, user_id, node_policies, claimed_at)"                   \
 	"  SELECT $17, $13, NULL, $18, now() WHERE EXISTS (SELECT 1 FROM s)"                       \
 	"  ON CONFLICT (node_id) DO UPDATE SET released_at = NULL,"                                \
-	"   updated_at = CASE WHEN nodes.xmin::text IS DISTINCT FROM (SELECT node_xmin FROM g)"    \
+	"   updated_at = CASE WHEN $24::bool"                                                      \
+	"    AND nodes.xmin::text IS DISTINCT FROM (SELECT node_xmin FROM g)"                      \
 	"    THEN claimd_node_changed() ELSE now() END,"                                           \
 	"   node_policies = coalesce(EXCLUDED.node_policies, nodes.node_policies)"                 \
 	"  RETURNING 1),"                                                                          \
 	" o AS ("                                                                                  \
 	"  UPDATE certificates SET revoked_at = now(), revocation_reason = $25, revoked_by = $26"  \
 	"  WHERE node_id = $17 AND revoked_at IS NULL AND $24::bool"                               \
-	"  AND EXISTS (SELECT 1 FROM s) RETURNING 1),"                                             \
+	"  AND EXISTS (SELECT 1 FROM n) RETURNING 1),"                                             \
 	" c AS ("                                                                                  \
 	"  INSERT INTO certificates (serial, node_id, key_sha256, not_before, not_after, pem, "    \
 	"auth_id, node_policies)"                                                                  \

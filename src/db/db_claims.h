@@ -88,7 +88,10 @@ struct commit_facts {
  * or the device deleted), out->locked_for non-zero (the MAC is locked), or neither (the
  * session was already used or burned); out->counted either way: whether the MAC had wrong
  * answers counted when the statement read it (with c->forgive they are reset when spent).
- * DB_SOFT (busy) or DB_HARD on failure; then nothing was written either.
+ * With c->supersede, a statement that finds the node changed by a claim committed after
+ * its start fails with SQLSTATE 40001 and is run again (db_run()), so that it revokes
+ * that claim's certificate too; still so after the last try: DB_SOFT. DB_SOFT (busy) or
+ * DB_HARD on failure; then nothing was written either.
  */
 enum db_status db_self_claim_commit(struct db *db, const struct self_claim *c,
                                     const struct audit_rec *a, struct commit_facts *out);

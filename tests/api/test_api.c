@@ -762,6 +762,68 @@ static void reclaim_race(void)
 	fx_down(&f);
 }
 
+/*
+ * A re-claim takes the node's row before any of its certificate rows, in the order an
+ * operator's release takes them, so the two wait for each other instead of
+ * deadlocking. Another connection holds the node's row as a release does, a verify's
+ * commit waits for it, and the holder then revokes the node's certificates under a
+ * lock_timeout shorter than deadlock_timeout: the verify holds none of them. The verify
+ * then finds the node changed, is run again, and the node is claimed again.
+ */
+static void reclaim_release_order(void)
+{
+	struct fx f;
+	struct session s;
+	REQUIRE(fx_up(&f, "reclaim_release_order", NULL));
+	EVP_PKEY *k = sim_key_new("ec");
+	REQUIRE(k);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	char *first = verify_body(&s, K1, k, MAC1);
+	struct http_response r;
+	REQUIRE(verify(&f.d, first, &r) == 0 && r.status == 200);
+	http_response_free(&r);
+	free(first);
+	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
+	char *body = verify_body(&s, K1, k, MAC1);
+	PGconn *hold = PQconnectdb(f.t.conninfo);
+	CHECK(PQstatus(hold) == CONNECTION_OK);
+	PQclear(PQexec(hold, "BEGIN"));
+	PGresult *q = PQexec(hold, "SELECT 1 FROM nodes WHERE mac = '" MAC1 "' FOR UPDATE");
+	CHECK(PQresultStatus(q) == PGRES_TUPLES_OK && PQntuples(q) == 1);
+	PQclear(q);
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 1);
+	struct racer rc = {&f.d, body, &bar, 0};
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, race, &rc) == 0);
+	long waiting = 0;
+	for (int i = 0; i < 200 && waiting < 1; i++) {
+		usleep(5 * 1000);
+		waiting = sql_long(&f.t, "SELECT count(*) FROM pg_stat_activity WHERE "
+		                         "wait_event_type = 'Lock' AND query LIKE 'WITH g AS%%'");
+	}
+	CHECKF(waiting == 1, "the verify's commit did not wait for the node's row");
+	PQclear(PQexec(hold, "SET LOCAL lock_timeout = '300ms'"));
+	q = PQexec(hold, "UPDATE certificates SET revoked_at = now(), revocation_reason = 5,"
+	                 " revoked_by = 'test' WHERE revoked_at IS NULL");
+	CHECKF(PQresultStatus(q) == PGRES_COMMAND_OK, "revoking while the verify waits: %s",
+	       PQresultErrorMessage(q));
+	PQclear(q);
+	q = PQexec(hold, "UPDATE nodes SET released_at = now() WHERE mac = '" MAC1 "'");
+	PQclear(q);
+	PQclear(PQexec(hold, "COMMIT"));
+	PQfinish(hold);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&bar);
+	CHECKF(rc.status == 200, "the verify: %d", rc.status);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM nodes WHERE mac = '" MAC1
+	                     "' AND released_at IS NULL") == 1);
+	CHECK(sql_long(&f.t, "SELECT count(*) FROM certificates WHERE revoked_at IS NULL") == 1);
+	free(body);
+	EVP_PKEY_free(k);
+	fx_down(&f);
+}
+
 static void matter_parameter(void)
 {
 	struct fx f;
@@ -1280,6 +1342,7 @@ static const struct t_case cases[] = {
     {"two_daemons", two_daemons},
     {"racing_verifies", racing_verifies},
     {"reclaim_race", reclaim_race},
+    {"reclaim_release_order", reclaim_release_order},
     {"matter_parameter", matter_parameter},
     {"policies_and_mqtt_hosts", policies_and_mqtt_hosts},
     {"health_ready_metrics", health_ready_metrics},
