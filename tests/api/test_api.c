@@ -670,6 +670,33 @@ static int run_reclaimers(struct fx *f, struct daemon *a, struct daemon *b, int 
 	return failed;
 }
 
+/* Another connection that holds MAC1's node row, as a release does first (BEGIN, then
+ * SELECT ... FOR UPDATE); the caller commits and finishes it. */
+static PGconn *hold_node_row(struct fx *f)
+{
+	PGconn *hold = PQconnectdb(f->t.conninfo);
+	CHECK(PQstatus(hold) == CONNECTION_OK);
+	PQclear(PQexec(hold, "BEGIN"));
+	PGresult *r = PQexec(hold, "SELECT 1 FROM nodes WHERE mac = '" MAC1 "' FOR UPDATE");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1);
+	PQclear(r);
+	return hold;
+}
+
+/* How many claim commits wait for a lock, once @p n do or after about a second: the
+ * holder must let go well within database.timeout_ms (1.5 s), after which a statement
+ * that waits is taken for a database that does not answer. */
+static long commits_waiting(struct fx *f, long n)
+{
+	long waiting = 0;
+	for (int i = 0; i < 200 && waiting < n; i++) {
+		usleep(5 * 1000);
+		waiting = sql_long(&f->t, "SELECT count(*) FROM pg_stat_activity WHERE "
+		                          "wait_event_type = 'Lock' AND query LIKE 'WITH g AS%%'");
+	}
+	return waiting;
+}
+
 /* Four verifies of MAC1, initiated beforehand, sent together while another connection
  * holds the node's row, which is let go when all four commits wait for it: each
  * statement then began before the others committed. Returns how many got 200. */
@@ -689,26 +716,14 @@ static int held_verifies(struct fx *f, struct daemon *b, EVP_PKEY *k)
 		}
 		body[i] = verify_body(&s[i], K1, k, MAC1);
 	}
-	PGconn *hold = PQconnectdb(f->t.conninfo);
-	CHECK(PQstatus(hold) == CONNECTION_OK);
-	PQclear(PQexec(hold, "BEGIN"));
-	PGresult *r = PQexec(hold, "SELECT 1 FROM nodes WHERE mac = '" MAC1 "' FOR UPDATE");
-	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1);
-	PQclear(r);
+	PGconn *hold = hold_node_row(f);
 	pthread_barrier_init(&bar, NULL, N);
 	for (int i = 0; i < N; i++) {
 		rc[i] = (struct racer){i % 2 ? b : &f->d, body[i], &bar, 0};
 		if (pthread_create(&th[i], NULL, race, &rc[i]) != 0)
 			abort(); /* the barrier would wait for it forever */
 	}
-	/* Let go well within database.timeout_ms (1.5 s), after which a statement that
-	 * waits is taken for a database that does not answer. */
-	long waiting = 0;
-	for (int i = 0; i < 200 && waiting < N; i++) {
-		usleep(5 * 1000);
-		waiting = sql_long(&f->t, "SELECT count(*) FROM pg_stat_activity WHERE "
-		                          "wait_event_type = 'Lock' AND query LIKE 'WITH g AS%%'");
-	}
+	long waiting = commits_waiting(f, N);
 	CHECKF(waiting == N, "%ld of %d claims waited for the node's row", waiting, N);
 	PQclear(PQexec(hold, "COMMIT"));
 	PQfinish(hold);
@@ -785,26 +800,16 @@ static void reclaim_release_order(void)
 	free(first);
 	REQUIRE(initiate(&f.d, MAC1, "esp32s3", &s));
 	char *body = verify_body(&s, K1, k, MAC1);
-	PGconn *hold = PQconnectdb(f.t.conninfo);
-	CHECK(PQstatus(hold) == CONNECTION_OK);
-	PQclear(PQexec(hold, "BEGIN"));
-	PGresult *q = PQexec(hold, "SELECT 1 FROM nodes WHERE mac = '" MAC1 "' FOR UPDATE");
-	CHECK(PQresultStatus(q) == PGRES_TUPLES_OK && PQntuples(q) == 1);
-	PQclear(q);
+	PGconn *hold = hold_node_row(&f);
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, 1);
 	struct racer rc = {&f.d, body, &bar, 0};
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, race, &rc) == 0);
-	long waiting = 0;
-	for (int i = 0; i < 200 && waiting < 1; i++) {
-		usleep(5 * 1000);
-		waiting = sql_long(&f.t, "SELECT count(*) FROM pg_stat_activity WHERE "
-		                         "wait_event_type = 'Lock' AND query LIKE 'WITH g AS%%'");
-	}
-	CHECKF(waiting == 1, "the verify's commit did not wait for the node's row");
+	CHECKF(commits_waiting(&f, 1) == 1, "the verify's commit did not wait for the node's row");
 	PQclear(PQexec(hold, "SET LOCAL lock_timeout = '300ms'"));
-	q = PQexec(hold, "UPDATE certificates SET revoked_at = now(), revocation_reason = 5,"
+	PGresult *q =
+	    PQexec(hold, "UPDATE certificates SET revoked_at = now(), revocation_reason = 5,"
 	                 " revoked_by = 'test' WHERE revoked_at IS NULL");
 	CHECKF(PQresultStatus(q) == PGRES_COMMAND_OK, "revoking while the verify waits: %s",
 	       PQresultErrorMessage(q));
