@@ -4,7 +4,14 @@
  * fixed bodies of realistic size and does no other work: no crypto, no database. What
  * 'claimsim bench' reaches against it bounds what any claimd on this stack can reach on
  * the same machine. Run by tests/bench/floor.sh; never used by the service.
- *   bench_floor THREADS READY_FILE
+ *   bench_floor THREADS READY_FILE [DATABASE_URL NDEVICES]
+ * With a database, each answer also runs claimd's statement for it (stmts.h) on its
+ * worker's own connection: an initiate the self initiate's, a verify the commit's. That
+ * is the composed ceiling's transport and statements run together in one process, still
+ * without crypto (tests/bench/floor.sh DB=1). With CRYPTO=1 in its environment, each
+ * verify also does the crypto a claim cannot skip with claimd's own functions, in this
+ * process (no signer): the answer's HMAC-SHA512, csr_check() of a P-256 CSR and
+ * ca_sign_local() of its leaf (tests/bench/floor.sh DB=1 CRYPTO=1).
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -14,6 +21,86 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "lib/secure.h"
+#include "stmts.h"
+#include "x509/ca.h"
+
+static struct ca *ca;      /* CRYPTO=1: the CA, with its key, in this process */
+static char csr_pem[1024]; /* a device's CSR, made at start-up */
+
+/* Loads the CA of CRYPTO=1 (FLOOR_CA_CERT, FLOOR_CA_KEY) and makes a device's P-256
+ * CSR. Returns 0 or -1. */
+static int crypto_setup(void)
+{
+	char err[256];
+	const char *cert = getenv("FLOOR_CA_CERT"), *key = getenv("FLOOR_CA_KEY");
+	if (!cert || !key || !(ca = ca_load(cert, key, NULL, err, sizeof(err)))) {
+		fprintf(stderr, "bench_floor: CRYPTO=1 needs FLOOR_CA_CERT and FLOOR_CA_KEY%s%s\n",
+		        cert && key ? ": " : "", cert && key ? err : "");
+		return -1;
+	}
+	EVP_PKEY *dev = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	int ok = dev && req && n && b &&
+	         X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	                                    (const unsigned char *)"7C0000000001", -1, -1, 0) &&
+	         X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, dev) &&
+	         X509_REQ_sign(req, dev, EVP_sha256()) && PEM_write_bio_X509_REQ(b, req) &&
+	         BIO_read(b, csr_pem, sizeof(csr_pem) - 1) > 0;
+	EVP_PKEY_free(dev);
+	X509_REQ_free(req);
+	X509_NAME_free(n);
+	BIO_free(b);
+	return ok ? 0 : -1;
+}
+
+/* The crypto of one verify, with claimd's own functions in this process: the answer's
+ * HMAC-SHA512 and its comparison, the CSR's checks and signature, the leaf's signature.
+ * Returns 0 or -1. */
+static int verify_crypto(void)
+{
+	static const uint8_t efuse[16] = {1};
+	uint8_t expect[HMAC_SHA512_BYTES], answer[HMAC_SHA512_BYTES] = {0};
+	char cn[NODE_ID_MAX + 1];
+	struct csr *c = NULL;
+	struct issued out = {0};
+	secure_hmac_sha512(expect, efuse, sizeof(efuse), csr_pem, 64);
+	(void)secure_equal(expect, answer, sizeof(expect));
+	int rc = csr_check(csr_pem, strlen(csr_pem), &c, cn) == CE_OK &&
+	                 ca_sign_local(ca, c, cn, 365, &out) == 0
+	             ? 0
+	             : -1;
+	free(out.pem);
+	csr_free(c);
+	return rc;
+}
+
+static const char *db_url;
+static __thread struct db *worker_db; /* a worker's connection, opened at its first answer */
+
+/* Runs the statement for URL on this worker's connection. Returns 0 or -1 (no
+ * connection, the statement failed). */
+static int run_statement(const char *url)
+{
+	char err[256], mac[13];
+	unsigned idx;
+	if (!worker_db && !(worker_db = db_connect(db_url, true, err, sizeof(err)))) {
+		fprintf(stderr, "bench_floor: %s\n", err);
+		return -1;
+	}
+	bench_stmt_device(mac, &idx);
+	return bench_stmt(worker_db, strcmp(url, "/claim/initiate") == 0 ? "initiate" : "commit",
+	                  mac, idx) == DB_OK
+	           ? 0
+	           : -1;
+}
 
 static char initiate_body[] =
     "{\"auth_id\":\"AQAAAABnAAAAfAAAAAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
@@ -43,10 +130,16 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	const char *body = strcmp(url, "/claim/initiate") == 0 ? initiate_body : verify_body;
+	unsigned status = MHD_HTTP_OK;
+	if ((ca && strcmp(url, "/claim/verify") == 0 && verify_crypto() != 0) ||
+	    (db_url && run_statement(url) != 0)) {
+		body = "{\"status\":\"failure\"}";
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	MHD_add_response_header(r, "Content-Type", "application/json");
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -63,9 +156,19 @@ static void completed(void *cls, struct MHD_Connection *c, void **state,
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: bench_floor THREADS READY_FILE\n");
+	if (argc != 3 && argc != 5) {
+		fprintf(stderr, "usage: bench_floor THREADS READY_FILE [DATABASE_URL NDEVICES]\n");
 		return 2;
+	}
+	const char *crypto = getenv("CRYPTO");
+	if (crypto && strcmp(crypto, "1") == 0 && crypto_setup() != 0) {
+		fprintf(stderr, "bench_floor: cannot make the CRYPTO=1 keys\n");
+		return 1;
+	}
+	if (argc == 5) {
+		db_url = argv[3];
+		if (secure_init() != 0 || bench_stmts_load(db_url, (unsigned)atoi(argv[4])) != 0)
+			return 1;
 	}
 	/* A certificate-sized answer: the leaf PEM of a P-256 claim is about 700 bytes. */
 	size_t n = (size_t)snprintf(verify_body, sizeof(verify_body), "{\"certificate\":\"");

@@ -4,7 +4,15 @@
 # else (no crypto, no database). Its claims/s bound any claimd on this stack and this
 # machine, with the load generator sharing the cores. Run by hand.
 #   tests/bench/floor.sh
-# Environment: CONCURRENCY (64), SECONDS_RUN (10), THREADS (8), KEEPALIVE=1.
+# DB=1: each answer also runs claimd's statement for it (an initiate the self initiate's,
+# a verify the commit's, on the worker's own connection) against a private durable
+# PostgreSQL: the composed ceiling's parts run together instead of apart, no crypto.
+# CRYPTO=1 (with DB=1): each verify also does the crypto no claim can skip, with claimd's
+# own functions in bench_floor's process (the answer's HMAC, csr_check(), the leaf's
+# signature by ca_sign_local()): what is left between that and claimd is the signer
+# process, JSON and claimd's own work.
+# Environment: CONCURRENCY (64), SECONDS_RUN (10), THREADS (8), KEEPALIVE=1, DB=1,
+# CRYPTO=1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 conc=${CONCURRENCY:-64}
@@ -13,11 +21,21 @@ threads=${THREADS:-8}
 work=${BENCH_DIR:-$root/build/bench-floor}
 B=$root/build
 . "$root/tests/bench/lib.sh"
-bench_build
-gen_devices 2000 3 "$work/devices.csv"
-fpid=
-trap '[ -z "$fpid" ] || kill "$fpid" 2>/dev/null || true' EXIT
-"$B/tests/bench_floor" "$threads" "$work/ready" &
+fpid= dbargs=()
+if [ -n "${DB:-}" ]; then
+  bench_setup ec ""
+  pid= cpid=
+  trap '[ -z "$fpid" ] || kill "$fpid" 2>/dev/null || true; bench_cleanup' EXIT
+  gen_devices 2000 3 "$work/devices.csv"
+  "$B/claimctl" -c "$work/claimd.yaml" devices import "$work/devices.csv" >/dev/null
+  dbargs=("host=$work/pg user=postgres dbname=claimd" 2000)
+  export FLOOR_CA_CERT=$work/ca/intermediate.pem FLOOR_CA_KEY=$work/ca/intermediate.key
+else
+  bench_build
+  gen_devices 2000 3 "$work/devices.csv"
+  trap '[ -z "$fpid" ] || kill "$fpid" 2>/dev/null || true' EXIT
+fi
+"$B/tests/bench_floor" "$threads" "$work/ready" "${dbargs[@]}" &
 fpid=$!
 for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 "$B/claimsim" bench --url "http://127.0.0.1:$(cat "$work/ready")" --devices "$work/devices.csv" \
