@@ -1,27 +1,31 @@
 /*
  * The transport floor: an HTTP server with claimd's libmicrohttpd settings (thread pool,
  * epoll, one connection per request) that answers /claim/initiate and /claim/verify with
- * fixed bodies of realistic size and does no other work: no crypto, no database. What
+ * fixed bodies of realistic size and by default does no other work: no crypto, no
+ * database. What
  * 'claimsim bench' reaches against it bounds what any claimd on this stack can reach on
  * the same machine. Run by tests/bench/floor.sh; never used by the service.
  *   bench_floor THREADS READY_FILE [DATABASE_URL NDEVICES]
  * With a database, each answer also runs claimd's statement for it (stmts.h) on its
  * worker's own connection: an initiate the self initiate's, a verify the commit's. That
  * is the composed ceiling's transport and statements run together in one process, still
- * without crypto (tests/bench/floor.sh DB=1). With CRYPTO=1 in its environment, each
- * verify also does the crypto a claim cannot skip with claimd's own functions, in this
- * process (no signer): the answer's HMAC-SHA512, csr_check() of a P-256 CSR and
- * ca_sign_local() of its leaf (tests/bench/floor.sh DB=1 CRYPTO=1).
+ * without crypto (tests/bench/floor.sh DB=1). With FLOOR_CRYPTO=1 in its environment,
+ * each verify also does the crypto a claim cannot skip with claimd's own functions, in
+ * this process (no signer): the answer's HMAC-SHA512, csr_check() of a P-256 CSR and
+ * ca_sign_local() of its leaf (tests/bench/floor.sh DB=1 CRYPTO=1). Left out, a few µs
+ * each: the auth_id's MAC, opening the sealed eFuse key, the key's fingerprint.
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -33,14 +37,16 @@
 static struct ca *ca;      /* CRYPTO=1: the CA, with its key, in this process */
 static char csr_pem[1024]; /* a device's CSR, made at start-up */
 
-/* Loads the CA of CRYPTO=1 (FLOOR_CA_CERT, FLOOR_CA_KEY) and makes a device's P-256
- * CSR. Returns 0 or -1. */
+/* Loads the CA of FLOOR_CRYPTO=1 (FLOOR_CA_CERT, FLOOR_CA_KEY) and makes a device's
+ * P-256 CSR. Returns 0, or -1 with a line on stderr (and OpenSSL's errors, which name
+ * the call that failed). */
 static int crypto_setup(void)
 {
 	char err[256];
 	const char *cert = getenv("FLOOR_CA_CERT"), *key = getenv("FLOOR_CA_KEY");
 	if (!cert || !key || !(ca = ca_load(cert, key, NULL, err, sizeof(err)))) {
-		fprintf(stderr, "bench_floor: CRYPTO=1 needs FLOOR_CA_CERT and FLOOR_CA_KEY%s%s\n",
+		fprintf(stderr,
+		        "bench_floor: FLOOR_CRYPTO=1 needs FLOOR_CA_CERT and FLOOR_CA_KEY%s%s\n",
 		        cert && key ? ": " : "", cert && key ? err : "");
 		return -1;
 	}
@@ -58,6 +64,10 @@ static int crypto_setup(void)
 	X509_REQ_free(req);
 	X509_NAME_free(n);
 	BIO_free(b);
+	if (!ok) {
+		fprintf(stderr, "bench_floor: cannot make the device's CSR\n");
+		ERR_print_errors_fp(stderr);
+	}
 	return ok ? 0 : -1;
 }
 
@@ -85,21 +95,22 @@ static int verify_crypto(void)
 static const char *db_url;
 static __thread struct db *worker_db; /* a worker's connection, opened at its first answer */
 
-/* Runs the statement for URL on this worker's connection. Returns 0 or -1 (no
- * connection, the statement failed). */
+/* Runs the statement for URL on this worker's connection: the self initiate's for
+ * /claim/initiate, the commit's for /claim/verify, nothing for any other. Returns 0 or
+ * -1 (no connection, the statement failed). */
 static int run_statement(const char *url)
 {
 	char err[256], mac[13];
 	unsigned idx;
+	bool initiate = strcmp(url, "/claim/initiate") == 0;
+	if (!initiate && strcmp(url, "/claim/verify") != 0)
+		return 0;
 	if (!worker_db && !(worker_db = db_connect(db_url, true, err, sizeof(err)))) {
 		fprintf(stderr, "bench_floor: %s\n", err);
 		return -1;
 	}
 	bench_stmt_device(mac, &idx);
-	return bench_stmt(worker_db, strcmp(url, "/claim/initiate") == 0 ? "initiate" : "commit",
-	                  mac, idx) == DB_OK
-	           ? 0
-	           : -1;
+	return bench_stmt(worker_db, initiate ? "initiate" : "commit", mac, idx) == DB_OK ? 0 : -1;
 }
 
 static char initiate_body[] =
@@ -160,14 +171,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_floor THREADS READY_FILE [DATABASE_URL NDEVICES]\n");
 		return 2;
 	}
-	const char *crypto = getenv("CRYPTO");
-	if (crypto && strcmp(crypto, "1") == 0 && crypto_setup() != 0) {
-		fprintf(stderr, "bench_floor: cannot make the CRYPTO=1 keys\n");
+	const char *crypto = getenv("FLOOR_CRYPTO");
+	if (secure_init() != 0 || (crypto && strcmp(crypto, "1") == 0 && crypto_setup() != 0))
 		return 1;
-	}
 	if (argc == 5) {
 		db_url = argv[3];
-		if (secure_init() != 0 || bench_stmts_load(db_url, (unsigned)atoi(argv[4])) != 0)
+		if (bench_stmts_load(db_url, (unsigned)atoi(argv[4])) != 0)
 			return 1;
 	}
 	/* A certificate-sized answer: the leaf PEM of a P-256 claim is about 700 bytes. */

@@ -13,7 +13,7 @@
 static unsigned ndevices = 1;
 /* each device's sealed key, indexed by the MAC's number less one */
 static uint8_t (*sealed)[SEALED_EFUSE_BYTES];
-static char pem[701]; /* a leaf PEM's size */
+static char pem[701]; /* a leaf PEM's size, filled by bench_stmts_load() */
 
 int bench_stmts_load(const char *url, unsigned n)
 {
@@ -22,8 +22,10 @@ int bench_stmts_load(const char *url, unsigned n)
 	struct db *db = db_connect(url, true, err, sizeof(err));
 	if (!db || !(sealed = calloc(n, sizeof(*sealed)))) {
 		fprintf(stderr, "bench: %s\n", db ? "out of memory" : err);
+		db_close(db);
 		return -1;
 	}
+	memset(pem, 'A', sizeof(pem) - 1);
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(mac, sizeof(mac), "7C%010X", 1 + i);
 		if (db_device_get(db, mac, &row) != DB_OK) {
@@ -66,8 +68,6 @@ static enum db_status commit(struct db *db, const char *mac, unsigned idx)
 	serial[0] = '1';
 	random_token(challenge, 64, "0123456789abcdef");
 	secure_random(fp, sizeof(fp));
-	if (!pem[0])
-		memset(pem, 'A', sizeof(pem) - 1);
 	time_t t = time(NULL);
 	struct self_claim c = {
 	    .auth_id = auth_id,
