@@ -39,7 +39,7 @@ for d in User=claimd ProtectSystem=strict PrivateTmp=yes NoNewPrivileges=yes \
 done
 
 # Two users: the signer's unit runs claimd --signer as claimd-signer on the socket the
-# network unit's claimd reaches; claimd.service requires it.
+# network unit's claimd reaches; claimd.service wants it.
 signer=$prefix/lib/systemd/system/claimd-signer.service
 grep -qx "ExecStart=$prefix/bin/claimd --signer -c /etc/claimd/claimd.yaml" "$signer" ||
   die "installed signer unit's ExecStart: $(grep '^ExecStart=' "$signer")"
@@ -48,7 +48,11 @@ for d in User=claimd-signer RuntimeDirectory=claimd-signer RuntimeDirectoryMode=
   NoNewPrivileges=yes ProtectSystem=strict SystemCallFilter=@system-service; do
   grep -qxF "$d" "$signer" || die "signer unit lacks '$d'"
 done
-grep -qx "Requires=claimd-signer.service" "$unit" || die "claimd.service does not require the signer"
+# Wanted, not required: a signer restarted for a new key must not restart claimd
+# (docs/install.md), and Requires= would.
+grep -qx "Wants=network-online.target claimd-signer.service" "$unit" ||
+  die "claimd.service does not want the signer"
+! grep -q '^Requires=\|^BindsTo=' "$unit" || die "claimd.service requires or binds to a unit"
 ! grep -q '^User=root\|^AmbientCapabilities=.' "$unit" "$signer" ||
   die "a unit runs as root or with a capability"
 grep -q "  socket: /run/claimd-signer/signer.sock" "$root/docs/install.md" ||
