@@ -2,9 +2,9 @@
  * The transport floor: an HTTP server with claimd's libmicrohttpd settings (thread pool,
  * epoll, one connection per request) that answers /claim/initiate and /claim/verify with
  * fixed bodies of realistic size and by default does no other work: no crypto, no
- * database. What
- * 'claimsim bench' reaches against it bounds what any claimd on this stack can reach on
- * the same machine. Run by tests/bench/floor.sh; never used by the service.
+ * database. What 'claimsim bench' reaches against it bounds what any claimd on this
+ * stack can reach on the same machine. Run by tests/bench/floor.sh; never used by the
+ * service.
  *   bench_floor THREADS READY_FILE [DATABASE_URL NDEVICES]
  * With a database, each answer also runs claimd's statement for it (stmts.h) on its
  * worker's own connection: an initiate the self initiate's, a verify the commit's. That
@@ -34,7 +34,7 @@
 #include "stmts.h"
 #include "x509/ca.h"
 
-static struct ca *ca;      /* CRYPTO=1: the CA, with its key, in this process */
+static struct ca *ca;      /* FLOOR_CRYPTO=1: the CA, with its key, in this process */
 static char csr_pem[1024]; /* a device's CSR, made at start-up */
 
 /* Loads the CA of FLOOR_CRYPTO=1 (FLOOR_CA_CERT, FLOOR_CA_KEY) and makes a device's
