@@ -9,6 +9,9 @@
 #   docker/demo.sh --once    stop after the demonstration
 # Environment: CLAIMD_STATE (default ./state), PORT (default 8080).
 set -euo pipefail
+# Debian's psql wrapper gives a psql without a port the port of this machine's own
+# default cluster, which need not be 5432, the private cluster's: say it.
+export PGPORT=${PGPORT:-5432}
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=${CLAIMD_STATE:-$root/state}
 port=${PORT:-8080}

@@ -16,6 +16,9 @@
 # options ("-c name=value ..."), after these, so it can override them.
 # As root, the cluster runs as the unprivileged 'postgres' user (initdb refuses root).
 set -euo pipefail
+# Debian's psql wrapper gives a psql without a port the port of this machine's own
+# default cluster, which need not be 5432, the private cluster's: say it.
+export PGPORT=${PGPORT:-5432}
 
 cmd=${1:?usage: pg.sh start|stop DIR [fast]}
 dir=${2:?usage: pg.sh start|stop DIR [fast]}

@@ -2,6 +2,10 @@
 # private durable PostgreSQL, a development CA, a secrets key and a config in $work.
 # Callers set root, work and B first.
 
+# Debian's psql wrapper gives a psql without a port the port of this machine's own
+# default cluster, which need not be 5432, the private cluster's: say it.
+export PGPORT=${PGPORT:-5432}
+
 # bench_build: the Debian packages, an up-to-date build in $B and an empty $work. A $B
 # other than $root/build (BUILD=DIR, another tree's build, for comparing trees) is used
 # as it is.

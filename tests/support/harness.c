@@ -60,6 +60,9 @@ int t_main(int argc, char **argv, const struct t_case *cases)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	atexit(stop_leftovers);
+	/* The psql a test runs goes to the private cluster's port (tests/pg.sh), not to the
+	 * one Debian's psql wrapper would pick from this machine's own clusters. */
+	setenv("PGPORT", "5432", 0);
 	/* The case table, for the check that CTest registers every case (tests/CMakeLists.txt). */
 	if (argc > 1 && strcmp(argv[1], "--list") == 0) {
 		for (const struct t_case *c = cases; c->name; c++)
