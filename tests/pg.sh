@@ -2,6 +2,7 @@
 # Starts or stops a private PostgreSQL cluster in DIR, listening only on a unix socket
 # in DIR. Used by the CTest fixture, docker/demo.sh and the benchmark.
 #   tests/pg.sh start DIR [fast]   -> prints a libpq connection string for database 'postgres'
+#                                     (with its port, so a psql given it needs no PGPORT)
 #   tests/pg.sh stop DIR
 #   tests/pg.sh reach DIR          make DIR reachable for the postgres user (start does it too)
 # For the outage and failover tests (tests/outage/test_outage.c), on clusters of their own:
@@ -73,7 +74,7 @@ serve() {
       >/dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- \
       || { tail -n 20 "$dir/server.log" >&2; exit 1; }
   fi
-  echo "host=$dir user=postgres dbname=postgres"
+  echo "host=$dir port=$PGPORT user=postgres dbname=postgres"
 }
 
 case "$cmd" in

@@ -6,9 +6,6 @@
 #   tests/run.sh            both builds
 #   tests/run.sh --quick    the normal build only
 set -euo pipefail
-# Debian's psql wrapper gives a psql without a port the port of this machine's own
-# default cluster, which need not be 5432, the private cluster's: say it.
-export PGPORT=${PGPORT:-5432}
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 
